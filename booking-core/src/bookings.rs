@@ -1,0 +1,274 @@
+//! Bookings: confirming a hold into one, reading, listing and cancelling them.
+//!
+//! Lock order, as everywhere in this crate: the hold (or booking) row first, then its
+//! seats in ascending id order. A transaction holds at most one hold or booking lock
+//! before it locks seats, so no two transactions can wait on each other in a cycle.
+
+use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
+use crate::domain::{
+    Actor, BookingId, BookingStatus, HoldId, HoldStatus, SeatLabel, ShowId, UserId,
+};
+use crate::error::{Error, Result};
+use crate::holds::{lock_hold, lock_hold_seats};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use tokio_postgres::Row;
+use uuid::Uuid;
+
+/// A booking as its owner sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Booking {
+    pub booking_id: BookingId,
+    pub hold_id: HoldId,
+    pub show_id: ShowId,
+    pub user_id: UserId,
+    /// In seat-map order (row, then number).
+    pub seats: Vec<SeatLabel>,
+    pub status: BookingStatus,
+    pub confirmed_at: DateTime<Utc>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub total: i64,
+    pub currency: String,
+}
+
+/// What [`confirm`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Confirmation {
+    pub booking: Booking,
+    /// `true` the first time; `false` when the hold was already confirmed and this is
+    /// the same booking again.
+    pub created: bool,
+}
+
+const SELECT_BOOKING: &str = "
+    SELECT b.show_id, b.id, b.hold_id, b.user_id, b.status, b.confirmed_at, b.cancelled_at,
+           b.total, sh.currency,
+           array(SELECT s.label
+                   FROM booking_seats bs
+                   JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
+                  WHERE bs.show_id = b.show_id AND bs.booking_id = b.id
+                  ORDER BY s.row_index, s.number) AS seats
+      FROM bookings b
+      JOIN shows sh ON sh.id = b.show_id";
+
+fn booking_from_row(r: &Row) -> Result<Booking> {
+    let show = ShowId::from_db(r.get("show_id"));
+    Ok(Booking {
+        booking_id: BookingId::from_parts(show, r.get("id")),
+        hold_id: HoldId::from_parts(show, r.get("hold_id")),
+        show_id: show,
+        user_id: UserId::from_db(r.get("user_id")),
+        seats: r
+            .get::<_, Vec<String>>("seats")
+            .into_iter()
+            .map(SeatLabel::from_db)
+            .collect(),
+        status: match r.get::<_, &str>("status") {
+            "confirmed" => BookingStatus::Confirmed,
+            "cancelled" => BookingStatus::Cancelled,
+            other => return Err(Error::Invariant(format!("booking status {other:?}"))),
+        },
+        confirmed_at: r.get("confirmed_at"),
+        cancelled_at: r.get("cancelled_at"),
+        total: r.get("total"),
+        currency: r.get("currency"),
+    })
+}
+
+async fn load<C: GenericClient>(client: &C, id: BookingId) -> Result<Option<Booking>> {
+    let sql = format!("{SELECT_BOOKING} WHERE b.show_id = $1 AND b.id = $2");
+    match client
+        .query_opt(&sql, &[&id.show().get(), &id.key()])
+        .await?
+    {
+        Some(r) => Ok(Some(booking_from_row(&r)?)),
+        None => Ok(None),
+    }
+}
+
+async fn load_by_hold<C: GenericClient>(client: &C, hold: HoldId) -> Result<Booking> {
+    let sql = format!("{SELECT_BOOKING} WHERE b.show_id = $1 AND b.hold_id = $2");
+    let r = client
+        .query_opt(&sql, &[&hold.show().get(), &hold.key()])
+        .await?
+        .ok_or_else(|| Error::Invariant(format!("confirmed hold {hold} has no booking")))?;
+    booking_from_row(&r)
+}
+
+/// Turns the active hold `id` into a booking of all its seats, or changes nothing.
+///
+/// Idempotent: confirming a confirmed hold returns the same booking with
+/// `created: false`. Errors: [`Error::HoldNotFound`], [`Error::Forbidden`] (another
+/// user's hold), [`Error::HoldExpired`] (its `expires_at` passed before this
+/// committed), [`Error::HoldReleased`], [`Error::Busy`].
+///
+/// Runs in its own transaction, or as a savepoint inside the caller's: an embedding
+/// service can confirm together with its own payment record and roll both back.
+#[tracing::instrument(skip_all, fields(hold = %id, user = %user))]
+pub async fn confirm<C>(
+    client: &mut C,
+    settings: &Settings,
+    user: &UserId,
+    id: HoldId,
+) -> Result<Confirmation>
+where
+    C: GenericClient + Send,
+{
+    let tx = client.transaction().await?;
+    let locked = lock_hold(&tx, settings, id, None).await?;
+    if locked.user_id != user.as_str() {
+        return Err(Error::Forbidden);
+    }
+    match locked.effective_status() {
+        HoldStatus::Confirmed => {
+            let booking = load_by_hold(&tx, id).await?;
+            tx.commit().await?;
+            return Ok(Confirmation {
+                booking,
+                created: false,
+            });
+        }
+        HoldStatus::Released => return Err(Error::HoldReleased),
+        HoldStatus::Expired => return Err(Error::HoldExpired),
+        HoldStatus::Active => {}
+    }
+    // The hold is ours and unexpired by our clock, but a hold creator with a later clock
+    // may already have taken a seat over. After locking the seats we know.
+    let (seats, all_ours) = lock_hold_seats(&tx, id).await?;
+    if !all_ours || seats.is_empty() {
+        return Err(Error::HoldExpired);
+    }
+    let booking_key = Uuid::new_v4();
+    let ids: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
+    let seen: Vec<&str> = seats.iter().map(|(_, x)| x.as_str()).collect();
+    let row = tx
+        .query_one(
+            "WITH b AS (
+                 INSERT INTO bookings (show_id, id, hold_id, user_id, total)
+                 SELECT show_id, $3, id, user_id, total FROM holds WHERE show_id = $1 AND id = $2
+                 RETURNING id
+             ), bs AS (
+                 INSERT INTO booking_seats (show_id, booking_id, seat_id)
+                 SELECT $1, $3, unnest($4::bigint[])
+             ), booked AS (
+                 UPDATE seats s SET hold_id = NULL, booking_id = $3
+                   FROM unnest($4::bigint[], $5::text[]) AS seen(id, xmin)
+                  WHERE s.show_id = $1 AND s.id = seen.id AND s.hold_id = $2
+                    AND s.xmin::text = seen.xmin
+                 RETURNING s.id
+             ), h AS (
+                 UPDATE holds SET status = 'confirmed' WHERE show_id = $1 AND id = $2
+             )
+             SELECT (SELECT count(*) FROM b) AS bookings, (SELECT count(*) FROM booked) AS booked",
+            &[&id.show().get(), &id.key(), &booking_key, &ids, &seen],
+        )
+        .await?;
+    let (bookings, booked): (i64, i64) = (row.get("bookings"), row.get("booked"));
+    if bookings != 1 || booked != ids.len() as i64 {
+        return Err(Error::Invariant(format!(
+            "confirm wrote {bookings} bookings and {booked} of {} seats",
+            ids.len()
+        )));
+    }
+    let booking = load(&tx, BookingId::from_parts(id.show(), booking_key))
+        .await?
+        .ok_or_else(|| Error::Invariant("new booking not readable".into()))?;
+    tx.commit().await?;
+    Ok(Confirmation {
+        booking,
+        created: true,
+    })
+}
+
+/// The booking `id` as its owner sees it: [`Error::BookingNotFound`], or
+/// [`Error::Forbidden`] when it is another user's (an admin may read any).
+pub async fn get_booking<C: GenericClient>(
+    client: &C,
+    actor: &Actor,
+    id: BookingId,
+) -> Result<Booking> {
+    let booking = load(client, id).await?.ok_or(Error::BookingNotFound)?;
+    authorise(actor, &booking.user_id)?;
+    Ok(booking)
+}
+
+fn authorise(actor: &Actor, owner: &UserId) -> Result<()> {
+    match actor {
+        Actor::Admin => Ok(()),
+        Actor::User(u) if u == owner => Ok(()),
+        Actor::User(_) => Err(Error::Forbidden),
+    }
+}
+
+/// Cancels the booking: its seats become available. Cancelling a cancelled booking
+/// returns it unchanged. The owner or an admin may cancel.
+#[tracing::instrument(skip_all, fields(booking = %id))]
+pub async fn cancel<C>(
+    client: &mut C,
+    settings: &Settings,
+    actor: &Actor,
+    id: BookingId,
+) -> Result<Booking>
+where
+    C: GenericClient + Send,
+{
+    let lock_timeout = lock_timeout_value(settings);
+    let tx = client.transaction().await?;
+    let (_, row) = futures_util::future::try_join(
+        tx.execute(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.query_opt(
+            "SELECT user_id, status FROM bookings WHERE show_id = $1 AND id = $2 FOR NO KEY UPDATE",
+            &[&id.show().get(), &id.key()],
+        ),
+    )
+    .await?;
+    let row = row.ok_or(Error::BookingNotFound)?;
+    authorise(actor, &UserId::from_db(row.get("user_id")))?;
+    if row.get::<_, &str>("status") == "confirmed" {
+        let seats = tx
+            .query(
+                "SELECT id FROM seats WHERE show_id = $1 AND booking_id = $2 ORDER BY id FOR UPDATE",
+                &[&id.show().get(), &id.key()],
+            )
+            .await?;
+        let r = tx
+            .query_one(
+                "WITH freed AS (
+                     UPDATE seats SET booking_id = NULL
+                      WHERE show_id = $1 AND booking_id = $2 RETURNING id
+                 ), gone AS (
+                     UPDATE booking_seats SET live = false
+                      WHERE show_id = $1 AND booking_id = $2 AND live RETURNING seat_id
+                 ), b AS (
+                     UPDATE bookings SET status = 'cancelled', cancelled_at = now()
+                      WHERE show_id = $1 AND id = $2
+                 )
+                 SELECT (SELECT count(*) FROM freed) AS freed, (SELECT count(*) FROM gone) AS gone",
+                &[&id.show().get(), &id.key()],
+            )
+            .await?;
+        let (freed, gone): (i64, i64) = (r.get("freed"), r.get("gone"));
+        if freed != gone || freed != seats.len() as i64 {
+            return Err(Error::Invariant(format!(
+                "cancel freed {freed} seats of {gone} booked ({} locked)",
+                seats.len()
+            )));
+        }
+    }
+    let booking = load(&tx, id).await?.ok_or(Error::BookingNotFound)?;
+    tx.commit().await?;
+    Ok(booking)
+}
+
+/// The user's bookings, newest first (confirmed and cancelled).
+pub async fn list_for_user<C: GenericClient>(client: &C, user: &UserId) -> Result<Vec<Booking>> {
+    // The one statement not scoped to a show: a user's bookings span shows.
+    let sql = format!("{SELECT_BOOKING} WHERE b.user_id = $1 ORDER BY b.confirmed_at DESC, b.id");
+    client
+        .query(&sql, &[&user.as_str()])
+        .await?
+        .iter()
+        .map(booking_from_row)
+        .collect()
+}

@@ -1,0 +1,135 @@
+//! Connecting, pooling and migrating: the engine's only state is PostgreSQL.
+
+use crate::error::{Error, Result};
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
+use std::time::Duration;
+use tokio_postgres::NoTls;
+
+mod embedded {
+    refinery::embed_migrations!("../migrations");
+}
+
+/// Arbitrary, fixed key of the advisory lock that serialises migrations, so that
+/// several servers starting at once do not run the same migration twice.
+const MIGRATION_LOCK_KEY: i64 = 0x626f_6f6b_696e_6701;
+
+/// How the engine behaves: limits and time bounds. `Default` gives the documented
+/// defaults of the server's configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Longest wait for a row lock before an operation gives up with [`Error::Busy`].
+    pub lock_timeout: Duration,
+    /// Hold lifetime when the caller names none.
+    pub default_ttl: crate::HoldTtl,
+    /// No hold lives longer than this from its creation, however often extended.
+    pub max_hold: Duration,
+    /// Most seats one hold may take.
+    pub max_seats_per_hold: usize,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            lock_timeout: Duration::from_millis(2000),
+            default_ttl: crate::HoldTtl::from_secs(600).expect("600 s is a valid ttl"),
+            max_hold: Duration::from_secs(3600),
+            max_seats_per_hold: 10,
+        }
+    }
+}
+
+/// How to size and bound the connection pool.
+#[derive(Debug, Clone)]
+pub struct PoolOptions {
+    pub max_size: usize,
+    /// Longest wait for a free connection before [`Error::Busy`].
+    pub wait: Duration,
+    /// Longest wait to open a new connection.
+    pub connect: Duration,
+}
+
+impl Default for PoolOptions {
+    fn default() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        PoolOptions {
+            max_size: 4 * cores,
+            wait: Duration::from_millis(2000),
+            connect: Duration::from_secs(5),
+        }
+    }
+}
+
+/// Parses a libpq-style URL or key=value string (multi-host allowed).
+pub fn parse_url(url: &str) -> Result<tokio_postgres::Config> {
+    url.parse::<tokio_postgres::Config>()
+        .map_err(|e| Error::invalid("database_url", e.to_string()))
+}
+
+/// A pool of connections to `config`. No connection is opened until one is needed.
+pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Pool> {
+    let mut config = config;
+    if config.get_application_name().is_none() {
+        config.application_name("booking");
+    }
+    config.connect_timeout(options.connect);
+    let manager = Manager::from_config(
+        config,
+        NoTls,
+        ManagerConfig {
+            // Fast: a connection that died shows as closed; a failed query is retried
+            // by the caller, not hidden by a test query on every checkout.
+            recycling_method: RecyclingMethod::Fast,
+        },
+    );
+    Pool::builder(manager)
+        .max_size(options.max_size.max(1))
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(options.wait))
+        .create_timeout(Some(options.connect))
+        .recycle_timeout(Some(options.connect))
+        .build()
+        .map_err(|e| Error::Pool(e.to_string()))
+}
+
+/// A connection from the pool; a pool that stays full past its wait gives [`Error::Busy`].
+pub async fn client(pool: &Pool) -> Result<deadpool_postgres::Client> {
+    Ok(pool.get().await?)
+}
+
+/// Applies the embedded migrations that have not run yet. Safe to call from several
+/// processes at once: they take turns on an advisory lock.
+pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<()> {
+    client
+        .execute("SELECT pg_advisory_lock($1)", &[&MIGRATION_LOCK_KEY])
+        .await?;
+    let outcome = embedded::migrations::runner()
+        .set_abort_divergent(true)
+        .run_async(client)
+        .await;
+    let unlock = client
+        .execute("SELECT pg_advisory_unlock($1)", &[&MIGRATION_LOCK_KEY])
+        .await;
+    let report = outcome?;
+    unlock?;
+    for m in report.applied_migrations() {
+        tracing::info!(version = m.version(), name = m.name(), "applied migration");
+    }
+    Ok(())
+}
+
+/// [`migrate`] on a connection taken from `pool`.
+pub async fn migrate_pool(pool: &Pool) -> Result<()> {
+    let mut client = client(pool).await?;
+    let inner: &mut tokio_postgres::Client = &mut client;
+    migrate(inner).await
+}
+
+/// Bounds row-lock waits for the rest of the current transaction.
+///
+/// Set per transaction rather than per connection so that it holds inside a caller's
+/// own transaction on a connection we did not configure.
+pub(crate) const SET_LOCK_TIMEOUT: &str = "SELECT set_config('lock_timeout', $1, true)";
+
+pub(crate) fn lock_timeout_value(settings: &Settings) -> String {
+    format!("{}ms", settings.lock_timeout.as_millis().max(1))
+}

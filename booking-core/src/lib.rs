@@ -1,0 +1,87 @@
+//! Seat holds and bookings for shows, with PostgreSQL as the only source of truth.
+//!
+//! Many people race for the same seats; each seat ends in at most one active hold or
+//! live booking, every request gets a prompt answer, and nothing acknowledged is lost.
+//! The invariants and the reasoning behind them are in `DESIGN.md` of the repository;
+//! the module docs of [`holds`] and [`bookings`] say how each operation keeps them.
+//!
+//! # Layout
+//!
+//! - [`domain`]: newtypes that parse untrusted input once (`ShowId`, `SeatLabel`,
+//!   `UserId`, `HoldId`, `HoldTtl`, the show layout, ...) and the state enums.
+//! - [`database`]: connection pool, migrations (embedded from `migrations/`), [`Settings`].
+//! - [`shows`]: create a show from rows of seats; list shows with seat counts.
+//! - [`seats`]: the seat map, and the SQL that defines "held" and a seat's version.
+//! - [`holds`]: hold seats all-or-none, read, extend and release a hold.
+//! - [`bookings`]: confirm a hold into a booking (idempotent), read, list, cancel.
+//! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop.
+//! - [`error`]: the one [`Error`] enum.
+//!
+//! # Running operations
+//!
+//! Every operation takes a `deadpool_postgres` client or transaction
+//! ([`deadpool_postgres::GenericClient`]). On a pooled client it runs in a transaction
+//! of its own; inside the caller's transaction it runs as a savepoint, so an embedding
+//! service can, say, confirm a booking together with its own payment record, and roll
+//! both back.
+//!
+//! ```no_run
+//! use booking_core::{database, holds, bookings, shows, Settings};
+//! use booking_core::{HoldRequest, NewShow, RowSpec, RowLabel, SeatSelection, UserId, Currency};
+//! use std::collections::BTreeMap;
+//!
+//! # async fn demo() -> booking_core::Result<()> {
+//! let pool = database::pool(database::parse_url("postgres://localhost/booking")?, &Default::default())?;
+//! database::migrate_pool(&pool).await?;
+//! let settings = Settings::default();
+//! let mut client = database::client(&pool).await?;
+//!
+//! let row = RowSpec::new(RowLabel::parse("A")?, 12, &[4, 8], None)?;
+//! let new = NewShow::new("Inception", chrono::Utc::now(), Currency::eur(), BTreeMap::new(), vec![row])?;
+//! let show = shows::create_show(&mut client, &new).await?;
+//!
+//! let user = UserId::parse("u-17")?;
+//! let hold = holds::hold(&mut client, &settings, &HoldRequest {
+//!     show: show.id,
+//!     user: user.clone(),
+//!     seats: SeatSelection::parse(["A1", "A2"], settings.max_seats_per_hold)?,
+//!     ttl: None,
+//!     if_versions: vec![],
+//! }).await?;
+//!
+//! // Confirm inside our own transaction, next to a row of our own.
+//! let mut tx = client.transaction().await?;
+//! let confirmed = bookings::confirm(&mut tx, &settings, &user, hold.hold_id).await?;
+//! tx.execute("SELECT 1", &[]).await?; // e.g. INSERT INTO payments ...
+//! tx.commit().await?;
+//! assert!(confirmed.created);
+//! # Ok(()) }
+//! ```
+//!
+//! A runnable version is `booking-core/examples/embed.rs`.
+
+pub mod bookings;
+pub mod database;
+pub mod domain;
+pub mod error;
+pub mod holds;
+pub mod seats;
+pub mod shows;
+pub mod sweeper;
+
+pub use bookings::{Booking, Confirmation};
+pub use database::{PoolOptions, Settings};
+pub use domain::{
+    Actor, BookingId, BookingStatus, Category, Currency, HoldId, HoldStatus, HoldTtl, NewShow,
+    RowLabel, RowSpec, SeatLabel, SeatSelection, SeatState, ShowId, UserId, Version,
+};
+pub use error::{Error, Result};
+pub use holds::{Hold, HoldRequest};
+pub use seats::{Seat, SeatMap};
+pub use shows::Show;
+pub use sweeper::SweepOutcome;
+
+/// Re-exported so that embedding services name the same versions.
+pub use deadpool_postgres;
+pub use tokio_postgres;
+pub use tokio_util::sync::CancellationToken;

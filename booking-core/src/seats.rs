@@ -1,0 +1,93 @@
+//! Seats and their state: the seat map, and the one definition of "held" and "version"
+//! that every statement shares.
+//!
+//! A seat row points at the hold that holds it (`hold_id`) or the booking that owns it
+//! (`booking_id`), never both. Whether a pointed-at hold still counts is decided when
+//! the row is read, by the database clock: a hold past `expires_at` blocks nobody even
+//! before the sweeper has cleared the pointer.
+
+use crate::domain::{SeatLabel, SeatState, ShowId, Version};
+use crate::error::{Error, Result};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+
+/// SQL: the seat row `s`, joined to its hold `h`, is held right now.
+pub(crate) const HELD: &str = "(h.status = 'active' AND h.expires_at > now())";
+
+/// SQL: the seat's version: its row's `xmin`, marked when the hold it points at has
+/// lapsed (the seat reads `available` though its row has not changed since `held`).
+pub(crate) const VERSION: &str =
+    "s.xmin::text || CASE WHEN h.status = 'active' AND h.expires_at <= now() THEN 'x' ELSE '' END";
+
+/// SQL: join each seat `s` to the hold it points at, if any.
+pub(crate) const JOIN_HOLD: &str =
+    "LEFT JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id";
+
+/// One seat on the map.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Seat {
+    pub label: SeatLabel,
+    pub row: String,
+    pub number: i32,
+    pub category: String,
+    pub price: Option<i64>,
+    pub state: SeatState,
+    pub version: Version,
+    /// An aisle runs right after this seat.
+    pub aisle_after: bool,
+}
+
+/// Every seat of a show, in row order (front first), then number order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeatMap {
+    pub show_id: ShowId,
+    pub seats: Vec<Seat>,
+}
+
+/// The seat map of `show`, or [`Error::ShowNotFound`].
+pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<SeatMap> {
+    let sql = format!(
+        "SELECT s.label, s.row_label, s.number, s.category, s.price, s.aisle_after,
+                s.booking_id IS NOT NULL AS booked, {HELD} IS TRUE AS held, {VERSION} AS version
+           FROM seats s {JOIN_HOLD}
+          WHERE s.show_id = $1
+          ORDER BY s.row_index, s.number"
+    );
+    let rows = client.query(&sql, &[&show.get()]).await?;
+    if rows.is_empty() {
+        // Every show has at least one seat, so no seats means no show; ask to be sure.
+        let exists = client
+            .query_opt("SELECT 1 FROM shows WHERE id = $1", &[&show.get()])
+            .await?;
+        if exists.is_none() {
+            return Err(Error::ShowNotFound);
+        }
+    }
+    let seats = rows
+        .iter()
+        .map(|r| Seat {
+            label: SeatLabel::from_db(r.get("label")),
+            row: r.get("row_label"),
+            number: r.get("number"),
+            category: r.get("category"),
+            price: r.get("price"),
+            state: state(r.get("booked"), r.get("held")),
+            version: Version::new(r.get::<_, String>("version")),
+            aisle_after: r.get("aisle_after"),
+        })
+        .collect();
+    Ok(SeatMap {
+        show_id: show,
+        seats,
+    })
+}
+
+pub(crate) fn state(booked: bool, held: bool) -> SeatState {
+    if booked {
+        SeatState::Booked
+    } else if held {
+        SeatState::Held
+    } else {
+        SeatState::Available
+    }
+}

@@ -1,0 +1,128 @@
+//! Shows: creating one from a row layout, listing them with their seat counts.
+
+use crate::domain::{NewShow, ShowId};
+use crate::error::{Error, Result};
+use chrono::{DateTime, Utc};
+use deadpool_postgres::GenericClient;
+use serde::Serialize;
+use tokio_postgres::Row;
+
+/// A show with how many of its seats are in each state right now.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Show {
+    pub id: ShowId,
+    pub title: String,
+    pub starts_at: DateTime<Utc>,
+    pub currency: String,
+    pub seats_total: i64,
+    pub available: i64,
+    pub held: i64,
+    pub booked: i64,
+}
+
+/// Creates a show and all its seats in one transaction (on `client`, or nested inside
+/// the caller's transaction as a savepoint).
+///
+/// Seat labels are the row label followed by 1..n; rows are numbered front to back in
+/// the order given. A seat whose category has a price carries it.
+#[tracing::instrument(skip_all, fields(title = new.title(), seats = new.seat_count()))]
+pub async fn create_show<C>(client: &mut C, new: &NewShow) -> Result<Show>
+where
+    C: GenericClient + Send,
+{
+    let n = new.seat_count();
+    let mut labels = Vec::with_capacity(n);
+    let mut rows = Vec::with_capacity(n);
+    let mut row_index = Vec::with_capacity(n);
+    let mut numbers = Vec::with_capacity(n);
+    let mut categories = Vec::with_capacity(n);
+    let mut prices: Vec<Option<i64>> = Vec::with_capacity(n);
+    let mut aisle_after = Vec::with_capacity(n);
+    for (i, row) in new.rows().iter().enumerate() {
+        let price = new.prices().get(&row.category).copied();
+        for number in 1..=row.seats {
+            labels.push(format!("{}{}", row.row, number));
+            rows.push(row.row.as_str());
+            row_index.push(i as i32);
+            numbers.push(i32::from(number));
+            categories.push(row.category.as_str());
+            prices.push(price);
+            aisle_after.push(row.aisles_after.contains(&number));
+        }
+    }
+
+    let tx = client.transaction().await?;
+    let id: i64 = tx
+        .query_one(
+            "INSERT INTO shows (title, starts_at, currency) VALUES ($1, $2, $3) RETURNING id",
+            &[&new.title(), &new.starts_at(), &new.currency().as_str()],
+        )
+        .await?
+        .get(0);
+    let inserted = tx
+        .execute(
+            "INSERT INTO seats (show_id, label, row_label, row_index, number, category, price, aisle_after)
+             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[],
+                                      $7::bigint[], $8::bool[])",
+            &[&id, &labels, &rows, &row_index, &numbers, &categories, &prices, &aisle_after],
+        )
+        .await?;
+    if inserted != n as u64 {
+        return Err(Error::Invariant(format!(
+            "inserted {inserted} of {n} seats"
+        )));
+    }
+    tx.commit().await?;
+    Ok(Show {
+        id: ShowId::from_db(id),
+        title: new.title().to_owned(),
+        starts_at: new.starts_at(),
+        currency: new.currency().as_str().to_owned(),
+        seats_total: n as i64,
+        available: n as i64,
+        held: 0,
+        booked: 0,
+    })
+}
+
+const SHOWS_WITH_COUNTS: &str = "
+    SELECT sh.id, sh.title, sh.starts_at, sh.currency,
+           count(s.id) AS seats_total,
+           count(*) FILTER (WHERE s.booking_id IS NOT NULL) AS booked,
+           count(*) FILTER (WHERE h.status = 'active' AND h.expires_at > now()) AS held
+      FROM shows sh
+      LEFT JOIN seats s ON s.show_id = sh.id
+      LEFT JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id";
+
+fn show_from_row(row: &Row) -> Show {
+    let total: i64 = row.get("seats_total");
+    let held: i64 = row.get("held");
+    let booked: i64 = row.get("booked");
+    Show {
+        id: ShowId::from_db(row.get("id")),
+        title: row.get("title"),
+        starts_at: row.get("starts_at"),
+        currency: row.get("currency"),
+        seats_total: total,
+        available: total - held - booked,
+        held,
+        booked,
+    }
+}
+
+/// All shows, soonest first, with their seat counts.
+pub async fn list_shows<C: GenericClient>(client: &C) -> Result<Vec<Show>> {
+    let sql = format!("{SHOWS_WITH_COUNTS} GROUP BY sh.id ORDER BY sh.starts_at, sh.id");
+    let rows = client.query(&sql, &[]).await?;
+    Ok(rows.iter().map(show_from_row).collect())
+}
+
+/// One show with its seat counts, or [`Error::ShowNotFound`].
+pub async fn get_show<C: GenericClient>(client: &C, show: ShowId) -> Result<Show> {
+    let sql = format!("{SHOWS_WITH_COUNTS} WHERE sh.id = $1 GROUP BY sh.id");
+    let row = client
+        .query_opt(&sql, &[&show.get()])
+        .await?
+        .ok_or(Error::ShowNotFound)?;
+    Ok(show_from_row(&row))
+}

@@ -1,0 +1,278 @@
+//! The sweeper: marks lapsed holds expired and frees their seats.
+//!
+//! Lapsed holds already block nobody (see [`crate::holds`]); sweeping makes the stored
+//! state match what readers see, and will publish the `expire` changes. [`sweep_once`]
+//! is one step that tests call directly; [`run`] wraps it in a loop that sleeps until
+//! the earliest `expires_at`, wakes early when a new hold announces a sooner one (NOTIFY
+//! on [`HOLDS_CHANNEL`]), falls back to a periodic tick, and stops on a cancellation
+//! token.
+//!
+//! Any number of sweepers may run against one database: each claims a batch of due
+//! holds with `FOR NO KEY UPDATE SKIP LOCKED`, so they never wait on each other, never
+//! process the same hold twice, and never block a confirm in flight (which holds the
+//! same lock on its hold and is skipped).
+
+use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
+use crate::domain::{HoldId, ShowId};
+use crate::error::Result;
+use crate::holds::HOLDS_CHANNEL;
+use deadpool_postgres::{GenericClient, Pool};
+use futures_util::StreamExt;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+/// What one [`sweep_once`] did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SweepOutcome {
+    /// The holds it marked expired.
+    pub expired: Vec<HoldId>,
+    /// Seats it freed (seats of these holds that no later hold had taken over).
+    pub seats_freed: u64,
+}
+
+/// Expires up to `batch` lapsed holds in one transaction and frees their seats.
+///
+/// Holds locked by someone else (a confirm or release in flight, another sweeper) are
+/// skipped, not waited for: they are either finished by their owner or picked up by the
+/// next sweep.
+#[tracing::instrument(skip_all, fields(batch))]
+pub async fn sweep_once<C>(client: &mut C, settings: &Settings, batch: i64) -> Result<SweepOutcome>
+where
+    C: GenericClient + Send,
+{
+    let lock_timeout = lock_timeout_value(settings);
+    let tx = client.transaction().await?;
+    // The one cross-show statement here: the queue of deadlines spans all shows.
+    let (_, claimed) = futures_util::future::try_join(
+        tx.execute(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.query(
+            "UPDATE holds h SET status = 'expired'
+               FROM (SELECT show_id, id FROM holds
+                      WHERE status = 'active' AND expires_at <= now()
+                      ORDER BY expires_at
+                      LIMIT $1
+                        FOR NO KEY UPDATE SKIP LOCKED) due
+              WHERE h.show_id = due.show_id AND h.id = due.id
+             RETURNING h.show_id, h.id",
+            &[&batch.max(1)],
+        ),
+    )
+    .await?;
+    if claimed.is_empty() {
+        tx.commit().await?;
+        return Ok(SweepOutcome::default());
+    }
+    let shows: Vec<i64> = claimed.iter().map(|r| r.get(0)).collect();
+    let keys: Vec<Uuid> = claimed.iter().map(|r| r.get(1)).collect();
+    // Lock the seats in id order before writing them, like every multi-seat writer, so
+    // that a hold taking these seats over cannot deadlock with us.
+    tx.query(
+        "SELECT id FROM seats
+          WHERE (show_id, hold_id) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))
+          ORDER BY id FOR UPDATE",
+        &[&shows, &keys],
+    )
+    .await?;
+    let freed = tx
+        .execute(
+            "UPDATE seats SET hold_id = NULL
+              WHERE (show_id, hold_id) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))",
+            &[&shows, &keys],
+        )
+        .await?;
+    tx.commit().await?;
+    let expired: Vec<HoldId> = shows
+        .iter()
+        .zip(&keys)
+        .map(|(s, k)| HoldId::from_parts(ShowId::from_db(*s), *k))
+        .collect();
+    tracing::debug!(holds = expired.len(), seats = freed, "expired holds");
+    Ok(SweepOutcome {
+        expired,
+        seats_freed: freed,
+    })
+}
+
+/// The earliest `expires_at` of an active hold: how long until it (zero if already
+/// due) and when it is, in milliseconds since the Unix epoch by the database clock.
+pub async fn next_deadline<C: GenericClient>(client: &C) -> Result<Option<(Duration, i64)>> {
+    let row = client
+        .query_one(
+            "SELECT greatest(extract(epoch FROM min(expires_at) - now()), 0)::float8,
+                    (extract(epoch FROM min(expires_at)) * 1000)::bigint
+               FROM holds WHERE status = 'active'",
+            &[],
+        )
+        .await?;
+    let secs: Option<f64> = row.get(0);
+    let at: Option<i64> = row.get(1);
+    Ok(secs.zip(at).map(|(s, at)| (Duration::from_secs_f64(s), at)))
+}
+
+/// How [`run`] paces itself.
+#[derive(Debug, Clone)]
+pub struct SweeperOptions {
+    /// Holds expired per transaction.
+    pub batch: i64,
+    /// Longest sleep, whatever the deadlines say: covers missed notifications.
+    pub fallback_tick: Duration,
+    /// Where to LISTEN for new holds (a connection outside the pool). `None`: rely on
+    /// deadlines and the fallback tick only.
+    pub listen: Option<tokio_postgres::Config>,
+}
+
+impl Default for SweeperOptions {
+    fn default() -> Self {
+        SweeperOptions {
+            batch: 500,
+            fallback_tick: Duration::from_secs(5),
+            listen: None,
+        }
+    }
+}
+
+/// Sweeps until `cancel` fires: sleeps until the next deadline, a sooner hold's NOTIFY
+/// or the fallback tick, whichever comes first. Database errors are logged and retried
+/// after a short pause; they never end the loop.
+pub async fn run(
+    pool: Pool,
+    settings: Settings,
+    options: SweeperOptions,
+    cancel: CancellationToken,
+) {
+    let wake = Arc::new(Notify::new());
+    // The deadline we sleep towards (epoch ms, database clock): a notification for a
+    // later one need not wake us.
+    let sleeping_until = Arc::new(AtomicI64::new(i64::MAX));
+    let listener = options.listen.clone().map(|config| {
+        tokio::spawn(listen(
+            config,
+            wake.clone(),
+            sleeping_until.clone(),
+            cancel.child_token(),
+        ))
+    });
+
+    while !cancel.is_cancelled() {
+        let delay = match step(&pool, &settings, &options).await {
+            Ok(Some((delay, at))) => {
+                sleeping_until.store(at, Ordering::SeqCst);
+                // One millisecond past the deadline, so that `now()` has passed it too.
+                (delay + Duration::from_millis(1)).min(options.fallback_tick)
+            }
+            Ok(None) => {
+                sleeping_until.store(i64::MAX, Ordering::SeqCst);
+                options.fallback_tick
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "sweep failed; retrying");
+                sleeping_until.store(i64::MIN, Ordering::SeqCst);
+                options.fallback_tick.min(Duration::from_secs(1))
+            }
+        };
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = tokio::time::sleep(delay) => {}
+            _ = wake.notified() => {}
+        }
+    }
+    if let Some(l) = listener {
+        let _ = l.await;
+    }
+    tracing::debug!("sweeper stopped");
+}
+
+/// Sweeps until nothing is due, then reads the next deadline.
+async fn step(
+    pool: &Pool,
+    settings: &Settings,
+    options: &SweeperOptions,
+) -> Result<Option<(Duration, i64)>> {
+    let mut client = crate::database::client(pool).await?;
+    loop {
+        let outcome = sweep_once(&mut client, settings, options.batch).await?;
+        if (outcome.expired.len() as i64) < options.batch {
+            break;
+        }
+    }
+    next_deadline(&client).await
+}
+
+/// Keeps one LISTEN connection open, reconnecting with backoff; pokes the sweeper when a
+/// hold due before its current deadline appears, and after every reconnect (it may
+/// have missed notifications while away).
+async fn listen(
+    config: tokio_postgres::Config,
+    wake: Arc<Notify>,
+    sleeping_until: Arc<AtomicI64>,
+    cancel: CancellationToken,
+) {
+    let mut backoff = Duration::from_millis(100);
+    while !cancel.is_cancelled() {
+        match listen_once(&config, &wake, &sleeping_until, &cancel).await {
+            Ok(()) => return,
+            Err(e) => {
+                // Notifications sent while we were away are lost: sweep and re-read
+                // the deadline now rather than at the fallback tick.
+                wake.notify_one();
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "sweeper LISTEN connection lost");
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(5));
+    }
+}
+
+async fn listen_once(
+    config: &tokio_postgres::Config,
+    wake: &Notify,
+    sleeping_until: &AtomicI64,
+    cancel: &CancellationToken,
+) -> std::result::Result<(), String> {
+    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    // The connection must be polled for the LISTEN to complete and for notifications
+    // to arrive; a task forwards what it yields until it closes.
+    let driver = tokio::spawn(async move {
+        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
+        while let Some(m) = messages.next().await {
+            if tx.send(m).is_err() {
+                break;
+            }
+        }
+    });
+    let listened = client
+        .batch_execute(&format!("LISTEN {HOLDS_CHANNEL}"))
+        .await;
+    if let Err(e) = listened {
+        driver.abort();
+        return Err(e.to_string());
+    }
+    wake.notify_one();
+    let outcome = loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break Ok(()),
+            m = rx.recv() => match m {
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    let due: i64 = n.payload().parse().unwrap_or(i64::MIN);
+                    if due < sleeping_until.load(Ordering::SeqCst) {
+                        wake.notify_one();
+                    }
+                }
+                Some(Ok(_)) => {}
+                Some(Err(e)) => break Err(e.to_string()),
+                None => break Err("connection closed".to_owned()),
+            }
+        }
+    };
+    driver.abort();
+    outcome
+}
