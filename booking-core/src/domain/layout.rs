@@ -163,7 +163,7 @@ impl NewShow {
                 format!("a show has at most {} seats", Self::MAX_SEATS),
             ));
         }
-        if let Some((c, _)) = prices.iter().find(|(_, p)| **p < 0 || **p > 100_000_000_00) {
+        if let Some((c, _)) = prices.iter().find(|(_, p)| **p < 0 || **p > 10_000_000_000) {
             return Err(Error::invalid(
                 "prices",
                 format!(

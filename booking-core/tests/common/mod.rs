@@ -1,0 +1,197 @@
+//! Test support: a fresh database per test on the server named by DATABASE_URL, and an
+//! audit of the invariants that every test runs at its end.
+#![allow(dead_code)]
+
+use booking_core::deadpool_postgres::{Client, Pool};
+use booking_core::tokio_postgres::{self, NoTls};
+use booking_core::{database, shows, HoldId, NewShow, PoolOptions, RowLabel, RowSpec, Show};
+use booking_core::{Category, Currency, HoldRequest, SeatSelection, Settings, UserId};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+pub struct TestDb {
+    pub pool: Pool,
+    pub config: tokio_postgres::Config,
+    pub name: String,
+}
+
+fn server_url() -> String {
+    std::env::var("DATABASE_URL").expect(
+        "DATABASE_URL must name a PostgreSQL server the tests may create databases on: \
+         run scripts/test.sh, or `export DATABASE_URL=$(scripts/pg.sh start)`",
+    )
+}
+
+impl TestDb {
+    /// A new, migrated database of its own, with a pool of 16.
+    pub async fn new() -> TestDb {
+        TestDb::with_pool(16).await
+    }
+
+    pub async fn with_pool(size: usize) -> TestDb {
+        let admin = database::parse_url(&server_url()).expect("DATABASE_URL parses");
+        let (client, conn) = admin.connect(NoTls).await.expect("connect to DATABASE_URL");
+        tokio::spawn(conn);
+        let name = format!("booking_test_{}", uuid::Uuid::new_v4().simple());
+        client
+            .batch_execute(&format!("CREATE DATABASE {name}"))
+            .await
+            .expect("create test database");
+        let mut config = admin.clone();
+        config.dbname(&name);
+        let pool = database::pool(
+            config.clone(),
+            &PoolOptions {
+                max_size: size,
+                // Tests wait for connections rather than measure how long it takes.
+                wait: Duration::from_secs(60),
+                connect: Duration::from_secs(10),
+            },
+        )
+        .expect("pool");
+        database::migrate_pool(&pool).await.expect("migrate");
+        TestDb { pool, config, name }
+    }
+
+    pub async fn client(&self) -> Client {
+        database::client(&self.pool).await.expect("pooled client")
+    }
+
+    /// A show with rows `A`, `B`, ... of `seats_per_row` seats each.
+    pub async fn show(&self, rows: usize, seats_per_row: i64) -> Show {
+        let specs = (0..rows)
+            .map(|i| {
+                let label = row_label(i);
+                RowSpec::new(RowLabel::parse(&label).unwrap(), seats_per_row, &[], None).unwrap()
+            })
+            .collect();
+        let mut prices = BTreeMap::new();
+        prices.insert(Category::standard(), 1200);
+        let new = NewShow::new(
+            "Test show",
+            chrono::Utc::now(),
+            Currency::eur(),
+            prices,
+            specs,
+        )
+        .unwrap();
+        shows::create_show(&mut self.client().await, &new)
+            .await
+            .expect("create show")
+    }
+
+    /// Moves a hold's deadline into the past, as if its time had run out.
+    pub async fn lapse(&self, hold: HoldId) {
+        let n = self
+            .client()
+            .await
+            .execute(
+                "UPDATE holds SET created_at = now() - interval '2 minutes',
+                                  expires_at = now() - interval '1 minute'
+                  WHERE show_id = $1 AND id = $2",
+                &[&hold.show().get(), &hold.key()],
+            )
+            .await
+            .unwrap();
+        assert_eq!(n, 1);
+    }
+
+    /// Checks every invariant of DESIGN.md that the tables can show; panics listing
+    /// what is wrong.
+    pub async fn audit(&self) {
+        let client = self.client().await;
+        let checks: &[(&str, &str)] = &[
+            (
+                "a seat points at a hold that is not active",
+                "SELECT s.label FROM seats s JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id
+                  WHERE h.status <> 'active'",
+            ),
+            (
+                "a seat points at a booking that is not confirmed",
+                "SELECT s.label FROM seats s JOIN bookings b ON b.show_id = s.show_id AND b.id = s.booking_id
+                  WHERE b.status <> 'confirmed'",
+            ),
+            (
+                "an unexpired active hold is missing some of its seats (not all-or-none)",
+                "SELECT h.id::text FROM holds h JOIN hold_seats hs ON hs.show_id = h.show_id AND hs.hold_id = h.id
+                   JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
+                  WHERE h.status = 'active' AND h.expires_at > now()
+                    AND s.hold_id IS DISTINCT FROM h.id",
+            ),
+            (
+                "a confirmed booking is missing some of its seats",
+                "SELECT b.id::text FROM bookings b JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
+                   JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
+                  WHERE b.status = 'confirmed' AND (s.booking_id IS DISTINCT FROM b.id OR NOT bs.live)",
+            ),
+            (
+                "a cancelled booking still has live seats",
+                "SELECT b.id::text FROM bookings b JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
+                  WHERE b.status = 'cancelled' AND bs.live",
+            ),
+            (
+                "a confirmed hold has no booking, or a booking's hold is not confirmed",
+                "SELECT h.id::text FROM holds h LEFT JOIN bookings b ON b.show_id = h.show_id AND b.hold_id = h.id
+                  WHERE (h.status = 'confirmed') <> (b.id IS NOT NULL)",
+            ),
+            (
+                "a hold or booking has no seats",
+                "SELECT h.id::text FROM holds h WHERE NOT EXISTS
+                   (SELECT 1 FROM hold_seats hs WHERE hs.show_id = h.show_id AND hs.hold_id = h.id)
+                 UNION ALL
+                 SELECT b.id::text FROM bookings b WHERE NOT EXISTS
+                   (SELECT 1 FROM booking_seats bs WHERE bs.show_id = b.show_id AND bs.booking_id = b.id)",
+            ),
+            (
+                "a booking's total differs from its hold's",
+                "SELECT b.id::text FROM bookings b JOIN holds h ON h.show_id = b.show_id AND h.id = b.hold_id
+                  WHERE b.total <> h.total OR b.user_id <> h.user_id",
+            ),
+        ];
+        let mut problems = Vec::new();
+        for (what, sql) in checks {
+            let rows = client.query(*sql, &[]).await.expect(what);
+            if !rows.is_empty() {
+                let ids: Vec<String> = rows.iter().take(5).map(|r| r.get(0)).collect();
+                problems.push(format!("{what}: {} rows, e.g. {ids:?}", rows.len()));
+            }
+        }
+        assert!(
+            problems.is_empty(),
+            "audit failed:\n{}",
+            problems.join("\n")
+        );
+    }
+}
+
+pub fn row_label(i: usize) -> String {
+    let letters = b"ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+    if i < 26 {
+        (letters[i] as char).to_string()
+    } else {
+        format!("{}{}", letters[i / 26 - 1] as char, letters[i % 26] as char)
+    }
+}
+
+pub fn user(name: &str) -> UserId {
+    UserId::parse(name).unwrap()
+}
+
+pub fn request(show: &Show, user_name: &str, seats: &[&str]) -> HoldRequest {
+    HoldRequest {
+        show: show.id,
+        user: user(user_name),
+        seats: SeatSelection::parse(seats, 10).unwrap(),
+        ttl: None,
+        if_versions: vec![],
+    }
+}
+
+/// Settings for tests that pile hundreds of transactions onto one row: a lock wait is
+/// bounded, but generously, since these tests check outcomes and not speed.
+pub fn patient() -> Settings {
+    Settings {
+        lock_timeout: Duration::from_secs(30),
+        ..Settings::default()
+    }
+}

@@ -1,0 +1,143 @@
+//! Many real concurrent transactions on the same seats, then an audit of the tables.
+
+mod common;
+
+use booking_core::{database, holds, Error, SeatLabel};
+use common::{patient, request, TestDb};
+use rand::seq::SliceRandom;
+use std::collections::{HashMap, HashSet};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn five_hundred_tasks_on_one_seat_give_exactly_one_hold() {
+    let db = TestDb::with_pool(32).await;
+    let show = db.show(1, 12).await;
+    let settings = patient();
+
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        let pool = db.pool.clone();
+        let settings = settings.clone();
+        let req = request(&show, &format!("user-{i}"), &["A5"]);
+        tasks.push(tokio::spawn(async move {
+            let mut client = database::client(&pool).await?;
+            holds::hold(&mut client, &settings, &req).await
+        }));
+    }
+    let mut won = Vec::new();
+    let mut refused = 0;
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(h) => won.push(h),
+            Err(Error::SeatsUnavailable { seats }) => {
+                assert_eq!(seats, vec![SeatLabel::parse("A5").unwrap()]);
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(won.len(), 1, "exactly one winner");
+    assert_eq!(refused, 499);
+
+    let client = db.client().await;
+    let active: i64 = client
+        .query_one("SELECT count(*) FROM holds WHERE status = 'active'", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(active, 1, "one hold row in the database");
+    let points: String = client
+        .query_one(
+            "SELECT s.hold_id::text FROM seats s WHERE s.show_id = $1 AND s.label = 'A5'",
+            &[&show.id.get()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(points, won[0].hold_id.key().to_string());
+    db.audit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlapping_four_seat_holds_are_all_or_none_without_deadlock() {
+    let db = TestDb::with_pool(32).await;
+    let show = db.show(1, 12).await;
+    let settings = patient();
+    let all: Vec<String> = (1..=12).map(|n| format!("A{n}")).collect();
+
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let mut pick: Vec<String> = all.clone();
+        pick.shuffle(&mut rand::thread_rng());
+        pick.truncate(4);
+        let pool = db.pool.clone();
+        let settings = settings.clone();
+        let labels: Vec<&str> = pick.iter().map(String::as_str).collect();
+        let req = request(&show, &format!("user-{i}"), &labels);
+        tasks.push(tokio::spawn(async move {
+            let mut client = database::client(&pool).await?;
+            let out = holds::hold(&mut client, &settings, &req).await;
+            Ok::<_, Error>((req, out))
+        }));
+    }
+    let mut winners = Vec::new();
+    let mut blamed: Vec<SeatLabel> = Vec::new();
+    for t in tasks {
+        let (req, out) = t.await.unwrap().unwrap();
+        match out {
+            Ok(h) => {
+                let mut got = h.seats.clone();
+                let mut want = req.seats.labels().to_vec();
+                got.sort();
+                want.sort();
+                assert_eq!(got, want, "a hold has exactly the seats asked for");
+                winners.push(h);
+            }
+            Err(Error::SeatsUnavailable { seats }) => {
+                assert!(
+                    !seats.is_empty(),
+                    "a refusal names the seats that blocked it"
+                );
+                for s in &seats {
+                    assert!(
+                        req.seats.labels().contains(s),
+                        "blamed {s}, which it did not ask for"
+                    );
+                }
+                blamed.extend(seats);
+            }
+            Err(e) => panic!("unexpected error (a deadlock would show here): {e}"),
+        }
+    }
+    assert!(!winners.is_empty());
+    // No seat in two holds.
+    let mut seen = HashSet::new();
+    for h in &winners {
+        for s in &h.seats {
+            assert!(seen.insert(s.clone()), "{s} is in two holds");
+        }
+    }
+    // Every seat named as blocking is indeed held now (nothing was released since).
+    for s in &blamed {
+        assert!(
+            seen.contains(s),
+            "{s} was named as taken but no hold has it"
+        );
+    }
+    // The database agrees: each winner's seats point at it.
+    let client = db.client().await;
+    let rows = client
+        .query(
+            "SELECT label, hold_id FROM seats WHERE show_id = $1 AND hold_id IS NOT NULL",
+            &[&show.id.get()],
+        )
+        .await
+        .unwrap();
+    let pointed: HashMap<String, uuid::Uuid> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for h in &winners {
+        for s in &h.seats {
+            assert_eq!(pointed.get(s.as_str()), Some(&h.hold_id.key()));
+        }
+    }
+    assert_eq!(pointed.len(), seen.len());
+    db.audit().await;
+}

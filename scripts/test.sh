@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# The one test command: every test, against a real PostgreSQL.
+#
+#   scripts/test.sh
+#
+# Uses DATABASE_URL when set (the tests create a fresh database of their own on that
+# server for every test); otherwise starts the throwaway cluster of scripts/pg.sh and
+# stops it again at the end. Runs formatting and lint checks, the whole workspace's
+# tests (doctests included) and the embedding example.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+started=""
+cleanup() {
+    if [ -n "$started" ]; then scripts/pg.sh stop || true; fi
+}
+trap cleanup EXIT
+
+if [ -z "${DATABASE_URL:-}" ]; then
+    if ! scripts/pg.sh status; then
+        scripts/pg.sh start >/dev/null
+        started=yes
+    fi
+    DATABASE_URL=$(scripts/pg.sh url)
+    export DATABASE_URL
+    # Databases left by earlier runs on the throwaway cluster are of no use to anyone.
+    scripts/pg.sh psql -qAt -c "SELECT 'DROP DATABASE \"' || datname || '\";' FROM pg_database WHERE datname LIKE 'booking_test_%'" \
+        | scripts/pg.sh psql -q >/dev/null 2>&1 || true
+fi
+echo "test.sh: using $DATABASE_URL"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+step "cargo test --workspace (unit, integration and doc tests)"
+cargo test --workspace
+
+step "examples/embed.rs on a fresh database"
+embed_db="booking_embed_$$"
+scripts/pg.sh psql -q -c "DROP DATABASE IF EXISTS $embed_db" -c "CREATE DATABASE $embed_db" >/dev/null
+embed_url=$(python3 - "$DATABASE_URL" "$embed_db" <<'PY'
+import sys, urllib.parse as u
+url, db = sys.argv[1], sys.argv[2]
+if "://" not in url:  # key=value form: a later key wins
+    print(url + " dbname=" + db); sys.exit()
+p = u.urlsplit(url)
+print(u.urlunsplit((p.scheme, p.netloc, "/" + db, p.query, p.fragment)))
+PY
+)
+DATABASE_URL="$embed_url" cargo run --quiet -p booking-core --example embed
+scripts/pg.sh psql -q -c "DROP DATABASE IF EXISTS $embed_db" >/dev/null
+
+step "all checks passed"
