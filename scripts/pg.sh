@@ -74,7 +74,7 @@ bindir() {
 # Run a command as the cluster's owner: ourselves, or `postgres` when we are root.
 run_pg() {
     if [ "$(id -u)" = 0 ]; then
-        runuser -u "$pg_user_name" -- "$@"
+        (cd / && runuser -u "$pg_user_name" -- "$@")
     else
         "$@"
     fi
@@ -110,6 +110,8 @@ prepare_root() {
 }
 
 is_running() {
+    [ -e "$pg_root" ] || return 1
+    pg_root=$(readlink -f "$pg_root")
     [ -f "$pg_root/data/postmaster.pid" ] || return 1
     local b
     b=$(find_bindir) || return 1
@@ -123,6 +125,8 @@ cmd_start() {
     b=$(bindir)
     ensure_os_user
     prepare_root
+    # The owner may not traverse the checkout's path: hand it the resolved one.
+    pg_root=$(readlink -f "$pg_root")
     if [ ! -f "$pg_root/data/PG_VERSION" ]; then
         log "initialising a throwaway cluster in $pg_root/data ($("$b/postgres" --version))"
         run_pg "$b/initdb" -D "$pg_root/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 >/dev/null 2>&1 \
@@ -171,7 +175,8 @@ cmd_psql() {
 
 cmd_destroy() {
     cmd_stop
-    if [ -L "$pg_root" ]; then rm -rf "$(readlink "$pg_root")"; rm -f "$pg_root"; else rm -rf "$pg_root"; fi
+    local link="$here/.pg"
+    if [ -L "$link" ]; then rm -rf "$(readlink -f "$link")"; rm -f "$link"; else rm -rf "$link"; fi
 }
 
 case "${1:-}" in

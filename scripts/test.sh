@@ -44,7 +44,7 @@ cargo test --workspace
 
 step "examples/embed.rs on a fresh database"
 embed_db="booking_embed_$$"
-scripts/pg.sh psql -q -c "DROP DATABASE IF EXISTS $embed_db" -c "CREATE DATABASE $embed_db" >/dev/null
+scripts/pg.sh psql -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $embed_db" -c "CREATE DATABASE $embed_db" >/dev/null
 embed_url=$(python3 - "$DATABASE_URL" "$embed_db" <<'PY'
 import sys, urllib.parse as u
 url, db = sys.argv[1], sys.argv[2]

@@ -68,8 +68,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     )
     .await?;
     println!(
-        "held {:?} until {} (total {} {})",
-        hold.seats, hold.expires_at, hold.total, hold.currency
+        "held {} until {} (total {} {})",
+        hold.seats
+            .iter()
+            .map(|s| s.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        hold.expires_at,
+        hold.total,
+        hold.currency
     );
 
     // The booking and the payment commit together, or neither does.
