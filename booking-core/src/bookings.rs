@@ -27,6 +27,7 @@ pub struct Booking {
     pub seats: Vec<SeatLabel>,
     pub status: BookingStatus,
     pub confirmed_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cancelled_at: Option<DateTime<Utc>>,
     pub total: i64,
     pub currency: String,

@@ -63,6 +63,7 @@ pub struct Hold {
     pub total: i64,
     pub currency: String,
     /// Set once the hold is confirmed.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub booking_id: Option<BookingId>,
 }
 

@@ -15,6 +15,7 @@
 //! - [`holds`]: hold seats all-or-none, read, extend and release a hold.
 //! - [`bookings`]: confirm a hold into a booking (idempotent), read, list, cancel.
 //! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop.
+//! - [`idempotency`]: store a request's answer with its work; replay it to retries.
 //! - [`error`]: the one [`Error`] enum.
 //!
 //! # Running operations
@@ -65,6 +66,7 @@ pub mod database;
 pub mod domain;
 pub mod error;
 pub mod holds;
+pub mod idempotency;
 pub mod seats;
 pub mod shows;
 pub mod sweeper;

@@ -30,6 +30,8 @@ pub struct Seat {
     pub row: String,
     pub number: i32,
     pub category: String,
+    /// Present when the seat's category has a price.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<i64>,
     pub state: SeatState,
     pub version: Version,

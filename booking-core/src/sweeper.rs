@@ -114,8 +114,11 @@ pub async fn next_deadline<C: GenericClient>(client: &C) -> Result<Option<(Durat
     Ok(secs.zip(at).map(|(s, at)| (Duration::from_secs_f64(s), at)))
 }
 
+/// Called with what each sweep expired (for metrics, say).
+pub type SweepObserver = Arc<dyn Fn(&SweepOutcome) + Send + Sync>;
+
 /// How [`run`] paces itself.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SweeperOptions {
     /// Holds expired per transaction.
     pub batch: i64,
@@ -124,6 +127,22 @@ pub struct SweeperOptions {
     /// Where to LISTEN for new holds (a connection outside the pool). `None`: rely on
     /// deadlines and the fallback tick only.
     pub listen: Option<tokio_postgres::Config>,
+    /// Idempotency keys older than this are deleted (about once a minute).
+    /// `None`: never.
+    pub idempotency_retention: Option<Duration>,
+    /// Told of every sweep that expired something.
+    pub observer: Option<SweepObserver>,
+}
+
+impl std::fmt::Debug for SweeperOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SweeperOptions")
+            .field("batch", &self.batch)
+            .field("fallback_tick", &self.fallback_tick)
+            .field("listen", &self.listen.is_some())
+            .field("idempotency_retention", &self.idempotency_retention)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SweeperOptions {
@@ -132,6 +151,8 @@ impl Default for SweeperOptions {
             batch: 500,
             fallback_tick: Duration::from_secs(5),
             listen: None,
+            idempotency_retention: Some(Duration::from_secs(24 * 3600)),
+            observer: None,
         }
     }
 }
@@ -158,7 +179,16 @@ pub async fn run(
         ))
     });
 
+    let mut last_prune: Option<tokio::time::Instant> = None;
     while !cancel.is_cancelled() {
+        if let Some(retention) = options.idempotency_retention {
+            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+                last_prune = Some(tokio::time::Instant::now());
+                if let Err(e) = prune(&pool, retention).await {
+                    tracing::warn!(error = %e, "pruning idempotency keys failed");
+                }
+            }
+        }
         let delay = match step(&pool, &settings, &options).await {
             Ok(Some((delay, at))) => {
                 sleeping_until.store(at, Ordering::SeqCst);
@@ -187,6 +217,17 @@ pub async fn run(
     tracing::debug!("sweeper stopped");
 }
 
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+async fn prune(pool: &Pool, retention: Duration) -> Result<()> {
+    let client = crate::database::client(pool).await?;
+    let n = crate::idempotency::prune(&client, retention).await?;
+    if n > 0 {
+        tracing::debug!(keys = n, "pruned idempotency keys");
+    }
+    Ok(())
+}
+
 /// Sweeps until nothing is due, then reads the next deadline.
 async fn step(
     pool: &Pool,
@@ -196,6 +237,11 @@ async fn step(
     let mut client = crate::database::client(pool).await?;
     loop {
         let outcome = sweep_once(&mut client, settings, options.batch).await?;
+        if let Some(observe) = &options.observer {
+            if !outcome.expired.is_empty() {
+                observe(&outcome);
+            }
+        }
         if (outcome.expired.len() as i64) < options.batch {
             break;
         }

@@ -304,6 +304,7 @@ async fn the_run_loop_expires_a_hold_soon_after_its_deadline_and_stops_on_cancel
         // Long enough that only the deadline and the NOTIFY can explain a quick sweep.
         fallback_tick: Duration::from_secs(300),
         listen: Some(db.config.clone()),
+        ..Default::default()
     };
     let runner = tokio::spawn(sweeper::run(
         db.pool.clone(),

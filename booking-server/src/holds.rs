@@ -1,0 +1,199 @@
+//! `/shows/{id}/holds` and `/holds/{id}`: hold, read, confirm, extend, release.
+
+use crate::http::{self, ApiError, Reply};
+use crate::idempotency::{Idempotency, Scope};
+use crate::shows::show_id;
+use crate::state::AppState;
+use booking_core::{
+    bookings, holds, HoldId, HoldRequest, HoldTtl, SeatLabel, SeatSelection, Version,
+};
+use bytes::Bytes;
+use hyper::http::request::Parts;
+use hyper::StatusCode;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HoldBody {
+    seats: Vec<String>,
+    #[serde(default)]
+    ttl_seconds: Option<i64>,
+    #[serde(default)]
+    if_versions: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtendBody {
+    ttl_seconds: i64,
+}
+
+/// Confirm takes no parameters; an empty body or `{}` is accepted.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfirmBody {}
+
+/// A hold id from the path; one that cannot exist is simply not found.
+fn hold_id(raw: &str) -> Result<HoldId, ApiError> {
+    HoldId::parse(raw).map_err(|_| booking_core::Error::HoldNotFound.into())
+}
+
+/// `POST /shows/{show_id}/holds`.
+pub async fn create(
+    state: &AppState,
+    parts: &Parts,
+    body: Bytes,
+    raw_show: &str,
+) -> Result<Reply, ApiError> {
+    let user = http::user(&parts.headers)?;
+    let idem = Idempotency::from_request(
+        &parts.headers,
+        Scope::User(&user),
+        &parts.method,
+        parts.uri.path(),
+        &body,
+    )?;
+    let show = show_id(raw_show)?;
+    let b: HoldBody = http::parse_json(&body)?;
+    let seats = SeatSelection::parse(&b.seats, state.settings.max_seats_per_hold)?;
+    let ttl = b.ttl_seconds.map(HoldTtl::from_secs).transpose()?;
+    let mut if_versions = Vec::with_capacity(b.if_versions.len());
+    for (label, version) in b.if_versions {
+        let label = SeatLabel::parse(&label).map_err(|_| {
+            ApiError::invalid("if_versions", format!("{label:?} is not a seat label."))
+        })?;
+        if_versions.push((label, Version::new(version)));
+    }
+    let request = HoldRequest {
+        show,
+        user,
+        seats,
+        ttl,
+        if_versions,
+    };
+
+    let mut client = state.client().await?;
+    let mut tx = client
+        .transaction()
+        .await
+        .map_err(booking_core::Error::from)?;
+    if let Some(answer) = idem.claim(&tx).await? {
+        return Ok(answer);
+    }
+    let outcome = holds::hold(&mut tx, &state.settings, &request).await;
+    let created = outcome.is_ok();
+    let reply = idem
+        .finish(
+            tx,
+            outcome
+                .map(|h| Reply::json(StatusCode::CREATED, &h))
+                .map_err(ApiError::from),
+        )
+        .await?;
+    if created && reply.status == StatusCode::CREATED {
+        state.metrics.holds.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(reply)
+}
+
+/// `GET /holds/{hold_id}`.
+pub async fn get(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
+    let user = http::user(&parts.headers)?;
+    let id = hold_id(raw_id)?;
+    let client = state.client().await?;
+    Ok(Reply::json(
+        StatusCode::OK,
+        &holds::get_hold(&client, &user, id).await?,
+    ))
+}
+
+/// `POST /holds/{hold_id}/confirm`: 201 the first time, 200 with the same body after.
+pub async fn confirm(
+    state: &AppState,
+    parts: &Parts,
+    body: Bytes,
+    raw_id: &str,
+) -> Result<Reply, ApiError> {
+    let user = http::user(&parts.headers)?;
+    let idem = Idempotency::from_request(
+        &parts.headers,
+        Scope::User(&user),
+        &parts.method,
+        parts.uri.path(),
+        &body,
+    )?;
+    let id = hold_id(raw_id)?;
+    if !body.iter().all(u8::is_ascii_whitespace) {
+        http::parse_json::<ConfirmBody>(&body)?;
+    }
+    let mut client = state.client().await?;
+    let mut tx = client
+        .transaction()
+        .await
+        .map_err(booking_core::Error::from)?;
+    if let Some(answer) = idem.claim(&tx).await? {
+        return Ok(answer);
+    }
+    let outcome = bookings::confirm(&mut tx, &state.settings, &user, id).await;
+    let created = matches!(outcome, Ok(ref c) if c.created);
+    let outcome = outcome
+        .map(|c| {
+            let status = if c.created {
+                StatusCode::CREATED
+            } else {
+                StatusCode::OK
+            };
+            Reply::json(status, &c.booking)
+        })
+        .map_err(ApiError::from);
+    let reply = idem.finish(tx, outcome).await?;
+    if created && reply.status == StatusCode::CREATED {
+        state.metrics.confirms.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(reply)
+}
+
+/// `POST /holds/{hold_id}/extend`.
+pub async fn extend(
+    state: &AppState,
+    parts: &Parts,
+    body: Bytes,
+    raw_id: &str,
+) -> Result<Reply, ApiError> {
+    let user = http::user(&parts.headers)?;
+    let idem = Idempotency::from_request(
+        &parts.headers,
+        Scope::User(&user),
+        &parts.method,
+        parts.uri.path(),
+        &body,
+    )?;
+    let id = hold_id(raw_id)?;
+    let b: ExtendBody = http::parse_json(&body)?;
+    let ttl = HoldTtl::from_secs(b.ttl_seconds)?;
+    let mut client = state.client().await?;
+    let mut tx = client
+        .transaction()
+        .await
+        .map_err(booking_core::Error::from)?;
+    if let Some(answer) = idem.claim(&tx).await? {
+        return Ok(answer);
+    }
+    let outcome = holds::extend(&mut tx, &state.settings, &user, id, ttl)
+        .await
+        .map(|h| Reply::json(StatusCode::OK, &h))
+        .map_err(ApiError::from);
+    idem.finish(tx, outcome).await
+}
+
+/// `DELETE /holds/{hold_id}`: 204, also when already released or expired.
+pub async fn release(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
+    let user = http::user(&parts.headers)?;
+    let id = hold_id(raw_id)?;
+    let mut client = state.client().await?;
+    holds::release(&mut client, &state.settings, &user, id).await?;
+    state.metrics.releases.fetch_add(1, Ordering::Relaxed);
+    Ok(Reply::empty(StatusCode::NO_CONTENT))
+}

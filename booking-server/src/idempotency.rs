@@ -1,0 +1,139 @@
+//! `Idempotency-Key` for POSTs (Stripe's semantics): the answer is stored with the work
+//! in one transaction and replayed to retries.
+//!
+//! A POST handler opens a transaction, asks [`Idempotency::claim`] whether to answer
+//! from storage, does its work inside that transaction (library operations nest as
+//! savepoints), and ends with [`Idempotency::finish`], which stores the answer (unless
+//! it is a 5xx, which may be retried for real) and commits.
+
+use crate::http::{ApiError, Reply};
+use booking_core::deadpool_postgres::Transaction;
+use booking_core::idempotency::{self, Claim, Stored};
+use booking_core::UserId;
+use hyper::header::{HeaderMap, HeaderName, HeaderValue};
+use hyper::{Method, StatusCode};
+use sha2::{Digest, Sha256};
+
+pub const KEY_HEADER: &str = "idempotency-key";
+
+/// The key of one request, if it sent one.
+pub struct Idempotency {
+    key: Option<KeyedRequest>,
+}
+
+struct KeyedRequest {
+    scope: String,
+    key: String,
+    fingerprint: [u8; 32],
+}
+
+/// Who the key belongs to: keys of different callers never collide.
+pub enum Scope<'a> {
+    User(&'a UserId),
+    Admin,
+}
+
+impl Idempotency {
+    /// Reads and checks the `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+    pub fn from_request(
+        headers: &HeaderMap,
+        scope: Scope<'_>,
+        method: &Method,
+        path: &str,
+        body: &[u8],
+    ) -> Result<Idempotency, ApiError> {
+        let mut values = headers.get_all(KEY_HEADER).iter();
+        let Some(value) = values.next() else {
+            return Ok(Idempotency { key: None });
+        };
+        let bad = || {
+            ApiError::invalid(
+                "Idempotency-Key",
+                "Idempotency-Key must be sent once, as 1 to 255 visible ASCII characters.",
+            )
+        };
+        if values.next().is_some() {
+            return Err(bad());
+        }
+        let key = value.to_str().map_err(|_| bad())?;
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(bad());
+        }
+        let scope = match scope {
+            Scope::User(u) => format!("user:{u}"),
+            Scope::Admin => "admin".to_owned(),
+        };
+        let mut h = Sha256::new();
+        for part in [method.as_str().as_bytes(), path.as_bytes(), body] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        Ok(Idempotency {
+            key: Some(KeyedRequest {
+                scope,
+                key: key.to_owned(),
+                fingerprint: h.finalize().into(),
+            }),
+        })
+    }
+
+    /// `Some(answer)` when the request must not run: a replay, a reused key, or a key in
+    /// use by a request still running.
+    pub async fn claim(&self, tx: &Transaction<'_>) -> Result<Option<Reply>, ApiError> {
+        let Some(k) = &self.key else { return Ok(None) };
+        match idempotency::claim(tx, &k.scope, &k.key, &k.fingerprint).await? {
+            Claim::Fresh => Ok(None),
+            Claim::Replay(stored) => Ok(Some(replay(stored))),
+            Claim::Mismatch => Err(ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "idempotency_key_reused",
+                "This Idempotency-Key was used with a different request; use a new key.",
+            )),
+            Claim::InUse => Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_key_in_use",
+                "A request with this Idempotency-Key is still running; retry when it has answered.",
+            )),
+        }
+    }
+
+    /// Turns the outcome of the work into the answer, stores it under the key (not a
+    /// 5xx), and commits the work and the answer together.
+    pub async fn finish(
+        &self,
+        tx: Transaction<'_>,
+        outcome: Result<Reply, ApiError>,
+    ) -> Result<Reply, ApiError> {
+        let reply = outcome.unwrap_or_else(ApiError::into_reply);
+        if reply.status.is_server_error() {
+            // Dropping the transaction rolls it back: nothing of a failed request stays.
+            return Ok(reply);
+        }
+        if let Some(k) = &self.key {
+            let stored = Stored {
+                status: reply.status.as_u16(),
+                body: reply.body.to_vec(),
+            };
+            idempotency::record(&tx, &k.scope, &k.key, &k.fingerprint, &stored).await?;
+        }
+        // A commit that fails after the server may have applied it leaves the outcome in
+        // doubt: the client gets a 503 and retries with its key, which either replays the
+        // stored answer or does the work for the first time.
+        tx.commit().await.map_err(booking_core::Error::from)?;
+        Ok(reply)
+    }
+}
+
+fn replay(stored: Stored) -> Reply {
+    let status = StatusCode::from_u16(stored.status).unwrap_or(StatusCode::OK);
+    let mut reply = if stored.body.is_empty() {
+        Reply::empty(status)
+    } else {
+        Reply::text(status, crate::http::JSON, stored.body)
+    };
+    reply = reply.with_header(
+        HeaderName::from_static("idempotent-replayed"),
+        HeaderValue::from_static("true"),
+    );
+    reply
+}

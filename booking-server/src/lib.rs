@@ -1,0 +1,193 @@
+//! The JSON API of `booking-core` over hyper 1.x: the contract is `API.md`, the full
+//! description is served at `/openapi.json`.
+//!
+//! # Layout
+//!
+//! - [`config`]: the environment variables / flags, with `--help`.
+//! - [`state`]: what requests share (pool, engine settings, metrics).
+//! - [`routes`]: `match` over method and path segments, one function per endpoint.
+//! - [`shows`], [`holds`], [`bookings`]: the endpoints, by the noun they serve.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
+//! - [`http`]: replies, [`http::ApiError`] and the one mapping from `booking_core::Error`,
+//!   bounded body reading, JSON parsing that names the bad field, caller identity.
+//! - [`metrics`]: Prometheus text format.
+//! - [`demo`]: the demo show of `DEMO_SHOW=true`.
+//!
+//! [`run`] serves a listener until a shutdown future completes, with the hold sweeper
+//! beside it; `main.rs` only parses the configuration and wires signals to it, so tests
+//! start the same server on port 0.
+
+pub mod bookings;
+pub mod config;
+pub mod demo;
+pub mod holds;
+pub mod http;
+pub mod idempotency;
+pub mod metrics;
+pub mod ops;
+pub mod routes;
+pub mod shows;
+pub mod state;
+
+pub use config::Config;
+pub use state::AppState;
+
+use booking_core::sweeper::{self, SweeperOptions};
+use booking_core::CancellationToken;
+use bytes::Bytes;
+use futures_util::FutureExt;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+
+/// Longest wait for a request's headers: a client that trickles them is cut off.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Builds the state, migrates the database (waiting up to 30 s for it to come up) and
+/// creates the demo show when asked.
+pub async fn prepare(config: &Config) -> Result<Arc<AppState>, booking_core::Error> {
+    let state = AppState::new(config)?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match booking_core::database::migrate_pool(&state.pool).await {
+            Ok(()) => break,
+            Err(e) if e.is_transient() && Instant::now() < deadline => {
+                tracing::warn!(error = %e, "database not reachable yet; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    if config.demo_show {
+        demo::ensure(&state).await?;
+    }
+    Ok(Arc::new(state))
+}
+
+/// Serves HTTP on `listener` and runs the hold sweeper until `shutdown` completes; then
+/// stops accepting, lets requests in flight finish (for at most the request timeout
+/// and a second), stops the sweeper and returns.
+pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
+    let stop_sweeper = CancellationToken::new();
+    let observer_state = state.clone();
+    let sweeper = tokio::spawn(sweeper::run(
+        state.pool.clone(),
+        state.settings.clone(),
+        SweeperOptions {
+            listen: Some(state.listen.clone()),
+            observer: Some(Arc::new(move |outcome| {
+                let n = outcome.expired.len() as u64;
+                observer_state
+                    .metrics
+                    .expiries
+                    .fetch_add(n, Ordering::Relaxed);
+            })),
+            ..SweeperOptions::default()
+        },
+        stop_sweeper.clone(),
+    ));
+
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Out of file descriptors, say: back off instead of spinning.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let state = state.clone();
+                let service = service_fn(move |req| {
+                    let state = state.clone();
+                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(HEADER_TIMEOUT)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: finishing requests in flight");
+    let drain = state.request_timeout + Duration::from_secs(1);
+    if tokio::time::timeout(drain, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("some connections did not finish in time");
+    }
+    stop_sweeper.cancel();
+    let _ = sweeper.await;
+    tracing::info!("stopped");
+}
+
+/// One request: route, run under the request timeout, turn any failure (even a panic)
+/// into a JSON answer, count it and log one line.
+async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let user = req
+        .headers()
+        .get("x-user-id")
+        .and_then(|v| v.to_str().ok())
+        .map(|u| u.chars().take(128).collect::<String>())
+        .unwrap_or_default();
+    let (label, reply) = match routes::resolve(&method, &path) {
+        Err(e) => ("unmatched", e.into_reply()),
+        Ok(route) => {
+            let work = AssertUnwindSafe(routes::dispatch(state, route, req)).catch_unwind();
+            let reply = match tokio::time::timeout(state.request_timeout, work).await {
+                Ok(Ok(Ok(reply))) => reply,
+                Ok(Ok(Err(e))) => e.into_reply(),
+                Ok(Err(_panic)) => http::ApiError::internal("a handler panicked").into_reply(),
+                Err(_) => http::ApiError::unavailable(
+                    "The request took longer than the server allows; retry shortly.",
+                )
+                .into_reply(),
+            };
+            (route.label(), reply)
+        }
+    };
+    let status = reply.status.as_u16();
+    let latency = started.elapsed();
+    if status == 503 {
+        state.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
+    }
+    state.metrics.observe(label, status, latency);
+    tracing::info!(
+        route = label,
+        method = %method,
+        status,
+        latency_ms = latency.as_secs_f64() * 1000.0,
+        user = %user,
+        "request"
+    );
+    reply.into_response()
+}

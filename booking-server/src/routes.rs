@@ -1,0 +1,162 @@
+//! Routing: a plain `match` over method and path segments, one function per endpoint.
+
+use crate::http::{self, ApiError, Reply};
+use crate::state::AppState;
+use crate::{bookings, holds, ops, shows};
+use hyper::body::Incoming;
+use hyper::{Method, Request};
+
+/// A route, resolved from method and path, with its path parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    ListShows,
+    CreateShow,
+    GetShow(&'a str),
+    SeatMap(&'a str),
+    CreateHold(&'a str),
+    GetHold(&'a str),
+    ConfirmHold(&'a str),
+    ExtendHold(&'a str),
+    ReleaseHold(&'a str),
+    GetBooking(&'a str),
+    CancelBooking(&'a str),
+    MyBookings,
+    Healthz,
+    Readyz,
+    Metrics,
+    OpenApi,
+}
+
+impl Route<'_> {
+    /// The route's pattern: the `route` label of metrics and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::ListShows => "GET /shows",
+            Route::CreateShow => "POST /shows",
+            Route::GetShow(_) => "GET /shows/{show_id}",
+            Route::SeatMap(_) => "GET /shows/{show_id}/seats",
+            Route::CreateHold(_) => "POST /shows/{show_id}/holds",
+            Route::GetHold(_) => "GET /holds/{hold_id}",
+            Route::ConfirmHold(_) => "POST /holds/{hold_id}/confirm",
+            Route::ExtendHold(_) => "POST /holds/{hold_id}/extend",
+            Route::ReleaseHold(_) => "DELETE /holds/{hold_id}",
+            Route::GetBooking(_) => "GET /bookings/{booking_id}",
+            Route::CancelBooking(_) => "POST /bookings/{booking_id}/cancel",
+            Route::MyBookings => "GET /users/me/bookings",
+            Route::Healthz => "GET /healthz",
+            Route::Readyz => "GET /readyz",
+            Route::Metrics => "GET /metrics",
+            Route::OpenApi => "GET /openapi.json",
+        }
+    }
+
+    fn has_body(&self) -> bool {
+        matches!(
+            self,
+            Route::CreateShow
+                | Route::CreateHold(_)
+                | Route::ConfirmHold(_)
+                | Route::ExtendHold(_)
+                | Route::CancelBooking(_)
+        )
+    }
+}
+
+/// Resolves a request line. Unknown paths: 404; known paths, other methods: 405 with
+/// the methods they answer. `HEAD` is not served.
+pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError> {
+    let trimmed = path.strip_prefix('/').unwrap_or(path);
+    let segments: Vec<&str> = if trimmed.is_empty() {
+        Vec::new()
+    } else {
+        trimmed.split('/').collect()
+    };
+    let (get, post, delete) = (
+        method == Method::GET,
+        method == Method::POST,
+        method == Method::DELETE,
+    );
+    let allow = |a: &'static str| Err(ApiError::method_not_allowed(a));
+    match segments.as_slice() {
+        ["shows"] if get => Ok(Route::ListShows),
+        ["shows"] if post => Ok(Route::CreateShow),
+        ["shows"] => allow("GET, POST"),
+        ["shows", id] if get => Ok(Route::GetShow(id)),
+        ["shows", _] => allow("GET"),
+        ["shows", id, "seats"] if get => Ok(Route::SeatMap(id)),
+        ["shows", _, "seats"] => allow("GET"),
+        ["shows", id, "holds"] if post => Ok(Route::CreateHold(id)),
+        ["shows", _, "holds"] => allow("POST"),
+        ["holds", id] if get => Ok(Route::GetHold(id)),
+        ["holds", id] if delete => Ok(Route::ReleaseHold(id)),
+        ["holds", _] => allow("GET, DELETE"),
+        ["holds", id, "confirm"] if post => Ok(Route::ConfirmHold(id)),
+        ["holds", _, "confirm"] => allow("POST"),
+        ["holds", id, "extend"] if post => Ok(Route::ExtendHold(id)),
+        ["holds", _, "extend"] => allow("POST"),
+        ["bookings", id] if get => Ok(Route::GetBooking(id)),
+        ["bookings", _] => allow("GET"),
+        ["bookings", id, "cancel"] if post => Ok(Route::CancelBooking(id)),
+        ["bookings", _, "cancel"] => allow("POST"),
+        ["users", "me", "bookings"] if get => Ok(Route::MyBookings),
+        ["users", "me", "bookings"] => allow("GET"),
+        ["healthz"] if get => Ok(Route::Healthz),
+        ["readyz"] if get => Ok(Route::Readyz),
+        ["metrics"] if get => Ok(Route::Metrics),
+        ["openapi.json"] if get => Ok(Route::OpenApi),
+        ["healthz"] | ["readyz"] | ["metrics"] | ["openapi.json"] => allow("GET"),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// Runs the endpoint of `route`. The body is read (bounded) only by routes that take one.
+pub async fn dispatch(
+    state: &AppState,
+    route: Route<'_>,
+    req: Request<Incoming>,
+) -> Result<Reply, ApiError> {
+    let (parts, body) = req.into_parts();
+    let body = if route.has_body() {
+        http::read_body(&parts.headers, body).await?
+    } else {
+        bytes::Bytes::new()
+    };
+    match route {
+        Route::ListShows => shows::list(state).await,
+        Route::CreateShow => shows::create(state, &parts, body).await,
+        Route::GetShow(id) => shows::get(state, id).await,
+        Route::SeatMap(id) => shows::seat_map(state, id).await,
+        Route::CreateHold(id) => holds::create(state, &parts, body, id).await,
+        Route::GetHold(id) => holds::get(state, &parts, id).await,
+        Route::ConfirmHold(id) => holds::confirm(state, &parts, body, id).await,
+        Route::ExtendHold(id) => holds::extend(state, &parts, body, id).await,
+        Route::ReleaseHold(id) => holds::release(state, &parts, id).await,
+        Route::GetBooking(id) => bookings::get(state, &parts, id).await,
+        Route::CancelBooking(id) => bookings::cancel(state, &parts, body, id).await,
+        Route::MyBookings => bookings::mine(state, &parts).await,
+        Route::Healthz => Ok(ops::healthz()),
+        Route::Readyz => ops::readyz(state).await,
+        Route::Metrics => Ok(ops::metrics(state)),
+        Route::OpenApi => Ok(ops::openapi()),
+    }
+}
+
+/// Every path of the OpenAPI document, for the test that keeps it complete.
+pub const DOCUMENTED: &[(&str, &str)] = &[
+    ("GET", "/shows"),
+    ("POST", "/shows"),
+    ("GET", "/shows/{show_id}"),
+    ("GET", "/shows/{show_id}/seats"),
+    ("POST", "/shows/{show_id}/holds"),
+    ("GET", "/holds/{hold_id}"),
+    ("DELETE", "/holds/{hold_id}"),
+    ("POST", "/holds/{hold_id}/confirm"),
+    ("POST", "/holds/{hold_id}/extend"),
+    ("GET", "/bookings/{booking_id}"),
+    ("POST", "/bookings/{booking_id}/cancel"),
+    ("GET", "/users/me/bookings"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("GET", "/openapi.json"),
+];

@@ -1,0 +1,121 @@
+//! `/shows`: create (admin), list, read one, its seat map.
+
+use crate::http::{self, ApiError, Reply};
+use crate::idempotency::{Idempotency, Scope};
+use crate::state::AppState;
+use booking_core::{seats, shows, Category, Currency, NewShow, RowLabel, RowSpec, ShowId};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use hyper::http::request::Parts;
+use hyper::StatusCode;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewShowBody {
+    title: String,
+    starts_at: DateTime<Utc>,
+    #[serde(default)]
+    currency: Option<String>,
+    #[serde(default)]
+    prices: BTreeMap<String, i64>,
+    rows: Vec<RowBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RowBody {
+    row: String,
+    seats: i64,
+    #[serde(default)]
+    aisles_after: Vec<i64>,
+    #[serde(default)]
+    category: Option<String>,
+}
+
+fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
+    let b: NewShowBody = http::parse_json(body)?;
+    let currency = match &b.currency {
+        Some(c) => Currency::parse(c)?,
+        None => Currency::eur(),
+    };
+    let mut prices = BTreeMap::new();
+    for (category, price) in b.prices {
+        prices.insert(Category::parse(&category)?, price);
+    }
+    let mut rows = Vec::with_capacity(b.rows.len());
+    for r in &b.rows {
+        let category = r.category.as_deref().map(Category::parse).transpose()?;
+        rows.push(RowSpec::new(
+            RowLabel::parse(&r.row)?,
+            r.seats,
+            &r.aisles_after,
+            category,
+        )?);
+    }
+    Ok(NewShow::new(&b.title, b.starts_at, currency, prices, rows)?)
+}
+
+/// `POST /shows` (admin).
+pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Reply, ApiError> {
+    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    let idem = Idempotency::from_request(
+        &parts.headers,
+        Scope::Admin,
+        &parts.method,
+        parts.uri.path(),
+        &body,
+    )?;
+    let new = parse_new_show(&body)?;
+    let mut client = state.client().await?;
+    let mut tx = client
+        .transaction()
+        .await
+        .map_err(booking_core::Error::from)?;
+    if let Some(answer) = idem.claim(&tx).await? {
+        return Ok(answer);
+    }
+    let outcome = shows::create_show(&mut tx, &new)
+        .await
+        .map(|show| Reply::json(StatusCode::CREATED, &show))
+        .map_err(ApiError::from);
+    idem.finish(tx, outcome).await
+}
+
+#[derive(Serialize)]
+struct ShowList {
+    shows: Vec<shows::Show>,
+}
+
+/// `GET /shows`.
+pub async fn list(state: &AppState) -> Result<Reply, ApiError> {
+    let client = state.client().await?;
+    let shows = shows::list_shows(&client).await?;
+    Ok(Reply::json(StatusCode::OK, &ShowList { shows }))
+}
+
+/// A show id from the path; one that cannot exist is simply not found.
+pub fn show_id(raw: &str) -> Result<ShowId, ApiError> {
+    ShowId::parse(raw).map_err(|_| booking_core::Error::ShowNotFound.into())
+}
+
+/// `GET /shows/{show_id}`.
+pub async fn get(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
+    let id = show_id(raw_id)?;
+    let client = state.client().await?;
+    Ok(Reply::json(
+        StatusCode::OK,
+        &shows::get_show(&client, id).await?,
+    ))
+}
+
+/// `GET /shows/{show_id}/seats`.
+pub async fn seat_map(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
+    let id = show_id(raw_id)?;
+    let client = state.client().await?;
+    Ok(Reply::json(
+        StatusCode::OK,
+        &seats::seat_map(&client, id).await?,
+    ))
+}

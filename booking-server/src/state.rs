@@ -1,0 +1,58 @@
+//! What every request shares: the pool, the engine's settings, the metrics.
+
+use crate::config::Config;
+use crate::http::ApiError;
+use crate::metrics::{Metrics, PoolGauges};
+use booking_core::deadpool_postgres::{Client, Pool};
+use booking_core::{database, Settings};
+use std::time::Duration;
+
+pub struct AppState {
+    pub pool: Pool,
+    pub settings: Settings,
+    pub admin_token: Option<String>,
+    pub request_timeout: Duration,
+    /// Where the sweeper LISTENs (a connection of its own, outside the pool).
+    pub listen: booking_core::tokio_postgres::Config,
+    pub metrics: Metrics,
+}
+
+impl AppState {
+    /// Builds the pool (no connection is opened yet).
+    pub fn new(config: &Config) -> Result<AppState, booking_core::Error> {
+        let pg = database::parse_url(&config.database_url)?;
+        let pool = database::pool(
+            pg.clone(),
+            &database::PoolOptions {
+                max_size: config.pool_size(),
+                wait: Duration::from_millis(config.pool_wait_ms),
+                // Opening a connection is bounded by the same wait: a database that is
+                // down must not hold a request longer than the pool would.
+                connect: Duration::from_millis(config.pool_wait_ms.max(500)),
+            },
+        )?;
+        Ok(AppState {
+            pool,
+            settings: config.settings(),
+            admin_token: config.admin_token.clone(),
+            request_timeout: config.request_timeout(),
+            listen: pg,
+            metrics: Metrics::default(),
+        })
+    }
+
+    /// A pooled connection, or 503 when none frees up within POOL_WAIT_MS.
+    pub async fn client(&self) -> Result<Client, ApiError> {
+        Ok(database::client(&self.pool).await?)
+    }
+
+    pub fn pool_gauges(&self) -> PoolGauges {
+        let s = self.pool.status();
+        PoolGauges {
+            size: s.size,
+            max_size: s.max_size,
+            available: s.available,
+            waiting: s.waiting,
+        }
+    }
+}
