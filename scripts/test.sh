@@ -57,4 +57,8 @@ PY
 DATABASE_URL="$embed_url" cargo run --quiet -p booking-core --example embed
 scripts/pg.sh psql -q -c "DROP DATABASE IF EXISTS $embed_db" >/dev/null
 
+step "scripts/test_concurrency.sh: 1000 users, one seat, over HTTP"
+# A port of its own, so that a server someone runs on 8080 is not the one tested.
+scripts/test_concurrency.sh "http://127.0.0.1:${CONTEND_PORT:-18089}" --users 1000
+
 step "all checks passed"
