@@ -1,0 +1,337 @@
+//! Every endpoint's happy path and every error code of API.md, over real HTTP.
+
+mod common;
+
+use common::TestServer;
+use hyper::StatusCode;
+use serde_json::{json, Value};
+
+fn keys(v: &Value) -> Vec<String> {
+    let mut k: Vec<String> = v.as_object().expect("an object").keys().cloned().collect();
+    k.sort();
+    k
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_books_seats_from_show_creation_to_cancellation() {
+    let mut s = TestServer::start().await;
+
+    // Create a show (admin).
+    let res = s
+        .post("/shows")
+        .admin()
+        .json(json!({
+            "title": "Inception", "starts_at": "2026-12-01T20:00:00Z", "currency": "EUR",
+            "prices": {"standard": 1200, "premium": 1800},
+            "rows": [{"row": "A", "seats": 12, "aisles_after": [4, 8]},
+                     {"row": "B", "seats": 14, "category": "premium"}]
+        }))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    assert_eq!(
+        keys(&res.json),
+        ["available", "booked", "currency", "held", "id", "seats_total", "starts_at", "title"]
+    );
+    assert_eq!(res.json["seats_total"], 26);
+    assert_eq!(res.json["starts_at"], "2026-12-01T20:00:00Z");
+    let show = res.json["id"].as_str().unwrap().to_owned();
+
+    // List and read it.
+    let list = s.get("/shows").send().await;
+    assert_eq!(list.status, StatusCode::OK);
+    assert_eq!(list.json["shows"][0]["id"], show.as_str());
+    let one = s.get(&format!("/shows/{show}")).send().await;
+    assert_eq!(one.status, StatusCode::OK);
+    assert_eq!(one.json["available"], 26);
+
+    // The seat map: row order, then number order; prices by category.
+    let map = s.get(&format!("/shows/{show}/seats")).send().await;
+    assert_eq!(map.status, StatusCode::OK);
+    assert_eq!(map.json["show_id"], show.as_str());
+    let seats = map.json["seats"].as_array().unwrap();
+    assert_eq!(seats.len(), 26);
+    assert_eq!(seats[0]["label"], "A1");
+    assert_eq!(seats[11]["label"], "A12");
+    assert_eq!(seats[12]["label"], "B1");
+    assert_eq!(seats[12]["price"], 1800);
+    assert_eq!(seats[3]["aisle_after"], true);
+    assert_eq!(
+        keys(&seats[0]),
+        ["aisle_after", "category", "label", "number", "price", "row", "state", "version"]
+    );
+    assert!(seats.iter().all(|x| x["state"] == "available"));
+
+    // Hold two seats.
+    let res = s
+        .post(&format!("/shows/{show}/holds"))
+        .user("u-17")
+        .json(json!({"seats": ["A1", "B2"], "ttl_seconds": 300}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let hold = res.json.clone();
+    assert_eq!(
+        keys(&hold),
+        ["created_at", "currency", "expires_at", "hold_id", "seats", "show_id", "status", "total", "user_id"]
+    );
+    assert_eq!(hold["seats"], json!(["A1", "B2"]));
+    assert_eq!(hold["status"], "active");
+    assert_eq!(hold["total"], 3000);
+    assert_eq!(hold["currency"], "EUR");
+    assert_eq!(hold["user_id"], "u-17");
+    let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
+    assert!(hold["expires_at"].as_str().unwrap().ends_with('Z'));
+
+    let read = s.get(&format!("/holds/{hold_id}")).user("u-17").send().await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(read.json, hold);
+    let map = s.get(&format!("/shows/{show}/seats")).send().await;
+    assert_eq!(map.json["seats"][0]["state"], "held");
+
+    // Extend it.
+    let ext = s
+        .post(&format!("/holds/{hold_id}/extend"))
+        .user("u-17")
+        .json(json!({"ttl_seconds": 600}))
+        .send()
+        .await;
+    assert_eq!(ext.status, StatusCode::OK, "{}", ext.text());
+    assert!(ext.json["expires_at"].as_str() > hold["expires_at"].as_str());
+
+    // Confirm: 201, then 200 with the same body.
+    let first = s.post(&format!("/holds/{hold_id}/confirm")).user("u-17").send().await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    assert_eq!(
+        keys(&first.json),
+        ["booking_id", "confirmed_at", "currency", "hold_id", "seats", "show_id", "status", "total", "user_id"]
+    );
+    assert_eq!(first.json["status"], "confirmed");
+    assert_eq!(first.json["total"], 3000);
+    let again = s.post(&format!("/holds/{hold_id}/confirm")).user("u-17").send().await;
+    assert_eq!(again.status, StatusCode::OK);
+    assert_eq!(again.body, first.body);
+    let booking_id = first.json["booking_id"].as_str().unwrap().to_owned();
+    let read = s.get(&format!("/holds/{hold_id}")).user("u-17").send().await;
+    assert_eq!(read.json["status"], "confirmed");
+    assert_eq!(read.json["booking_id"], booking_id.as_str());
+
+    // Read and list bookings.
+    let b = s.get(&format!("/bookings/{booking_id}")).user("u-17").send().await;
+    assert_eq!(b.status, StatusCode::OK);
+    assert_eq!(b.json, first.json);
+    let mine = s.get("/users/me/bookings").user("u-17").send().await;
+    assert_eq!(mine.status, StatusCode::OK);
+    assert_eq!(mine.json["bookings"], json!([first.json]));
+    let theirs = s.get("/users/me/bookings").user("someone-else").send().await;
+    assert_eq!(theirs.json["bookings"], json!([]));
+
+    // Release another hold: 204, and again 204.
+    let other = s.hold(&show, "u-17", &["A5"]).await;
+    let rel = s.delete(&format!("/holds/{other}")).user("u-17").send().await;
+    assert_eq!(rel.status, StatusCode::NO_CONTENT);
+    assert!(rel.body.is_empty());
+    let rel = s.delete(&format!("/holds/{other}")).user("u-17").send().await;
+    assert_eq!(rel.status, StatusCode::NO_CONTENT);
+    let read = s.get(&format!("/holds/{other}")).user("u-17").send().await;
+    assert_eq!(read.json["status"], "released");
+
+    // Cancel: 200 with status cancelled; again the same body; seats free.
+    let c = s.post(&format!("/bookings/{booking_id}/cancel")).user("u-17").send().await;
+    assert_eq!(c.status, StatusCode::OK, "{}", c.text());
+    assert_eq!(c.json["status"], "cancelled");
+    assert!(c.json["cancelled_at"].is_string());
+    let c2 = s.post(&format!("/bookings/{booking_id}/cancel")).user("u-17").send().await;
+    assert_eq!(c2.status, StatusCode::OK);
+    assert_eq!(c2.body, c.body);
+    let one = s.get(&format!("/shows/{show}")).send().await;
+    assert_eq!((one.json["available"].as_i64(), one.json["booked"].as_i64()), (Some(26), Some(0)));
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn operations_endpoints_answer() {
+    let mut s = TestServer::start().await;
+    let h = s.get("/healthz").send().await;
+    assert_eq!(h.status, StatusCode::OK);
+    let r = s.get("/readyz").send().await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    let show = s.show(&[("A", 4)]).await;
+    s.hold(&show, "alice", &["A1"]).await;
+    let m = s.get("/metrics").send().await;
+    assert_eq!(m.status, StatusCode::OK);
+    assert!(m.header("content-type").unwrap().starts_with("text/plain"));
+    let text = m.text();
+    for series in [
+        "booking_http_requests_total{route=\"POST /shows/{show_id}/holds\",status=\"201\"} 1",
+        "booking_http_request_duration_seconds_bucket{route=\"POST /shows\",status=\"201\",le=\"+Inf\"} 1",
+        "booking_holds_total 1",
+        "booking_confirms_total 0",
+        "booking_pool_in_use",
+        "booking_pool_waiting",
+        "booking_expiries_total",
+    ] {
+        assert!(text.contains(series), "metrics lack {series}:\n{text}");
+    }
+
+    let doc = s.get("/openapi.json").send().await;
+    assert_eq!(doc.status, StatusCode::OK);
+    assert_eq!(doc.json["openapi"], "3.1.0");
+    for (method, path) in booking_server::routes::DOCUMENTED {
+        let op = &doc.json["paths"][path][method.to_lowercase()];
+        assert!(op.is_object(), "{method} {path} is not in /openapi.json");
+        assert!(op["responses"].is_object(), "{method} {path} documents no responses");
+    }
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn every_documented_error_code_is_answered_as_documented() {
+    let mut s = TestServer::start_with(|c| c.max_hold_seconds = 900).await;
+    let show = s.show(&[("A", 6)]).await;
+    let holds = format!("/shows/{show}/holds");
+
+    // 404 show_not_found (unknown and malformed ids).
+    for id in ["999999", "abc", "0", "-1"] {
+        let r = s.get(&format!("/shows/{id}")).send().await;
+        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "show_not_found"), "{id}");
+        let r = s.get(&format!("/shows/{id}/seats")).send().await;
+        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "show_not_found"), "{id}");
+        let r = s.post(&format!("/shows/{id}/holds")).user("a").json(json!({"seats": ["A1"]})).send().await;
+        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "show_not_found"), "{id}");
+    }
+    // 404 seat_not_found with the unknown seats.
+    let r = s.post(&holds).user("a").json(json!({"seats": ["A1", "A7", "Z1"]})).send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "seat_not_found"));
+    assert_eq!(r.json["seats"], json!(["A7", "Z1"]));
+
+    // 409 seats_unavailable with the taken seats.
+    let held = s.hold(&show, "alice", &["A1", "A2"]).await;
+    let r = s.post(&holds).user("bob").json(json!({"seats": ["A2", "A3"]})).send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "seats_unavailable"));
+    assert_eq!(r.json["seats"], json!(["A2"]));
+
+    // 412 stale_version with the moved seats.
+    let map = s.get(&format!("/shows/{show}/seats")).send().await;
+    let v3 = map.json["seats"][2]["version"].as_str().unwrap().to_owned();
+    let tmp = s.hold(&show, "carol", &["A3"]).await;
+    s.delete(&format!("/holds/{tmp}")).user("carol").send().await;
+    let r = s
+        .post(&holds)
+        .user("bob")
+        .json(json!({"seats": ["A3", "A4"], "if_versions": {"A3": v3}}))
+        .send()
+        .await;
+    assert_eq!((r.status, r.error()), (StatusCode::PRECONDITION_FAILED, "stale_version"));
+    assert_eq!(r.json["seats"], json!(["A3"]));
+
+    // 403 forbidden: another user's hold, for every operation.
+    let path = format!("/holds/{held}");
+    let r = s.get(&path).user("mallory").send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = s.post(&format!("{path}/confirm")).user("mallory").send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = s.post(&format!("{path}/extend")).user("mallory").json(json!({"ttl_seconds": 60})).send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = s.delete(&path).user("mallory").send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
+    assert!(!r.text().contains("alice"), "no other user's data in errors");
+
+    // 409 hold_limit_reached (MAX_HOLD_SECONDS = 900 here).
+    let r = s.post(&format!("{path}/extend")).user("alice").json(json!({"ttl_seconds": 1000})).send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "hold_limit_reached"));
+
+    // 410 hold_expired: confirm and extend of a lapsed hold; release is still 204.
+    let lapsing = s.hold(&show, "alice", &["A5"]).await;
+    s.lapse(&lapsing).await;
+    let r = s.post(&format!("/holds/{lapsing}/confirm")).user("alice").send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::GONE, "hold_expired"));
+    let r = s.post(&format!("/holds/{lapsing}/extend")).user("alice").json(json!({"ttl_seconds": 60})).send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::GONE, "hold_expired"));
+    let r = s.get(&format!("/holds/{lapsing}")).user("alice").send().await;
+    assert_eq!(r.json["status"], "expired");
+    let r = s.delete(&format!("/holds/{lapsing}")).user("alice").send().await;
+    assert_eq!(r.status, StatusCode::NO_CONTENT);
+
+    // 409 hold_released: confirm or extend after release.
+    let released = s.hold(&show, "alice", &["A6"]).await;
+    s.delete(&format!("/holds/{released}")).user("alice").send().await;
+    let r = s.post(&format!("/holds/{released}/confirm")).user("alice").send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "hold_released"));
+    let r = s.post(&format!("/holds/{released}/extend")).user("alice").json(json!({"ttl_seconds": 60})).send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "hold_released"));
+
+    // 409 hold_confirmed: extend or release after confirm.
+    let c = s.post(&format!("{path}/confirm")).user("alice").send().await;
+    assert_eq!(c.status, StatusCode::CREATED);
+    let r = s.post(&format!("{path}/extend")).user("alice").json(json!({"ttl_seconds": 60})).send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "hold_confirmed"));
+    let r = s.delete(&path).user("alice").send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "hold_confirmed"));
+
+    // Bookings: 403 for others, admin may cancel, 404 booking_not_found.
+    let booking = c.json["booking_id"].as_str().unwrap();
+    let r = s.get(&format!("/bookings/{booking}")).user("mallory").send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = s.post(&format!("/bookings/{booking}/cancel")).user("mallory").send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
+    let r = s.post(&format!("/bookings/{booking}/cancel")).admin().send().await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.json["status"], "cancelled");
+    let ghost_booking = booking_core::BookingId::generate(booking_core::ShowId::parse(&show).unwrap());
+    for id in [ghost_booking.to_string(), "nope".into(), format!("{show}-not-a-uuid")] {
+        let r = s.get(&format!("/bookings/{id}")).user("alice").send().await;
+        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "booking_not_found"), "{id}");
+        let r = s.post(&format!("/bookings/{id}/cancel")).user("alice").send().await;
+        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "booking_not_found"), "{id}");
+    }
+
+    // 404 hold_not_found: unknown and non-UUID ids.
+    let ghost = booking_core::HoldId::generate(booking_core::ShowId::parse(&show).unwrap());
+    for id in [ghost.to_string(), "not-a-hold".into(), "123".into()] {
+        let r = s.get(&format!("/holds/{id}")).user("alice").send().await;
+        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "hold_not_found"), "{id}");
+        let r = s.post(&format!("/holds/{id}/confirm")).user("alice").send().await;
+        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "hold_not_found"), "{id}");
+        let r = s.delete(&format!("/holds/{id}")).user("alice").send().await;
+        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "hold_not_found"), "{id}");
+    }
+
+    // 404 not_found and 405 method_not_allowed with Allow.
+    let r = s.get("/nope").send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "not_found"));
+    let r = s.get(&format!("/shows/{show}/holds")).send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    assert_eq!(r.header("allow"), Some("POST"));
+    let r = s.call(hyper::Method::PUT, "/shows").send().await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(r.header("allow"), Some("GET, POST"));
+    let r = s.call(hyper::Method::PATCH, &format!("/holds/{held}")).user("alice").send().await;
+    assert_eq!(r.header("allow"), Some("GET, DELETE"));
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_lock_held_too_long_gives_503_with_retry_after() {
+    let mut s = TestServer::start_with(|c| c.lock_timeout_ms = 200).await;
+    let show = s.show(&[("A", 4)]).await;
+    // Another session locks seat A1 and keeps its transaction open.
+    let (locker, conn) = booking_core::tokio_postgres::connect(&s.database_url, booking_core::tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    locker.batch_execute("BEGIN; SELECT * FROM seats WHERE label = 'A1' FOR UPDATE").await.unwrap();
+
+    let r = s.post(&format!("/shows/{show}/holds")).user("alice").json(json!({"seats": ["A1"]})).send().await;
+    assert_eq!((r.status, r.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+    assert!(r.header("retry-after").is_some());
+    assert!(!r.text().to_lowercase().contains("lock timeout"), "no SQL text leaks: {}", r.text());
+    locker.batch_execute("ROLLBACK").await.unwrap();
+
+    // Once the lock is gone, the same request succeeds.
+    let r = s.post(&format!("/shows/{show}/holds")).user("alice").json(json!({"seats": ["A1"]})).send().await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(s.count("SELECT count(*) FROM holds").await, 1);
+    s.stop().await;
+}
