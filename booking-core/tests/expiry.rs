@@ -345,3 +345,43 @@ async fn the_run_loop_expires_a_hold_soon_after_its_deadline_and_stops_on_cancel
         .unwrap();
     db.audit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sweeper_prunes_idempotency_keys_past_their_retention() {
+    let db = TestDb::new().await;
+    let client = db.client().await;
+    client
+        .batch_execute(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) VALUES
+               ('user:a', 'old', '\\x00', 201, '', now() - interval '25 hours'),
+               ('user:a', 'new', '\\x00', 201, '', now() - interval '23 hours')",
+        )
+        .await
+        .unwrap();
+    let stop = CancellationToken::new();
+    let runner = tokio::spawn(sweeper::run(
+        db.pool.clone(),
+        Settings::default(),
+        sweeper::SweeperOptions::default(),
+        stop.clone(),
+    ));
+    let mut keys = Vec::new();
+    for _ in 0..100 {
+        let rows = client
+            .query("SELECT key FROM idempotency_keys ORDER BY key", &[])
+            .await
+            .unwrap();
+        keys = rows.iter().map(|r| r.get::<_, String>(0)).collect();
+        if keys == ["new"] {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(
+        keys,
+        ["new"],
+        "the key older than 24 h is gone, the younger one kept"
+    );
+    stop.cancel();
+    runner.await.unwrap();
+}

@@ -31,7 +31,16 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
     assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
     assert_eq!(
         keys(&res.json),
-        ["available", "booked", "currency", "held", "id", "seats_total", "starts_at", "title"]
+        [
+            "available",
+            "booked",
+            "currency",
+            "held",
+            "id",
+            "seats_total",
+            "starts_at",
+            "title"
+        ]
     );
     assert_eq!(res.json["seats_total"], 26);
     assert_eq!(res.json["starts_at"], "2026-12-01T20:00:00Z");
@@ -58,7 +67,16 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
     assert_eq!(seats[3]["aisle_after"], true);
     assert_eq!(
         keys(&seats[0]),
-        ["aisle_after", "category", "label", "number", "price", "row", "state", "version"]
+        [
+            "aisle_after",
+            "category",
+            "label",
+            "number",
+            "price",
+            "row",
+            "state",
+            "version"
+        ]
     );
     assert!(seats.iter().all(|x| x["state"] == "available"));
 
@@ -73,7 +91,17 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
     let hold = res.json.clone();
     assert_eq!(
         keys(&hold),
-        ["created_at", "currency", "expires_at", "hold_id", "seats", "show_id", "status", "total", "user_id"]
+        [
+            "created_at",
+            "currency",
+            "expires_at",
+            "hold_id",
+            "seats",
+            "show_id",
+            "status",
+            "total",
+            "user_id"
+        ]
     );
     assert_eq!(hold["seats"], json!(["A1", "B2"]));
     assert_eq!(hold["status"], "active");
@@ -83,7 +111,11 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
     let hold_id = hold["hold_id"].as_str().unwrap().to_owned();
     assert!(hold["expires_at"].as_str().unwrap().ends_with('Z'));
 
-    let read = s.get(&format!("/holds/{hold_id}")).user("u-17").send().await;
+    let read = s
+        .get(&format!("/holds/{hold_id}"))
+        .user("u-17")
+        .send()
+        .await;
     assert_eq!(read.status, StatusCode::OK);
     assert_eq!(read.json, hold);
     let map = s.get(&format!("/shows/{show}/seats")).send().await;
@@ -100,52 +132,101 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
     assert!(ext.json["expires_at"].as_str() > hold["expires_at"].as_str());
 
     // Confirm: 201, then 200 with the same body.
-    let first = s.post(&format!("/holds/{hold_id}/confirm")).user("u-17").send().await;
+    let first = s
+        .post(&format!("/holds/{hold_id}/confirm"))
+        .user("u-17")
+        .send()
+        .await;
     assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
     assert_eq!(
         keys(&first.json),
-        ["booking_id", "confirmed_at", "currency", "hold_id", "seats", "show_id", "status", "total", "user_id"]
+        [
+            "booking_id",
+            "confirmed_at",
+            "currency",
+            "hold_id",
+            "seats",
+            "show_id",
+            "status",
+            "total",
+            "user_id"
+        ]
     );
     assert_eq!(first.json["status"], "confirmed");
     assert_eq!(first.json["total"], 3000);
-    let again = s.post(&format!("/holds/{hold_id}/confirm")).user("u-17").send().await;
+    let again = s
+        .post(&format!("/holds/{hold_id}/confirm"))
+        .user("u-17")
+        .send()
+        .await;
     assert_eq!(again.status, StatusCode::OK);
     assert_eq!(again.body, first.body);
     let booking_id = first.json["booking_id"].as_str().unwrap().to_owned();
-    let read = s.get(&format!("/holds/{hold_id}")).user("u-17").send().await;
+    let read = s
+        .get(&format!("/holds/{hold_id}"))
+        .user("u-17")
+        .send()
+        .await;
     assert_eq!(read.json["status"], "confirmed");
     assert_eq!(read.json["booking_id"], booking_id.as_str());
 
     // Read and list bookings.
-    let b = s.get(&format!("/bookings/{booking_id}")).user("u-17").send().await;
+    let b = s
+        .get(&format!("/bookings/{booking_id}"))
+        .user("u-17")
+        .send()
+        .await;
     assert_eq!(b.status, StatusCode::OK);
     assert_eq!(b.json, first.json);
     let mine = s.get("/users/me/bookings").user("u-17").send().await;
     assert_eq!(mine.status, StatusCode::OK);
     assert_eq!(mine.json["bookings"], json!([first.json]));
-    let theirs = s.get("/users/me/bookings").user("someone-else").send().await;
+    let theirs = s
+        .get("/users/me/bookings")
+        .user("someone-else")
+        .send()
+        .await;
     assert_eq!(theirs.json["bookings"], json!([]));
 
     // Release another hold: 204, and again 204.
     let other = s.hold(&show, "u-17", &["A5"]).await;
-    let rel = s.delete(&format!("/holds/{other}")).user("u-17").send().await;
+    let rel = s
+        .delete(&format!("/holds/{other}"))
+        .user("u-17")
+        .send()
+        .await;
     assert_eq!(rel.status, StatusCode::NO_CONTENT);
     assert!(rel.body.is_empty());
-    let rel = s.delete(&format!("/holds/{other}")).user("u-17").send().await;
+    let rel = s
+        .delete(&format!("/holds/{other}"))
+        .user("u-17")
+        .send()
+        .await;
     assert_eq!(rel.status, StatusCode::NO_CONTENT);
     let read = s.get(&format!("/holds/{other}")).user("u-17").send().await;
     assert_eq!(read.json["status"], "released");
 
     // Cancel: 200 with status cancelled; again the same body; seats free.
-    let c = s.post(&format!("/bookings/{booking_id}/cancel")).user("u-17").send().await;
+    let c = s
+        .post(&format!("/bookings/{booking_id}/cancel"))
+        .user("u-17")
+        .send()
+        .await;
     assert_eq!(c.status, StatusCode::OK, "{}", c.text());
     assert_eq!(c.json["status"], "cancelled");
     assert!(c.json["cancelled_at"].is_string());
-    let c2 = s.post(&format!("/bookings/{booking_id}/cancel")).user("u-17").send().await;
+    let c2 = s
+        .post(&format!("/bookings/{booking_id}/cancel"))
+        .user("u-17")
+        .send()
+        .await;
     assert_eq!(c2.status, StatusCode::OK);
     assert_eq!(c2.body, c.body);
     let one = s.get(&format!("/shows/{show}")).send().await;
-    assert_eq!((one.json["available"].as_i64(), one.json["booked"].as_i64()), (Some(26), Some(0)));
+    assert_eq!(
+        (one.json["available"].as_i64(), one.json["booked"].as_i64()),
+        (Some(26), Some(0))
+    );
     s.stop().await;
 }
 
@@ -181,7 +262,10 @@ async fn operations_endpoints_answer() {
     for (method, path) in booking_server::routes::DOCUMENTED {
         let op = &doc.json["paths"][path][method.to_lowercase()];
         assert!(op.is_object(), "{method} {path} is not in /openapi.json");
-        assert!(op["responses"].is_object(), "{method} {path} documents no responses");
+        assert!(
+            op["responses"].is_object(),
+            "{method} {path} documents no responses"
+        );
     }
     s.stop().await;
 }
@@ -195,119 +279,280 @@ async fn every_documented_error_code_is_answered_as_documented() {
     // 404 show_not_found (unknown and malformed ids).
     for id in ["999999", "abc", "0", "-1"] {
         let r = s.get(&format!("/shows/{id}")).send().await;
-        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "show_not_found"), "{id}");
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::NOT_FOUND, "show_not_found"),
+            "{id}"
+        );
         let r = s.get(&format!("/shows/{id}/seats")).send().await;
-        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "show_not_found"), "{id}");
-        let r = s.post(&format!("/shows/{id}/holds")).user("a").json(json!({"seats": ["A1"]})).send().await;
-        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "show_not_found"), "{id}");
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::NOT_FOUND, "show_not_found"),
+            "{id}"
+        );
+        let r = s
+            .post(&format!("/shows/{id}/holds"))
+            .user("a")
+            .json(json!({"seats": ["A1"]}))
+            .send()
+            .await;
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::NOT_FOUND, "show_not_found"),
+            "{id}"
+        );
     }
     // 404 seat_not_found with the unknown seats.
-    let r = s.post(&holds).user("a").json(json!({"seats": ["A1", "A7", "Z1"]})).send().await;
-    assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "seat_not_found"));
+    let r = s
+        .post(&holds)
+        .user("a")
+        .json(json!({"seats": ["A1", "A7", "Z1"]}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::NOT_FOUND, "seat_not_found")
+    );
     assert_eq!(r.json["seats"], json!(["A7", "Z1"]));
 
     // 409 seats_unavailable with the taken seats.
     let held = s.hold(&show, "alice", &["A1", "A2"]).await;
-    let r = s.post(&holds).user("bob").json(json!({"seats": ["A2", "A3"]})).send().await;
-    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "seats_unavailable"));
+    let r = s
+        .post(&holds)
+        .user("bob")
+        .json(json!({"seats": ["A2", "A3"]}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "seats_unavailable")
+    );
     assert_eq!(r.json["seats"], json!(["A2"]));
 
     // 412 stale_version with the moved seats.
     let map = s.get(&format!("/shows/{show}/seats")).send().await;
     let v3 = map.json["seats"][2]["version"].as_str().unwrap().to_owned();
     let tmp = s.hold(&show, "carol", &["A3"]).await;
-    s.delete(&format!("/holds/{tmp}")).user("carol").send().await;
+    s.delete(&format!("/holds/{tmp}"))
+        .user("carol")
+        .send()
+        .await;
     let r = s
         .post(&holds)
         .user("bob")
         .json(json!({"seats": ["A3", "A4"], "if_versions": {"A3": v3}}))
         .send()
         .await;
-    assert_eq!((r.status, r.error()), (StatusCode::PRECONDITION_FAILED, "stale_version"));
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::PRECONDITION_FAILED, "stale_version")
+    );
     assert_eq!(r.json["seats"], json!(["A3"]));
 
     // 403 forbidden: another user's hold, for every operation.
     let path = format!("/holds/{held}");
     let r = s.get(&path).user("mallory").send().await;
     assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
-    let r = s.post(&format!("{path}/confirm")).user("mallory").send().await;
+    let r = s
+        .post(&format!("{path}/confirm"))
+        .user("mallory")
+        .send()
+        .await;
     assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
-    let r = s.post(&format!("{path}/extend")).user("mallory").json(json!({"ttl_seconds": 60})).send().await;
+    let r = s
+        .post(&format!("{path}/extend"))
+        .user("mallory")
+        .json(json!({"ttl_seconds": 60}))
+        .send()
+        .await;
     assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
     let r = s.delete(&path).user("mallory").send().await;
     assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
-    assert!(!r.text().contains("alice"), "no other user's data in errors");
+    assert!(
+        !r.text().contains("alice"),
+        "no other user's data in errors"
+    );
 
     // 409 hold_limit_reached (MAX_HOLD_SECONDS = 900 here).
-    let r = s.post(&format!("{path}/extend")).user("alice").json(json!({"ttl_seconds": 1000})).send().await;
-    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "hold_limit_reached"));
+    let r = s
+        .post(&format!("{path}/extend"))
+        .user("alice")
+        .json(json!({"ttl_seconds": 1000}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "hold_limit_reached")
+    );
 
     // 410 hold_expired: confirm and extend of a lapsed hold; release is still 204.
     let lapsing = s.hold(&show, "alice", &["A5"]).await;
     s.lapse(&lapsing).await;
-    let r = s.post(&format!("/holds/{lapsing}/confirm")).user("alice").send().await;
+    let r = s
+        .post(&format!("/holds/{lapsing}/confirm"))
+        .user("alice")
+        .send()
+        .await;
     assert_eq!((r.status, r.error()), (StatusCode::GONE, "hold_expired"));
-    let r = s.post(&format!("/holds/{lapsing}/extend")).user("alice").json(json!({"ttl_seconds": 60})).send().await;
+    let r = s
+        .post(&format!("/holds/{lapsing}/extend"))
+        .user("alice")
+        .json(json!({"ttl_seconds": 60}))
+        .send()
+        .await;
     assert_eq!((r.status, r.error()), (StatusCode::GONE, "hold_expired"));
-    let r = s.get(&format!("/holds/{lapsing}")).user("alice").send().await;
+    let r = s
+        .get(&format!("/holds/{lapsing}"))
+        .user("alice")
+        .send()
+        .await;
     assert_eq!(r.json["status"], "expired");
-    let r = s.delete(&format!("/holds/{lapsing}")).user("alice").send().await;
+    let r = s
+        .delete(&format!("/holds/{lapsing}"))
+        .user("alice")
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
 
     // 409 hold_released: confirm or extend after release.
     let released = s.hold(&show, "alice", &["A6"]).await;
-    s.delete(&format!("/holds/{released}")).user("alice").send().await;
-    let r = s.post(&format!("/holds/{released}/confirm")).user("alice").send().await;
-    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "hold_released"));
-    let r = s.post(&format!("/holds/{released}/extend")).user("alice").json(json!({"ttl_seconds": 60})).send().await;
-    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "hold_released"));
+    s.delete(&format!("/holds/{released}"))
+        .user("alice")
+        .send()
+        .await;
+    let r = s
+        .post(&format!("/holds/{released}/confirm"))
+        .user("alice")
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "hold_released")
+    );
+    let r = s
+        .post(&format!("/holds/{released}/extend"))
+        .user("alice")
+        .json(json!({"ttl_seconds": 60}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "hold_released")
+    );
 
     // 409 hold_confirmed: extend or release after confirm.
-    let c = s.post(&format!("{path}/confirm")).user("alice").send().await;
+    let c = s
+        .post(&format!("{path}/confirm"))
+        .user("alice")
+        .send()
+        .await;
     assert_eq!(c.status, StatusCode::CREATED);
-    let r = s.post(&format!("{path}/extend")).user("alice").json(json!({"ttl_seconds": 60})).send().await;
-    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "hold_confirmed"));
+    let r = s
+        .post(&format!("{path}/extend"))
+        .user("alice")
+        .json(json!({"ttl_seconds": 60}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "hold_confirmed")
+    );
     let r = s.delete(&path).user("alice").send().await;
-    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "hold_confirmed"));
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "hold_confirmed")
+    );
 
     // Bookings: 403 for others, admin may cancel, 404 booking_not_found.
     let booking = c.json["booking_id"].as_str().unwrap();
-    let r = s.get(&format!("/bookings/{booking}")).user("mallory").send().await;
+    let r = s
+        .get(&format!("/bookings/{booking}"))
+        .user("mallory")
+        .send()
+        .await;
     assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
-    let r = s.post(&format!("/bookings/{booking}/cancel")).user("mallory").send().await;
+    let r = s
+        .post(&format!("/bookings/{booking}/cancel"))
+        .user("mallory")
+        .send()
+        .await;
     assert_eq!((r.status, r.error()), (StatusCode::FORBIDDEN, "forbidden"));
-    let r = s.post(&format!("/bookings/{booking}/cancel")).admin().send().await;
+    let r = s
+        .post(&format!("/bookings/{booking}/cancel"))
+        .admin()
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.json["status"], "cancelled");
-    let ghost_booking = booking_core::BookingId::generate(booking_core::ShowId::parse(&show).unwrap());
-    for id in [ghost_booking.to_string(), "nope".into(), format!("{show}-not-a-uuid")] {
+    let ghost_booking =
+        booking_core::BookingId::generate(booking_core::ShowId::parse(&show).unwrap());
+    for id in [
+        ghost_booking.to_string(),
+        "nope".into(),
+        format!("{show}-not-a-uuid"),
+    ] {
         let r = s.get(&format!("/bookings/{id}")).user("alice").send().await;
-        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "booking_not_found"), "{id}");
-        let r = s.post(&format!("/bookings/{id}/cancel")).user("alice").send().await;
-        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "booking_not_found"), "{id}");
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::NOT_FOUND, "booking_not_found"),
+            "{id}"
+        );
+        let r = s
+            .post(&format!("/bookings/{id}/cancel"))
+            .user("alice")
+            .send()
+            .await;
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::NOT_FOUND, "booking_not_found"),
+            "{id}"
+        );
     }
 
     // 404 hold_not_found: unknown and non-UUID ids.
     let ghost = booking_core::HoldId::generate(booking_core::ShowId::parse(&show).unwrap());
     for id in [ghost.to_string(), "not-a-hold".into(), "123".into()] {
         let r = s.get(&format!("/holds/{id}")).user("alice").send().await;
-        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "hold_not_found"), "{id}");
-        let r = s.post(&format!("/holds/{id}/confirm")).user("alice").send().await;
-        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "hold_not_found"), "{id}");
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::NOT_FOUND, "hold_not_found"),
+            "{id}"
+        );
+        let r = s
+            .post(&format!("/holds/{id}/confirm"))
+            .user("alice")
+            .send()
+            .await;
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::NOT_FOUND, "hold_not_found"),
+            "{id}"
+        );
         let r = s.delete(&format!("/holds/{id}")).user("alice").send().await;
-        assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "hold_not_found"), "{id}");
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::NOT_FOUND, "hold_not_found"),
+            "{id}"
+        );
     }
 
     // 404 not_found and 405 method_not_allowed with Allow.
     let r = s.get("/nope").send().await;
     assert_eq!((r.status, r.error()), (StatusCode::NOT_FOUND, "not_found"));
     let r = s.get(&format!("/shows/{show}/holds")).send().await;
-    assert_eq!((r.status, r.error()), (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"));
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
     assert_eq!(r.header("allow"), Some("POST"));
     let r = s.call(hyper::Method::PUT, "/shows").send().await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.header("allow"), Some("GET, POST"));
-    let r = s.call(hyper::Method::PATCH, &format!("/holds/{held}")).user("alice").send().await;
+    let r = s
+        .call(hyper::Method::PATCH, &format!("/holds/{held}"))
+        .user("alice")
+        .send()
+        .await;
     assert_eq!(r.header("allow"), Some("GET, DELETE"));
     s.stop().await;
 }
@@ -317,20 +562,41 @@ async fn a_row_lock_held_too_long_gives_503_with_retry_after() {
     let mut s = TestServer::start_with(|c| c.lock_timeout_ms = 200).await;
     let show = s.show(&[("A", 4)]).await;
     // Another session locks seat A1 and keeps its transaction open.
-    let (locker, conn) = booking_core::tokio_postgres::connect(&s.database_url, booking_core::tokio_postgres::NoTls)
+    let (locker, conn) =
+        booking_core::tokio_postgres::connect(&s.database_url, booking_core::tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    locker
+        .batch_execute("BEGIN; SELECT * FROM seats WHERE label = 'A1' FOR UPDATE")
         .await
         .unwrap();
-    tokio::spawn(conn);
-    locker.batch_execute("BEGIN; SELECT * FROM seats WHERE label = 'A1' FOR UPDATE").await.unwrap();
 
-    let r = s.post(&format!("/shows/{show}/holds")).user("alice").json(json!({"seats": ["A1"]})).send().await;
-    assert_eq!((r.status, r.error()), (StatusCode::SERVICE_UNAVAILABLE, "unavailable"));
+    let r = s
+        .post(&format!("/shows/{show}/holds"))
+        .user("alice")
+        .json(json!({"seats": ["A1"]}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
     assert!(r.header("retry-after").is_some());
-    assert!(!r.text().to_lowercase().contains("lock timeout"), "no SQL text leaks: {}", r.text());
+    assert!(
+        !r.text().to_lowercase().contains("lock timeout"),
+        "no SQL text leaks: {}",
+        r.text()
+    );
     locker.batch_execute("ROLLBACK").await.unwrap();
 
     // Once the lock is gone, the same request succeeds.
-    let r = s.post(&format!("/shows/{show}/holds")).user("alice").json(json!({"seats": ["A1"]})).send().await;
+    let r = s
+        .post(&format!("/shows/{show}/holds"))
+        .user("alice")
+        .json(json!({"seats": ["A1"]}))
+        .send()
+        .await;
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(s.count("SELECT count(*) FROM holds").await, 1);
     s.stop().await;

@@ -223,13 +223,19 @@ impl Res {
     /// The error code of a JSON error answer, checking its shape on the way.
     pub fn error(&self) -> &str {
         assert_eq!(
-            self.headers.get("content-type").and_then(|v| v.to_str().ok()),
+            self.headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok()),
             Some("application/json; charset=utf-8"),
             "errors are JSON: {}",
             self.text()
         );
         let message = self.json["message"].as_str().unwrap_or_default();
-        assert!(!message.is_empty(), "an error has a message: {}", self.text());
+        assert!(
+            !message.is_empty(),
+            "an error has a message: {}",
+            self.text()
+        );
         self.json["error"].as_str().expect("an error has a code")
     }
 
@@ -299,9 +305,18 @@ impl Call {
 
 /// Sends raw bytes and reads the raw answer until the server closes or 10 s pass.
 pub async fn raw_exchange(addr: SocketAddr, request: &[u8]) -> String {
+    raw_exchange_closing(addr, request).await.0
+}
+
+/// Like [`raw_exchange`]; also tells whether the server closed the connection (rather
+/// than our 10 s running out).
+pub async fn raw_exchange_closing(addr: SocketAddr, request: &[u8]) -> (String, bool) {
     let mut s = TcpStream::connect(addr).await.unwrap();
-    s.write_all(request).await.unwrap();
+    // The server may answer and close before reading everything: that is fine.
+    let _ = s.write_all(request).await;
     let mut out = Vec::new();
-    let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
-    String::from_utf8_lossy(&out).into_owned()
+    let closed = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out))
+        .await
+        .is_ok();
+    (String::from_utf8_lossy(&out).into_owned(), closed)
 }

@@ -1,0 +1,268 @@
+//! Idempotency-Key: replays are byte-for-byte, reuse with another request is refused,
+//! concurrent duplicates do the work once, and 5xx answers are not stored.
+
+mod common;
+
+use common::TestServer;
+use hyper::StatusCode;
+use serde_json::json;
+
+#[tokio::test]
+async fn a_retry_replays_the_answer_and_does_nothing_twice() {
+    let mut s = TestServer::start().await;
+    let show = s.show(&[("A", 6)]).await;
+    let path = format!("/shows/{show}/holds");
+    let body = json!({"seats": ["A1", "A2"]});
+
+    let first = s
+        .post(&path)
+        .user("alice")
+        .key("k-1")
+        .json(body.clone())
+        .send()
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED);
+    assert_eq!(first.header("idempotent-replayed"), None);
+    let again = s
+        .post(&path)
+        .user("alice")
+        .key("k-1")
+        .json(body.clone())
+        .send()
+        .await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body, "byte for byte");
+    assert_eq!(s.count("SELECT count(*) FROM holds").await, 1);
+
+    // The same key with another body, or another path: 422, nothing done.
+    let r = s
+        .post(&path)
+        .user("alice")
+        .key("k-1")
+        .json(json!({"seats": ["A3"]}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    let hold = first.json["hold_id"].as_str().unwrap();
+    let r = s
+        .post(&format!("/holds/{hold}/confirm"))
+        .user("alice")
+        .key("k-1")
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    assert_eq!(s.count("SELECT count(*) FROM holds").await, 1);
+    assert_eq!(s.count("SELECT count(*) FROM bookings").await, 0);
+
+    // Keys are scoped to the caller: bob's k-1 is his own.
+    let bob = s
+        .post(&path)
+        .user("bob")
+        .key("k-1")
+        .json(json!({"seats": ["A3"]}))
+        .send()
+        .await;
+    assert_eq!(bob.status, StatusCode::CREATED);
+    assert_eq!(bob.header("idempotent-replayed"), None);
+
+    // Confirm with a key: replayed as 201 with the same booking; one booking.
+    let c1 = s
+        .post(&format!("/holds/{hold}/confirm"))
+        .user("alice")
+        .key("c-1")
+        .send()
+        .await;
+    let c2 = s
+        .post(&format!("/holds/{hold}/confirm"))
+        .user("alice")
+        .key("c-1")
+        .send()
+        .await;
+    assert_eq!(
+        (c1.status, c2.status),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(c1.body, c2.body);
+    assert_eq!(c2.header("idempotent-replayed"), Some("true"));
+    assert_eq!(s.count("SELECT count(*) FROM bookings").await, 1);
+
+    // A 4xx answer is stored too: the retry gets the same 409 although A1 is now free.
+    let taken = s
+        .post(&path)
+        .user("carol")
+        .key("t-1")
+        .json(json!({"seats": ["A1"]}))
+        .send()
+        .await;
+    assert_eq!(taken.status, StatusCode::CONFLICT);
+    let booking = c1.json["booking_id"].as_str().unwrap();
+    s.post(&format!("/bookings/{booking}/cancel"))
+        .user("alice")
+        .send()
+        .await;
+    let retry = s
+        .post(&path)
+        .user("carol")
+        .key("t-1")
+        .json(json!({"seats": ["A1"]}))
+        .send()
+        .await;
+    assert_eq!(retry.status, StatusCode::CONFLICT);
+    assert_eq!(retry.header("idempotent-replayed"), Some("true"));
+    assert_eq!(retry.body, taken.body);
+
+    // Admin keys work for show creation.
+    let new_show = json!({"title": "T", "starts_at": "2030-01-01T20:00:00Z", "rows": [{"row": "A", "seats": 3}]});
+    let a = s
+        .post("/shows")
+        .admin()
+        .key("s-1")
+        .json(new_show.clone())
+        .send()
+        .await;
+    let b = s
+        .post("/shows")
+        .admin()
+        .key("s-1")
+        .json(new_show)
+        .send()
+        .await;
+    assert_eq!(
+        (a.status, b.status),
+        (StatusCode::CREATED, StatusCode::CREATED)
+    );
+    assert_eq!(a.body, b.body);
+    assert_eq!(s.count("SELECT count(*) FROM shows").await, 2);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_duplicates_do_the_work_once() {
+    let mut s = TestServer::start().await;
+    let show = s.show(&[("A", 6)]).await;
+    let path = format!("/shows/{show}/holds");
+
+    let mut calls = Vec::new();
+    for _ in 0..30 {
+        calls.push(
+            s.post(&path)
+                .user("alice")
+                .key("dup-hold")
+                .json(json!({"seats": ["A1"]}))
+                .send(),
+        );
+    }
+    let answers = futures_util::future::join_all(calls).await;
+    let fresh: Vec<_> = answers
+        .iter()
+        .filter(|r| r.status.is_success() && r.header("idempotent-replayed").is_none())
+        .collect();
+    assert_eq!(fresh.len(), 1, "exactly one request did the work");
+    for r in &answers {
+        let ok = r.status == StatusCode::CREATED
+            || (r.status == StatusCode::CONFLICT && r.error() == "idempotency_key_in_use");
+        assert!(ok, "unexpected answer {}: {}", r.status, r.text());
+        if r.status == StatusCode::CREATED {
+            assert_eq!(r.body, fresh[0].body);
+        }
+    }
+    assert_eq!(s.count("SELECT count(*) FROM holds").await, 1);
+
+    let hold = fresh[0].json["hold_id"].as_str().unwrap().to_owned();
+    let confirm = format!("/holds/{hold}/confirm");
+    let mut calls = Vec::new();
+    for _ in 0..30 {
+        calls.push(s.post(&confirm).user("alice").key("dup-confirm").send());
+    }
+    let answers = futures_util::future::join_all(calls).await;
+    let fresh = answers
+        .iter()
+        .filter(|r| r.status.is_success() && r.header("idempotent-replayed").is_none())
+        .count();
+    assert_eq!(fresh, 1);
+    assert!(answers.iter().all(|r| r.status == StatusCode::CREATED
+        || (r.status == StatusCode::CONFLICT && r.error() == "idempotency_key_in_use")));
+    assert_eq!(s.count("SELECT count(*) FROM bookings").await, 1);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_in_use_gives_409_and_a_5xx_is_not_stored() {
+    let mut s = TestServer::start_with(|c| c.lock_timeout_ms = 200).await;
+    let show = s.show(&[("A", 4)]).await;
+    let path = format!("/shows/{show}/holds");
+    let (other, conn) =
+        booking_core::tokio_postgres::connect(&s.database_url, booking_core::tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+
+    // Another transaction is working under alice's key "busy": 409, nothing done.
+    other
+        .batch_execute(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('user:alice' || chr(31) || 'busy', 7))",
+        )
+        .await
+        .unwrap();
+    let r = s
+        .post(&path)
+        .user("alice")
+        .key("busy")
+        .json(json!({"seats": ["A1"]}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "idempotency_key_in_use")
+    );
+    other.batch_execute("ROLLBACK").await.unwrap();
+    let r = s
+        .post(&path)
+        .user("alice")
+        .key("busy")
+        .json(json!({"seats": ["A1"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+
+    // A 503 (row lock not had in time) is not stored: the retry runs for real.
+    other
+        .batch_execute("BEGIN; SELECT * FROM seats WHERE label = 'A2' FOR UPDATE")
+        .await
+        .unwrap();
+    let r = s
+        .post(&path)
+        .user("alice")
+        .key("slow")
+        .json(json!({"seats": ["A2"]}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+    assert_eq!(
+        s.count("SELECT count(*) FROM idempotency_keys WHERE key = 'slow'")
+            .await,
+        0
+    );
+    other.batch_execute("ROLLBACK").await.unwrap();
+    let r = s
+        .post(&path)
+        .user("alice")
+        .key("slow")
+        .json(json!({"seats": ["A2"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+    assert_eq!(r.header("idempotent-replayed"), None);
+    assert_eq!(s.count("SELECT count(*) FROM holds").await, 2);
+    s.stop().await;
+}
