@@ -199,6 +199,46 @@ impl Drop for TestServer {
     }
 }
 
+/// A client for a server this test did not start in-process (the real binary).
+pub struct Client {
+    addr: SocketAddr,
+}
+
+impl Client {
+    pub fn new(addr: SocketAddr) -> Client {
+        Client { addr }
+    }
+
+    pub fn post(&self, path: &str) -> Call {
+        Call {
+            addr: self.addr,
+            method: Method::POST,
+            path: path.to_owned(),
+            headers: Vec::new(),
+            body: None,
+        }
+    }
+
+    /// The status of a GET, or `None` when no connection could be made.
+    pub async fn try_get(&self, path: &str) -> Option<StatusCode> {
+        let stream = TcpStream::connect(self.addr).await.ok()?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
+        tokio::spawn(conn);
+        let req = Request::builder()
+            .uri(path)
+            .header("host", self.addr.to_string())
+            .body(Full::new(Bytes::new()))
+            .ok()?;
+        let res = tokio::time::timeout(Duration::from_secs(5), sender.send_request(req))
+            .await
+            .ok()?
+            .ok()?;
+        Some(res.status())
+    }
+}
+
 pub struct Call {
     addr: SocketAddr,
     method: Method,

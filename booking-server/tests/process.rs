@@ -1,0 +1,194 @@
+//! The real binary: configuration errors, `--help`, and graceful shutdown on SIGTERM.
+
+mod common;
+
+use common::ADMIN;
+use hyper::StatusCode;
+use serde_json::json;
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::process::Command;
+
+const BIN: &str = env!("CARGO_BIN_EXE_booking-server");
+
+fn server() -> Command {
+    let mut c = Command::new(BIN);
+    for var in [
+        "BIND_ADDR",
+        "HOLD_TTL_SECONDS",
+        "MAX_HOLD_SECONDS",
+        "MAX_SEATS_PER_HOLD",
+        "ADMIN_TOKEN",
+        "POOL_SIZE",
+        "POOL_WAIT_MS",
+        "LOCK_TIMEOUT_MS",
+        "REQUEST_TIMEOUT_MS",
+        "DEMO_SHOW",
+        "LOG_FORMAT",
+    ] {
+        c.env_remove(var);
+    }
+    c.kill_on_drop(true);
+    c
+}
+
+#[tokio::test]
+async fn help_explains_every_setting() {
+    let out = server().arg("--help").output().await.unwrap();
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for var in [
+        "DATABASE_URL",
+        "BIND_ADDR",
+        "HOLD_TTL_SECONDS",
+        "MAX_HOLD_SECONDS",
+        "MAX_SEATS_PER_HOLD",
+        "ADMIN_TOKEN",
+        "POOL_SIZE",
+        "POOL_WAIT_MS",
+        "LOCK_TIMEOUT_MS",
+        "REQUEST_TIMEOUT_MS",
+        "DEMO_SHOW",
+        "LOG_FORMAT",
+    ] {
+        assert!(text.contains(var), "--help does not mention {var}:\n{text}");
+    }
+}
+
+#[tokio::test]
+async fn bad_settings_are_refused_with_a_clear_message() {
+    let cases: &[(&[(&str, &str)], &str)] = &[
+        (&[("POOL_SIZE", "0")], "pool-size"),
+        (&[("HOLD_TTL_SECONDS", "9999")], "hold-ttl-seconds"),
+        (&[("BIND_ADDR", "not-an-address")], "bind-addr"),
+        (&[("LOG_FORMAT", "xml")], "log-format"),
+        (&[("DEMO_SHOW", "perhaps")], "demo-show"),
+        (&[("LOCK_TIMEOUT_MS", "-1")], "lock-timeout-ms"),
+        (&[("ADMIN_TOKEN", "short")], "ADMIN_TOKEN"),
+        (&[("DATABASE_URL", "postgres://[::1")], "DATABASE_URL"),
+    ];
+    for (env, expect) in cases {
+        let mut c = server();
+        c.env("DATABASE_URL", "postgres://127.0.0.1:1/none");
+        for (k, v) in *env {
+            c.env(k, v);
+        }
+        let out = c.output().await.unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{env:?} was accepted");
+        assert!(
+            err.contains(expect),
+            "{env:?}: the message does not name {expect}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    let out = server().env_remove("DATABASE_URL").output().await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("database-url"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_in_flight_when_sigterm_arrives_completes_and_the_server_exits_0() {
+    let database_url = common::fresh_database().await;
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = server()
+        .env("DATABASE_URL", &database_url)
+        .env("BIND_ADDR", &addr)
+        .env("ADMIN_TOKEN", ADMIN)
+        .env("LOCK_TIMEOUT_MS", "60000")
+        .env("REQUEST_TIMEOUT_MS", "60000")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = common::Client::new(addr.parse().unwrap());
+    let mut ready = false;
+    for _ in 0..300 {
+        if client.try_get("/readyz").await == Some(StatusCode::OK) {
+            ready = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(ready, "the server came up");
+    let show = client
+        .post("/shows")
+        .admin()
+        .json(json!({"title": "T", "starts_at": "2030-01-01T20:00:00Z", "rows": [{"row": "A", "seats": 2}]}))
+        .send()
+        .await;
+    assert_eq!(show.status, StatusCode::CREATED);
+    let show = show.json["id"].as_str().unwrap().to_owned();
+
+    // Make the next hold wait on a row lock held by another session.
+    let (locker, conn) =
+        booking_core::tokio_postgres::connect(&database_url, booking_core::tokio_postgres::NoTls)
+            .await
+            .unwrap();
+    tokio::spawn(conn);
+    locker
+        .batch_execute("BEGIN; SELECT * FROM seats WHERE label = 'A1' FOR UPDATE")
+        .await
+        .unwrap();
+    let in_flight = tokio::spawn(
+        client
+            .post(&format!("/shows/{show}/holds"))
+            .user("alice")
+            .json(json!({"seats": ["A1"]}))
+            .send(),
+    );
+    // Wait until the server's transaction is blocked on that lock: then it is in flight.
+    let mut waiting = false;
+    for _ in 0..300 {
+        let n: i64 = locker
+            .query_one(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap()
+            .get(0);
+        if n > 0 {
+            waiting = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(waiting, "the request reached the database");
+
+    let pid = child.id().unwrap().to_string();
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // The server stops accepting new connections while the old request is still open.
+    let mut refused = false;
+    for _ in 0..100 {
+        if client.try_get("/healthz").await.is_none() {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "new connections are refused after SIGTERM");
+
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    let res = in_flight.await.unwrap();
+    assert_eq!(
+        res.status,
+        StatusCode::CREATED,
+        "the request in flight completed: {}",
+        res.text()
+    );
+    let status = tokio::time::timeout(Duration::from_secs(30), child.wait())
+        .await
+        .expect("the server exits")
+        .unwrap();
+    assert!(status.success(), "exit status {status}");
+}
