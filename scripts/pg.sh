@@ -8,7 +8,8 @@
 #   scripts/pg.sh psql    run psql against it (extra arguments are passed on)
 #   scripts/pg.sh destroy stop it and delete .pg/
 #
-# With DATABASE_URL set, start/stop/destroy do nothing and url/psql use that database.
+# With DATABASE_URL set, start does nothing and url/psql use that database; stop and
+# destroy always act on the local cluster (scripts that started it stop it).
 #
 # The cluster listens on a unix socket in .pg/run and on 127.0.0.1:$PG_PORT (default
 # 54329), trusts local connections (it is a throwaway, never reachable from outside),
@@ -154,7 +155,6 @@ EOF
 }
 
 cmd_stop() {
-    if [ -n "${DATABASE_URL:-}" ]; then return 0; fi
     if is_running; then
         local b
         b=$(find_bindir)
