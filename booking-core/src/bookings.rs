@@ -9,6 +9,7 @@ use crate::domain::{
     Actor, BookingId, BookingStatus, HoldId, HoldStatus, SeatLabel, ShowId, UserId,
 };
 use crate::error::{Error, Result};
+use crate::feed;
 use crate::holds::{lock_hold, lock_hold_seats};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -143,9 +144,8 @@ where
     let booking_key = Uuid::new_v4();
     let ids: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
     let seen: Vec<&str> = seats.iter().map(|(_, x)| x.as_str()).collect();
-    let row = tx
-        .query_one(
-            "WITH b AS (
+    let sql = format!(
+        "WITH b AS (
                  INSERT INTO bookings (show_id, id, hold_id, user_id, total)
                  SELECT show_id, $3, id, user_id, total FROM holds WHERE show_id = $1 AND id = $2
                  RETURNING id
@@ -157,11 +157,18 @@ where
                    FROM unnest($4::bigint[], $5::text[]) AS seen(id, xmin)
                   WHERE s.show_id = $1 AND s.id = seen.id AND s.hold_id = $2
                     AND s.xmin::text = seen.xmin
-                 RETURNING s.id
+                 RETURNING s.id, s.label, s.xmin
              ), h AS (
                  UPDATE holds SET status = 'confirmed' WHERE show_id = $1 AND id = $2
-             )
-             SELECT (SELECT count(*) FROM b) AS bookings, (SELECT count(*) FROM booked) AS booked",
+             ), {event}
+             SELECT (SELECT count(*) FROM b) AS bookings, (SELECT count(*) FROM booked) AS booked,
+                    {notify}",
+        event = feed::event_cte("$1", "confirm", "booked", "booked"),
+        notify = feed::notify("$1"),
+    );
+    let row = tx
+        .query_one(
+            &sql,
             &[&id.show().get(), &id.key(), &booking_key, &ids, &seen],
         )
         .await?;
@@ -233,22 +240,23 @@ where
                 &[&id.show().get(), &id.key()],
             )
             .await?;
-        let r = tx
-            .query_one(
-                "WITH freed AS (
+        let sql = format!(
+            "WITH freed AS (
                      UPDATE seats SET booking_id = NULL
-                      WHERE show_id = $1 AND booking_id = $2 RETURNING id
+                      WHERE show_id = $1 AND booking_id = $2 RETURNING id, label, xmin
                  ), gone AS (
                      UPDATE booking_seats SET live = false
                       WHERE show_id = $1 AND booking_id = $2 AND live RETURNING seat_id
                  ), b AS (
                      UPDATE bookings SET status = 'cancelled', cancelled_at = now()
                       WHERE show_id = $1 AND id = $2
-                 )
-                 SELECT (SELECT count(*) FROM freed) AS freed, (SELECT count(*) FROM gone) AS gone",
-                &[&id.show().get(), &id.key()],
-            )
-            .await?;
+                 ), {event}
+                 SELECT (SELECT count(*) FROM freed) AS freed, (SELECT count(*) FROM gone) AS gone,
+                        {notify}",
+            event = feed::event_cte("$1", "cancel", "available", "freed"),
+            notify = feed::notify("$1"),
+        );
+        let r = tx.query_one(&sql, &[&id.show().get(), &id.key()]).await?;
         let (freed, gone): (i64, i64) = (r.get("freed"), r.get("gone"));
         if freed != gone || freed != seats.len() as i64 {
             return Err(Error::Invariant(format!(

@@ -25,6 +25,7 @@ use crate::domain::{
     BookingId, HoldId, HoldStatus, HoldTtl, SeatLabel, SeatSelection, ShowId, UserId, Version,
 };
 use crate::error::{Error, Result};
+use crate::feed;
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -152,7 +153,10 @@ where
     ids.sort_unstable();
     let locked = tx
         .query(
-            "SELECT id, hold_id, booking_id IS NOT NULL AS booked, xmin::text AS xmin
+            "SELECT id, hold_id, booking_id IS NOT NULL AS booked, xmin::text AS xmin,
+                    (xmin::text IN ('1', '2')
+                     OR ((pg_current_xact_id()::text::bigint - xmin::text::bigint) % 4294967296
+                         + 4294967296) % 4294967296 < 2147483648) AS written_before_us
                FROM seats WHERE show_id = $1 AND id = ANY($2)
               ORDER BY id FOR UPDATE",
             &[&show, &ids],
@@ -197,7 +201,11 @@ where
             .values_mut()
             .find(|c| c.id == id)
             .ok_or_else(|| Error::Invariant(format!("locked unknown seat {id}")))?;
-        c.taken = r.get::<_, bool>("booked") || live;
+        // A seat written by a transaction younger than ours (it changed hands while we
+        // waited for its lock) is refused even if it is free now: taking it would put
+        // our event before that transaction's in the feed's (xid, id) order although we
+        // commit after it. See `feed`.
+        c.taken = r.get::<_, bool>("booked") || live || !r.get::<_, bool>("written_before_us");
         c.version = if lapsed {
             format!("{xmin}x")
         } else {
@@ -212,9 +220,8 @@ where
     let hold_id = HoldId::generate(req.show);
     let total: i64 = by_label.values().filter_map(|c| c.price).sum();
     let seen: Vec<&str> = ids.iter().map(|id| xmins[id].as_str()).collect();
-    let row = tx
-        .query_one(
-            "WITH h AS (
+    let sql = format!(
+        "WITH h AS (
                  INSERT INTO holds (show_id, id, user_id, expires_at, total)
                  VALUES ($1, $2, $3, now() + $4::int * interval '1 second', $5)
                  RETURNING created_at, expires_at
@@ -225,11 +232,18 @@ where
                  UPDATE seats s SET hold_id = $2
                    FROM unnest($6::bigint[], $7::text[]) AS seen(id, xmin)
                   WHERE s.show_id = $1 AND s.id = seen.id AND s.xmin::text = seen.xmin
-                 RETURNING s.id
-             )
+                 RETURNING s.id, s.label, s.xmin
+             ), {event}
              SELECT h.created_at, h.expires_at, (SELECT count(*) FROM taken) AS taken,
-                    pg_notify($8, (extract(epoch FROM h.expires_at) * 1000)::bigint::text)
+                    pg_notify($8, (extract(epoch FROM h.expires_at) * 1000)::bigint::text),
+                    {notify}
                FROM h",
+        event = feed::event_cte("$1", "hold", "held", "taken"),
+        notify = feed::notify("$1"),
+    );
+    let row = tx
+        .query_one(
+            &sql,
             &[
                 &show,
                 &hold_id.key(),
@@ -471,16 +485,25 @@ pub(crate) async fn free_seats_of<C: GenericClient>(
         &[&id.show().get(), &id.key()],
     )
     .await?;
+    // The status is also the event's cause: 'released' -> release, 'expired' -> expire.
+    let cause = if status == "expired" {
+        "expire"
+    } else {
+        "release"
+    };
+    let sql = format!(
+        "WITH freed AS (
+             UPDATE seats SET hold_id = NULL WHERE show_id = $1 AND hold_id = $2
+             RETURNING id, label, xmin
+         ), ended AS (
+             UPDATE holds SET status = $3 WHERE show_id = $1 AND id = $2
+         ), {event}
+         SELECT count(*), {notify} FROM freed",
+        event = feed::event_cte("$1", cause, "available", "freed"),
+        notify = feed::notify("$1"),
+    );
     let row = tx
-        .query_one(
-            "WITH freed AS (
-                 UPDATE seats SET hold_id = NULL WHERE show_id = $1 AND hold_id = $2 RETURNING id
-             ), ended AS (
-                 UPDATE holds SET status = $3 WHERE show_id = $1 AND id = $2
-             )
-             SELECT count(*) FROM freed",
-            &[&id.show().get(), &id.key(), &status],
-        )
+        .query_one(&sql, &[&id.show().get(), &id.key(), &status])
         .await?;
     Ok(row.get::<_, i64>(0) as u64)
 }

@@ -16,6 +16,9 @@
 //! - [`bookings`]: confirm a hold into a booking (idempotent), read, list, cancel.
 //! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop.
 //! - [`idempotency`]: store a request's answer with its work; replay it to retries.
+//! - [`feed`]: the change feed: events written with each change, read below a
+//!   transaction watermark, followed by one pump per process and fanned out per show.
+//! - `listener` (private): a LISTEN connection outside the pool that reconnects.
 //! - [`error`]: the one [`Error`] enum.
 //!
 //! # Running operations
@@ -65,8 +68,10 @@ pub mod bookings;
 pub mod database;
 pub mod domain;
 pub mod error;
+pub mod feed;
 pub mod holds;
 pub mod idempotency;
+mod listener;
 pub mod seats;
 pub mod shows;
 pub mod sweeper;
@@ -78,6 +83,7 @@ pub use domain::{
     RowLabel, RowSpec, SeatLabel, SeatSelection, SeatState, ShowId, UserId, Version,
 };
 pub use error::{Error, Result};
+pub use feed::{Feed, Position, SeatEvent, Subscription};
 pub use holds::{Hold, HoldRequest};
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;

@@ -17,12 +17,10 @@ use crate::domain::{HoldId, ShowId};
 use crate::error::Result;
 use crate::holds::HOLDS_CHANNEL;
 use deadpool_postgres::{GenericClient, Pool};
-use futures_util::StreamExt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
-use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -78,13 +76,26 @@ where
         &[&shows, &keys],
     )
     .await?;
-    let freed = tx
-        .execute(
-            "UPDATE seats SET hold_id = NULL
-              WHERE (show_id, hold_id) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))",
-            &[&shows, &keys],
-        )
-        .await?;
+    // Free them and publish one `expire` event per hold that still had seats.
+    let sql = format!(
+        "WITH freed AS (
+             UPDATE seats SET hold_id = NULL
+              WHERE (show_id, hold_id) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))
+             RETURNING show_id, hold_id, id, label, xmin
+         ), ev AS (
+             INSERT INTO seat_events (show_id, cause, seats)
+             SELECT show_id, 'expire', {seats}
+               FROM freed GROUP BY show_id, hold_id
+             RETURNING show_id
+         )
+         SELECT (SELECT count(*) FROM freed),
+                (SELECT count(*) FROM (SELECT pg_notify('{channel}', show_id::text)
+                                         FROM (SELECT DISTINCT show_id FROM ev) d) n)",
+        seats = crate::feed::seats_json("available"),
+        channel = crate::feed::EVENTS_CHANNEL,
+    );
+    let row = tx.query_one(&sql, &[&shows, &keys]).await?;
+    let freed = row.get::<_, i64>(0) as u64;
     tx.commit().await?;
     let expired: Vec<HoldId> = shows
         .iter()
@@ -130,6 +141,9 @@ pub struct SweeperOptions {
     /// Idempotency keys older than this are deleted (about once a minute).
     /// `None`: never.
     pub idempotency_retention: Option<Duration>,
+    /// Change-feed events older than this are deleted (about once a minute).
+    /// `None`: never.
+    pub event_retention: Option<Duration>,
     /// Told of every sweep that expired something.
     pub observer: Option<SweepObserver>,
 }
@@ -141,6 +155,7 @@ impl std::fmt::Debug for SweeperOptions {
             .field("fallback_tick", &self.fallback_tick)
             .field("listen", &self.listen.is_some())
             .field("idempotency_retention", &self.idempotency_retention)
+            .field("event_retention", &self.event_retention)
             .finish_non_exhaustive()
     }
 }
@@ -152,6 +167,7 @@ impl Default for SweeperOptions {
             fallback_tick: Duration::from_secs(5),
             listen: None,
             idempotency_retention: Some(Duration::from_secs(24 * 3600)),
+            event_retention: Some(Duration::from_secs(24 * 3600)),
             observer: None,
         }
     }
@@ -171,22 +187,30 @@ pub async fn run(
     // later one need not wake us.
     let sleeping_until = Arc::new(AtomicI64::new(i64::MAX));
     let listener = options.listen.clone().map(|config| {
-        tokio::spawn(listen(
+        let (on_notify, on_connect) = (wake.clone(), wake.clone());
+        let sleeping = sleeping_until.clone();
+        tokio::spawn(crate::listener::listen(
             config,
-            wake.clone(),
-            sleeping_until.clone(),
+            HOLDS_CHANNEL,
+            // Wake only for a hold due before the deadline we sleep towards.
+            move |payload| {
+                let due: i64 = payload.parse().unwrap_or(i64::MIN);
+                if due < sleeping.load(Ordering::SeqCst) {
+                    on_notify.notify_one();
+                }
+            },
+            // Notifications sent while we were away are lost: look again now.
+            move || on_connect.notify_one(),
             cancel.child_token(),
         ))
     });
 
     let mut last_prune: Option<tokio::time::Instant> = None;
     while !cancel.is_cancelled() {
-        if let Some(retention) = options.idempotency_retention {
-            if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
-                last_prune = Some(tokio::time::Instant::now());
-                if let Err(e) = prune(&pool, retention).await {
-                    tracing::warn!(error = %e, "pruning idempotency keys failed");
-                }
+        if last_prune.is_none_or(|t| t.elapsed() >= PRUNE_EVERY) {
+            last_prune = Some(tokio::time::Instant::now());
+            if let Err(e) = prune(&pool, &options).await {
+                tracing::warn!(error = %e, "pruning old idempotency keys or events failed");
             }
         }
         let delay = match step(&pool, &settings, &options).await {
@@ -219,11 +243,15 @@ pub async fn run(
 
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
 
-async fn prune(pool: &Pool, retention: Duration) -> Result<()> {
+async fn prune(pool: &Pool, options: &SweeperOptions) -> Result<()> {
     let client = crate::database::client(pool).await?;
-    let n = crate::idempotency::prune(&client, retention).await?;
-    if n > 0 {
+    if let Some(retention) = options.idempotency_retention {
+        let n = crate::idempotency::prune(&client, retention).await?;
         tracing::debug!(keys = n, "pruned idempotency keys");
+    }
+    if let Some(retention) = options.event_retention {
+        let n = crate::feed::prune(&client, retention).await?;
+        tracing::debug!(events = n, "pruned change-feed events");
     }
     Ok(())
 }
@@ -247,78 +275,4 @@ async fn step(
         }
     }
     next_deadline(&client).await
-}
-
-/// Keeps one LISTEN connection open, reconnecting with backoff; pokes the sweeper when a
-/// hold due before its current deadline appears, and after every reconnect (it may
-/// have missed notifications while away).
-async fn listen(
-    config: tokio_postgres::Config,
-    wake: Arc<Notify>,
-    sleeping_until: Arc<AtomicI64>,
-    cancel: CancellationToken,
-) {
-    let mut backoff = Duration::from_millis(100);
-    while !cancel.is_cancelled() {
-        match listen_once(&config, &wake, &sleeping_until, &cancel).await {
-            Ok(()) => return,
-            Err(e) => {
-                // Notifications sent while we were away are lost: sweep and re-read
-                // the deadline now rather than at the fallback tick.
-                wake.notify_one();
-                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "sweeper LISTEN connection lost");
-            }
-        }
-        tokio::select! {
-            _ = cancel.cancelled() => return,
-            _ = tokio::time::sleep(backoff) => {}
-        }
-        backoff = (backoff * 2).min(Duration::from_secs(5));
-    }
-}
-
-async fn listen_once(
-    config: &tokio_postgres::Config,
-    wake: &Notify,
-    sleeping_until: &AtomicI64,
-    cancel: &CancellationToken,
-) -> std::result::Result<(), String> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    // The connection must be polled for the LISTEN to complete and for notifications
-    // to arrive; a task forwards what it yields until it closes.
-    let driver = tokio::spawn(async move {
-        let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
-        while let Some(m) = messages.next().await {
-            if tx.send(m).is_err() {
-                break;
-            }
-        }
-    });
-    let listened = client
-        .batch_execute(&format!("LISTEN {HOLDS_CHANNEL}"))
-        .await;
-    if let Err(e) = listened {
-        driver.abort();
-        return Err(e.to_string());
-    }
-    wake.notify_one();
-    let outcome = loop {
-        tokio::select! {
-            _ = cancel.cancelled() => break Ok(()),
-            m = rx.recv() => match m {
-                Some(Ok(AsyncMessage::Notification(n))) => {
-                    let due: i64 = n.payload().parse().unwrap_or(i64::MIN);
-                    if due < sleeping_until.load(Ordering::SeqCst) {
-                        wake.notify_one();
-                    }
-                }
-                Some(Ok(_)) => {}
-                Some(Err(e)) => break Err(e.to_string()),
-                None => break Err("connection closed".to_owned()),
-            }
-        }
-    };
-    driver.abort();
-    outcome
 }

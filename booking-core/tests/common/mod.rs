@@ -149,6 +149,7 @@ impl TestDb {
             ),
         ];
         let mut problems = Vec::new();
+        problems.extend(self.feed_problems(&client).await);
         for (what, sql) in checks {
             let rows = client.query(*sql, &[]).await.expect(what);
             if !rows.is_empty() {
@@ -161,6 +162,56 @@ impl TestDb {
             "audit failed:\n{}",
             problems.join("\n")
         );
+    }
+}
+
+impl TestDb {
+    /// Replays the whole change feed in its order and compares the result with the
+    /// seats: every change has its event, and no event contradicts a later read.
+    async fn feed_problems(&self, client: &Client) -> Vec<String> {
+        use std::collections::HashMap;
+        let events = client
+            .query(
+                "SELECT show_id, e.seat->>'label', e.seat->>'state', e.seat->>'version'
+                   FROM seat_events, jsonb_array_elements(seats) AS e(seat)
+                  ORDER BY xid, id",
+                &[],
+            )
+            .await
+            .unwrap();
+        let mut folded: HashMap<(i64, String), (String, String)> = HashMap::new();
+        for r in &events {
+            folded.insert((r.get(0), r.get(1)), (r.get(2), r.get(3)));
+        }
+        // The stored state, lapsed holds counting as held until swept (their lapse
+        // is published by the sweeper's `expire` event).
+        let seats = client
+            .query(
+                "SELECT show_id, label,
+                        CASE WHEN booking_id IS NOT NULL THEN 'booked'
+                             WHEN hold_id IS NOT NULL THEN 'held' ELSE 'available' END,
+                        xmin::text
+                   FROM seats",
+                &[],
+            )
+            .await
+            .unwrap();
+        let mut problems = Vec::new();
+        for r in &seats {
+            let key: (i64, String) = (r.get(0), r.get(1));
+            let (state, version): (String, String) = (r.get(2), r.get(3));
+            match folded.get(&key) {
+                Some((s, v)) if *s == state && *v == version => {}
+                None if state == "available" => {}
+                other => problems.push(format!(
+                    "the feed says {other:?} of seat {key:?}, the table says ({state}, {version})"
+                )),
+            }
+            if problems.len() > 5 {
+                break;
+            }
+        }
+        problems
     }
 }
 

@@ -1,0 +1,477 @@
+//! The change feed: every committed change of a seat's state, exactly once, in order.
+//!
+//! # Writing
+//!
+//! Every transaction that changes seats (hold, confirm, release, expire, cancel; extend
+//! changes none) inserts its events into `seat_events` in the same statement that
+//! changes the seats, and calls `pg_notify('booking_events', show_id)`. An event
+//! exists if and only if its change committed.
+//!
+//! # Reading: a watermark, not a sequence
+//!
+//! Event ids come from a sequence, and sequence values are handed out before commit: a
+//! reader that trusts `id > last_seen` skips the events of a transaction that took its
+//! id early and committed late. So each event also stores its transaction's id (`xid`,
+//! from `pg_current_xact_id()`), readers order by `(xid, id)` and take only events of
+//! transactions older than every transaction still running
+//! (`xid < pg_snapshot_xmin(pg_current_snapshot())`). Such a transaction has finished:
+//! no event can ever appear before a position a reader has passed. The position of an
+//! event, `{xid}.{id}`, is the cursor clients resume from.
+//!
+//! Order by xid is commit order for any two transactions that change the same seat:
+//! a transaction locks its hold or booking row before its seats (so no seat can move
+//! away and come back to it), and a new hold refuses a seat that a younger transaction
+//! wrote while it waited for the lock (see [`crate::holds`]). So no later read
+//! contradicts the order of the feed.
+//!
+//! # Following
+//!
+//! [`Feed::start`] runs one pump per process: it reads new events (woken by a LISTEN
+//! connection outside the pool, and by a short tick, because the watermark also moves
+//! when a transaction without events ends) and fans them out in memory to per-show
+//! [`Subscription`]s. A subscriber that falls behind is cut off, never waited for; it
+//! resumes from its last position with [`Feed::subscribe`].
+
+use crate::domain::{SeatLabel, SeatState, ShowId, Version};
+use crate::error::{Error, Result};
+use deadpool_postgres::{GenericClient, Pool};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{mpsc, Notify};
+use tokio_util::sync::CancellationToken;
+
+/// The channel writers notify (payload: the show id).
+pub const EVENTS_CHANNEL: &str = "booking_events";
+
+/// SQL: the `seats` array of an event, from rows (`id`, `label`, `xmin`) just written.
+pub(crate) fn seats_json(state: &str) -> String {
+    format!(
+        "jsonb_agg(jsonb_build_object('label', label, 'state', '{state}', 'version', xmin::text) ORDER BY id)"
+    )
+}
+
+/// SQL: a CTE `ev` inserting one event for the rows of CTE `from`, if there are any.
+pub(crate) fn event_cte(show_param: &str, cause: &str, state: &str, from: &str) -> String {
+    format!(
+        "ev AS (INSERT INTO seat_events (show_id, cause, seats)
+                SELECT {show_param}, '{cause}', {seats} FROM {from} HAVING count(*) > 0)",
+        seats = seats_json(state)
+    )
+}
+
+/// SQL: the notification that wakes followers of the feed.
+pub(crate) fn notify(show_param: &str) -> String {
+    format!("pg_notify('{EVENTS_CHANNEL}', {show_param}::text)")
+}
+
+/// A place in the feed: `{xid}.{id}`. Positions are totally ordered; the feed only
+/// ever moves forward.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Position {
+    xid: u64,
+    id: i64,
+}
+
+impl Position {
+    /// Before every event.
+    pub const START: Position = Position { xid: 0, id: 0 };
+
+    /// Parses the `{xid}.{id}` form (as sent in `Last-Event-ID`).
+    pub fn parse(s: &str) -> Result<Position> {
+        let bad = || Error::invalid("since", "not an event id (as sent in the `id:` field)");
+        let (xid, id) = s.split_once('.').ok_or_else(bad)?;
+        let digits =
+            |t: &str| !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit());
+        if !digits(xid) || !digits(id) {
+            return Err(bad());
+        }
+        Ok(Position {
+            xid: xid.parse().map_err(|_| bad())?,
+            id: id.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+impl fmt::Display for Position {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}.{}", self.xid, self.id)
+    }
+}
+
+impl serde::Serialize for Position {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+/// What happened to the seats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cause {
+    Hold,
+    Confirm,
+    Release,
+    Expire,
+    Cancel,
+}
+
+/// One seat's new state.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeatChange {
+    pub label: SeatLabel,
+    pub state: SeatState,
+    pub version: Version,
+}
+
+/// One transaction's change to some seats of one show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SeatEvent {
+    #[serde(skip)]
+    pub position: Position,
+    pub show_id: ShowId,
+    pub cause: Cause,
+    pub seats: Vec<SeatChange>,
+}
+
+#[derive(serde::Deserialize)]
+struct StoredChange {
+    label: String,
+    state: String,
+    version: String,
+}
+
+fn event_from_row(r: &tokio_postgres::Row) -> Result<SeatEvent> {
+    let xid: String = r.get("xid");
+    let position = Position {
+        xid: xid
+            .parse()
+            .map_err(|_| Error::Invariant(format!("xid {xid:?}")))?,
+        id: r.get("id"),
+    };
+    let cause = match r.get::<_, &str>("cause") {
+        "hold" => Cause::Hold,
+        "confirm" => Cause::Confirm,
+        "release" => Cause::Release,
+        "expire" => Cause::Expire,
+        "cancel" => Cause::Cancel,
+        other => return Err(Error::Invariant(format!("event cause {other:?}"))),
+    };
+    let seats: serde_json::Value = r.get("seats");
+    let stored: Vec<StoredChange> =
+        serde_json::from_value(seats).map_err(|e| Error::Invariant(format!("event seats: {e}")))?;
+    let seats = stored
+        .into_iter()
+        .map(|c| {
+            let state = match c.state.as_str() {
+                "available" => SeatState::Available,
+                "held" => SeatState::Held,
+                "booked" => SeatState::Booked,
+                other => return Err(Error::Invariant(format!("event seat state {other:?}"))),
+            };
+            Ok(SeatChange {
+                label: SeatLabel::from_db(c.label),
+                state,
+                version: Version::new(c.version),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(SeatEvent {
+        position,
+        show_id: ShowId::from_db(r.get("show_id")),
+        cause,
+        seats,
+    })
+}
+
+/// Events after `after` (and at most `until`), of one show or of all, that no
+/// transaction still running can precede: the next page of the feed.
+pub async fn read<C: GenericClient>(
+    client: &C,
+    show: Option<ShowId>,
+    after: Position,
+    until: Option<Position>,
+    limit: i64,
+) -> Result<Vec<SeatEvent>> {
+    let until = until.unwrap_or(Position {
+        xid: i64::MAX as u64,
+        id: i64::MAX,
+    });
+    let rows = client
+        .query(
+            "SELECT xid::text AS xid, id, show_id, cause, seats
+               FROM seat_events
+              WHERE (xid, id) > ($1::text::xid8, $2)
+                AND (xid, id) <= ($3::text::xid8, $4)
+                AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                AND ($5::bigint IS NULL OR show_id = $5)
+              ORDER BY xid, id
+              LIMIT $6",
+            &[
+                &after.xid.to_string(),
+                &after.id,
+                &until.xid.to_string(),
+                &until.id,
+                &show.map(ShowId::get),
+                &limit,
+            ],
+        )
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// The position of the newest event that can be read now ([`Position::START`] when
+/// there is none).
+pub async fn head<C: GenericClient>(client: &C) -> Result<Position> {
+    let row = client
+        .query_opt(
+            "SELECT xid::text AS xid, id FROM seat_events
+              WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY xid DESC, id DESC LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(match row {
+        None => Position::START,
+        Some(r) => Position {
+            xid: r.get::<_, String>("xid").parse().unwrap_or(0),
+            id: r.get("id"),
+        },
+    })
+}
+
+/// Deletes events older than `retention`; returns how many.
+pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<u64> {
+    Ok(client
+        .execute(
+            "DELETE FROM seat_events WHERE created_at < now() - $1::bigint * interval '1 second'",
+            &[&(retention.as_secs() as i64)],
+        )
+        .await?)
+}
+
+/// How the pump of [`Feed::start`] behaves.
+#[derive(Debug, Clone)]
+pub struct FeedOptions {
+    /// Where to LISTEN (a connection outside the pool). `None`: poll only.
+    pub listen: Option<tokio_postgres::Config>,
+    /// Read even without a notification this often: the watermark also moves when a
+    /// transaction without events ends.
+    pub poll: Duration,
+    /// Events a subscriber may have unread before it is cut off.
+    pub subscriber_buffer: usize,
+}
+
+impl Default for FeedOptions {
+    fn default() -> Self {
+        FeedOptions {
+            listen: None,
+            poll: Duration::from_millis(100),
+            subscriber_buffer: 1024,
+        }
+    }
+}
+
+/// The process's follower of the feed: one pump, many subscribers. Cheap to clone.
+#[derive(Clone)]
+pub struct Feed {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    pool: Pool,
+    hub: Mutex<Hub>,
+    wake: Notify,
+    buffer: usize,
+    stopped: CancellationToken,
+}
+
+struct Hub {
+    /// Every event up to here has been handed to the subscribers of its show.
+    position: Position,
+    subscribers: HashMap<ShowId, Vec<mpsc::Sender<Arc<SeatEvent>>>>,
+}
+
+impl Feed {
+    /// Starts following from the newest event: a pump task, and a LISTEN task when
+    /// `options.listen` is set. Both stop when `cancel` fires; subscriptions then end.
+    pub async fn start(
+        pool: Pool,
+        options: FeedOptions,
+        cancel: CancellationToken,
+    ) -> Result<Feed> {
+        let position = {
+            let client = crate::database::client(&pool).await?;
+            head(&client).await?
+        };
+        let feed = Feed {
+            inner: Arc::new(Inner {
+                pool,
+                hub: Mutex::new(Hub {
+                    position,
+                    subscribers: HashMap::new(),
+                }),
+                wake: Notify::new(),
+                buffer: options.subscriber_buffer.max(1),
+                stopped: cancel.clone(),
+            }),
+        };
+        if let Some(config) = options.listen.clone() {
+            let (a, b) = (feed.clone(), feed.clone());
+            tokio::spawn(crate::listener::listen(
+                config,
+                EVENTS_CHANNEL,
+                move |_| a.inner.wake.notify_one(),
+                // After a reconnect, read at once: nothing is lost, the pump reads from
+                // its own position, but we need not wait for the tick.
+                move || b.inner.wake.notify_one(),
+                cancel.child_token(),
+            ));
+        }
+        tokio::spawn(feed.clone().pump(options.poll, cancel));
+        Ok(feed)
+    }
+
+    /// The position up to which events have been handed out.
+    pub fn position(&self) -> Position {
+        self.inner
+            .hub
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .position
+    }
+
+    /// Follows `show` from after `since` (`None`: from now on). Events between `since`
+    /// and now are read from the database first, then live ones follow, with no gap and
+    /// no repeat.
+    pub async fn subscribe(&self, show: ShowId, since: Option<Position>) -> Result<Subscription> {
+        let (tx, rx) = mpsc::channel(self.inner.buffer);
+        // Register and note the position under one lock: every event after it reaches
+        // the channel, every event up to it is in the database below the watermark.
+        let now = {
+            let mut hub = self.inner.hub.lock().unwrap_or_else(|p| p.into_inner());
+            hub.subscribers.entry(show).or_default().push(tx);
+            hub.position
+        };
+        let mut backlog = VecDeque::new();
+        if let Some(since) = since {
+            if since < now {
+                let client = crate::database::client(&self.inner.pool).await?;
+                let mut after = since;
+                loop {
+                    let page = read(&client, Some(show), after, Some(now), 1000).await?;
+                    let full = page.len() == 1000;
+                    if let Some(last) = page.last() {
+                        after = last.position;
+                    }
+                    backlog.extend(page);
+                    if !full {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(Subscription {
+            backlog,
+            live: rx,
+            after: since.unwrap_or(now).max(Position::START),
+            stopped: self.inner.stopped.clone(),
+        })
+    }
+
+    async fn pump(self, poll: Duration, cancel: CancellationToken) {
+        let mut failing = false;
+        loop {
+            match self.drain().await {
+                Ok(()) => failing = false,
+                Err(e) => {
+                    if !failing {
+                        tracing::warn!(error = %e, "reading the change feed failed; retrying");
+                    }
+                    failing = true;
+                }
+            }
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                _ = self.inner.wake.notified() => {}
+                _ = tokio::time::sleep(poll) => {}
+            }
+        }
+        // Ending every subscription tells SSE streams to close.
+        self.inner
+            .hub
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .subscribers
+            .clear();
+    }
+
+    /// Reads and hands out everything readable after our position.
+    async fn drain(&self) -> Result<()> {
+        let client = crate::database::client(&self.inner.pool).await?;
+        loop {
+            let after = self.position();
+            let page = read(&client, None, after, None, 1000).await?;
+            let full = page.len() == 1000;
+            for event in page {
+                self.dispatch(event);
+            }
+            if !full {
+                return Ok(());
+            }
+        }
+    }
+
+    fn dispatch(&self, event: SeatEvent) {
+        let mut hub = self.inner.hub.lock().unwrap_or_else(|p| p.into_inner());
+        let position = event.position;
+        if let Some(subs) = hub.subscribers.get_mut(&event.show_id) {
+            let event = Arc::new(event);
+            // A full channel means a slow reader: cut it off rather than wait for it.
+            subs.retain(|tx| tx.try_send(event.clone()).is_ok());
+            if subs.is_empty() {
+                let show = event.show_id;
+                hub.subscribers.remove(&show);
+            }
+        }
+        hub.position = position;
+    }
+}
+
+/// One follower of one show's events.
+pub struct Subscription {
+    backlog: VecDeque<SeatEvent>,
+    live: mpsc::Receiver<Arc<SeatEvent>>,
+    after: Position,
+    stopped: CancellationToken,
+}
+
+impl Subscription {
+    /// The next event, or `None` when the subscription ended: it fell too far behind
+    /// (resume from the last position seen) or the feed stopped.
+    pub async fn next(&mut self) -> Option<SeatEvent> {
+        if let Some(e) = self.backlog.pop_front() {
+            self.after = e.position;
+            return Some(e);
+        }
+        loop {
+            let e = tokio::select! {
+                e = self.live.recv() => e?,
+                _ = self.stopped.cancelled() => return None,
+            };
+            // Another process may have told the subscriber of events this one has
+            // not handed out yet: skip what it already has.
+            if e.position > self.after {
+                self.after = e.position;
+                return Some((*e).clone());
+            }
+        }
+    }
+
+    /// The position of the last event returned (or the starting point).
+    pub fn position(&self) -> Position {
+        self.after
+    }
+}
