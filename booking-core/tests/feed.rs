@@ -33,7 +33,9 @@ async fn late_commits_are_delivered_once_and_in_order() {
     let db = TestDb::with_pool(40).await;
     let show = db.show(4, 50).await;
     let stop = CancellationToken::new();
-    let feed = Feed::start(db.pool.clone(), options(&db), stop.clone()).await.unwrap();
+    let feed = Feed::start(db.pool.clone(), options(&db), stop.clone())
+        .await
+        .unwrap();
     let mut sub = feed.subscribe(show.id, None).await.unwrap();
 
     // 200 holds, one seat each, each in a transaction of its own caller. Every fifth
@@ -47,9 +49,13 @@ async fn late_commits_are_delivered_once_and_in_order() {
             let label = format!("{}{}", common::row_label(n / 50), n % 50 + 1);
             let mut client = database::client(&pool).await.unwrap();
             let mut tx = client.transaction().await.unwrap();
-            holds::hold(&mut tx, &Settings::default(), &request(&show, "alice", &[&label]))
-                .await
-                .unwrap();
+            holds::hold(
+                &mut tx,
+                &Settings::default(),
+                &request(&show, "alice", &[&label]),
+            )
+            .await
+            .unwrap();
             if n % 5 == 0 {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
@@ -98,12 +104,18 @@ async fn late_commits_are_delivered_once_and_in_order() {
         assert_eq!(e.cause, Cause::Hold);
         assert_eq!(e.seats.len(), 1);
         assert_eq!(e.seats[0].state, SeatState::Held);
-        *count.entry(e.seats[0].label.as_str().to_owned()).or_default() += 1;
+        *count
+            .entry(e.seats[0].label.as_str().to_owned())
+            .or_default() += 1;
     }
     for label in &committed {
         assert_eq!(count.get(label), Some(&1), "{label} exactly once");
     }
-    assert_eq!(count.len(), committed.len(), "no event of a rolled-back transaction");
+    assert_eq!(
+        count.len(),
+        committed.len(),
+        "no event of a rolled-back transaction"
+    );
     // Nothing more comes.
     let extra = tokio::time::timeout(Duration::from_millis(500), sub.next()).await;
     assert!(extra.is_err(), "an extra event arrived: {extra:?}");
@@ -124,13 +136,21 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     let other = db.show(1, 5).await;
     let settings = Settings::default();
     let stop = CancellationToken::new();
-    let feed = Feed::start(db.pool.clone(), options(&db), stop.clone()).await.unwrap();
+    let feed = Feed::start(db.pool.clone(), options(&db), stop.clone())
+        .await
+        .unwrap();
     let mut client = db.client().await;
 
     let mut first = feed.subscribe(show.id, None).await.unwrap();
     let mut holds_made = Vec::new();
     for n in 1..=5 {
-        let h = holds::hold(&mut client, &settings, &request(&show, "alice", &[&format!("A{n}")])).await.unwrap();
+        let h = holds::hold(
+            &mut client,
+            &settings,
+            &request(&show, "alice", &[&format!("A{n}")]),
+        )
+        .await
+        .unwrap();
         holds_made.push(h);
     }
     let seen = take(&mut first, 3).await;
@@ -139,12 +159,41 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
 
     // While it is away: more holds, a confirm, a release, a cancel, and noise elsewhere.
     for n in 6..=8 {
-        holds::hold(&mut client, &settings, &request(&show, "alice", &[&format!("A{n}")])).await.unwrap();
+        holds::hold(
+            &mut client,
+            &settings,
+            &request(&show, "alice", &[&format!("A{n}")]),
+        )
+        .await
+        .unwrap();
     }
-    holds::hold(&mut client, &settings, &request(&other, "bob", &["A1"])).await.unwrap();
-    let b = bookings::confirm(&mut client, &settings, &user("alice"), holds_made[0].hold_id).await.unwrap();
-    holds::release(&mut client, &settings, &user("alice"), holds_made[1].hold_id).await.unwrap();
-    bookings::cancel(&mut client, &settings, &booking_core::Actor::Admin, b.booking.booking_id).await.unwrap();
+    holds::hold(&mut client, &settings, &request(&other, "bob", &["A1"]))
+        .await
+        .unwrap();
+    let b = bookings::confirm(
+        &mut client,
+        &settings,
+        &user("alice"),
+        holds_made[0].hold_id,
+    )
+    .await
+    .unwrap();
+    holds::release(
+        &mut client,
+        &settings,
+        &user("alice"),
+        holds_made[1].hold_id,
+    )
+    .await
+    .unwrap();
+    bookings::cancel(
+        &mut client,
+        &settings,
+        &booking_core::Actor::Admin,
+        b.booking.booking_id,
+    )
+    .await
+    .unwrap();
 
     // Missed: A4, A5 holds, A6..A8 holds, confirm, release, cancel = 8 events.
     let mut resumed = feed.subscribe(show.id, Some(resume_at)).await.unwrap();
@@ -152,7 +201,16 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     let causes: Vec<Cause> = missed.iter().map(|e| e.cause).collect();
     assert_eq!(
         causes,
-        [Cause::Hold, Cause::Hold, Cause::Hold, Cause::Hold, Cause::Hold, Cause::Confirm, Cause::Release, Cause::Cancel]
+        [
+            Cause::Hold,
+            Cause::Hold,
+            Cause::Hold,
+            Cause::Hold,
+            Cause::Hold,
+            Cause::Confirm,
+            Cause::Release,
+            Cause::Cancel
+        ]
     );
     assert_eq!(missed[0].seats[0].label.as_str(), "A4");
     assert!(missed.iter().all(|e| e.show_id == show.id));
@@ -161,7 +219,9 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     assert!(extra.is_err(), "nothing after what was missed: {extra:?}");
 
     // And it goes on live.
-    holds::hold(&mut client, &settings, &request(&show, "alice", &["A9"])).await.unwrap();
+    holds::hold(&mut client, &settings, &request(&show, "alice", &["A9"]))
+        .await
+        .unwrap();
     let live = take(&mut resumed, 1).await;
     assert_eq!(live[0].seats[0].label.as_str(), "A9");
     stop.cancel();
@@ -211,13 +271,24 @@ async fn changes_made_while_the_listen_connection_is_down_still_arrive() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pid = pid.expect("the LISTEN connection is up");
-    holds::hold(&mut client, &settings, &request(&show, "alice", &["A1"])).await.unwrap();
+    holds::hold(&mut client, &settings, &request(&show, "alice", &["A1"]))
+        .await
+        .unwrap();
     assert_eq!(take(&mut sub, 1).await[0].seats[0].label.as_str(), "A1");
 
     // Kill it, and change seats while it reconnects.
-    client.execute("SELECT pg_terminate_backend($1)", &[&pid]).await.unwrap();
+    client
+        .execute("SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
     for n in 2..=6 {
-        holds::hold(&mut client, &settings, &request(&show, "alice", &[&format!("A{n}")])).await.unwrap();
+        holds::hold(
+            &mut client,
+            &settings,
+            &request(&show, "alice", &[&format!("A{n}")]),
+        )
+        .await
+        .unwrap();
     }
     let events = take(&mut sub, 5).await;
     let labels: Vec<&str> = events.iter().map(|e| e.seats[0].label.as_str()).collect();
@@ -225,7 +296,9 @@ async fn changes_made_while_the_listen_connection_is_down_still_arrive() {
     let new_pid = listener_pid().await.expect("it reconnected");
     assert_ne!(new_pid, pid);
     // And notifications work again on the new connection.
-    holds::hold(&mut client, &settings, &request(&show, "alice", &["A7"])).await.unwrap();
+    holds::hold(&mut client, &settings, &request(&show, "alice", &["A7"]))
+        .await
+        .unwrap();
     assert_eq!(take(&mut sub, 1).await[0].seats[0].label.as_str(), "A7");
     stop.cancel();
 }
@@ -252,7 +325,13 @@ async fn a_slow_subscriber_is_cut_off_without_slowing_the_others() {
     let mut client = db.client().await;
     let mut got = Vec::new();
     for n in 1..=10 {
-        holds::hold(&mut client, &settings, &request(&show, "alice", &[&format!("A{n}")])).await.unwrap();
+        holds::hold(
+            &mut client,
+            &settings,
+            &request(&show, "alice", &[&format!("A{n}")]),
+        )
+        .await
+        .unwrap();
         got.extend(take(&mut fast, 1).await);
     }
     assert_eq!(got.len(), 10);
@@ -264,7 +343,10 @@ async fn a_slow_subscriber_is_cut_off_without_slowing_the_others() {
     assert_eq!(kept.len(), 4);
     assert_eq!(kept, got[..4].to_vec());
     // It resumes from its last position and gets the rest.
-    let mut resumed = feed.subscribe(show.id, Some(slow.position())).await.unwrap();
+    let mut resumed = feed
+        .subscribe(show.id, Some(slow.position()))
+        .await
+        .unwrap();
     let rest = take(&mut resumed, 6).await;
     assert_eq!(rest, got[4..].to_vec());
     stop.cancel();
@@ -276,24 +358,42 @@ async fn the_sweeper_publishes_expire_events_and_old_events_are_pruned() {
     let show = db.show(1, 4).await;
     let settings = Settings::default();
     let stop = CancellationToken::new();
-    let feed = Feed::start(db.pool.clone(), options(&db), stop.clone()).await.unwrap();
+    let feed = Feed::start(db.pool.clone(), options(&db), stop.clone())
+        .await
+        .unwrap();
     let mut sub = feed.subscribe(show.id, None).await.unwrap();
     let mut client = db.client().await;
-    let h = holds::hold(&mut client, &settings, &request(&show, "alice", &["A1", "A2"])).await.unwrap();
+    let h = holds::hold(
+        &mut client,
+        &settings,
+        &request(&show, "alice", &["A1", "A2"]),
+    )
+    .await
+    .unwrap();
     db.lapse(h.hold_id).await;
-    sweeper::sweep_once(&mut client, &settings, 10).await.unwrap();
+    sweeper::sweep_once(&mut client, &settings, 10)
+        .await
+        .unwrap();
     let events = take(&mut sub, 2).await;
     assert_eq!(events[1].cause, Cause::Expire);
     let labels: Vec<&str> = events[1].seats.iter().map(|s| s.label.as_str()).collect();
     assert_eq!(labels, ["A1", "A2"]);
-    assert!(events[1].seats.iter().all(|s| s.state == SeatState::Available));
+    assert!(events[1]
+        .seats
+        .iter()
+        .all(|s| s.state == SeatState::Available));
     db.audit().await;
 
     client
-        .execute("UPDATE seat_events SET created_at = now() - interval '25 hours' WHERE cause = 'hold'", &[])
+        .execute(
+            "UPDATE seat_events SET created_at = now() - interval '25 hours' WHERE cause = 'hold'",
+            &[],
+        )
         .await
         .unwrap();
-    let pruned = feed::prune(&client, Duration::from_secs(24 * 3600)).await.unwrap();
+    let pruned = feed::prune(&client, Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
     assert_eq!(pruned, 1);
     stop.cancel();
 }

@@ -1,6 +1,6 @@
 //! The demo show, so that a newcomer has something to book.
 
-use crate::state::AppState;
+use booking_core::deadpool_postgres::Pool;
 use booking_core::{shows, Category, Currency, NewShow, RowLabel, RowSpec};
 use chrono::{Duration, TimeZone, Utc};
 use std::collections::BTreeMap;
@@ -36,8 +36,8 @@ pub fn layout() -> NewShow {
 }
 
 /// Creates the demo show when the database has no show at all.
-pub async fn ensure(state: &AppState) -> Result<(), booking_core::Error> {
-    let mut client = booking_core::database::client(&state.pool).await?;
+pub async fn ensure(pool: &Pool) -> Result<(), booking_core::Error> {
+    let mut client = booking_core::database::client(pool).await?;
     let mut tx = client.transaction().await?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&DEMO_LOCK])
         .await?;

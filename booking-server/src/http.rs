@@ -3,12 +3,28 @@
 
 use booking_core::{Error as CoreError, SeatLabel, UserId};
 use bytes::Bytes;
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
 use hyper::{Response, StatusCode};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+
+/// The body of every response: a whole buffer, or a stream (Server-Sent Events).
+pub type Body = BoxBody<Bytes, std::convert::Infallible>;
+
+/// What an endpoint answers: a finished reply, or a response whose body streams.
+pub enum Answer {
+    Reply(Reply),
+    Stream(Response<Body>),
+}
+
+impl From<Reply> for Answer {
+    fn from(r: Reply) -> Answer {
+        Answer::Reply(r)
+    }
+}
 
 /// Largest request body accepted.
 pub const BODY_LIMIT: usize = 64 * 1024;
@@ -61,8 +77,8 @@ impl Reply {
         self
     }
 
-    pub fn into_response(self) -> Response<Full<Bytes>> {
-        let mut res = Response::new(Full::new(self.body));
+    pub fn into_response(self) -> Response<Body> {
+        let mut res = Response::new(Full::new(self.body).boxed());
         *res.status_mut() = self.status;
         if let Some(ct) = self.content_type {
             res.headers_mut()

@@ -7,6 +7,7 @@
 //! - [`state`]: what requests share (pool, engine settings, metrics).
 //! - [`routes`]: `match` over method and path segments, one function per endpoint.
 //! - [`shows`], [`holds`], [`bookings`]: the endpoints, by the noun they serve.
+//! - [`events`]: `GET /shows/{id}/events`, the change feed as Server-Sent Events.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
 //! - [`http`]: replies, [`http::ApiError`] and the one mapping from `booking_core::Error`,
@@ -21,6 +22,7 @@
 pub mod bookings;
 pub mod config;
 pub mod demo;
+pub mod events;
 pub mod holds;
 pub mod http;
 pub mod idempotency;
@@ -34,10 +36,7 @@ pub use config::Config;
 pub use state::AppState;
 
 use booking_core::sweeper::{self, SweeperOptions};
-use booking_core::CancellationToken;
-use bytes::Bytes;
 use futures_util::FutureExt;
-use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -58,10 +57,10 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(5);
 /// Builds the state, migrates the database (waiting up to 30 s for it to come up) and
 /// creates the demo show when asked.
 pub async fn prepare(config: &Config) -> Result<Arc<AppState>, booking_core::Error> {
-    let state = AppState::new(config)?;
+    let pool = AppState::pool(config)?;
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match booking_core::database::migrate_pool(&state.pool).await {
+        match booking_core::database::migrate_pool(&pool).await {
             Ok(()) => break,
             Err(e) if e.is_transient() && Instant::now() < deadline => {
                 tracing::warn!(error = %e, "database not reachable yet; retrying");
@@ -71,16 +70,16 @@ pub async fn prepare(config: &Config) -> Result<Arc<AppState>, booking_core::Err
         }
     }
     if config.demo_show {
-        demo::ensure(&state).await?;
+        demo::ensure(&pool).await?;
     }
-    Ok(Arc::new(state))
+    Ok(Arc::new(AppState::new(config, pool).await?))
 }
 
 /// Serves HTTP on `listener` and runs the hold sweeper until `shutdown` completes; then
 /// stops accepting, lets requests in flight finish (for at most the request timeout
 /// and a second), stops the sweeper and returns.
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
-    let stop_sweeper = CancellationToken::new();
+    let stop_sweeper = state.shutdown.child_token();
     let observer_state = state.clone();
     let sweeper = tokio::spawn(sweeper::run(
         state.pool.clone(),
@@ -135,6 +134,8 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
     }
     drop(listener);
     tracing::info!("shutting down: finishing requests in flight");
+    // Event streams never finish by themselves: end them so that the drain can.
+    state.shutdown.cancel();
     let drain = state.request_timeout + Duration::from_secs(1);
     if tokio::time::timeout(drain, graceful.shutdown())
         .await
@@ -149,7 +150,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
 
 /// One request: route, run under the request timeout, turn any failure (even a panic)
 /// into a JSON answer, count it and log one line.
-async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes>> {
+async fn handle(state: &AppState, req: Request<Incoming>) -> Response<http::Body> {
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -159,23 +160,32 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes
         .and_then(|v| v.to_str().ok())
         .map(|u| u.chars().take(128).collect::<String>())
         .unwrap_or_default();
-    let (label, reply) = match routes::resolve(&method, &path) {
-        Err(e) => ("unmatched", e.into_reply()),
+    let (label, answer) = match routes::resolve(&method, &path) {
+        Err(e) => ("unmatched", e.into_reply().into()),
         Ok(route) => {
             let work = AssertUnwindSafe(routes::dispatch(state, route, req)).catch_unwind();
-            let reply = match tokio::time::timeout(state.request_timeout, work).await {
-                Ok(Ok(Ok(reply))) => reply,
-                Ok(Ok(Err(e))) => e.into_reply(),
-                Ok(Err(_panic)) => http::ApiError::internal("a handler panicked").into_reply(),
+            // The timeout bounds producing the answer; a stream's body (SSE) then runs
+            // until the client leaves or the server shuts down.
+            let answer = match tokio::time::timeout(state.request_timeout, work).await {
+                Ok(Ok(Ok(answer))) => answer,
+                Ok(Ok(Err(e))) => e.into_reply().into(),
+                Ok(Err(_panic)) => http::ApiError::internal("a handler panicked")
+                    .into_reply()
+                    .into(),
                 Err(_) => http::ApiError::unavailable(
                     "The request took longer than the server allows; retry shortly.",
                 )
-                .into_reply(),
+                .into_reply()
+                .into(),
             };
-            (route.label(), reply)
+            (route.label(), answer)
         }
     };
-    let status = reply.status.as_u16();
+    let response = match answer {
+        http::Answer::Reply(reply) => reply.into_response(),
+        http::Answer::Stream(response) => response,
+    };
+    let status = response.status().as_u16();
     let latency = started.elapsed();
     if status == 503 {
         state.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
@@ -189,5 +199,5 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<Full<Bytes
         user = %user,
         "request"
     );
-    reply.into_response()
+    response
 }

@@ -1,8 +1,8 @@
 //! Routing: a plain `match` over method and path segments, one function per endpoint.
 
-use crate::http::{self, ApiError, Reply};
+use crate::http::{self, Answer, ApiError};
 use crate::state::AppState;
-use crate::{bookings, holds, ops, shows};
+use crate::{bookings, events, holds, ops, shows};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
@@ -13,6 +13,7 @@ pub enum Route<'a> {
     CreateShow,
     GetShow(&'a str),
     SeatMap(&'a str),
+    Events(&'a str),
     CreateHold(&'a str),
     GetHold(&'a str),
     ConfirmHold(&'a str),
@@ -35,6 +36,7 @@ impl Route<'_> {
             Route::CreateShow => "POST /shows",
             Route::GetShow(_) => "GET /shows/{show_id}",
             Route::SeatMap(_) => "GET /shows/{show_id}/seats",
+            Route::Events(_) => "GET /shows/{show_id}/events",
             Route::CreateHold(_) => "POST /shows/{show_id}/holds",
             Route::GetHold(_) => "GET /holds/{hold_id}",
             Route::ConfirmHold(_) => "POST /holds/{hold_id}/confirm",
@@ -85,6 +87,8 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["shows", _] => allow("GET"),
         ["shows", id, "seats"] if get => Ok(Route::SeatMap(id)),
         ["shows", _, "seats"] => allow("GET"),
+        ["shows", id, "events"] if get => Ok(Route::Events(id)),
+        ["shows", _, "events"] => allow("GET"),
         ["shows", id, "holds"] if post => Ok(Route::CreateHold(id)),
         ["shows", _, "holds"] => allow("POST"),
         ["holds", id] if get => Ok(Route::GetHold(id)),
@@ -114,14 +118,15 @@ pub async fn dispatch(
     state: &AppState,
     route: Route<'_>,
     req: Request<Incoming>,
-) -> Result<Reply, ApiError> {
+) -> Result<Answer, ApiError> {
     let (parts, body) = req.into_parts();
     let body = if route.has_body() {
         http::read_body(&parts.headers, body).await?
     } else {
         bytes::Bytes::new()
     };
-    match route {
+    let reply = match route {
+        Route::Events(id) => return events::stream(state, &parts, id).await,
         Route::ListShows => shows::list(state).await,
         Route::CreateShow => shows::create(state, &parts, body).await,
         Route::GetShow(id) => shows::get(state, id).await,
@@ -138,7 +143,8 @@ pub async fn dispatch(
         Route::Readyz => ops::readyz(state).await,
         Route::Metrics => Ok(ops::metrics(state)),
         Route::OpenApi => Ok(ops::openapi()),
-    }
+    };
+    reply.map(Answer::Reply)
 }
 
 /// Every path of the OpenAPI document, for the test that keeps it complete.
@@ -147,6 +153,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/shows"),
     ("GET", "/shows/{show_id}"),
     ("GET", "/shows/{show_id}/seats"),
+    ("GET", "/shows/{show_id}/events"),
     ("POST", "/shows/{show_id}/holds"),
     ("GET", "/holds/{hold_id}"),
     ("DELETE", "/holds/{hold_id}"),

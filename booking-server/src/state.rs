@@ -4,7 +4,8 @@ use crate::config::Config;
 use crate::http::ApiError;
 use crate::metrics::{Metrics, PoolGauges};
 use booking_core::deadpool_postgres::{Client, Pool};
-use booking_core::{database, Settings};
+use booking_core::feed::{Feed, FeedOptions};
+use booking_core::{database, CancellationToken, Settings};
 use std::time::Duration;
 
 pub struct AppState {
@@ -15,13 +16,17 @@ pub struct AppState {
     /// Where the sweeper LISTENs (a connection of its own, outside the pool).
     pub listen: booking_core::tokio_postgres::Config,
     pub metrics: Metrics,
+    /// Live seat changes, followed by one pump per process.
+    pub feed: booking_core::Feed,
+    /// Fires when the server shuts down: ends event streams, the feed and the sweeper.
+    pub shutdown: CancellationToken,
 }
 
 impl AppState {
-    /// Builds the pool (no connection is opened yet).
-    pub fn new(config: &Config) -> Result<AppState, booking_core::Error> {
+    /// The connection pool of `config` (no connection is opened yet).
+    pub fn pool(config: &Config) -> Result<Pool, booking_core::Error> {
         let pg = database::parse_url(&config.database_url)?;
-        let pool = database::pool(
+        database::pool(
             pg.clone(),
             &database::PoolOptions {
                 max_size: config.pool_size(),
@@ -30,8 +35,27 @@ impl AppState {
                 // down must not hold a request longer than the pool would.
                 connect: Duration::from_millis(config.pool_wait_ms.max(500)),
             },
-        )?;
+        )
+    }
+
+    /// The state over `pool` (of a migrated database); starts following the feed.
+    pub async fn new(config: &Config, pool: Pool) -> Result<AppState, booking_core::Error> {
+        let pg = database::parse_url(&config.database_url)?;
+        let shutdown = CancellationToken::new();
+        let mut listen = pg.clone();
+        listen.application_name("booking-feed");
+        let feed = Feed::start(
+            pool.clone(),
+            FeedOptions {
+                listen: Some(listen),
+                ..FeedOptions::default()
+            },
+            shutdown.child_token(),
+        )
+        .await?;
         Ok(AppState {
+            feed,
+            shutdown,
             pool,
             settings: config.settings(),
             admin_token: config.admin_token.clone(),

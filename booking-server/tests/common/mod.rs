@@ -73,7 +73,12 @@ impl TestServer {
 
     /// Starts with the default configuration changed by `tweak`.
     pub async fn start_with(tweak: impl FnOnce(&mut Config)) -> TestServer {
-        let database_url = fresh_database().await;
+        TestServer::start_on(&fresh_database().await, tweak).await
+    }
+
+    /// Starts on an existing database (another server may be using it too).
+    pub async fn start_on(database_url: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        let database_url = database_url.to_owned();
         let mut config = Config::for_database(&database_url);
         config.admin_token = Some(ADMIN.to_owned());
         config.demo_show = false;
@@ -359,4 +364,86 @@ pub async fn raw_exchange_closing(addr: SocketAddr, request: &[u8]) -> (String, 
         .await
         .is_ok();
     (String::from_utf8_lossy(&out).into_owned(), closed)
+}
+
+/// A Server-Sent Events stream, read as it arrives.
+pub struct Sse {
+    body: hyper::body::Incoming,
+    buf: String,
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+}
+
+#[derive(Debug, Clone)]
+pub struct SseEvent {
+    pub id: String,
+    pub event: String,
+    pub data: Value,
+}
+
+impl Sse {
+    pub async fn open(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> Sse {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .unwrap();
+        tokio::spawn(conn);
+        let mut b = Request::builder()
+            .uri(path)
+            .header("host", addr.to_string());
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        let res = sender
+            .send_request(b.body(Full::new(Bytes::new())).unwrap())
+            .await
+            .unwrap();
+        // Keep the sender alive with the connection task: dropping it would not close
+        // the connection, but holding it is harmless.
+        std::mem::forget(sender);
+        Sse {
+            status: res.status(),
+            headers: res.headers().clone(),
+            body: res.into_body(),
+            buf: String::new(),
+        }
+    }
+
+    /// The next event (comments and `retry:` skipped); `None` when the stream ended.
+    /// Panics when nothing arrives within 30 s.
+    pub async fn next_event(&mut self) -> Option<SseEvent> {
+        loop {
+            while let Some(end) = self.buf.find("\n\n") {
+                let block: String = self.buf[..end].to_owned();
+                self.buf.drain(..end + 2);
+                let (mut id, mut event, mut data) = (String::new(), String::new(), String::new());
+                for line in block.lines() {
+                    if let Some(v) = line.strip_prefix("id: ") {
+                        id = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("event: ") {
+                        event = v.to_owned();
+                    } else if let Some(v) = line.strip_prefix("data: ") {
+                        data.push_str(v);
+                    }
+                }
+                if !event.is_empty() {
+                    let data = serde_json::from_str(&data).expect("event data is JSON");
+                    return Some(SseEvent { id, event, data });
+                }
+            }
+            let frame = tokio::time::timeout(Duration::from_secs(30), self.body.frame())
+                .await
+                .expect("an event within 30 s");
+            match frame {
+                None => return None,
+                Some(Err(e)) => panic!("stream error: {e}"),
+                Some(Ok(f)) => {
+                    if let Ok(data) = f.into_data() {
+                        self.buf
+                            .push_str(std::str::from_utf8(&data).expect("UTF-8"));
+                    }
+                }
+            }
+        }
+    }
 }

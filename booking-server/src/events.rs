@@ -1,0 +1,112 @@
+//! `GET /shows/{show_id}/events`: the show's seat changes as Server-Sent Events.
+//!
+//! Each event is `id: <position>`, `event: seats`, `data: <json>`; a client resumes
+//! with `Last-Event-ID` (browsers send it when they reconnect) or `?since=<position>`,
+//! and gets every change after that position first, then live ones. A `: ping`
+//! comment keeps idle connections open; the stream ends when the server shuts down
+//! or when the client falls too far behind (it then reconnects and resumes).
+
+use crate::http::{Answer, ApiError, Body};
+use crate::shows::show_id;
+use crate::state::AppState;
+use booking_core::feed::Position;
+use booking_core::{shows, Subscription};
+use bytes::Bytes;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::http::request::Parts;
+use hyper::Response;
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+
+/// Comment lines this often keep proxies and browsers from closing an idle stream.
+pub const PING_EVERY: Duration = Duration::from_secs(10);
+
+/// Where to resume: `Last-Event-ID` (newest, sent by a reconnecting browser) or
+/// `?since=`; neither: from now on.
+fn since(parts: &Parts) -> Result<Option<Position>, ApiError> {
+    if let Some(v) = parts.headers.get("last-event-id") {
+        let text = v
+            .to_str()
+            .map_err(|_| ApiError::invalid("Last-Event-ID", "Last-Event-ID is not an event id."))?;
+        if !text.is_empty() {
+            return Position::parse(text).map(Some).map_err(|_| {
+                ApiError::invalid("Last-Event-ID", "Last-Event-ID is not an event id.")
+            });
+        }
+    }
+    let query = parts.uri.query().unwrap_or("");
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("since=") {
+            return Position::parse(value).map(Some).map_err(|_| {
+                ApiError::invalid(
+                    "since",
+                    "since is not an event id (use the `id:` of an event).",
+                )
+            });
+        }
+    }
+    Ok(None)
+}
+
+pub async fn stream(state: &AppState, parts: &Parts, raw_show: &str) -> Result<Answer, ApiError> {
+    let show = show_id(raw_show)?;
+    let since = since(parts)?;
+    {
+        let client = state.client().await?;
+        shows::get_show(&client, show).await?;
+    }
+    let subscription = state.feed.subscribe(show, since).await?;
+    let body = StreamBody::new(futures_util::stream::unfold(
+        Some(Stream {
+            subscription,
+            shutdown: state.shutdown.clone(),
+            ping: tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY),
+            opened: false,
+        }),
+        next_frame,
+    ));
+    let mut res = Response::new(Body::new(body.boxed()));
+    let h = res.headers_mut();
+    h.insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    h.insert("x-accel-buffering", HeaderValue::from_static("no"));
+    Ok(Answer::Stream(res))
+}
+
+struct Stream {
+    subscription: Subscription,
+    shutdown: CancellationToken,
+    ping: tokio::time::Interval,
+    opened: bool,
+}
+
+type Item = Result<Frame<Bytes>, Infallible>;
+
+async fn next_frame(state: Option<Stream>) -> Option<(Item, Option<Stream>)> {
+    let mut s = state?;
+    if !s.opened {
+        // Sent at once, so that the client knows the stream is open; `retry` tells
+        // EventSource how soon to reconnect.
+        s.opened = true;
+        return Some((
+            Ok(Frame::data(Bytes::from_static(b"retry: 1000\n: open\n\n"))),
+            Some(s),
+        ));
+    }
+    let text = tokio::select! {
+        event = s.subscription.next() => match event {
+            Some(e) => {
+                let data = serde_json::to_string(&e).unwrap_or_default();
+                format!("id: {}\nevent: seats\ndata: {data}\n\n", e.position)
+            }
+            // Cut off (too slow) or the feed stopped: end; the client resumes.
+            None => return None,
+        },
+        _ = s.ping.tick() => ": ping\n\n".to_owned(),
+        _ = s.shutdown.cancelled() => return None,
+    };
+    Some((Ok(Frame::data(Bytes::from(text))), Some(s)))
+}
