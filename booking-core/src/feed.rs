@@ -27,8 +27,9 @@
 //! # Following
 //!
 //! [`Feed::start`] runs one pump per process: it reads new events (woken by a LISTEN
-//! connection outside the pool, and by a short tick, because the watermark also moves
-//! when a transaction without events ends) and fans them out in memory to per-show
+//! connection outside the pool, and by a tick; while committed events wait behind the
+//! watermark it looks again every few milliseconds, because the watermark moves when
+//! an older transaction ends, which notifies nobody) and fans them out in memory to per-show
 //! [`Subscription`]s. A subscriber that falls behind is cut off, never waited for; it
 //! resumes from its last position with [`Feed::subscribe`].
 
@@ -42,6 +43,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
+
+/// How soon to look again for events held back by the watermark.
+const PENDING_RETRY: Duration = Duration::from_millis(20);
 
 /// The channel writers notify (payload: the show id).
 pub const EVENTS_CHANNEL: &str = "booking_events";
@@ -384,19 +388,30 @@ impl Feed {
     async fn pump(self, poll: Duration, cancel: CancellationToken) {
         let mut failing = false;
         loop {
-            match self.drain().await {
-                Ok(()) => failing = false,
+            // Committed events that an older transaction still holds back (below the
+            // watermark only once it ends, which notifies nobody) are looked for again
+            // soon rather than at the next tick.
+            let wait = match self.drain().await {
+                Ok(pending) => {
+                    failing = false;
+                    if pending {
+                        PENDING_RETRY.min(poll)
+                    } else {
+                        poll
+                    }
+                }
                 Err(e) => {
                     if !failing {
                         tracing::warn!(error = %e, "reading the change feed failed; retrying");
                     }
                     failing = true;
+                    poll.max(Duration::from_millis(500))
                 }
-            }
+            };
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = self.inner.wake.notified() => {}
-                _ = tokio::time::sleep(poll) => {}
+                _ = tokio::time::sleep(wait) => {}
             }
         }
         // Ending every subscription tells SSE streams to close.
@@ -408,8 +423,9 @@ impl Feed {
             .clear();
     }
 
-    /// Reads and hands out everything readable after our position.
-    async fn drain(&self) -> Result<()> {
+    /// Reads and hands out everything readable after our position; tells whether
+    /// committed events remain that the watermark still holds back.
+    async fn drain(&self) -> Result<bool> {
         let client = crate::database::client(&self.inner.pool).await?;
         loop {
             let after = self.position();
@@ -419,7 +435,15 @@ impl Feed {
                 self.dispatch(event);
             }
             if !full {
-                return Ok(());
+                let after = self.position();
+                let pending: bool = client
+                    .query_one(
+                        "SELECT EXISTS (SELECT 1 FROM seat_events WHERE (xid, id) > ($1::text::xid8, $2))",
+                        &[&after.xid.to_string(), &after.id],
+                    )
+                    .await?
+                    .get(0);
+                return Ok(pending);
             }
         }
     }
