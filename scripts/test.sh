@@ -61,4 +61,7 @@ step "scripts/test_concurrency.sh: 1000 users, one seat, over HTTP"
 # A port of its own, so that a server someone runs on 8080 is not the one tested.
 scripts/test_concurrency.sh "http://127.0.0.1:${CONTEND_PORT:-18089}" --users 1000
 
+step "scripts/test_browser.sh: the seat-map page in headless Chromium, two users"
+scripts/test_browser.sh
+
 step "all checks passed"

@@ -13,6 +13,7 @@
 //! - [`http`]: replies, [`http::ApiError`] and the one mapping from `booking_core::Error`,
 //!   bounded body reading, JSON parsing that names the bad field, caller identity.
 //! - [`metrics`]: Prometheus text format.
+//! - [`web`]: the seat-map page (`web/`, compiled into the binary).
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.
 //!
 //! [`run`] serves a listener until a shutdown future completes, with the hold sweeper
@@ -31,6 +32,7 @@ pub mod ops;
 pub mod routes;
 pub mod shows;
 pub mod state;
+pub mod web;
 
 pub use config::Config;
 pub use state::AppState;

@@ -2,7 +2,7 @@
 
 use crate::http::{self, Answer, ApiError};
 use crate::state::AppState;
-use crate::{bookings, events, holds, ops, shows};
+use crate::{bookings, events, holds, ops, shows, web};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
@@ -22,6 +22,7 @@ pub enum Route<'a> {
     GetBooking(&'a str),
     CancelBooking(&'a str),
     MyBookings,
+    Page(web::Asset),
     Healthz,
     Readyz,
     Metrics,
@@ -45,6 +46,8 @@ impl Route<'_> {
             Route::GetBooking(_) => "GET /bookings/{booking_id}",
             Route::CancelBooking(_) => "POST /bookings/{booking_id}/cancel",
             Route::MyBookings => "GET /users/me/bookings",
+            Route::Page(web::Asset::Index) => "GET /",
+            Route::Page(_) => "GET /{asset}",
             Route::Healthz => "GET /healthz",
             Route::Readyz => "GET /readyz",
             Route::Metrics => "GET /metrics",
@@ -104,6 +107,10 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["bookings", _, "cancel"] => allow("POST"),
         ["users", "me", "bookings"] if get => Ok(Route::MyBookings),
         ["users", "me", "bookings"] => allow("GET"),
+        [] if get => Ok(Route::Page(web::Asset::Index)),
+        ["app.js"] if get => Ok(Route::Page(web::Asset::Script)),
+        ["style.css"] if get => Ok(Route::Page(web::Asset::Style)),
+        [] | ["app.js"] | ["style.css"] => allow("GET"),
         ["healthz"] if get => Ok(Route::Healthz),
         ["readyz"] if get => Ok(Route::Readyz),
         ["metrics"] if get => Ok(Route::Metrics),
@@ -139,6 +146,7 @@ pub async fn dispatch(
         Route::GetBooking(id) => bookings::get(state, &parts, id).await,
         Route::CancelBooking(id) => bookings::cancel(state, &parts, body, id).await,
         Route::MyBookings => bookings::mine(state, &parts).await,
+        Route::Page(asset) => Ok(web::serve(asset)),
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(state).await,
         Route::Metrics => Ok(ops::metrics(state)),
@@ -162,6 +170,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/bookings/{booking_id}"),
     ("POST", "/bookings/{booking_id}/cancel"),
     ("GET", "/users/me/bookings"),
+    ("GET", "/"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -256,6 +256,27 @@ async fn operations_endpoints_answer() {
         assert!(text.contains(series), "metrics lack {series}:\n{text}");
     }
 
+    // The seat-map page and its files, from the binary.
+    let page = s.get("/").send().await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(page.text().contains("<script src=\"/app.js\">"));
+    for (path, ct) in [
+        ("/app.js", "text/javascript; charset=utf-8"),
+        ("/style.css", "text/css; charset=utf-8"),
+    ] {
+        let r = s.get(path).send().await;
+        assert_eq!(
+            (r.status, r.header("content-type")),
+            (StatusCode::OK, Some(ct)),
+            "{path}"
+        );
+        assert!(r.body.len() > 500, "{path} has content");
+    }
+
     let doc = s.get("/openapi.json").send().await;
     assert_eq!(doc.status, StatusCode::OK);
     assert_eq!(doc.json["openapi"], "3.1.0");

@@ -1,0 +1,44 @@
+//! `GET /`: the seat-map page. Its files are compiled into the binary: no build step,
+//! no CDN, works offline.
+
+use crate::http::Reply;
+use hyper::header::{HeaderName, HeaderValue, CACHE_CONTROL};
+use hyper::StatusCode;
+
+/// One of the page's files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Asset {
+    Index,
+    Script,
+    Style,
+}
+
+impl Asset {
+    fn file(self) -> (&'static str, &'static str) {
+        match self {
+            Asset::Index => (
+                "text/html; charset=utf-8",
+                include_str!("../web/index.html"),
+            ),
+            Asset::Script => (
+                "text/javascript; charset=utf-8",
+                include_str!("../web/app.js"),
+            ),
+            Asset::Style => ("text/css; charset=utf-8", include_str!("../web/style.css")),
+        }
+    }
+}
+
+pub fn serve(asset: Asset) -> Reply {
+    let (content_type, body) = asset.file();
+    Reply::text(StatusCode::OK, content_type, body)
+        .with_header(CACHE_CONTROL, HeaderValue::from_static("no-cache"))
+        .with_header(
+            HeaderName::from_static("content-security-policy"),
+            HeaderValue::from_static("default-src 'self'; style-src 'self'; script-src 'self'"),
+        )
+        .with_header(
+            HeaderName::from_static("x-content-type-options"),
+            HeaderValue::from_static("nosniff"),
+        )
+}

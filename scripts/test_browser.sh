@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# The seat-map page in headless Chromium: two users on one show (browser-tests/).
+#
+#   scripts/test_browser.sh
+#
+# Installs what it needs when missing (Debian's chromium, playwright-core from npm),
+# starts a server on a fresh database with a show, runs the test, stops the server.
+# Screenshots: target/browser/*.png.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+chromium_bin="${CHROMIUM:-/usr/bin/chromium}"
+if [ ! -x "$chromium_bin" ]; then
+    echo "test_browser.sh: installing Debian's chromium" >&2
+    sudo_=""; [ "$(id -u)" = 0 ] || sudo_="sudo -n"
+    $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get update -qq >&2
+    $sudo_ env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2
+fi
+command -v node >/dev/null || { echo "test_browser.sh: node is required (Debian: nodejs)" >&2; exit 1; }
+if [ ! -d browser-tests/node_modules/playwright-core ]; then
+    (cd browser-tests && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+cargo build --quiet -p booking-server --bin booking-server
+
+started_pg=""; server_pid=""; db="booking_browser_$$"
+cleanup() {
+    if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    scripts/pg.sh psql -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
+    if [ -n "$started_pg" ]; then scripts/pg.sh stop || true; fi
+}
+trap cleanup EXIT
+if [ -z "${DATABASE_URL:-}" ]; then
+    if ! scripts/pg.sh status; then scripts/pg.sh start >/dev/null; started_pg=yes; fi
+    DATABASE_URL=$(scripts/pg.sh url); export DATABASE_URL
+fi
+scripts/pg.sh psql -q -c "CREATE DATABASE $db" >/dev/null
+server_db=$(python3 - "$DATABASE_URL" "$db" <<'PY'
+import sys, urllib.parse as u
+url, db = sys.argv[1], sys.argv[2]
+if "://" not in url:
+    print(url + " dbname=" + db); sys.exit()
+p = u.urlsplit(url)
+print(u.urlunsplit((p.scheme, p.netloc, "/" + db, p.query, p.fragment)))
+PY
+)
+port="${BROWSER_TEST_PORT:-18090}"
+token="browser-test-admin-token-$$"
+DATABASE_URL="$server_db" BIND_ADDR="127.0.0.1:$port" ADMIN_TOKEN="$token" \
+    HOLD_TTL_SECONDS=300 MAX_HOLD_SECONDS=600 LOG_FORMAT=json RUST_LOG=warn \
+    target/debug/booking-server &
+server_pid=$!
+for _ in $(seq 1 300); do
+    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null || { echo "test_browser.sh: the server exited" >&2; exit 1; }
+    sleep 0.1
+done
+show=$(curl -fsS -X POST "http://127.0.0.1:$port/shows" -H "Authorization: Bearer $token" \
+    -d '{"title": "Browser test", "starts_at": "2030-01-01T20:00:00Z", "prices": {"standard": 1200},
+         "rows": [{"row": "A", "seats": 12, "aisles_after": [4, 8]}, {"row": "B", "seats": 12}]}' \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+
+cd browser-tests
+BASE_URL="http://127.0.0.1:$port" SHOW_ID="$show" CHROMIUM="$chromium_bin" SHOT_DIR="$here/target/browser" \
+    node seatmap.test.mjs
