@@ -25,7 +25,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         pool.clone(),
         settings.clone(),
         sweeper::SweeperOptions {
-            listen: Some(config),
+            listen: Some(booking_core::Listener::start(config, stop.clone())),
             ..Default::default()
         },
         stop.clone(),

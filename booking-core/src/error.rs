@@ -58,6 +58,9 @@ pub enum Error {
     Migration(#[from] refinery::Error),
 }
 
+/// The reason of [`Error::Busy`] when a row lock was not had within the lock timeout.
+pub const LOCK_WAIT: &str = "row lock wait timed out";
+
 /// Result with this crate's [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
@@ -88,7 +91,7 @@ impl From<tokio_postgres::Error> for Error {
     fn from(e: tokio_postgres::Error) -> Self {
         match e.code() {
             // lock_timeout expired while waiting on a row lock.
-            Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => Error::Busy("row lock wait timed out"),
+            Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => Error::Busy(LOCK_WAIT),
             // statement_timeout (or a cancel request) ended the statement.
             Some(c) if *c == SqlState::QUERY_CANCELED => Error::Busy("statement timed out"),
             _ => Error::Database(e),

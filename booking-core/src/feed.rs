@@ -35,6 +35,7 @@
 
 use crate::domain::{SeatLabel, SeatState, ShowId, Version};
 use crate::error::{Error, Result};
+use crate::listener::Wakeup;
 use deadpool_postgres::{GenericClient, Pool};
 use serde::Serialize;
 use std::collections::{HashMap, VecDeque};
@@ -257,10 +258,11 @@ pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<
 }
 
 /// How the pump of [`Feed::start`] behaves.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FeedOptions {
-    /// Where to LISTEN (a connection outside the pool). `None`: poll only.
-    pub listen: Option<tokio_postgres::Config>,
+    /// The process's LISTEN connection, to read as soon as events are written.
+    /// `None`: poll only.
+    pub listen: Option<crate::listener::Listener>,
     /// Read even without a notification this often: the watermark also moves when a
     /// transaction without events ends.
     pub poll: Duration,
@@ -322,17 +324,23 @@ impl Feed {
                 stopped: cancel.clone(),
             }),
         };
-        if let Some(config) = options.listen.clone() {
-            let (a, b) = (feed.clone(), feed.clone());
-            tokio::spawn(crate::listener::listen(
-                config,
-                EVENTS_CHANNEL,
-                move |_| a.inner.wake.notify_one(),
-                // After a reconnect, read at once: nothing is lost, the pump reads from
-                // its own position, but we need not wait for the tick.
-                move || b.inner.wake.notify_one(),
-                cancel.child_token(),
-            ));
+        if let Some(listener) = &options.listen {
+            let mut follower = listener.follow();
+            let (feed, cancel) = (feed.clone(), cancel.clone());
+            tokio::spawn(async move {
+                loop {
+                    let w = tokio::select! {
+                        _ = cancel.cancelled() => return,
+                        w = follower.next() => match w { Some(w) => w, None => return },
+                    };
+                    match w {
+                        Wakeup::Notification { channel, .. } if channel != EVENTS_CHANNEL => {}
+                        // A new event, or a reconnect (read at once: nothing is lost,
+                        // the pump reads from its own position, but why wait).
+                        _ => feed.inner.wake.notify_one(),
+                    }
+                }
+            });
         }
         tokio::spawn(feed.clone().pump(options.poll, cancel));
         Ok(feed)

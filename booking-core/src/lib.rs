@@ -18,7 +18,8 @@
 //! - [`idempotency`]: store a request's answer with its work; replay it to retries.
 //! - [`feed`]: the change feed: events written with each change, read below a
 //!   transaction watermark, followed by one pump per process and fanned out per show.
-//! - `listener` (private): a LISTEN connection outside the pool that reconnects.
+//! - [`listener`]: the process's one LISTEN connection (outside the pool), which wakes
+//!   the sweeper and the feed, and reconnects.
 //! - [`error`]: the one [`Error`] enum.
 //!
 //! # Running operations
@@ -71,7 +72,7 @@ pub mod error;
 pub mod feed;
 pub mod holds;
 pub mod idempotency;
-mod listener;
+pub mod listener;
 pub mod seats;
 pub mod shows;
 pub mod sweeper;
@@ -85,6 +86,7 @@ pub use domain::{
 pub use error::{Error, Result};
 pub use feed::{Feed, Position, SeatEvent, Subscription};
 pub use holds::{Hold, HoldRequest};
+pub use listener::Listener;
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;
 pub use sweeper::SweepOutcome;

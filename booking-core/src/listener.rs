@@ -1,26 +1,81 @@
-//! One LISTEN connection outside the pool, kept open: reconnects with backoff when it
-//! drops, and says so, so that its user can catch up on what it may have missed.
+//! The process's one LISTEN connection, outside the pool: it reconnects with backoff
+//! when it drops and tells its followers so, since notifications sent while it was
+//! away are lost and they must look for themselves.
+//!
+//! The sweeper (new holds, [`crate::holds::HOLDS_CHANNEL`]) and the change feed
+//! ([`crate::feed::EVENTS_CHANNEL`]) follow the same connection.
 
 use futures_util::StreamExt;
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio_postgres::{AsyncMessage, NoTls};
 use tokio_util::sync::CancellationToken;
 
-/// LISTENs on `channel` until `cancel` fires. `on_notify` gets each payload;
-/// `on_connect` runs after every (re)connection, once the LISTEN is in place.
-pub(crate) async fn listen(
+/// What the listener tells its followers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Wakeup {
+    /// A notification arrived.
+    Notification { channel: String, payload: String },
+    /// The connection is (re)established: anything may have been missed before.
+    Connected,
+}
+
+/// A handle on the LISTEN connection; clone it to share.
+#[derive(Clone)]
+pub struct Listener {
+    tx: Arc<broadcast::Sender<Wakeup>>,
+}
+
+impl Listener {
+    /// Connects to `config` and LISTENs on the sweeper's and the feed's channels until
+    /// `cancel` fires.
+    pub fn start(config: tokio_postgres::Config, cancel: CancellationToken) -> Listener {
+        let (tx, _) = broadcast::channel(4096);
+        let tx = Arc::new(tx);
+        let listener = Listener { tx: tx.clone() };
+        let channels = [crate::holds::HOLDS_CHANNEL, crate::feed::EVENTS_CHANNEL];
+        tokio::spawn(run(config, channels, tx, cancel));
+        listener
+    }
+
+    /// Follows the wake-ups from now on. A follower that falls behind gets
+    /// [`Wakeup::Connected`] in place of what it missed.
+    pub fn follow(&self) -> Follower {
+        Follower {
+            rx: self.tx.subscribe(),
+        }
+    }
+}
+
+/// One follower of the listener.
+pub struct Follower {
+    rx: broadcast::Receiver<Wakeup>,
+}
+
+impl Follower {
+    /// The next wake-up; `None` once the listener has stopped.
+    pub async fn next(&mut self) -> Option<Wakeup> {
+        match self.rx.recv().await {
+            Ok(w) => Some(w),
+            Err(broadcast::error::RecvError::Lagged(_)) => Some(Wakeup::Connected),
+            Err(broadcast::error::RecvError::Closed) => None,
+        }
+    }
+}
+
+async fn run(
     config: tokio_postgres::Config,
-    channel: &'static str,
-    on_notify: impl Fn(&str) + Send,
-    on_connect: impl Fn() + Send,
+    channels: [&'static str; 2],
+    tx: Arc<broadcast::Sender<Wakeup>>,
     cancel: CancellationToken,
 ) {
     let mut backoff = Duration::from_millis(100);
     while !cancel.is_cancelled() {
-        match listen_once(&config, channel, &on_notify, &on_connect, &cancel).await {
+        match listen_once(&config, &channels, &tx, &cancel).await {
             Ok(()) => return,
             Err(e) => {
-                tracing::warn!(channel, error = %e, retry_in_ms = backoff.as_millis() as u64, "LISTEN connection lost");
+                tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "LISTEN connection lost");
             }
         }
         tokio::select! {
@@ -33,33 +88,38 @@ pub(crate) async fn listen(
 
 async fn listen_once(
     config: &tokio_postgres::Config,
-    channel: &str,
-    on_notify: &(impl Fn(&str) + Send),
-    on_connect: &(impl Fn() + Send),
+    channels: &[&'static str],
+    tx: &broadcast::Sender<Wakeup>,
     cancel: &CancellationToken,
 ) -> Result<(), String> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let (msg_tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     // The connection must be polled for the LISTEN to complete and for notifications
     // to arrive; a task forwards what it yields until it closes.
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(m) = messages.next().await {
-            if tx.send(m).is_err() {
+            if msg_tx.send(m).is_err() {
                 break;
             }
         }
     });
-    if let Err(e) = client.batch_execute(&format!("LISTEN {channel}")).await {
+    let listen: String = channels.iter().map(|c| format!("LISTEN {c};")).collect();
+    if let Err(e) = client.batch_execute(&listen).await {
         driver.abort();
         return Err(e.to_string());
     }
-    on_connect();
+    let _ = tx.send(Wakeup::Connected);
     let outcome = loop {
         tokio::select! {
             _ = cancel.cancelled() => break Ok(()),
             m = rx.recv() => match m {
-                Some(Ok(AsyncMessage::Notification(n))) => on_notify(n.payload()),
+                Some(Ok(AsyncMessage::Notification(n))) => {
+                    let _ = tx.send(Wakeup::Notification {
+                        channel: n.channel().to_owned(),
+                        payload: n.payload().to_owned(),
+                    });
+                }
                 Some(Ok(_)) => {}
                 Some(Err(e)) => break Err(e.to_string()),
                 None => break Err("connection closed".to_owned()),

@@ -16,6 +16,7 @@ use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
 use crate::domain::{HoldId, ShowId};
 use crate::error::Result;
 use crate::holds::HOLDS_CHANNEL;
+use crate::listener::Wakeup;
 use deadpool_postgres::{GenericClient, Pool};
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -135,9 +136,9 @@ pub struct SweeperOptions {
     pub batch: i64,
     /// Longest sleep, whatever the deadlines say: covers missed notifications.
     pub fallback_tick: Duration,
-    /// Where to LISTEN for new holds (a connection outside the pool). `None`: rely on
-    /// deadlines and the fallback tick only.
-    pub listen: Option<tokio_postgres::Config>,
+    /// The process's LISTEN connection, to wake up for new holds due sooner. `None`:
+    /// rely on deadlines and the fallback tick only.
+    pub listen: Option<crate::listener::Listener>,
     /// Idempotency keys older than this are deleted (about once a minute).
     /// `None`: never.
     pub idempotency_retention: Option<Duration>,
@@ -186,23 +187,30 @@ pub async fn run(
     // The deadline we sleep towards (epoch ms, database clock): a notification for a
     // later one need not wake us.
     let sleeping_until = Arc::new(AtomicI64::new(i64::MAX));
-    let listener = options.listen.clone().map(|config| {
-        let (on_notify, on_connect) = (wake.clone(), wake.clone());
-        let sleeping = sleeping_until.clone();
-        tokio::spawn(crate::listener::listen(
-            config,
-            HOLDS_CHANNEL,
-            // Wake only for a hold due before the deadline we sleep towards.
-            move |payload| {
-                let due: i64 = payload.parse().unwrap_or(i64::MIN);
-                if due < sleeping.load(Ordering::SeqCst) {
-                    on_notify.notify_one();
+    let listener = options.listen.as_ref().map(|l| {
+        let mut follower = l.follow();
+        let (wake, sleeping) = (wake.clone(), sleeping_until.clone());
+        let cancel = cancel.clone();
+        tokio::spawn(async move {
+            loop {
+                let w = tokio::select! {
+                    _ = cancel.cancelled() => return,
+                    w = follower.next() => match w { Some(w) => w, None => return },
+                };
+                match w {
+                    // Wake only for a hold due before the deadline we sleep towards.
+                    Wakeup::Notification { channel, payload } if channel == HOLDS_CHANNEL => {
+                        let due: i64 = payload.parse().unwrap_or(i64::MIN);
+                        if due < sleeping.load(Ordering::SeqCst) {
+                            wake.notify_one();
+                        }
+                    }
+                    Wakeup::Notification { .. } => {}
+                    // Notifications sent while the connection was down are lost.
+                    Wakeup::Connected => wake.notify_one(),
                 }
-            },
-            // Notifications sent while we were away are lost: look again now.
-            move || on_connect.notify_one(),
-            cancel.child_token(),
-        ))
+            }
+        })
     });
 
     let mut last_prune: Option<tokio::time::Instant> = None;

@@ -303,7 +303,10 @@ async fn the_run_loop_expires_a_hold_soon_after_its_deadline_and_stops_on_cancel
         batch: 100,
         // Long enough that only the deadline and the NOTIFY can explain a quick sweep.
         fallback_tick: Duration::from_secs(300),
-        listen: Some(db.config.clone()),
+        listen: Some(booking_core::Listener::start(
+            db.config.clone(),
+            stop.clone(),
+        )),
         ..Default::default()
     };
     let runner = tokio::spawn(sweeper::run(

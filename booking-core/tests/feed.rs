@@ -3,7 +3,9 @@
 mod common;
 
 use booking_core::feed::{self, Cause, Feed, FeedOptions, Position};
-use booking_core::{bookings, database, holds, sweeper, CancellationToken, SeatState, Settings};
+use booking_core::{
+    bookings, database, holds, sweeper, CancellationToken, Listener, SeatState, Settings,
+};
 use common::{request, user, TestDb};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -21,9 +23,9 @@ async fn take(sub: &mut booking_core::Subscription, n: usize) -> Vec<booking_cor
     out
 }
 
-fn options(db: &TestDb) -> FeedOptions {
+fn options(db: &TestDb, stop: &CancellationToken) -> FeedOptions {
     FeedOptions {
-        listen: Some(db.config.clone()),
+        listen: Some(Listener::start(db.config.clone(), stop.clone())),
         ..FeedOptions::default()
     }
 }
@@ -33,7 +35,7 @@ async fn late_commits_are_delivered_once_and_in_order() {
     let db = TestDb::with_pool(40).await;
     let show = db.show(4, 50).await;
     let stop = CancellationToken::new();
-    let feed = Feed::start(db.pool.clone(), options(&db), stop.clone())
+    let feed = Feed::start(db.pool.clone(), options(&db, &stop), stop.clone())
         .await
         .unwrap();
     let mut sub = feed.subscribe(show.id, None).await.unwrap();
@@ -136,7 +138,7 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     let other = db.show(1, 5).await;
     let settings = Settings::default();
     let stop = CancellationToken::new();
-    let feed = Feed::start(db.pool.clone(), options(&db), stop.clone())
+    let feed = Feed::start(db.pool.clone(), options(&db, &stop), stop.clone())
         .await
         .unwrap();
     let mut client = db.client().await;
@@ -241,7 +243,7 @@ async fn changes_made_while_the_listen_connection_is_down_still_arrive() {
     let feed = Feed::start(
         db.pool.clone(),
         FeedOptions {
-            listen: Some(listen),
+            listen: Some(Listener::start(listen, stop.clone())),
             poll: Duration::from_secs(600),
             ..FeedOptions::default()
         },
@@ -312,7 +314,7 @@ async fn a_slow_subscriber_is_cut_off_without_slowing_the_others() {
     let feed = Feed::start(
         db.pool.clone(),
         FeedOptions {
-            listen: Some(db.config.clone()),
+            listen: Some(Listener::start(db.config.clone(), stop.clone())),
             subscriber_buffer: 4,
             ..FeedOptions::default()
         },
@@ -358,7 +360,7 @@ async fn the_sweeper_publishes_expire_events_and_old_events_are_pruned() {
     let show = db.show(1, 4).await;
     let settings = Settings::default();
     let stop = CancellationToken::new();
-    let feed = Feed::start(db.pool.clone(), options(&db), stop.clone())
+    let feed = Feed::start(db.pool.clone(), options(&db, &stop), stop.clone())
         .await
         .unwrap();
     let mut sub = feed.subscribe(show.id, None).await.unwrap();

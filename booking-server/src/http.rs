@@ -263,6 +263,9 @@ impl From<CoreError> for ApiError {
                 ApiError::invalid(field.clone(), format!("Invalid {field}: {reason}."))
             }
             CoreError::Busy(why) => {
+                if why == booking_core::error::LOCK_WAIT {
+                    crate::metrics::LOCK_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
                 tracing::warn!(reason = why, "busy");
                 ApiError::unavailable("The service is busy right now; retry shortly.")
             }

@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
+/// Row-lock waits that ran out (LOCK_TIMEOUT_MS), counted where library errors become
+/// answers: process-wide, like the error mapping itself.
+pub static LOCK_TIMEOUTS: AtomicU64 = AtomicU64::new(0);
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 14] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
@@ -119,6 +123,11 @@ impl Metrics {
                 "booking_expiries_total",
                 "Holds expired by this process's sweeper.",
                 &self.expiries,
+            ),
+            (
+                "booking_lock_timeouts_total",
+                "Row-lock waits that ran past LOCK_TIMEOUT_MS (answered 503).",
+                &LOCK_TIMEOUTS,
             ),
             (
                 "booking_unavailable_total",

@@ -13,8 +13,9 @@ pub struct AppState {
     pub settings: Settings,
     pub admin_token: Option<String>,
     pub request_timeout: Duration,
-    /// Where the sweeper LISTENs (a connection of its own, outside the pool).
-    pub listen: booking_core::tokio_postgres::Config,
+    /// The process's one LISTEN connection (outside the pool): wakes the sweeper and
+    /// the feed.
+    pub listener: booking_core::Listener,
     pub metrics: Metrics,
     /// Live seat changes, followed by one pump per process.
     pub feed: booking_core::Feed,
@@ -42,12 +43,13 @@ impl AppState {
     pub async fn new(config: &Config, pool: Pool) -> Result<AppState, booking_core::Error> {
         let pg = database::parse_url(&config.database_url)?;
         let shutdown = CancellationToken::new();
-        let mut listen = pg.clone();
-        listen.application_name("booking-feed");
+        let mut listen = pg;
+        listen.application_name("booking-listen");
+        let listener = booking_core::Listener::start(listen, shutdown.child_token());
         let feed = Feed::start(
             pool.clone(),
             FeedOptions {
-                listen: Some(listen),
+                listen: Some(listener.clone()),
                 ..FeedOptions::default()
             },
             shutdown.child_token(),
@@ -60,7 +62,7 @@ impl AppState {
             settings: config.settings(),
             admin_token: config.admin_token.clone(),
             request_timeout: config.request_timeout(),
-            listen: pg,
+            listener,
             metrics: Metrics::default(),
         })
     }
