@@ -4,6 +4,7 @@
 //! seats in ascending id order. A transaction holds at most one hold or booking lock
 //! before it locks seats, so no two transactions can wait on each other in a cycle.
 
+use crate::database::Cached;
 use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
 use crate::domain::{
     Actor, BookingId, BookingStatus, HoldId, HoldStatus, SeatLabel, ShowId, UserId,
@@ -80,10 +81,7 @@ fn booking_from_row(r: &Row) -> Result<Booking> {
 
 async fn load<C: GenericClient>(client: &C, id: BookingId) -> Result<Option<Booking>> {
     let sql = format!("{SELECT_BOOKING} WHERE b.show_id = $1 AND b.id = $2");
-    match client
-        .query_opt(&sql, &[&id.show().get(), &id.key()])
-        .await?
-    {
+    match client.cq_opt(&sql, &[&id.show().get(), &id.key()]).await? {
         Some(r) => Ok(Some(booking_from_row(&r)?)),
         None => Ok(None),
     }
@@ -92,7 +90,7 @@ async fn load<C: GenericClient>(client: &C, id: BookingId) -> Result<Option<Book
 async fn load_by_hold<C: GenericClient>(client: &C, hold: HoldId) -> Result<Booking> {
     let sql = format!("{SELECT_BOOKING} WHERE b.show_id = $1 AND b.hold_id = $2");
     let r = client
-        .query_opt(&sql, &[&hold.show().get(), &hold.key()])
+        .cq_opt(&sql, &[&hold.show().get(), &hold.key()])
         .await?
         .ok_or_else(|| Error::Invariant(format!("confirmed hold {hold} has no booking")))?;
     booking_from_row(&r)
@@ -167,7 +165,7 @@ where
         notify = feed::notify("$1"),
     );
     let row = tx
-        .query_one(
+        .cq_one(
             &sql,
             &[&id.show().get(), &id.key(), &booking_key, &ids, &seen],
         )
@@ -224,8 +222,8 @@ where
     let lock_timeout = lock_timeout_value(settings);
     let tx = client.transaction().await?;
     let (_, row) = futures_util::future::try_join(
-        tx.execute(SET_LOCK_TIMEOUT, &[&lock_timeout]),
-        tx.query_opt(
+        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.cq_opt(
             "SELECT user_id, status FROM bookings WHERE show_id = $1 AND id = $2 FOR NO KEY UPDATE",
             &[&id.show().get(), &id.key()],
         ),
@@ -235,7 +233,7 @@ where
     authorise(actor, &UserId::from_db(row.get("user_id")))?;
     if row.get::<_, &str>("status") == "confirmed" {
         let seats = tx
-            .query(
+            .cq(
                 "SELECT id FROM seats WHERE show_id = $1 AND booking_id = $2 ORDER BY id FOR UPDATE",
                 &[&id.show().get(), &id.key()],
             )
@@ -256,7 +254,7 @@ where
             event = feed::event_cte("$1", "cancel", "available", "freed"),
             notify = feed::notify("$1"),
         );
-        let r = tx.query_one(&sql, &[&id.show().get(), &id.key()]).await?;
+        let r = tx.cq_one(&sql, &[&id.show().get(), &id.key()]).await?;
         let (freed, gone): (i64, i64) = (r.get("freed"), r.get("gone"));
         if freed != gone || freed != seats.len() as i64 {
             return Err(Error::Invariant(format!(
@@ -275,7 +273,7 @@ pub async fn list_for_user<C: GenericClient>(client: &C, user: &UserId) -> Resul
     // The one statement not scoped to a show: a user's bookings span shows.
     let sql = format!("{SELECT_BOOKING} WHERE b.user_id = $1 ORDER BY b.confirmed_at DESC, b.id");
     client
-        .query(&sql, &[&user.as_str()])
+        .cq(&sql, &[&user.as_str()])
         .await?
         .iter()
         .map(booking_from_row)

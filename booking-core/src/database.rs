@@ -133,3 +133,74 @@ pub(crate) const SET_LOCK_TIMEOUT: &str = "SELECT set_config('lock_timeout', $1,
 pub(crate) fn lock_timeout_value(settings: &Settings) -> String {
     format!("{}ms", settings.lock_timeout.as_millis().max(1))
 }
+
+/// Statements through the connection's statement cache: parsed and planned once per
+/// connection, then only bound and executed (one round trip, not two).
+pub(crate) trait Cached: deadpool_postgres::GenericClient {
+    fn cq<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<
+        Output = std::result::Result<Vec<tokio_postgres::Row>, tokio_postgres::Error>,
+    > + Send
+           + 'a
+    where
+        Self: Sized,
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query(&statement, params).await
+        }
+    }
+
+    fn cq_one<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<
+        Output = std::result::Result<tokio_postgres::Row, tokio_postgres::Error>,
+    > + Send
+           + 'a
+    where
+        Self: Sized,
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query_one(&statement, params).await
+        }
+    }
+
+    fn cq_opt<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<
+        Output = std::result::Result<Option<tokio_postgres::Row>, tokio_postgres::Error>,
+    > + Send
+           + 'a
+    where
+        Self: Sized,
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.query_opt(&statement, params).await
+        }
+    }
+
+    fn cexec<'a>(
+        &'a self,
+        sql: &'a str,
+        params: &'a [&'a (dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> impl std::future::Future<Output = std::result::Result<u64, tokio_postgres::Error>> + Send + 'a
+    where
+        Self: Sized,
+    {
+        async move {
+            let statement = self.prepare_cached(sql).await?;
+            self.execute(&statement, params).await
+        }
+    }
+}
+
+impl<C: deadpool_postgres::GenericClient> Cached for C {}

@@ -33,6 +33,7 @@
 //! [`Subscription`]s. A subscriber that falls behind is cut off, never waited for; it
 //! resumes from its last position with [`Feed::subscribe`].
 
+use crate::database::Cached;
 use crate::domain::{SeatLabel, SeatState, ShowId, Version};
 use crate::error::{Error, Result};
 use crate::listener::Wakeup;
@@ -205,7 +206,7 @@ pub async fn read<C: GenericClient>(
         id: i64::MAX,
     });
     let rows = client
-        .query(
+        .cq(
             "SELECT xid::text AS xid, id, show_id, cause, seats
                FROM seat_events
               WHERE (xid, id) > ($1::text::xid8, $2)
@@ -231,7 +232,7 @@ pub async fn read<C: GenericClient>(
 /// there is none).
 pub async fn head<C: GenericClient>(client: &C) -> Result<Position> {
     let row = client
-        .query_opt(
+        .cq_opt(
             "SELECT xid::text AS xid, id FROM seat_events
               WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
               ORDER BY xid DESC, id DESC LIMIT 1",
@@ -250,7 +251,7 @@ pub async fn head<C: GenericClient>(client: &C) -> Result<Position> {
 /// Deletes events older than `retention`; returns how many.
 pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<u64> {
     Ok(client
-        .execute(
+        .cexec(
             "DELETE FROM seat_events WHERE created_at < now() - $1::bigint * interval '1 second'",
             &[&(retention.as_secs() as i64)],
         )
@@ -445,7 +446,7 @@ impl Feed {
             if !full {
                 let after = self.position();
                 let pending: bool = client
-                    .query_one(
+                    .cq_one(
                         "SELECT EXISTS (SELECT 1 FROM seat_events WHERE (xid, id) > ($1::text::xid8, $2))",
                         &[&after.xid.to_string(), &after.id],
                     )

@@ -20,6 +20,7 @@
 //! `expires_at` blocks nobody even before the sweeper visits it, and its seats are taken
 //! over by the next hold directly.
 
+use crate::database::Cached;
 use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
 use crate::domain::{
     BookingId, HoldId, HoldStatus, HoldTtl, SeatLabel, SeatSelection, ShowId, UserId, Version,
@@ -113,9 +114,9 @@ where
           WHERE s.show_id = $1 AND s.label = ANY($2)"
     );
     let (_, show_row, rows) = futures_util::future::try_join3(
-        tx.execute(SET_LOCK_TIMEOUT, &[&lock_timeout]),
-        tx.query_opt("SELECT currency FROM shows WHERE id = $1", &[&show]),
-        tx.query(&snapshot_sql, &[&show, &labels]),
+        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.cq_opt("SELECT currency FROM shows WHERE id = $1", &[&show]),
+        tx.cq(&snapshot_sql, &[&show, &labels]),
     )
     .await?;
     let currency: String = show_row.ok_or(Error::ShowNotFound)?.get(0);
@@ -152,7 +153,7 @@ where
     let mut ids: Vec<i64> = by_label.values().map(|c| c.id).collect();
     ids.sort_unstable();
     let locked = tx
-        .query(
+        .cq(
             "SELECT id, hold_id, booking_id IS NOT NULL AS booked, xmin::text AS xmin,
                     (xmin::text IN ('1', '2')
                      OR ((pg_current_xact_id()::text::bigint - xmin::text::bigint) % 4294967296
@@ -178,7 +179,7 @@ where
     let mut hold_state: HashMap<Uuid, (bool, bool)> = HashMap::new();
     if !pointed.is_empty() {
         for r in tx
-            .query(
+            .cq(
                 "SELECT id, status = 'active' AND expires_at > now() AS live,
                         status = 'active' AND expires_at <= now() AS lapsed
                    FROM holds WHERE show_id = $1 AND id = ANY($2)",
@@ -242,7 +243,7 @@ where
         notify = feed::notify("$1"),
     );
     let row = tx
-        .query_one(
+        .cq_one(
             &sql,
             &[
                 &show,
@@ -313,7 +314,7 @@ fn refuse_taken(req: &HoldRequest, taken: impl Fn(&SeatLabel) -> bool) -> Result
 /// Reads a hold as it is now, whoever owns it.
 pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Option<Hold>> {
     let row = client
-        .query_opt(
+        .cq_opt(
             "SELECT h.user_id, h.status, h.expires_at <= now() AS lapsed, h.created_at,
                     h.expires_at, h.total, sh.currency, b.id AS booking_key,
                     array(SELECT s.label
@@ -398,8 +399,8 @@ pub(crate) async fn lock_hold<C: GenericClient>(
     // FOR NO KEY UPDATE: we change the status or deadline, never the key, so foreign
     // key checks of other transactions (KEY SHARE) are not blocked by it.
     let (_, row) = futures_util::future::try_join(
-        tx.execute(SET_LOCK_TIMEOUT, &[&lock_timeout]),
-        tx.query_opt(
+        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.cq_opt(
             "SELECT user_id, status, expires_at <= now() AS lapsed,
                     now() + $3::int * interval '1 second'
                         > created_at + $4::bigint * interval '1 second' AS over_limit
@@ -425,7 +426,7 @@ pub(crate) async fn lock_hold_seats<C: GenericClient>(
     id: HoldId,
 ) -> Result<(Vec<(i64, String)>, bool)> {
     let rows = tx
-        .query(
+        .cq(
             "SELECT s.id, s.xmin::text AS xmin, s.hold_id IS NOT DISTINCT FROM $2 AS ours
                FROM seats s
               WHERE s.show_id = $1
@@ -480,7 +481,7 @@ pub(crate) async fn free_seats_of<C: GenericClient>(
     status: &str,
 ) -> Result<u64> {
     // Lock before writing, in id order, like every other multi-seat lock.
-    tx.query(
+    tx.cq(
         "SELECT id FROM seats WHERE show_id = $1 AND hold_id = $2 ORDER BY id FOR UPDATE",
         &[&id.show().get(), &id.key()],
     )
@@ -503,7 +504,7 @@ pub(crate) async fn free_seats_of<C: GenericClient>(
         notify = feed::notify("$1"),
     );
     let row = tx
-        .query_one(&sql, &[&id.show().get(), &id.key(), &status])
+        .cq_one(&sql, &[&id.show().get(), &id.key(), &status])
         .await?;
     Ok(row.get::<_, i64>(0) as u64)
 }
@@ -545,7 +546,7 @@ where
     if !all_ours {
         return Err(Error::HoldExpired);
     }
-    tx.execute(
+    tx.cexec(
         "UPDATE holds SET expires_at = now() + $3::int * interval '1 second'
           WHERE show_id = $1 AND id = $2",
         &[&id.show().get(), &id.key(), &(ttl.secs() as i32)],

@@ -7,6 +7,7 @@
 //! a retry after any crash either replays the answer or does the work for the first
 //! time — never twice.
 
+use crate::database::Cached;
 use crate::error::Result;
 use deadpool_postgres::GenericClient;
 use std::time::Duration;
@@ -43,7 +44,7 @@ pub async fn claim<C: GenericClient>(
     fingerprint: &[u8],
 ) -> Result<Claim> {
     let locked: bool = tx
-        .query_one(
+        .cq_one(
             "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 7))",
             &[&scope, &key],
         )
@@ -53,7 +54,7 @@ pub async fn claim<C: GenericClient>(
         return Ok(Claim::InUse);
     }
     let row = tx
-        .query_opt(
+        .cq_opt(
             "SELECT fingerprint, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
             &[&scope, &key],
         )
@@ -76,7 +77,7 @@ pub async fn record<C: GenericClient>(
     fingerprint: &[u8],
     answer: &Stored,
 ) -> Result<()> {
-    tx.execute(
+    tx.cexec(
         "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body)
          VALUES ($1, $2, $3, $4, $5)",
         &[
@@ -95,7 +96,7 @@ pub async fn record<C: GenericClient>(
 pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<u64> {
     let secs = retention.as_secs() as i64;
     Ok(client
-        .execute(
+        .cexec(
             "DELETE FROM idempotency_keys WHERE created_at < now() - $1::bigint * interval '1 second'",
             &[&secs],
         )

@@ -6,6 +6,7 @@
 //! the row is read, by the database clock: a hold past `expires_at` blocks nobody even
 //! before the sweeper has cleared the pointer.
 
+use crate::database::Cached;
 use crate::domain::{SeatLabel, SeatState, ShowId, Version};
 use crate::error::{Error, Result};
 use deadpool_postgres::GenericClient;
@@ -55,11 +56,11 @@ pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<Seat
           WHERE s.show_id = $1
           ORDER BY s.row_index, s.number"
     );
-    let rows = client.query(&sql, &[&show.get()]).await?;
+    let rows = client.cq(&sql, &[&show.get()]).await?;
     if rows.is_empty() {
         // Every show has at least one seat, so no seats means no show; ask to be sure.
         let exists = client
-            .query_opt("SELECT 1 FROM shows WHERE id = $1", &[&show.get()])
+            .cq_opt("SELECT 1 FROM shows WHERE id = $1", &[&show.get()])
             .await?;
         if exists.is_none() {
             return Err(Error::ShowNotFound);

@@ -1,5 +1,6 @@
 //! Shows: creating one from a row layout, listing them with their seat counts.
 
+use crate::database::Cached;
 use crate::domain::{NewShow, ShowId};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -53,14 +54,14 @@ where
 
     let tx = client.transaction().await?;
     let id: i64 = tx
-        .query_one(
+        .cq_one(
             "INSERT INTO shows (title, starts_at, currency) VALUES ($1, $2, $3) RETURNING id",
             &[&new.title(), &new.starts_at(), &new.currency().as_str()],
         )
         .await?
         .get(0);
     let inserted = tx
-        .execute(
+        .cexec(
             "INSERT INTO seats (show_id, label, row_label, row_index, number, category, price, aisle_after)
              SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[],
                                       $7::bigint[], $8::bool[])",
@@ -113,7 +114,7 @@ fn show_from_row(row: &Row) -> Show {
 /// All shows, soonest first, with their seat counts.
 pub async fn list_shows<C: GenericClient>(client: &C) -> Result<Vec<Show>> {
     let sql = format!("{SHOWS_WITH_COUNTS} GROUP BY sh.id ORDER BY sh.starts_at, sh.id");
-    let rows = client.query(&sql, &[]).await?;
+    let rows = client.cq(&sql, &[]).await?;
     Ok(rows.iter().map(show_from_row).collect())
 }
 
@@ -121,7 +122,7 @@ pub async fn list_shows<C: GenericClient>(client: &C) -> Result<Vec<Show>> {
 pub async fn get_show<C: GenericClient>(client: &C, show: ShowId) -> Result<Show> {
     let sql = format!("{SHOWS_WITH_COUNTS} WHERE sh.id = $1 GROUP BY sh.id");
     let row = client
-        .query_opt(&sql, &[&show.get()])
+        .cq_opt(&sql, &[&show.get()])
         .await?
         .ok_or(Error::ShowNotFound)?;
     Ok(show_from_row(&row))

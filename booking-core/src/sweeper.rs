@@ -12,6 +12,7 @@
 //! process the same hold twice, and never block a confirm in flight (which holds the
 //! same lock on its hold and is skipped).
 
+use crate::database::Cached;
 use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
 use crate::domain::{HoldId, ShowId};
 use crate::error::Result;
@@ -48,8 +49,8 @@ where
     let tx = client.transaction().await?;
     // The one cross-show statement here: the queue of deadlines spans all shows.
     let (_, claimed) = futures_util::future::try_join(
-        tx.execute(SET_LOCK_TIMEOUT, &[&lock_timeout]),
-        tx.query(
+        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.cq(
             "UPDATE holds h SET status = 'expired'
                FROM (SELECT show_id, id FROM holds
                       WHERE status = 'active' AND expires_at <= now()
@@ -70,7 +71,7 @@ where
     let keys: Vec<Uuid> = claimed.iter().map(|r| r.get(1)).collect();
     // Lock the seats in id order before writing them, like every multi-seat writer, so
     // that a hold taking these seats over cannot deadlock with us.
-    tx.query(
+    tx.cq(
         "SELECT id FROM seats
           WHERE (show_id, hold_id) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))
           ORDER BY id FOR UPDATE",
@@ -95,7 +96,7 @@ where
         seats = crate::feed::seats_json("available"),
         channel = crate::feed::EVENTS_CHANNEL,
     );
-    let row = tx.query_one(&sql, &[&shows, &keys]).await?;
+    let row = tx.cq_one(&sql, &[&shows, &keys]).await?;
     let freed = row.get::<_, i64>(0) as u64;
     tx.commit().await?;
     let expired: Vec<HoldId> = shows
@@ -114,7 +115,7 @@ where
 /// due) and when it is, in milliseconds since the Unix epoch by the database clock.
 pub async fn next_deadline<C: GenericClient>(client: &C) -> Result<Option<(Duration, i64)>> {
     let row = client
-        .query_one(
+        .cq_one(
             "SELECT greatest(extract(epoch FROM min(expires_at) - now()), 0)::float8,
                     (extract(epoch FROM min(expires_at)) * 1000)::bigint
                FROM holds WHERE status = 'active'",
