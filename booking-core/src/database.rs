@@ -46,6 +46,10 @@ pub struct PoolOptions {
     pub wait: Duration,
     /// Longest wait to open a new connection.
     pub connect: Duration,
+    /// Every connection's `lock_timeout`: bounds row-lock waits of statements that run
+    /// outside an explicit transaction ([`crate::holds::hold_pooled`]); operations in a
+    /// transaction set their own from [`Settings::lock_timeout`].
+    pub lock_timeout: Duration,
 }
 
 impl Default for PoolOptions {
@@ -55,6 +59,7 @@ impl Default for PoolOptions {
             max_size: 4 * cores,
             wait: Duration::from_millis(2000),
             connect: Duration::from_secs(5),
+            lock_timeout: Duration::from_millis(2000),
         }
     }
 }
@@ -72,6 +77,15 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
         config.application_name("booking");
     }
     config.connect_timeout(options.connect);
+    let lock_timeout = format!(
+        "-c lock_timeout={}ms",
+        options.lock_timeout.as_millis().max(1)
+    );
+    let options_text = match config.get_options() {
+        Some(existing) => format!("{existing} {lock_timeout}"),
+        None => lock_timeout,
+    };
+    config.options(&options_text);
     let manager = Manager::from_config(
         config,
         NoTls,

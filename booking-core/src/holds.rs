@@ -30,6 +30,7 @@ use crate::feed;
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use futures_util::TryFutureExt;
 use serde::Serialize;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -74,7 +75,11 @@ struct Candidate {
     label: SeatLabel,
     price: Option<i64>,
     taken: bool,
+    /// Points at no hold and no booking.
+    clean: bool,
     version: String,
+    /// The row's raw `xmin` when read.
+    xmin: String,
     /// Seat-map order: (row index, number).
     order: (i32, i32),
 }
@@ -91,63 +96,24 @@ pub async fn hold<C>(client: &mut C, settings: &Settings, req: &HoldRequest) -> 
 where
     C: GenericClient + Send,
 {
-    for (label, _) in &req.if_versions {
-        if !req.seats.labels().contains(label) {
-            return Err(Error::invalid(
-                "if_versions",
-                format!("{label} is not one of the seats asked for"),
-            ));
-        }
-    }
+    check_if_versions(req)?;
     let ttl = req.ttl.unwrap_or(settings.default_ttl);
     let show = req.show.get();
-    let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
     let lock_timeout = lock_timeout_value(settings);
 
     let tx = client.transaction().await?;
 
-    // 1. The snapshot read, pipelined with the lock bound and the show lookup.
-    let snapshot_sql = format!(
-        "SELECT s.id, s.label, s.price, s.row_index, s.number, s.booking_id IS NOT NULL OR {HELD} IS TRUE AS taken,
-                {VERSION} AS version
-           FROM seats s {JOIN_HOLD}
-          WHERE s.show_id = $1 AND s.label = ANY($2)"
-    );
-    let (_, show_row, rows) = futures_util::future::try_join3(
-        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
-        tx.cq_opt("SELECT currency FROM shows WHERE id = $1", &[&show]),
-        tx.cq(&snapshot_sql, &[&show, &labels]),
+    // 1. The snapshot read, pipelined with the lock bound.
+    let (_, snap) = futures_util::future::try_join(
+        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout])
+            .map_err(Error::from),
+        snapshot(&tx, req),
     )
     .await?;
-    let currency: String = show_row.ok_or(Error::ShowNotFound)?.get(0);
-    let mut by_label: HashMap<String, Candidate> = rows
-        .iter()
-        .map(|r| {
-            let label: String = r.get("label");
-            let c = Candidate {
-                id: r.get("id"),
-                label: SeatLabel::from_db(label.clone()),
-                price: r.get("price"),
-                taken: r.get("taken"),
-                version: r.get("version"),
-                order: (r.get("row_index"), r.get("number")),
-            };
-            (label, c)
-        })
-        .collect();
-
-    let missing: Vec<SeatLabel> = req
-        .seats
-        .labels()
-        .iter()
-        .filter(|l| !by_label.contains_key(l.as_str()))
-        .cloned()
-        .collect();
-    if !missing.is_empty() {
-        return Err(Error::SeatNotFound { seats: missing });
-    }
-    check_versions(req, |l| by_label[l.as_str()].version.as_str())?;
-    refuse_taken(req, |l| by_label[l.as_str()].taken)?;
+    let Snapshot {
+        currency,
+        mut by_label,
+    } = snap;
 
     // 2. Lock the candidates in the global seat order.
     let mut ids: Vec<i64> = by_label.values().map(|c| c.id).collect();
@@ -280,6 +246,177 @@ where
         currency,
         booking_id: None,
     })
+}
+
+/// What the wanted seats look like in one snapshot, read without locks. Unknown seats,
+/// moved versions and seats taken already are refused here, before any lock is taken.
+struct Snapshot {
+    currency: String,
+    by_label: HashMap<String, Candidate>,
+}
+
+async fn snapshot<C: GenericClient>(client: &C, req: &HoldRequest) -> Result<Snapshot> {
+    let show = req.show.get();
+    let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
+    let snapshot_sql = format!(
+        "SELECT s.id, s.label, s.price, s.row_index, s.number,
+                s.booking_id IS NOT NULL OR {HELD} IS TRUE AS taken,
+                s.hold_id IS NULL AND s.booking_id IS NULL AS clean,
+                {VERSION} AS version, s.xmin::text AS xmin
+           FROM seats s {JOIN_HOLD}
+          WHERE s.show_id = $1 AND s.label = ANY($2)"
+    );
+    let (show_row, rows) = futures_util::future::try_join(
+        client.cq_opt("SELECT currency FROM shows WHERE id = $1", &[&show]),
+        client.cq(&snapshot_sql, &[&show, &labels]),
+    )
+    .await?;
+    let currency: String = show_row.ok_or(Error::ShowNotFound)?.get(0);
+    let by_label: HashMap<String, Candidate> = rows
+        .iter()
+        .map(|r| {
+            let label: String = r.get("label");
+            let c = Candidate {
+                id: r.get("id"),
+                label: SeatLabel::from_db(label.clone()),
+                price: r.get("price"),
+                taken: r.get("taken"),
+                clean: r.get("clean"),
+                version: r.get("version"),
+                xmin: r.get("xmin"),
+                order: (r.get("row_index"), r.get("number")),
+            };
+            (label, c)
+        })
+        .collect();
+    let missing: Vec<SeatLabel> = req
+        .seats
+        .labels()
+        .iter()
+        .filter(|l| !by_label.contains_key(l.as_str()))
+        .cloned()
+        .collect();
+    if !missing.is_empty() {
+        return Err(Error::SeatNotFound { seats: missing });
+    }
+    check_versions(req, |l| by_label[l.as_str()].version.as_str())?;
+    refuse_taken(req, |l| by_label[l.as_str()].taken)?;
+    Ok(Snapshot { currency, by_label })
+}
+
+/// [`hold`] on a pooled connection, in two round trips when the seats are free and
+/// nobody else touches them meanwhile (the common case).
+///
+/// 1. The snapshot read (no transaction, no lock); refusals are answered from it.
+/// 2. When every wanted seat points at nothing, one statement (its own transaction)
+///    locks them in id order, checks that no row changed since the snapshot (same
+///    `xmin`), and only then inserts the hold, points the seats at it and writes the
+///    event. If anything changed it writes nothing, and [`hold`] decides in a
+///    transaction of its own, with the full re-read after the locks.
+///
+/// The lock wait of step 2 is bounded by the connection's `lock_timeout`
+/// ([`crate::PoolOptions::lock_timeout`]), as it runs outside an explicit transaction.
+#[tracing::instrument(skip_all, fields(show = %req.show, user = %req.user, seats = req.seats.len()))]
+pub async fn hold_pooled(
+    client: &mut deadpool_postgres::Client,
+    settings: &Settings,
+    req: &HoldRequest,
+) -> Result<Hold> {
+    check_if_versions(req)?;
+    let snap = snapshot(&*client, req).await?;
+    if !snap.by_label.values().all(|c| c.clean) {
+        return hold(client, settings, req).await;
+    }
+    let ttl = req.ttl.unwrap_or(settings.default_ttl);
+    let mut seats: Vec<&Candidate> = snap.by_label.values().collect();
+    seats.sort_by_key(|c| c.id);
+    let ids: Vec<i64> = seats.iter().map(|c| c.id).collect();
+    let seen: Vec<&str> = seats.iter().map(|c| c.xmin.as_str()).collect();
+    let total: i64 = seats.iter().filter_map(|c| c.price).sum();
+    let hold_id = HoldId::generate(req.show);
+    let sql = format!(
+        "WITH locked AS (
+             SELECT id, xmin::text AS x FROM seats
+              WHERE show_id = $1 AND id = ANY($6) ORDER BY id FOR UPDATE
+         ), verdict AS (
+             SELECT count(*) = cardinality($6::bigint[])
+                    AND coalesce(bool_and(l.x = seen.xmin), false) AS ok
+               FROM locked l JOIN unnest($6::bigint[], $7::text[]) AS seen(id, xmin) ON seen.id = l.id
+         ), h AS (
+             INSERT INTO holds (show_id, id, user_id, expires_at, total)
+             SELECT $1, $2, $3, now() + $4::int * interval '1 second', $5
+              WHERE (SELECT ok FROM verdict)
+             RETURNING created_at, expires_at
+         ), hs AS (
+             INSERT INTO hold_seats (show_id, hold_id, seat_id)
+             SELECT $1, $2, unnest($6::bigint[]) WHERE (SELECT ok FROM verdict)
+         ), taken AS (
+             UPDATE seats s SET hold_id = $2
+               FROM unnest($6::bigint[], $7::text[]) AS seen(id, xmin)
+              WHERE s.show_id = $1 AND s.id = seen.id AND s.xmin::text = seen.xmin
+                AND (SELECT ok FROM verdict)
+             RETURNING s.id, s.label, s.xmin
+         ), {event}
+         SELECT (SELECT ok FROM verdict) AS ok, h.created_at, h.expires_at,
+                (SELECT count(*) FROM taken) AS taken,
+                CASE WHEN h.expires_at IS NOT NULL THEN
+                     pg_notify($8, (extract(epoch FROM h.expires_at) * 1000)::bigint::text) END,
+                CASE WHEN h.expires_at IS NOT NULL THEN {notify} END
+           FROM (SELECT 1) AS one LEFT JOIN h ON true",
+        event = feed::event_cte("$1", "hold", "held", "taken"),
+        notify = feed::notify("$1"),
+    );
+    let row = client
+        .cq_one(
+            &sql,
+            &[
+                &req.show.get(),
+                &hold_id.key(),
+                &req.user.as_str(),
+                &(ttl.secs() as i32),
+                &total,
+                &ids,
+                &seen,
+                &HOLDS_CHANNEL,
+            ],
+        )
+        .await?;
+    if !row.get::<_, bool>("ok") {
+        // Someone touched a seat between our read and our lock: decide carefully.
+        return hold(client, settings, req).await;
+    }
+    let taken: i64 = row.get("taken");
+    if taken != ids.len() as i64 {
+        return Err(Error::Invariant(format!(
+            "pointed {taken} of {} locked seats at the new hold",
+            ids.len()
+        )));
+    }
+    seats.sort_by_key(|c| c.order);
+    Ok(Hold {
+        hold_id,
+        show_id: req.show,
+        user_id: req.user.clone(),
+        seats: seats.into_iter().map(|c| c.label.clone()).collect(),
+        status: HoldStatus::Active,
+        created_at: row.get("created_at"),
+        expires_at: row.get("expires_at"),
+        total,
+        currency: snap.currency,
+        booking_id: None,
+    })
+}
+
+fn check_if_versions(req: &HoldRequest) -> Result<()> {
+    for (label, _) in &req.if_versions {
+        if !req.seats.labels().contains(label) {
+            return Err(Error::invalid(
+                "if_versions",
+                format!("{label} is not one of the seats asked for"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn check_versions<'a>(req: &HoldRequest, current: impl Fn(&SeatLabel) -> &'a str) -> Result<()> {

@@ -20,7 +20,12 @@ async fn five_hundred_tasks_on_one_seat_give_exactly_one_hold() {
         let req = request(&show, &format!("user-{i}"), &["A5"]);
         tasks.push(tokio::spawn(async move {
             let mut client = database::client(&pool).await?;
-            holds::hold(&mut client, &settings, &req).await
+            // Half take the two-round-trip path, half the transaction: they must agree.
+            if i % 2 == 0 {
+                holds::hold_pooled(&mut client, &settings, &req).await
+            } else {
+                holds::hold(&mut client, &settings, &req).await
+            }
         }));
     }
     let mut won = Vec::new();
@@ -75,7 +80,11 @@ async fn overlapping_four_seat_holds_are_all_or_none_without_deadlock() {
         let req = request(&show, &format!("user-{i}"), &labels);
         tasks.push(tokio::spawn(async move {
             let mut client = database::client(&pool).await?;
-            let out = holds::hold(&mut client, &settings, &req).await;
+            let out = if i % 2 == 0 {
+                holds::hold_pooled(&mut client, &settings, &req).await
+            } else {
+                holds::hold(&mut client, &settings, &req).await
+            };
             Ok::<_, Error>((req, out))
         }));
     }

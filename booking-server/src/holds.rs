@@ -92,7 +92,7 @@ pub async fn create(
                 .map_err(ApiError::from),
         )
         .await?;
-    if created && reply.status == StatusCode::CREATED {
+    if created && reply.header("idempotent-replayed").is_none() {
         state.metrics.holds.fetch_add(1, Ordering::Relaxed);
     }
     Ok(reply)

@@ -72,6 +72,13 @@ impl Reply {
         }
     }
 
+    pub fn header(&self, name: &str) -> Option<&HeaderValue> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.as_str() == name)
+            .map(|(_, v)| v)
+    }
+
     pub fn with_header(mut self, name: hyper::header::HeaderName, value: HeaderValue) -> Reply {
         self.headers.push((name, value));
         self

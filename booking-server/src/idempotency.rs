@@ -77,6 +77,11 @@ impl Idempotency {
         })
     }
 
+    /// Whether the request sent a key.
+    pub fn is_keyed(&self) -> bool {
+        self.key.is_some()
+    }
+
     /// `Some(answer)` when the request must not run: a replay, a reused key, or a key in
     /// use by a request still running.
     pub async fn claim(&self, tx: &Transaction<'_>) -> Result<Option<Reply>, ApiError> {

@@ -35,6 +35,7 @@ impl AppState {
                 // Opening a connection is bounded by the same wait: a database that is
                 // down must not hold a request longer than the pool would.
                 connect: Duration::from_millis(config.pool_wait_ms.max(500)),
+                lock_timeout: Duration::from_millis(config.lock_timeout_ms),
             },
         )
     }

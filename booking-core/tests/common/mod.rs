@@ -46,6 +46,7 @@ impl TestDb {
                 // Tests wait for connections rather than measure how long it takes.
                 wait: Duration::from_secs(60),
                 connect: Duration::from_secs(10),
+                lock_timeout: Duration::from_secs(30),
             },
         )
         .expect("pool");
