@@ -137,7 +137,7 @@ pub async fn dispatch(
         Route::ListShows => shows::list(state).await,
         Route::CreateShow => shows::create(state, &parts, body).await,
         Route::GetShow(id) => shows::get(state, id).await,
-        Route::SeatMap(id) => shows::seat_map(state, id).await,
+        Route::SeatMap(id) => shows::seat_map(state, &parts, id).await,
         Route::CreateHold(id) => holds::create(state, &parts, body, id).await,
         Route::GetHold(id) => holds::get(state, &parts, id).await,
         Route::ConfirmHold(id) => holds::confirm(state, &parts, body, id).await,

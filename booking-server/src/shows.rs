@@ -6,9 +6,11 @@ use crate::state::AppState;
 use booking_core::{seats, shows, Category, Currency, NewShow, RowLabel, RowSpec, ShowId};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
+use hyper::header::{HeaderValue, ETAG, IF_NONE_MATCH};
 use hyper::http::request::Parts;
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 #[derive(Deserialize)]
@@ -110,12 +112,30 @@ pub async fn get(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
     ))
 }
 
-/// `GET /shows/{show_id}/seats`.
-pub async fn seat_map(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
+/// `GET /shows/{show_id}/seats`, with an `ETag`: a client that sends it back in
+/// `If-None-Match` gets `304 Not Modified` (no body) while no seat has changed.
+pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
     let id = show_id(raw_id)?;
     let client = state.client().await?;
-    Ok(Reply::json(
-        StatusCode::OK,
-        &seats::seat_map(&client, id).await?,
-    ))
+    let reply = Reply::json(StatusCode::OK, &seats::seat_map(&client, id).await?);
+    // The body names every seat's state and version: its digest changes exactly when
+    // the map does.
+    let digest = Sha256::digest(&reply.body);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    let etag = format!("\"{hex}\"");
+    let etag_value = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
+    let matches = parts
+        .headers
+        .get_all(IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|tag| {
+            let tag = tag.trim();
+            tag == "*" || tag.trim_start_matches("W/") == etag
+        });
+    if matches {
+        return Ok(Reply::empty(StatusCode::NOT_MODIFIED).with_header(ETAG, etag_value));
+    }
+    Ok(reply.with_header(ETAG, etag_value))
 }

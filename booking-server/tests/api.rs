@@ -79,6 +79,16 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
         ]
     );
     assert!(seats.iter().all(|x| x["state"] == "available"));
+    // ETag / If-None-Match: 304 while nothing changed.
+    let etag = map.header("etag").expect("an ETag").to_owned();
+    let same = s
+        .get(&format!("/shows/{show}/seats"))
+        .header("if-none-match", &etag)
+        .send()
+        .await;
+    assert_eq!(same.status, StatusCode::NOT_MODIFIED);
+    assert!(same.body.is_empty());
+    assert_eq!(same.header("etag"), Some(etag.as_str()));
 
     // Hold two seats.
     let res = s
@@ -118,7 +128,14 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
         .await;
     assert_eq!(read.status, StatusCode::OK);
     assert_eq!(read.json, hold);
-    let map = s.get(&format!("/shows/{show}/seats")).send().await;
+    // Read your writes: the map right after the 201 shows the hold, and its ETag moved.
+    let map = s
+        .get(&format!("/shows/{show}/seats"))
+        .header("if-none-match", &etag)
+        .send()
+        .await;
+    assert_eq!(map.status, StatusCode::OK);
+    assert_ne!(map.header("etag"), Some(etag.as_str()));
     assert_eq!(map.json["seats"][0]["state"], "held");
 
     // Extend it.
