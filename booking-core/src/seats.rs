@@ -45,13 +45,18 @@ pub struct Seat {
 pub struct SeatMap {
     pub show_id: ShowId,
     pub seats: Vec<Seat>,
+    /// When the map changes next without any write: the earliest `expires_at` of a
+    /// held seat (a lapsed hold reads available at once). For caches.
+    #[serde(skip)]
+    pub lapses_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The seat map of `show`, or [`Error::ShowNotFound`].
 pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<SeatMap> {
     let sql = format!(
         "SELECT s.label, s.row_label, s.number, s.category, s.price, s.aisle_after,
-                s.booking_id IS NOT NULL AS booked, {HELD} IS TRUE AS held, {VERSION} AS version
+                s.booking_id IS NOT NULL AS booked, {HELD} IS TRUE AS held, {VERSION} AS version,
+                CASE WHEN {HELD} THEN h.expires_at END AS held_until
            FROM seats s {JOIN_HOLD}
           WHERE s.show_id = $1
           ORDER BY s.row_index, s.number"
@@ -66,6 +71,10 @@ pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<Seat
             return Err(Error::ShowNotFound);
         }
     }
+    let lapses_at = rows
+        .iter()
+        .filter_map(|r| r.get::<_, Option<chrono::DateTime<chrono::Utc>>>("held_until"))
+        .min();
     let seats = rows
         .iter()
         .map(|r| Seat {
@@ -82,6 +91,7 @@ pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<Seat
     Ok(SeatMap {
         show_id: show,
         seats,
+        lapses_at,
     })
 }
 

@@ -78,6 +78,7 @@ pub async fn cancel(
         )
         .await?;
     if cancelled && reply.status == StatusCode::OK {
+        state.seat_cache.invalidate(id.show());
         state.metrics.cancels.fetch_add(1, Ordering::Relaxed);
     }
     Ok(reply)

@@ -75,23 +75,30 @@ pub async fn create(
     };
 
     let mut client = state.client().await?;
-    let mut tx = client
-        .transaction()
-        .await
-        .map_err(booking_core::Error::from)?;
-    if let Some(answer) = idem.claim(&tx).await? {
-        return Ok(answer);
+    let reply = if idem.is_keyed() {
+        // With a key, the hold and its stored answer commit together.
+        let mut tx = client
+            .transaction()
+            .await
+            .map_err(booking_core::Error::from)?;
+        if let Some(answer) = idem.claim(&tx).await? {
+            return Ok(answer);
+        }
+        let outcome = holds::hold(&mut tx, &state.settings, &request).await;
+        let outcome = outcome
+            .map(|h| Reply::json(StatusCode::CREATED, &h))
+            .map_err(ApiError::from);
+        idem.finish(tx, outcome).await?
+    } else {
+        // Without one: two round trips when nobody else touches the seats.
+        let hold = holds::hold_pooled(&mut client, &state.settings, &request).await?;
+        Reply::json(StatusCode::CREATED, &hold)
+    };
+    let created = reply.status == StatusCode::CREATED;
+    if created {
+        // Read your writes: this process's next seat map of the show is read afresh.
+        state.seat_cache.invalidate(show);
     }
-    let outcome = holds::hold(&mut tx, &state.settings, &request).await;
-    let created = outcome.is_ok();
-    let reply = idem
-        .finish(
-            tx,
-            outcome
-                .map(|h| Reply::json(StatusCode::CREATED, &h))
-                .map_err(ApiError::from),
-        )
-        .await?;
     if created && reply.header("idempotent-replayed").is_none() {
         state.metrics.holds.fetch_add(1, Ordering::Relaxed);
     }
@@ -150,6 +157,7 @@ pub async fn confirm(
         .map_err(ApiError::from);
     let reply = idem.finish(tx, outcome).await?;
     if created && reply.status == StatusCode::CREATED {
+        state.seat_cache.invalidate(id.show());
         state.metrics.confirms.fetch_add(1, Ordering::Relaxed);
     }
     Ok(reply)
@@ -194,6 +202,7 @@ pub async fn release(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Re
     let id = hold_id(raw_id)?;
     let mut client = state.client().await?;
     holds::release(&mut client, &state.settings, &user, id).await?;
+    state.seat_cache.invalidate(id.show());
     state.metrics.releases.fetch_add(1, Ordering::Relaxed);
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }

@@ -12,6 +12,7 @@
 //! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
 //! - [`http`]: replies, [`http::ApiError`] and the one mapping from `booking_core::Error`,
 //!   bounded body reading, JSON parsing that names the bad field, caller identity.
+//! - [`seat_cache`]: seat maps served from memory, invalidated by the change feed.
 //! - [`metrics`]: Prometheus text format.
 //! - [`web`]: the seat-map page (`web/`, compiled into the binary).
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.
@@ -30,6 +31,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod ops;
 pub mod routes;
+pub mod seat_cache;
 pub mod shows;
 pub mod state;
 pub mod web;

@@ -113,17 +113,29 @@ pub async fn get(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
 }
 
 /// `GET /shows/{show_id}/seats`, with an `ETag`: a client that sends it back in
-/// `If-None-Match` gets `304 Not Modified` (no body) while no seat has changed.
+/// `If-None-Match` gets `304 Not Modified` (no body) while no seat has changed. Served
+/// from [`crate::seat_cache`] while the feed reports no change.
 pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
     let id = show_id(raw_id)?;
-    let client = state.client().await?;
-    let reply = Reply::json(StatusCode::OK, &seats::seat_map(&client, id).await?);
-    // The body names every seat's state and version: its digest changes exactly when
-    // the map does.
-    let digest = Sha256::digest(&reply.body);
-    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-    let etag = format!("\"{hex}\"");
-    let etag_value = HeaderValue::from_str(&etag).map_err(ApiError::internal)?;
+    let entry = match state.seat_cache.get(id) {
+        Some(entry) => entry,
+        None => {
+            let generation = state.seat_cache.begin(id, &state.feed);
+            let client = state.client().await?;
+            let map = seats::seat_map(&client, id).await?;
+            let reply = Reply::json(StatusCode::OK, &map);
+            // The body names every seat's state and version: its digest changes
+            // exactly when the map does.
+            let digest = Sha256::digest(&reply.body);
+            let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+            let etag = format!("\"{hex}\"");
+            state
+                .seat_cache
+                .put(id, generation, reply.clone(), etag.clone(), map.lapses_at);
+            crate::seat_cache::Entry::new(reply, etag)
+        }
+    };
+    let etag_value = HeaderValue::from_str(&entry.etag).map_err(ApiError::internal)?;
     let matches = parts
         .headers
         .get_all(IF_NONE_MATCH)
@@ -132,10 +144,10 @@ pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<R
         .flat_map(|v| v.split(','))
         .any(|tag| {
             let tag = tag.trim();
-            tag == "*" || tag.trim_start_matches("W/") == etag
+            tag == "*" || tag.trim_start_matches("W/") == entry.etag
         });
     if matches {
         return Ok(Reply::empty(StatusCode::NOT_MODIFIED).with_header(ETAG, etag_value));
     }
-    Ok(reply.with_header(ETAG, etag_value))
+    Ok(entry.reply.with_header(ETAG, etag_value))
 }

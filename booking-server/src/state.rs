@@ -19,6 +19,8 @@ pub struct AppState {
     pub metrics: Metrics,
     /// Live seat changes, followed by one pump per process.
     pub feed: booking_core::Feed,
+    /// Seat maps served from memory while the feed says nothing changed.
+    pub seat_cache: std::sync::Arc<crate::seat_cache::SeatCache>,
     /// Fires when the server shuts down: ends event streams, the feed and the sweeper.
     pub shutdown: CancellationToken,
 }
@@ -57,6 +59,7 @@ impl AppState {
         )
         .await?;
         Ok(AppState {
+            seat_cache: Default::default(),
             feed,
             shutdown,
             pool,

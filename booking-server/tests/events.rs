@@ -171,3 +171,41 @@ async fn streams_end_cleanly_when_the_server_shuts_down() {
         .expect("the server stopped without waiting for the stream")
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_map_served_from_memory_follows_changes_made_through_another_server() {
+    let mut a = TestServer::start().await;
+    let mut b = TestServer::start_on(&a.database_url, |_| {}).await;
+    let show = a.show(&[("A", 4)]).await;
+    let path = format!("/shows/{show}/seats");
+    let first = a.get(&path).send().await;
+    let again = a.get(&path).send().await;
+    assert_eq!(first.body, again.body, "served twice the same");
+    let etag = first.header("etag").unwrap().to_owned();
+
+    // A hold through B: A's map shows it once A's feed has seen it.
+    b.hold(&show, "bob", &["A2"]).await;
+    let mut seen = false;
+    for _ in 0..200 {
+        let r = a.get(&path).header("if-none-match", &etag).send().await;
+        if r.status == StatusCode::OK && r.json["seats"][1]["state"] == "held" {
+            assert_ne!(r.header("etag"), Some(etag.as_str()));
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        seen,
+        "server A's map caught up with the hold made through B"
+    );
+    // And the map A serves agrees with the database, version for version.
+    let client = a.pool.get().await.unwrap();
+    let fresh = booking_core::seats::seat_map(&client, booking_core::ShowId::parse(&show).unwrap())
+        .await
+        .unwrap();
+    let served = a.get(&path).send().await;
+    assert_eq!(served.json, serde_json::to_value(&fresh).unwrap());
+    a.stop().await;
+    b.stop().await;
+}
