@@ -140,6 +140,17 @@ pub struct SeatEvent {
     pub show_id: ShowId,
     pub cause: Cause,
     pub seats: Vec<SeatChange>,
+    /// The JSON of this event, made once however many subscribers send it.
+    #[serde(skip)]
+    json: std::sync::OnceLock<String>,
+}
+
+impl SeatEvent {
+    /// `{"show_id": .., "cause": .., "seats": [..]}`, serialised once and shared.
+    pub fn json(&self) -> &str {
+        self.json
+            .get_or_init(|| serde_json::to_string(self).unwrap_or_default())
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -189,6 +200,7 @@ fn event_from_row(r: &tokio_postgres::Row) -> Result<SeatEvent> {
         show_id: ShowId::from_db(r.get("show_id")),
         cause,
         seats,
+        json: Default::default(),
     })
 }
 
@@ -379,7 +391,7 @@ impl Feed {
                     if let Some(last) = page.last() {
                         after = last.position;
                     }
-                    backlog.extend(page);
+                    backlog.extend(page.into_iter().map(Arc::new));
                     if !full {
                         break;
                     }
@@ -475,7 +487,7 @@ impl Feed {
 
 /// One follower of one show's events.
 pub struct Subscription {
-    backlog: VecDeque<SeatEvent>,
+    backlog: VecDeque<Arc<SeatEvent>>,
     live: mpsc::Receiver<Arc<SeatEvent>>,
     after: Position,
     stopped: CancellationToken,
@@ -484,7 +496,7 @@ pub struct Subscription {
 impl Subscription {
     /// The next event, or `None` when the subscription ended: it fell too far behind
     /// (resume from the last position seen) or the feed stopped.
-    pub async fn next(&mut self) -> Option<SeatEvent> {
+    pub async fn next(&mut self) -> Option<Arc<SeatEvent>> {
         if let Some(e) = self.backlog.pop_front() {
             self.after = e.position;
             return Some(e);
@@ -498,7 +510,7 @@ impl Subscription {
             // not handed out yet: skip what it already has.
             if e.position > self.after {
                 self.after = e.position;
-                return Some((*e).clone());
+                return Some(e);
             }
         }
     }

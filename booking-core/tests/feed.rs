@@ -15,7 +15,7 @@ async fn take(sub: &mut booking_core::Subscription, n: usize) -> Vec<booking_cor
     let mut out = Vec::new();
     while out.len() < n {
         match tokio::time::timeout(Duration::from_secs(30), sub.next()).await {
-            Ok(Some(e)) => out.push(e),
+            Ok(Some(e)) => out.push((*e).clone()),
             Ok(None) => panic!("the subscription ended after {} of {n} events", out.len()),
             Err(_) => panic!("only {} of {n} events arrived", out.len()),
         }
@@ -340,7 +340,7 @@ async fn a_slow_subscriber_is_cut_off_without_slowing_the_others() {
     // The slow one kept what fitted in its buffer, then was cut off.
     let mut kept = Vec::new();
     while let Ok(Some(e)) = tokio::time::timeout(Duration::from_secs(5), slow.next()).await {
-        kept.push(e);
+        kept.push((*e).clone());
     }
     assert_eq!(kept.len(), 4);
     assert_eq!(kept, got[..4].to_vec());

@@ -99,8 +99,7 @@ async fn next_frame(state: Option<Stream>) -> Option<(Item, Option<Stream>)> {
     let text = tokio::select! {
         event = s.subscription.next() => match event {
             Some(e) => {
-                let data = serde_json::to_string(&e).unwrap_or_default();
-                format!("id: {}\nevent: seats\ndata: {data}\n\n", e.position)
+                format!("id: {}\nevent: seats\ndata: {}\n\n", e.position, e.json())
             }
             // Cut off (too slow) or the feed stopped: end; the client resumes.
             None => return None,
