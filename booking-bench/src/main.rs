@@ -1,1 +1,141 @@
-fn main() {}
+//! booking-bench: the load generator and benchmark instrument of booking-server.
+//!
+//!     booking-bench <scenario> [--url http://127.0.0.1:8080] [--concurrency N]
+//!                   [--duration SECS] [--json PATH] [scenario flags]
+//!
+//! Each scenario creates the shows it needs through the API (so it needs the admin
+//! token: `--admin-token` or `ADMIN_TOKEN`), runs against the server with keep-alive
+//! HTTP/1.1 connections (hyper), prints a table (throughput, latency p50/p90/p99/max,
+//! answers by status, connection failures) and writes the same as JSON. The exit
+//! status is 0 only when the scenario's checks (it ran; correctness conditions such as
+//! the herd's single winner; never timings) all hold.
+//!
+//! `pgbench` converts a pgbench run into the same JSON; `report` prints HTTP figures
+//! next to their pgbench twins (see scripts/bench.sh and BENCHMARKS.md).
+
+mod client;
+mod common;
+mod report;
+mod scenarios;
+mod stats;
+
+use clap::{Parser, Subcommand};
+use common::{Common, Ctx, Sampler};
+use scenarios::{book, expiry, fanout, herd, holds, mixed, seatmap};
+use stats::RunResult;
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(
+    name = "booking-bench",
+    about = "Load generator and benchmarks for booking-server"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Uncontended holds of random free seats across many shows.
+    Holds(holds::Args),
+    /// Hold then confirm: a booking is the pair.
+    Book(book::Args),
+    /// N clients released at once on one free seat: exactly one must win.
+    Herd(herd::Args),
+    /// Seat-map reads of a 1,000-seat show while holds come and go on it.
+    Seatmap(seatmap::Args),
+    /// An on-sale's mix: browse, hold, confirm, release, abandon.
+    Mixed(mixed::Args),
+    /// Delay from a hold's expires_at to its expire event on the SSE stream.
+    Expiry(expiry::Args),
+    /// Many SSE subscribers on one show while holds happen: delivery latency, misses.
+    Fanout(fanout::Args),
+    /// Convert a pgbench run (output + per-transaction logs) into a result JSON.
+    Pgbench(report::PgbenchArgs),
+    /// Print the HTTP results next to their pgbench twins, and the targets.
+    Report(report::ReportArgs),
+}
+
+impl Command {
+    fn common(&self) -> Option<&Common> {
+        Some(match self {
+            Command::Holds(a) => &a.common,
+            Command::Book(a) => &a.common,
+            Command::Herd(a) => &a.common,
+            Command::Seatmap(a) => &a.common,
+            Command::Mixed(a) => &a.common,
+            Command::Expiry(a) => &a.common,
+            Command::Fanout(a) => &a.common,
+            Command::Pgbench(_) | Command::Report(_) => return None,
+        })
+    }
+}
+
+fn write_json(path: Option<&std::path::Path>, r: &RunResult) -> Result<(), String> {
+    let Some(path) = path else { return Ok(()) };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let text = serde_json::to_string_pretty(r).map_err(|e| e.to_string())?;
+    std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
+    let target = client::Target::parse(&common.url, common.admin_token.clone())?;
+    let ctx = Ctx {
+        target,
+        common: common.clone(),
+    };
+    let sampler = Sampler::start(common.server_pid);
+    let mut r = match cmd {
+        Command::Holds(a) => holds::run(&ctx, a).await?,
+        Command::Book(a) => book::run(&ctx, a).await?,
+        Command::Herd(a) => herd::run(&ctx, a).await?,
+        Command::Seatmap(a) => seatmap::run(&ctx, a).await?,
+        Command::Mixed(a) => mixed::run(&ctx, a).await?,
+        Command::Expiry(a) => expiry::run(&ctx, a).await?,
+        Command::Fanout(a) => fanout::run(&ctx, a).await?,
+        Command::Pgbench(_) | Command::Report(_) => unreachable!("not a scenario"),
+    };
+    if let Some(s) = sampler {
+        r.server = Some(s.finish().await);
+    }
+    Ok(r)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match &cli.command {
+        Command::Report(a) => report::report(a).map(|ok| (ok, None)),
+        Command::Pgbench(a) => report::pgbench(a).and_then(|r| {
+            write_json(a.json.as_deref(), &r)?;
+            Ok((r.ok(), Some(r)))
+        }),
+        cmd => {
+            let common = cmd.common().expect("a scenario");
+            scenario(cmd, common).await.and_then(|r| {
+                write_json(common.json.as_deref(), &r)?;
+                Ok((r.ok(), Some(r)))
+            })
+        }
+    };
+    match outcome {
+        Ok((ok, r)) => {
+            if let Some(r) = r {
+                r.print();
+            }
+            if ok {
+                ExitCode::SUCCESS
+            } else {
+                eprintln!("booking-bench: a check failed");
+                ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("booking-bench: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

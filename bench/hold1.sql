@@ -1,0 +1,44 @@
+-- pgbench twin of an uncontended one-seat HTTP hold (POST /shows/{id}/holds, 1 seat).
+--
+-- Variables (pgbench -D, set by scripts/bench.sh from setup.sql's output):
+--   show, first, pool  the pool show, its first seat id, its number of seats
+--   clients            the number of pgbench clients (-c)
+--   n                  0 (a per-client counter: pgbench keeps variables between a
+--                      client's transactions)
+--
+-- Seat k of client c is first + permute(c + k * clients, pool): every client walks its
+-- own pseudo-random sequence of seats and no two transactions ask for the same seat
+-- while pool exceeds the run's transactions (bench.sh sizes the pool and checks
+-- afterwards that every transaction took its seat).
+--
+-- The work is that of booking-core's hold transaction: lock the seat, check that it is
+-- free (not booked, not pointing at a live hold), insert the hold and its hold_seats
+-- row, point the seat at the hold guarded by the xmin seen under the lock, commit.
+-- Not included: the server's seat_events insert and pg_notify (live updates), its
+-- snapshot read before locking, the show's currency lookup and SET lock_timeout.
+\set seat :first + permute((:client_id + :n * :clients) % :pool, :pool)
+\set n :n + 1
+BEGIN;
+SELECT s.xmin::text AS seen,
+       s.booking_id IS NULL AND s.hold_id IS NULL AS free,
+       s.booking_id IS NULL AND s.hold_id IS NOT NULL AS pointed
+  FROM seats s
+ WHERE s.show_id = :show AND s.id = :seat
+   FOR UPDATE \gset
+-- The seat points at a hold: is it still live? Asked in a new statement, which sees a
+-- hold committed by a transaction we may just have waited for (the locking
+-- statement's snapshot predates it).
+\if :pointed
+SELECT NOT (h.status = 'active' AND h.expires_at > now()) AS free
+  FROM seats s JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id
+ WHERE s.show_id = :show AND s.id = :seat \gset
+\endif
+\if :free
+INSERT INTO holds (show_id, id, user_id, expires_at, total)
+VALUES (:show, gen_random_uuid(), 'pgbench-hold1', now() + interval '600 seconds', 1200)
+RETURNING id AS hold_id \gset
+INSERT INTO hold_seats (show_id, hold_id, seat_id) VALUES (:show, ':hold_id', :seat);
+UPDATE seats SET hold_id = ':hold_id'
+ WHERE show_id = :show AND id = :seat AND xmin::text = ':seen';
+\endif
+END;

@@ -1,0 +1,87 @@
+-- Shows for the pgbench reference scripts, created directly in the server's database
+-- (after the server has migrated it). Run by scripts/bench.sh:
+--
+--   psql -v pool1=200000 -v pool4=400000 -f bench/setup.sql
+--
+-- Creates four shows and prints one `name=value` line per pgbench variable:
+--   hold1: a pool of :pool1 free seats (rows of 200) for hold1.sql, ids contiguous;
+--   hold4: a pool of :pool4 free seats for hold4.sql;
+--   seatmap: 20 rows x 50 seats = 1,000 seats, 100 of them held (an active hold each),
+--            the same shape as the HTTP seatmap scenario's show;
+--   herd: one row of 10 seats; herd.sql fights over its first seat.
+\set ON_ERROR_STOP on
+\pset tuples_only on
+\pset format unaligned
+
+CREATE TEMP TABLE bench_shows (name text PRIMARY KEY, show_id bigint, seats int, per_row int);
+
+WITH s AS (
+    INSERT INTO shows (title, starts_at) VALUES
+        ('pgbench hold1 pool', '2030-01-01T20:00:00Z'),
+        ('pgbench hold4 pool', '2030-01-01T20:00:00Z'),
+        ('pgbench seat map', '2030-01-01T20:00:00Z'),
+        ('pgbench herd', '2030-01-01T20:00:00Z')
+    RETURNING id, title
+)
+INSERT INTO bench_shows
+SELECT CASE title WHEN 'pgbench hold1 pool' THEN 'hold1' WHEN 'pgbench hold4 pool' THEN 'hold4'
+                  WHEN 'pgbench seat map' THEN 'seatmap' ELSE 'herd' END,
+       id,
+       CASE title WHEN 'pgbench hold1 pool' THEN :pool1 WHEN 'pgbench hold4 pool' THEN :pool4
+                  WHEN 'pgbench seat map' THEN 1000 ELSE 10 END,
+       CASE title WHEN 'pgbench seat map' THEN 50 WHEN 'pgbench herd' THEN 10 ELSE 200 END
+  FROM s;
+
+-- One show at a time, in order, so that each show's seat ids are contiguous. Row label
+-- of row index r: A..Z, AA..ZZ, AAA..ZZZ (as the schema allows).
+DO $$
+DECLARE b record;
+BEGIN
+    FOR b IN SELECT * FROM bench_shows ORDER BY show_id LOOP
+        INSERT INTO seats (show_id, label, row_label, row_index, number, category, price)
+        SELECT b.show_id, rl || (i % b.per_row + 1), rl, i / b.per_row, i % b.per_row + 1, 'standard', 1200
+          FROM generate_series(0, b.seats - 1) AS i,
+               LATERAL (SELECT i / b.per_row AS r) AS rr,
+               LATERAL (SELECT CASE
+                   WHEN r < 26 THEN chr(65 + r)
+                   WHEN r < 702 THEN chr(65 + (r - 26) / 26) || chr(65 + (r - 26) % 26)
+                   ELSE chr(65 + (r - 702) / 676) || chr(65 + ((r - 702) / 26) % 26) || chr(65 + (r - 702) % 26)
+               END AS rl) AS l
+         ORDER BY i;
+    END LOOP;
+END $$;
+
+-- The seat map show: every tenth seat held by an active hold of its own.
+CREATE TEMP TABLE picked AS
+SELECT s.show_id, s.id AS seat_id, gen_random_uuid() AS hold_id
+  FROM seats s JOIN bench_shows b ON b.show_id = s.show_id AND b.name = 'seatmap'
+ WHERE s.id % 10 = 0;
+INSERT INTO holds (show_id, id, user_id, expires_at, total)
+SELECT show_id, hold_id, 'pgbench-setup', now() + interval '1 day', 1200 FROM picked;
+INSERT INTO hold_seats (show_id, hold_id, seat_id) SELECT show_id, hold_id, seat_id FROM picked;
+UPDATE seats s SET hold_id = p.hold_id
+  FROM picked p
+ WHERE s.show_id = p.show_id AND s.id = p.seat_id;
+
+ANALYZE seats;
+ANALYZE holds;
+ANALYZE hold_seats;
+
+-- Every show's seat ids must be contiguous (the scripts address seats as first + offset).
+DO $$
+DECLARE bad text;
+BEGIN
+    SELECT string_agg(b.name, ', ') INTO bad
+      FROM bench_shows b
+      JOIN LATERAL (SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM seats WHERE show_id = b.show_id) x ON true
+     WHERE x.hi - x.lo + 1 <> x.n OR x.n <> b.seats;
+    IF bad IS NOT NULL THEN
+        RAISE EXCEPTION 'seat ids not contiguous for %', bad;
+    END IF;
+END $$;
+
+SELECT b.name || '_show=' || b.show_id FROM bench_shows b
+UNION ALL
+SELECT b.name || '_first=' || (SELECT min(id) FROM seats WHERE show_id = b.show_id) FROM bench_shows b
+UNION ALL
+SELECT b.name || '_seats=' || b.seats FROM bench_shows b;

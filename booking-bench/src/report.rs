@@ -1,0 +1,501 @@
+//! `pgbench`: turns a pgbench run (its output and per-transaction logs) into a result
+//! like the HTTP scenarios'. `report`: reads a directory of results and prints each
+//! HTTP figure next to its pgbench twin, the targets, and every scenario's table.
+
+use crate::stats::{Dist, OpSummary, RunResult};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct PgbenchArgs {
+    /// Name of the twin (hold1, hold4, seatmap, herd); the result is `pgbench-<name>`.
+    #[arg(long)]
+    pub name: String,
+    /// File holding pgbench's output (stdout and stderr).
+    #[arg(long)]
+    pub output: PathBuf,
+    /// The --log-prefix given to pgbench (files <prefix>.<pid>[.<thread>]).
+    #[arg(long)]
+    pub log_prefix: PathBuf,
+    /// pgbench clients (-c).
+    #[arg(long)]
+    pub clients: usize,
+    /// Transactions that did the whole work (e.g. holds the script inserted), when known:
+    /// recorded, and checked to equal the transactions processed.
+    #[arg(long)]
+    pub did: Option<u64>,
+    /// Write the result as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+}
+
+fn number_after(text: &str, key: &str) -> Option<f64> {
+    let line = text.lines().find(|l| l.trim_start().starts_with(key))?;
+    let rest = line.trim_start()[key.len()..].trim_start();
+    let num: String = rest
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '.')
+        .collect();
+    num.parse().ok()
+}
+
+pub fn pgbench(args: &PgbenchArgs) -> Result<RunResult, String> {
+    let out = std::fs::read_to_string(&args.output)
+        .map_err(|e| format!("{}: {e}", args.output.display()))?;
+    let tps = number_after(&out, "tps =").ok_or("no `tps =` line in pgbench's output")?;
+    let processed = number_after(&out, "number of transactions actually processed:")
+        .ok_or("no transaction count in pgbench's output")? as u64;
+    let failed = number_after(&out, "number of failed transactions:").unwrap_or(0.0) as u64;
+    let duration = number_after(&out, "duration:").unwrap_or(0.0);
+    let aborted = out.lines().filter(|l| l.contains("aborted")).count();
+
+    // Per-transaction logs: "client_id transaction_no time script_no epoch us ...",
+    // time in microseconds ("failed" or "skipped" for transactions that did not end).
+    let dir = args
+        .log_prefix
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let stem = args
+        .log_prefix
+        .file_name()
+        .and_then(|s| s.to_str())
+        .ok_or("bad --log-prefix")?
+        .to_owned()
+        + ".";
+    let mut lat = Vec::new();
+    let mut files = 0;
+    for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+        let entry = entry.map_err(|e| e.to_string())?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if !name.starts_with(&stem) {
+            continue;
+        }
+        files += 1;
+        let text = std::fs::read_to_string(entry.path()).map_err(|e| e.to_string())?;
+        for line in text.lines() {
+            if let Some(us) = line
+                .split_whitespace()
+                .nth(2)
+                .and_then(|t| t.parse::<u64>().ok())
+            {
+                lat.push(us);
+            }
+        }
+    }
+    if files == 0 {
+        return Err(format!(
+            "no pgbench log files {}*",
+            args.log_prefix.display()
+        ));
+    }
+    let name = format!("pgbench-{}", args.name);
+    let mut r = RunResult {
+        scenario: "pgbench".into(),
+        name: name.clone(),
+        url: String::new(),
+        concurrency: args.clients,
+        duration_s: duration,
+        elapsed_s: duration,
+        primary: args.name.clone(),
+        ..Default::default()
+    };
+    let mut status = BTreeMap::new();
+    status.insert("ok".to_owned(), processed.saturating_sub(failed));
+    if failed > 0 {
+        status.insert("failed".to_owned(), failed);
+    }
+    r.ops.insert(
+        args.name.clone(),
+        OpSummary {
+            requests: processed,
+            throughput_rps: tps,
+            latency: Dist::from_us(lat),
+            status,
+            errors: BTreeMap::new(),
+        },
+    );
+    r.extra("tps_reported", tps);
+    r.extra(
+        "latency_average_ms",
+        number_after(&out, "latency average =").unwrap_or(0.0),
+    );
+    r.extra("aborted_clients", aborted);
+    r.check("ran", processed > 0, format!("{processed} transactions"));
+    r.check(
+        "no_aborts",
+        aborted == 0,
+        format!("{aborted} pgbench clients aborted"),
+    );
+    if let Some(did) = args.did {
+        r.extra("transactions_that_did_the_work", did);
+        r.check(
+            "all_did_the_work",
+            did == processed,
+            format!("{did} of {processed} transactions took their seats (pool large enough)"),
+        );
+    }
+    Ok(r)
+}
+
+#[derive(clap::Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Directory of result JSON files (as written by --json).
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// JSON written by scripts/bench.sh about the server process and the machine.
+    #[arg(long)]
+    pub server: Option<PathBuf>,
+    /// Write the report as Markdown here.
+    #[arg(long)]
+    pub markdown: Option<PathBuf>,
+    /// Write the comparison as JSON here.
+    #[arg(long)]
+    pub summary: Option<PathBuf>,
+}
+
+fn fmt_rate(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn fmt_ms(x: f64) -> String {
+    if x >= 100.0 {
+        format!("{x:.0}")
+    } else if x >= 10.0 {
+        format!("{x:.1}")
+    } else {
+        format!("{x:.2}")
+    }
+}
+
+/// One line of the comparison: an HTTP figure, its twin, the target.
+struct Line {
+    what: String,
+    http: String,
+    twin: String,
+    ratio: String,
+    target: String,
+    met: Option<bool>,
+}
+
+pub fn report(args: &ReportArgs) -> Result<bool, String> {
+    let mut results: BTreeMap<String, RunResult> = BTreeMap::new();
+    let mut entries: Vec<_> = std::fs::read_dir(&args.dir)
+        .map_err(|e| format!("{}: {e}", args.dir.display()))?
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    entries.sort();
+    for p in entries {
+        let Ok(text) = std::fs::read_to_string(&p) else {
+            continue;
+        };
+        if let Ok(r) = serde_json::from_str::<RunResult>(&text) {
+            if !r.scenario.is_empty() {
+                results.insert(r.name.clone(), r);
+            }
+        }
+    }
+    let server: Value = match &args.server {
+        Some(p) => std::fs::read_to_string(p)
+            .ok()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or(Value::Null),
+        None => Value::Null,
+    };
+
+    let op = |name: &str| -> Option<&OpSummary> {
+        let r = results.get(name)?;
+        r.ops.get(&r.primary)
+    };
+    let delay = |name: &str, d: &str| results.get(name).and_then(|r| r.delays.get(d)).cloned();
+    let mut lines = Vec::new();
+    let mut compare = |what: &str, http: &str, twin: &str, factor: Option<f64>| {
+        let (h, t) = (op(http), op(twin));
+        let ratio = match (h, t) {
+            (Some(h), Some(t)) if t.throughput_rps > 0.0 => {
+                Some(h.throughput_rps / t.throughput_rps)
+            }
+            _ => None,
+        };
+        lines.push(Line {
+            what: what.to_owned(),
+            http: h
+                .map(|h| {
+                    format!(
+                        "{} req/s (p50 {} / p99 {} ms)",
+                        fmt_rate(h.throughput_rps),
+                        fmt_ms(h.latency.p50_ms),
+                        fmt_ms(h.latency.p99_ms)
+                    )
+                })
+                .unwrap_or_else(|| "-".into()),
+            twin: t
+                .map(|t| {
+                    format!(
+                        "{} tps (p50 {} / p99 {} ms)",
+                        fmt_rate(t.throughput_rps),
+                        fmt_ms(t.latency.p50_ms),
+                        fmt_ms(t.latency.p99_ms)
+                    )
+                })
+                .unwrap_or_else(|| "-".into()),
+            ratio: ratio
+                .map(|x| format!("{x:.2}x"))
+                .unwrap_or_else(|| "-".into()),
+            target: factor
+                .map(|f| format!(">= {f}x"))
+                .unwrap_or_else(|| "(none)".into()),
+            met: factor.and_then(|f| ratio.map(|x| x >= f)),
+        });
+    };
+    compare(
+        "holds, 1 seat, c=32 vs hold1.sql",
+        "holds",
+        "pgbench-hold1",
+        Some(1.5),
+    );
+    compare(
+        "holds, 4 seats, c=32 vs hold4.sql",
+        "holds-4",
+        "pgbench-hold4",
+        None,
+    );
+    compare(
+        "seat map (1,000 seats), c=32 vs seatmap.sql",
+        "seatmap",
+        "pgbench-seatmap",
+        Some(10.0),
+    );
+    compare(
+        "herd (req/s = N / wall) vs herd.sql",
+        "herd",
+        "pgbench-herd",
+        None,
+    );
+
+    if let Some(h) = results.get("herd") {
+        let o = h.ops.get("hold").cloned().unwrap_or_default();
+        let winner = h.checks.iter().any(|c| c.name == "one_winner" && c.ok);
+        lines.push(Line {
+            what: format!("herd of {}: p99, one winner", h.concurrency),
+            http: format!(
+                "p99 {} ms, max {} ms; {} x 201, {} x 409",
+                fmt_ms(o.latency.p99_ms),
+                fmt_ms(o.latency.max_ms),
+                o.status_count(201),
+                o.status_count(409)
+            ),
+            twin: String::new(),
+            ratio: String::new(),
+            target: "N = 10,000: p99 <= 1000 ms, exactly one 201".into(),
+            met: Some(h.concurrency >= 10000 && o.latency.p99_ms <= 1000.0 && winner),
+        });
+    }
+    if let Some(o) = op("holds-c1") {
+        lines.push(Line {
+            what: "one uncontended hold, c=1".into(),
+            http: format!(
+                "p50 {} ms, p99 {} ms ({} req/s)",
+                fmt_ms(o.latency.p50_ms),
+                fmt_ms(o.latency.p99_ms),
+                fmt_rate(o.throughput_rps)
+            ),
+            twin: String::new(),
+            ratio: String::new(),
+            target: "p50 <= 2 ms, p99 <= 10 ms".into(),
+            met: Some(o.latency.p50_ms <= 2.0 && o.latency.p99_ms <= 10.0),
+        });
+    }
+    if let Some(d) = delay("expiry", "expire_delay") {
+        let missing = results
+            .get("expiry")
+            .and_then(|r| r.extra.get("events_missing"))
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        lines.push(Line {
+            what: "expires_at -> expire event".into(),
+            http: format!(
+                "p50 {} / p90 {} / p99 {} / max {} ms ({} holds, {missing} missing)",
+                fmt_ms(d.p50_ms),
+                fmt_ms(d.p90_ms),
+                fmt_ms(d.p99_ms),
+                fmt_ms(d.max_ms),
+                d.count
+            ),
+            twin: String::new(),
+            ratio: String::new(),
+            target: "p99 <= 100 ms".into(),
+            met: Some(d.count > 0 && d.p99_ms <= 100.0 && missing == 0),
+        });
+    }
+    if let (Some(r), Some(d)) = (results.get("fanout"), delay("fanout", "delivery")) {
+        let missed = r
+            .extra
+            .get("events_missed")
+            .and_then(Value::as_u64)
+            .unwrap_or(0);
+        let rss = r.server.as_ref().map(|s| s.rss_peak_mb);
+        lines.push(Line {
+            what: format!("fanout to {} SSE subscribers", r.concurrency),
+            http: format!(
+                "delivery p50 {} / p99 {} / max {} ms, {missed} missed; server RSS peak {}",
+                fmt_ms(d.p50_ms),
+                fmt_ms(d.p99_ms),
+                fmt_ms(d.max_ms),
+                rss.map(|x| format!("{x:.0} MB"))
+                    .unwrap_or_else(|| "?".into())
+            ),
+            twin: String::new(),
+            ratio: String::new(),
+            target: "10,000 subscribers: p99 <= 250 ms, RSS <= 200 MB".into(),
+            met: Some(
+                r.concurrency >= 10000
+                    && d.p99_ms <= 250.0
+                    && missed == 0
+                    && rss.is_some_and(|x| x <= 200.0),
+            ),
+        });
+    }
+
+    let mut md = String::new();
+    let _ = writeln!(
+        md,
+        "| measure | HTTP (booking-server) | pgbench twin | ratio | target | met |"
+    );
+    let _ = writeln!(md, "|---|---|---|---|---|---|");
+    for l in &lines {
+        let met = match l.met {
+            Some(true) => "yes",
+            Some(false) => "**no**",
+            None => "-",
+        };
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} |",
+            l.what, l.http, l.twin, l.ratio, l.target, met
+        );
+    }
+    let _ = writeln!(md);
+    let _ = writeln!(md, "| run | operation | c | answers | req/s | p50 ms | p90 ms | p99 ms | max ms | answers by status | failures |");
+    let _ = writeln!(md, "|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut all_ok = true;
+    for r in results.values() {
+        all_ok &= r.ok();
+        for (name, o) in &r.ops {
+            let status: Vec<String> = o.status.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let errors: Vec<String> = o.errors.iter().map(|(k, v)| format!("{k}: {v}")).collect();
+            let _ = writeln!(
+                md,
+                "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.name,
+                name,
+                r.concurrency,
+                o.requests,
+                fmt_rate(o.throughput_rps),
+                fmt_ms(o.latency.p50_ms),
+                fmt_ms(o.latency.p90_ms),
+                fmt_ms(o.latency.p99_ms),
+                fmt_ms(o.latency.max_ms),
+                status.join(", "),
+                if errors.is_empty() {
+                    "0".into()
+                } else {
+                    errors.join(", ")
+                },
+            );
+        }
+        for (name, d) in &r.delays {
+            let _ = writeln!(
+                md,
+                "| {} | {} (delay) | {} | {} | - | {} | {} | {} | {} | - | - |",
+                r.name,
+                name,
+                r.concurrency,
+                d.count,
+                fmt_ms(d.p50_ms),
+                fmt_ms(d.p90_ms),
+                fmt_ms(d.p99_ms),
+                fmt_ms(d.max_ms)
+            );
+        }
+    }
+    let failed: Vec<String> = results
+        .values()
+        .flat_map(|r| {
+            r.checks
+                .iter()
+                .filter(|c| !c.ok)
+                .map(move |c| format!("{}: {} ({})", r.name, c.name, c.detail))
+        })
+        .collect();
+    let _ = writeln!(md);
+    if !server.is_null() {
+        let _ = writeln!(
+            md,
+            "Server process over the whole run: peak RSS (VmHWM) {} MB, CPU time {} s.",
+            server["vmhwm_mb"], server["cpu_s"]
+        );
+    }
+    for r in results.values() {
+        if let Some(s) = &r.server {
+            let _ = writeln!(
+                md,
+                "- {}: server RSS peak {:.1} MB, CPU {:.2} s",
+                r.name, s.rss_peak_mb, s.cpu_s
+            );
+        }
+    }
+    if failed.is_empty() {
+        let _ = writeln!(md, "\nAll checks passed.");
+    } else {
+        let _ = writeln!(md, "\nFailed checks:");
+        for f in &failed {
+            let _ = writeln!(md, "- {f}");
+        }
+    }
+    println!("{md}");
+    if let Some(p) = &args.markdown {
+        std::fs::write(p, &md).map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    if let Some(p) = &args.summary {
+        let v = json!({
+            "comparison": lines.iter().map(|l| json!({
+                "measure": l.what, "http": l.http, "pgbench": l.twin, "ratio": l.ratio,
+                "target": l.target, "met": l.met,
+            })).collect::<Vec<_>>(),
+            "server": server,
+            "failed_checks": failed,
+        });
+        std::fs::write(p, serde_json::to_string_pretty(&v).unwrap_or_default())
+            .map_err(|e| format!("{}: {e}", p.display()))?;
+    }
+    Ok(all_ok)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pgbench_output() {
+        let out = "duration: 3 s\nnumber of transactions actually processed: 5386\nnumber of failed transactions: 0 (0.000%)\nlatency average = 17.832 ms\ntps = 1794.478563 (without initial connection time)\n";
+        assert_eq!(number_after(out, "tps ="), Some(1794.478563));
+        assert_eq!(
+            number_after(out, "number of transactions actually processed:"),
+            Some(5386.0)
+        );
+        assert_eq!(
+            number_after(out, "number of failed transactions:"),
+            Some(0.0)
+        );
+        assert_eq!(number_after(out, "duration:"), Some(3.0));
+    }
+}

@@ -1,0 +1,248 @@
+#!/usr/bin/env bash
+# The benchmark: booking-server over HTTP next to pgbench running the same work in SQL.
+#
+#   scripts/bench.sh [--quick] [--duration SECS] [--concurrency N] [--out DIR]
+#
+# In one run, against one PostgreSQL (DATABASE_URL's server when set, else the
+# throwaway cluster of scripts/pg.sh, started and stopped again if it was not running):
+#   1. builds booking-server and booking-bench (release);
+#   2. starts booking-server (ADMIN_TOKEN set, LOG_FORMAT=json, RUST_LOG=warn) on a
+#      free loopback port and a fresh database, which it migrates;
+#   3. creates shows for pgbench in that database (bench/setup.sql) and runs pgbench
+#      with each reference script (bench/hold1.sql, hold4.sql, seatmap.sql, herd.sql;
+#      -n -c N -j 2 -T SECS), then deletes those shows again;
+#   4. runs the HTTP scenarios of booking-bench at the same concurrency (fanout,
+#      expiry, holds at concurrency 1, holds, holds of 4 seats, book, seatmap, mixed,
+#      herd), each creating its own shows;
+#   5. prints each HTTP figure next to its pgbench twin, the targets, the server's peak
+#      RSS (VmHWM) and CPU time; results go to target/bench/<run>/ (JSON per scenario,
+#      report.md, summary.json, server.log, metrics.txt), target/bench/latest links it.
+#
+# --quick: every scenario for 2 s with small numbers (herd 500, fanout 200); checks
+# that each ran and that the herd had exactly one winner, never timings. Defaults:
+# 10 s per scenario, concurrency 32, herd 10,000, fanout 10,000 subscribers.
+# Exits non-zero when a scenario or pgbench run fails a check. Cleans up everything
+# it started (server, database, cluster) on exit.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+quick=""
+duration=10
+concurrency=32
+out=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) quick=yes; shift ;;
+        --duration) duration="$2"; shift 2 ;;
+        --duration=*) duration="${1#*=}"; shift ;;
+        --concurrency) concurrency="$2"; shift 2 ;;
+        --concurrency=*) concurrency="${1#*=}"; shift ;;
+        --out) out="$2"; shift 2 ;;
+        --out=*) out="${1#*=}"; shift ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
+    esac
+done
+
+if [ -n "$quick" ]; then
+    duration=2; warmup=0
+    herd_clients=500; fanout_subscribers=200
+    holds_shows=5; holds4_shows=10; book_shows=5; mixed_shows=5
+    pool1=40000; pool4=80000
+else
+    warmup=1
+    herd_clients=10000; fanout_subscribers=10000
+    holds_shows=50; holds4_shows=50; book_shows=50; mixed_shows=20
+    pool1=200000; pool4=400000
+fi
+
+log() { printf '\n== bench.sh: %s\n' "$*"; }
+die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
+
+ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+
+find_pg_tool() {
+    local d
+    for d in /usr/lib/postgresql/15/bin $(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -rV); do
+        if [ -x "$d/$1" ]; then echo "$d/$1"; return 0; fi
+    done
+    command -v "$1" 2>/dev/null || return 1
+}
+pgbench_bin="${PGBENCH:-$(find_pg_tool pgbench || true)}"
+[ -x "$pgbench_bin" ] || die "pgbench not found (install postgresql-contrib / postgresql, or set PGBENCH)"
+psql_bin="$(find_pg_tool psql || true)"
+[ -x "$psql_bin" ] || die "psql not found"
+
+log "building booking-server and booking-bench (release)"
+nice -n 10 cargo build --quiet --release -p booking-bench -p booking-server
+bench_bin="target/release/booking-bench"
+server_bin="target/release/booking-server"
+
+run_id="$(date +%Y%m%d-%H%M%S)${quick:+-quick}"
+out="${out:-target/bench/$run_id}"
+mkdir -p "$out/pgbench"
+out=$(cd "$out" && pwd)
+ln -sfn "$out" "$here/target/bench/latest" 2>/dev/null || true
+
+started_pg=""; server_pid=""; db=""
+cleanup() {
+    local rc=$?
+    if [ -n "$server_pid" ]; then
+        kill -TERM "$server_pid" 2>/dev/null || true
+        wait "$server_pid" 2>/dev/null || true
+    fi
+    if [ -n "$db" ]; then
+        "$psql_bin" "$DATABASE_URL" -X -q -c "SET client_min_messages = warning" \
+            -c "DROP DATABASE IF EXISTS $db WITH (FORCE)" >/dev/null 2>&1 || true
+    fi
+    if [ -n "$started_pg" ]; then scripts/pg.sh stop || true; fi
+    exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+if [ -z "${DATABASE_URL:-}" ]; then
+    if ! scripts/pg.sh status; then scripts/pg.sh start >/dev/null; started_pg=yes; fi
+    DATABASE_URL=$(scripts/pg.sh url)
+fi
+export DATABASE_URL
+
+db="booking_bench_$$"
+"$psql_bin" "$DATABASE_URL" -X -q -c "CREATE DATABASE $db" >/dev/null
+db_url=$(python3 - "$DATABASE_URL" "$db" <<'PY'
+import sys, urllib.parse as u
+url, db = sys.argv[1], sys.argv[2]
+if "://" not in url:  # key=value form: a later key wins
+    print(url + " dbname=" + db); sys.exit()
+p = u.urlsplit(url)
+print(u.urlunsplit((p.scheme, p.netloc, "/" + db, p.query, p.fragment)))
+PY
+)
+port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+url="http://127.0.0.1:$port"
+ADMIN_TOKEN=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+export ADMIN_TOKEN
+
+log "starting booking-server on $url (database $db)"
+DATABASE_URL="$db_url" BIND_ADDR="127.0.0.1:$port" LOG_FORMAT=json RUST_LOG=warn \
+    "$server_bin" >"$out/server.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 1 300); do
+    curl -fsS "$url/readyz" >/dev/null 2>&1 && break
+    kill -0 "$server_pid" 2>/dev/null || { tail -n 20 "$out/server.log" >&2; die "the server exited"; }
+    sleep 0.1
+done
+curl -fsS "$url/readyz" >/dev/null 2>&1 || die "the server did not become ready"
+
+failures=()
+psql_db() { "$psql_bin" "$db_url" -X -q -v ON_ERROR_STOP=1 "$@"; }
+
+# ---------------------------------------------------------------- pgbench twins
+log "pgbench: creating its shows (pools of $pool1 and $pool4 seats)"
+vars_file="$out/pgbench/vars.txt"
+psql_db -v pool1="$pool1" -v pool4="$pool4" -f bench/setup.sql >"$vars_file"
+declare -A v
+while IFS='=' read -r key value; do
+    [[ "$key" =~ ^[a-z0-9_]+$ && "$value" =~ ^[0-9]+$ ]] && v[$key]=$value
+done <"$vars_file"
+for k in hold1_show hold1_first hold1_seats hold4_show hold4_first hold4_seats seatmap_show herd_show herd_first; do
+    [ -n "${v[$k]:-}" ] || die "bench/setup.sql did not print $k"
+done
+
+run_pgbench() {
+    local name=$1 did_sql=$2; shift 2
+    log "pgbench $name.sql: -c $concurrency -j 2 -T $duration"
+    local prefix="$out/pgbench/$name"
+    rm -f "$prefix".*
+    local rc=0
+    "$pgbench_bin" -n -c "$concurrency" -j 2 -T "$duration" "$@" -f "bench/$name.sql" \
+        -l --log-prefix="$prefix" "$db_url" >"$out/pgbench-$name.txt" 2>&1 || rc=$?
+    grep -E "^(number of|latency|tps)" "$out/pgbench-$name.txt" || true
+    if [ $rc -ne 0 ]; then
+        tail -n 5 "$out/pgbench-$name.txt" >&2
+        failures+=("pgbench $name (exit $rc)")
+        return 0
+    fi
+    local did_args=()
+    if [ -n "$did_sql" ]; then did_args=(--did "$(psql_db -At -c "$did_sql")"); fi
+    "$bench_bin" pgbench --name "$name" --output "$out/pgbench-$name.txt" --log-prefix "$prefix" \
+        --clients "$concurrency" "${did_args[@]}" --json "$out/pgbench-$name.json" >/dev/null \
+        || failures+=("pgbench $name (checks)")
+}
+run_pgbench hold1 "SELECT count(*) FROM holds WHERE user_id = 'pgbench-hold1'" \
+    -D show="${v[hold1_show]}" -D first="${v[hold1_first]}" -D pool="${v[hold1_seats]}" \
+    -D clients="$concurrency" -D n=0
+run_pgbench hold4 "SELECT count(*) FROM holds WHERE user_id = 'pgbench-hold4'" \
+    -D show="${v[hold4_show]}" -D first="${v[hold4_first]}" -D pool="${v[hold4_seats]}" \
+    -D clients="$concurrency" -D n=0
+run_pgbench seatmap "" -D show="${v[seatmap_show]}"
+run_pgbench herd "" -D show="${v[herd_show]}" -D first="${v[herd_first]}"
+herd_winners=$(psql_db -At -c "SELECT count(*) FROM holds WHERE user_id = 'pgbench-herd'")
+[ "$herd_winners" = 1 ] || failures+=("pgbench herd: $herd_winners winners")
+rm -f "$out"/pgbench/*.[0-9]*  # per-transaction logs: summarised in pgbench-*.json
+
+log "pgbench: deleting its shows (the HTTP scenarios start from the server's own data)"
+psql_db -c "DELETE FROM shows WHERE title LIKE 'pgbench %'" -c "VACUUM ANALYZE" >/dev/null
+
+# ---------------------------------------------------------------- HTTP scenarios
+scenario() {
+    local name=$1 scen=$2; shift 2
+    log "booking-bench $scen ($name)"
+    if ! "$bench_bin" "$scen" --url "$url" --server-pid "$server_pid" --name "$name" \
+        --json "$out/$name.json" "$@"; then
+        failures+=("$name")
+    fi
+    kill -0 "$server_pid" 2>/dev/null || die "the server died during $name (log: $out/server.log)"
+}
+common=(--duration "$duration" --warmup "$warmup")
+scenario fanout fanout "${common[@]}" --subscribers "$fanout_subscribers" --rate 20
+scenario expiry expiry "${common[@]}" --rate 20
+scenario holds-c1 holds "${common[@]}" --concurrency 1 --shows 5
+scenario holds holds "${common[@]}" --concurrency "$concurrency" --shows "$holds_shows"
+scenario holds-4 holds "${common[@]}" --concurrency "$concurrency" --shows "$holds4_shows" --seats 4
+scenario book book "${common[@]}" --concurrency "$concurrency" --shows "$book_shows"
+scenario seatmap seatmap "${common[@]}" --concurrency "$concurrency"
+scenario mixed mixed "${common[@]}" --concurrency "$concurrency" --shows "$mixed_shows"
+scenario herd herd "${common[@]}" --clients "$herd_clients"
+
+# ---------------------------------------------------------------- the server, the report
+curl -fsS "$url/metrics" >"$out/metrics.txt" 2>/dev/null || true
+hwm_kb=$(awk '/^VmHWM:/ {print $2}' "/proc/$server_pid/status")
+read -r utime stime < <(awk '{ sub(/^.*\) /, ""); print $12, $13 }' "/proc/$server_pid/stat")
+ticks=$(getconf CLK_TCK)
+warnings=$(grep -c '"level":"WARN"' "$out/server.log" || true)
+errors=$(grep -c '"level":"ERROR"' "$out/server.log" || true)
+python3 - "$out/server.json" "$hwm_kb" "$utime" "$stime" "$ticks" "$warnings" "$errors" \
+    "$concurrency" "$duration" "${quick:-}" <<'PY'
+import json, os, sys
+path, hwm, ut, st, tck, warn, err, conc, dur, quick = sys.argv[1:]
+cpu = "?"
+for line in open("/proc/cpuinfo"):
+    if line.startswith("model name"):
+        cpu = line.split(":", 1)[1].strip(); break
+mem = "?"
+for line in open("/proc/meminfo"):
+    if line.startswith("MemTotal"):
+        mem = "%.1f GiB" % (int(line.split()[1]) / 1048576); break
+json.dump({
+    "vmhwm_mb": round(int(hwm) / 1024, 1),
+    "cpu_s": round((int(ut) + int(st)) / int(tck), 2),
+    "log_warnings": int(warn), "log_errors": int(err),
+    "machine": {"nproc": os.cpu_count(), "memory": mem, "cpu": cpu},
+    "concurrency": int(conc), "duration_s": float(dur), "quick": bool(quick),
+}, open(path, "w"), indent=2)
+PY
+
+log "report ($out)"
+"$bench_bin" report --dir "$out" --server "$out/server.json" --markdown "$out/report.md" \
+    --summary "$out/summary.json" || true
+echo "server: peak RSS (VmHWM) $((hwm_kb / 1024)) MB, CPU $(python3 -c "print(round(($utime + $stime) / $ticks, 2))") s, log: $warnings warnings, $errors errors"
+[ -n "$quick" ] && echo "(quick run: figures from 2-second runs with small numbers; not for comparison)"
+
+if [ ${#failures[@]} -gt 0 ]; then
+    printf 'bench.sh: FAILED: %s\n' "${failures[@]}" >&2
+    exit 1
+fi
+echo "bench.sh: all scenarios ran and passed their checks"
