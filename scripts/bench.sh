@@ -75,10 +75,15 @@ pgbench_bin="${PGBENCH:-$(find_pg_tool pgbench || true)}"
 psql_bin="$(find_pg_tool psql || true)"
 [ -x "$psql_bin" ] || die "psql not found"
 
-log "building booking-server and booking-bench (release)"
-nice -n 10 cargo build --quiet --release -p booking-bench -p booking-server
-bench_bin="target/release/booking-bench"
-server_bin="target/release/booking-server"
+# BOOKING_PROFILE=debug uses debug builds (quicker to build, for --quick in tests);
+# figures worth reading come from release builds only.
+profile="${BOOKING_PROFILE:-release}"
+profile_flag=""; [ "$profile" = release ] && profile_flag="--release"
+log "building booking-server and booking-bench ($profile)"
+nice -n 10 cargo build --quiet $profile_flag -p booking-bench -p booking-server
+bench_bin="target/$profile/booking-bench"
+server_bin="target/$profile/booking-server"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 run_id="$(date +%Y%m%d-%H%M%S)${quick:+-quick}"
 out="${out:-target/bench/$run_id}"
@@ -86,9 +91,10 @@ mkdir -p "$out/pgbench"
 out=$(cd "$out" && pwd)
 ln -sfn "$out" "$here/target/bench/latest" 2>/dev/null || true
 
-started_pg=""; server_pid=""; db=""
+started_pg=""; server_pid=""; db=""; waits_pid=""
 cleanup() {
     local rc=$?
+    if [ -n "$waits_pid" ]; then kill "$waits_pid" 2>/dev/null || true; wait "$waits_pid" 2>/dev/null || true; fi
     if [ -n "$server_pid" ]; then
         kill -TERM "$server_pid" 2>/dev/null || true
         wait "$server_pid" 2>/dev/null || true
@@ -139,6 +145,31 @@ curl -fsS "$url/readyz" >/dev/null 2>&1 || die "the server did not become ready"
 failures=()
 psql_db() { "$psql_bin" "$db_url" -X -q -v ON_ERROR_STOP=1 "$@"; }
 
+# What the database's sessions are doing during a run: pg_stat_activity sampled every
+# 0.2 s (waiting on what, or on CPU, and in which statement), counted per run into
+# $out/waits/<name>.txt; the top lines are printed after the run.
+mkdir -p "$out/waits"
+waits_start() {
+    local raw="$out/waits/$1.raw"
+    (
+        while :; do
+            "$psql_bin" "$db_url" -X -At -F ' | ' -c "SELECT CASE WHEN state = 'active' THEN coalesce(wait_event_type || ':' || wait_event, 'CPU') ELSE state || ' (' || coalesce(wait_event, '-') || ')' END, left(regexp_replace(query, '\s+', ' ', 'g'), 80) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() AND state NOT IN ('idle') AND backend_type = 'client backend'" 2>/dev/null || true
+            sleep 0.2
+        done >"$raw"
+    ) &
+    waits_pid=$!
+}
+waits_stop() {
+    local name=$1 raw="$out/waits/$1.raw" n
+    kill "$waits_pid" 2>/dev/null || true
+    wait "$waits_pid" 2>/dev/null || true
+    waits_pid=""
+    n=$(wc -l <"$raw")
+    { echo "# $name: $n samples of busy database sessions (pg_stat_activity every 0.2 s)"; sort "$raw" | uniq -c | sort -rn | head -n 12; } >"$out/waits/$name.txt"
+    rm -f "$raw"
+    sed -n '1,4p' "$out/waits/$name.txt"
+}
+
 # ---------------------------------------------------------------- pgbench twins
 log "pgbench: creating its shows (pools of $pool1 and $pool4 seats)"
 vars_file="$out/pgbench/vars.txt"
@@ -157,8 +188,10 @@ run_pgbench() {
     local prefix="$out/pgbench/$name"
     rm -f "$prefix".*
     local rc=0
+    waits_start "pgbench-$name"
     "$pgbench_bin" -n -c "$concurrency" -j 2 -T "$duration" "$@" -f "bench/$name.sql" \
         -l --log-prefix="$prefix" "$db_url" >"$out/pgbench-$name.txt" 2>&1 || rc=$?
+    waits_stop "pgbench-$name"
     grep -E "^(number of|latency|tps)" "$out/pgbench-$name.txt" || true
     if [ $rc -ne 0 ]; then
         tail -n 5 "$out/pgbench-$name.txt" >&2
@@ -190,10 +223,12 @@ psql_db -c "DELETE FROM shows WHERE title LIKE 'pgbench %'" -c "VACUUM ANALYZE" 
 scenario() {
     local name=$1 scen=$2; shift 2
     log "booking-bench $scen ($name)"
+    waits_start "$name"
     if ! "$bench_bin" "$scen" --url "$url" --server-pid "$server_pid" --name "$name" \
         --json "$out/$name.json" "$@"; then
         failures+=("$name")
     fi
+    waits_stop "$name"
     kill -0 "$server_pid" 2>/dev/null || die "the server died during $name (log: $out/server.log)"
 }
 common=(--duration "$duration" --warmup "$warmup")
@@ -215,9 +250,9 @@ ticks=$(getconf CLK_TCK)
 warnings=$(grep -c '"level":"WARN"' "$out/server.log" || true)
 errors=$(grep -c '"level":"ERROR"' "$out/server.log" || true)
 python3 - "$out/server.json" "$hwm_kb" "$utime" "$stime" "$ticks" "$warnings" "$errors" \
-    "$concurrency" "$duration" "${quick:-}" <<'PY'
+    "$concurrency" "$duration" "${quick:-}" "$profile" "$load_before" <<'PY'
 import json, os, sys
-path, hwm, ut, st, tck, warn, err, conc, dur, quick = sys.argv[1:]
+path, hwm, ut, st, tck, warn, err, conc, dur, quick, profile, load_before = sys.argv[1:]
 cpu = "?"
 for line in open("/proc/cpuinfo"):
     if line.startswith("model name"):
@@ -232,6 +267,8 @@ json.dump({
     "log_warnings": int(warn), "log_errors": int(err),
     "machine": {"nproc": os.cpu_count(), "memory": mem, "cpu": cpu},
     "concurrency": int(conc), "duration_s": float(dur), "quick": bool(quick),
+    "profile": profile,
+    "loadavg_before": load_before, "loadavg_after": " ".join(open("/proc/loadavg").read().split()[:3]),
 }, open(path, "w"), indent=2)
 PY
 
@@ -239,7 +276,7 @@ log "report ($out)"
 "$bench_bin" report --dir "$out" --server "$out/server.json" --markdown "$out/report.md" \
     --summary "$out/summary.json" || true
 echo "server: peak RSS (VmHWM) $((hwm_kb / 1024)) MB, CPU $(python3 -c "print(round(($utime + $stime) / $ticks, 2))") s, log: $warnings warnings, $errors errors"
-[ -n "$quick" ] && echo "(quick run: figures from 2-second runs with small numbers; not for comparison)"
+if [ -n "$quick" ]; then echo "(quick run: 2-second runs with small numbers; not figures to compare)"; fi
 
 if [ ${#failures[@]} -gt 0 ]; then
     printf 'bench.sh: FAILED: %s\n' "${failures[@]}" >&2

@@ -88,6 +88,7 @@ async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
         common: common.clone(),
     };
     let sampler = Sampler::start(common.server_pid);
+    let own_cpu = common::proc_cpu_s(std::process::id());
     let mut r = match cmd {
         Command::Holds(a) => holds::run(&ctx, a).await?,
         Command::Book(a) => book::run(&ctx, a).await?,
@@ -100,6 +101,10 @@ async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
     };
     if let Some(s) = sampler {
         r.server = Some(s.finish().await);
+    }
+    if let (Some(a), Some(b)) = (own_cpu, common::proc_cpu_s(std::process::id())) {
+        // The load generator's own CPU time: it shares the machine with the server.
+        r.extra("loadgen_cpu_s", ((b - a) * 100.0).round() / 100.0);
     }
     Ok(r)
 }

@@ -440,16 +440,21 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
     if !server.is_null() {
         let _ = writeln!(
             md,
-            "Server process over the whole run: peak RSS (VmHWM) {} MB, CPU time {} s.",
-            server["vmhwm_mb"], server["cpu_s"]
+            "Server process over the whole run: peak RSS (VmHWM) {} MB, CPU time {} s; its log: {} warnings, {} errors.",
+            server["vmhwm_mb"], server["cpu_s"], server["log_warnings"], server["log_errors"]
         );
     }
     for r in results.values() {
         if let Some(s) = &r.server {
+            let lg = r
+                .extra
+                .get("loadgen_cpu_s")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
             let _ = writeln!(
                 md,
-                "- {}: server RSS peak {:.1} MB, CPU {:.2} s",
-                r.name, s.rss_peak_mb, s.cpu_s
+                "- {}: server RSS peak {:.1} MB, server CPU {:.2} s, load generator CPU {:.2} s",
+                r.name, s.rss_peak_mb, s.cpu_s, lg
             );
         }
     }
