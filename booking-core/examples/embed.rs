@@ -15,7 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let url = std::env::var("DATABASE_URL")
         .map_err(|_| "set DATABASE_URL (scripts/pg.sh url prints one)")?;
     let config = database::parse_url(&url)?;
-    let pool = database::pool(config.clone(), &PoolOptions::default())?;
+    let pool = database::pool(config, &PoolOptions::default())?;
     database::migrate_pool(&pool).await?;
     let settings = Settings::default();
 
@@ -24,10 +24,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sweeper = tokio::spawn(sweeper::run(
         pool.clone(),
         settings.clone(),
-        sweeper::SweeperOptions {
-            listen: Some(booking_core::Listener::start(config, stop.clone())),
-            ..Default::default()
-        },
+        sweeper::SweeperOptions::default(),
         stop.clone(),
     ));
 

@@ -159,10 +159,8 @@ where
              ), h AS (
                  UPDATE holds SET status = 'confirmed' WHERE show_id = $1 AND id = $2
              ), {event}
-             SELECT (SELECT count(*) FROM b) AS bookings, (SELECT count(*) FROM booked) AS booked,
-                    {notify}",
+             SELECT (SELECT count(*) FROM b) AS bookings, (SELECT count(*) FROM booked) AS booked",
         event = feed::event_cte("$1", "confirm", "booked", "booked"),
-        notify = feed::notify("$1"),
     );
     let row = tx
         .cq_one(
@@ -181,6 +179,7 @@ where
         .await?
         .ok_or_else(|| Error::Invariant("new booking not readable".into()))?;
     tx.commit().await?;
+    feed::changed();
     Ok(Confirmation {
         booking,
         created: true,
@@ -249,10 +248,8 @@ where
                      UPDATE bookings SET status = 'cancelled', cancelled_at = now()
                       WHERE show_id = $1 AND id = $2
                  ), {event}
-                 SELECT (SELECT count(*) FROM freed) AS freed, (SELECT count(*) FROM gone) AS gone,
-                        {notify}",
+                 SELECT (SELECT count(*) FROM freed) AS freed, (SELECT count(*) FROM gone) AS gone",
             event = feed::event_cte("$1", "cancel", "available", "freed"),
-            notify = feed::notify("$1"),
         );
         let r = tx.cq_one(&sql, &[&id.show().get(), &id.key()]).await?;
         let (freed, gone): (i64, i64) = (r.get("freed"), r.get("gone"));
@@ -265,6 +262,7 @@ where
     }
     let booking = load(&tx, id).await?.ok_or(Error::BookingNotFound)?;
     tx.commit().await?;
+    feed::changed();
     Ok(booking)
 }
 

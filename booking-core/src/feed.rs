@@ -4,8 +4,15 @@
 //!
 //! Every transaction that changes seats (hold, confirm, release, expire, cancel; extend
 //! changes none) inserts its events into `seat_events` in the same statement that
-//! changes the seats, and calls `pg_notify('booking_events', show_id)`. An event
-//! exists if and only if its change committed.
+//! changes the seats. An event exists if and only if its change committed.
+//!
+//! Waking readers is separate from writing: a `pg_notify` inside each transaction takes
+//! a cluster-wide lock at commit and held every seat-changing transaction behind the
+//! previous one's WAL flush (measured: ~450 holds/s at 32 clients). So a writer only
+//! signals its own process (memory); the process's notifier then sends one
+//! `pg_notify('booking_events', '')` for whatever changed in the last few milliseconds,
+//! outside any write transaction, to wake the other processes. A wake-up lost in a
+//! crash costs latency, never an event: readers also poll.
 //!
 //! # Reading: a watermark, not a sequence
 //!
@@ -68,10 +75,18 @@ pub(crate) fn event_cte(show_param: &str, cause: &str, state: &str, from: &str) 
     )
 }
 
-/// SQL: the notification that wakes followers of the feed.
-pub(crate) fn notify(show_param: &str) -> String {
-    format!("pg_notify('{EVENTS_CHANNEL}', {show_param}::text)")
+/// Bumped after this process changed seats: its feed pump reads at once, and its
+/// notifier wakes the other processes.
+static LOCAL_CHANGES: std::sync::LazyLock<tokio::sync::watch::Sender<u64>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::channel(0).0);
+
+/// Says that this process has just written seat events (or is about to commit them).
+pub(crate) fn changed() {
+    LOCAL_CHANGES.send_modify(|n| *n = n.wrapping_add(1));
 }
+
+/// How long the notifier gathers changes into one NOTIFY.
+const NOTIFY_COALESCE: Duration = Duration::from_millis(2);
 
 /// A place in the feed: `{xid}.{id}`. Positions are totally ordered; the feed only
 /// ever moves forward.
@@ -281,6 +296,9 @@ pub struct FeedOptions {
     pub poll: Duration,
     /// Events a subscriber may have unread before it is cut off.
     pub subscriber_buffer: usize,
+    /// Send one NOTIFY for the changes this process makes, so that the feeds of other
+    /// processes read them at once rather than at their next poll.
+    pub notify_others: bool,
 }
 
 impl Default for FeedOptions {
@@ -289,6 +307,7 @@ impl Default for FeedOptions {
             listen: None,
             poll: Duration::from_millis(100),
             subscriber_buffer: 1024,
+            notify_others: true,
         }
     }
 }
@@ -355,6 +374,9 @@ impl Feed {
                 }
             });
         }
+        if options.notify_others {
+            tokio::spawn(notifier(feed.inner.pool.clone(), cancel.clone()));
+        }
         tokio::spawn(feed.clone().pump(options.poll, cancel));
         Ok(feed)
     }
@@ -408,6 +430,7 @@ impl Feed {
 
     async fn pump(self, poll: Duration, cancel: CancellationToken) {
         let mut failing = false;
+        let mut local = LOCAL_CHANGES.subscribe();
         loop {
             // Committed events that an older transaction still holds back (below the
             // watermark only once it ends, which notifies nobody) are looked for again
@@ -429,9 +452,11 @@ impl Feed {
                     poll.max(Duration::from_millis(500))
                 }
             };
+            local.borrow_and_update();
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 _ = self.inner.wake.notified() => {}
+                _ = local.changed() => {}
                 _ = tokio::time::sleep(wait) => {}
             }
         }
@@ -482,6 +507,30 @@ impl Feed {
             }
         }
         hub.position = position;
+    }
+}
+
+/// Turns this process's changes into one `pg_notify` every few milliseconds at most,
+/// outside any write transaction (see the module docs).
+async fn notifier(pool: Pool, cancel: CancellationToken) {
+    let mut local = LOCAL_CHANGES.subscribe();
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            changed = local.changed() => if changed.is_err() { return },
+        }
+        tokio::time::sleep(NOTIFY_COALESCE).await;
+        local.borrow_and_update();
+        let sent = async {
+            let client = crate::database::client(&pool).await?;
+            client
+                .cexec("SELECT pg_notify($1, '')", &[&EVENTS_CHANNEL])
+                .await?;
+            Ok::<_, Error>(())
+        };
+        if let Err(e) = sent.await {
+            tracing::debug!(error = %e, "could not notify other processes; they will poll");
+        }
     }
 }
 

@@ -26,18 +26,14 @@ use crate::domain::{
     BookingId, HoldId, HoldStatus, HoldTtl, SeatLabel, SeatSelection, ShowId, UserId, Version,
 };
 use crate::error::{Error, Result};
-use crate::feed;
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
+use crate::{feed, sweeper};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt;
 use serde::Serialize;
 use std::collections::HashMap;
 use uuid::Uuid;
-
-/// Channel on which a new hold announces its `expires_at` (milliseconds since the Unix
-/// epoch), so that a sleeping sweeper wakes up early when a sooner deadline appears.
-pub const HOLDS_CHANNEL: &str = "booking_holds";
 
 /// A request to hold seats, already parsed.
 #[derive(Debug, Clone)]
@@ -201,12 +197,9 @@ where
                   WHERE s.show_id = $1 AND s.id = seen.id AND s.xmin::text = seen.xmin
                  RETURNING s.id, s.label, s.xmin
              ), {event}
-             SELECT h.created_at, h.expires_at, (SELECT count(*) FROM taken) AS taken,
-                    pg_notify($8, (extract(epoch FROM h.expires_at) * 1000)::bigint::text),
-                    {notify}
+             SELECT h.created_at, h.expires_at, (SELECT count(*) FROM taken) AS taken
                FROM h",
         event = feed::event_cte("$1", "hold", "held", "taken"),
-        notify = feed::notify("$1"),
     );
     let row = tx
         .cq_one(
@@ -219,7 +212,6 @@ where
                 &total,
                 &ids,
                 &seen,
-                &HOLDS_CHANNEL,
             ],
         )
         .await?;
@@ -231,6 +223,8 @@ where
         )));
     }
     tx.commit().await?;
+    feed::changed();
+    sweeper::hold_created(row.get("expires_at"));
 
     let mut seats: Vec<&Candidate> = by_label.values().collect();
     seats.sort_by_key(|c| c.order);
@@ -358,13 +352,9 @@ pub async fn hold_pooled(
              RETURNING s.id, s.label, s.xmin
          ), {event}
          SELECT (SELECT ok FROM verdict) AS ok, h.created_at, h.expires_at,
-                (SELECT count(*) FROM taken) AS taken,
-                CASE WHEN h.expires_at IS NOT NULL THEN
-                     pg_notify($8, (extract(epoch FROM h.expires_at) * 1000)::bigint::text) END,
-                CASE WHEN h.expires_at IS NOT NULL THEN {notify} END
+                (SELECT count(*) FROM taken) AS taken
            FROM (SELECT 1) AS one LEFT JOIN h ON true",
         event = feed::event_cte("$1", "hold", "held", "taken"),
-        notify = feed::notify("$1"),
     );
     let row = client
         .cq_one(
@@ -377,7 +367,6 @@ pub async fn hold_pooled(
                 &total,
                 &ids,
                 &seen,
-                &HOLDS_CHANNEL,
             ],
         )
         .await?;
@@ -385,6 +374,8 @@ pub async fn hold_pooled(
         // Someone touched a seat between our read and our lock: decide carefully.
         return hold(client, settings, req).await;
     }
+    feed::changed();
+    sweeper::hold_created(row.get("expires_at"));
     let taken: i64 = row.get("taken");
     if taken != ids.len() as i64 {
         return Err(Error::Invariant(format!(
@@ -607,6 +598,9 @@ where
     }
     let hold = load(&tx, id).await?.ok_or(Error::HoldNotFound)?;
     tx.commit().await?;
+    if new_status.is_some() {
+        feed::changed();
+    }
     Ok(hold)
 }
 
@@ -636,9 +630,8 @@ pub(crate) async fn free_seats_of<C: GenericClient>(
          ), ended AS (
              UPDATE holds SET status = $3 WHERE show_id = $1 AND id = $2
          ), {event}
-         SELECT count(*), {notify} FROM freed",
+         SELECT count(*) FROM freed",
         event = feed::event_cte("$1", cause, "available", "freed"),
-        notify = feed::notify("$1"),
     );
     let row = tx
         .cq_one(&sql, &[&id.show().get(), &id.key(), &status])

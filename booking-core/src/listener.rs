@@ -2,8 +2,8 @@
 //! when it drops and tells its followers so, since notifications sent while it was
 //! away are lost and they must look for themselves.
 //!
-//! The sweeper (new holds, [`crate::holds::HOLDS_CHANNEL`]) and the change feed
-//! ([`crate::feed::EVENTS_CHANNEL`]) follow the same connection.
+//! The change feed follows it ([`crate::feed::EVENTS_CHANNEL`]): other processes
+//! notify there when they have written seat events.
 
 use futures_util::StreamExt;
 use std::sync::Arc;
@@ -28,13 +28,13 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Connects to `config` and LISTENs on the sweeper's and the feed's channels until
+    /// Connects to `config` and LISTENs on the feed's channel until
     /// `cancel` fires.
     pub fn start(config: tokio_postgres::Config, cancel: CancellationToken) -> Listener {
         let (tx, _) = broadcast::channel(4096);
         let tx = Arc::new(tx);
         let listener = Listener { tx: tx.clone() };
-        let channels = [crate::holds::HOLDS_CHANNEL, crate::feed::EVENTS_CHANNEL];
+        let channels = [crate::feed::EVENTS_CHANNEL];
         tokio::spawn(run(config, channels, tx, cancel));
         listener
     }
@@ -66,7 +66,7 @@ impl Follower {
 
 async fn run(
     config: tokio_postgres::Config,
-    channels: [&'static str; 2],
+    channels: [&'static str; 1],
     tx: Arc<broadcast::Sender<Wakeup>>,
     cancel: CancellationToken,
 ) {

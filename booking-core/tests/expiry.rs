@@ -301,12 +301,8 @@ async fn the_run_loop_expires_a_hold_soon_after_its_deadline_and_stops_on_cancel
     let stop = CancellationToken::new();
     let options = sweeper::SweeperOptions {
         batch: 100,
-        // Long enough that only the deadline and the NOTIFY can explain a quick sweep.
+        // Long enough that only the deadline and the wake-up can explain a quick sweep.
         fallback_tick: Duration::from_secs(300),
-        listen: Some(booking_core::Listener::start(
-            db.config.clone(),
-            stop.clone(),
-        )),
         ..Default::default()
     };
     let runner = tokio::spawn(sweeper::run(
@@ -323,7 +319,7 @@ async fn the_run_loop_expires_a_hold_soon_after_its_deadline_and_stops_on_cancel
     req.ttl = Some(booking_core::HoldTtl::from_secs(1).unwrap());
     let h = holds::hold(&mut client, &settings, &req).await.unwrap();
 
-    // The sweeper was asleep for 300 s; only the NOTIFY can wake it for this deadline.
+    // The sweeper was asleep for 300 s; only the new hold's wake-up can explain a sweep.
     let mut status = HoldStatus::Active;
     for _ in 0..100 {
         tokio::time::sleep(Duration::from_millis(100)).await;

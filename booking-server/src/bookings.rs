@@ -1,7 +1,7 @@
 //! `/bookings/{id}` and `/users/me/bookings`: read, cancel, list.
 
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{Idempotency, Scope};
+use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::state::AppState;
 use booking_core::{bookings, Actor, BookingId, BookingStatus};
 use bytes::Bytes;
@@ -60,13 +60,10 @@ pub async fn cancel(
         http::parse_json::<CancelBody>(&body)?;
     }
     let mut client = state.client().await?;
-    let mut tx = client
-        .transaction()
-        .await
-        .map_err(booking_core::Error::from)?;
-    if let Some(answer) = idem.claim(&tx).await? {
-        return Ok(answer);
-    }
+    let mut tx = match idem.begin(&mut client).await? {
+        Begun::Fresh(tx) => tx,
+        Begun::Answered(answer) => return Ok(answer),
+    };
     let outcome = bookings::cancel(&mut tx, &state.settings, &actor, id).await;
     let cancelled = matches!(outcome, Ok(ref b) if b.status == BookingStatus::Cancelled);
     let reply = idem

@@ -1,7 +1,7 @@
 //! `/shows/{id}/holds` and `/holds/{id}`: hold, read, confirm, extend, release.
 
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{Idempotency, Scope};
+use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::shows::show_id;
 use crate::state::AppState;
 use booking_core::{
@@ -77,13 +77,10 @@ pub async fn create(
     let mut client = state.client().await?;
     let reply = if idem.is_keyed() {
         // With a key, the hold and its stored answer commit together.
-        let mut tx = client
-            .transaction()
-            .await
-            .map_err(booking_core::Error::from)?;
-        if let Some(answer) = idem.claim(&tx).await? {
-            return Ok(answer);
-        }
+        let mut tx = match idem.begin(&mut client).await? {
+            Begun::Fresh(tx) => tx,
+            Begun::Answered(answer) => return Ok(answer),
+        };
         let outcome = holds::hold(&mut tx, &state.settings, &request).await;
         let outcome = outcome
             .map(|h| Reply::json(StatusCode::CREATED, &h))
@@ -136,13 +133,10 @@ pub async fn confirm(
         http::parse_json::<ConfirmBody>(&body)?;
     }
     let mut client = state.client().await?;
-    let mut tx = client
-        .transaction()
-        .await
-        .map_err(booking_core::Error::from)?;
-    if let Some(answer) = idem.claim(&tx).await? {
-        return Ok(answer);
-    }
+    let mut tx = match idem.begin(&mut client).await? {
+        Begun::Fresh(tx) => tx,
+        Begun::Answered(answer) => return Ok(answer),
+    };
     let outcome = bookings::confirm(&mut tx, &state.settings, &user, id).await;
     let created = matches!(outcome, Ok(ref c) if c.created);
     let outcome = outcome
@@ -182,13 +176,10 @@ pub async fn extend(
     let b: ExtendBody = http::parse_json(&body)?;
     let ttl = HoldTtl::from_secs(b.ttl_seconds)?;
     let mut client = state.client().await?;
-    let mut tx = client
-        .transaction()
-        .await
-        .map_err(booking_core::Error::from)?;
-    if let Some(answer) = idem.claim(&tx).await? {
-        return Ok(answer);
-    }
+    let mut tx = match idem.begin(&mut client).await? {
+        Begun::Fresh(tx) => tx,
+        Begun::Answered(answer) => return Ok(answer),
+    };
     let outcome = holds::extend(&mut tx, &state.settings, &user, id, ttl)
         .await
         .map(|h| Reply::json(StatusCode::OK, &h))

@@ -7,7 +7,7 @@
 //! it is a 5xx, which may be retried for real) and commits.
 
 use crate::http::{ApiError, Reply};
-use booking_core::deadpool_postgres::Transaction;
+use booking_core::deadpool_postgres::{Client, Transaction};
 use booking_core::idempotency::{self, Claim, Stored};
 use booking_core::UserId;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
@@ -25,6 +25,14 @@ struct KeyedRequest {
     scope: String,
     key: String,
     fingerprint: [u8; 32],
+}
+
+/// What [`Idempotency::begin`] found.
+pub enum Begun<'c> {
+    /// Do the work in this transaction, then [`Idempotency::finish`].
+    Fresh(Transaction<'c>),
+    /// Answer this (a replay) without doing anything.
+    Answered(Reply),
 }
 
 /// Who the key belongs to: keys of different callers never collide.
@@ -82,9 +90,28 @@ impl Idempotency {
         self.key.is_some()
     }
 
+    /// Opens the request's transaction and claims its key in it. A request that must not
+    /// run (a replay, a reused key, a key in use) gets its answer, and the transaction is
+    /// rolled back before the answer goes out: its advisory lock must not outlive it.
+    pub async fn begin<'c>(&self, client: &'c mut Client) -> Result<Begun<'c>, ApiError> {
+        let tx = client
+            .transaction()
+            .await
+            .map_err(booking_core::Error::from)?;
+        match self.claim(&tx).await {
+            Ok(None) => Ok(Begun::Fresh(tx)),
+            other => {
+                let _ = tx.rollback().await;
+                other.map(|answer| {
+                    Begun::Answered(answer.unwrap_or_else(|| Reply::empty(StatusCode::OK)))
+                })
+            }
+        }
+    }
+
     /// `Some(answer)` when the request must not run: a replay, a reused key, or a key in
     /// use by a request still running.
-    pub async fn claim(&self, tx: &Transaction<'_>) -> Result<Option<Reply>, ApiError> {
+    async fn claim(&self, tx: &Transaction<'_>) -> Result<Option<Reply>, ApiError> {
         let Some(k) = &self.key else { return Ok(None) };
         match idempotency::claim(tx, &k.scope, &k.key, &k.fingerprint).await? {
             Claim::Fresh => Ok(None),
@@ -111,7 +138,8 @@ impl Idempotency {
     ) -> Result<Reply, ApiError> {
         let reply = outcome.unwrap_or_else(ApiError::into_reply);
         if reply.status.is_server_error() {
-            // Dropping the transaction rolls it back: nothing of a failed request stays.
+            // Nothing of a failed request stays (and its locks go before we answer).
+            let _ = tx.rollback().await;
             return Ok(reply);
         }
         if let Some(k) = &self.key {

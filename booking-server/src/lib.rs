@@ -89,7 +89,6 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
         state.pool.clone(),
         state.settings.clone(),
         SweeperOptions {
-            listen: Some(state.listener.clone()),
             observer: Some(Arc::new(move |outcome| {
                 let n = outcome.expired.len() as u64;
                 observer_state

@@ -1,7 +1,7 @@
 //! `/shows`: create (admin), list, read one, its seat map.
 
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{Idempotency, Scope};
+use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::state::AppState;
 use booking_core::{seats, shows, Category, Currency, NewShow, RowLabel, RowSpec, ShowId};
 use bytes::Bytes;
@@ -71,13 +71,10 @@ pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Repl
     )?;
     let new = parse_new_show(&body)?;
     let mut client = state.client().await?;
-    let mut tx = client
-        .transaction()
-        .await
-        .map_err(booking_core::Error::from)?;
-    if let Some(answer) = idem.claim(&tx).await? {
-        return Ok(answer);
-    }
+    let mut tx = match idem.begin(&mut client).await? {
+        Begun::Fresh(tx) => tx,
+        Begun::Answered(answer) => return Ok(answer),
+    };
     let outcome = shows::create_show(&mut tx, &new)
         .await
         .map(|show| Reply::json(StatusCode::CREATED, &show))
