@@ -8,15 +8,16 @@
 #   1. builds booking-server and booking-bench (release);
 #   2. starts booking-server (ADMIN_TOKEN set, LOG_FORMAT=json, RUST_LOG=warn) on a
 #      free loopback port and a fresh database, which it migrates;
-#   3. creates shows for pgbench in that database (bench/setup.sql) and runs pgbench
-#      with each reference script (bench/hold1.sql, hold4.sql, seatmap.sql, herd.sql;
-#      -n -c N -j 2 -T SECS), then deletes those shows again;
-#   4. runs the HTTP scenarios of booking-bench at the same concurrency (fanout,
-#      expiry, holds at concurrency 1, holds, holds of 4 seats, book, seatmap, mixed,
-#      herd), each creating its own shows;
+#   3. runs the HTTP scenarios of booking-bench (fanout, expiry, holds at concurrency
+#      1, holds, holds of 4 seats, book, seatmap, mixed, herd), each creating its own
+#      shows through the API;
+#   4. creates shows for pgbench in that same database (bench/setup.sql) and runs
+#      pgbench with each reference script (bench/hold1.sql, hold4.sql, seatmap.sql,
+#      herd.sql; -n -c N -j 2 -T SECS), at the same concurrency;
 #   5. prints each HTTP figure next to its pgbench twin, the targets, the server's peak
 #      RSS (VmHWM) and CPU time; results go to target/bench/<run>/ (JSON per scenario,
-#      report.md, summary.json, server.log, metrics.txt), target/bench/latest links it.
+#      report.md, summary.json, server.log, metrics.txt, waits/ with what the database
+#      sessions waited on during each run), target/bench/latest links it.
 #
 # --quick: every scenario for 2 s with small numbers (herd 500, fanout 200); checks
 # that each ran and that the herd had exactly one winner, never timings. Defaults:
@@ -84,6 +85,10 @@ nice -n 10 cargo build --quiet $profile_flag -p booking-bench -p booking-server
 bench_bin="target/$profile/booking-bench"
 server_bin="target/$profile/booking-server"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+if awk -v l="${load_before%% *}" -v n="$(nproc)" 'BEGIN { exit !(l > n / 2) }'; then
+    printf 'bench.sh: warning: the machine is busy (load average %s on %s cores): other work competes with the server, PostgreSQL and the load generator\n' \
+        "$load_before" "$(nproc)" >&2
+fi
 
 run_id="$(date +%Y%m%d-%H%M%S)${quick:+-quick}"
 out="${out:-target/bench/$run_id}"
@@ -170,7 +175,32 @@ waits_stop() {
     sed -n '1,4p' "$out/waits/$name.txt"
 }
 
+# ---------------------------------------------------------------- HTTP scenarios
+scenario() {
+    local name=$1 scen=$2; shift 2
+    log "booking-bench $scen ($name)"
+    waits_start "$name"
+    if ! "$bench_bin" "$scen" --url "$url" --server-pid "$server_pid" --name "$name" \
+        --json "$out/$name.json" "$@"; then
+        failures+=("$name")
+    fi
+    waits_stop "$name"
+    kill -0 "$server_pid" 2>/dev/null || die "the server died during $name (log: $out/server.log)"
+}
+common=(--duration "$duration" --warmup "$warmup")
+scenario fanout fanout "${common[@]}" --subscribers "$fanout_subscribers" --rate 20
+scenario expiry expiry "${common[@]}" --rate 20
+scenario holds-c1 holds "${common[@]}" --concurrency 1 --shows 5
+scenario holds holds "${common[@]}" --concurrency "$concurrency" --shows "$holds_shows"
+scenario holds-4 holds "${common[@]}" --concurrency "$concurrency" --shows "$holds4_shows" --seats 4
+scenario book book "${common[@]}" --concurrency "$concurrency" --shows "$book_shows"
+scenario seatmap seatmap "${common[@]}" --concurrency "$concurrency"
+scenario mixed mixed "${common[@]}" --concurrency "$concurrency" --shows "$mixed_shows"
+scenario herd herd "${common[@]}" --clients "$herd_clients"
+
 # ---------------------------------------------------------------- pgbench twins
+# After the HTTP scenarios, in the same database (whose tables now hold their data too):
+# shows of their own for the scripts, created directly in SQL.
 log "pgbench: creating its shows (pools of $pool1 and $pool4 seats)"
 vars_file="$out/pgbench/vars.txt"
 psql_db -v pool1="$pool1" -v pool4="$pool4" -f bench/setup.sql >"$vars_file"
@@ -215,32 +245,6 @@ run_pgbench herd "" -D show="${v[herd_show]}" -D first="${v[herd_first]}"
 herd_winners=$(psql_db -At -c "SELECT count(*) FROM holds WHERE user_id = 'pgbench-herd'")
 [ "$herd_winners" = 1 ] || failures+=("pgbench herd: $herd_winners winners")
 rm -f "$out"/pgbench/*.[0-9]*  # per-transaction logs: summarised in pgbench-*.json
-
-log "pgbench: deleting its shows (the HTTP scenarios start from the server's own data)"
-psql_db -c "DELETE FROM shows WHERE title LIKE 'pgbench %'" -c "VACUUM ANALYZE" >/dev/null
-
-# ---------------------------------------------------------------- HTTP scenarios
-scenario() {
-    local name=$1 scen=$2; shift 2
-    log "booking-bench $scen ($name)"
-    waits_start "$name"
-    if ! "$bench_bin" "$scen" --url "$url" --server-pid "$server_pid" --name "$name" \
-        --json "$out/$name.json" "$@"; then
-        failures+=("$name")
-    fi
-    waits_stop "$name"
-    kill -0 "$server_pid" 2>/dev/null || die "the server died during $name (log: $out/server.log)"
-}
-common=(--duration "$duration" --warmup "$warmup")
-scenario fanout fanout "${common[@]}" --subscribers "$fanout_subscribers" --rate 20
-scenario expiry expiry "${common[@]}" --rate 20
-scenario holds-c1 holds "${common[@]}" --concurrency 1 --shows 5
-scenario holds holds "${common[@]}" --concurrency "$concurrency" --shows "$holds_shows"
-scenario holds-4 holds "${common[@]}" --concurrency "$concurrency" --shows "$holds4_shows" --seats 4
-scenario book book "${common[@]}" --concurrency "$concurrency" --shows "$book_shows"
-scenario seatmap seatmap "${common[@]}" --concurrency "$concurrency"
-scenario mixed mixed "${common[@]}" --concurrency "$concurrency" --shows "$mixed_shows"
-scenario herd herd "${common[@]}" --clients "$herd_clients"
 
 # ---------------------------------------------------------------- the server, the report
 curl -fsS "$url/metrics" >"$out/metrics.txt" 2>/dev/null || true

@@ -366,6 +366,28 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
     }
 
     let mut md = String::new();
+    if !server.is_null() {
+        let m = &server["machine"];
+        let quick = if server["quick"] == Value::Bool(true) {
+            " (--quick: not figures to compare)"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            md,
+            "Machine: {} cores ({}), {} memory, shared by the server, PostgreSQL, pgbench and \
+             the load generator. {} build, concurrency {}, {} s per run{quick}. Load average \
+             (1/5/15 min) before {}, after {}.\n",
+            m["nproc"],
+            m["cpu"].as_str().unwrap_or("?"),
+            m["memory"].as_str().unwrap_or("?"),
+            server["profile"].as_str().unwrap_or("?"),
+            server["concurrency"],
+            server["duration_s"],
+            server["loadavg_before"].as_str().unwrap_or("?"),
+            server["loadavg_after"].as_str().unwrap_or("?"),
+        );
+    }
     let _ = writeln!(
         md,
         "| measure | HTTP (booking-server) | pgbench twin | ratio | target | met |"
