@@ -5,18 +5,21 @@
 --   clients            the number of pgbench clients (-c)
 --   n                  0 (a per-client counter: pgbench keeps variables between a
 --                      client's transactions)
+--   offset             where this run starts in the pool's sequence (0; a second run
+--                      on the same pool starts past the first one's seats)
 --
--- Seat k of client c is first + permute(c + k * clients, pool): every client walks its
--- own pseudo-random sequence of seats and no two transactions ask for the same seat
--- while pool exceeds the run's transactions (bench.sh sizes the pool and checks
--- afterwards that every transaction took its seat).
+-- Seat k of client c is first + permute(offset + c + k * clients, pool) (with a fixed
+-- seed, so that runs share one permutation): every client walks its own pseudo-random
+-- sequence of seats and no two transactions ask for the same seat while the pool
+-- exceeds the run's transactions (bench.sh sizes the pool and checks afterwards that
+-- every transaction took its seat).
 --
 -- The work is that of booking-core's hold transaction: lock the seat, check that it is
 -- free (not booked, not pointing at a live hold), insert the hold and its hold_seats
 -- row, point the seat at the hold guarded by the xmin seen under the lock, commit.
--- Not included: the server's seat_events insert and pg_notify (live updates), its
--- snapshot read before locking, the show's currency lookup and SET lock_timeout.
-\set seat :first + permute((:client_id + :n * :clients) % :pool, :pool)
+-- Not included: the server's extra work for live updates (its seat_events insert), its
+-- snapshot read before locking, the show's currency lookup and lock_timeout setting.
+\set seat :first + permute((:offset + :client_id + :n * :clients) % :pool, :pool, 5432)
 \set n :n + 1
 BEGIN;
 SELECT s.xmin::text AS seen,

@@ -7,9 +7,9 @@
 --
 -- The work: lock the 4 seats in id order, check that all are free, insert the hold and
 -- its 4 hold_seats rows, point the 4 seats at it guarded by the xmins seen under the
--- lock, commit. Not included (as in hold1.sql): seat_events, pg_notify, the snapshot
+-- lock, commit. Not included (as in hold1.sql): the seat_events insert, the snapshot
 -- read, the currency lookup.
-\set base :first + 4 * permute((:client_id + :n * :clients) % (:pool / 4), :pool / 4)
+\set base :first + 4 * permute((:client_id + :n * :clients) % (:pool / 4), :pool / 4, 5432)
 \set n :n + 1
 BEGIN;
 SELECT count(*) FILTER (WHERE booking_id IS NULL AND hold_id IS NULL) AS nfree,

@@ -13,7 +13,8 @@
 #      shows through the API;
 #   4. creates shows for pgbench in that same database (bench/setup.sql) and runs
 #      pgbench with each reference script (bench/hold1.sql, hold4.sql, seatmap.sql,
-#      herd.sql; -n -c N -j 2 -T SECS), at the same concurrency;
+#      herd.sql; -n -c N -j 2 -T SECS) at the same concurrency, and hold1.sql at
+#      concurrency 1 (the twin of holds-c1);
 #   5. prints each HTTP figure next to its pgbench twin, the targets, the server's peak
 #      RSS (VmHWM) and CPU time; results go to target/bench/<run>/ (JSON per scenario,
 #      report.md, summary.json, server.log, metrics.txt, waits/ with what the database
@@ -170,7 +171,7 @@ waits_stop() {
     wait "$waits_pid" 2>/dev/null || true
     waits_pid=""
     n=$(wc -l <"$raw")
-    { echo "# $name: $n samples of busy database sessions (pg_stat_activity every 0.2 s)"; sort "$raw" | uniq -c | sort -rn | head -n 12; } >"$out/waits/$name.txt"
+    { echo "# $name: $n samples of busy database sessions (pg_stat_activity every 0.2 s)"; sort "$raw" | uniq -c | sort -rn | sed -n "1,12p"; } >"$out/waits/$name.txt"
     rm -f "$raw"
     sed -n '1,4p' "$out/waits/$name.txt"
 }
@@ -212,14 +213,19 @@ for k in hold1_show hold1_first hold1_seats hold4_show hold4_first hold4_seats s
     [ -n "${v[$k]:-}" ] || die "bench/setup.sql did not print $k"
 done
 
+# run_pgbench NAME SCRIPT CLIENTS COUNT_SQL [pgbench args]: runs bench/SCRIPT.sql; COUNT_SQL
+# (optional) counts the holds the script made, before and after: every transaction
+# must have made one (the seat pool was large enough).
 run_pgbench() {
-    local name=$1 did_sql=$2; shift 2
-    log "pgbench $name.sql: -c $concurrency -j 2 -T $duration"
-    local prefix="$out/pgbench/$name"
+    local name=$1 script=$2 clients=$3 count_sql=$4; shift 4
+    log "pgbench $script.sql ($name): -c $clients -j 2 -T $duration"
+    local prefix="$out/pgbench/$name" before=0
     rm -f "$prefix".*
-    local rc=0
+    if [ -n "$count_sql" ]; then before=$(psql_db -At -c "$count_sql"); fi
+    local rc=0 threads=2
+    if [ "$clients" -lt 2 ]; then threads=1; fi
     waits_start "pgbench-$name"
-    "$pgbench_bin" -n -c "$concurrency" -j 2 -T "$duration" "$@" -f "bench/$name.sql" \
+    "$pgbench_bin" -n -c "$clients" -j "$threads" -T "$duration" "$@" -f "bench/$script.sql" \
         -l --log-prefix="$prefix" "$db_url" >"$out/pgbench-$name.txt" 2>&1 || rc=$?
     waits_stop "pgbench-$name"
     grep -E "^(number of|latency|tps)" "$out/pgbench-$name.txt" || true
@@ -229,19 +235,25 @@ run_pgbench() {
         return 0
     fi
     local did_args=()
-    if [ -n "$did_sql" ]; then did_args=(--did "$(psql_db -At -c "$did_sql")"); fi
+    if [ -n "$count_sql" ]; then did_args=(--did "$(( $(psql_db -At -c "$count_sql") - before ))"); fi
     "$bench_bin" pgbench --name "$name" --output "$out/pgbench-$name.txt" --log-prefix "$prefix" \
-        --clients "$concurrency" "${did_args[@]}" --json "$out/pgbench-$name.json" >/dev/null \
+        --clients "$clients" "${did_args[@]}" --json "$out/pgbench-$name.json" >/dev/null \
         || failures+=("pgbench $name (checks)")
 }
-run_pgbench hold1 "SELECT count(*) FROM holds WHERE user_id = 'pgbench-hold1'" \
+count1="SELECT count(*) FROM holds WHERE user_id = 'pgbench-hold1'"
+count4="SELECT count(*) FROM holds WHERE user_id = 'pgbench-hold4'"
+run_pgbench hold1 hold1 "$concurrency" "$count1" \
     -D show="${v[hold1_show]}" -D first="${v[hold1_first]}" -D pool="${v[hold1_seats]}" \
-    -D clients="$concurrency" -D n=0
-run_pgbench hold4 "SELECT count(*) FROM holds WHERE user_id = 'pgbench-hold4'" \
+    -D clients="$concurrency" -D n=0 -D offset=0
+# The same at concurrency 1 (the twin of holds-c1), further along the pool's sequence.
+run_pgbench hold1-c1 hold1 1 "$count1" \
+    -D show="${v[hold1_show]}" -D first="${v[hold1_first]}" -D pool="${v[hold1_seats]}" \
+    -D clients=1 -D n=0 -D offset="$(( v[hold1_seats] / 2 ))"
+run_pgbench hold4 hold4 "$concurrency" "$count4" \
     -D show="${v[hold4_show]}" -D first="${v[hold4_first]}" -D pool="${v[hold4_seats]}" \
     -D clients="$concurrency" -D n=0
-run_pgbench seatmap "" -D show="${v[seatmap_show]}"
-run_pgbench herd "" -D show="${v[herd_show]}" -D first="${v[herd_first]}"
+run_pgbench seatmap seatmap "$concurrency" "" -D show="${v[seatmap_show]}"
+run_pgbench herd herd "$concurrency" "" -D show="${v[herd_show]}" -D first="${v[herd_first]}"
 herd_winners=$(psql_db -At -c "SELECT count(*) FROM holds WHERE user_id = 'pgbench-herd'")
 [ "$herd_winners" = 1 ] || failures+=("pgbench herd: $herd_winners winners")
 rm -f "$out"/pgbench/*.[0-9]*  # per-transaction logs: summarised in pgbench-*.json
