@@ -74,6 +74,12 @@ where
         )));
     }
     tx.commit().await?;
+    // A show adds up to 100,000 rows at once: refresh the planner's statistics now, so
+    // that statements planned from here on do not take `seats` for the small table it
+    // was (measured: holds ran 4x slower on a plan that scanned all seats). Best effort:
+    // ANALYZE blocks no reads or writes. Inside a caller's transaction it cannot see the
+    // new rows yet; autovacuum then catches up as usual.
+    let _ = client.cexec("ANALYZE seats", &[]).await;
     Ok(Show {
         id: ShowId::from_db(id),
         title: new.title().to_owned(),

@@ -26,7 +26,7 @@ async fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let listener = match tokio::net::TcpListener::bind(config.bind_addr).await {
+    let listener = match listen(config.bind_addr) {
         Ok(l) => l,
         Err(e) => {
             tracing::error!(error = %e, addr = %config.bind_addr, "cannot listen");
@@ -38,6 +38,19 @@ async fn main() -> ExitCode {
     }
     booking_server::run(listener, state, shutdown_signal()).await;
     ExitCode::SUCCESS
+}
+
+/// A listening socket with a deep accept queue: a burst of thousands of connections
+/// (an on-sale opening) must not overflow the default backlog of 128 into SYN retries.
+fn listen(addr: std::net::SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(4096)
 }
 
 /// Completes on SIGINT (Ctrl-C) or SIGTERM.

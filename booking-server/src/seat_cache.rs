@@ -36,6 +36,9 @@ impl Entry {
 
 #[derive(Default)]
 struct Show {
+    /// Held while one request reads the map from the database: the others wait for it
+    /// and take its result instead of all reading the same map at once.
+    building: Arc<tokio::sync::Mutex<()>>,
     /// Bumped by every event of the show.
     generation: u64,
     /// Whether a task follows the show's events for us.
@@ -61,6 +64,12 @@ impl SeatCache {
             Some(t) if t <= Utc::now() => None,
             _ => Some(entry),
         }
+    }
+
+    /// The lock to hold while reading `show`'s map from the database.
+    pub fn build_lock(&self, show: ShowId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut shows = self.shows.lock().unwrap_or_else(|p| p.into_inner());
+        shows.entry(show).or_default().building.clone()
     }
 
     /// Starts following `show` (once) and returns the generation to pass to [`Self::put`].

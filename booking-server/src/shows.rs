@@ -117,6 +117,12 @@ pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<R
     let entry = match state.seat_cache.get(id) {
         Some(entry) => entry,
         None => {
+            // One reader per show at a time; whoever waited finds its map cached.
+            let lock = state.seat_cache.build_lock(id);
+            let _building = lock.lock().await;
+            if let Some(entry) = state.seat_cache.get(id) {
+                return respond(parts, entry);
+            }
             let generation = state.seat_cache.begin(id, &state.feed);
             let client = state.client().await?;
             let map = seats::seat_map(&client, id).await?;
@@ -132,6 +138,11 @@ pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<R
             crate::seat_cache::Entry::new(reply, etag)
         }
     };
+    respond(parts, entry)
+}
+
+/// The map, or `304` when the client's `If-None-Match` names its ETag.
+fn respond(parts: &Parts, entry: crate::seat_cache::Entry) -> Result<Reply, ApiError> {
     let etag_value = HeaderValue::from_str(&entry.etag).map_err(ApiError::internal)?;
     let matches = parts
         .headers
