@@ -64,4 +64,7 @@ scripts/test_concurrency.sh "http://127.0.0.1:${CONTEND_PORT:-18089}" --users 10
 step "scripts/test_browser.sh: the seat-map page in headless Chromium, two users"
 scripts/test_browser.sh
 
+step "scripts/bench.sh --quick: every benchmark scenario runs and checks its outcome (no timing assertions)"
+scripts/bench.sh --quick
+
 step "all checks passed"
