@@ -12,14 +12,15 @@
 //! - [`database`]: connection pool, migrations (embedded from `migrations/`), [`Settings`].
 //! - [`shows`]: create a show from rows of seats; list shows with seat counts.
 //! - [`seats`]: the seat map, and the SQL that defines "held" and a seat's version.
-//! - [`holds`]: hold seats all-or-none, read, extend and release a hold.
+//! - [`holds`]: hold seats all-or-none (`hold`, or `hold_pooled`: two round trips on a
+//!   pooled connection when nobody else touches the seats), read, extend, release.
 //! - [`bookings`]: confirm a hold into a booking (idempotent), read, list, cancel.
 //! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop.
 //! - [`idempotency`]: store a request's answer with its work; replay it to retries.
 //! - [`feed`]: the change feed: events written with each change, read below a
 //!   transaction watermark, followed by one pump per process and fanned out per show.
-//! - [`listener`]: the process's one LISTEN connection (outside the pool), which wakes
-//!   the sweeper and the feed, and reconnects.
+//! - [`listener`]: the process's one LISTEN connection (outside the pool): wakes the
+//!   feed when other processes wrote events; reconnects with backoff.
 //! - [`error`]: the one [`Error`] enum.
 //!
 //! # Running operations
