@@ -252,22 +252,23 @@ struct Snapshot {
 async fn snapshot<C: GenericClient>(client: &C, req: &HoldRequest) -> Result<Snapshot> {
     let show = req.show.get();
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
+    // One statement: the show (for its currency, and to tell "no such show" from "no
+    // such seats") joined to the wanted seats and the holds they point at.
     let snapshot_sql = format!(
-        "SELECT s.id, s.label, s.price, s.row_index, s.number,
+        "SELECT sh.currency, s.id, s.label, s.price, s.row_index, s.number,
                 s.booking_id IS NOT NULL OR {HELD} IS TRUE AS taken,
                 s.hold_id IS NULL AND s.booking_id IS NULL AS clean,
                 {VERSION} AS version, s.xmin::text AS xmin
-           FROM seats s {JOIN_HOLD}
-          WHERE s.show_id = $1 AND s.label = ANY($2)"
+           FROM shows sh
+           LEFT JOIN seats s ON s.show_id = sh.id AND s.label = ANY($2)
+           {JOIN_HOLD}
+          WHERE sh.id = $1"
     );
-    let (show_row, rows) = futures_util::future::try_join(
-        client.cq_opt("SELECT currency FROM shows WHERE id = $1", &[&show]),
-        client.cq(&snapshot_sql, &[&show, &labels]),
-    )
-    .await?;
-    let currency: String = show_row.ok_or(Error::ShowNotFound)?.get(0);
+    let rows = client.cq(&snapshot_sql, &[&show, &labels]).await?;
+    let currency: String = rows.first().ok_or(Error::ShowNotFound)?.get("currency");
     let by_label: HashMap<String, Candidate> = rows
         .iter()
+        .filter(|r| r.get::<_, Option<i64>>("id").is_some())
         .map(|r| {
             let label: String = r.get("label");
             let c = Candidate {
