@@ -8,7 +8,7 @@
 
 use crate::database::Cached;
 use crate::domain::{SeatLabel, SeatState, ShowId, Version};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 
@@ -64,12 +64,7 @@ pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<Seat
     let rows = client.cq(&sql, &[&show.get()]).await?;
     if rows.is_empty() {
         // Every show has at least one seat, so no seats means no show; ask to be sure.
-        let exists = client
-            .cq_opt("SELECT 1 FROM shows WHERE id = $1", &[&show.get()])
-            .await?;
-        if exists.is_none() {
-            return Err(Error::ShowNotFound);
-        }
+        crate::shows::ensure_exists(client, show).await?;
     }
     let lapses_at = rows
         .iter()

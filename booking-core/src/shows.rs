@@ -124,6 +124,16 @@ pub async fn list_shows<C: GenericClient>(client: &C) -> Result<Vec<Show>> {
     Ok(rows.iter().map(show_from_row).collect())
 }
 
+/// `Ok` when the show exists, else [`Error::ShowNotFound`]: one index lookup, for
+/// callers that need no counts.
+pub async fn ensure_exists<C: GenericClient>(client: &C, show: ShowId) -> Result<()> {
+    client
+        .cq_opt("SELECT 1 FROM shows WHERE id = $1", &[&show.get()])
+        .await?
+        .map(|_| ())
+        .ok_or(Error::ShowNotFound)
+}
+
 /// One show with its seat counts, or [`Error::ShowNotFound`].
 pub async fn get_show<C: GenericClient>(client: &C, show: ShowId) -> Result<Show> {
     let sql = format!("{SHOWS_WITH_COUNTS} WHERE sh.id = $1 GROUP BY sh.id");

@@ -200,8 +200,8 @@ impl Default for SweeperOptions {
     }
 }
 
-/// Sweeps until `cancel` fires: sleeps until the next deadline, a sooner hold's NOTIFY
-/// or the fallback tick, whichever comes first. Database errors are logged and retried
+/// Sweeps until `cancel` fires: sleeps until the next deadline, the deadline of a
+/// sooner hold made in this process, or the fallback tick, whichever comes first. Database errors are logged and retried
 /// after a short pause; they never end the loop.
 pub async fn run(
     pool: Pool,

@@ -408,3 +408,48 @@ async fn the_sweeper_publishes_expire_events_and_old_events_are_pruned() {
     assert_eq!(pruned, 1);
     stop.cancel();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_refuses_a_seat_written_by_a_younger_transaction_so_the_feed_keeps_commit_order() {
+    let db = TestDb::new().await;
+    let show = db.show(1, 4).await;
+    let settings = Settings::default();
+
+    // C's transaction gets its id first (it is older) ...
+    let mut c_client = db.client().await;
+    let mut c = c_client.transaction().await.unwrap();
+    c.query_one("SELECT pg_current_xact_id()", &[])
+        .await
+        .unwrap();
+
+    // ... then a younger transaction holds A2 and releases it again, and commits: A2 is
+    // free, last written by a transaction younger than C.
+    let mut t_client = db.client().await;
+    let mut t = t_client.transaction().await.unwrap();
+    t.query_one("SELECT pg_current_xact_id()", &[])
+        .await
+        .unwrap();
+    let h = holds::hold(&mut t, &settings, &request(&show, "bob", &["A2"]))
+        .await
+        .unwrap();
+    holds::release(&mut t, &settings, &user("bob"), h.hold_id)
+        .await
+        .unwrap();
+    t.commit().await.unwrap();
+
+    // Were C to take A2, its event (older xid) would come before the younger one's
+    // release in the feed, which would then end with A2 available although C holds it.
+    let refused = holds::hold(&mut c, &settings, &request(&show, "alice", &["A1", "A2"])).await;
+    match refused {
+        Err(booking_core::Error::SeatsUnavailable { seats }) => {
+            assert_eq!(seats.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["A2"])
+        }
+        other => panic!("expected A2 refused, got {other:?}"),
+    }
+    // A seat untouched since before C began is taken as usual.
+    holds::hold(&mut c, &settings, &request(&show, "alice", &["A1"]))
+        .await
+        .unwrap();
+    c.commit().await.unwrap();
+    db.audit().await;
+}

@@ -56,7 +56,8 @@ pub async fn stream(state: &AppState, parts: &Parts, raw_show: &str) -> Result<A
     let since = since(parts)?;
     {
         let client = state.client().await?;
-        shows::get_show(&client, show).await?;
+        // Existence only: the show-with-counts query counts every seat of the show.
+        shows::ensure_exists(&client, show).await?;
     }
     let subscription = state.feed.subscribe(show, since).await?;
     let body = StreamBody::new(futures_util::stream::unfold(

@@ -100,11 +100,13 @@ impl Idempotency {
             .map_err(booking_core::Error::from)?;
         match self.claim(&tx).await {
             Ok(None) => Ok(Begun::Fresh(tx)),
-            other => {
+            Ok(Some(answer)) => {
                 let _ = tx.rollback().await;
-                other.map(|answer| {
-                    Begun::Answered(answer.unwrap_or_else(|| Reply::empty(StatusCode::OK)))
-                })
+                Ok(Begun::Answered(answer))
+            }
+            Err(e) => {
+                let _ = tx.rollback().await;
+                Err(e)
             }
         }
     }
