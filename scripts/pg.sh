@@ -7,6 +7,11 @@
 #   scripts/pg.sh url     print the DATABASE_URL to use
 #   scripts/pg.sh psql    run psql against it (extra arguments are passed on)
 #   scripts/pg.sh destroy stop it and delete .pg/
+#   scripts/pg.sh crash   stop it the way a crash would (`-m immediate`: no checkpoint,
+#                         backends killed, recovery from WAL at the next start)
+#
+# PG_DIR names another directory for the cluster (default .pg in the checkout), so
+# that a script can run a cluster of its own beside the one the tests use.
 #
 # With DATABASE_URL set, start does nothing and url/psql use that database; stop and
 # destroy always act on the local cluster (scripts that started it stop it).
@@ -23,7 +28,8 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-pg_root="$here/.pg"
+pg_root="${PG_DIR:-$here/.pg}"
+pg_link="$pg_root"
 port="${PG_PORT:-54329}"
 pg_user_name="${PG_OS_USER:-postgres}"
 
@@ -163,6 +169,15 @@ cmd_stop() {
     fi
 }
 
+cmd_crash() {
+    if is_running; then
+        local b
+        b=$(find_bindir)
+        run_pg "$b/pg_ctl" -D "$pg_root/data" -m immediate -w stop >/dev/null
+        log "PostgreSQL stopped as if it had crashed"
+    fi
+}
+
 cmd_url() {
     if [ -n "${DATABASE_URL:-}" ]; then echo "$DATABASE_URL"; else local_url; fi
 }
@@ -175,7 +190,7 @@ cmd_psql() {
 
 cmd_destroy() {
     cmd_stop
-    local link="$here/.pg"
+    local link="$pg_link"
     if [ -L "$link" ]; then rm -rf "$(readlink -f "$link")"; rm -f "$link"; else rm -rf "$link"; fi
 }
 
@@ -186,5 +201,6 @@ case "${1:-}" in
     url) cmd_url ;;
     psql) shift; cmd_psql "$@" ;;
     destroy) cmd_destroy ;;
-    *) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    crash) cmd_crash ;;
+    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -1,0 +1,377 @@
+#!/usr/bin/env bash
+# The fault suite: the server and its database under crashes, restarts, failover,
+# overload and hostile input, each followed by an audit of the database against the
+# log of every acknowledgement the load received (scripts/faults/audit.py).
+#
+#   scripts/faults.sh [--quick] [scenario ...]
+#
+# Scenarios (default: all of them, in this order):
+#   kill-server  kill -9 the server 10 times during load, restarting it each time
+#   restart-db   PostgreSQL stopped as by a crash (-m immediate) during load, then started
+#   replicas     three server processes on one database, load spread over all three
+#   authz        users reaching for each other's holds and bookings; admin without token
+#   fuzz         schemathesis against /openapi.json (from PyPI, into target/faults/venv)
+#   overload     thousands of connections, far more than the pool, and slow-header clients
+#   failover     a pg_auto_failover formation; the primary is hard-killed during load
+#
+# --quick shortens every run (scripts/test.sh uses it for kill-server, restart-db,
+# replicas, authz and fuzz). Everything runs on loopback, against a cluster of its own
+# under .pg-faults (port $FAULTS_PG_PORT, default 54339) and a release build; whatever
+# a scenario starts is stopped when it ends, however it ends. Results (logs, JSON
+# figures, server logs) go to target/faults/<scenario>/; RELIABILITY.md reports them.
+#
+# Exit status 0 only when every scenario passed its checks.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$here"
+
+quick=false
+scenarios=()
+for a in "$@"; do
+    case "$a" in
+        --quick) quick=true ;;
+        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        kill-server|restart-db|replicas|authz|fuzz|overload|failover) scenarios+=("$a") ;;
+        *) echo "faults.sh: unknown scenario or flag: $a" >&2; exit 2 ;;
+    esac
+done
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(kill-server restart-db replicas authz fuzz overload failover)
+
+log() { printf '\n==> faults: %s\n' "$*" >&2; }
+die() { printf 'faults: %s\n' "$*" >&2; exit 1; }
+
+# Our own cluster, so that crashing it harms no one else's tests.
+export PG_DIR="$here/.pg-faults"
+export PG_PORT="${FAULTS_PG_PORT:-54339}"
+unset DATABASE_URL
+
+out_root="$here/target/faults"
+mkdir -p "$out_root"
+pids=()
+cleanup() {
+    local p
+    for p in "${pids[@]:-}"; do
+        [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
+    done
+    "$here/scripts/faults/failover.sh" down >/dev/null 2>&1 || true
+    "$here/scripts/pg.sh" stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+log "building the release server"
+cargo build --release -q -p booking-server --bin booking-server
+server_bin="$here/target/release/booking-server"
+
+admin_token=$(python3 -c 'import secrets; print(secrets.token_hex(16))')
+export ADMIN_TOKEN="$admin_token"
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+psql_bin() {
+    if command -v psql >/dev/null 2>&1; then echo psql; else echo /usr/lib/postgresql/15/bin/psql; fi
+}
+
+base_url=""
+ensure_cluster() {
+    base_url=$("$here/scripts/pg.sh" start)
+}
+
+# A fresh database on the cluster; prints its URL.
+new_db() {
+    local name="faults_$1_$$_$RANDOM"
+    "$(psql_bin)" "$base_url" -X -q -c "CREATE DATABASE $name" >/dev/null
+    python3 - "$base_url" "$name" <<'EOF'
+import sys, urllib.parse as u
+p = u.urlsplit(sys.argv[1])
+print(u.urlunsplit(p._replace(path="/" + sys.argv[2])))
+EOF
+}
+
+# start_server NAME PORT DB_URL [VAR=value ...]: starts it in the background; sets
+# $server_pid. Its log is $out/NAME.log (appended: a restarted server adds to it).
+server_pid=""
+start_server() {
+    local name=$1 port=$2 db=$3
+    shift 3
+    env DATABASE_URL="$db" BIND_ADDR="127.0.0.1:$port" LOG_FORMAT=json RUST_LOG=warn \
+        DEMO_SHOW=false "$@" "$server_bin" >>"$out/$name.log" 2>&1 &
+    server_pid=$!
+    pids+=("$server_pid")
+}
+
+# stop_server PID: SIGTERM, and it must still have been running (no crash meanwhile)
+# and must exit 0 (a clean drain).
+stop_server() {
+    local rc=0
+    kill -0 "$1" 2>/dev/null || die "the server (pid $1) is no longer running (see $out)"
+    kill -TERM "$1"
+    wait "$1" || rc=$?
+    [ "$rc" = 0 ] || die "the server (pid $1) exited with status $rc on SIGTERM"
+}
+
+wait_ready() {
+    local url=$1 i
+    for i in $(seq 1 300); do
+        curl -fsS -o /dev/null "$url/readyz" 2>/dev/null && return 0
+        sleep 0.05
+    done
+    die "the server at $url did not become ready"
+}
+
+# create_show URL ROWS SEATS: prints the new show's id.
+create_show() {
+    python3 - "$1" "$2" "$3" "$admin_token" <<'EOF'
+import json, sys, urllib.request
+url, rows, seats, token = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+body = {"title": "Fault show", "starts_at": "2027-01-01T20:00:00Z",
+        "prices": {"standard": 1000},
+        "rows": [{"row": letters[i], "seats": seats} for i in range(rows)]}
+req = urllib.request.Request(url + "/shows", json.dumps(body).encode(),
+                             {"Content-Type": "application/json", "Authorization": "Bearer " + token})
+print(json.load(urllib.request.urlopen(req))["id"])
+EOF
+}
+
+audit() {
+    local db=$1
+    shift
+    python3 "$here/scripts/faults/audit.py" --db "$db" --json "$out/audit.json" "$@"
+}
+
+figures() { # figures KEY=VALUE ...: the scenario's figures, for RELIABILITY.md
+    python3 - "$out/figures.json" "$@" <<'EOF'
+import json, sys
+path, pairs = sys.argv[1], sys.argv[2:]
+try:
+    doc = json.load(open(path))
+except (OSError, ValueError):
+    doc = {}
+for p in pairs:
+    k, v = p.split("=", 1)
+    try:
+        v = json.loads(v)
+    except ValueError:
+        pass
+    doc[k] = v
+json.dump(doc, open(path, "w"), indent=2)
+EOF
+}
+
+now() { echo "$EPOCHREALTIME"; }
+elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
+
+# ------------------------------------------------------------------ kill-server
+scenario_kill_server() {
+    local db port url show kills=10 i t0 took max=0 limit=1
+    $quick && limit=10 # test.sh: a hang check, not a timing check
+    db=$(new_db kill_server)
+    port=$(free_port)
+    url="http://127.0.0.1:$port"
+    start_server server "$port" "$db"
+    wait_ready "$url"
+    show=$(create_show "$url" 20 100)
+    python3 "$here/scripts/faults/load.py" --url "$url" --show "$show" --workers 16 \
+        --log "$out/load.log" --stop-file "$out/stop" >"$out/load.out" 2>&1 &
+    local load=$!
+    pids+=("$load")
+    local recoveries=()
+    for i in $(seq 1 "$kills"); do
+        if $quick; then sleep "0.$((RANDOM % 6 + 3))"; else sleep "$((RANDOM % 2)).$((RANDOM % 10))"; fi
+        kill -9 "$server_pid"
+        wait "$server_pid" 2>/dev/null || true
+        t0=$(now)
+        start_server server "$port" "$db"
+        python3 "$here/scripts/faults/probe.py" up --url "$url" --show "$show" --limit 1000 \
+            --since "$t0" --json "$out/up.json" >/dev/null
+        took=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["recovery_s"])' "$out/up.json")
+        recoveries+=("$took")
+        echo "kill $i: serving again $took s after the restart"
+    done
+    touch "$out/stop"
+    wait "$load" || die "the load generator failed (see $out/load.out)"
+    audit "$db" --log "$out/load.log" --sweep-wait 15
+    max=$(printf '%s\n' "${recoveries[@]}" | sort -g | tail -1)
+    figures kills="$kills" recovery_max_s="$max" \
+        recoveries_s="[$(IFS=,; echo "${recoveries[*]}")]"
+    stop_server "$server_pid"
+    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$max" "$limit" \
+        || die "the server took $max s to serve again after a restart (limit $limit s)"
+}
+
+# ------------------------------------------------------------------ restart-db
+scenario_restart_db() {
+    local db port url show down_s=3 t0 took limit=2 timeout_ms=3000
+    $quick && limit=15
+    db=$(new_db restart_db)
+    port=$(free_port)
+    url="http://127.0.0.1:$port"
+    start_server server "$port" "$db" REQUEST_TIMEOUT_MS=$timeout_ms POOL_WAIT_MS=1000
+    local srv=$server_pid
+    wait_ready "$url"
+    show=$(create_show "$url" 20 100)
+    python3 "$here/scripts/faults/probe.py" sse --url "$url" --show "$show" --out "$out/sse.txt" \
+        --seconds 600 >/dev/null 2>&1 &
+    local sse=$!
+    pids+=("$sse")
+    python3 "$here/scripts/faults/load.py" --url "$url" --show "$show" --workers 12 \
+        --log "$out/load.log" --stop-file "$out/stop" >"$out/load.out" 2>&1 &
+    local load=$!
+    pids+=("$load")
+    sleep 3
+    log "restart-db: stopping PostgreSQL as a crash would"
+    "$here/scripts/pg.sh" crash
+    local ok=true
+    python3 "$here/scripts/faults/probe.py" down --url "$url" --show "$show" --seconds "$down_s" \
+        --timeout-ms "$timeout_ms" --json "$out/down.json" || ok=false
+    local ready
+    ready=$(curl -sS -o /dev/null -w '%{http_code}' "$url/readyz" 2>/dev/null || true)
+    [ "$ready" = 503 ] || { echo "restart-db: PROBLEM: /readyz answered '$ready' while the database was down"; ok=false; }
+    log "restart-db: starting PostgreSQL again"
+    "$here/scripts/pg.sh" start >/dev/null
+    t0=$(now)
+    python3 "$here/scripts/faults/probe.py" up --url "$url" --show "$show" --limit 1000 \
+        --since "$t0" --json "$out/up.json" || ok=false
+    took=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["recovery_s"])' "$out/up.json")
+    echo "restart-db: serving again $took s after PostgreSQL accepted connections"
+    # The LISTEN connection and the feed recovered: the stream opened before the crash
+    # (or its reconnection) brings events of changes made after it.
+    sleep 3
+    local after
+    after=$(python3 - "$out/sse.txt" "$t0" <<'EOF'
+import sys
+t0 = float(sys.argv[2])
+n = 0
+try:
+    for line in open(sys.argv[1]):
+        t, _ = line.split()
+        n += float(t) > t0 + 0.5
+except OSError:
+    pass
+print(n)
+EOF
+)
+    echo "restart-db: $after events streamed after the restart"
+    [ "$after" -gt 0 ] || { echo "restart-db: PROBLEM: no event streamed after the database came back"; ok=false; }
+    touch "$out/stop"
+    wait "$load" || { echo "restart-db: the load generator failed"; ok=false; }
+    # The sweeper recovered: holds that lapsed after the restart are expired.
+    audit "$db" --log "$out/load.log" --sweep-wait 15 || ok=false
+    kill -0 "$srv" 2>/dev/null || { echo "restart-db: PROBLEM: the server exited"; ok=false; }
+    figures down_s="$down_s" recovery_s="$took" events_after_restart="$after"
+    kill "$sse" 2>/dev/null || true
+    stop_server "$srv"
+    $ok || die "restart-db failed"
+    python3 -c "import sys; sys.exit(0 if float(sys.argv[1]) <= float(sys.argv[2]) else 1)" "$took" "$limit" \
+        || die "the server took $took s to serve again after the database came back (limit $limit s)"
+}
+
+# ------------------------------------------------------------------ replicas
+scenario_replicas() {
+    local db show i seconds=15 urls=() srvs=()
+    $quick && seconds=6
+    db=$(new_db replicas)
+    for i in 1 2 3; do
+        local port
+        port=$(free_port)
+        start_server "server$i" "$port" "$db"
+        srvs+=("$server_pid")
+        urls+=(--url "http://127.0.0.1:$port")
+        wait_ready "http://127.0.0.1:$port"
+    done
+    show=$(create_show "${urls[1]}" 20 100)
+    python3 "$here/scripts/faults/load.py" "${urls[@]}" --show "$show" --workers 24 \
+        --log "$out/load.log" --duration "$seconds" >"$out/load.out" 2>&1 \
+        || die "the load generator failed (see $out/load.out)"
+    audit "$db" --log "$out/load.log" --sweep-wait 15
+    figures servers=3 seconds="$seconds"
+    for i in "${srvs[@]}"; do stop_server "$i"; done
+}
+
+# ------------------------------------------------------------------ authz
+scenario_authz() {
+    local db port url
+    db=$(new_db authz)
+    port=$(free_port)
+    url="http://127.0.0.1:$port"
+    start_server server "$port" "$db"
+    wait_ready "$url"
+    python3 "$here/scripts/faults/authz.py" --url "$url" --admin-token "$admin_token" \
+        --json "$out/authz.json"
+    stop_server "$server_pid"
+}
+
+# ------------------------------------------------------------------ fuzz
+scenario_fuzz() {
+    local db port url examples=250
+    $quick && examples=60
+    db=$(new_db fuzz)
+    port=$(free_port)
+    url="http://127.0.0.1:$port"
+    start_server server "$port" "$db" DEMO_SHOW=true
+    wait_ready "$url"
+    "$here/scripts/faults/fuzz.sh" "$url" "$admin_token" "$examples" "$out"
+    stop_server "$server_pid"
+}
+
+# ------------------------------------------------------------------ overload
+scenario_overload() {
+    local db port url
+    db=$(new_db overload)
+    port=$(free_port)
+    url="http://127.0.0.1:$port"
+    ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+    start_server server "$port" "$db" POOL_SIZE=8 POOL_WAIT_MS=500 REQUEST_TIMEOUT_MS=3000
+    local srv=$server_pid
+    wait_ready "$url"
+    local show
+    show=$(create_show "$url" 20 100)
+    local args=(--url "$url" --show "$show" --server-pid "$srv" --json "$out/overload.json")
+    if $quick; then args+=(--connections 1000 --in-flight 400 --seconds 5); fi
+    python3 "$here/scripts/faults/overload.py" "${args[@]}"
+    stop_server "$srv"
+}
+
+# ------------------------------------------------------------------ failover
+scenario_failover() {
+    local seconds=30
+    $quick && seconds=15
+    "$here/scripts/faults/failover.sh" run "$out" "$server_bin" "$seconds"
+}
+
+failed=()
+for s in "${scenarios[@]}"; do
+    out="$out_root/$s"
+    rm -rf "$out"
+    mkdir -p "$out"
+    log "$s"
+    if [ "$s" != failover ]; then ensure_cluster; fi
+    started=$(now)
+    # A subshell per scenario, with errexit on (an `if ( ... )` would turn it off) and
+    # a trap that kills whatever the scenario started, however it ends.
+    set +e
+    (
+        set -e
+        trap 'for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done' EXIT
+        "scenario_${s//-/_}"
+    )
+    rc=$?
+    set -e
+    if [ "$rc" = 0 ]; then
+        figures seconds_total="$(elapsed "$started" "$(now)")" passed=true
+        log "$s: passed ($out)"
+    else
+        figures passed=false
+        log "$s: FAILED ($out)"
+        failed+=("$s")
+    fi
+done
+
+if [ ${#failed[@]} -gt 0 ]; then
+    die "failed: ${failed[*]}"
+fi
+log "all scenarios passed: ${scenarios[*]}"

@@ -1,0 +1,359 @@
+#!/usr/bin/env python3
+"""The fault suite's audit: the database against DESIGN.md's invariants and the log of
+every acknowledgement the load received.
+
+    audit.py --db URL --log FILE [--log FILE ...] [--sweep-wait SECS] [--json OUT]
+
+Checks, printing each problem and exiting 1 when there is any:
+- no seat in two live holds/bookings (the tables and the seat pointers agree);
+- no partial hold or booking (an active hold owns all its seats, a booking all of its);
+- every acknowledged hold, confirm, cancel and release is in the database as it was
+  acknowledged (ids, user, seats, status), and nothing happened that nobody asked for;
+- no active hold past its expiry once the sweeper has had `--sweep-wait` seconds;
+- idempotency records agree with the holds and bookings they answered;
+- the change feed has one event per seat change (counted per cause), and replaying it
+  in feed order gives every seat's current state and version.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+
+
+def psql_bin():
+    found = shutil.which("psql")
+    if found:
+        return found
+    for v in ("15", "16", "17", "14", "13"):
+        p = f"/usr/lib/postgresql/{v}/bin/psql"
+        if os.path.exists(p):
+            return p
+    sys.exit("audit.py: psql not found")
+
+
+class Db:
+    def __init__(self, url):
+        self.url = url
+        self.psql = psql_bin()
+
+    def rows(self, sql):
+        """Rows of `sql` as dicts (the query is wrapped in json_agg)."""
+        wrapped = f"SELECT coalesce(json_agg(q), '[]'::json) FROM ({sql}) q"
+        out = subprocess.run([self.psql, self.url, "-X", "-At", "-v", "ON_ERROR_STOP=1",
+                              "-c", wrapped], capture_output=True, text=True, timeout=120)
+        if out.returncode != 0:
+            sys.exit(f"audit.py: query failed: {out.stderr.strip()}\n{sql}")
+        return json.loads(out.stdout)
+
+    def snapshot(self, queries):
+        """Rows of each query, all read in one REPEATABLE READ snapshot: the servers
+        may still be writing (the sweeper), and a check that compares two tables must
+        not see one before a transaction and the other after it."""
+        script = ["BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY;"]
+        for sql in queries:
+            # json_agg separates elements with newlines: one line per query instead.
+            script.append("SELECT replace(coalesce(json_agg(q), '[]'::json)::text, E'\\n', ' ') "
+                          f"FROM ({sql}) q;")
+        script.append("COMMIT;")
+        out = subprocess.run([self.psql, self.url, "-X", "-At", "-q", "-v", "ON_ERROR_STOP=1"],
+                             input="\n".join(script), capture_output=True, text=True,
+                             timeout=300)
+        if out.returncode != 0:
+            sys.exit(f"audit.py: audit queries failed: {out.stderr.strip()}")
+        lines = [l for l in out.stdout.split("\n") if l.strip()]
+        if len(lines) != len(queries):
+            sys.exit(f"audit.py: expected {len(queries)} results, got {len(lines)}")
+        return [json.loads(l) for l in lines]
+
+    def value(self, sql):
+        r = self.rows(sql)
+        return next(iter(r[0].values())) if r else None
+
+
+# Each: what it means when rows come back, and the query.
+TABLE_CHECKS = [
+    ("a seat is in two live holds or bookings",
+     """SELECT show_id, seat_id, count(*) AS n FROM (
+          SELECT hs.show_id, hs.seat_id FROM hold_seats hs
+            JOIN holds h ON h.show_id = hs.show_id AND h.id = hs.hold_id
+           WHERE h.status = 'active' AND h.expires_at > now()
+          UNION ALL
+          SELECT bs.show_id, bs.seat_id FROM booking_seats bs
+            JOIN bookings b ON b.show_id = bs.show_id AND b.id = bs.booking_id
+           WHERE b.status = 'confirmed') x
+        GROUP BY show_id, seat_id HAVING count(*) > 1"""),
+    ("a seat points at a hold that is not active",
+     """SELECT s.label FROM seats s JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id
+         WHERE h.status <> 'active'"""),
+    ("a seat points at a booking that is not confirmed",
+     """SELECT s.label FROM seats s JOIN bookings b ON b.show_id = s.show_id AND b.id = s.booking_id
+         WHERE b.status <> 'confirmed'"""),
+    ("a seat points at a hold that does not list it",
+     """SELECT s.label FROM seats s WHERE s.hold_id IS NOT NULL AND NOT EXISTS
+          (SELECT 1 FROM hold_seats hs WHERE hs.show_id = s.show_id AND hs.hold_id = s.hold_id
+              AND hs.seat_id = s.id)"""),
+    ("an active hold does not own all its seats (partial hold)",
+     """SELECT h.id FROM holds h JOIN hold_seats hs ON hs.show_id = h.show_id AND hs.hold_id = h.id
+          JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
+         WHERE h.status = 'active' AND s.hold_id IS DISTINCT FROM h.id"""),
+    ("a confirmed booking does not own all its seats (partial booking)",
+     """SELECT b.id FROM bookings b JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
+          JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
+         WHERE b.status = 'confirmed' AND (s.booking_id IS DISTINCT FROM b.id OR NOT bs.live)"""),
+    ("a cancelled booking still has live seats",
+     """SELECT b.id FROM bookings b JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
+         WHERE b.status = 'cancelled' AND bs.live"""),
+    ("a confirmed hold has no booking, or a booking's hold is not confirmed",
+     """SELECT h.id FROM holds h LEFT JOIN bookings b ON b.show_id = h.show_id AND b.hold_id = h.id
+         WHERE (h.status = 'confirmed') <> (b.id IS NOT NULL)"""),
+    ("a booking's seats differ from its hold's",
+     """SELECT b.id FROM bookings b WHERE
+          (SELECT array_agg(seat_id ORDER BY seat_id) FROM booking_seats bs
+            WHERE bs.show_id = b.show_id AND bs.booking_id = b.id)
+          IS DISTINCT FROM
+          (SELECT array_agg(seat_id ORDER BY seat_id) FROM hold_seats hs
+            WHERE hs.show_id = b.show_id AND hs.hold_id = b.hold_id)"""),
+    ("a hold or booking has no seats",
+     """SELECT h.id FROM holds h WHERE NOT EXISTS
+          (SELECT 1 FROM hold_seats hs WHERE hs.show_id = h.show_id AND hs.hold_id = h.id)
+        UNION ALL
+        SELECT b.id FROM bookings b WHERE NOT EXISTS
+          (SELECT 1 FROM booking_seats bs WHERE bs.show_id = b.show_id AND bs.booking_id = b.id)"""),
+    ("a booking's total or user differs from its hold's",
+     """SELECT b.id FROM bookings b JOIN holds h ON h.show_id = b.show_id AND h.id = b.hold_id
+         WHERE b.total <> h.total OR b.user_id <> h.user_id"""),
+    ("an idempotency record names a hold that does not exist or is another user's",
+     """SELECT k.key FROM idempotency_keys k
+          CROSS JOIN LATERAL (SELECT convert_from(k.body, 'UTF8')::jsonb AS doc) d
+         WHERE k.status BETWEEN 200 AND 299 AND d.doc ? 'hold_id' AND NOT EXISTS
+          (SELECT 1 FROM holds h WHERE h.show_id::text || '-' || h.id::text = d.doc->>'hold_id'
+              AND h.user_id = d.doc->>'user_id')"""),
+    ("an idempotency record names a booking that does not exist or differs",
+     """SELECT k.key FROM idempotency_keys k
+          CROSS JOIN LATERAL (SELECT convert_from(k.body, 'UTF8')::jsonb AS doc) d
+         WHERE k.status BETWEEN 200 AND 299 AND d.doc ? 'booking_id' AND NOT EXISTS
+          (SELECT 1 FROM bookings b WHERE b.show_id::text || '-' || b.id::text = d.doc->>'booking_id'
+              AND b.show_id::text || '-' || b.hold_id::text = d.doc->>'hold_id'
+              AND b.user_id = d.doc->>'user_id')"""),
+]
+
+# Seat changes the tables imply, per cause; the feed must hold exactly as many.
+EXPECTED_EVENTS = """
+SELECT 'hold' AS cause, count(*) AS n FROM hold_seats
+UNION ALL SELECT 'confirm', count(*) FROM booking_seats
+UNION ALL SELECT 'cancel', count(*) FROM booking_seats bs JOIN bookings b
+           ON b.show_id = bs.show_id AND b.id = bs.booking_id WHERE b.status = 'cancelled'
+UNION ALL SELECT 'release', count(*) FROM hold_seats hs JOIN holds h
+           ON h.show_id = hs.show_id AND h.id = hs.hold_id WHERE h.status = 'released'
+UNION ALL SELECT 'expire', count(*) FROM hold_seats hs JOIN holds h
+           ON h.show_id = hs.show_id AND h.id = hs.hold_id WHERE h.status = 'expired'
+"""
+
+FEED_EVENTS = """
+SELECT show_id, cause, count(*) AS n FROM seat_events, jsonb_array_elements(seats) e
+ GROUP BY show_id, cause
+"""
+
+FEED_EVENTS_IN_ORDER = """
+SELECT ev.show_id, e.seat->>'label' AS label, e.seat->>'state' AS state,
+       e.seat->>'version' AS version
+  FROM seat_events ev, jsonb_array_elements(ev.seats) e(seat)
+ ORDER BY ev.xid, ev.id
+"""
+
+SEAT_STATES = """
+SELECT show_id, label,
+       CASE WHEN booking_id IS NOT NULL THEN 'booked'
+            WHEN hold_id IS NOT NULL THEN 'held' ELSE 'available' END AS state,
+       xmin::text AS version
+  FROM seats
+"""
+
+
+def read_logs(paths):
+    recs = []
+    for p in paths:
+        with open(p) as f:
+            for line in f:
+                line = line.strip()
+                if not line:
+                    continue
+                try:
+                    recs.append(json.loads(line))
+                except ValueError:
+                    # A torn last line (the writer was killed mid-write) is not an ack.
+                    pass
+    return recs
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--db", required=True)
+    p.add_argument("--log", action="append", default=[])
+    p.add_argument("--sweep-wait", type=float, default=10.0)
+    p.add_argument("--json")
+    args = p.parse_args()
+    db = Db(args.db)
+    problems = []
+
+    # Let the sweeper catch up: no active hold may stay past its expiry.
+    deadline = time.time() + args.sweep_wait
+    while True:
+        overdue = db.value("SELECT count(*) FROM holds WHERE status = 'active' "
+                           "AND expires_at < now() - interval '200 milliseconds'")
+        if overdue == 0 or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    if overdue:
+        problems.append(f"{overdue} active holds are past their expiry {args.sweep_wait} s "
+                        "after the load stopped (the sweeper did not run)")
+
+    HOLDS = """SELECT h.show_id::text || '-' || h.id::text AS hid, h.user_id, h.status,
+                  (SELECT array_agg(s.label ORDER BY s.label) FROM hold_seats hs JOIN seats s
+                     ON s.show_id = hs.show_id AND s.id = hs.seat_id
+                    WHERE hs.show_id = h.show_id AND hs.hold_id = h.id) AS seats
+             FROM holds h"""
+    BOOKINGS = """SELECT b.show_id::text || '-' || b.id::text AS bid,
+                  b.show_id::text || '-' || b.hold_id::text AS hid, b.user_id, b.status,
+                  (SELECT array_agg(s.label ORDER BY s.label) FROM booking_seats bs JOIN seats s
+                     ON s.show_id = bs.show_id AND s.id = bs.seat_id
+                    WHERE bs.show_id = b.show_id AND bs.booking_id = b.id) AS seats
+             FROM bookings b"""
+    results = db.snapshot([sql for _, sql in TABLE_CHECKS] + [
+        EXPECTED_EVENTS, FEED_EVENTS, FEED_EVENTS_IN_ORDER, SEAT_STATES, HOLDS, BOOKINGS])
+    checks = results[:len(TABLE_CHECKS)]
+    (expected_rows, feed_rows, events_in_order, seat_states, hold_rows,
+     booking_rows) = results[len(TABLE_CHECKS):]
+    for (what, _), rows in zip(TABLE_CHECKS, checks):
+        if rows:
+            problems.append(f"{what}: {len(rows)} rows, e.g. {rows[:3]}")
+
+    expected = {r["cause"]: r["n"] for r in expected_rows}
+    got = Counter()
+    for r in feed_rows:
+        got[r["cause"]] += r["n"]
+    for cause, n in expected.items():
+        # A lapsed hold's seat may be taken by a new hold before the sweeper comes: that
+        # change is the new hold's event, and the sweeper has nothing left to publish.
+        if got.get(cause, 0) != n and not (cause == "expire" and got.get(cause, 0) < n):
+            problems.append(f"the feed has {got.get(cause, 0)} '{cause}' seat changes, "
+                            f"the tables imply {n} (one event per change)")
+    # Each seat's events, in feed order, must follow the seat's life (no change twice,
+    # none skipped): available -> held -> (held by a newer hold | booked | available),
+    # booked -> available.
+    allowed = {("available", "held"), ("held", "held"), ("held", "booked"),
+               ("held", "available"), ("booked", "available")}
+    folded = {}
+    broken = []
+    for e in events_in_order:
+        key = (e["show_id"], e["label"])
+        prev = folded.get(key, ("available", None))
+        if (prev[0], e["state"]) not in allowed or prev[1] == e["version"]:
+            broken.append({"seat": e["label"], "from": prev, "to": [e["state"], e["version"]]})
+        folded[key] = (e["state"], e["version"])
+    if broken:
+        problems.append(f"the feed has {len(broken)} changes a seat cannot make "
+                        f"(or the same change twice), e.g. {broken[:3]}")
+    bad = []
+    for st in seat_states:
+        last = folded.get((st["show_id"], st["label"]))
+        if last is None and st["state"] == "available":
+            continue
+        if last != (st["state"], st["version"]):
+            bad.append({"seat": st["label"], "table": [st["state"], st["version"]], "feed": last})
+    if bad:
+        problems.append(f"replaying the feed contradicts {len(bad)} seats, e.g. {bad[:3]}")
+
+    # The log of acknowledgements against the database.
+    recs = read_logs(args.log)
+    holds = {r["hid"]: r for r in hold_rows}
+    bookings = {r["bid"]: r for r in booking_rows}
+    tried = defaultdict(set)
+    acks = Counter()
+    answers = Counter()
+    unexpected = []
+    for r in recs:
+        op = r.get("op")
+        if op == "try":
+            tried[r["what"]].add(r.get("hold_id") or r.get("booking_id"))
+        elif op == "answer":
+            answers[r["status"]] += 1
+        elif op == "unexpected":
+            unexpected.append(r)
+    lost = 0
+    for r in recs:
+        if r.get("op") != "ack":
+            continue
+        what = r["what"]
+        acks[what] += 1
+        if what == "hold":
+            h = holds.get(r["hold_id"])
+            if h is None:
+                lost += 1
+                problems.append(f"acknowledged hold {r['hold_id']} is not in the database")
+            elif h["user_id"] != r["user"] or sorted(h["seats"] or []) != r["seats"]:
+                problems.append(f"hold {r['hold_id']} differs from its acknowledgement: "
+                                f"{h['user_id']} {h['seats']} vs {r['user']} {r['seats']}")
+        elif what == "confirm":
+            b = bookings.get(r["booking_id"])
+            if b is None:
+                lost += 1
+                problems.append(f"acknowledged booking {r['booking_id']} is not in the database")
+            elif b["hid"] != r["hold_id"] or sorted(b["seats"] or []) != r["seats"]:
+                problems.append(f"booking {r['booking_id']} differs from its acknowledgement")
+            elif b["status"] != "confirmed" and r["booking_id"] not in tried["cancel"]:
+                problems.append(f"booking {r['booking_id']} is {b['status']} but nobody cancelled it")
+        elif what == "cancel":
+            b = bookings.get(r["booking_id"])
+            if b is None or b["status"] != "cancelled":
+                lost += 1
+                problems.append(f"acknowledged cancel of {r['booking_id']} is not in the database "
+                                f"({b and b['status']})")
+        elif what == "release":
+            h = holds.get(r["hold_id"])
+            if h is None or h["status"] not in ("released", "expired"):
+                lost += 1
+                problems.append(f"acknowledged release of {r['hold_id']} is not in the database "
+                                f"({h and h['status']})")
+    # Nothing happened that nobody asked for (only when this load was the only writer).
+    if recs:
+        for hid, h in holds.items():
+            if h["status"] == "confirmed" and hid not in tried["confirm"]:
+                problems.append(f"hold {hid} is confirmed but nobody asked to confirm it")
+            if h["status"] == "released" and hid not in tried["release"]:
+                problems.append(f"hold {hid} is released but nobody asked to release it")
+        for bid, b in bookings.items():
+            if b["status"] == "cancelled" and bid not in tried["cancel"]:
+                problems.append(f"booking {bid} is cancelled but nobody asked to cancel it")
+    for u in unexpected[:5]:
+        problems.append(f"an answer the load did not expect: {u}")
+
+    summary = {
+        "requests": sum(answers.values()),
+        "answers_by_status": {str(k): v for k, v in sorted(answers.items())},
+        "acknowledged": dict(acks),
+        "lost": lost,
+        "holds_in_db": len(holds),
+        "bookings_in_db": len(bookings),
+        "problems": problems,
+    }
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(summary, f, indent=2)
+    print(f"audit: {summary['requests']} requests, answers {summary['answers_by_status']}, "
+          f"acknowledged {dict(acks)}, lost {lost}, "
+          f"{len(holds)} holds and {len(bookings)} bookings in the database")
+    for pr in problems:
+        print(f"audit: PROBLEM: {pr}")
+    if problems:
+        sys.exit(1)
+    print("audit: passed")
+
+
+if __name__ == "__main__":
+    main()
