@@ -82,6 +82,10 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         method == Method::DELETE,
     );
     let allow = |a: &'static str| Err(ApiError::method_not_allowed(a));
+    // An empty segment (`/shows/`, `/holds//confirm`) names nothing: no id is empty.
+    if segments.iter().any(|s| s.is_empty()) {
+        return Err(ApiError::not_found());
+    }
     match segments.as_slice() {
         ["shows"] if get => Ok(Route::ListShows),
         ["shows"] if post => Ok(Route::CreateShow),

@@ -17,10 +17,15 @@ use uuid::Uuid;
 pub struct ShowId(i64);
 
 impl ShowId {
-    /// Parses the decimal form (no sign, no leading zeros beyond "0", at most 18 digits).
+    /// Parses the decimal form (no sign, no leading zeros, at most 18 digits).
     pub fn parse(s: &str) -> Result<Self> {
         let bad = || Error::invalid("show_id", "must be a positive decimal integer");
-        if s.is_empty() || s.len() > 18 || !s.bytes().all(|b| b.is_ascii_digit()) {
+        // One spelling per id: no leading zeros (they would make `007` and `7` the same).
+        if s.is_empty()
+            || s.len() > 18
+            || s.starts_with('0')
+            || !s.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(bad());
         }
         match s.parse::<i64>() {
@@ -83,8 +88,8 @@ macro_rules! show_scoped_id {
                 let bad = || Error::invalid($field, concat!("not a ", $what, " id"));
                 let (show, key) = s.split_once('-').ok_or_else(bad)?;
                 let show = ShowId::parse(show).map_err(|_| bad())?;
-                // Only the canonical hyphenated form, so one id has one spelling.
-                if key.len() != 36 {
+                // Only the canonical form (hyphenated, lowercase), so one id has one spelling.
+                if key.len() != 36 || key.bytes().any(|b| b.is_ascii_uppercase()) {
                     return Err(bad());
                 }
                 let key = Uuid::try_parse(key).map_err(|_| bad())?;
