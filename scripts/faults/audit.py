@@ -333,8 +333,13 @@ def main():
     for u in unexpected[:5]:
         problems.append(f"an answer the load did not expect: {u}")
 
+    acked = [r for r in recs if r.get("op") == "ack"]
     summary = {
         "requests": sum(answers.values()),
+        # Acknowledged only after retrying with the same idempotency key, and of those,
+        # answered from the stored record: the first attempt had committed in doubt.
+        "acked_after_retry": sum(1 for r in acked if r.get("attempts", 1) > 1),
+        "in_doubt_commits_replayed": sum(1 for r in acked if r.get("replayed") and r.get("attempts", 1) > 1),
         "answers_by_status": {str(k): v for k, v in sorted(answers.items())},
         "acknowledged": dict(acks),
         "lost": lost,
@@ -346,7 +351,8 @@ def main():
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
     print(f"audit: {summary['requests']} requests, answers {summary['answers_by_status']}, "
-          f"acknowledged {dict(acks)}, lost {lost}, "
+          f"acknowledged {dict(acks)}, lost {lost}, after retry {summary['acked_after_retry']} "
+          f"(in-doubt commits replayed {summary['in_doubt_commits_replayed']}), "
           f"{len(holds)} holds and {len(bookings)} bookings in the database")
     for pr in problems:
         print(f"audit: PROBLEM: {pr}")

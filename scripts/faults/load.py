@@ -18,7 +18,8 @@ The log (JSON lines, flushed per line) has:
 - one `answer` line per HTTP attempt: time, op, status (0 = no answer), latency;
 - one `try` line before the first attempt of each confirm, release and cancel (so the
   audit knows which outcomes the database may show even without an acknowledgement);
-- one `ack` line per final 2xx: the op and what the answer said (ids, seats).
+- one `ack` line per final 2xx: the op and what the answer said (ids, seats), the
+  number of attempts and when the last one was sent.
 The audit (audit.py) checks every `ack` against the database.
 """
 
@@ -109,11 +110,15 @@ class Worker(threading.Thread):
         while True:
             attempts += 1
             t0 = time.time()
+            self.sent = t0
             status, doc, hdrs = self.client.request(method, path, body, headers)
             self.log.write(op="answer", what=op, status=status,
                            ms=round((time.time() - t0) * 1000, 2), attempt=attempts,
                            retry_after=hdrs.get("Retry-After") or hdrs.get("retry-after"),
                            **(extra or {}))
+            # A retry answered from the idempotency record: the earlier attempt had
+            # committed although its answer was lost (an in-doubt commit).
+            self.replayed = (hdrs.get("Idempotent-Replayed") or hdrs.get("idempotent-replayed")) == "true"
             if 0 < status < 500:
                 return status, doc, attempts
             if not key:
@@ -146,7 +151,8 @@ class Worker(threading.Thread):
                 continue
             hold = doc["hold_id"]
             self.log.write(op="ack", what="hold", hold_id=hold, user=self.user,
-                           seats=sorted(doc["seats"]), attempts=attempts)
+                           seats=sorted(doc["seats"]), attempts=attempts, sent=self.sent,
+                           replayed=self.replayed)
             if plan < 0.55:
                 self.log.write(op="try", what="confirm", hold_id=hold)
                 status, doc, attempts = self.call(
@@ -154,7 +160,8 @@ class Worker(threading.Thread):
                 if status in (200, 201):
                     booking = doc["booking_id"]
                     self.log.write(op="ack", what="confirm", hold_id=hold, booking_id=booking,
-                                   seats=sorted(doc["seats"]), status=status, attempts=attempts)
+                                   seats=sorted(doc["seats"]), status=status, attempts=attempts,
+                                   sent=self.sent, replayed=self.replayed)
                     if self.rng.random() < 0.25:
                         self.log.write(op="try", what="cancel", booking_id=booking)
                         status, doc, attempts = self.call(
@@ -162,7 +169,8 @@ class Worker(threading.Thread):
                             extra={"booking_id": booking})
                         if status == 200:
                             self.log.write(op="ack", what="cancel", booking_id=booking,
-                                           status=doc.get("status"), attempts=attempts)
+                                           status=doc.get("status"), attempts=attempts,
+                                           sent=self.sent, replayed=self.replayed)
                         elif status not in (0,) and status < 500:
                             self.log.write(op="unexpected", what="cancel", status=status, body=doc)
                 elif status not in (0, 410) and status < 500:
