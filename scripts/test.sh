@@ -6,7 +6,8 @@
 # Uses DATABASE_URL when set (the tests create a fresh database of their own on that
 # server for every test); otherwise starts the throwaway cluster of scripts/pg.sh and
 # stops it again at the end. Runs formatting and lint checks, the whole workspace's
-# tests (doctests included) and the embedding example.
+# tests (doctests included), the embedding example, the HTTP contention test, the
+# browser test, every benchmark scenario briefly, and the fast fault scenarios.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -66,5 +67,10 @@ scripts/test_browser.sh
 
 step "scripts/bench.sh --quick: every benchmark scenario runs and checks its outcome (no timing assertions)"
 scripts/bench.sh --quick
+
+step "scripts/faults.sh --quick: kill-server, restart-db, replicas, authz, fuzz (each audited)"
+# Its own throwaway cluster (it crashes it on purpose), its own ports; failover,
+# overload and the long runs are run by hand and reported in RELIABILITY.md.
+scripts/faults.sh --quick kill-server restart-db replicas authz fuzz
 
 step "all checks passed"
