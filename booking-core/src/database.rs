@@ -77,6 +77,18 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
         config.application_name("booking");
     }
     config.connect_timeout(options.connect);
+    // A database host that vanishes (power loss, partition) sends no reset: without
+    // these a connection would wait on it for the kernel's two hours. Keepalives find an
+    // idle one dead in about 11 s; the user timeout drops one whose sent data goes
+    // unacknowledged for 10 s (a query in flight). Unless the URL chose otherwise.
+    if config.get_keepalives_idle() == Duration::from_secs(2 * 60 * 60) {
+        config.keepalives_idle(Duration::from_secs(5));
+        config.keepalives_interval(Duration::from_secs(2));
+        config.keepalives_retries(3);
+    }
+    if config.get_tcp_user_timeout().is_none() {
+        config.tcp_user_timeout(Duration::from_secs(10));
+    }
     let lock_timeout = format!(
         "-c lock_timeout={}ms",
         options.lock_timeout.as_millis().max(1)

@@ -337,7 +337,7 @@ pub async fn read_body(headers: &HeaderMap, body: Incoming) -> Result<Bytes, Api
     }
 }
 
-/// Parses a JSON body into `T`, naming the field that is wrong.
+/// Parses a JSON object body into `T`, naming the field that is wrong.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     if std::str::from_utf8(body).is_err() {
         return Err(ApiError::invalid(
@@ -347,6 +347,14 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     }
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiError::invalid("body", "The request needs a JSON body."));
+    }
+    // Every body of the API is a JSON object. serde would also fill a struct from an
+    // array (`[]` for `{}`), which the contract does not allow.
+    if body.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+        return Err(ApiError::invalid(
+            "body",
+            "The request body must be a JSON object.",
+        ));
     }
     let mut de = serde_json::Deserializer::from_slice(body);
     let value: T = serde_path_to_error::deserialize(&mut de).map_err(|e| {

@@ -38,6 +38,18 @@ struct RowBody {
 
 fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
     let b: NewShowBody = http::parse_json(body)?;
+    // serde would also take a row written as an array (`["A", 12]`): the contract says
+    // an object, and one shape per field keeps clients honest.
+    if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(body) {
+        if let Some(rows) = raw.get("rows").and_then(|r| r.as_array()) {
+            if let Some(i) = rows.iter().position(|r| !r.is_object()) {
+                return Err(ApiError::invalid(
+                    format!("rows[{i}]"),
+                    format!("Invalid JSON in `rows[{i}]`: a row is an object like {{\"row\": \"A\", \"seats\": 12}}."),
+                ));
+            }
+        }
+    }
     let currency = match &b.currency {
         Some(c) => Currency::parse(c)?,
         None => Currency::eur(),

@@ -210,6 +210,10 @@ async fn bad_requests_get_their_error_and_change_nothing() {
         // Confirm and extend bodies.
         case("junk confirm body", M::POST, &confirm, bad, inv).body("xyz"),
         case("confirm body with fields", M::POST, &confirm, bad, inv).json(json!({"now": true})),
+        // Found by schemathesis: serde fills an empty struct from `[]`.
+        case("confirm body that is an array", M::POST, &confirm, bad, inv).json(json!([])),
+        case("extend body that is an array", M::POST, &extend, bad, inv).json(json!([60])),
+        case("hold body that is an array", M::POST, &holds, bad, inv).json(json!([["A1"]])),
         case("extend without ttl", M::POST, &extend, bad, inv).json(json!({})),
         case("extend with zero ttl", M::POST, &extend, bad, inv).json(json!({"ttl_seconds": 0})),
         // Shows: admin only, and a valid layout.
@@ -254,6 +258,7 @@ async fn bad_requests_get_their_error_and_change_nothing() {
     };
     let show_cases = vec![
         show_case("no rows", with("rows", json!([]))),
+        show_case("a row written as an array", with("rows", json!([["A", 5]]))),
         show_case(
             "zero seats",
             with("rows", json!([{"row": "A", "seats": 0}])),

@@ -102,13 +102,28 @@ proptest! {
     #[test]
     fn any_body_is_json_or_400_naming_a_field(body in proptest::collection::vec(any::<u8>(), 0..200)) {
         match http::parse_json::<serde_json::Value>(&body) {
-            Ok(_) => prop_assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok()),
+            Ok(v) => {
+                prop_assert!(v.is_object());
+                prop_assert!(serde_json::from_slice::<serde_json::Value>(&body).is_ok());
+            }
             Err(e) => {
                 prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
                 prop_assert_eq!(e.code, "invalid_request");
                 prop_assert!(e.field.is_some());
             }
         }
+    }
+
+    #[test]
+    fn json_that_is_not_an_object_is_400(v in prop_oneof![
+        Just(serde_json::json!([])), Just(serde_json::json!(null)), Just(serde_json::json!(1)),
+        Just(serde_json::json!("x")), Just(serde_json::json!([{"ttl_seconds": 60}]))]) {
+        #[derive(serde::Deserialize, Debug)]
+        #[allow(dead_code)]
+        struct Empty {}
+        let e = http::parse_json::<Empty>(v.to_string().as_bytes()).unwrap_err();
+        prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
+        prop_assert_eq!(e.field.as_deref(), Some("body"));
     }
 
     #[test]

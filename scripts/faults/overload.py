@@ -12,8 +12,10 @@ open and idle; `--slow` more connections send half a request line of headers and
 one byte a second, never finishing. Meanwhile the server's RSS is sampled.
 
 Passes when: every answer is 200/201/409 or 503 with Retry-After (never another 5xx,
-never a reset while a request was in flight), the slowest answer came within the
-request timeout plus a second, every slow-header client was cut off by the server,
+never a reset while a request was in flight), the server produced every answer within
+the first latency bucket at or above the request timeout (by its own histogram; the
+client's clock, which also counts this script's lag, only has to stay within the
+timeout plus 5 s), every slow-header client was cut off by the server,
 and after the load stops a new client is served at once (within 2 s) and the server's
 RSS has not kept growing.
 """
@@ -199,11 +201,41 @@ async def main_async(args):
         await asyncio.sleep(0.05)
     after_rss = rss_mb(args.server_pid)
 
+    # The server's own view (its latency histogram, from the request's headers to its
+    # answer): with the load generator on the same two cores, the client's clock also
+    # counts its own event loop's lag.
+    server_over = None
+    try:
+        reader, writer = await asyncio.open_connection(u.hostname, u.port)
+        writer.write(f"GET /metrics HTTP/1.1\r\nHost: {u.netloc}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        n = int([l for l in head.decode().split("\r\n") if l.lower().startswith("content-length")][0].split(":")[1])
+        text = (await reader.readexactly(n)).decode()
+        writer.close()
+        within, total = 0, 0
+        bound = next(b for b in (2.5, 5.0, 10.0, 30.0) if b >= args.timeout_ms / 1000)
+        for line in text.splitlines():
+            if not line.startswith("booking_http_request_duration_seconds_bucket") or "events" in line:
+                continue
+            value = int(float(line.rsplit(" ", 1)[1]))
+            if f'le="{bound:g}"' in line:
+                within += value
+            elif 'le="+Inf"' in line:
+                total += value
+        server_over = {"bound_s": bound, "answers": total, "over": total - within}
+    except (OSError, ValueError, IndexError, StopIteration, asyncio.IncompleteReadError):
+        pass
+
     lat = sorted(stats.latencies)
     pct = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))] if lat else None
-    limit = args.timeout_ms / 1000 + 1.0
     problems = list(dict.fromkeys(stats.problems))[:10]
-    if lat and lat[-1] > limit:
+    if server_over is None:
+        problems.append("could not read the server's latency histogram")
+    elif server_over["over"]:
+        problems.append(f"{server_over['over']} answers took the server longer than "
+                        f"{server_over['bound_s']} s (request timeout {args.timeout_ms} ms)")
+    # A hang, seen from outside: far past the timeout even allowing for our own lag.
+    if lat and lat[-1] > args.timeout_ms / 1000 + 5:
         problems.append(f"the slowest answer took {lat[-1]:.2f} s (request timeout {args.timeout_ms} ms)")
     if stats.resets:
         problems.append(f"{stats.resets} connections were reset with a request in flight")
@@ -220,6 +252,7 @@ async def main_async(args):
         "answers_per_s": round(len(lat) / t_load, 1) if t_load else None,
         "by_status": {str(k): v for k, v in sorted(stats.by_status.items())},
         "latency_s": {"p50": pct(0.5), "p99": pct(0.99), "max": lat[-1] if lat else None},
+        "server_side": server_over,
         "connect_failures": stats.connect_failures, "resets": stats.resets,
         "slow_cut_off_after_s": {"min": min((r for r in slow_results if r), default=None),
                                  "max": max((r for r in slow_results if r), default=None)},
