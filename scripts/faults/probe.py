@@ -13,6 +13,12 @@
         hold both answered with a final, non-5xx status), polling every 20 ms. Prints
         the seconds; fails when it took longer than S.
 
+    probe.py watch --url URL --show ID --out FILE --stop-file PATH
+        Polls (a seat map and a hold) back to back until PATH exists, one line per poll;
+    probe.py recovery --url URL --show ID --out FILE --restarts T1,T2,...
+        then prints, for each restart time, the seconds until a poll sent after it
+        succeeded.
+
     probe.py sse --url URL --show ID --out FILE --seconds S
         Follows the show's event stream and appends (receive time, event id) lines.
         Reconnects with Last-Event-ID when the stream breaks, as a browser does.
@@ -144,6 +150,37 @@ def up(args):
     return 0
 
 
+def watch(args):
+    """Polls until --stop-file exists: one line per poll, `sent answered ok`, so that a
+    script can tell when the server served again after each restart without counting
+    the start-up of a probe process."""
+    out = open(args.out, "a", buffering=1)
+    seats = args.labels
+    while not (args.stop_file and __import__("os").path.exists(args.stop_file)):
+        t0 = time.time()
+        s1, _, _, _ = request(args.url, "GET", f"/shows/{args.show}/seats", timeout=5)
+        s2, _, _, _ = request(args.url, "POST", f"/shows/{args.show}/holds",
+                              {"seats": [random.choice(seats)], "ttl_seconds": 1},
+                              {"Idempotency-Key": str(uuid.uuid4())}, timeout=5)
+        ok = s1 == 200 and 0 < s2 < 500
+        out.write(f"{t0:.4f} {time.time():.4f} {int(ok)}\n")
+        if not ok:
+            time.sleep(0.01)
+    return 0
+
+
+def recovery(args):
+    """From a watch file and restart times: seconds from each restart to the first
+    poll sent after it that succeeded."""
+    polls = [tuple(map(float, l.split())) for l in open(args.out) if l.strip()]
+    times = []
+    for t in map(float, args.restarts.split(",")):
+        ok = [done for sent, done, good in polls if good and sent >= t]
+        times.append(round(min(ok) - t, 3) if ok else None)
+    print(json.dumps(times))
+    return 0
+
+
 def sse(args):
     u = urlparse(args.url)
     out = open(args.out, "a", buffering=1)
@@ -178,7 +215,7 @@ def sse(args):
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("mode", choices=["down", "up", "sse"])
+    p.add_argument("mode", choices=["down", "up", "sse", "watch", "recovery"])
     p.add_argument("--url", required=True)
     p.add_argument("--show", required=True)
     p.add_argument("--seconds", type=float, default=3)
@@ -188,12 +225,15 @@ def main():
     p.add_argument("--give-up", type=float, default=30.0)
     p.add_argument("--since", type=float, help="epoch seconds the recovery is counted from")
     p.add_argument("--out")
+    p.add_argument("--stop-file")
+    p.add_argument("--restarts", help="recovery: comma-separated epoch seconds")
     p.add_argument("--json")
     args = p.parse_args()
     # The database may be down: take labels from the layout faults.sh creates (rows of
     # at least ten seats) rather than from the seat map.
     args.labels = [f"A{n}" for n in range(1, 11)]
-    sys.exit({"down": down, "up": up, "sse": sse}[args.mode](args))
+    sys.exit({"down": down, "up": up, "sse": sse, "watch": watch,
+              "recovery": recovery}[args.mode](args))
 
 
 if __name__ == "__main__":
