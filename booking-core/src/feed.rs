@@ -67,12 +67,58 @@ pub(crate) fn seats_json(state: &str) -> String {
 }
 
 /// SQL: a CTE `ev` inserting one event for the rows of CTE `from`, if there are any.
+/// It returns the event, for [`EVENT_COLUMNS`].
 pub(crate) fn event_cte(show_param: &str, cause: &str, state: &str, from: &str) -> String {
+    event_cte_of(show_param, cause, &seats_json(state), from)
+}
+
+/// SQL: [`event_cte`] for a new hold: each seat also carries `until`, the hold's
+/// `expires_at` (`until_sql`), so that a follower knows when the seat reads available
+/// again without asking. Not part of the events clients see.
+pub(crate) fn hold_event_cte(show_param: &str, from: &str, until_sql: &str) -> String {
+    let seats = format!(
+        "jsonb_agg(jsonb_build_object('label', label, 'state', 'held', 'version', xmin::text,
+                                      'until', {until_sql}) ORDER BY id)"
+    );
+    event_cte_of(show_param, "hold", &seats, from)
+}
+
+fn event_cte_of(show_param: &str, cause: &str, seats: &str, from: &str) -> String {
     format!(
         "ev AS (INSERT INTO seat_events (show_id, cause, seats)
-                SELECT {show_param}, '{cause}', {seats} FROM {from} HAVING count(*) > 0)",
-        seats = seats_json(state)
+                SELECT {show_param}, '{cause}', {seats} FROM {from} HAVING count(*) > 0
+                RETURNING xid::text AS xid, id, seats)"
     )
+}
+
+/// SQL: the columns a statement with an `ev` CTE adds to its result, read back by
+/// [`written_event`].
+pub(crate) const EVENT_COLUMNS: &str =
+    "(SELECT xid FROM ev) AS ev_xid, (SELECT id FROM ev) AS ev_id, (SELECT seats FROM ev) AS ev_seats";
+
+/// The event a statement with [`EVENT_COLUMNS`] wrote, if it wrote one: what the
+/// caller's own process may apply to its caches before the feed brings it.
+pub(crate) fn written_event(
+    row: &tokio_postgres::Row,
+    show: ShowId,
+    cause: Cause,
+) -> Result<Option<Arc<SeatEvent>>> {
+    let Some(xid) = row.get::<_, Option<String>>("ev_xid") else {
+        return Ok(None);
+    };
+    let position = Position {
+        xid: xid
+            .parse()
+            .map_err(|_| Error::Invariant(format!("xid {xid:?}")))?,
+        id: row.get("ev_id"),
+    };
+    Ok(Some(Arc::new(SeatEvent {
+        position,
+        show_id: show,
+        cause,
+        seats: changes_from_json(row.get("ev_seats"))?,
+        json: Default::default(),
+    })))
 }
 
 /// Bumped after this process changed seats: its feed pump reads at once, and its
@@ -99,6 +145,12 @@ pub struct Position {
 impl Position {
     /// Before every event.
     pub const START: Position = Position { xid: 0, id: 0 };
+
+    /// The id of the transaction that wrote the event (a full `xid8`, as in
+    /// `pg_current_snapshot()`).
+    pub fn xid(&self) -> u64 {
+        self.xid
+    }
 
     /// Parses the `{xid}.{id}` form (as sent in `Last-Event-ID`).
     pub fn parse(s: &str) -> Result<Position> {
@@ -128,6 +180,43 @@ impl serde::Serialize for Position {
     }
 }
 
+/// A transaction snapshot (`pg_current_snapshot()`): which transactions' changes a
+/// read saw. A transaction is seen when it committed before the snapshot was taken.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxSnapshot {
+    xmin: u64,
+    xmax: u64,
+    /// Transactions in progress when the snapshot was taken (between `xmin` and `xmax`).
+    running: Vec<u64>,
+}
+
+impl TxSnapshot {
+    /// Parses the text form `xmin:xmax:xip,xip,...`.
+    pub fn parse(s: &str) -> Result<TxSnapshot> {
+        let bad = || Error::Invariant(format!("snapshot {s:?}"));
+        let mut parts = s.split(':');
+        let mut next = || parts.next().ok_or_else(bad);
+        let xmin = next()?.parse().map_err(|_| bad())?;
+        let xmax = next()?.parse().map_err(|_| bad())?;
+        let running = next()?
+            .split(',')
+            .filter(|x| !x.is_empty())
+            .map(|x| x.parse().map_err(|_| bad()))
+            .collect::<Result<Vec<u64>>>()?;
+        Ok(TxSnapshot {
+            xmin,
+            xmax,
+            running,
+        })
+    }
+
+    /// Whether the changes of transaction `xid` (one that wrote an event, so one that
+    /// committed) are visible in this snapshot: `pg_visible_in_snapshot`.
+    pub fn sees(&self, xid: u64) -> bool {
+        xid < self.xmin || (xid < self.xmax && !self.running.contains(&xid))
+    }
+}
+
 /// What happened to the seats.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -145,6 +234,11 @@ pub struct SeatChange {
     pub label: SeatLabel,
     pub state: SeatState,
     pub version: Version,
+    /// For a seat just held: the hold's `expires_at`, when the seat reads available
+    /// again unless the hold is extended (extending writes no event). Not sent to
+    /// clients; absent in events written before it was recorded.
+    #[serde(skip)]
+    pub held_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// One transaction's change to some seats of one show.
@@ -173,6 +267,8 @@ struct StoredChange {
     label: String,
     state: String,
     version: String,
+    #[serde(default)]
+    until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 fn event_from_row(r: &tokio_postgres::Row) -> Result<SeatEvent> {
@@ -191,10 +287,20 @@ fn event_from_row(r: &tokio_postgres::Row) -> Result<SeatEvent> {
         "cancel" => Cause::Cancel,
         other => return Err(Error::Invariant(format!("event cause {other:?}"))),
     };
-    let seats: serde_json::Value = r.get("seats");
+    let seats = changes_from_json(r.get("seats"))?;
+    Ok(SeatEvent {
+        position,
+        show_id: ShowId::from_db(r.get("show_id")),
+        cause,
+        seats,
+        json: Default::default(),
+    })
+}
+
+fn changes_from_json(seats: serde_json::Value) -> Result<Vec<SeatChange>> {
     let stored: Vec<StoredChange> =
         serde_json::from_value(seats).map_err(|e| Error::Invariant(format!("event seats: {e}")))?;
-    let seats = stored
+    stored
         .into_iter()
         .map(|c| {
             let state = match c.state.as_str() {
@@ -207,16 +313,10 @@ fn event_from_row(r: &tokio_postgres::Row) -> Result<SeatEvent> {
                 label: SeatLabel::from_db(c.label),
                 state,
                 version: Version::new(c.version),
+                held_until: c.until,
             })
         })
-        .collect::<Result<Vec<_>>>()?;
-    Ok(SeatEvent {
-        position,
-        show_id: ShowId::from_db(r.get("show_id")),
-        cause,
-        seats,
-        json: Default::default(),
-    })
+        .collect()
 }
 
 /// Events after `after` (and at most `until`), of one show or of all, that no

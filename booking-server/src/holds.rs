@@ -82,20 +82,23 @@ pub async fn create(
             Begun::Answered(answer) => return Ok(answer),
         };
         let outcome = holds::hold(&mut tx, &state.settings, &request).await;
+        let event = outcome.as_ref().ok().and_then(|h| h.event.clone());
         let outcome = outcome
             .map(|h| Reply::json(StatusCode::CREATED, &h))
             .map_err(ApiError::from);
-        idem.finish(tx, outcome).await?
+        let reply = idem.finish(tx, outcome).await?;
+        if reply.status == StatusCode::CREATED {
+            // Committed: read your writes (see `seat_cache`).
+            state.seat_cache.own_write(event.as_ref());
+        }
+        reply
     } else {
         // Without one: two round trips when nobody else touches the seats.
         let hold = holds::hold_pooled(&mut client, &state.settings, &request).await?;
+        state.seat_cache.own_write(hold.event.as_ref());
         Reply::json(StatusCode::CREATED, &hold)
     };
     let created = reply.status == StatusCode::CREATED;
-    if created {
-        // Read your writes: this process's next seat map of the show is read afresh.
-        state.seat_cache.invalidate(show);
-    }
     if created && reply.header("idempotent-replayed").is_none() {
         state.metrics.holds.fetch_add(1, Ordering::Relaxed);
     }
@@ -139,6 +142,7 @@ pub async fn confirm(
     };
     let outcome = bookings::confirm(&mut tx, &state.settings, &user, id).await;
     let created = matches!(outcome, Ok(ref c) if c.created);
+    let event = outcome.as_ref().ok().and_then(|c| c.event.clone());
     let outcome = outcome
         .map(|c| {
             let status = if c.created {
@@ -151,7 +155,7 @@ pub async fn confirm(
         .map_err(ApiError::from);
     let reply = idem.finish(tx, outcome).await?;
     if created && reply.status == StatusCode::CREATED {
-        state.seat_cache.invalidate(id.show());
+        state.seat_cache.own_write(event.as_ref());
         state.metrics.confirms.fetch_add(1, Ordering::Relaxed);
     }
     Ok(reply)
@@ -192,8 +196,8 @@ pub async fn release(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Re
     let user = http::user(&parts.headers)?;
     let id = hold_id(raw_id)?;
     let mut client = state.client().await?;
-    holds::release(&mut client, &state.settings, &user, id).await?;
-    state.seat_cache.invalidate(id.show());
+    let released = holds::release(&mut client, &state.settings, &user, id).await?;
+    state.seat_cache.own_write(released.event.as_ref());
     state.metrics.releases.fetch_add(1, Ordering::Relaxed);
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }
