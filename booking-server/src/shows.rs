@@ -110,7 +110,7 @@ pub async fn get(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
 
 /// `GET /shows/{show_id}/seats`, with an `ETag`: a client that sends it back in
 /// `If-None-Match` gets `304 Not Modified` (no body) while no seat has changed. Served
-/// from [`crate::seat_cache`] while the feed reports no change.
+/// from [`crate::seat_cache`], kept current from the change feed.
 pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
     let id = show_id(raw_id)?;
     let entry = state
