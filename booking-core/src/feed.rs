@@ -421,6 +421,9 @@ pub struct Feed {
 struct Inner {
     pool: Pool,
     hub: Mutex<Hub>,
+    /// When the last read began that left no committed event unread (see
+    /// [`Feed::caught_up_after`]).
+    caught_up: tokio::sync::watch::Sender<Option<std::time::Instant>>,
     wake: Notify,
     buffer: usize,
     stopped: CancellationToken,
@@ -430,6 +433,8 @@ struct Hub {
     /// Every event up to here has been handed to the subscribers of its show.
     position: Position,
     subscribers: HashMap<ShowId, Vec<mpsc::Sender<Arc<SeatEvent>>>>,
+    /// The last event handed to each show's subscribers (shows with subscribers only).
+    last: HashMap<ShowId, Position>,
 }
 
 impl Feed {
@@ -450,7 +455,9 @@ impl Feed {
                 hub: Mutex::new(Hub {
                     position,
                     subscribers: HashMap::new(),
+                    last: HashMap::new(),
                 }),
+                caught_up: tokio::sync::watch::channel(None).0,
                 wake: Notify::new(),
                 buffer: options.subscriber_buffer.max(1),
                 stopped: cancel.clone(),
@@ -488,6 +495,38 @@ impl Feed {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .position
+    }
+
+    /// The last event of `show` handed to its subscribers, if it has any.
+    pub fn last_dispatched(&self, show: ShowId) -> Option<Position> {
+        let hub = self.inner.hub.lock().unwrap_or_else(|p| p.into_inner());
+        hub.last.get(&show).copied()
+    }
+
+    /// Waits (at most `wait`) until every event committed before `t` has been handed
+    /// to the subscribers: until a read of the feed that began after `t` left no
+    /// committed event unread. Wakes the pump to make that read now. `false` when that
+    /// did not happen in time.
+    pub async fn caught_up_after(&self, t: std::time::Instant, wait: Duration) -> bool {
+        let mut rx = self.inner.caught_up.subscribe();
+        if rx.borrow_and_update().is_some_and(|at| at > t) {
+            return true;
+        }
+        self.inner.wake.notify_one();
+        tokio::time::timeout(wait, async {
+            loop {
+                if rx.changed().await.is_err() {
+                    return false;
+                }
+                if rx.borrow_and_update().is_some_and(|at| at > t) {
+                    return true;
+                }
+                // A read that began before `t`: ask for another.
+                self.inner.wake.notify_one();
+            }
+        })
+        .await
+        .unwrap_or(false)
     }
 
     /// Follows `show` from after `since` (`None`: from now on). Events between `since`
@@ -582,6 +621,9 @@ impl Feed {
             }
             if !full {
                 let after = self.position();
+                // Every event committed before this statement's snapshot is either
+                // read already or counted here.
+                let asked = std::time::Instant::now();
                 let pending: bool = client
                     .cq_one(
                         "SELECT EXISTS (SELECT 1 FROM seat_events WHERE (xid, id) > ($1::text::xid8, $2))",
@@ -589,6 +631,9 @@ impl Feed {
                     )
                     .await?
                     .get(0);
+                if !pending {
+                    self.inner.caught_up.send_replace(Some(asked));
+                }
                 return Ok(pending);
             }
         }
@@ -601,9 +646,12 @@ impl Feed {
             let event = Arc::new(event);
             // A full channel means a slow reader: cut it off rather than wait for it.
             subs.retain(|tx| tx.try_send(event.clone()).is_ok());
+            let show = event.show_id;
             if subs.is_empty() {
-                let show = event.show_id;
                 hub.subscribers.remove(&show);
+                hub.last.remove(&show);
+            } else {
+                hub.last.insert(show, position);
             }
         }
         hub.position = position;

@@ -47,6 +47,7 @@ pub async fn create(
     body: Bytes,
     raw_show: &str,
 ) -> Result<Reply, ApiError> {
+    let arrived = std::time::Instant::now();
     let user = http::user(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
@@ -74,6 +75,37 @@ pub async fn create(
         if_versions,
     };
 
+    // Seats the in-memory map shows taken (and current for this request) are refused
+    // without the database: a herd on one seat does not queue for connections. Not
+    // with a key (its answer is stored with the work) or `if_versions` (412 first).
+    if !idem.is_keyed() && request.if_versions.is_empty() {
+        if let Some(seats) = state
+            .seat_cache
+            .taken(show, request.seats.labels(), &state.feed, arrived)
+            .await
+        {
+            return Err(booking_core::Error::SeatsUnavailable { seats }.into());
+        }
+    }
+    let reply = hold_in_db(state, &idem, &request).await;
+    if matches!(&reply, Err(e) if e.status == StatusCode::CONFLICT) {
+        state
+            .seat_cache
+            .prefetch(show, &state.feed, &state.feed_pool);
+    }
+    let reply = reply?;
+    let created = reply.status == StatusCode::CREATED;
+    if created && reply.header("idempotent-replayed").is_none() {
+        state.metrics.holds.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(reply)
+}
+
+async fn hold_in_db(
+    state: &AppState,
+    idem: &Idempotency,
+    request: &HoldRequest,
+) -> Result<Reply, ApiError> {
     let mut client = state.client().await?;
     let reply = if idem.is_keyed() {
         // With a key, the hold and its stored answer commit together.
@@ -81,7 +113,7 @@ pub async fn create(
             Begun::Fresh(tx) => tx,
             Begun::Answered(answer) => return Ok(answer),
         };
-        let outcome = holds::hold(&mut tx, &state.settings, &request).await;
+        let outcome = holds::hold(&mut tx, &state.settings, request).await;
         let event = outcome.as_ref().ok().and_then(|h| h.event.clone());
         let outcome = outcome
             .map(|h| Reply::json(StatusCode::CREATED, &h))
@@ -94,14 +126,10 @@ pub async fn create(
         reply
     } else {
         // Without one: two round trips when nobody else touches the seats.
-        let hold = holds::hold_pooled(&mut client, &state.settings, &request).await?;
+        let hold = holds::hold_pooled(&mut client, &state.settings, request).await?;
         state.seat_cache.own_write(hold.event.as_ref());
         Reply::json(StatusCode::CREATED, &hold)
     };
-    let created = reply.status == StatusCode::CREATED;
-    if created && reply.header("idempotent-replayed").is_none() {
-        state.metrics.holds.fetch_add(1, Ordering::Relaxed);
-    }
     Ok(reply)
 }
 

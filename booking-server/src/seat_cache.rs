@@ -94,6 +94,8 @@ struct ShowCache {
     /// Held while one request reads the map from the database: the others wait for it
     /// and take its result instead of all reading the same map at once.
     build: tokio::sync::Mutex<()>,
+    /// A background read of the map was asked for (see [`SeatCache::prefetch`]).
+    prefetching: std::sync::atomic::AtomicBool,
     state: Mutex<ShowState>,
 }
 
@@ -293,6 +295,32 @@ impl ShowState {
         }
     }
 
+    /// Of `labels`, those the map shows taken (booked, or held before its deadline) at
+    /// `now`; `None` when the map is not usable or does not know every label.
+    fn taken(&self, labels: &[SeatLabel], now: DateTime<Utc>) -> Option<Vec<SeatLabel>> {
+        let map = self.usable(now)?;
+        let mut taken = Vec::new();
+        for label in labels {
+            let i = *map.index.get(label)?;
+            let slot = &map.seats[i as usize];
+            let mut state = (slot.state, slot.held_until);
+            for e in &self.own {
+                for c in e.seats.iter().filter(|c| &c.label == label) {
+                    state = (c.state, c.held_until);
+                }
+            }
+            let is_taken = match state {
+                (SeatState::Booked, _) => true,
+                (SeatState::Held, Some(until)) => until > now,
+                _ => false,
+            };
+            if is_taken {
+                taken.push(label.clone());
+            }
+        }
+        Some(taken)
+    }
+
     /// A read of the map has returned.
     fn install(&mut self, map: SeatMap, snapshot: TxSnapshot) {
         let mut map = Map::from_db(map, snapshot);
@@ -372,6 +400,7 @@ impl SeatCache {
                 .or_insert_with(|| {
                     Arc::new(ShowCache {
                         build: tokio::sync::Mutex::new(()),
+                        prefetching: Default::default(),
                         state: Mutex::new(ShowState::default()),
                     })
                 })
@@ -500,6 +529,73 @@ impl SeatCache {
             reply,
             etag: format!("\"{hex}\"").into(),
         })
+    }
+
+    /// The seats of `labels` that are taken, answered from memory, or `None`: ask the
+    /// database. For a hold request that arrived at `arrived`.
+    ///
+    /// Only when the map is current for the request: a read of the feed that began
+    /// after the request arrived found every committed event handed out, and the map
+    /// has applied every one of them for this show. Then a seat shown taken was taken
+    /// at a moment between the request's arrival and its answer (the moment of that
+    /// read), which is what the database's own snapshot read would tell; so a `409`
+    /// from here is never one the database could not have given. (The deadline of a
+    /// hold is compared with the server's clock, as everywhere in this cache.)
+    pub async fn taken(
+        &self,
+        show: ShowId,
+        labels: &[SeatLabel],
+        feed: &Feed,
+        arrived: std::time::Instant,
+    ) -> Option<Vec<SeatLabel>> {
+        let s = self.show(show)?;
+        // Cheap first look: nothing to wait for unless a seat looks taken.
+        {
+            let state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            if state.taken(labels, Utc::now())?.is_empty() {
+                return None;
+            }
+        }
+        if !feed
+            .caught_up_after(arrived, std::time::Duration::from_millis(50))
+            .await
+        {
+            return None;
+        }
+        let state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+        if !state.followed || feed.last_dispatched(show).is_some_and(|p| p > state.seen) {
+            return None; // Events handed out that the follower has not applied yet.
+        }
+        state.taken(labels, Utc::now()).filter(|t| !t.is_empty())
+    }
+
+    /// Reads `show`'s map in the background if it is not cached: after a hold was
+    /// refused, so that the next requests for taken seats are answered from memory.
+    pub fn prefetch(
+        self: &Arc<Self>,
+        show: ShowId,
+        feed: &Feed,
+        pool: &booking_core::deadpool_postgres::Pool,
+    ) {
+        let Some(s) = self.show_or_new(show) else {
+            return;
+        };
+        if s.state
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .map
+            .is_some()
+            || s.prefetching.swap(true, Ordering::AcqRel)
+        {
+            return;
+        }
+        let (cache, feed, pool) = (Arc::clone(self), feed.clone(), pool.clone());
+        tokio::spawn(async move {
+            if let Err(e) = cache.get_or_read(show, &feed, &pool).await {
+                tracing::debug!(error = %e.code, "reading a seat map in the background failed");
+            }
+            s.prefetching.store(false, Ordering::Release);
+        });
     }
 
     /// A change this process made has committed: its client must see it in the next

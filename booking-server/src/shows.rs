@@ -115,7 +115,7 @@ pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<R
     let id = show_id(raw_id)?;
     let entry = state
         .seat_cache
-        .get_or_read(id, &state.feed, &state.pool)
+        .get_or_read(id, &state.feed, &state.feed_pool)
         .await?;
     respond(parts, entry)
 }

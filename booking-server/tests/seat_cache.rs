@@ -251,3 +251,40 @@ async fn a_lapsed_hold_reads_available_and_an_extended_one_held() {
     let settled: Value = serde_json::from_slice(&converges(&a, &show).await).unwrap();
     assert_eq!(seat(&settled, "A2")["state"], "held");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_freed_in_another_process_is_never_refused_from_memory_afterwards() {
+    // `a` answers refusals from its map once it has one; `b` frees the seat.
+    let a = TestServer::start().await;
+    let b = TestServer::start_on(&a.database_url, |_| {}).await;
+    let show = a.show(&[("A", 3)]).await;
+    let path = format!("/shows/{show}/seats");
+    assert_eq!(a.get(&path).send().await.status, StatusCode::OK);
+    let try_hold = |s: &TestServer, user: &str| {
+        s.post(&format!("/shows/{show}/holds"))
+            .user(user)
+            .json(json!({"seats": ["A1"], "ttl_seconds": 600}))
+            .send()
+    };
+    for round in 0..20 {
+        let theirs = try_hold(&b, "bob").await;
+        assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.text());
+        let refused = try_hold(&a, "alice").await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "round {round}");
+        assert_eq!(refused.json["seats"], json!(["A1"]));
+        let id = theirs.json["hold_id"].as_str().unwrap();
+        let gone = b.delete(&format!("/holds/{id}")).user("bob").send().await;
+        assert_eq!(gone.status, StatusCode::NO_CONTENT);
+        // Released before this request was sent: it must get the seat.
+        let mine = try_hold(&a, "alice").await;
+        assert_eq!(
+            mine.status,
+            StatusCode::CREATED,
+            "round {round}: {}",
+            mine.text()
+        );
+        let id = mine.json["hold_id"].as_str().unwrap();
+        let gone = a.delete(&format!("/holds/{id}")).user("alice").send().await;
+        assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    }
+}
