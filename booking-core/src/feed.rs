@@ -626,7 +626,12 @@ impl Feed {
                 let asked = std::time::Instant::now();
                 let pending: bool = client
                     .cq_one(
-                        "SELECT EXISTS (SELECT 1 FROM seat_events WHERE (xid, id) > ($1::text::xid8, $2))",
+                        // Not `EXISTS`: the planner drops an EXISTS subquery's ORDER BY and
+                        // LIMIT and, expecting a third of the table to match, scanned all
+                        // of it (1.7 ms with 12,000 events; the pump runs this after every
+                        // read). In index order it stops at the first newer event (0.08 ms).
+                        "SELECT (SELECT 1 FROM seat_events WHERE (xid, id) > ($1::text::xid8, $2)
+                                  ORDER BY xid, id LIMIT 1) IS NOT NULL",
                         &[&after.xid.to_string(), &after.id],
                     )
                     .await?
