@@ -53,6 +53,9 @@ use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
 
+/// The least time between two reads of the feed prompted by this process's own changes.
+const LOCAL_GATHER: Duration = Duration::from_millis(3);
+
 /// How soon to look again for events held back by the watermark.
 const PENDING_RETRY: Duration = Duration::from_millis(20);
 
@@ -570,7 +573,24 @@ impl Feed {
     async fn pump(self, poll: Duration, cancel: CancellationToken) {
         let mut failing = false;
         let mut local = LOCAL_CHANGES.subscribe();
+        let mut last_read: Option<tokio::time::Instant> = None;
+        let mut by_local = false;
         loop {
+            // This process's own changes are read at most every LOCAL_GATHER: under
+            // load one read takes many writes' events, instead of two statements per
+            // write (measured: ~0.7 reads per hold at c=32 without it).
+            if by_local {
+                if let Some(t) = last_read {
+                    tokio::select! {
+                        _ = cancel.cancelled() => break,
+                        _ = tokio::time::sleep_until(t + LOCAL_GATHER) => {}
+                    }
+                }
+            }
+            // Before reading: a change signalled from now on is read by a later round
+            // (one signalled during this read may have committed too late for it).
+            local.borrow_and_update();
+            last_read = Some(tokio::time::Instant::now());
             // Committed events that an older transaction still holds back (below the
             // watermark only once it ends, which notifies nobody) are looked for again
             // soon rather than at the next tick.
@@ -591,13 +611,12 @@ impl Feed {
                     poll.max(Duration::from_millis(500))
                 }
             };
-            local.borrow_and_update();
-            tokio::select! {
+            by_local = tokio::select! {
                 _ = cancel.cancelled() => break,
-                _ = self.inner.wake.notified() => {}
-                _ = local.changed() => {}
-                _ = tokio::time::sleep(wait) => {}
-            }
+                _ = self.inner.wake.notified() => false,
+                _ = local.changed() => true,
+                _ = tokio::time::sleep(wait) => false,
+            };
         }
         // Ending every subscription tells SSE streams to close.
         self.inner

@@ -280,6 +280,9 @@ impl ShowState {
 
     /// A change made by this process has committed.
     fn on_own(&mut self, event: &Arc<SeatEvent>) {
+        if !self.followed {
+            return; // No map can be kept without a follower: the next one is read anew.
+        }
         if event.position <= self.seen {
             return; // The follower has applied it already.
         }
