@@ -38,6 +38,10 @@
 //! - **Cut off.** A subscription that falls behind ends; the show's map is then dropped
 //!   and read afresh by the next request.
 //!
+//! Hold requests for seats the map shows taken are refused from it when it is current
+//! for the request (see [`SeatCache::taken`]), so a herd on one seat does not reach the
+//! database.
+//!
 //! The `ETag` is this process's random epoch and a generation bumped by every change of
 //! the map: equal tags mean equal bodies, so `If-None-Match` can answer `304`.
 
@@ -132,7 +136,7 @@ struct Slot {
     /// `{"label":..,"row":..,"number":..,"category":..,"price":..,"state":"`: the JSON
     /// of the seat up to its state, which never changes.
     head: Box<str>,
-    /// `,"aisle_after":false}`
+    /// Closes the seat's JSON after its version: `,"aisle_after":true}` or `false}`.
     aisle_after: bool,
     state: SeatState,
     version: String,
