@@ -16,11 +16,11 @@
 CREATE TEMP TABLE bench_shows (name text PRIMARY KEY, show_id bigint, seats int, per_row int);
 
 WITH s AS (
-    INSERT INTO shows (title, starts_at) VALUES
-        ('pgbench hold1 pool', '2030-01-01T20:00:00Z'),
-        ('pgbench hold4 pool', '2030-01-01T20:00:00Z'),
-        ('pgbench seat map', '2030-01-01T20:00:00Z'),
-        ('pgbench herd', '2030-01-01T20:00:00Z')
+    INSERT INTO shows (title, starts_at, seats_total) VALUES
+        ('pgbench hold1 pool', '2030-01-01T20:00:00Z', :pool1),
+        ('pgbench hold4 pool', '2030-01-01T20:00:00Z', :pool4),
+        ('pgbench seat map', '2030-01-01T20:00:00Z', 1000),
+        ('pgbench herd', '2030-01-01T20:00:00Z', 10)
     RETURNING id, title
 )
 INSERT INTO bench_shows

@@ -42,6 +42,9 @@ pub struct Confirmation {
     /// `true` the first time; `false` when the hold was already confirmed and this is
     /// the same booking again.
     pub created: bool,
+    /// The seat event this confirm wrote (when `created`), once committed: the
+    /// caller's process may apply it to what it caches before the feed brings it.
+    pub event: Option<std::sync::Arc<feed::SeatEvent>>,
 }
 
 const SELECT_BOOKING: &str = "
@@ -127,6 +130,7 @@ where
             return Ok(Confirmation {
                 booking,
                 created: false,
+                event: None,
             });
         }
         HoldStatus::Released => return Err(Error::HoldReleased),
@@ -159,8 +163,10 @@ where
              ), h AS (
                  UPDATE holds SET status = 'confirmed' WHERE show_id = $1 AND id = $2
              ), {event}
-             SELECT (SELECT count(*) FROM b) AS bookings, (SELECT count(*) FROM booked) AS booked",
+             SELECT (SELECT count(*) FROM b) AS bookings, (SELECT count(*) FROM booked) AS booked,
+                    {columns}",
         event = feed::event_cte("$1", "confirm", "booked", "booked"),
+        columns = feed::EVENT_COLUMNS,
     );
     let row = tx
         .cq_one(
@@ -175,6 +181,7 @@ where
             ids.len()
         )));
     }
+    let event = feed::written_event(&row, id.show(), feed::Cause::Confirm)?;
     let booking = load(&tx, BookingId::from_parts(id.show(), booking_key))
         .await?
         .ok_or_else(|| Error::Invariant("new booking not readable".into()))?;
@@ -183,6 +190,7 @@ where
     Ok(Confirmation {
         booking,
         created: true,
+        event,
     })
 }
 

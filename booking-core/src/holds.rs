@@ -26,6 +26,7 @@ use crate::domain::{
     BookingId, HoldId, HoldStatus, HoldTtl, SeatLabel, SeatSelection, ShowId, UserId, Version,
 };
 use crate::error::{Error, Result};
+use crate::feed::{Cause, SeatEvent};
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
 use crate::{feed, sweeper};
 use chrono::{DateTime, Utc};
@@ -33,6 +34,7 @@ use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt;
 use serde::Serialize;
 use std::collections::HashMap;
+use std::sync::Arc;
 use uuid::Uuid;
 
 /// A request to hold seats, already parsed.
@@ -48,7 +50,7 @@ pub struct HoldRequest {
 }
 
 /// A hold as its owner sees it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Hold {
     pub hold_id: HoldId,
     pub show_id: ShowId,
@@ -64,7 +66,44 @@ pub struct Hold {
     /// Set once the hold is confirmed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub booking_id: Option<BookingId>,
+    /// The seat event this call wrote ([`hold`], [`hold_pooled`], [`release`]), once
+    /// committed: the caller's process may apply it to what it caches before the feed
+    /// brings it (read your writes). Not part of the hold's JSON.
+    #[serde(skip)]
+    pub event: Option<Arc<SeatEvent>>,
 }
+
+/// Two holds are equal when they say the same; which call wrote which event is not
+/// part of the hold (a hold read back equals the one its creation returned).
+impl PartialEq for Hold {
+    fn eq(&self, other: &Self) -> bool {
+        let Hold {
+            hold_id,
+            show_id,
+            user_id,
+            seats,
+            status,
+            created_at,
+            expires_at,
+            total,
+            currency,
+            booking_id,
+            event: _,
+        } = self;
+        *hold_id == other.hold_id
+            && *show_id == other.show_id
+            && *user_id == other.user_id
+            && *seats == other.seats
+            && *status == other.status
+            && *created_at == other.created_at
+            && *expires_at == other.expires_at
+            && *total == other.total
+            && *currency == other.currency
+            && *booking_id == other.booking_id
+    }
+}
+
+impl Eq for Hold {}
 
 struct Candidate {
     id: i64,
@@ -197,9 +236,10 @@ where
                   WHERE s.show_id = $1 AND s.id = seen.id AND s.xmin::text = seen.xmin
                  RETURNING s.id, s.label, s.xmin
              ), {event}
-             SELECT h.created_at, h.expires_at, (SELECT count(*) FROM taken) AS taken
+             SELECT h.created_at, h.expires_at, (SELECT count(*) FROM taken) AS taken, {columns}
                FROM h",
-        event = feed::event_cte("$1", "hold", "held", "taken"),
+        event = feed::hold_event_cte("$1", "taken", "(SELECT expires_at FROM h)"),
+        columns = feed::EVENT_COLUMNS,
     );
     let row = tx
         .cq_one(
@@ -239,6 +279,7 @@ where
         total,
         currency,
         booking_id: None,
+        event: feed::written_event(&row, req.show, Cause::Hold)?,
     })
 }
 
@@ -353,9 +394,10 @@ pub async fn hold_pooled(
              RETURNING s.id, s.label, s.xmin
          ), {event}
          SELECT (SELECT ok FROM verdict) AS ok, h.created_at, h.expires_at,
-                (SELECT count(*) FROM taken) AS taken
+                (SELECT count(*) FROM taken) AS taken, {columns}
            FROM (SELECT 1) AS one LEFT JOIN h ON true",
-        event = feed::event_cte("$1", "hold", "held", "taken"),
+        event = feed::hold_event_cte("$1", "taken", "(SELECT expires_at FROM h)"),
+        columns = feed::EVENT_COLUMNS,
     );
     let row = client
         .cq_one(
@@ -396,6 +438,7 @@ pub async fn hold_pooled(
         total,
         currency: snap.currency,
         booking_id: None,
+        event: feed::written_event(&row, req.show, Cause::Hold)?,
     })
 }
 
@@ -480,6 +523,7 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Opt
         booking_id: r
             .get::<_, Option<Uuid>>("booking_key")
             .map(|k| BookingId::from_parts(id.show(), k)),
+        event: None,
     }))
 }
 
@@ -594,10 +638,12 @@ where
         (HoldStatus::Active, true) => Some("expired"),
         (HoldStatus::Active, false) => Some("released"),
     };
+    let mut event = None;
     if let Some(status) = new_status {
-        free_seats_of(&tx, id, status).await?;
+        event = free_seats_of(&tx, id, status).await?.1;
     }
-    let hold = load(&tx, id).await?.ok_or(Error::HoldNotFound)?;
+    let mut hold = load(&tx, id).await?.ok_or(Error::HoldNotFound)?;
+    hold.event = event;
     tx.commit().await?;
     if new_status.is_some() {
         feed::changed();
@@ -606,12 +652,13 @@ where
 }
 
 /// Ends a hold with `status` and frees the seats that still point at it (a lapsed
-/// hold's seats may have been taken over already: those are left alone).
+/// hold's seats may have been taken over already: those are left alone). Returns how
+/// many seats it freed and the event it wrote, if any.
 pub(crate) async fn free_seats_of<C: GenericClient>(
     tx: &C,
     id: HoldId,
     status: &str,
-) -> Result<u64> {
+) -> Result<(u64, Option<Arc<SeatEvent>>)> {
     // Lock before writing, in id order, like every other multi-seat lock.
     tx.cq(
         "SELECT id FROM seats WHERE show_id = $1 AND hold_id = $2 ORDER BY id FOR UPDATE",
@@ -619,10 +666,10 @@ pub(crate) async fn free_seats_of<C: GenericClient>(
     )
     .await?;
     // The status is also the event's cause: 'released' -> release, 'expired' -> expire.
-    let cause = if status == "expired" {
-        "expire"
+    let (cause, event_cause) = if status == "expired" {
+        ("expire", Cause::Expire)
     } else {
-        "release"
+        ("release", Cause::Release)
     };
     let sql = format!(
         "WITH freed AS (
@@ -631,13 +678,15 @@ pub(crate) async fn free_seats_of<C: GenericClient>(
          ), ended AS (
              UPDATE holds SET status = $3 WHERE show_id = $1 AND id = $2
          ), {event}
-         SELECT count(*) FROM freed",
+         SELECT (SELECT count(*) FROM freed) AS n, {columns}",
         event = feed::event_cte("$1", cause, "available", "freed"),
+        columns = feed::EVENT_COLUMNS,
     );
     let row = tx
         .cq_one(&sql, &[&id.show().get(), &id.key(), &status])
         .await?;
-    Ok(row.get::<_, i64>(0) as u64)
+    let event = feed::written_event(&row, id.show(), event_cause)?;
+    Ok((row.get::<_, i64>("n") as u64, event))
 }
 
 /// Moves the hold's deadline to `now() + ttl`, at most [`Settings::max_hold`] after its

@@ -38,6 +38,10 @@ pub struct Seat {
     pub version: Version,
     /// An aisle runs right after this seat.
     pub aisle_after: bool,
+    /// When held: the hold's `expires_at` (the seat reads available from then on unless
+    /// the hold is extended). For caches; not part of the map's JSON.
+    #[serde(skip)]
+    pub held_until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// Every seat of a show, in row order (front first), then number order.
@@ -49,6 +53,10 @@ pub struct SeatMap {
     /// held seat (a lapsed hold reads available at once). For caches.
     #[serde(skip)]
     pub lapses_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The snapshot the map was read in: which transactions' changes it shows. A
+    /// follower of the feed applies exactly the events this snapshot does not see.
+    #[serde(skip)]
+    pub snapshot: Option<crate::feed::TxSnapshot>,
 }
 
 /// The seat map of `show`, or [`Error::ShowNotFound`].
@@ -56,7 +64,8 @@ pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<Seat
     let sql = format!(
         "SELECT s.label, s.row_label, s.number, s.category, s.price, s.aisle_after,
                 s.booking_id IS NOT NULL AS booked, {HELD} IS TRUE AS held, {VERSION} AS version,
-                CASE WHEN {HELD} THEN h.expires_at END AS held_until
+                CASE WHEN {HELD} THEN h.expires_at END AS held_until,
+                pg_current_snapshot()::text AS snapshot
            FROM seats s {JOIN_HOLD}
           WHERE s.show_id = $1
           ORDER BY s.row_index, s.number"
@@ -81,12 +90,19 @@ pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<Seat
             state: state(r.get("booked"), r.get("held")),
             version: Version::new(r.get::<_, String>("version")),
             aisle_after: r.get("aisle_after"),
+            held_until: r.get("held_until"),
         })
         .collect();
+    // One statement, one snapshot: every row carries the same text.
+    let snapshot = rows
+        .first()
+        .map(|r| crate::feed::TxSnapshot::parse(r.get("snapshot")))
+        .transpose()?;
     Ok(SeatMap {
         show_id: show,
         seats,
         lapses_at,
+        snapshot,
     })
 }
 

@@ -47,6 +47,7 @@ pub async fn create(
     body: Bytes,
     raw_show: &str,
 ) -> Result<Reply, ApiError> {
+    let arrived = std::time::Instant::now();
     let user = http::user(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
@@ -74,6 +75,37 @@ pub async fn create(
         if_versions,
     };
 
+    // Seats the in-memory map shows taken (and current for this request) are refused
+    // without the database: a herd on one seat does not queue for connections. Not
+    // with a key (its answer is stored with the work) or `if_versions` (412 first).
+    if !idem.is_keyed() && request.if_versions.is_empty() {
+        if let Some(seats) = state
+            .seat_cache
+            .taken(show, request.seats.labels(), &state.feed, arrived)
+            .await
+        {
+            return Err(booking_core::Error::SeatsUnavailable { seats }.into());
+        }
+    }
+    let reply = hold_in_db(state, &idem, &request).await;
+    if matches!(&reply, Err(e) if e.status == StatusCode::CONFLICT) {
+        state
+            .seat_cache
+            .prefetch(show, &state.feed, &state.feed_pool);
+    }
+    let reply = reply?;
+    let created = reply.status == StatusCode::CREATED;
+    if created && reply.header("idempotent-replayed").is_none() {
+        state.metrics.holds.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(reply)
+}
+
+async fn hold_in_db(
+    state: &AppState,
+    idem: &Idempotency,
+    request: &HoldRequest,
+) -> Result<Reply, ApiError> {
     let mut client = state.client().await?;
     let reply = if idem.is_keyed() {
         // With a key, the hold and its stored answer commit together.
@@ -81,24 +113,23 @@ pub async fn create(
             Begun::Fresh(tx) => tx,
             Begun::Answered(answer) => return Ok(answer),
         };
-        let outcome = holds::hold(&mut tx, &state.settings, &request).await;
+        let outcome = holds::hold(&mut tx, &state.settings, request).await;
+        let event = outcome.as_ref().ok().and_then(|h| h.event.clone());
         let outcome = outcome
             .map(|h| Reply::json(StatusCode::CREATED, &h))
             .map_err(ApiError::from);
-        idem.finish(tx, outcome).await?
+        let reply = idem.finish(tx, outcome).await?;
+        if reply.status == StatusCode::CREATED {
+            // Committed: read your writes (see `seat_cache`).
+            state.seat_cache.own_write(event.as_ref());
+        }
+        reply
     } else {
         // Without one: two round trips when nobody else touches the seats.
-        let hold = holds::hold_pooled(&mut client, &state.settings, &request).await?;
+        let hold = holds::hold_pooled(&mut client, &state.settings, request).await?;
+        state.seat_cache.own_write(hold.event.as_ref());
         Reply::json(StatusCode::CREATED, &hold)
     };
-    let created = reply.status == StatusCode::CREATED;
-    if created {
-        // Read your writes: this process's next seat map of the show is read afresh.
-        state.seat_cache.invalidate(show);
-    }
-    if created && reply.header("idempotent-replayed").is_none() {
-        state.metrics.holds.fetch_add(1, Ordering::Relaxed);
-    }
     Ok(reply)
 }
 
@@ -139,6 +170,7 @@ pub async fn confirm(
     };
     let outcome = bookings::confirm(&mut tx, &state.settings, &user, id).await;
     let created = matches!(outcome, Ok(ref c) if c.created);
+    let event = outcome.as_ref().ok().and_then(|c| c.event.clone());
     let outcome = outcome
         .map(|c| {
             let status = if c.created {
@@ -151,7 +183,7 @@ pub async fn confirm(
         .map_err(ApiError::from);
     let reply = idem.finish(tx, outcome).await?;
     if created && reply.status == StatusCode::CREATED {
-        state.seat_cache.invalidate(id.show());
+        state.seat_cache.own_write(event.as_ref());
         state.metrics.confirms.fetch_add(1, Ordering::Relaxed);
     }
     Ok(reply)
@@ -192,8 +224,8 @@ pub async fn release(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Re
     let user = http::user(&parts.headers)?;
     let id = hold_id(raw_id)?;
     let mut client = state.client().await?;
-    holds::release(&mut client, &state.settings, &user, id).await?;
-    state.seat_cache.invalidate(id.show());
+    let released = holds::release(&mut client, &state.settings, &user, id).await?;
+    state.seat_cache.own_write(released.event.as_ref());
     state.metrics.releases.fetch_add(1, Ordering::Relaxed);
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }

@@ -54,6 +54,16 @@ impl Reply {
         }
     }
 
+    /// A JSON body written already.
+    pub fn json_bytes(status: StatusCode, body: Bytes) -> Reply {
+        Reply {
+            status,
+            body,
+            content_type: Some(JSON),
+            headers: Vec::new(),
+        }
+    }
+
     pub fn empty(status: StatusCode) -> Reply {
         Reply {
             status,

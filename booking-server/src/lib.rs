@@ -12,7 +12,7 @@
 //! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
 //! - [`http`]: replies, [`http::ApiError`] and the one mapping from `booking_core::Error`,
 //!   bounded body reading, JSON parsing that names the bad field, caller identity.
-//! - [`seat_cache`]: seat maps served from memory, invalidated by the change feed.
+//! - [`seat_cache`]: seat maps served from memory, patched from the change feed.
 //! - [`metrics`]: Prometheus text format.
 //! - [`web`]: the seat-map page (`web/`, compiled into the binary).
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.

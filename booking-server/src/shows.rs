@@ -3,14 +3,13 @@
 use crate::http::{self, ApiError, Reply};
 use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::state::AppState;
-use booking_core::{seats, shows, Category, Currency, NewShow, RowLabel, RowSpec, ShowId};
+use booking_core::{shows, Category, Currency, NewShow, RowLabel, RowSpec, ShowId};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hyper::header::{HeaderValue, ETAG, IF_NONE_MATCH};
 use hyper::http::request::Parts;
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 #[derive(Deserialize)]
@@ -123,33 +122,13 @@ pub async fn get(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
 
 /// `GET /shows/{show_id}/seats`, with an `ETag`: a client that sends it back in
 /// `If-None-Match` gets `304 Not Modified` (no body) while no seat has changed. Served
-/// from [`crate::seat_cache`] while the feed reports no change.
+/// from [`crate::seat_cache`], kept current from the change feed.
 pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
     let id = show_id(raw_id)?;
-    let entry = match state.seat_cache.get(id) {
-        Some(entry) => entry,
-        None => {
-            // One reader per show at a time; whoever waited finds its map cached.
-            let lock = state.seat_cache.build_lock(id);
-            let _building = lock.lock().await;
-            if let Some(entry) = state.seat_cache.get(id) {
-                return respond(parts, entry);
-            }
-            let generation = state.seat_cache.begin(id, &state.feed);
-            let client = state.client().await?;
-            let map = seats::seat_map(&client, id).await?;
-            let reply = Reply::json(StatusCode::OK, &map);
-            // The body names every seat's state and version: its digest changes
-            // exactly when the map does.
-            let digest = Sha256::digest(&reply.body);
-            let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-            let etag = format!("\"{hex}\"");
-            state
-                .seat_cache
-                .put(id, generation, reply.clone(), etag.clone(), map.lapses_at);
-            crate::seat_cache::Entry::new(reply, etag)
-        }
-    };
+    let entry = state
+        .seat_cache
+        .get_or_read(id, &state.feed, &state.feed_pool)
+        .await?;
     respond(parts, entry)
 }
 
@@ -164,7 +143,7 @@ fn respond(parts: &Parts, entry: crate::seat_cache::Entry) -> Result<Reply, ApiE
         .flat_map(|v| v.split(','))
         .any(|tag| {
             let tag = tag.trim();
-            tag == "*" || tag.trim_start_matches("W/") == entry.etag
+            tag == "*" || tag.trim_start_matches("W/") == &*entry.etag
         });
     if matches {
         return Ok(Reply::empty(StatusCode::NOT_MODIFIED).with_header(ETAG, etag_value));

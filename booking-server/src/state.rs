@@ -8,8 +8,16 @@ use booking_core::feed::{Feed, FeedOptions};
 use booking_core::{database, CancellationToken, Settings};
 use std::time::Duration;
 
+/// Connections of [`AppState::feed_pool`]: the pump, and seat-map reads of two shows
+/// at once.
+const FEED_POOL_SIZE: usize = 3;
+
 pub struct AppState {
     pub pool: Pool,
+    /// A few connections of their own for the feed's pump and seat-map reads: they
+    /// must not queue behind a herd of requests for the main pool, since answering
+    /// that herd from memory needs them (see `seat_cache`).
+    pub feed_pool: Pool,
     pub settings: Settings,
     pub admin_token: Option<String>,
     pub request_timeout: Duration,
@@ -28,11 +36,15 @@ pub struct AppState {
 impl AppState {
     /// The connection pool of `config` (no connection is opened yet).
     pub fn pool(config: &Config) -> Result<Pool, booking_core::Error> {
+        Self::pool_of(config, config.pool_size())
+    }
+
+    fn pool_of(config: &Config, max_size: usize) -> Result<Pool, booking_core::Error> {
         let pg = database::parse_url(&config.database_url)?;
         database::pool(
             pg.clone(),
             &database::PoolOptions {
-                max_size: config.pool_size(),
+                max_size,
                 wait: Duration::from_millis(config.pool_wait_ms),
                 // Opening a connection is bounded by the same wait: a database that is
                 // down must not hold a request longer than the pool would.
@@ -49,8 +61,9 @@ impl AppState {
         let mut listen = pg;
         listen.application_name("booking-listen");
         let listener = booking_core::Listener::start(listen, shutdown.child_token());
+        let feed_pool = Self::pool_of(config, FEED_POOL_SIZE)?;
         let feed = Feed::start(
-            pool.clone(),
+            feed_pool.clone(),
             FeedOptions {
                 listen: Some(listener.clone()),
                 ..FeedOptions::default()
@@ -63,6 +76,7 @@ impl AppState {
             feed,
             shutdown,
             pool,
+            feed_pool,
             settings: config.settings(),
             admin_token: config.admin_token.clone(),
             request_timeout: config.request_timeout(),
