@@ -41,10 +41,12 @@
 //! - A failed attempt marks the seats that were skipped or taken; every candidate that
 //!   contains one is passed over without a round trip.
 //! - At most [`ATTEMPTS_PER_READ`] attempts per read of the house; then the house is
-//!   read again (the winners have usually committed by then, so it ranks what is
-//!   really left). After [`MAX_READS`] reads the answer is [`Error::Busy`] (a `503`
-//!   with `Retry-After`), never a `409`: the groups left were all being taken by
-//!   others at that instant, and some of them may yet be released.
+//!   read again, so that it ranks what is really left. When every group tried was
+//!   locked by others (they are writing right now), the next read comes after a short
+//!   pause (1, 2, 4 ... [`MAX_BACKOFF`]), taken without holding any lock: a backoff,
+//!   not a queue on anyone's lock. Past [`Settings::lock_timeout`] the answer is
+//!   [`Error::Busy`] (a `503` with `Retry-After`), never a `409`: the groups left
+//!   were all being taken by others at that instant, and some may yet be released.
 //!
 //! Cost per read: one statement returning the show's seats, one pass to rank them
 //! (a 2,000-seat show: 2,000 seats scanned, at most [`TOP_K`] groups kept in a heap).
@@ -62,14 +64,16 @@ use futures_util::TryFutureExt;
 use rank::{Place, Want};
 use std::collections::{BTreeSet, HashMap};
 use std::sync::{LazyLock, Mutex, PoisonError};
+use std::time::Duration;
 use uuid::Uuid;
 
 /// Groups kept from one ranking (the best of them, possibly overlapping).
 pub const TOP_K: usize = 48;
 /// Lock attempts on one read of the house before it is read again.
 pub const ATTEMPTS_PER_READ: usize = 8;
-/// Reads of the house before giving up with [`Error::Busy`].
-pub const MAX_READS: u32 = 8;
+/// Longest pause before reading the house again when every group tried was locked by
+/// others (the pauses grow 1, 2, 4, ... ms up to this).
+pub const MAX_BACKOFF: Duration = Duration::from_millis(16);
 
 /// The reason of [`Error::Busy`] when every free group was being taken by others.
 pub const CONTENDED: &str = "every free group was being taken by other requests";
@@ -103,6 +107,8 @@ pub struct BestHold {
 /// The house as one read saw it, in seat-map order.
 struct House {
     currency: String,
+    /// The show's creation time (µs): with its id, it names the show in [`Slot`].
+    created_us: i64,
     ids: Vec<i64>,
     places: Vec<Place>,
 }
@@ -114,8 +120,8 @@ const UNDO: &str = "ROLLBACK TO SAVEPOINT best_attempt";
 ///
 /// Runs in its own transaction on a pooled client, or as a savepoint inside the
 /// caller's transaction. Errors: [`Error::ShowNotFound`]; [`Error::SeatsUnavailable`]
-/// (with no seats) when no group fits; [`Error::Busy`] when every group that fits was
-/// being taken by others at each of [`MAX_READS`] reads.
+/// (with no seats) when no group fits; [`Error::Busy`] when the groups that fit were
+/// all being taken by others for [`Settings::lock_timeout`].
 ///
 /// ```no_run
 /// use booking_core::{best, BestRequest, SeatCount, Settings, ShowId, UserId};
@@ -149,7 +155,6 @@ where
     };
     let category = req.category.as_ref().map(Category::as_str);
     let lock_timeout = lock_timeout_value(settings);
-    let slot = Slot::take(show);
 
     let tx = client.transaction().await?;
     futures_util::future::try_join(
@@ -161,17 +166,24 @@ where
     // to; the rollback is pipelined with the next statement rather than waited for.
     let mut dirty = false;
     let mut lock_attempts = 0;
-    for reads in 1..=MAX_READS {
+    let mut slot: Option<Slot> = None;
+    let started = tokio::time::Instant::now();
+    let mut backoff = Duration::from_millis(1);
+    for reads in 1.. {
         let (_, house) =
             futures_util::future::try_join(undo(&tx, dirty), read_house(&tx, show, category))
                 .await?;
         dirty = false;
+        let slot = slot.get_or_insert_with(|| Slot::take((show, house.created_us)));
         let groups = rank::rank(&house.places, want, TOP_K);
         if groups.is_empty() {
             return Err(Error::SeatsUnavailable { seats: vec![] });
         }
         let mut avoid = vec![false; house.places.len()];
         let mut tried = 0;
+        // Whether some attempt found a seat taken (our read is stale: read again at
+        // once) rather than only locked by others (they are writing: give them a moment).
+        let mut stale = false;
         for g in rank::attempt_order(&groups, slot.index) {
             let group = &groups[g].seats;
             if tried == ATTEMPTS_PER_READ {
@@ -186,8 +198,9 @@ where
             ids.sort_unstable();
             let only_ids: Vec<i64> = ids.iter().map(|(id, _)| *id).collect();
             match try_lock(&tx, show, &only_ids, dirty).await? {
-                Attempt::Lost(bad) => {
+                Attempt::Lost { bad, taken } => {
                     dirty = true;
+                    stale |= taken;
                     for (id, i) in &ids {
                         if bad.contains(id) {
                             avoid[*i] = true;
@@ -229,11 +242,23 @@ where
                 }
             }
         }
-        tracing::debug!(
-            reads,
-            lock_attempts,
-            "every candidate was taken; reading again"
-        );
+        if started.elapsed() >= settings.lock_timeout {
+            tracing::debug!(
+                reads,
+                lock_attempts,
+                "every group was being taken by others"
+            );
+            break;
+        }
+        if !stale {
+            // Every group tried is being written by others right now. Pausing (without
+            // any lock: the savepoint is rolled back first) is no wait on their locks;
+            // it lets their commits land before we rank again.
+            undo(&tx, dirty).await?;
+            dirty = false;
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(MAX_BACKOFF);
+        }
     }
     Err(Error::Busy(CONTENDED))
 }
@@ -249,7 +274,8 @@ async fn undo<C: GenericClient>(tx: &C, dirty: bool) -> Result<()> {
 /// Reads every seat of the show in one statement: free or not, of the category or not.
 async fn read_house<C: GenericClient>(tx: &C, show: i64, category: Option<&str>) -> Result<House> {
     let sql = format!(
-        "SELECT sh.currency, s.id, s.row_index, s.number, s.aisle_after,
+        "SELECT sh.currency, (extract(epoch FROM sh.created_at) * 1000000)::bigint AS created_us,
+                s.id, s.row_index, s.number, s.aisle_after,
                 s.booking_id IS NULL AND {HELD} IS NOT TRUE AS free,
                 $2::text IS NULL OR s.category = $2::text AS eligible
            FROM shows sh
@@ -265,6 +291,7 @@ async fn read_house<C: GenericClient>(tx: &C, show: i64, category: Option<&str>)
         return Err(Error::Invariant(format!("show {show} has no seats")));
     };
     let currency = first.get("currency");
+    let created_us = first.get("created_us");
     let mut ids = Vec::with_capacity(rows.len());
     let mut places = Vec::with_capacity(rows.len());
     for r in &rows {
@@ -279,6 +306,7 @@ async fn read_house<C: GenericClient>(tx: &C, show: i64, category: Option<&str>)
     }
     Ok(House {
         currency,
+        created_us,
         ids,
         places,
     })
@@ -294,8 +322,9 @@ struct LockedSeat {
 enum Attempt {
     /// Every seat locked and free: ours to write, in id order.
     Won(Vec<LockedSeat>),
-    /// These seats were skipped (locked by another) or are taken.
-    Lost(Vec<i64>),
+    /// These seats were skipped (locked by another) or are taken (`taken`: some seat
+    /// was locked but held, booked or written since our read).
+    Lost { bad: Vec<i64>, taken: bool },
 }
 
 /// Locks the seats `ids` (ascending) with `SKIP LOCKED` and re-reads what they point at.
@@ -318,9 +347,10 @@ async fn try_lock<C: GenericClient>(
     .await?;
     if rows.len() < ids.len() {
         let got: BTreeSet<i64> = rows.iter().map(|r| r.get("id")).collect();
-        return Ok(Attempt::Lost(
-            ids.iter().copied().filter(|id| !got.contains(id)).collect(),
-        ));
+        return Ok(Attempt::Lost {
+            bad: ids.iter().copied().filter(|id| !got.contains(id)).collect(),
+            taken: false,
+        });
     }
     let mut bad: Vec<i64> = rows
         .iter()
@@ -354,7 +384,7 @@ async fn try_lock<C: GenericClient>(
         );
     }
     if !bad.is_empty() {
-        return Ok(Attempt::Lost(bad));
+        return Ok(Attempt::Lost { bad, taken: true });
     }
     Ok(Attempt::Won(
         rows.iter()
@@ -368,20 +398,24 @@ async fn try_lock<C: GenericClient>(
     ))
 }
 
+/// A show as [`Slot`] names it: its id and creation time, so that the shows of
+/// different databases served by one process (tests do this) do not share slots.
+type ShowKey = (i64, i64);
+
 /// This process's best-available callers on each show, each with the smallest slot
 /// number free when it came. The slot only spreads concurrent callers over different
 /// groups ([`rank::attempt_order`]); correctness never depends on it, and callers of
 /// other processes are kept apart by `SKIP LOCKED` alone.
-static SLOTS: LazyLock<Mutex<HashMap<i64, BTreeSet<usize>>>> = LazyLock::new(Default::default);
+static SLOTS: LazyLock<Mutex<HashMap<ShowKey, BTreeSet<usize>>>> = LazyLock::new(Default::default);
 
 /// A caller's place among the concurrent best-available callers of one show.
 pub struct Slot {
-    show: i64,
+    show: ShowKey,
     index: usize,
 }
 
 impl Slot {
-    fn take(show: i64) -> Slot {
+    fn take(show: ShowKey) -> Slot {
         let mut slots = SLOTS.lock().unwrap_or_else(PoisonError::into_inner);
         let taken = slots.entry(show).or_default();
         let index = (0..).find(|i| !taken.contains(i)).expect("a free slot");
