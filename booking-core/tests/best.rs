@@ -239,6 +239,59 @@ async fn best_available_works_inside_the_callers_transaction() {
     db.audit().await;
 }
 
+#[tokio::test]
+async fn a_group_locked_by_another_transaction_is_skipped_not_waited_for() {
+    let db = TestDb::new().await;
+    let show = db.show(1, 4).await;
+    // Another transaction (an ordinary hold in flight, or a caller of another process)
+    // holds the row locks of the best pair, A1+A2, and keeps them.
+    let mut other = db.client().await;
+    let locker = other.transaction().await.unwrap();
+    locker
+        .query(
+            "SELECT id FROM seats WHERE show_id = $1 AND label IN ('A1', 'A2') ORDER BY id FOR UPDATE",
+            &[&show.id.get()],
+        )
+        .await
+        .unwrap();
+    let settings = booking_core::Settings {
+        lock_timeout: std::time::Duration::from_millis(300),
+        ..booking_core::Settings::default()
+    };
+    let mut client = db.client().await;
+    // The call returns while the locks are still held, so it cannot have waited on them.
+    let got = best::hold_best(
+        &mut client,
+        &settings,
+        &best_request(&show, "u1", 2, None, true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(labels(&got.hold), ["A3", "A4"]);
+    assert_eq!(got.lock_attempts, 2, "A1+A2 skipped, then A3+A4");
+    // Only the locked pair fits now: the answer is 503-busy, not 409 (it may be freed).
+    match best::hold_best(
+        &mut client,
+        &settings,
+        &best_request(&show, "u2", 2, None, true),
+    )
+    .await
+    {
+        Err(Error::Busy(_)) => {}
+        other => panic!("expected Busy while the only group is locked, got {other:?}"),
+    }
+    locker.rollback().await.unwrap();
+    let got = best::hold_best(
+        &mut client,
+        &settings,
+        &best_request(&show, "u2", 2, None, true),
+    )
+    .await
+    .unwrap();
+    assert_eq!(labels(&got.hold), ["A1", "A2"]);
+    db.audit().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_hundred_concurrent_requests_on_two_hundred_seats() {
     let db = TestDb::with_pool(32).await;

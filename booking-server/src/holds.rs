@@ -154,25 +154,25 @@ pub async fn create_best(
         let outcome = best::hold_best(&mut tx, &state.settings, &request)
             .await
             .map(|b| {
-                attempts = Some(b.lock_attempts);
+                attempts = Some((b.lock_attempts, b.reads));
                 Reply::json(StatusCode::CREATED, &b.hold)
             })
             .map_err(ApiError::from);
         idem.finish(tx, outcome).await?
     } else {
         let b = best::hold_best(&mut client, &state.settings, &request).await?;
-        attempts = Some(b.lock_attempts);
+        attempts = Some((b.lock_attempts, b.reads));
         Reply::json(StatusCode::CREATED, &b.hold)
     };
     if reply.status == StatusCode::CREATED {
         state.seat_cache.invalidate(show);
-        if let Some(n) = attempts {
-            state.metrics.holds.fetch_add(1, Ordering::Relaxed);
-            state.metrics.best_holds.fetch_add(1, Ordering::Relaxed);
-            state
-                .metrics
-                .best_lock_attempts
-                .fetch_add(u64::from(n), Ordering::Relaxed);
+        if let Some((locks, reads)) = attempts {
+            let m = &state.metrics;
+            m.holds.fetch_add(1, Ordering::Relaxed);
+            m.best_holds.fetch_add(1, Ordering::Relaxed);
+            m.best_lock_attempts
+                .fetch_add(u64::from(locks), Ordering::Relaxed);
+            m.best_reads.fetch_add(u64::from(reads), Ordering::Relaxed);
         }
     }
     Ok(reply)

@@ -32,6 +32,7 @@ pub struct Metrics {
     /// Holds made by best available, and the groups they locked to get there.
     pub best_holds: AtomicU64,
     pub best_lock_attempts: AtomicU64,
+    pub best_reads: AtomicU64,
     pub confirms: AtomicU64,
     pub releases: AtomicU64,
     pub cancels: AtomicU64,
@@ -116,6 +117,11 @@ impl Metrics {
                 "booking_best_lock_attempts_total",
                 "Seat groups best available locked (FOR UPDATE SKIP LOCKED) for those holds.",
                 &self.best_lock_attempts,
+            ),
+            (
+                "booking_best_reads_total",
+                "Reads of the whole house (one statement each) best available made for those holds.",
+                &self.best_reads,
             ),
             (
                 "booking_confirms_total",

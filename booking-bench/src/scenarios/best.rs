@@ -112,7 +112,14 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
     r.add_ops(rec, secs);
     let holds = after.0 - before.0;
     let attempts = after.1 - before.1;
-    let per_success = if holds > 0.0 { attempts / holds } else { 0.0 };
+    let reads = after.2 - before.2;
+    let per = |n: f64| {
+        if holds > 0.0 {
+            (n / holds * 100.0).round() / 100.0
+        } else {
+            0.0
+        }
+    };
     let free: usize = map
         .iter()
         .map(|row| row.iter().filter(|s| s.0).count())
@@ -121,10 +128,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
     r.extra("show_seats", args.rows * args.per_row);
     r.extra("holds", holds);
     r.extra("lock_attempts", attempts);
-    r.extra(
-        "lock_attempts_per_success",
-        (per_success * 100.0).round() / 100.0,
-    );
+    r.extra("lock_attempts_per_success", per(attempts));
+    r.extra("house_reads_per_success", per(reads));
     r.extra("seats_free_at_end", free);
     r.extra("stranded_singles", stranded);
     r.extra("sold_out_after_s", (secs * 1000.0).round() / 1000.0);
@@ -185,8 +190,9 @@ async fn create_show(ctx: &Ctx, args: &Args) -> Result<String, String> {
         .ok_or_else(|| "POST /shows answered without an id".into())
 }
 
-/// `(booking_best_holds_total, booking_best_lock_attempts_total)` from `/metrics`.
-async fn best_counters(ctx: &Ctx) -> Result<(f64, f64), String> {
+/// `(booking_best_holds_total, booking_best_lock_attempts_total,
+/// booking_best_reads_total)` from `/metrics`.
+async fn best_counters(ctx: &Ctx) -> Result<(f64, f64, f64), String> {
     let mut conn = Conn::lazy(ctx.target.clone());
     let reply = conn
         .get("/metrics")
@@ -201,6 +207,7 @@ async fn best_counters(ctx: &Ctx) -> Result<(f64, f64), String> {
     Ok((
         value("booking_best_holds_total")?,
         value("booking_best_lock_attempts_total")?,
+        value("booking_best_reads_total")?,
     ))
 }
 

@@ -270,35 +270,6 @@ fn scattered_groups(house: &[Place], count: usize, k: usize) -> Vec<Group> {
     groups
 }
 
-/// The order in which one caller tries `groups` (as [`rank`] returned them).
-///
-/// Callers that read the house at the same moment rank it the same way; if all tried
-/// the best group first, the n-th of them would fail n-1 times. So the groups that do
-/// not overlap a better one (what n callers would end up with, one each) are dealt out:
-/// the caller holding `slot` (0 when it is alone; see `best::Slot`) starts at the
-/// slot-th of them, then tries the rest in rank order, and the overlapping groups last.
-/// A lone caller therefore gets the best group, and n concurrent callers each start on
-/// a different one of the best n.
-pub fn attempt_order(groups: &[Group], slot: usize) -> Vec<usize> {
-    let mut used = HashSet::new();
-    let mut disjoint = Vec::new();
-    let mut overlapping = Vec::new();
-    for (i, g) in groups.iter().enumerate() {
-        if g.seats.iter().any(|s| used.contains(s)) {
-            overlapping.push(i);
-        } else {
-            used.extend(g.seats.iter().copied());
-            disjoint.push(i);
-        }
-    }
-    if !disjoint.is_empty() {
-        let n = disjoint.len();
-        disjoint.rotate_left(slot % n);
-    }
-    disjoint.extend(overlapping);
-    disjoint
-}
-
 #[cfg(test)]
 mod tests {
     //! Seat maps: one string a row, front row first. `.` free, `x` taken, `p` a free
@@ -549,29 +520,5 @@ mod tests {
         assert_eq!(g.len(), 3);
         assert_eq!(draw(&rows, &g[0].seats)[1], "....##....");
         assert!(g.windows(2).all(|w| w[0].key <= w[1].key));
-    }
-
-    #[test]
-    fn concurrent_callers_are_dealt_different_disjoint_groups() {
-        let rows = ["........", "........", "........"];
-        let groups = rank(
-            &house(&rows),
-            Want {
-                count: 2,
-                adjacent: true,
-            },
-            16,
-        );
-        let first_of = |slot| groups[attempt_order(&groups, slot)[0]].seats.clone();
-        assert_eq!(first_of(0), groups[0].seats, "a lone caller gets the best");
-        let firsts: Vec<Vec<usize>> = (0..4).map(first_of).collect();
-        let mut all: Vec<usize> = firsts.concat();
-        all.sort_unstable();
-        all.dedup();
-        assert_eq!(all.len(), 8, "four callers start on four disjoint groups");
-        // Every group is still tried by everyone.
-        let mut order = attempt_order(&groups, 3);
-        order.sort_unstable();
-        assert_eq!(order, (0..groups.len()).collect::<Vec<_>>());
     }
 }
