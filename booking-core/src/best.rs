@@ -10,11 +10,12 @@
 //!
 //! # How it is held: one transaction, attempts under a savepoint
 //!
-//! 1. Read the whole house in one statement (its snapshot, no locks): which seats are
-//!    free (a hold past `expires_at` counts as free) and of the asked category. If no
-//!    group fits in that read, the answer is [`Error::SeatsUnavailable`] with no
-//!    seats: at the moment of a consistent read nothing fitted, so a `409` is never
-//!    given while a group was free.
+//! 1. Read the house in one statement (its snapshot, no locks): which seats are free
+//!    (a hold past `expires_at` counts as free); where they are and their categories
+//!    come from the show's layout, read once per process. If no group fits in that
+//!    read, the answer is [`Error::SeatsUnavailable`] with no seats: at the moment of
+//!    a consistent read nothing fitted, so a `409` is never given while a group was
+//!    free.
 //! 2. Rank it (one pass over the seats, a bounded top-`k`), then try groups best
 //!    first: lock the group's seats with
 //!    `SELECT ... ORDER BY id FOR UPDATE SKIP LOCKED`. A seat another transaction has

@@ -28,7 +28,8 @@
 //! only the best `k` windows are kept in a bounded heap (O(seats · log k)), never a
 //! sort of all windows. Groups of scattered seats (not `adjacent`, and no run is long
 //! enough) are built from the rows nearest a few anchor rows, each visiting only the
-//! rows it needs.
+//! rows it needs. The stranding rule is a rule of side-by-side groups: scattered
+//! groups are only offered when no run is long enough, and take seats singly anyway.
 
 use std::collections::{BinaryHeap, HashSet};
 
