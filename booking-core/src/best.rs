@@ -165,11 +165,17 @@ where
     let lock_timeout = lock_timeout_value(settings);
 
     let tx = client.transaction().await?;
-    futures_util::future::try_join(
-        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+    // The lock bound and the savepoint go out with the first read (pipelined: one
+    // round trip for the three).
+    let bound: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&lock_timeout];
+    let setup = futures_util::future::try_join(
+        tx.cexec(SET_LOCK_TIMEOUT, &bound),
         tx.batch_execute(SAVEPOINT),
-    )
-    .await?;
+    );
+    let (_, first) =
+        futures_util::future::try_join(setup.map_err(Error::from), read_house(&tx, show, category))
+            .await?;
+    let mut first = Some(first);
     // Row locks of a failed attempt are still ours until the savepoint is rolled back
     // to; the rollback is pipelined with the next statement rather than waited for.
     let mut dirty = false;
@@ -178,9 +184,14 @@ where
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(1);
     for reads in 1.. {
-        let (_, house) =
-            futures_util::future::try_join(undo(&tx, dirty), read_house(&tx, show, category))
-                .await?;
+        let house = match first.take() {
+            Some(house) => house,
+            None => {
+                futures_util::future::try_join(undo(&tx, dirty), read_house(&tx, show, category))
+                    .await?
+                    .1
+            }
+        };
         dirty = false;
         let claims = claims.get_or_insert_with(|| Claims::new((show, house.created_us)));
         // Seats that other callers of this process are taking count as taken: rank
