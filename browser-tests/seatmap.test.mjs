@@ -140,6 +140,23 @@ try {
     assert.match(await b.textContent("#message"), /A10 was just taken by someone else/);
   });
 
+  await step("best available holds the best pair for B; A sees it held", async () => {
+    // Two rows: the ideal (two thirds back) is row B; its centre pair is B6, B7.
+    await b.fill("#best-count", "2");
+    assert.equal(await b.isChecked("#best-adjacent"), true, "together by default");
+    const categories = await b.$$eval("#best-category option", (os) => os.map((o) => o.value));
+    assert.deepEqual(categories, ["", "standard"]);
+    await b.click("#best-hold");
+    await b.waitForSelector("#holdbox:not([hidden])");
+    assert.match(await b.textContent("#held-seats"), /B6, B7/);
+    await waitSeat(b, "B6", "mine");
+    await waitSeat(a, "B6", "held");
+    await waitSeat(a, "B7", "held");
+    await b.screenshot({ path: `${shots}/bob-best-available.png`, fullPage: true });
+    await b.click("#release");
+    await waitSeat(a, "B6", "available");
+  });
+
   await a.screenshot({ path: `${shots}/alice-after.png`, fullPage: true });
   await b.screenshot({ path: `${shots}/bob-after.png`, fullPage: true });
 } catch (e) {

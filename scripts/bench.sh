@@ -9,8 +9,8 @@
 #   2. starts booking-server (ADMIN_TOKEN set, LOG_FORMAT=json, RUST_LOG=warn) on a
 #      free loopback port and a fresh database, which it migrates;
 #   3. runs the HTTP scenarios of booking-bench (fanout, expiry, holds at concurrency
-#      1, holds, holds of 4 seats, book, seatmap, mixed, herd), each creating its own
-#      shows through the API;
+#      1, holds, holds of 4 seats, book, seatmap, mixed, herd, best), each creating
+#      its own shows through the API;
 #   4. creates shows for pgbench in that same database (bench/setup.sql) and runs
 #      pgbench with each reference script (bench/hold1.sql, hold4.sql, seatmap.sql,
 #      herd.sql; -n -c N -j 2 -T SECS) at the same concurrency, and hold1.sql at
@@ -20,8 +20,9 @@
 #      report.md, summary.json, server.log, metrics.txt, waits/ with what the database
 #      sessions waited on during each run), target/bench/latest links it.
 #
-# --quick: every scenario for 2 s with small numbers (herd 500, fanout 200); checks
-# that each ran and that the herd had exactly one winner, never timings. Defaults:
+# --quick: every scenario for 2 s with small numbers (herd 500, fanout 200; best on a
+# 400-seat show until sold out); checks that each ran, that the herd had exactly one
+# winner and that best sold out with no seat in two holds, never timings. Defaults:
 # 10 s per scenario, concurrency 32, herd 10,000, fanout 10,000 subscribers.
 # Exits non-zero when a scenario or pgbench run fails a check. Cleans up everything
 # it started (server, database, cluster) on exit.
@@ -53,11 +54,13 @@ if [ -n "$quick" ]; then
     herd_clients=500; fanout_subscribers=200
     holds_shows=5; holds4_shows=10; book_shows=5; mixed_shows=5
     pool1=40000; pool4=80000
+    best_bound=30; best_args=(--rows 10 --per-row 40)
 else
     warmup=1
     herd_clients=10000; fanout_subscribers=10000
     holds_shows=50; holds4_shows=50; book_shows=50; mixed_shows=20
     pool1=200000; pool4=400000
+    best_bound=120; best_args=()
 fi
 
 log() { printf '\n== bench.sh: %s\n' "$*"; }
@@ -198,6 +201,9 @@ scenario book book "${common[@]}" --concurrency "$concurrency" --shows "$book_sh
 scenario seatmap seatmap "${common[@]}" --concurrency "$concurrency"
 scenario mixed mixed "${common[@]}" --concurrency "$concurrency" --shows "$mixed_shows"
 scenario herd herd "${common[@]}" --clients "$herd_clients"
+# Best available until the show sells out (--duration only bounds it): requests/s,
+# p99, lock attempts per success, single seats stranded at sell-out.
+scenario best best --duration "$best_bound" --warmup 0 --concurrency "$concurrency" "${best_args[@]}"
 
 # ---------------------------------------------------------------- pgbench twins
 # After the HTTP scenarios, in the same database (whose tables now hold their data too):

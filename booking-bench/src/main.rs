@@ -21,7 +21,7 @@ mod stats;
 
 use clap::{Parser, Subcommand};
 use common::{Common, Ctx, Sampler};
-use scenarios::{book, expiry, fanout, herd, holds, mixed, seatmap};
+use scenarios::{best, book, expiry, fanout, herd, holds, mixed, seatmap};
 use stats::RunResult;
 use std::process::ExitCode;
 
@@ -41,6 +41,8 @@ enum Command {
     Holds(holds::Args),
     /// Hold then confirm: a booking is the pair.
     Book(book::Args),
+    /// Best available groups of 2-6 on one 2,000-seat show until it sells out.
+    Best(best::Args),
     /// N clients released at once on one free seat: exactly one must win.
     Herd(herd::Args),
     /// Seat-map reads of a 1,000-seat show while holds come and go on it.
@@ -62,6 +64,7 @@ impl Command {
         Some(match self {
             Command::Holds(a) => &a.common,
             Command::Book(a) => &a.common,
+            Command::Best(a) => &a.common,
             Command::Herd(a) => &a.common,
             Command::Seatmap(a) => &a.common,
             Command::Mixed(a) => &a.common,
@@ -92,6 +95,7 @@ async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
     let mut r = match cmd {
         Command::Holds(a) => holds::run(&ctx, a).await?,
         Command::Book(a) => book::run(&ctx, a).await?,
+        Command::Best(a) => best::run(&ctx, a).await?,
         Command::Herd(a) => herd::run(&ctx, a).await?,
         Command::Seatmap(a) => seatmap::run(&ctx, a).await?,
         Command::Mixed(a) => mixed::run(&ctx, a).await?,

@@ -105,6 +105,13 @@ impl PartialEq for Hold {
 
 impl Eq for Hold {}
 
+/// SQL: the locked seat row was last written by a transaction older than ours (or
+/// frozen). A seat written by a younger transaction is refused even when free: see
+/// step 3 of [`hold`].
+pub(crate) const WRITTEN_BEFORE_US: &str = "(xmin::text IN ('1', '2')
+     OR ((pg_current_xact_id()::text::bigint - xmin::text::bigint) % 4294967296
+         + 4294967296) % 4294967296 < 2147483648)";
+
 struct Candidate {
     id: i64,
     label: SeatLabel,
@@ -155,12 +162,12 @@ where
     ids.sort_unstable();
     let locked = tx
         .cq(
-            "SELECT id, hold_id, booking_id IS NOT NULL AS booked, xmin::text AS xmin,
-                    (xmin::text IN ('1', '2')
-                     OR ((pg_current_xact_id()::text::bigint - xmin::text::bigint) % 4294967296
-                         + 4294967296) % 4294967296 < 2147483648) AS written_before_us
-               FROM seats WHERE show_id = $1 AND id = ANY($2)
-              ORDER BY id FOR UPDATE",
+            &format!(
+                "SELECT id, hold_id, booking_id IS NOT NULL AS booked, xmin::text AS xmin,
+                        {WRITTEN_BEFORE_US} AS written_before_us
+                   FROM seats WHERE show_id = $1 AND id = ANY($2)
+                  ORDER BY id FOR UPDATE"
+            ),
             &[&show, &ids],
         )
         .await?;
@@ -222,6 +229,49 @@ where
     let hold_id = HoldId::generate(req.show);
     let total: i64 = by_label.values().filter_map(|c| c.price).sum();
     let seen: Vec<&str> = ids.iter().map(|id| xmins[id].as_str()).collect();
+    let written = write_hold(&tx, hold_id, &req.user, ttl, total, &ids, &seen).await?;
+    tx.commit().await?;
+    feed::changed();
+    sweeper::hold_created(written.expires_at);
+
+    let mut seats: Vec<&Candidate> = by_label.values().collect();
+    seats.sort_by_key(|c| c.order);
+    Ok(Hold {
+        hold_id,
+        show_id: req.show,
+        user_id: req.user.clone(),
+        seats: seats.into_iter().map(|c| c.label.clone()).collect(),
+        status: HoldStatus::Active,
+        created_at: written.created_at,
+        expires_at: written.expires_at,
+        total,
+        currency,
+        booking_id: None,
+        event: written.event,
+    })
+}
+
+/// When a hold written by [`write_hold`] was made and when it lapses (database clock).
+pub(crate) struct Written {
+    pub created_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// The seat event the statement wrote (see [`Hold::event`]).
+    pub event: Option<Arc<SeatEvent>>,
+}
+
+/// Step 4 of [`hold`], shared with [`crate::best`]: inserts the hold, points the seats
+/// `ids` (ascending, locked by the caller, read at row versions `seen`) at it and
+/// writes the change-feed event, all in one statement. A row count other than
+/// `ids.len()` means a seat changed under our lock: [`Error::Invariant`].
+pub(crate) async fn write_hold<C: GenericClient>(
+    tx: &C,
+    hold_id: HoldId,
+    user: &UserId,
+    ttl: HoldTtl,
+    total: i64,
+    ids: &[i64],
+    seen: &[&str],
+) -> Result<Written> {
     let sql = format!(
         "WITH h AS (
                  INSERT INTO holds (show_id, id, user_id, expires_at, total)
@@ -245,9 +295,9 @@ where
         .cq_one(
             &sql,
             &[
-                &show,
+                &hold_id.show().get(),
                 &hold_id.key(),
-                &req.user.as_str(),
+                &user.as_str(),
                 &(ttl.secs() as i32),
                 &total,
                 &ids,
@@ -262,24 +312,10 @@ where
             ids.len()
         )));
     }
-    tx.commit().await?;
-    feed::changed();
-    sweeper::hold_created(row.get("expires_at"));
-
-    let mut seats: Vec<&Candidate> = by_label.values().collect();
-    seats.sort_by_key(|c| c.order);
-    Ok(Hold {
-        hold_id,
-        show_id: req.show,
-        user_id: req.user.clone(),
-        seats: seats.into_iter().map(|c| c.label.clone()).collect(),
-        status: HoldStatus::Active,
+    Ok(Written {
         created_at: row.get("created_at"),
         expires_at: row.get("expires_at"),
-        total,
-        currency,
-        booking_id: None,
-        event: feed::written_event(&row, req.show, Cause::Hold)?,
+        event: feed::written_event(&row, hold_id.show(), Cause::Hold)?,
     })
 }
 

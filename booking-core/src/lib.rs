@@ -14,6 +14,10 @@
 //! - [`seats`]: the seat map, and the SQL that defines "held" and a seat's version.
 //! - [`holds`]: hold seats all-or-none (`hold`, or `hold_pooled`: two round trips on a
 //!   pooled connection when nobody else touches the seats), read, extend, release.
+//! - [`best`]: best available: rank the free groups of `count` seats (`best::rank`,
+//!   pure: rows from two thirds back, centre of the row, aisles, no stranded single
+//!   seat) and hold the best one that nobody else is taking (`hold_best`, with
+//!   `FOR UPDATE SKIP LOCKED`: concurrent callers skip each other, nobody waits).
 //! - [`bookings`]: confirm a hold into a booking (idempotent), read, list, cancel.
 //! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop.
 //! - [`idempotency`]: store a request's answer with its work; replay it to retries.
@@ -66,6 +70,7 @@
 //!
 //! A runnable version is `booking-core/examples/embed.rs`.
 
+pub mod best;
 pub mod bookings;
 pub mod database;
 pub mod domain;
@@ -78,11 +83,12 @@ pub mod seats;
 pub mod shows;
 pub mod sweeper;
 
+pub use best::{BestHold, BestRequest};
 pub use bookings::{Booking, Confirmation};
 pub use database::{PoolOptions, Settings};
 pub use domain::{
     Actor, BookingId, BookingStatus, Category, Currency, HoldId, HoldStatus, HoldTtl, NewShow,
-    RowLabel, RowSpec, SeatLabel, SeatSelection, SeatState, ShowId, UserId, Version,
+    RowLabel, RowSpec, SeatCount, SeatLabel, SeatSelection, SeatState, ShowId, UserId, Version,
 };
 pub use error::{Error, Result};
 pub use feed::{Feed, Position, SeatEvent, Subscription};

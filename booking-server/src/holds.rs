@@ -5,7 +5,8 @@ use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::shows::show_id;
 use crate::state::AppState;
 use booking_core::{
-    bookings, holds, HoldId, HoldRequest, HoldTtl, SeatLabel, SeatSelection, Version,
+    best, bookings, holds, BestRequest, Category, HoldId, HoldRequest, HoldTtl, SeatCount,
+    SeatLabel, SeatSelection, Version,
 };
 use bytes::Bytes;
 use hyper::http::request::Parts;
@@ -22,6 +23,18 @@ struct HoldBody {
     ttl_seconds: Option<i64>,
     #[serde(default)]
     if_versions: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BestBody {
+    count: i64,
+    #[serde(default)]
+    category: Option<String>,
+    #[serde(default)]
+    adjacent: Option<bool>,
+    #[serde(default)]
+    ttl_seconds: Option<i64>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +143,73 @@ async fn hold_in_db(
         state.seat_cache.own_write(hold.event.as_ref());
         Reply::json(StatusCode::CREATED, &hold)
     };
+    Ok(reply)
+}
+
+/// `POST /shows/{show_id}/holds/best`: the best group of `count` free seats, held.
+/// Validation, errors and idempotency as for `POST /shows/{show_id}/holds`; no group
+/// that fits (an unknown category included) is `409 seats_unavailable` with no seats.
+pub async fn create_best(
+    state: &AppState,
+    parts: &Parts,
+    body: Bytes,
+    raw_show: &str,
+) -> Result<Reply, ApiError> {
+    let user = http::user(&parts.headers)?;
+    let idem = Idempotency::from_request(
+        &parts.headers,
+        Scope::User(&user),
+        &parts.method,
+        parts.uri.path(),
+        &body,
+    )?;
+    let show = show_id(raw_show)?;
+    let b: BestBody = http::parse_json(&body)?;
+    let request = BestRequest {
+        show,
+        user,
+        count: SeatCount::parse(b.count, state.settings.max_seats_per_hold)?,
+        category: b.category.as_deref().map(Category::parse).transpose()?,
+        adjacent: b.adjacent.unwrap_or(true),
+        ttl: b.ttl_seconds.map(HoldTtl::from_secs).transpose()?,
+    };
+
+    let mut client = state.client().await?;
+    let mut attempts = None;
+    let mut event = None;
+    let reply = if idem.is_keyed() {
+        // With a key, the hold and its stored answer commit together.
+        let mut tx = match idem.begin(&mut client).await? {
+            Begun::Fresh(tx) => tx,
+            Begun::Answered(answer) => return Ok(answer),
+        };
+        let outcome = best::hold_best(&mut tx, &state.settings, &request)
+            .await
+            .map(|b| {
+                attempts = Some((b.lock_attempts, b.reads));
+                event = b.hold.event.clone();
+                Reply::json(StatusCode::CREATED, &b.hold)
+            })
+            .map_err(ApiError::from);
+        idem.finish(tx, outcome).await?
+    } else {
+        let b = best::hold_best(&mut client, &state.settings, &request).await?;
+        attempts = Some((b.lock_attempts, b.reads));
+        event = b.hold.event.clone();
+        Reply::json(StatusCode::CREATED, &b.hold)
+    };
+    if reply.status == StatusCode::CREATED {
+        // Committed: read your writes (see `seat_cache`).
+        state.seat_cache.own_write(event.as_ref());
+        if let Some((locks, reads)) = attempts {
+            let m = &state.metrics;
+            m.holds.fetch_add(1, Ordering::Relaxed);
+            m.best_holds.fetch_add(1, Ordering::Relaxed);
+            m.best_lock_attempts
+                .fetch_add(u64::from(locks), Ordering::Relaxed);
+            m.best_reads.fetch_add(u64::from(reads), Ordering::Relaxed);
+        }
+    }
     Ok(reply)
 }
 

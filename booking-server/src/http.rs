@@ -232,6 +232,13 @@ impl From<CoreError> for ApiError {
     fn from(e: CoreError) -> ApiError {
         use StatusCode as S;
         match e {
+            // Best available found no group: there is no seat to name.
+            CoreError::SeatsUnavailable { seats } if seats.is_empty() => ApiError::new(
+                S::CONFLICT,
+                "seats_unavailable",
+                "No group of free seats fits the request. Nothing was held; ask for fewer seats, another category or seats not side by side.",
+            )
+            .with_seats(&seats),
             CoreError::SeatsUnavailable { seats } => ApiError::new(
                 S::CONFLICT,
                 "seats_unavailable",

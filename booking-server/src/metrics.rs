@@ -29,6 +29,10 @@ pub struct Metrics {
     // A std Mutex: held for a few nanoseconds, never across an await.
     requests: Mutex<BTreeMap<(&'static str, u16), Histogram>>,
     pub holds: AtomicU64,
+    /// Holds made by best available, and the groups they locked to get there.
+    pub best_holds: AtomicU64,
+    pub best_lock_attempts: AtomicU64,
+    pub best_reads: AtomicU64,
     pub confirms: AtomicU64,
     pub releases: AtomicU64,
     pub cancels: AtomicU64,
@@ -104,6 +108,21 @@ impl Metrics {
         drop(map);
         let counters = [
             ("booking_holds_total", "Holds created.", &self.holds),
+            (
+                "booking_best_holds_total",
+                "Holds made by best available (also counted in booking_holds_total).",
+                &self.best_holds,
+            ),
+            (
+                "booking_best_lock_attempts_total",
+                "Seat groups best available locked (FOR UPDATE SKIP LOCKED) for those holds.",
+                &self.best_lock_attempts,
+            ),
+            (
+                "booking_best_reads_total",
+                "Reads of the whole house (one statement each) best available made for those holds.",
+                &self.best_reads,
+            ),
             (
                 "booking_confirms_total",
                 "Holds confirmed into bookings.",

@@ -15,6 +15,7 @@ pub enum Route<'a> {
     SeatMap(&'a str),
     Events(&'a str),
     CreateHold(&'a str),
+    CreateBestHold(&'a str),
     GetHold(&'a str),
     ConfirmHold(&'a str),
     ExtendHold(&'a str),
@@ -39,6 +40,7 @@ impl Route<'_> {
             Route::SeatMap(_) => "GET /shows/{show_id}/seats",
             Route::Events(_) => "GET /shows/{show_id}/events",
             Route::CreateHold(_) => "POST /shows/{show_id}/holds",
+            Route::CreateBestHold(_) => "POST /shows/{show_id}/holds/best",
             Route::GetHold(_) => "GET /holds/{hold_id}",
             Route::ConfirmHold(_) => "POST /holds/{hold_id}/confirm",
             Route::ExtendHold(_) => "POST /holds/{hold_id}/extend",
@@ -60,6 +62,7 @@ impl Route<'_> {
             self,
             Route::CreateShow
                 | Route::CreateHold(_)
+                | Route::CreateBestHold(_)
                 | Route::ConfirmHold(_)
                 | Route::ExtendHold(_)
                 | Route::CancelBooking(_)
@@ -98,6 +101,8 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["shows", _, "events"] => allow("GET"),
         ["shows", id, "holds"] if post => Ok(Route::CreateHold(id)),
         ["shows", _, "holds"] => allow("POST"),
+        ["shows", id, "holds", "best"] if post => Ok(Route::CreateBestHold(id)),
+        ["shows", _, "holds", "best"] => allow("POST"),
         ["holds", id] if get => Ok(Route::GetHold(id)),
         ["holds", id] if delete => Ok(Route::ReleaseHold(id)),
         ["holds", _] => allow("GET, DELETE"),
@@ -143,6 +148,7 @@ pub async fn dispatch(
         Route::GetShow(id) => shows::get(state, id).await,
         Route::SeatMap(id) => shows::seat_map(state, &parts, id).await,
         Route::CreateHold(id) => holds::create(state, &parts, body, id).await,
+        Route::CreateBestHold(id) => holds::create_best(state, &parts, body, id).await,
         Route::GetHold(id) => holds::get(state, &parts, id).await,
         Route::ConfirmHold(id) => holds::confirm(state, &parts, body, id).await,
         Route::ExtendHold(id) => holds::extend(state, &parts, body, id).await,
@@ -167,6 +173,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/shows/{show_id}/seats"),
     ("GET", "/shows/{show_id}/events"),
     ("POST", "/shows/{show_id}/holds"),
+    ("POST", "/shows/{show_id}/holds/best"),
     ("GET", "/holds/{hold_id}"),
     ("DELETE", "/holds/{hold_id}"),
     ("POST", "/holds/{hold_id}/confirm"),

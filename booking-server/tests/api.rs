@@ -639,3 +639,100 @@ async fn a_row_lock_held_too_long_gives_503_with_retry_after() {
     assert_eq!(s.count("SELECT count(*) FROM holds").await, 1);
     s.stop().await;
 }
+
+#[tokio::test]
+async fn best_available_holds_the_best_group_then_answers_409_with_no_seats() {
+    let mut s = TestServer::start().await;
+    // Rows A..C of 6 with an aisle after 3 in every row; C premium.
+    let res = s
+        .post("/shows")
+        .admin()
+        .json(json!({
+            "title": "Best", "starts_at": "2030-01-01T20:00:00Z",
+            "prices": {"standard": 1000, "premium": 1500},
+            "rows": [{"row": "A", "seats": 6, "aisles_after": [3]},
+                     {"row": "B", "seats": 6, "aisles_after": [3]},
+                     {"row": "C", "seats": 6, "aisles_after": [3], "category": "premium"}]
+        }))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    let show = res.json["id"].as_str().unwrap().to_owned();
+    let best = format!("/shows/{show}/holds/best");
+
+    // Three rows: the ideal row is B (two thirds back of rows 0..2 is 1.33). Each side
+    // of its aisle fits three exactly, equally central: the left one.
+    let r = s
+        .post(&best)
+        .user("alice")
+        .json(json!({"count": 3}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json["seats"], json!(["B1", "B2", "B3"]));
+    assert_eq!(r.json["status"], "active");
+    assert_eq!(r.json["total"], 3000);
+    assert_eq!(r.json["user_id"], "alice");
+    let hold = r.json["hold_id"].as_str().unwrap().to_owned();
+    let got = s.get(&format!("/holds/{hold}")).user("alice").send().await;
+    assert_eq!(got.json["seats"], json!(["B1", "B2", "B3"]));
+
+    // Premium only, with a key: replayed byte for byte, held once.
+    let body = json!({"count": 2, "category": "premium", "ttl_seconds": 120});
+    let first = s
+        .post(&best)
+        .user("bob")
+        .key("b-1")
+        .json(body.clone())
+        .send()
+        .await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    assert!(first.json["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l.as_str().unwrap().starts_with('C')));
+    let again = s.post(&best).user("bob").key("b-1").json(body).send().await;
+    assert_eq!(again.status, StatusCode::CREATED);
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.body, first.body);
+    assert_eq!(
+        s.count("SELECT count(*) FROM holds WHERE user_id = 'bob'")
+            .await,
+        1
+    );
+
+    // No group of four side by side anywhere (blocks of three): 409, no seats named.
+    let r = s
+        .post(&best)
+        .user("carol")
+        .json(json!({"count": 4}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "seats_unavailable")
+    );
+    assert_eq!(r.json["seats"], json!([]));
+    // Not side by side: four close together are found.
+    let r = s
+        .post(&best)
+        .user("carol")
+        .json(json!({"count": 4, "adjacent": false}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json["seats"].as_array().unwrap().len(), 4);
+    // A category the show does not have fits no group: 409 too.
+    let r = s
+        .post(&best)
+        .user("carol")
+        .json(json!({"count": 1, "category": "balcony"}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "seats_unavailable")
+    );
+    s.stop().await;
+}

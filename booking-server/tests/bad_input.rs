@@ -59,6 +59,7 @@ async fn bad_requests_get_their_error_and_change_nothing() {
     let show = s.show(&[("A", 12)]).await;
     let hold = s.hold(&show, "alice", &["A12"]).await;
     let holds = format!("/shows/{show}/holds");
+    let best = format!("/shows/{show}/holds/best");
     let confirm = format!("/holds/{hold}/confirm");
     let extend = format!("/holds/{hold}/extend");
     use Method as M;
@@ -105,6 +106,49 @@ async fn bad_requests_get_their_error_and_change_nothing() {
             .json(json!({"seats": ["A1"], "if_versions": {"A2": "1"}})),
         case("if_versions not a map", M::POST, &holds, bad, inv)
             .json(json!({"seats": ["A1"], "if_versions": ["1"]})),
+        // Best available: the same validation as holds.
+        case("best: malformed JSON", M::POST, &best, bad, inv).body("{\"count\": "),
+        case("best: empty body", M::POST, &best, bad, inv),
+        case("best: missing count", M::POST, &best, bad, inv).json(json!({"adjacent": true})),
+        case("best: zero count", M::POST, &best, bad, inv).json(json!({"count": 0})),
+        case("best: negative count", M::POST, &best, bad, inv).json(json!({"count": -2})),
+        case("best: too many", M::POST, &best, bad, inv).json(json!({"count": 11})),
+        case("best: fractional count", M::POST, &best, bad, inv).json(json!({"count": 2.5})),
+        case("best: count as string", M::POST, &best, bad, inv).json(json!({"count": "2"})),
+        case("best: bad category", M::POST, &best, bad, inv)
+            .json(json!({"count": 2, "category": "Premium!"})),
+        case("best: category not a string", M::POST, &best, bad, inv)
+            .json(json!({"count": 2, "category": 1})),
+        case("best: adjacent as string", M::POST, &best, bad, inv)
+            .json(json!({"count": 2, "adjacent": "yes"})),
+        case("best: zero ttl", M::POST, &best, bad, inv)
+            .json(json!({"count": 2, "ttl_seconds": 0})),
+        case("best: unknown field", M::POST, &best, bad, inv)
+            .json(json!({"count": 2, "seats": ["A1"]})),
+        case(
+            "best: missing X-User-Id",
+            M::POST,
+            &best,
+            S::UNAUTHORIZED,
+            "unauthorized",
+        )
+        .no_user()
+        .json(json!({"count": 2})),
+        case(
+            "best: unknown show",
+            M::POST,
+            "/shows/424242/holds/best",
+            S::NOT_FOUND,
+            "show_not_found",
+        )
+        .json(json!({"count": 2})),
+        case(
+            "best: GET",
+            M::GET,
+            &best,
+            S::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+        ),
         // Who is calling.
         case(
             "missing X-User-Id",

@@ -196,6 +196,7 @@ async function loadMap() {
   const map = await api("GET", `/shows/${state.show}/seats`);
   state.seats = new Map(map.seats.map((s) => [s.label, s]));
   state.order = map.seats.map((s) => s.label);
+  renderCategories(map.seats);
   renderMap();
   renderPanel();
 }
@@ -259,21 +260,54 @@ function follow() {
   });
 }
 
+// The best-available control offers the show's categories (and "Any").
+function renderCategories(seats) {
+  const select = $("best-category");
+  const current = select.value;
+  const categories = [...new Set(seats.map((s) => s.category))].sort();
+  select.replaceChildren(new Option("Any", ""), ...categories.map((c) => new Option(c, c)));
+  select.value = categories.includes(current) ? current : "";
+}
+
+// A hold was made (by hand or best available): show it as ours.
+function took(hold) {
+  state.hold = hold;
+  localStorage.setItem(holdKey(), hold.hold_id);
+  state.selected.clear();
+  for (const l of hold.seats) {
+    const seat = state.seats.get(l);
+    seat.state = "held";
+    renderSeat(seat);
+  }
+  say(`Held ${hold.seats.join(", ")}. Confirm before the time runs out.`, true);
+}
+
+async function doBest() {
+  const count = Number($("best-count").value);
+  if (!Number.isInteger(count) || count < 1 || count > MAX_SEATS) {
+    say(`Ask for 1 to ${MAX_SEATS} seats.`);
+    return;
+  }
+  const body = { count, adjacent: $("best-adjacent").checked };
+  if ($("best-category").value) body.category = $("best-category").value;
+  $("best-hold").disabled = true;
+  try {
+    took(await api("POST", `/shows/${state.show}/holds/best`, body));
+  } catch (e) {
+    say(e.message);
+    if (e.code === "seats_unavailable") await loadMap();
+  } finally {
+    $("best-hold").disabled = false;
+  }
+  renderPanel();
+}
+
 async function doHold() {
   const seats = [...state.selected];
   const if_versions = {};
   for (const l of seats) if_versions[l] = state.seats.get(l).version;
   try {
-    const hold = await api("POST", `/shows/${state.show}/holds`, { seats, if_versions });
-    state.hold = hold;
-    localStorage.setItem(holdKey(), hold.hold_id);
-    state.selected.clear();
-    for (const l of hold.seats) {
-      const seat = state.seats.get(l);
-      seat.state = "held";
-      renderSeat(seat);
-    }
-    say(`Held ${hold.seats.join(", ")}. Confirm before the time runs out.`, true);
+    took(await api("POST", `/shows/${state.show}/holds`, { seats, if_versions }));
   } catch (e) {
     say(e.message);
     if (e.code === "stale_version" || e.code === "seats_unavailable") await loadMap();
@@ -348,6 +382,7 @@ async function main() {
   });
   $("show").addEventListener("change", () => openShow($("show").value).catch((e) => say(e.message)));
   $("hold").addEventListener("click", doHold);
+  $("best-hold").addEventListener("click", doBest);
   $("confirm").addEventListener("click", doConfirm);
   $("extend").addEventListener("click", doExtend);
   $("release").addEventListener("click", doRelease);

@@ -23,6 +23,8 @@ if ! "$venv/bin/schemathesis" --version 2>/dev/null | grep -q "$version"; then
 fi
 
 set +e
+# From the output directory: schemathesis keeps a cache (.schemathesis/) where it runs.
+cd "$out"
 "$venv/bin/schemathesis" --config-file "$here/scripts/faults/schemathesis.toml" run "$url/openapi.json" \
     --checks not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance,negative_data_rejection,missing_required_header,unsupported_method,allow_header_conformance,ignored_auth \
     --max-examples "$examples" \

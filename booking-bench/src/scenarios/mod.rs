@@ -9,6 +9,7 @@
 //!
 //! [`Common`]: crate::common::Common
 
+pub mod best;
 pub mod book;
 pub mod expiry;
 pub mod fanout;

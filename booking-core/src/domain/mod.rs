@@ -3,6 +3,7 @@
 mod hold_ttl;
 mod ids;
 mod layout;
+mod seat_count;
 mod seat_label;
 mod user_id;
 mod version;
@@ -10,6 +11,7 @@ mod version;
 pub use hold_ttl::HoldTtl;
 pub use ids::{BookingId, HoldId, ShowId};
 pub use layout::{Category, Currency, NewShow, RowSpec};
+pub use seat_count::SeatCount;
 pub use seat_label::{RowLabel, SeatLabel, SeatSelection};
 pub use user_id::{Actor, UserId};
 pub use version::Version;
