@@ -29,6 +29,8 @@ pub struct AppState {
     pub feed: booking_core::Feed,
     /// Seat maps served from memory while the feed says nothing changed.
     pub seat_cache: std::sync::Arc<crate::seat_cache::SeatCache>,
+    /// `GET /shows`, answered from memory for up to a second (see `shows::ListCache`).
+    pub show_list: crate::shows::ListCache,
     /// Fires when the server shuts down: ends event streams, the feed and the sweeper.
     pub shutdown: CancellationToken,
 }
@@ -73,6 +75,7 @@ impl AppState {
         .await?;
         Ok(AppState {
             seat_cache: Default::default(),
+            show_list: Default::default(),
             feed,
             shutdown,
             pool,

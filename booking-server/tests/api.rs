@@ -50,6 +50,16 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
     let list = s.get("/shows").send().await;
     assert_eq!(list.status, StatusCode::OK);
     assert_eq!(list.json["shows"][0]["id"], show.as_str());
+    // The list is reused for a second, but a show created here is listed at once.
+    let second = s.show(&[("A", 3)]).await;
+    let list = s.get("/shows").send().await;
+    let ids: Vec<&str> = list.json["shows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert!(ids.contains(&second.as_str()), "{ids:?}");
     let one = s.get(&format!("/shows/{show}")).send().await;
     assert_eq!(one.status, StatusCode::OK);
     assert_eq!(one.json["available"], 26);
