@@ -16,7 +16,7 @@
 #
 # --quick shortens every run (scripts/test.sh uses it for kill-server, restart-db,
 # replicas, authz and fuzz). Everything runs on loopback, against a cluster of its own
-# under .pg-faults (port $FAULTS_PG_PORT, default 54339) and a release build; whatever
+# under .pg-faults (port $FAULTS_PG_PORT, default 25439) and a release build; whatever
 # a scenario starts is stopped when it ends, however it ends. Results (logs, JSON
 # figures, server logs) go to target/faults/<scenario>/; RELIABILITY.md reports them.
 #
@@ -43,7 +43,7 @@ die() { printf 'faults: %s\n' "$*" >&2; exit 1; }
 
 # Our own cluster, so that crashing it harms no one else's tests.
 export PG_DIR="$here/.pg-faults"
-export PG_PORT="${FAULTS_PG_PORT:-54339}"
+export PG_PORT="${FAULTS_PG_PORT:-25439}"
 unset DATABASE_URL
 
 out_root="$here/target/faults"

@@ -152,7 +152,8 @@ log_checkpoints = off
 EOF
     fi
     run_pg mkdir -p "$pg_root/run"
-    if ! run_pg "$b/pg_ctl" -D "$pg_root/data" -l "$pg_root/log" -w -t 60 start >/dev/null; then
+    # The port on the command line: PG_PORT wins over the one written at initdb time.
+    if ! run_pg "$b/pg_ctl" -D "$pg_root/data" -o "-p $port" -l "$pg_root/log" -w -t 60 start >/dev/null; then
         tail -n 30 "$pg_root/log" >&2 || true
         die "PostgreSQL did not start (log: $pg_root/log)"
     fi
