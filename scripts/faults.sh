@@ -307,6 +307,7 @@ scenario_authz() {
     wait_ready "$url"
     python3 "$here/scripts/faults/authz.py" --url "$url" --admin-token "$admin_token" \
         --json "$out/authz.json"
+    audit "$db" --sweep-wait 15
     stop_server "$server_pid"
 }
 
@@ -320,6 +321,8 @@ scenario_fuzz() {
     start_server server "$port" "$db" DEMO_SHOW=true
     wait_ready "$url"
     "$here/scripts/faults/fuzz.sh" "$url" "$admin_token" "$examples" "$out"
+    # Whatever the fuzzer got the server to do, the invariants hold.
+    audit "$db" --sweep-wait 15
     stop_server "$server_pid"
 }
 
@@ -338,6 +341,7 @@ scenario_overload() {
     local args=(--url "$url" --show "$show" --server-pid "$srv" --json "$out/overload.json")
     if $quick; then args+=(--connections 1000 --in-flight 400 --seconds 5); fi
     python3 "$here/scripts/faults/overload.py" "${args[@]}"
+    audit "$db" --sweep-wait 15
     stop_server "$srv"
 }
 
