@@ -6,7 +6,9 @@
 //! - [`config`]: the environment variables / flags, with `--help`.
 //! - [`state`]: what requests share (pool, engine settings, metrics).
 //! - [`routes`]: `match` over method and path segments, one function per endpoint.
-//! - [`shows`], [`holds`], [`bookings`]: the endpoints, by the noun they serve.
+//! - [`shows`], [`holds`], [`bookings`]: the endpoints, by the noun they serve
+//!   (`shows` also keeps the `GET /shows` answer for up to a second; `holds` includes
+//!   best available).
 //! - [`events`]: `GET /shows/{id}/events`, the change feed as Server-Sent Events.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
