@@ -172,6 +172,14 @@ down() {
     done
     for d in node1 node2 node3 monitor; do hard_kill "$d"; done
     pkill -9 -f "pg_autoctl.*$B" 2>/dev/null || true
+    # Workers of a pg_autoctl whose supervisor died rename themselves and live on
+    # (orphans): find them by the environment every AS_PG call gives.
+    local p
+    for p in $(pgrep -x pg_autoctl 2>/dev/null; pgrep -f '^pg_autoctl' 2>/dev/null); do
+        if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "XDG_CONFIG_HOME=$B/config"; then
+            kill -9 "$p" 2>/dev/null || true
+        fi
+    done
 }
 
 run() {
