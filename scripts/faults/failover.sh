@@ -176,7 +176,7 @@ down() {
     # (orphans): find them by the environment every AS_PG call gives.
     local p
     for p in $(pgrep -x pg_autoctl 2>/dev/null; pgrep -f '^pg_autoctl' 2>/dev/null); do
-        if tr '\0' '\n' < "/proc/$p/environ" 2>/dev/null | grep -qx "XDG_CONFIG_HOME=$B/config"; then
+        if { tr '\0' '\n' < "/proc/$p/environ"; } 2>/dev/null | grep -qx "XDG_CONFIG_HOME=$B/config"; then
             kill -9 "$p" 2>/dev/null || true
         fi
     done
