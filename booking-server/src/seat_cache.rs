@@ -73,6 +73,16 @@ fn next_generation() -> u64 {
     GENERATION.fetch_add(1, Ordering::Relaxed)
 }
 
+/// How far a server's clock may run behind the database's before a refusal from
+/// memory could block a seat whose hold has lapsed by the database's clock.
+pub const REFUSAL_MARGIN: chrono::Duration = chrono::Duration::seconds(2);
+
+/// The instant refusals from memory judge deadlines at: the server's clock plus the
+/// margin (later than now, so lapsing holds count as free and go to the database).
+fn refusal_clock() -> DateTime<Utc> {
+    Utc::now() + REFUSAL_MARGIN
+}
+
 pub struct SeatCache {
     // A std Mutex: held for a lookup or an insert, never across an await.
     shows: Mutex<HashMap<ShowId, Arc<ShowCache>>>,
@@ -539,7 +549,11 @@ impl SeatCache {
     }
 
     /// The seats of `labels` that are taken, answered from memory, or `None`: ask the
-    /// database. For a hold request that arrived at `arrived`.
+    /// database. For a hold request that arrived at `arrived`. A hold whose deadline is
+    /// within [`REFUSAL_MARGIN`] of the server's clock counts as not taken here: time is
+    /// the database's clock (DESIGN.md, invariant 3), and a server clock running behind
+    /// it must not refuse a seat the database already sees free; such requests go to the
+    /// database, which decides.
     ///
     /// Only when the map is current for the request: a read of the feed that began
     /// after the request arrived found every committed event handed out, and the map
@@ -559,7 +573,7 @@ impl SeatCache {
         // Cheap first look: nothing to wait for unless a seat looks taken.
         {
             let state = s.state.lock().unwrap_or_else(|p| p.into_inner());
-            if state.taken(labels, Utc::now())?.is_empty() {
+            if state.taken(labels, refusal_clock())?.is_empty() {
                 return None;
             }
         }
@@ -573,7 +587,9 @@ impl SeatCache {
         if !state.followed || feed.last_dispatched(show).is_some_and(|p| p > state.seen) {
             return None; // Events handed out that the follower has not applied yet.
         }
-        state.taken(labels, Utc::now()).filter(|t| !t.is_empty())
+        state
+            .taken(labels, refusal_clock())
+            .filter(|t| !t.is_empty())
     }
 
     /// Reads `show`'s map in the background if it is not cached: after a hold was

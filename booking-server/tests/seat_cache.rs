@@ -288,3 +288,38 @@ async fn a_seat_freed_in_another_process_is_never_refused_from_memory_afterwards
         assert_eq!(gone.status, StatusCode::NO_CONTENT);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hold_lapsed_by_the_database_clock_is_not_refused_from_memory() {
+    // The server's clock may run behind the database's: a hold the database already
+    // sees lapsed (here: moved into the past, as a database clock a second ahead would
+    // see it) must not be refused from a map that still thinks it held.
+    let a = TestServer::start().await;
+    let b = TestServer::start_on(&a.database_url, |_| {}).await;
+    let show = a.show(&[("A", 3)]).await;
+    let path = format!("/shows/{show}/seats");
+    assert_eq!(a.get(&path).send().await.status, StatusCode::OK);
+    let try_hold = |s: &TestServer, user: &str, ttl: u32| {
+        s.post(&format!("/shows/{show}/holds"))
+            .user(user)
+            .json(json!({"seats": ["A1"], "ttl_seconds": ttl}))
+            .send()
+    };
+    for round in 0..5 {
+        let theirs = try_hold(&b, &format!("bob-{round}"), 1).await;
+        assert_eq!(theirs.status, StatusCode::CREATED, "{}", theirs.text());
+        // `a` refuses from its map while the hold lives (as the other test shows)...
+        let refused = try_hold(&a, "carol", 60).await;
+        assert_eq!(refused.status, StatusCode::CONFLICT, "round {round}");
+        // ...but not once the database's clock has passed its deadline.
+        a.lapse(theirs.json["hold_id"].as_str().unwrap()).await;
+        let mine = try_hold(&a, "alice", 1).await;
+        assert_eq!(
+            mine.status,
+            StatusCode::CREATED,
+            "round {round}: {}",
+            mine.text()
+        );
+        a.lapse(mine.json["hold_id"].as_str().unwrap()).await;
+    }
+}
