@@ -89,13 +89,20 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
     if config.get_tcp_user_timeout().is_none() {
         config.tcp_user_timeout(Duration::from_secs(10));
     }
-    let lock_timeout = format!(
-        "-c lock_timeout={}ms",
+    // Generic plans: every statement here is prepared once per connection and keeps
+    // the same shape of plan whatever its parameters (index lookups by show and seat
+    // ids). Left to choose, PostgreSQL planned the hold statement afresh on every call
+    // (its array parameters make a generic plan look dearer than a custom one), which
+    // took more time than running it: 0.32 ms of planning against 0.35 ms of execution.
+    // No statement compares a parameter with a partial index's predicate, the one case
+    // where a generic plan could lose an index.
+    let session = format!(
+        "-c lock_timeout={}ms -c plan_cache_mode=force_generic_plan",
         options.lock_timeout.as_millis().max(1)
     );
     let options_text = match config.get_options() {
-        Some(existing) => format!("{existing} {lock_timeout}"),
-        None => lock_timeout,
+        Some(existing) => format!("{existing} {session}"),
+        None => session,
     };
     config.options(&options_text);
     let manager = Manager::from_config(

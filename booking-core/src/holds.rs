@@ -117,11 +117,7 @@ struct Candidate {
     label: SeatLabel,
     price: Option<i64>,
     taken: bool,
-    /// Points at no hold and no booking.
-    clean: bool,
     version: String,
-    /// The row's raw `xmin` when read.
-    xmin: String,
     /// Seat-map order: (row index, number).
     order: (i32, i32),
 }
@@ -329,19 +325,32 @@ struct Snapshot {
 async fn snapshot<C: GenericClient>(client: &C, req: &HoldRequest) -> Result<Snapshot> {
     let show = req.show.get();
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
-    // One statement: the show (for its currency, and to tell "no such show" from "no
-    // such seats") joined to the wanted seats and the holds they point at.
-    let snapshot_sql = format!(
+    let rows = client
+        .cq(&snapshot_sql("$1", "$2::text[]"), &[&show, &labels])
+        .await?;
+    snapshot_of(req, &rows)
+}
+
+/// SQL: the snapshot read of [`snapshot`], for the show `show` and the labels
+/// `labels` (a text array): the show (for its currency, and to tell "no such show"
+/// from "no such seats") joined to the wanted seats and the holds they point at.
+fn snapshot_sql(show: &str, labels: &str) -> String {
+    format!(
         "SELECT sh.currency, s.id, s.label, s.price, s.row_index, s.number,
                 s.booking_id IS NOT NULL OR {HELD} IS TRUE AS taken,
                 s.hold_id IS NULL AND s.booking_id IS NULL AS clean,
                 {VERSION} AS version, s.xmin::text AS xmin
            FROM shows sh
-           LEFT JOIN seats s ON s.show_id = sh.id AND s.label = ANY($2)
+           LEFT JOIN seats s ON s.show_id = sh.id AND s.label = ANY({labels})
            {JOIN_HOLD}
-          WHERE sh.id = $1"
-    );
-    let rows = client.cq(&snapshot_sql, &[&show, &labels]).await?;
+          WHERE sh.id = {show}"
+    )
+}
+
+/// Reads the rows of a snapshot query (one per wanted seat that exists, or one with
+/// no seat when none does; none when the show does not exist) and refuses what they
+/// show cannot be held: unknown seats, then moved versions, then taken seats.
+fn snapshot_of(req: &HoldRequest, rows: &[tokio_postgres::Row]) -> Result<Snapshot> {
     let currency: String = rows.first().ok_or(Error::ShowNotFound)?.get("currency");
     let by_label: HashMap<String, Candidate> = rows
         .iter()
@@ -353,9 +362,7 @@ async fn snapshot<C: GenericClient>(client: &C, req: &HoldRequest) -> Result<Sna
                 label: SeatLabel::from_db(label.clone()),
                 price: r.get("price"),
                 taken: r.get("taken"),
-                clean: r.get("clean"),
                 version: r.get("version"),
-                xmin: r.get("xmin"),
                 order: (r.get("row_index"), r.get("number")),
             };
             (label, c)
@@ -376,18 +383,23 @@ async fn snapshot<C: GenericClient>(client: &C, req: &HoldRequest) -> Result<Sna
     Ok(Snapshot { currency, by_label })
 }
 
-/// [`hold`] on a pooled connection, in two round trips when the seats are free and
+/// [`hold`] on a pooled connection, in one round trip when the seats are free and
 /// nobody else touches them meanwhile (the common case).
 ///
-/// 1. The snapshot read (no transaction, no lock); refusals are answered from it.
-/// 2. When every wanted seat points at nothing, one statement (its own transaction)
-///    locks them in id order, checks that no row changed since the snapshot (same
-///    `xmin`), and only then inserts the hold, points the seats at it and writes the
-///    event. If anything changed it writes nothing, and [`hold`] decides in a
-///    transaction of its own, with the full re-read after the locks.
+/// One statement (its own transaction) reads the wanted seats in its snapshot, without
+/// locks. Only when every one is there, points at nothing and has the version the
+/// caller named does it lock them in id order, check that no row changed since the
+/// snapshot (same `xmin`), and then insert the hold, point the seats at it and write
+/// the event. Otherwise it writes nothing and returns the snapshot:
+/// - refusals (no such show or seat, a moved version, a taken seat) are answered from
+///   it, without a lock taken, so a thousand callers on one taken seat do not queue;
+/// - anything else (a seat pointing at a lapsed hold, a row that changed between the
+///   snapshot and the lock) is decided by [`hold`], in a transaction of its own with
+///   the full re-read after the locks.
 ///
-/// The lock wait of step 2 is bounded by the connection's `lock_timeout`
-/// ([`crate::PoolOptions::lock_timeout`]), as it runs outside an explicit transaction.
+/// The lock wait is bounded by the connection's `lock_timeout`
+/// ([`crate::PoolOptions::lock_timeout`]), as the statement runs outside an explicit
+/// transaction.
 #[tracing::instrument(skip_all, fields(show = %req.show, user = %req.user, seats = req.seats.len()))]
 pub async fn hold_pooled(
     client: &mut deadpool_postgres::Client,
@@ -395,73 +407,93 @@ pub async fn hold_pooled(
     req: &HoldRequest,
 ) -> Result<Hold> {
     check_if_versions(req)?;
-    let snap = snapshot(&*client, req).await?;
-    if !snap.by_label.values().all(|c| c.clean) {
-        return hold(client, settings, req).await;
-    }
     let ttl = req.ttl.unwrap_or(settings.default_ttl);
-    let mut seats: Vec<&Candidate> = snap.by_label.values().collect();
-    seats.sort_by_key(|c| c.id);
-    let ids: Vec<i64> = seats.iter().map(|c| c.id).collect();
-    let seen: Vec<&str> = seats.iter().map(|c| c.xmin.as_str()).collect();
-    let total: i64 = seats.iter().filter_map(|c| c.price).sum();
+    let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
+    // The version each label must still have, or NULL: aligned with `labels`.
+    let wanted: Vec<Option<&str>> = req
+        .seats
+        .labels()
+        .iter()
+        .map(|l| {
+            req.if_versions
+                .iter()
+                .find(|(label, _)| label == l)
+                .map(|(_, v)| v.as_str())
+        })
+        .collect();
     let hold_id = HoldId::generate(req.show);
     let sql = format!(
-        "WITH locked AS (
+        "WITH snap AS ({snapshot}), go AS (
+             SELECT count(snap.id) = cardinality($5::text[])
+                    AND coalesce(bool_and(snap.clean AND (w.version IS NULL
+                                                          OR w.version = snap.version)),
+                                 false) AS ok
+               FROM snap LEFT JOIN unnest($5::text[], $6::text[]) AS w(label, version)
+                 ON w.label = snap.label
+         ), locked AS (
              SELECT id, xmin::text AS x FROM seats
-              WHERE show_id = $1 AND id = ANY($6) ORDER BY id FOR UPDATE
+              WHERE show_id = $1 AND id IN (SELECT id FROM snap) AND (SELECT ok FROM go)
+              ORDER BY id FOR UPDATE
          ), verdict AS (
-             SELECT count(*) = cardinality($6::bigint[])
-                    AND coalesce(bool_and(l.x = seen.xmin), false) AS ok
-               FROM locked l JOIN unnest($6::bigint[], $7::text[]) AS seen(id, xmin) ON seen.id = l.id
+             SELECT (SELECT ok FROM go) AND count(*) = cardinality($5::text[])
+                    AND coalesce(bool_and(l.x = snap.xmin), false) AS ok
+               FROM locked l JOIN snap ON snap.id = l.id
          ), h AS (
              INSERT INTO holds (show_id, id, user_id, expires_at, total)
-             SELECT $1, $2, $3, now() + $4::int * interval '1 second', $5
+             SELECT $1, $2, $3, now() + $4::int * interval '1 second',
+                    (SELECT coalesce(sum(price), 0) FROM snap)
               WHERE (SELECT ok FROM verdict)
              RETURNING created_at, expires_at
          ), hs AS (
              INSERT INTO hold_seats (show_id, hold_id, seat_id)
-             SELECT $1, $2, unnest($6::bigint[]) WHERE (SELECT ok FROM verdict)
+             SELECT $1, $2, id FROM snap WHERE (SELECT ok FROM verdict)
          ), taken AS (
              UPDATE seats s SET hold_id = $2
-               FROM unnest($6::bigint[], $7::text[]) AS seen(id, xmin)
-              WHERE s.show_id = $1 AND s.id = seen.id AND s.xmin::text = seen.xmin
+               FROM snap
+              WHERE s.show_id = $1 AND s.id = snap.id AND s.xmin::text = snap.xmin
                 AND (SELECT ok FROM verdict)
              RETURNING s.id, s.label, s.xmin
          ), {event}
-         SELECT (SELECT ok FROM verdict) AS ok, h.created_at, h.expires_at,
-                (SELECT count(*) FROM taken) AS taken, {columns}
-           FROM (SELECT 1) AS one LEFT JOIN h ON true",
+         SELECT snap.*, w.*
+           FROM snap,
+                (SELECT (SELECT ok FROM verdict) AS ok, h.created_at, h.expires_at,
+                        (SELECT count(*) FROM taken) AS taken_count, {columns}
+                   FROM (SELECT 1) AS one LEFT JOIN h ON true) AS w",
+        snapshot = snapshot_sql("$1", "$5::text[]"),
         event = feed::hold_event_cte("$1", "taken", "(SELECT expires_at FROM h)"),
         columns = feed::EVENT_COLUMNS,
     );
-    let row = client
-        .cq_one(
+    let rows = client
+        .cq(
             &sql,
             &[
                 &req.show.get(),
                 &hold_id.key(),
                 &req.user.as_str(),
                 &(ttl.secs() as i32),
-                &total,
-                &ids,
-                &seen,
+                &labels,
+                &wanted,
             ],
         )
         .await?;
+    let snap = snapshot_of(req, &rows)?;
+    let row = &rows[0];
     if !row.get::<_, bool>("ok") {
-        // Someone touched a seat between our read and our lock: decide carefully.
+        // Free in our snapshot but not plainly so (a lapsed hold still points at a
+        // seat), or someone touched a seat between our read and our lock: decide
+        // carefully.
         return hold(client, settings, req).await;
     }
     feed::changed();
     sweeper::hold_created(row.get("expires_at"));
-    let taken: i64 = row.get("taken");
-    if taken != ids.len() as i64 {
+    let taken: i64 = row.get("taken_count");
+    if taken != labels.len() as i64 {
         return Err(Error::Invariant(format!(
             "pointed {taken} of {} locked seats at the new hold",
-            ids.len()
+            labels.len()
         )));
     }
+    let mut seats: Vec<&Candidate> = snap.by_label.values().collect();
     seats.sort_by_key(|c| c.order);
     Ok(Hold {
         hold_id,
@@ -471,10 +503,10 @@ pub async fn hold_pooled(
         status: HoldStatus::Active,
         created_at: row.get("created_at"),
         expires_at: row.get("expires_at"),
-        total,
+        total: snap.by_label.values().filter_map(|c| c.price).sum(),
         currency: snap.currency,
         booking_id: None,
-        event: feed::written_event(&row, req.show, Cause::Hold)?,
+        event: feed::written_event(row, req.show, Cause::Hold)?,
     })
 }
 

@@ -12,7 +12,7 @@
 //! - [`database`]: connection pool, migrations (embedded from `migrations/`), [`Settings`].
 //! - [`shows`]: create a show from rows of seats; list shows with seat counts.
 //! - [`seats`]: the seat map, and the SQL that defines "held" and a seat's version.
-//! - [`holds`]: hold seats all-or-none (`hold`, or `hold_pooled`: two round trips on a
+//! - [`holds`]: hold seats all-or-none (`hold`, or `hold_pooled`: one round trip on a
 //!   pooled connection when nobody else touches the seats), read, extend, release.
 //! - [`best`]: best available: rank the free groups of `count` seats (`best::rank`,
 //!   pure: rows from two thirds back, centre of the row, aisles, no stranded single

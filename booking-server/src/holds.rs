@@ -138,7 +138,7 @@ async fn hold_in_db(
         }
         reply
     } else {
-        // Without one: two round trips when nobody else touches the seats.
+        // Without one: one round trip when nobody else touches the seats.
         let hold = holds::hold_pooled(&mut client, &state.settings, request).await?;
         state.seat_cache.own_write(hold.event.as_ref());
         Reply::json(StatusCode::CREATED, &hold)
