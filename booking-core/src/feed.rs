@@ -79,11 +79,16 @@ pub(crate) fn event_cte(show_param: &str, cause: &str, state: &str, from: &str) 
 /// `expires_at` (`until_sql`), so that a follower knows when the seat reads available
 /// again without asking. Not part of the events clients see.
 pub(crate) fn hold_event_cte(show_param: &str, from: &str, until_sql: &str) -> String {
-    let seats = format!(
+    event_cte_of(show_param, "hold", &held_seats_json(until_sql), from)
+}
+
+/// SQL: the `seats` array of a hold's event (see [`hold_event_cte`]), from rows (`id`,
+/// `label`, `xmin`) just pointed at a hold that lapses at `until_sql`.
+pub(crate) fn held_seats_json(until_sql: &str) -> String {
+    format!(
         "jsonb_agg(jsonb_build_object('label', label, 'state', 'held', 'version', xmin::text,
                                       'until', {until_sql}) ORDER BY id)"
-    );
-    event_cte_of(show_param, "hold", &seats, from)
+    )
 }
 
 fn event_cte_of(show_param: &str, cause: &str, seats: &str, from: &str) -> String {

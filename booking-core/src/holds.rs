@@ -37,6 +37,8 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+pub mod batch;
+
 /// A request to hold seats, already parsed.
 #[derive(Debug, Clone)]
 pub struct HoldRequest {
@@ -134,6 +136,19 @@ pub async fn hold<C>(client: &mut C, settings: &Settings, req: &HoldRequest) -> 
 where
     C: GenericClient + Send,
 {
+    hold_as(client, settings, req, HoldId::generate(req.show)).await
+}
+
+/// [`hold`], naming the new hold `hold_id` (which must be of `req.show`).
+pub(crate) async fn hold_as<C>(
+    client: &mut C,
+    settings: &Settings,
+    req: &HoldRequest,
+    hold_id: HoldId,
+) -> Result<Hold>
+where
+    C: GenericClient + Send,
+{
     check_if_versions(req)?;
     let ttl = req.ttl.unwrap_or(settings.default_ttl);
     let show = req.show.get();
@@ -222,7 +237,6 @@ where
     refuse_taken(req, |l| by_label[l.as_str()].taken)?;
 
     // 4. Take them: insert the hold, point the seats at it, wake the sweeper if needed.
-    let hold_id = HoldId::generate(req.show);
     let total: i64 = by_label.values().filter_map(|c| c.price).sum();
     let seen: Vec<&str> = ids.iter().map(|id| xmins[id].as_str()).collect();
     let written = write_hold(&tx, hold_id, &req.user, ttl, total, &ids, &seen).await?;
@@ -351,7 +365,10 @@ fn snapshot_sql(show: &str, labels: &str) -> String {
 /// no seat when none does; none when the show does not exist) and refuses what they
 /// show cannot be held: unknown seats, then moved versions, then taken seats.
 fn snapshot_of(req: &HoldRequest, rows: &[tokio_postgres::Row]) -> Result<Snapshot> {
-    let currency: String = rows.first().ok_or(Error::ShowNotFound)?.get("currency");
+    let currency: String = rows
+        .first()
+        .and_then(|r| r.get::<_, Option<String>>("currency"))
+        .ok_or(Error::ShowNotFound)?;
     let by_label: HashMap<String, Candidate> = rows
         .iter()
         .filter(|r| r.get::<_, Option<i64>>("id").is_some())
@@ -406,6 +423,16 @@ pub async fn hold_pooled(
     settings: &Settings,
     req: &HoldRequest,
 ) -> Result<Hold> {
+    hold_pooled_as(client, settings, req, HoldId::generate(req.show)).await
+}
+
+/// [`hold_pooled`], naming the new hold `hold_id` (which must be of `req.show`).
+pub(crate) async fn hold_pooled_as(
+    client: &mut deadpool_postgres::Client,
+    settings: &Settings,
+    req: &HoldRequest,
+    hold_id: HoldId,
+) -> Result<Hold> {
     check_if_versions(req)?;
     let ttl = req.ttl.unwrap_or(settings.default_ttl);
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
@@ -421,7 +448,6 @@ pub async fn hold_pooled(
                 .map(|(_, v)| v.as_str())
         })
         .collect();
-    let hold_id = HoldId::generate(req.show);
     let sql = format!(
         "WITH snap AS ({snapshot}), go AS (
              SELECT count(snap.id) = cardinality($5::text[])
@@ -482,7 +508,7 @@ pub async fn hold_pooled(
         // Free in our snapshot but not plainly so (a lapsed hold still points at a
         // seat), or someone touched a seat between our read and our lock: decide
         // carefully.
-        return hold(client, settings, req).await;
+        return hold_as(client, settings, req, hold_id).await;
     }
     feed::changed();
     sweeper::hold_created(row.get("expires_at"));

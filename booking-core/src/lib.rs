@@ -14,6 +14,8 @@
 //! - [`seats`]: the seat map, and the SQL that defines "held" and a seat's version.
 //! - [`holds`]: hold seats all-or-none (`hold`, or `hold_pooled`: one round trip on a
 //!   pooled connection when nobody else touches the seats), read, extend, release.
+//!   [`holds::batch`]: the holds of many callers written by one statement
+//!   (`Batcher`, `hold_all`), each still all-or-none with its own answer.
 //! - [`best`]: best available: rank the free groups of `count` seats (`best::rank`,
 //!   pure: rows from two thirds back, centre of the row, aisles, no stranded single
 //!   seat) and hold the best one that nobody else is taking (`hold_best`, with

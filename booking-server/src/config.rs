@@ -45,6 +45,12 @@ pub struct Config {
     #[arg(long, env = "POOL_SIZE", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub pool_size: Option<u16>,
 
+    /// Holds without an idempotency key are written in batches, one statement for many
+    /// requests: at most this many batches at once (1 to 64; 0 writes each hold alone).
+    #[arg(long, env = "HOLD_BATCHES", default_value_t = 2,
+          value_parser = clap::value_parser!(u16).range(0..=64))]
+    pub hold_batches: u16,
+
     /// Longest wait for a free pooled connection before answering 503, in ms.
     #[arg(long, env = "POOL_WAIT_MS", default_value_t = 2000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]

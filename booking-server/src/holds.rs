@@ -119,8 +119,8 @@ async fn hold_in_db(
     idem: &Idempotency,
     request: &HoldRequest,
 ) -> Result<Reply, ApiError> {
-    let mut client = state.client().await?;
     let reply = if idem.is_keyed() {
+        let mut client = state.client().await?;
         // With a key, the hold and its stored answer commit together.
         let mut tx = match idem.begin(&mut client).await? {
             Begun::Fresh(tx) => tx,
@@ -138,8 +138,15 @@ async fn hold_in_db(
         }
         reply
     } else {
-        // Without one: one round trip when nobody else touches the seats.
-        let hold = holds::hold_pooled(&mut client, &state.settings, request).await?;
+        // Without one: written with other callers' holds in one statement when nobody
+        // else touches the seats (or alone, in one round trip, if batching is off).
+        let hold = match &state.holds {
+            Some(batcher) => batcher.hold(request.clone()).await?,
+            None => {
+                let mut client = state.client().await?;
+                holds::hold_pooled(&mut client, &state.settings, request).await?
+            }
+        };
         state.seat_cache.own_write(hold.event.as_ref());
         Reply::json(StatusCode::CREATED, &hold)
     };

@@ -5,6 +5,7 @@ use crate::http::ApiError;
 use crate::metrics::{Metrics, PoolGauges};
 use booking_core::deadpool_postgres::{Client, Pool};
 use booking_core::feed::{Feed, FeedOptions};
+use booking_core::holds::batch::{BatchOptions, Batcher};
 use booking_core::{database, CancellationToken, Settings};
 use std::time::Duration;
 
@@ -31,6 +32,9 @@ pub struct AppState {
     pub seat_cache: std::sync::Arc<crate::seat_cache::SeatCache>,
     /// `GET /shows`, answered from memory for up to a second (see `shows::ListCache`).
     pub show_list: crate::shows::ListCache,
+    /// Holds without an idempotency key, written in batches (see
+    /// `booking_core::holds::batch`); `None` when HOLD_BATCHES is 0.
+    pub holds: Option<Batcher>,
     /// Fires when the server shuts down: ends event streams, the feed and the sweeper.
     pub shutdown: CancellationToken,
 }
@@ -73,7 +77,20 @@ impl AppState {
             shutdown.child_token(),
         )
         .await?;
+        let holds = (config.hold_batches > 0).then(|| {
+            Batcher::start(
+                pool.clone(),
+                config.settings(),
+                BatchOptions {
+                    in_flight: usize::from(config.hold_batches),
+                    // Waiting in the queue counts as waiting for a connection.
+                    max_wait: Duration::from_millis(config.pool_wait_ms),
+                    ..BatchOptions::default()
+                },
+            )
+        });
         Ok(AppState {
+            holds,
             seat_cache: Default::default(),
             show_list: Default::default(),
             feed,

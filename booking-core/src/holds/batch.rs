@@ -1,0 +1,464 @@
+//! Holds of many callers written by one statement: what a busy on-sale spends its
+//! database time on is mostly the cost of a statement and a commit, not of the rows.
+//!
+//! A [`Batcher`] queues hold requests. Up to [`BatchOptions::in_flight`] batches run at
+//! once; while they do, new requests wait in the queue, and the next batch takes all
+//! of them (up to [`BatchOptions::max_batch`]). A lone request is a batch of one and
+//! waits for nothing: batches only grow when the database is already busy.
+//!
+//! # One statement, each hold still all-or-none
+//!
+//! A batch is one statement in its own transaction, [`super::hold_pooled`] for many:
+//! 1. It reads every wanted seat in its snapshot, without locks. A hold whose seats are
+//!    all there, point at nothing, have the versions asked for and are wanted by no
+//!    earlier request of the batch is a *candidate*.
+//! 2. It locks the candidates' seats in ascending id order (the crate's one lock
+//!    order) with `SKIP LOCKED`: a seat another transaction has locked never makes the
+//!    batch wait, so one contended seat cannot stall the holds of strangers.
+//! 3. A candidate whose seats were all locked with the `xmin` seen in step 1 is
+//!    written: its hold, its `hold_seats`, its seats pointed at it, its own seat event.
+//!    Nothing is written for the others.
+//!
+//! Then each request gets its answer: its hold; or its refusal, read from the snapshot
+//! exactly as [`super::hold_pooled`] would (no such show or seat, a moved version, a
+//! taken seat); or, when the batch could not decide (a seat locked by someone, changed
+//! since the snapshot, pointing at a lapsed hold, or wanted twice in the batch),
+//! [`super::hold`] decides it alone, in a transaction of its own, after the batch
+//! committed.
+//!
+//! Every request's hold id is chosen before the batch runs. If the batch fails (the
+//! connection is lost, say), each request is retried alone under the same id, after
+//! looking for a hold of that id first: a batch that committed without our hearing it
+//! is found and answered, never held twice.
+
+use super::{hold_as, hold_pooled_as, load, snapshot_of, Candidate, Hold, HoldRequest};
+use crate::database::{Cached, Settings};
+use crate::domain::{HoldId, HoldStatus};
+use crate::error::{Error, Result};
+use crate::feed::{self, Cause};
+use crate::seats::{HELD, JOIN_HOLD, VERSION};
+use crate::sweeper;
+use deadpool_postgres::Pool;
+use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+
+/// How a [`Batcher`] groups requests.
+#[derive(Debug, Clone)]
+pub struct BatchOptions {
+    /// Most requests written by one statement.
+    pub max_batch: usize,
+    /// Most batches running at once, each on a pooled connection of its own.
+    pub in_flight: usize,
+    /// A request that waited longer than this in the queue is answered
+    /// [`Error::Busy`] instead of held: its caller is likely to have given up, and a
+    /// queue that long means the database cannot keep up.
+    pub max_wait: Duration,
+}
+
+impl Default for BatchOptions {
+    fn default() -> Self {
+        BatchOptions {
+            max_batch: 32,
+            in_flight: 2,
+            max_wait: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Takes hold requests from many tasks and writes them in batches (see the module
+/// documentation). Cheap to clone; the batches run on the tokio runtime it was
+/// started on, and stop once every clone is dropped.
+#[derive(Clone)]
+pub struct Batcher {
+    queue: mpsc::UnboundedSender<Job>,
+}
+
+struct Job {
+    queued: Instant,
+    req: HoldRequest,
+    hold_id: HoldId,
+    reply: oneshot::Sender<Result<Hold>>,
+}
+
+impl Batcher {
+    /// Starts the batcher's dispatcher on the current tokio runtime.
+    pub fn start(pool: Pool, settings: Settings, options: BatchOptions) -> Batcher {
+        let (queue, jobs) = mpsc::unbounded_channel();
+        tokio::spawn(dispatch(jobs, pool, Arc::new(settings), options));
+        Batcher { queue }
+    }
+
+    /// [`super::hold_pooled`], batched with the requests of other callers: the same
+    /// answers and errors.
+    pub async fn hold(&self, req: HoldRequest) -> Result<Hold> {
+        super::check_if_versions(&req)?;
+        let (reply, answer) = oneshot::channel();
+        let hold_id = HoldId::generate(req.show);
+        self.queue
+            .send(Job {
+                queued: Instant::now(),
+                req,
+                hold_id,
+                reply,
+            })
+            .map_err(|_| Error::Pool("the hold batcher has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| Error::Invariant("a hold batch ended without an answer".into()))?
+    }
+}
+
+/// Holds each of `requests` independently (each all-or-none, with its own answer, as
+/// [`super::hold_pooled`] gives it), writing them together: one statement for the lot,
+/// then requests it could not decide one by one. Answers come in request order.
+pub async fn hold_all(
+    pool: &Pool,
+    settings: &Settings,
+    requests: Vec<HoldRequest>,
+) -> Vec<Result<Hold>> {
+    let mut jobs = Vec::new();
+    let mut answers = Vec::new();
+    for req in requests {
+        let (reply, answer) = oneshot::channel();
+        match super::check_if_versions(&req) {
+            Ok(()) => {
+                let hold_id = HoldId::generate(req.show);
+                jobs.push(Job {
+                    queued: Instant::now(),
+                    req,
+                    hold_id,
+                    reply,
+                });
+            }
+            Err(e) => {
+                let _ = reply.send(Err(e));
+            }
+        }
+        answers.push(answer);
+    }
+    if !jobs.is_empty() {
+        run(jobs, pool, settings, None).await;
+    }
+    let mut out = Vec::with_capacity(answers.len());
+    for answer in answers {
+        out.push(answer.await.unwrap_or_else(|_| {
+            Err(Error::Invariant(
+                "a hold batch ended without an answer".into(),
+            ))
+        }));
+    }
+    out
+}
+
+/// The reason of [`Error::Busy`] for a request that waited past
+/// [`BatchOptions::max_wait`].
+const QUEUED_TOO_LONG: &str = "no database connection free in time for the hold";
+
+async fn dispatch(
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    pool: Pool,
+    settings: Arc<Settings>,
+    options: BatchOptions,
+) {
+    let slots = Arc::new(Semaphore::new(options.in_flight.max(1)));
+    loop {
+        // Wait for a free slot first: while every slot is busy, requests gather in the
+        // queue and the next batch takes them all.
+        let Ok(slot) = slots.clone().acquire_owned().await else {
+            return;
+        };
+        let Some(first) = jobs.recv().await else {
+            return;
+        };
+        let mut batch = Vec::new();
+        let mut next = Some(first);
+        while let Some(job) = next {
+            if job.reply.is_closed() {
+                // The caller has gone (its request timed out, say): hold nothing for it.
+            } else if job.queued.elapsed() > options.max_wait {
+                let _ = job.reply.send(Err(Error::Busy(QUEUED_TOO_LONG)));
+            } else {
+                batch.push(job);
+            }
+            next = if batch.len() < options.max_batch.max(1) {
+                jobs.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let (pool, settings) = (pool.clone(), settings.clone());
+        tokio::spawn(async move { run(batch, &pool, &settings, Some(slot)).await });
+    }
+}
+
+/// Writes one batch and answers each of its requests. The batch's `slot` is given back
+/// as soon as its statement has run: requests decided alone afterwards (which may wait
+/// on row locks) do not hold up the next batch.
+async fn run(
+    batch: Vec<Job>,
+    pool: &Pool,
+    settings: &Settings,
+    slot: Option<OwnedSemaphorePermit>,
+) {
+    let client = match pool.get().await {
+        Ok(client) => client,
+        Err(e) => {
+            // Nothing was sent: every request gets the pool's answer.
+            let e = Error::from(e);
+            for job in batch {
+                let _ = job.reply.send(Err(same_error(&e)));
+            }
+            return;
+        }
+    };
+    let written = write(&client, settings, &batch).await;
+    drop(slot);
+    let outcomes = match written {
+        Ok(outcomes) => outcomes,
+        Err(Error::Invariant(what)) => {
+            // A bug, found after the batch committed: report it, never retry over it.
+            tracing::error!(%what, "hold batch broke an invariant");
+            for job in batch {
+                let _ = job.reply.send(Err(Error::Invariant(what.clone())));
+            }
+            return;
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, requests = batch.len(), "hold batch failed; each request alone");
+            drop(client);
+            for job in batch {
+                let answer = alone(pool, settings, &job).await;
+                let _ = job.reply.send(answer);
+            }
+            return;
+        }
+    };
+    // Answer what the batch decided first: a request decided alone may wait on a lock.
+    let mut undecided = Vec::new();
+    for (job, outcome) in batch.into_iter().zip(outcomes) {
+        match outcome {
+            Outcome::Done(hold) => {
+                let _ = job.reply.send(Ok(hold));
+            }
+            Outcome::Refused(e) => {
+                let _ = job.reply.send(Err(e));
+            }
+            Outcome::Undecided => undecided.push(job),
+        }
+    }
+    // Each on a connection of its own, at once: one waiting on a lock must not hold up
+    // the others.
+    drop(client);
+    futures_util::future::join_all(undecided.into_iter().map(|job| async move {
+        let answer = async {
+            let mut client = pool.get().await?;
+            hold_as(&mut client, settings, &job.req, job.hold_id).await
+        }
+        .await;
+        let _ = job.reply.send(answer);
+    }))
+    .await;
+}
+
+/// A request of a failed batch, alone: found if the batch committed after all, else
+/// held under its own id.
+async fn alone(pool: &Pool, settings: &Settings, job: &Job) -> Result<Hold> {
+    let mut client = pool.get().await?;
+    if let Some(hold) = load(&client, job.hold_id).await? {
+        return Ok(hold);
+    }
+    hold_pooled_as(&mut client, settings, &job.req, job.hold_id).await
+}
+
+/// Errors are not `Clone` (a driver error is not): the cases a pool failure gives,
+/// copied.
+fn same_error(e: &Error) -> Error {
+    match e {
+        Error::Busy(reason) => Error::Busy(reason),
+        other => Error::Pool(other.to_string()),
+    }
+}
+
+enum Outcome {
+    Done(Hold),
+    Refused(Error),
+    Undecided,
+}
+
+/// The batch statement. Items are numbered from 1 in `items`; wanted seats name their
+/// item.
+static SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH items AS (
+             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[])
+                    WITH ORDINALITY AS i(show_id, hold_id, user_id, ttl, item)
+         ), snap AS (
+             SELECT w.item, sh.currency, s.id, s.label, s.price, s.row_index, s.number,
+                    s.booking_id IS NOT NULL OR {HELD} IS TRUE AS taken,
+                    s.hold_id IS NULL AND s.booking_id IS NULL AS clean,
+                    {VERSION} AS version, s.xmin::text AS xmin, w.version AS wanted_version,
+                    row_number() OVER (PARTITION BY s.show_id, s.id ORDER BY w.item) AS claim
+               FROM unnest($5::bigint[], $6::text[], $7::text[]) AS w(item, label, version)
+               JOIN items i ON i.item = w.item
+               LEFT JOIN shows sh ON sh.id = i.show_id
+               LEFT JOIN seats s ON s.show_id = sh.id AND s.label = w.label
+               {JOIN_HOLD}
+         ), go AS (
+             SELECT item, bool_and(coalesce(id IS NOT NULL AND clean AND claim = 1
+                                            AND (wanted_version IS NULL
+                                                 OR wanted_version = version), false)) AS ok
+               FROM snap GROUP BY item
+         ), locked AS MATERIALIZED (
+             SELECT s.id, s.xmin::text AS x FROM seats s
+              WHERE (s.show_id, s.id) IN (SELECT i.show_id, snap.id
+                                            FROM snap JOIN go USING (item) JOIN items i USING (item)
+                                           WHERE go.ok)
+              ORDER BY s.id FOR UPDATE SKIP LOCKED
+         ), verdict AS (
+             SELECT snap.item, bool_and(go.ok AND coalesce(l.x = snap.xmin, false)) AS ok
+               FROM snap JOIN go USING (item) LEFT JOIN locked l ON l.id = snap.id
+              GROUP BY snap.item
+         ), h AS (
+             INSERT INTO holds (show_id, id, user_id, expires_at, total)
+             SELECT i.show_id, i.hold_id, i.user_id, now() + i.ttl * interval '1 second',
+                    (SELECT coalesce(sum(snap.price), 0) FROM snap WHERE snap.item = i.item)
+               FROM items i JOIN verdict v USING (item) WHERE v.ok
+             RETURNING show_id AS hold_show, id AS hold_key, created_at, expires_at
+         ), hs AS (
+             INSERT INTO hold_seats (show_id, hold_id, seat_id)
+             SELECT i.show_id, i.hold_id, snap.id
+               FROM snap JOIN verdict v USING (item) JOIN items i USING (item) WHERE v.ok
+         ), taken AS (
+             UPDATE seats s SET hold_id = i.hold_id
+               FROM snap JOIN verdict v USING (item) JOIN items i USING (item)
+              WHERE v.ok AND s.show_id = i.show_id AND s.id = snap.id
+                AND s.xmin::text = snap.xmin
+             RETURNING snap.item, s.show_id, s.hold_id, s.id, s.label, s.xmin
+         ), ev AS (
+             INSERT INTO seat_events (show_id, cause, seats)
+             SELECT t.show_id, 'hold', {seats}
+               FROM taken t JOIN h ON h.hold_show = t.show_id AND h.hold_key = t.hold_id
+              GROUP BY t.item, t.show_id
+             RETURNING show_id, xid::text AS xid, id, seats
+         )
+         SELECT snap.item, snap.currency, snap.id, snap.label, snap.price, snap.row_index,
+                snap.number, snap.taken, snap.version, v.ok, h.created_at, h.expires_at,
+                (SELECT count(*) FROM taken t WHERE t.item = snap.item) AS taken_count,
+                e.xid AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
+           FROM snap
+           JOIN verdict v USING (item)
+           JOIN items i USING (item)
+           LEFT JOIN h ON h.hold_show = i.show_id AND h.hold_key = i.hold_id
+           -- The batch's events, told apart by their first seat (its seats are the
+           -- item's alone: no seat is written for two items).
+           LEFT JOIN ev e ON e.show_id = i.show_id
+                         AND e.seats -> 0 ->> 'label' = (SELECT t.label FROM taken t
+                                                          WHERE t.item = snap.item
+                                                          ORDER BY t.id LIMIT 1)
+          ORDER BY snap.item",
+        seats = feed::held_seats_json("h.expires_at"),
+    )
+});
+
+/// Runs the batch statement and reads each request's outcome from its rows.
+async fn write(
+    client: &deadpool_postgres::Client,
+    settings: &Settings,
+    batch: &[Job],
+) -> Result<Vec<Outcome>> {
+    let shows: Vec<i64> = batch.iter().map(|j| j.req.show.get()).collect();
+    let keys: Vec<uuid::Uuid> = batch.iter().map(|j| j.hold_id.key()).collect();
+    let users: Vec<&str> = batch.iter().map(|j| j.req.user.as_str()).collect();
+    let ttls: Vec<i32> = batch
+        .iter()
+        .map(|j| j.req.ttl.unwrap_or(settings.default_ttl).secs() as i32)
+        .collect();
+    let mut seat_items: Vec<i64> = Vec::new();
+    let mut labels: Vec<&str> = Vec::new();
+    let mut versions: Vec<Option<&str>> = Vec::new();
+    for (n, job) in batch.iter().enumerate() {
+        for label in job.req.seats.labels() {
+            seat_items.push(n as i64 + 1);
+            labels.push(label.as_str());
+            versions.push(
+                job.req
+                    .if_versions
+                    .iter()
+                    .find(|(l, _)| l == label)
+                    .map(|(_, v)| v.as_str()),
+            );
+        }
+    }
+    let rows = client
+        .cq(
+            &SQL,
+            &[
+                &shows,
+                &keys,
+                &users,
+                &ttls,
+                &seat_items,
+                &labels,
+                &versions,
+            ],
+        )
+        .await?;
+
+    let mut outcomes = Vec::with_capacity(batch.len());
+    let mut rest = rows.as_slice();
+    let mut wrote = false;
+    for (n, job) in batch.iter().enumerate() {
+        let item = n as i64 + 1;
+        let count = rest
+            .iter()
+            .take_while(|r| r.get::<_, i64>("item") == item)
+            .count();
+        let (mine, others) = rest.split_at(count);
+        rest = others;
+        if mine.is_empty() {
+            return Err(Error::Invariant(format!(
+                "hold batch returned no rows for request {item}"
+            )));
+        }
+        let outcome = match snapshot_of(&job.req, mine) {
+            Err(e) => Outcome::Refused(e),
+            Ok(_) if !mine[0].get::<_, bool>("ok") => Outcome::Undecided,
+            Ok(snap) => {
+                let row = &mine[0];
+                let taken: i64 = row.get("taken_count");
+                if taken != job.req.seats.len() as i64 {
+                    return Err(Error::Invariant(format!(
+                        "pointed {taken} of {} locked seats at a batched hold",
+                        job.req.seats.len()
+                    )));
+                }
+                wrote = true;
+                sweeper::hold_created(row.get("expires_at"));
+                let mut seats: Vec<&Candidate> = snap.by_label.values().collect();
+                seats.sort_by_key(|c| c.order);
+                Outcome::Done(Hold {
+                    hold_id: job.hold_id,
+                    show_id: job.req.show,
+                    user_id: job.req.user.clone(),
+                    seats: seats.into_iter().map(|c| c.label.clone()).collect(),
+                    status: HoldStatus::Active,
+                    created_at: row.get("created_at"),
+                    expires_at: row.get("expires_at"),
+                    total: snap.by_label.values().filter_map(|c| c.price).sum(),
+                    currency: snap.currency,
+                    booking_id: None,
+                    event: feed::written_event(row, job.req.show, Cause::Hold)?,
+                })
+            }
+        };
+        outcomes.push(outcome);
+    }
+    if wrote {
+        feed::changed();
+    }
+    Ok(outcomes)
+}

@@ -1,0 +1,344 @@
+//! Batched holds (`holds::batch`): many real concurrent requests, some written by one
+//! statement together, racing ordinary holds; then an audit of the tables and the feed.
+
+mod common;
+
+use booking_core::holds::batch::{self, BatchOptions, Batcher};
+use booking_core::{database, holds, Error, Hold, HoldRequest, SeatLabel};
+use common::{patient, request, TestDb};
+use rand::seq::SliceRandom;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// One slot: while a batch runs every other request queues, so the next batch takes
+/// many of them (the case under test).
+fn one_slot() -> BatchOptions {
+    BatchOptions {
+        in_flight: 1,
+        ..BatchOptions::default()
+    }
+}
+
+fn label(l: &str) -> SeatLabel {
+    SeatLabel::parse(l).unwrap()
+}
+
+/// Hold events: (how many, most written by one transaction).
+async fn hold_events(db: &TestDb) -> (i64, i64) {
+    let row = db
+        .client()
+        .await
+        .query_one(
+            "SELECT coalesce(sum(n), 0)::bigint, coalesce(max(n), 0)::bigint
+               FROM (SELECT count(*) AS n FROM seat_events WHERE cause = 'hold' GROUP BY xid) t",
+            &[],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_and_single_holds_on_overlapping_seats_are_all_or_none() {
+    let db = TestDb::with_pool(32).await;
+    let show = db.show(2, 12).await;
+    let settings = patient();
+    let batcher = Batcher::start(db.pool.clone(), settings.clone(), one_slot());
+    let all: Vec<String> = ["A", "B"]
+        .iter()
+        .flat_map(|r| (1..=12).map(move |n| format!("{r}{n}")))
+        .collect();
+
+    let mut tasks = Vec::new();
+    for i in 0..600 {
+        let mut pick = all.clone();
+        pick.shuffle(&mut rand::thread_rng());
+        pick.truncate(1 + i % 4);
+        let labels: Vec<&str> = pick.iter().map(String::as_str).collect();
+        let req = request(&show, &format!("user-{i}"), &labels);
+        let (batcher, pool, settings) = (batcher.clone(), db.pool.clone(), settings.clone());
+        tasks.push(tokio::spawn(async move {
+            // Four in five batched; the rest take the ordinary paths on the same seats.
+            let out = match i % 10 {
+                0 => {
+                    let mut client = database::client(&pool).await?;
+                    holds::hold(&mut client, &settings, &req).await
+                }
+                5 => {
+                    let mut client = database::client(&pool).await?;
+                    holds::hold_pooled(&mut client, &settings, &req).await
+                }
+                _ => batcher.hold(req.clone()).await,
+            };
+            Ok::<_, Error>((req, out))
+        }));
+    }
+    let mut winners: Vec<Hold> = Vec::new();
+    let mut blamed: Vec<SeatLabel> = Vec::new();
+    for t in tasks {
+        let (req, out) = t.await.unwrap().unwrap();
+        match out {
+            Ok(h) => {
+                let mut got = h.seats.clone();
+                let mut want = req.seats.labels().to_vec();
+                got.sort();
+                want.sort();
+                assert_eq!(got, want, "a hold has exactly the seats asked for");
+                assert!(h.event.is_some(), "a new hold carries its own event");
+                winners.push(h);
+            }
+            Err(Error::SeatsUnavailable { seats }) => {
+                assert!(!seats.is_empty(), "a refusal names what blocked it");
+                for s in &seats {
+                    assert!(req.seats.labels().contains(s), "blamed {s}, not asked for");
+                }
+                blamed.extend(seats);
+            }
+            Err(e) => panic!("unexpected error (a deadlock would show here): {e}"),
+        }
+    }
+    assert!(!winners.is_empty());
+    let mut seen = HashSet::new();
+    for h in &winners {
+        for s in &h.seats {
+            assert!(seen.insert(s.clone()), "{s} is in two holds");
+        }
+    }
+    for s in &blamed {
+        assert!(
+            seen.contains(s),
+            "{s} was named as taken but no hold has it"
+        );
+    }
+    let client = db.client().await;
+    let rows = client
+        .query(
+            "SELECT label, hold_id FROM seats WHERE show_id = $1 AND hold_id IS NOT NULL",
+            &[&show.id.get()],
+        )
+        .await
+        .unwrap();
+    let pointed: HashMap<String, uuid::Uuid> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+    for h in &winners {
+        for s in &h.seats {
+            assert_eq!(pointed.get(s.as_str()), Some(&h.hold_id.key()));
+        }
+    }
+    assert_eq!(pointed.len(), seen.len());
+    let holds_in_db: i64 = client
+        .query_one("SELECT count(*) FROM holds", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        holds_in_db,
+        winners.len() as i64,
+        "no hold nobody was told of"
+    );
+    // One event per hold, with exactly that hold's seats.
+    let events = client
+        .query(
+            "SELECT array(SELECT e->>'label' FROM jsonb_array_elements(seats) e ORDER BY 1)
+               FROM seat_events WHERE cause = 'hold'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let mut wanted: Vec<Vec<String>> = winners
+        .iter()
+        .map(|h| {
+            let mut v: Vec<String> = h.seats.iter().map(|s| s.as_str().to_owned()).collect();
+            v.sort();
+            v
+        })
+        .collect();
+    let mut got: Vec<Vec<String>> = events.iter().map(|r| r.get(0)).collect();
+    wanted.sort();
+    got.sort();
+    assert_eq!(got, wanted, "one hold event per hold, with its seats");
+    db.audit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_do_write_many_holds_in_one_transaction() {
+    // The other tests would pass with batches of one: make sure batches happen.
+    let db = TestDb::with_pool(16).await;
+    let show = db.show(4, 50).await;
+    let batcher = Batcher::start(db.pool.clone(), patient(), one_slot());
+    let mut tasks = Vec::new();
+    for row in ["A", "B", "C", "D"] {
+        for n in 1..=50 {
+            let b = batcher.clone();
+            let req = request(&show, "fan", &[&format!("{row}{n}")]);
+            tasks.push(tokio::spawn(async move { b.hold(req).await }));
+        }
+    }
+    for t in tasks {
+        t.await
+            .unwrap()
+            .expect("every seat is free: every hold succeeds");
+    }
+    let (events, busiest) = hold_events(&db).await;
+    assert_eq!(events, 200);
+    assert!(
+        busiest > 1,
+        "200 requests queued at once went out in batches of one"
+    );
+    db.audit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_wanted_twice_in_a_batch_has_one_winner_and_losers_hold_nothing() {
+    let db = TestDb::with_pool(16).await;
+    let show = db.show(2, 60).await;
+    // Everyone wants A1, and a seat of row B nobody else wants: all in one batch.
+    let requests = (1..=60)
+        .map(|n| request(&show, &format!("user-{n}"), &["A1", &format!("B{n}")]))
+        .collect();
+    let answers = batch::hold_all(&db.pool, &patient(), requests).await;
+    let mut won = 0;
+    for answer in answers {
+        match answer {
+            Ok(_) => won += 1,
+            Err(Error::SeatsUnavailable { seats }) => assert_eq!(seats, vec![label("A1")]),
+            Err(e) => panic!("unexpected error: {e}"),
+        }
+    }
+    assert_eq!(won, 1, "exactly one hold has A1");
+    let held: i64 = db
+        .client()
+        .await
+        .query_one(
+            "SELECT count(*) FROM seats WHERE show_id = $1 AND hold_id IS NOT NULL",
+            &[&show.id.get()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(held, 2, "A1 and the winner's B seat; no loser's B seat");
+    db.audit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_locked_elsewhere_does_not_stall_the_rest_of_its_batch() {
+    let db = TestDb::with_pool(16).await;
+    let show = db.show(1, 20).await;
+    let batcher = Batcher::start(db.pool.clone(), patient(), one_slot());
+
+    // Another transaction keeps A1 locked until we let go.
+    let mut locker = db.client().await;
+    let tx = locker.transaction().await.unwrap();
+    tx.execute(
+        "SELECT 1 FROM seats WHERE show_id = $1 AND label = 'A1' FOR UPDATE",
+        &[&show.id.get()],
+    )
+    .await
+    .unwrap();
+
+    let blocked = {
+        let b = batcher.clone();
+        let req = request(&show, "blocked", &["A1"]);
+        tokio::spawn(async move { b.hold(req).await })
+    };
+    let mut others = Vec::new();
+    for n in 2..=20 {
+        let b = batcher.clone();
+        let req = request(&show, &format!("user-{n}"), &[&format!("A{n}")]);
+        others.push(tokio::spawn(async move { b.hold(req).await }));
+    }
+    // A hang guard, not a timing check: with the lock still held, every other request
+    // must be answered (a batch waiting on A1 would keep them all until it is let go).
+    for t in others {
+        tokio::time::timeout(Duration::from_secs(20), t)
+            .await
+            .expect("a request behind a locked seat of another request was not answered")
+            .unwrap()
+            .expect("free seat");
+    }
+    assert!(
+        !blocked.is_finished(),
+        "the request on A1 waits for its lock"
+    );
+    tx.rollback().await.unwrap();
+    let h = blocked
+        .await
+        .unwrap()
+        .expect("A1 is free once the lock is gone");
+    assert_eq!(h.seats, vec![label("A1")]);
+    db.audit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_batch_is_retried_request_by_request() {
+    let db = TestDb::with_pool(16).await;
+    let show = db.show(1, 30).await;
+    // A fault in the database that hits one user's holds only: whatever batch carries
+    // that request fails as a whole.
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE FUNCTION explode() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'boom'; END $$;
+             CREATE TRIGGER explode BEFORE INSERT ON holds FOR EACH ROW
+               WHEN (NEW.user_id = 'doomed') EXECUTE FUNCTION explode();",
+        )
+        .await
+        .unwrap();
+    let batcher = Batcher::start(db.pool.clone(), patient(), one_slot());
+    let mut tasks: Vec<(String, tokio::task::JoinHandle<_>)> = Vec::new();
+    for n in 1..=30 {
+        let user = if n % 10 == 3 {
+            "doomed".to_owned()
+        } else {
+            format!("user-{n}")
+        };
+        let b = batcher.clone();
+        let req: HoldRequest = request(&show, &user, &[&format!("A{n}")]);
+        tasks.push((user, tokio::spawn(async move { b.hold(req).await })));
+    }
+    let mut failed = 0;
+    for (user, t) in tasks {
+        match t.await.unwrap() {
+            Ok(h) => assert_ne!(user, "doomed", "{h:?}"),
+            Err(Error::Database(_)) if user == "doomed" => failed += 1,
+            Err(e) => panic!("{user}: unexpected error: {e}"),
+        }
+    }
+    assert_eq!(failed, 3, "only the doomed requests fail");
+    let holds_in_db: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM holds", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(holds_in_db, 27, "each other request held once");
+    db.audit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_queued_past_its_wait_is_busy_and_holds_nothing() {
+    let db = TestDb::new().await;
+    let show = db.show(1, 5).await;
+    let batcher = Batcher::start(
+        db.pool.clone(),
+        patient(),
+        BatchOptions {
+            max_wait: Duration::ZERO,
+            ..BatchOptions::default()
+        },
+    );
+    match batcher.hold(request(&show, "late", &["A1"])).await {
+        Err(Error::Busy(_)) => {}
+        other => panic!("expected busy, got {other:?}"),
+    }
+    let holds_in_db: i64 = db
+        .client()
+        .await
+        .query_one("SELECT count(*) FROM holds", &[])
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(holds_in_db, 0);
+    db.audit().await;
+}
