@@ -230,10 +230,12 @@ async fn run(
         Err(e) => {
             tracing::debug!(error = %e, requests = batch.len(), "hold batch failed; each request alone");
             drop(client);
-            for job in batch {
+            // At once, not in turn: with the database down, each waits for a connection.
+            futures_util::future::join_all(batch.into_iter().map(|job| async move {
                 let answer = alone(pool, settings, &job).await;
                 let _ = job.reply.send(answer);
-            }
+            }))
+            .await;
             return;
         }
     };
