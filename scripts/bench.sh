@@ -52,13 +52,13 @@ done
 if [ -n "$quick" ]; then
     duration=2; warmup=0
     herd_clients=500; fanout_subscribers=200
-    holds_shows=5; holds4_shows=10; book_shows=5; mixed_shows=5
+    holds_shows=10; holds4_shows=20; book_shows=5; mixed_shows=5
     pool1=40000; pool4=80000
     best_bound=30; best_args=(--rows 10 --per-row 40)
 else
     warmup=1
     herd_clients=10000; fanout_subscribers=10000
-    holds_shows=50; holds4_shows=50; book_shows=50; mixed_shows=20
+    holds_shows=50; holds4_shows=100; book_shows=50; mixed_shows=20
     pool1=200000; pool4=400000
     best_bound=120; best_args=()
 fi
