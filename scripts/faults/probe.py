@@ -3,7 +3,8 @@
 
     probe.py down --url URL --show ID --seconds S --timeout-ms T [--json OUT]
         While the database is down: keeps firing seat-map reads, holds (with an
-        idempotency key), /readyz and /healthz, several at a time. Passes when every
+        idempotency key, and without one: the server's hold batches), /readyz and
+        /healthz, several at a time. Passes when every
         answer came within T ms (the request timeout) plus a margin, every answer but
         /healthz was 503 with a Retry-After header and a JSON error body, and /healthz
         kept answering 200 (the process neither exited nor hung).
@@ -66,13 +67,17 @@ def down(args):
     def worker(n):
         rng = random.Random(n)
         while time.time() < stop_at:
-            kind = rng.choice(["seats", "hold", "readyz", "healthz"])
+            kind = rng.choice(["seats", "hold", "hold-unkeyed", "readyz", "healthz"])
             if kind == "seats":
                 r = request(args.url, "GET", f"/shows/{args.show}/seats")
             elif kind == "hold":
                 r = request(args.url, "POST", f"/shows/{args.show}/holds",
                             {"seats": [rng.choice(seats)], "ttl_seconds": 5},
                             {"Idempotency-Key": str(uuid.uuid4())})
+            elif kind == "hold-unkeyed":
+                # Without a key a hold goes through the server's hold batches.
+                r = request(args.url, "POST", f"/shows/{args.show}/holds",
+                            {"seats": [rng.choice(seats)], "ttl_seconds": 5})
             elif kind == "readyz":
                 r = request(args.url, "GET", "/readyz")
             else:
