@@ -342,6 +342,8 @@ def main():
         "in_doubt_commits_replayed": sum(1 for r in acked if r.get("replayed") and r.get("attempts", 1) > 1),
         "answers_by_status": {str(k): v for k, v in sorted(answers.items())},
         "acknowledged": dict(acks),
+        # Holds acknowledged without an idempotency key (written by the hold batches).
+        "holds_acked_unkeyed": sum(1 for r in acked if r["what"] == "hold" and r.get("keyed") is False),
         "lost": lost,
         "holds_in_db": len(holds),
         "bookings_in_db": len(bookings),
@@ -351,7 +353,8 @@ def main():
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
     print(f"audit: {summary['requests']} requests, answers {summary['answers_by_status']}, "
-          f"acknowledged {dict(acks)}, lost {lost}, after retry {summary['acked_after_retry']} "
+          f"acknowledged {dict(acks)} ({summary['holds_acked_unkeyed']} holds without a key), "
+          f"lost {lost}, after retry {summary['acked_after_retry']} "
           f"(in-doubt commits replayed {summary['in_doubt_commits_replayed']}), "
           f"{len(holds)} holds and {len(bookings)} bookings in the database")
     for pr in problems:
