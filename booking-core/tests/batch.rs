@@ -184,6 +184,10 @@ async fn batches_do_write_many_holds_in_one_transaction() {
         busiest > 1,
         "200 requests queued at once went out in batches of one"
     );
+    let counts = batcher.counts();
+    assert_eq!(counts.requests, 200, "{counts:?}");
+    assert!(counts.batches < 200, "{counts:?}");
+    assert_eq!((counts.decided_alone, counts.failed), (0, 0), "{counts:?}");
     db.audit().await;
 }
 
@@ -305,6 +309,8 @@ async fn a_failing_batch_is_retried_request_by_request() {
         }
     }
     assert_eq!(failed, 3, "only the doomed requests fail");
+    let counts = batcher.counts();
+    assert!(counts.failed >= 1, "{counts:?}");
     let holds_in_db: i64 = db
         .client()
         .await

@@ -62,7 +62,11 @@ impl Metrics {
         }
     }
 
-    pub fn render(&self, pool: &PoolGauges) -> String {
+    pub fn render(
+        &self,
+        pool: &PoolGauges,
+        batches: Option<booking_core::holds::batch::BatchCounts>,
+    ) -> String {
         let mut out = String::new();
         let map = self.requests.lock().unwrap_or_else(|p| p.into_inner());
         out.push_str(
@@ -159,6 +163,35 @@ impl Metrics {
                 out,
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}",
                 value.load(Ordering::Relaxed)
+            );
+        }
+        let b = batches.unwrap_or_default();
+        let batch_counters = [
+            (
+                "booking_hold_batches_total",
+                "Statements that wrote holds of several requests at once (HOLD_BATCHES).",
+                b.batches,
+            ),
+            (
+                "booking_hold_batch_requests_total",
+                "Hold requests those statements carried (over batches: the mean batch size).",
+                b.requests,
+            ),
+            (
+                "booking_hold_batch_decided_alone_total",
+                "Batched hold requests their batch could not decide, decided alone after it.",
+                b.decided_alone,
+            ),
+            (
+                "booking_hold_batch_failures_total",
+                "Hold batches that failed; their requests were retried one by one.",
+                b.failed,
+            ),
+        ];
+        for (name, help, value) in batch_counters {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
             );
         }
         let gauges = [

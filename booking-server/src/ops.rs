@@ -35,7 +35,10 @@ pub async fn readyz(state: &AppState) -> Result<Reply, ApiError> {
 
 /// `GET /metrics`: Prometheus text format.
 pub fn metrics(state: &AppState) -> Reply {
-    let text = state.metrics.render(&state.pool_gauges());
+    let text = state.metrics.render(
+        &state.pool_gauges(),
+        state.holds.as_ref().map(|b| b.counts()),
+    );
     Reply::text(
         StatusCode::OK,
         "text/plain; version=0.0.4; charset=utf-8",

@@ -275,6 +275,11 @@ async fn operations_endpoints_answer() {
         "booking_http_requests_total{route=\"POST /shows/{show_id}/holds\",status=\"201\"} 1",
         "booking_http_request_duration_seconds_bucket{route=\"POST /shows\",status=\"201\",le=\"+Inf\"} 1",
         "booking_holds_total 1",
+        // The hold had no idempotency key: a batch of one.
+        "booking_hold_batches_total 1",
+        "booking_hold_batch_requests_total 1",
+        "booking_hold_batch_decided_alone_total 0",
+        "booking_hold_batch_failures_total 0",
         "booking_confirms_total 0",
         "booking_pool_in_use",
         "booking_pool_waiting",

@@ -39,6 +39,7 @@ use crate::feed::{self, Cause};
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
 use crate::sweeper;
 use deadpool_postgres::Pool;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
@@ -72,6 +73,28 @@ impl Default for BatchOptions {
 #[derive(Clone)]
 pub struct Batcher {
     queue: mpsc::UnboundedSender<Job>,
+    counters: Arc<Counters>,
+}
+
+/// What a [`Batcher`] has done since it started (for metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BatchCounts {
+    /// Batch statements run.
+    pub batches: u64,
+    /// Requests those statements carried: `requests / batches` is the mean batch size.
+    pub requests: u64,
+    /// Requests a batch could not decide, decided alone after it.
+    pub decided_alone: u64,
+    /// Batch statements that failed; their requests were retried one by one.
+    pub failed: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    batches: AtomicU64,
+    requests: AtomicU64,
+    decided_alone: AtomicU64,
+    failed: AtomicU64,
 }
 
 struct Job {
@@ -85,8 +108,26 @@ impl Batcher {
     /// Starts the batcher's dispatcher on the current tokio runtime.
     pub fn start(pool: Pool, settings: Settings, options: BatchOptions) -> Batcher {
         let (queue, jobs) = mpsc::unbounded_channel();
-        tokio::spawn(dispatch(jobs, pool, Arc::new(settings), options));
-        Batcher { queue }
+        let counters = Arc::new(Counters::default());
+        tokio::spawn(dispatch(
+            jobs,
+            pool,
+            Arc::new(settings),
+            options,
+            counters.clone(),
+        ));
+        Batcher { queue, counters }
+    }
+
+    /// What this batcher has done so far.
+    pub fn counts(&self) -> BatchCounts {
+        let c = &self.counters;
+        BatchCounts {
+            batches: c.batches.load(Ordering::Relaxed),
+            requests: c.requests.load(Ordering::Relaxed),
+            decided_alone: c.decided_alone.load(Ordering::Relaxed),
+            failed: c.failed.load(Ordering::Relaxed),
+        }
     }
 
     /// [`super::hold_pooled`], batched with the requests of other callers: the same
@@ -138,7 +179,7 @@ pub async fn hold_all(
         answers.push(answer);
     }
     if !jobs.is_empty() {
-        run(jobs, pool, settings, None).await;
+        run(jobs, pool, settings, None, &Counters::default()).await;
     }
     let mut out = Vec::with_capacity(answers.len());
     for answer in answers {
@@ -160,6 +201,7 @@ async fn dispatch(
     pool: Pool,
     settings: Arc<Settings>,
     options: BatchOptions,
+    counters: Arc<Counters>,
 ) {
     let slots = Arc::new(Semaphore::new(options.in_flight.max(1)));
     loop {
@@ -190,8 +232,8 @@ async fn dispatch(
         if batch.is_empty() {
             continue;
         }
-        let (pool, settings) = (pool.clone(), settings.clone());
-        tokio::spawn(async move { run(batch, &pool, &settings, Some(slot)).await });
+        let (pool, settings, counters) = (pool.clone(), settings.clone(), counters.clone());
+        tokio::spawn(async move { run(batch, &pool, &settings, Some(slot), &counters).await });
     }
 }
 
@@ -203,6 +245,7 @@ async fn run(
     pool: &Pool,
     settings: &Settings,
     slot: Option<OwnedSemaphorePermit>,
+    counters: &Counters,
 ) {
     let client = match pool.get().await {
         Ok(client) => client,
@@ -217,6 +260,13 @@ async fn run(
     };
     let written = write(&client, settings, &batch).await;
     drop(slot);
+    counters.batches.fetch_add(1, Ordering::Relaxed);
+    counters
+        .requests
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    if written.is_err() {
+        counters.failed.fetch_add(1, Ordering::Relaxed);
+    }
     let outcomes = match written {
         Ok(outcomes) => outcomes,
         Err(Error::Invariant(what)) => {
@@ -255,6 +305,9 @@ async fn run(
     // Each on a connection of its own, at once: one waiting on a lock must not hold up
     // the others.
     drop(client);
+    counters
+        .decided_alone
+        .fetch_add(undecided.len() as u64, Ordering::Relaxed);
     futures_util::future::join_all(undecided.into_iter().map(|job| async move {
         let answer = async {
             let mut client = pool.get().await?;
