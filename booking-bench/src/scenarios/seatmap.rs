@@ -1,16 +1,22 @@
 //! `seatmap`: GET /shows/{id}/seats of a 1,000-seat show (20 rows x 50) by
 //! `--concurrency` readers, while `--background` workers hold a random seat of that
 //! show and release it again (so the map keeps changing).
+//!
+//! The map is patched from the change feed (the writer's own process applies its own
+//! writes at once): how far a map can trail the database is the feed's lag. One
+//! event stream on the show measures it: `feed_lag` is the arrival of each background
+//! hold's `hold` event minus the arrival of that hold's 201 (an event that beats the
+//! 201 counts 0).
 
 use super::{hold_body, result, workers};
-use crate::client::{Caller, Conn};
+use crate::client::{scan_event, Caller, Conn, Sse};
 use crate::common::{Common, Ctx, Window};
-use crate::stats::{Recorder, RunResult};
+use crate::stats::{Dist, Recorder, RunResult};
 use hyper::Method;
 use rand::Rng;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
@@ -36,20 +42,63 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
     let bad_maps = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
     let stop_bg = Arc::new(AtomicBool::new(false));
+    // (label, send, 201 arrival) of each measured background hold; (label, arrival) of
+    // each `hold` event on the stream.
+    let answered: Arc<Mutex<Vec<(String, Instant, Instant)>>> = Arc::default();
+    let arrivals: Arc<Mutex<Vec<(String, Instant)>>> = Arc::default();
+    let (stop_stream, stream_stopped) = tokio::sync::watch::channel(false);
+    let mut sse = Sse::open(&ctx.target, &format!("/shows/{}/events", show.id), None)
+        .await
+        .map_err(|e| format!("cannot open the show's event stream: {e:?}"))?;
+    if !sse.wait_open().await {
+        return Err("the show's event stream ended at once".into());
+    }
+    let stream = {
+        let (arrivals, mut stopped) = (arrivals.clone(), stream_stopped);
+        tokio::spawn(async move {
+            loop {
+                let ev = tokio::select! {
+                    ev = sse.next() => ev,
+                    _ = stopped.changed() => return,
+                };
+                let Some(ev) = ev else { return };
+                let now = Instant::now();
+                if ev.event != "seats" {
+                    continue;
+                }
+                let (cause, labels) = scan_event(&ev.data);
+                if cause == Some("hold") {
+                    let mut a = arrivals.lock().unwrap_or_else(|p| p.into_inner());
+                    a.extend(labels.into_iter().map(|l| (l.to_owned(), now)));
+                }
+            }
+        })
+    };
 
     let bg = {
-        let (target, show, stop_bg) = (ctx.target.clone(), show.clone(), stop_bg.clone());
+        let (target, show, stop_bg, answered) = (
+            ctx.target.clone(),
+            show.clone(),
+            stop_bg.clone(),
+            answered.clone(),
+        );
         let n = args.background;
         tokio::spawn(async move {
             workers(n, |w| {
-                let (target, show, stop_bg) = (target.clone(), show.clone(), stop_bg.clone());
+                let (target, show, stop_bg, answered) = (
+                    target.clone(),
+                    show.clone(),
+                    stop_bg.clone(),
+                    answered.clone(),
+                );
                 async move {
                     let mut rec = Recorder::default();
                     let mut conn = Conn::lazy(target);
                     let user = format!("bench-seatmap-bg-{w}");
                     while window.running() && !stop_bg.load(Ordering::Relaxed) {
                         let i = rand::thread_rng().gen_range(0..show.seats());
-                        let body = hold_body(&[show.label_of(i)], 600);
+                        let label = show.label_of(i);
+                        let body = hold_body(std::slice::from_ref(&label), 600);
                         let t = Instant::now();
                         let res = conn
                             .send(
@@ -61,6 +110,10 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
                             .await;
                         if window.counts(t) {
                             rec.record("bg_hold", t.elapsed(), &res);
+                            if matches!(&res, Ok(r) if r.status == 201) {
+                                let mut a = answered.lock().unwrap_or_else(|p| p.into_inner());
+                                a.push((label, t, Instant::now()));
+                            }
                         }
                         let id = match &res {
                             Ok(r) if r.status == 201 => {
@@ -129,6 +182,20 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
     let secs = window.elapsed().min(ctx.common.duration.max(0.001));
     stop_bg.store(true, Ordering::Relaxed);
     let bg_rec = bg.await.unwrap_or_default();
+    // Events still on their way: wait for them, a few seconds at most.
+    let wanted = answered.lock().unwrap_or_else(|p| p.into_inner()).len();
+    let grace = Instant::now() + Duration::from_secs(5);
+    while arrivals.lock().unwrap_or_else(|p| p.into_inner()).len() < wanted
+        && Instant::now() < grace
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = stop_stream.send(true);
+    let _ = stream.await;
+    let (lags, missing) = feed_lags(
+        &answered.lock().unwrap_or_else(|p| p.into_inner()),
+        &arrivals.lock().unwrap_or_else(|p| p.into_inner()),
+    );
     let mut r = result(ctx, "seatmap", "seatmap", c);
     r.elapsed_s = secs;
     r.add_ops(rec, secs);
@@ -136,7 +203,14 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
     r.extra("seats", seats);
     r.extra("background_workers", args.background);
     r.extra("map_bytes", bytes.load(Ordering::Relaxed));
+    r.delays.insert("feed_lag".into(), Dist::from_us(lags));
+    r.extra("feed_lag_missing", missing);
     r.check_ran();
+    r.check(
+        "feed_events",
+        missing == 0,
+        format!("{missing} background holds without their event on the stream"),
+    );
     let bad = bad_maps.load(Ordering::Relaxed);
     r.check(
         "complete_maps",
@@ -144,4 +218,29 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
         format!("{bad} sampled maps without all {seats} seats"),
     );
     Ok(r)
+}
+
+/// Each answered hold's lag in microseconds: its seat's first `hold` event that arrived
+/// after the hold was sent, minus the 201's arrival (0 when the event came first); and
+/// how many holds had no such event.
+fn feed_lags(
+    answered: &[(String, Instant, Instant)],
+    arrivals: &[(String, Instant)],
+) -> (Vec<u64>, usize) {
+    let mut by_label: std::collections::HashMap<&str, Vec<Instant>> = Default::default();
+    for (label, at) in arrivals {
+        by_label.entry(label.as_str()).or_default().push(*at);
+    }
+    let mut lags = Vec::with_capacity(answered.len());
+    let mut missing = 0;
+    for (label, sent, answered_at) in answered {
+        let first = by_label
+            .get(label.as_str())
+            .and_then(|v| v.iter().filter(|at| *at >= sent).min());
+        match first {
+            Some(at) => lags.push(at.saturating_duration_since(*answered_at).as_micros() as u64),
+            None => missing += 1,
+        }
+    }
+    (lags, missing)
 }
