@@ -183,12 +183,16 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
     stop_bg.store(true, Ordering::Relaxed);
     let bg_rec = bg.await.unwrap_or_default();
     // Events still on their way: wait for them, a few seconds at most.
-    let wanted = answered.lock().unwrap_or_else(|p| p.into_inner()).len();
     let grace = Instant::now() + Duration::from_secs(5);
-    while arrivals.lock().unwrap_or_else(|p| p.into_inner()).len() < wanted
-        && Instant::now() < grace
-    {
-        tokio::time::sleep(Duration::from_millis(20)).await;
+    loop {
+        let (_, missing) = feed_lags(
+            &answered.lock().unwrap_or_else(|p| p.into_inner()),
+            &arrivals.lock().unwrap_or_else(|p| p.into_inner()),
+        );
+        if missing == 0 || Instant::now() > grace {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let _ = stop_stream.send(true);
     let _ = stream.await;
