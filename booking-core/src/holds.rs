@@ -34,7 +34,7 @@ use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use uuid::Uuid;
 
 pub mod batch;
@@ -244,21 +244,7 @@ where
     feed::changed();
     sweeper::hold_created(written.expires_at);
 
-    let mut seats: Vec<&Candidate> = by_label.values().collect();
-    seats.sort_by_key(|c| c.order);
-    Ok(Hold {
-        hold_id,
-        show_id: req.show,
-        user_id: req.user.clone(),
-        seats: seats.into_iter().map(|c| c.label.clone()).collect(),
-        status: HoldStatus::Active,
-        created_at: written.created_at,
-        expires_at: written.expires_at,
-        total,
-        currency,
-        booking_id: None,
-        event: written.event,
-    })
+    Ok(Snapshot { currency, by_label }.into_hold(req, hold_id, written))
 }
 
 /// When a hold written by [`write_hold`] was made and when it lapses (database clock).
@@ -336,6 +322,59 @@ struct Snapshot {
     by_label: HashMap<String, Candidate>,
 }
 
+impl Snapshot {
+    /// The new hold `hold_id` of `req` on these seats, as `written`.
+    fn into_hold(self, req: &HoldRequest, hold_id: HoldId, written: Written) -> Hold {
+        let mut seats: Vec<&Candidate> = self.by_label.values().collect();
+        seats.sort_by_key(|c| c.order);
+        Hold {
+            hold_id,
+            show_id: req.show,
+            user_id: req.user.clone(),
+            seats: seats.into_iter().map(|c| c.label.clone()).collect(),
+            status: HoldStatus::Active,
+            created_at: written.created_at,
+            expires_at: written.expires_at,
+            total: self.by_label.values().filter_map(|c| c.price).sum(),
+            currency: self.currency,
+            booking_id: None,
+            event: written.event,
+        }
+    }
+}
+
+/// What a snapshot-and-write statement ([`hold_pooled`], [`batch`]) wrote for `req`,
+/// from its result row (`created_at`, `expires_at`, `taken_count` and
+/// [`feed::EVENT_COLUMNS`]). Pointing fewer seats than asked for at the new hold,
+/// under our locks, is [`Error::Invariant`]. Wakes the sweeper for the new deadline.
+fn written_by(row: &tokio_postgres::Row, req: &HoldRequest) -> Result<Written> {
+    let taken: i64 = row.get("taken_count");
+    if taken != req.seats.len() as i64 {
+        return Err(Error::Invariant(format!(
+            "pointed {taken} of {} locked seats at the new hold",
+            req.seats.len()
+        )));
+    }
+    let expires_at = row.get("expires_at");
+    sweeper::hold_created(expires_at);
+    Ok(Written {
+        created_at: row.get("created_at"),
+        expires_at,
+        event: feed::written_event(row, req.show, Cause::Hold)?,
+    })
+}
+
+/// The version each of `req`'s seats must still have (`if_versions`), or `None`, in
+/// the order of its labels.
+fn wanted_versions(req: &HoldRequest) -> impl Iterator<Item = Option<&str>> {
+    req.seats.labels().iter().map(|l| {
+        req.if_versions
+            .iter()
+            .find(|(label, _)| label == l)
+            .map(|(_, v)| v.as_str())
+    })
+}
+
 async fn snapshot<C: GenericClient>(client: &C, req: &HoldRequest) -> Result<Snapshot> {
     let show = req.show.get();
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
@@ -400,55 +439,9 @@ fn snapshot_of(req: &HoldRequest, rows: &[tokio_postgres::Row]) -> Result<Snapsh
     Ok(Snapshot { currency, by_label })
 }
 
-/// [`hold`] on a pooled connection, in one round trip when the seats are free and
-/// nobody else touches them meanwhile (the common case).
-///
-/// One statement (its own transaction) reads the wanted seats in its snapshot, without
-/// locks. Only when every one is there, points at nothing and has the version the
-/// caller named does it lock them in id order, check that no row changed since the
-/// snapshot (same `xmin`), and then insert the hold, point the seats at it and write
-/// the event. Otherwise it writes nothing and returns the snapshot:
-/// - refusals (no such show or seat, a moved version, a taken seat) are answered from
-///   it, without a lock taken, so a thousand callers on one taken seat do not queue;
-/// - anything else (a seat pointing at a lapsed hold, a row that changed between the
-///   snapshot and the lock) is decided by [`hold`], in a transaction of its own with
-///   the full re-read after the locks.
-///
-/// The lock wait is bounded by the connection's `lock_timeout`
-/// ([`crate::PoolOptions::lock_timeout`]), as the statement runs outside an explicit
-/// transaction.
-#[tracing::instrument(skip_all, fields(show = %req.show, user = %req.user, seats = req.seats.len()))]
-pub async fn hold_pooled(
-    client: &mut deadpool_postgres::Client,
-    settings: &Settings,
-    req: &HoldRequest,
-) -> Result<Hold> {
-    hold_pooled_as(client, settings, req, HoldId::generate(req.show)).await
-}
-
-/// [`hold_pooled`], naming the new hold `hold_id` (which must be of `req.show`).
-pub(crate) async fn hold_pooled_as(
-    client: &mut deadpool_postgres::Client,
-    settings: &Settings,
-    req: &HoldRequest,
-    hold_id: HoldId,
-) -> Result<Hold> {
-    check_if_versions(req)?;
-    let ttl = req.ttl.unwrap_or(settings.default_ttl);
-    let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
-    // The version each label must still have, or NULL: aligned with `labels`.
-    let wanted: Vec<Option<&str>> = req
-        .seats
-        .labels()
-        .iter()
-        .map(|l| {
-            req.if_versions
-                .iter()
-                .find(|(label, _)| label == l)
-                .map(|(_, v)| v.as_str())
-        })
-        .collect();
-    let sql = format!(
+/// The statement of [`hold_pooled_as`]. Built once: it is on every hold's path.
+static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "WITH snap AS ({snapshot}), go AS (
              SELECT count(snap.id) = cardinality($5::text[])
                     AND coalesce(bool_and(snap.clean AND (w.version IS NULL
@@ -488,10 +481,49 @@ pub(crate) async fn hold_pooled_as(
         snapshot = snapshot_sql("$1", "$5::text[]"),
         event = feed::hold_event_cte("$1", "taken", "(SELECT expires_at FROM h)"),
         columns = feed::EVENT_COLUMNS,
-    );
+    )
+});
+
+/// [`hold`] on a pooled connection, in one round trip when the seats are free and
+/// nobody else touches them meanwhile (the common case).
+///
+/// One statement (its own transaction) reads the wanted seats in its snapshot, without
+/// locks. Only when every one is there, points at nothing and has the version the
+/// caller named does it lock them in id order, check that no row changed since the
+/// snapshot (same `xmin`), and then insert the hold, point the seats at it and write
+/// the event. Otherwise it writes nothing and returns the snapshot:
+/// - refusals (no such show or seat, a moved version, a taken seat) are answered from
+///   it, without a lock taken, so a thousand callers on one taken seat do not queue;
+/// - anything else (a seat pointing at a lapsed hold, a row that changed between the
+///   snapshot and the lock) is decided by [`hold`], in a transaction of its own with
+///   the full re-read after the locks.
+///
+/// The lock wait is bounded by the connection's `lock_timeout`
+/// ([`crate::PoolOptions::lock_timeout`]), as the statement runs outside an explicit
+/// transaction.
+#[tracing::instrument(skip_all, fields(show = %req.show, user = %req.user, seats = req.seats.len()))]
+pub async fn hold_pooled(
+    client: &mut deadpool_postgres::Client,
+    settings: &Settings,
+    req: &HoldRequest,
+) -> Result<Hold> {
+    hold_pooled_as(client, settings, req, HoldId::generate(req.show)).await
+}
+
+/// [`hold_pooled`], naming the new hold `hold_id` (which must be of `req.show`).
+pub(crate) async fn hold_pooled_as(
+    client: &mut deadpool_postgres::Client,
+    settings: &Settings,
+    req: &HoldRequest,
+    hold_id: HoldId,
+) -> Result<Hold> {
+    check_if_versions(req)?;
+    let ttl = req.ttl.unwrap_or(settings.default_ttl);
+    let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
+    let wanted: Vec<Option<&str>> = wanted_versions(req).collect();
     let rows = client
         .cq(
-            &sql,
+            &POOLED_SQL,
             &[
                 &req.show.get(),
                 &hold_id.key(),
@@ -511,29 +543,8 @@ pub(crate) async fn hold_pooled_as(
         return hold_as(client, settings, req, hold_id).await;
     }
     feed::changed();
-    sweeper::hold_created(row.get("expires_at"));
-    let taken: i64 = row.get("taken_count");
-    if taken != labels.len() as i64 {
-        return Err(Error::Invariant(format!(
-            "pointed {taken} of {} locked seats at the new hold",
-            labels.len()
-        )));
-    }
-    let mut seats: Vec<&Candidate> = snap.by_label.values().collect();
-    seats.sort_by_key(|c| c.order);
-    Ok(Hold {
-        hold_id,
-        show_id: req.show,
-        user_id: req.user.clone(),
-        seats: seats.into_iter().map(|c| c.label.clone()).collect(),
-        status: HoldStatus::Active,
-        created_at: row.get("created_at"),
-        expires_at: row.get("expires_at"),
-        total: snap.by_label.values().filter_map(|c| c.price).sum(),
-        currency: snap.currency,
-        booking_id: None,
-        event: feed::written_event(row, req.show, Cause::Hold)?,
-    })
+    let written = written_by(row, req)?;
+    Ok(snap.into_hold(req, hold_id, written))
 }
 
 fn check_if_versions(req: &HoldRequest) -> Result<()> {

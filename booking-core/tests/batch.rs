@@ -4,10 +4,9 @@
 mod common;
 
 use booking_core::holds::batch::{self, BatchOptions, Batcher};
-use booking_core::{database, holds, Error, Hold, HoldRequest, SeatLabel};
+use booking_core::{database, holds, Error, HoldRequest, SeatLabel};
 use common::{patient, request, TestDb};
 use rand::seq::SliceRandom;
-use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 /// One slot: while a batch runs every other request queues, so the next batch takes
@@ -73,68 +72,23 @@ async fn batched_and_single_holds_on_overlapping_seats_are_all_or_none() {
             Ok::<_, Error>((req, out))
         }));
     }
-    let mut winners: Vec<Hold> = Vec::new();
-    let mut blamed: Vec<SeatLabel> = Vec::new();
+    let mut outcomes = Vec::new();
     for t in tasks {
-        let (req, out) = t.await.unwrap().unwrap();
-        match out {
-            Ok(h) => {
-                let mut got = h.seats.clone();
-                let mut want = req.seats.labels().to_vec();
-                got.sort();
-                want.sort();
-                assert_eq!(got, want, "a hold has exactly the seats asked for");
-                assert!(h.event.is_some(), "a new hold carries its own event");
-                winners.push(h);
-            }
-            Err(Error::SeatsUnavailable { seats }) => {
-                assert!(!seats.is_empty(), "a refusal names what blocked it");
-                for s in &seats {
-                    assert!(req.seats.labels().contains(s), "blamed {s}, not asked for");
-                }
-                blamed.extend(seats);
-            }
-            Err(e) => panic!("unexpected error (a deadlock would show here): {e}"),
+        outcomes.push(t.await.unwrap().unwrap());
+    }
+    for (_, out) in &outcomes {
+        if let Ok(h) = out {
+            assert!(h.event.is_some(), "a new hold carries its own event");
         }
     }
+    let winners = db.check_hold_outcomes(&show, outcomes).await;
     assert!(!winners.is_empty());
-    let mut seen = HashSet::new();
-    for h in &winners {
-        for s in &h.seats {
-            assert!(seen.insert(s.clone()), "{s} is in two holds");
-        }
-    }
-    for s in &blamed {
-        assert!(
-            seen.contains(s),
-            "{s} was named as taken but no hold has it"
-        );
-    }
-    let client = db.client().await;
-    let rows = client
-        .query(
-            "SELECT label, hold_id FROM seats WHERE show_id = $1 AND hold_id IS NOT NULL",
-            &[&show.id.get()],
-        )
-        .await
-        .unwrap();
-    let pointed: HashMap<String, uuid::Uuid> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    for h in &winners {
-        for s in &h.seats {
-            assert_eq!(pointed.get(s.as_str()), Some(&h.hold_id.key()));
-        }
-    }
-    assert_eq!(pointed.len(), seen.len());
-    let holds_in_db: i64 = client
-        .query_one("SELECT count(*) FROM holds", &[])
-        .await
-        .unwrap()
-        .get(0);
     assert_eq!(
-        holds_in_db,
+        db.count("SELECT count(*) FROM holds").await,
         winners.len() as i64,
         "no hold nobody was told of"
     );
+    let client = db.client().await;
     // One event per hold, with exactly that hold's seats.
     let events = client
         .query(
@@ -311,14 +265,11 @@ async fn a_failing_batch_is_retried_request_by_request() {
     assert_eq!(failed, 3, "only the doomed requests fail");
     let counts = batcher.counts();
     assert!(counts.failed >= 1, "{counts:?}");
-    let holds_in_db: i64 = db
-        .client()
-        .await
-        .query_one("SELECT count(*) FROM holds", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(holds_in_db, 27, "each other request held once");
+    assert_eq!(
+        db.count("SELECT count(*) FROM holds").await,
+        27,
+        "each other request held once"
+    );
     db.audit().await;
 }
 
@@ -338,13 +289,46 @@ async fn a_request_queued_past_its_wait_is_busy_and_holds_nothing() {
         Err(Error::Busy(_)) => {}
         other => panic!("expected busy, got {other:?}"),
     }
-    let holds_in_db: i64 = db
-        .client()
+    assert_eq!(db.count("SELECT count(*) FROM holds").await, 0);
+    db.audit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_whose_caller_left_before_its_batch_holds_nothing() {
+    let db = TestDb::with_pool(2).await;
+    let show = db.show(1, 5).await;
+    let batcher = Batcher::start(db.pool.clone(), patient(), one_slot());
+    // Every connection taken: the first batch waits for one, holding the only slot.
+    let taken = (db.client().await, db.client().await);
+    let first = {
+        let (b, req) = (batcher.clone(), request(&show, "first", &["A1"]));
+        tokio::spawn(async move { b.hold(req).await })
+    };
+    while db.pool.status().waiting == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A second caller gives up while queued behind it (its request timed out, say).
+    let gone = tokio::time::timeout(
+        Duration::from_millis(50),
+        batcher.hold(request(&show, "gone", &["A2"])),
+    )
+    .await;
+    assert!(
+        gone.is_err(),
+        "nothing is answered while every connection is taken"
+    );
+    drop(taken);
+    first.await.unwrap().expect("A1 is free");
+    // A third request is taken from the queue after the second.
+    batcher
+        .hold(request(&show, "third", &["A3"]))
         .await
-        .query_one("SELECT count(*) FROM holds", &[])
-        .await
-        .unwrap()
-        .get(0);
-    assert_eq!(holds_in_db, 0);
+        .expect("A3 is free");
+    assert_eq!(
+        db.count("SELECT count(*) FROM holds WHERE user_id = 'gone'")
+            .await,
+        0,
+        "a hold for a caller who had left"
+    );
     db.audit().await;
 }

@@ -5,7 +5,6 @@ mod common;
 use booking_core::{database, holds, Error, SeatLabel};
 use common::{patient, request, TestDb};
 use rand::seq::SliceRandom;
-use std::collections::{HashMap, HashSet};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn five_hundred_tasks_on_one_seat_give_exactly_one_hold() {
@@ -88,65 +87,11 @@ async fn overlapping_four_seat_holds_are_all_or_none_without_deadlock() {
             Ok::<_, Error>((req, out))
         }));
     }
-    let mut winners = Vec::new();
-    let mut blamed: Vec<SeatLabel> = Vec::new();
+    let mut outcomes = Vec::new();
     for t in tasks {
-        let (req, out) = t.await.unwrap().unwrap();
-        match out {
-            Ok(h) => {
-                let mut got = h.seats.clone();
-                let mut want = req.seats.labels().to_vec();
-                got.sort();
-                want.sort();
-                assert_eq!(got, want, "a hold has exactly the seats asked for");
-                winners.push(h);
-            }
-            Err(Error::SeatsUnavailable { seats }) => {
-                assert!(
-                    !seats.is_empty(),
-                    "a refusal names the seats that blocked it"
-                );
-                for s in &seats {
-                    assert!(
-                        req.seats.labels().contains(s),
-                        "blamed {s}, which it did not ask for"
-                    );
-                }
-                blamed.extend(seats);
-            }
-            Err(e) => panic!("unexpected error (a deadlock would show here): {e}"),
-        }
+        outcomes.push(t.await.unwrap().unwrap());
     }
+    let winners = db.check_hold_outcomes(&show, outcomes).await;
     assert!(!winners.is_empty());
-    // No seat in two holds.
-    let mut seen = HashSet::new();
-    for h in &winners {
-        for s in &h.seats {
-            assert!(seen.insert(s.clone()), "{s} is in two holds");
-        }
-    }
-    // Every seat named as blocking is indeed held now (nothing was released since).
-    for s in &blamed {
-        assert!(
-            seen.contains(s),
-            "{s} was named as taken but no hold has it"
-        );
-    }
-    // The database agrees: each winner's seats point at it.
-    let client = db.client().await;
-    let rows = client
-        .query(
-            "SELECT label, hold_id FROM seats WHERE show_id = $1 AND hold_id IS NOT NULL",
-            &[&show.id.get()],
-        )
-        .await
-        .unwrap();
-    let pointed: HashMap<String, uuid::Uuid> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-    for h in &winners {
-        for s in &h.seats {
-            assert_eq!(pointed.get(s.as_str()), Some(&h.hold_id.key()));
-        }
-    }
-    assert_eq!(pointed.len(), seen.len());
     db.audit().await;
 }

@@ -31,13 +31,14 @@
 //! looking for a hold of that id first: a batch that committed without our hearing it
 //! is found and answered, never held twice.
 
-use super::{hold_as, hold_pooled_as, load, snapshot_of, Candidate, Hold, HoldRequest};
+use super::{
+    hold_as, hold_pooled_as, load, snapshot_of, wanted_versions, written_by, Hold, HoldRequest,
+};
 use crate::database::{Cached, Settings};
-use crate::domain::{HoldId, HoldStatus};
+use crate::domain::HoldId;
 use crate::error::{Error, Result};
-use crate::feed::{self, Cause};
+use crate::feed;
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
-use crate::sweeper;
 use deadpool_postgres::Pool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -439,14 +440,8 @@ async fn write(
         for label in job.req.seats.labels() {
             seat_items.push(n as i64 + 1);
             labels.push(label.as_str());
-            versions.push(
-                job.req
-                    .if_versions
-                    .iter()
-                    .find(|(l, _)| l == label)
-                    .map(|(_, v)| v.as_str()),
-            );
         }
+        versions.extend(wanted_versions(&job.req));
     }
     let rows = client
         .cq(
@@ -483,31 +478,9 @@ async fn write(
             Err(e) => Outcome::Refused(e),
             Ok(_) if !mine[0].get::<_, bool>("ok") => Outcome::Undecided,
             Ok(snap) => {
-                let row = &mine[0];
-                let taken: i64 = row.get("taken_count");
-                if taken != job.req.seats.len() as i64 {
-                    return Err(Error::Invariant(format!(
-                        "pointed {taken} of {} locked seats at a batched hold",
-                        job.req.seats.len()
-                    )));
-                }
                 wrote = true;
-                sweeper::hold_created(row.get("expires_at"));
-                let mut seats: Vec<&Candidate> = snap.by_label.values().collect();
-                seats.sort_by_key(|c| c.order);
-                Outcome::Done(Hold {
-                    hold_id: job.hold_id,
-                    show_id: job.req.show,
-                    user_id: job.req.user.clone(),
-                    seats: seats.into_iter().map(|c| c.label.clone()).collect(),
-                    status: HoldStatus::Active,
-                    created_at: row.get("created_at"),
-                    expires_at: row.get("expires_at"),
-                    total: snap.by_label.values().filter_map(|c| c.price).sum(),
-                    currency: snap.currency,
-                    booking_id: None,
-                    event: feed::written_event(row, job.req.show, Cause::Hold)?,
-                })
+                let written = written_by(&mine[0], &job.req)?;
+                Outcome::Done(snap.into_hold(&job.req, job.hold_id, written))
             }
         };
         outcomes.push(outcome);

@@ -6,6 +6,7 @@ use booking_core::deadpool_postgres::{Client, Pool};
 use booking_core::tokio_postgres::{self, NoTls};
 use booking_core::{database, shows, HoldId, NewShow, PoolOptions, RowLabel, RowSpec, Show};
 use booking_core::{Category, Currency, HoldRequest, SeatSelection, Settings, UserId};
+use booking_core::{Error, Hold, SeatLabel};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -56,6 +57,91 @@ impl TestDb {
 
     pub async fn client(&self) -> Client {
         database::client(&self.pool).await.expect("pooled client")
+    }
+
+    /// The single bigint a counting query returns.
+    pub async fn count(&self, sql: &str) -> i64 {
+        self.client()
+            .await
+            .query_one(sql, &[])
+            .await
+            .expect(sql)
+            .get(0)
+    }
+
+    /// Checks concurrent hold attempts on `show` against each other and the tables,
+    /// and returns the holds made: each has exactly the seats it asked for, no seat
+    /// is in two of them, every refusal names only seats it asked for that some hold
+    /// has now (nothing was released meanwhile), any other error fails the test, and
+    /// the seats of `show` point at exactly the holds made.
+    pub async fn check_hold_outcomes(
+        &self,
+        show: &Show,
+        outcomes: Vec<(HoldRequest, booking_core::Result<Hold>)>,
+    ) -> Vec<Hold> {
+        use std::collections::{HashMap, HashSet};
+        let mut winners = Vec::new();
+        let mut blamed: Vec<SeatLabel> = Vec::new();
+        for (req, out) in outcomes {
+            match out {
+                Ok(h) => {
+                    let mut got = h.seats.clone();
+                    let mut want = req.seats.labels().to_vec();
+                    got.sort();
+                    want.sort();
+                    assert_eq!(got, want, "a hold has exactly the seats asked for");
+                    winners.push(h);
+                }
+                Err(Error::SeatsUnavailable { seats }) => {
+                    assert!(
+                        !seats.is_empty(),
+                        "a refusal names the seats that blocked it"
+                    );
+                    for s in &seats {
+                        assert!(
+                            req.seats.labels().contains(s),
+                            "blamed {s}, which it did not ask for"
+                        );
+                    }
+                    blamed.extend(seats);
+                }
+                Err(e) => panic!("unexpected error (a deadlock would show here): {e}"),
+            }
+        }
+        let mut seen = HashSet::new();
+        for h in &winners {
+            for s in &h.seats {
+                assert!(seen.insert(s.clone()), "{s} is in two holds");
+            }
+        }
+        for s in &blamed {
+            assert!(
+                seen.contains(s),
+                "{s} was named as taken but no hold has it"
+            );
+        }
+        let rows = self
+            .client()
+            .await
+            .query(
+                "SELECT label, hold_id FROM seats WHERE show_id = $1 AND hold_id IS NOT NULL",
+                &[&show.id.get()],
+            )
+            .await
+            .unwrap();
+        let pointed: HashMap<String, uuid::Uuid> =
+            rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        for h in &winners {
+            for s in &h.seats {
+                assert_eq!(pointed.get(s.as_str()), Some(&h.hold_id.key()), "{s}");
+            }
+        }
+        assert_eq!(
+            pointed.len(),
+            seen.len(),
+            "a seat points at a hold nobody was told of"
+        );
+        winners
     }
 
     /// A show with rows `A`, `B`, ... of `seats_per_row` seats each.
