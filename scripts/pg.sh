@@ -13,6 +13,11 @@
 # PG_DIR names another directory for the cluster (default .pg in the checkout), so
 # that a script can run a cluster of its own beside the one the tests use.
 #
+# PG_NEXT_XID=N makes a cluster being created hand out transaction ids from N on
+# (`pg_resetwal -x` before its first start), so that code that would break once ids
+# get long (say, positions compared as text: 1000000 sorts before 999999) breaks in
+# tests rather than after weeks in production. Ignored for a cluster that exists.
+#
 # With DATABASE_URL set, start does nothing and url/psql use that database; stop and
 # destroy always act on the local cluster (scripts that started it stop it).
 #
@@ -125,6 +130,22 @@ is_running() {
     run_pg "$b/pg_ctl" -D "$pg_root/data" status >/dev/null 2>&1
 }
 
+# set_next_xid BINDIR N: on the new, stopped cluster, the next transaction id is N.
+set_next_xid() {
+    local b=$1 n=$2
+    [[ "$n" =~ ^[0-9]+$ ]] && [ "$n" -ge 3 ] && [ "$n" -lt 4294967296 ] \
+        || die "PG_NEXT_XID must be a transaction id (3 .. 4294967295), not '$n'"
+    run_pg "$b/pg_resetwal" -x "$n" -D "$pg_root/data" >/dev/null
+    # The commit log must cover the new id or the server refuses to start ("could not
+    # access status of transaction"): one pg_xact segment holds the status of 1,048,576
+    # transactions (32 pages of 8 kB, four per byte); make the segment that holds N
+    # full-sized (zeros: no status yet), keeping what initdb wrote in segment 0000.
+    local seg
+    seg=$(printf '%04X' $((n / 1048576)))
+    run_pg truncate -s 262144 "$pg_root/data/pg_xact/$seg"
+    log "transaction ids start at $n"
+}
+
 cmd_start() {
     if [ -n "${DATABASE_URL:-}" ]; then echo "$DATABASE_URL"; return 0; fi
     if is_running; then local_url; return 0; fi
@@ -150,6 +171,7 @@ log_min_messages = warning
 log_min_error_statement = panic
 log_checkpoints = off
 EOF
+        if [ -n "${PG_NEXT_XID:-}" ]; then set_next_xid "$b" "$PG_NEXT_XID"; fi
     fi
     run_pg mkdir -p "$pg_root/run"
     # The port on the command line: PG_PORT wins over the one written at initdb time.
@@ -203,5 +225,5 @@ case "${1:-}" in
     psql) shift; cmd_psql "$@" ;;
     destroy) cmd_destroy ;;
     crash) cmd_crash ;;
-    *) sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,32p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

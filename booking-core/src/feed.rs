@@ -95,14 +95,14 @@ fn event_cte_of(show_param: &str, cause: &str, seats: &str, from: &str) -> Strin
     format!(
         "ev AS (INSERT INTO seat_events (show_id, cause, seats)
                 SELECT {show_param}, '{cause}', {seats} FROM {from} HAVING count(*) > 0
-                RETURNING xid::text AS xid, id, seats)"
+                RETURNING xid::text AS xid_text, id, seats)"
     )
 }
 
 /// SQL: the columns a statement with an `ev` CTE adds to its result, read back by
 /// [`written_event`].
 pub(crate) const EVENT_COLUMNS: &str =
-    "(SELECT xid FROM ev) AS ev_xid, (SELECT id FROM ev) AS ev_id, (SELECT seats FROM ev) AS ev_seats";
+    "(SELECT xid_text FROM ev) AS ev_xid, (SELECT id FROM ev) AS ev_id, (SELECT seats FROM ev) AS ev_seats";
 
 /// The event a statement with [`EVENT_COLUMNS`] wrote, if it wrote one: what the
 /// caller's own process may apply to its caches before the feed brings it.
@@ -111,13 +111,11 @@ pub(crate) fn written_event(
     show: ShowId,
     cause: Cause,
 ) -> Result<Option<Arc<SeatEvent>>> {
-    let Some(xid) = row.get::<_, Option<String>>("ev_xid") else {
+    let Some(xid) = row.get::<_, Option<&str>>("ev_xid") else {
         return Ok(None);
     };
     let position = Position {
-        xid: xid
-            .parse()
-            .map_err(|_| Error::Invariant(format!("xid {xid:?}")))?,
+        xid: parse_xid(xid)?,
         id: row.get("ev_id"),
     };
     Ok(Some(Arc::new(SeatEvent {
@@ -279,12 +277,18 @@ struct StoredChange {
     until: Option<chrono::DateTime<chrono::Utc>>,
 }
 
+/// A transaction id as the text of an `xid8`. Ids travel as text (tokio-postgres has
+/// no `xid8` type) but are compared only as numbers, here and in SQL, where every
+/// query orders by the `xid8` column itself: a text column named `xid` would win the
+/// name in `ORDER BY xid`, and text order puts `1000000` before `999999` (issue 12).
+fn parse_xid(text: &str) -> Result<u64> {
+    text.parse()
+        .map_err(|_| Error::Invariant(format!("xid {text:?}")))
+}
+
 fn event_from_row(r: &tokio_postgres::Row) -> Result<SeatEvent> {
-    let xid: String = r.get("xid");
     let position = Position {
-        xid: xid
-            .parse()
-            .map_err(|_| Error::Invariant(format!("xid {xid:?}")))?,
+        xid: parse_xid(r.get("xid_text"))?,
         id: r.get("id"),
     };
     let cause = match r.get::<_, &str>("cause") {
@@ -342,7 +346,7 @@ pub async fn read<C: GenericClient>(
     });
     let rows = client
         .cq(
-            "SELECT xid::text AS xid, id, show_id, cause, seats
+            "SELECT xid::text AS xid_text, id, show_id, cause, seats
                FROM seat_events
               WHERE (xid, id) > ($1::text::xid8, $2)
                 AND (xid, id) <= ($3::text::xid8, $4)
@@ -368,7 +372,7 @@ pub async fn read<C: GenericClient>(
 pub async fn head<C: GenericClient>(client: &C) -> Result<Position> {
     let row = client
         .cq_opt(
-            "SELECT xid::text AS xid, id FROM seat_events
+            "SELECT xid::text AS xid_text, id FROM seat_events
               WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
               ORDER BY xid DESC, id DESC LIMIT 1",
             &[],
@@ -377,7 +381,7 @@ pub async fn head<C: GenericClient>(client: &C) -> Result<Position> {
     Ok(match row {
         None => Position::START,
         Some(r) => Position {
-            xid: r.get::<_, String>("xid").parse().unwrap_or(0),
+            xid: parse_xid(r.get("xid_text"))?,
             id: r.get("id"),
         },
     })

@@ -399,12 +399,12 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
              SELECT t.show_id, 'hold', {seats}
                FROM taken t JOIN h ON h.hold_show = t.show_id AND h.hold_key = t.hold_id
               GROUP BY t.item, t.show_id
-             RETURNING show_id, xid::text AS xid, id, seats
+             RETURNING show_id, xid::text AS xid_text, id, seats
          )
          SELECT snap.item, snap.currency, snap.id, snap.label, snap.price, snap.row_index,
                 snap.number, snap.taken, snap.version, v.ok, h.created_at, h.expires_at,
                 (SELECT count(*) FROM taken t WHERE t.item = snap.item) AS taken_count,
-                e.xid AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
+                e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
            FROM snap
            JOIN verdict v USING (item)
            JOIN items i USING (item)

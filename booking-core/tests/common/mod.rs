@@ -30,7 +30,12 @@ impl TestDb {
     }
 
     pub async fn with_pool(size: usize) -> TestDb {
-        let admin = database::parse_url(&server_url()).expect("DATABASE_URL parses");
+        TestDb::on_server(&server_url(), size).await
+    }
+
+    /// A new, migrated database on the server at `url` (not DATABASE_URL's).
+    pub async fn on_server(url: &str, size: usize) -> TestDb {
+        let admin = database::parse_url(url).expect("the server's URL parses");
         let (client, conn) = admin.connect(NoTls).await.expect("connect to DATABASE_URL");
         tokio::spawn(conn);
         let name = format!("booking_test_{}", uuid::Uuid::new_v4().simple());
