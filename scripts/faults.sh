@@ -41,10 +41,15 @@ done
 log() { printf '\n==> faults: %s\n' "$*" >&2; }
 die() { printf 'faults: %s\n' "$*" >&2; exit 1; }
 
-# Our own cluster, so that crashing it harms no one else's tests.
+# Our own cluster, so that crashing it harms no one else's tests. Made anew for every
+# run, handing out transaction ids from just below 1,000,000: kill-server's load and
+# event stream cross that boundary (see xids_below), the others run with long ids.
 export PG_DIR="$here/.pg-faults"
 export PG_PORT="${FAULTS_PG_PORT:-25439}"
+export PG_NEXT_XID="${FAULTS_NEXT_XID:-990000}"
+xid_boundary=1000000
 unset DATABASE_URL
+"$here/scripts/pg.sh" destroy >/dev/null 2>&1 || true
 
 out_root="$here/target/faults"
 mkdir -p "$out_root"
@@ -137,6 +142,16 @@ print(json.load(urllib.request.urlopen(req))["id"])
 EOF
 }
 
+# xids_below URL N: spends transaction ids (one autocommit statement each) until the
+# next one handed out is N, so that what runs next straddles N.
+xids_below() {
+    local url=$1 n=$2 next
+    next=$("$(psql_bin)" "$url" -X -At -c "SELECT pg_current_xact_id()")
+    [ "$next" -lt "$n" ] || die "transaction ids are already at $next, past $n"
+    python3 -c 'import sys; sys.stdout.write("SELECT pg_current_xact_id();\n" * int(sys.argv[1]))' \
+        $((n - next - 1)) | "$(psql_bin)" "$url" -X -q -At >/dev/null
+}
+
 audit() {
     local db=$1
     shift
@@ -175,6 +190,13 @@ scenario_kill_server() {
     start_server server "$port" "$db"
     wait_ready "$url"
     show=$(create_show "$url" 20 100)
+    # An event stream of the show through every kill (it resumes with Last-Event-ID);
+    # the audit checks it brought each event once, in order, across the boundary.
+    python3 "$here/scripts/faults/probe.py" sse --url "$url" --show "$show" --out "$out/sse.txt" \
+        --seconds 600 --from-start >/dev/null 2>&1 &
+    local sse=$!
+    pids+=("$sse")
+    xids_below "$db" $((xid_boundary - 100))
     python3 "$here/scripts/faults/load.py" --url "$url" --show "$show" --workers 16 \
         --log "$out/load.log" --stop-file "$out/stop" >"$out/load.out" 2>&1 &
     local load=$!
@@ -196,7 +218,9 @@ scenario_kill_server() {
     sleep 1
     touch "$out/stop"
     wait "$load" || die "the load generator failed (see $out/load.out)"
-    audit "$db" --log "$out/load.log" --sweep-wait 15
+    audit "$db" --log "$out/load.log" --sweep-wait 15 \
+        --sse "$out/sse.txt" --show "$show" --straddle "$xid_boundary"
+    kill "$sse" 2>/dev/null || true
     local recoveries
     recoveries=$(python3 "$here/scripts/faults/probe.py" recovery --url "$url" --show "$show" \
         --out "$out/watch.txt" --restarts "$(IFS=,; echo "${restarts[*]}")")
@@ -220,7 +244,7 @@ scenario_restart_db() {
     wait_ready "$url"
     show=$(create_show "$url" 20 100)
     python3 "$here/scripts/faults/probe.py" sse --url "$url" --show "$show" --out "$out/sse.txt" \
-        --seconds 600 >/dev/null 2>&1 &
+        --seconds 600 --from-start >/dev/null 2>&1 &
     local sse=$!
     pids+=("$sse")
     python3 "$here/scripts/faults/load.py" --url "$url" --show "$show" --workers 12 \
@@ -265,7 +289,7 @@ EOF
     touch "$out/stop"
     wait "$load" || { echo "restart-db: the load generator failed"; ok=false; }
     # The sweeper recovered: holds that lapsed after the restart are expired.
-    audit "$db" --log "$out/load.log" --sweep-wait 15 || ok=false
+    audit "$db" --log "$out/load.log" --sweep-wait 15 --sse "$out/sse.txt" --show "$show" || ok=false
     kill -0 "$srv" 2>/dev/null || { echo "restart-db: PROBLEM: the server exited"; ok=false; }
     figures down_s="$down_s" recovery_s="$took" events_after_restart="$after"
     kill "$sse" 2>/dev/null || true

@@ -12,7 +12,12 @@ Checks, printing each problem and exiting 1 when there is any:
 - no active hold past its expiry once the sweeper has had `--sweep-wait` seconds;
 - idempotency records agree with the holds and bookings they answered;
 - the change feed has one event per seat change (counted per cause), and replaying it
-  in feed order gives every seat's current state and version.
+  in feed order gives every seat's current state and version;
+- with --sse FILE --show ID (the ids an event stream of the show received, as written
+  by `probe.py sse`, which resumes with Last-Event-ID whenever its connection drops):
+  the stream brought every event of the show, each once, in feed order (the xid8
+  order of the table), from the first event on; with --straddle N, the show's events
+  have transaction ids on both sides of N (so the check ran across that boundary).
 """
 
 import argparse
@@ -191,12 +196,52 @@ def read_logs(paths):
     return recs
 
 
+def check_stream(db, args, problems):
+    """The event stream against the table: every event of the show, once, in order."""
+    def received():
+        try:
+            return [line.split()[1] for line in open(args.sse) if line.strip()]
+        except OSError:
+            return []
+    # Positions compare as (xid8, id) in SQL: the table's order is the truth.
+    sql = (f"SELECT xid::text || '.' || id AS pos FROM seat_events WHERE show_id = {int(args.show)} "
+           "ORDER BY xid, id")
+    # The stream may trail the table by a moment (the sweeper writes until the end).
+    deadline = time.time() + 15
+    while True:
+        stored = [r["pos"] for r in db.rows(sql)]
+        got = received()
+        if got == stored or time.time() > deadline:
+            break
+        time.sleep(0.25)
+    summary = {"events": len(stored), "received": len(got), "distinct": len(set(got))}
+    if got != stored:
+        dup = len(got) - len(set(got))
+        missing = [p for p in stored if p not in set(got)]
+        first_bad = next((i for i, (a, b) in enumerate(zip(got, stored)) if a != b),
+                         min(len(got), len(stored)))
+        problems.append(f"the event stream differs from the feed: {len(got)} received, "
+                        f"{len(stored)} stored, {dup} repeated, {len(missing)} missing "
+                        f"(e.g. {missing[:3]}), first difference at #{first_bad}: "
+                        f"{got[first_bad:first_bad + 2]} vs {stored[first_bad:first_bad + 2]}")
+    if args.straddle is not None:
+        xids = [int(p.split(".")[0]) for p in stored]
+        summary["xids"] = [min(xids), max(xids)] if xids else []
+        if not xids or not (min(xids) < args.straddle <= max(xids)):
+            problems.append(f"the show's events do not straddle transaction id {args.straddle} "
+                            f"({summary.get('xids')}): the check did not cross it")
+    return summary
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--db", required=True)
     p.add_argument("--log", action="append", default=[])
     p.add_argument("--sweep-wait", type=float, default=10.0)
     p.add_argument("--json")
+    p.add_argument("--sse", help="ids received by an event stream of --show")
+    p.add_argument("--show")
+    p.add_argument("--straddle", type=int, help="transaction id the show's events must straddle")
     args = p.parse_args()
     db = Db(args.db)
     problems = []
@@ -332,6 +377,7 @@ def main():
                 problems.append(f"booking {bid} is cancelled but nobody asked to cancel it")
     for u in unexpected[:5]:
         problems.append(f"an answer the load did not expect: {u}")
+    sse_summary = check_stream(db, args, problems) if args.sse else None
 
     acked = [r for r in recs if r.get("op") == "ack"]
     summary = {
@@ -349,6 +395,8 @@ def main():
         "bookings_in_db": len(bookings),
         "problems": problems,
     }
+    if sse_summary:
+        summary["event_stream"] = sse_summary
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)
@@ -357,6 +405,8 @@ def main():
           f"lost {lost}, after retry {summary['acked_after_retry']} "
           f"(in-doubt commits replayed {summary['in_doubt_commits_replayed']}), "
           f"{len(holds)} holds and {len(bookings)} bookings in the database")
+    if sse_summary:
+        print(f"audit: event stream: {sse_summary}")
     for pr in problems:
         print(f"audit: PROBLEM: {pr}")
     if problems:

@@ -189,7 +189,9 @@ def recovery(args):
 def sse(args):
     u = urlparse(args.url)
     out = open(args.out, "a", buffering=1)
-    last = None
+    # From the first event of the show on ("0.0" is before every position), so that a
+    # stream that connects late still brings everything.
+    last = "0.0" if args.from_start else None
     stop_at = time.time() + args.seconds
     while time.time() < stop_at:
         try:
@@ -233,6 +235,7 @@ def main():
     p.add_argument("--stop-file")
     p.add_argument("--restarts", help="recovery: comma-separated epoch seconds")
     p.add_argument("--json")
+    p.add_argument("--from-start", action="store_true", help="sse: from the show's first event")
     args = p.parse_args()
     # The database may be down: take labels from the layout faults.sh creates (rows of
     # at least ten seats) rather than from the seat map.
