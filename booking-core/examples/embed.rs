@@ -3,7 +3,7 @@
 //!
 //!     DATABASE_URL=postgres://... cargo run -p booking-core --example embed
 
-use booking_core::{bookings, database, holds, shows, sweeper, CancellationToken};
+use booking_core::{bookings, database, holds, shows, sweeper, CancellationToken, Engine};
 use booking_core::{Category, PoolOptions};
 use booking_core::{
     Currency, HoldRequest, NewShow, RowLabel, RowSpec, SeatSelection, Settings, UserId,
@@ -17,13 +17,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let config = database::parse_url(&url)?;
     let pool = database::pool(config, &PoolOptions::default())?;
     database::migrate_pool(&pool).await?;
-    let settings = Settings::default();
+    // One engine for the process: its settings, and what its operations share in
+    // memory (the sweeper hears of new holds through it).
+    let engine = Engine::new(Settings::default());
 
     // The sweeper runs beside the service and stops with it.
     let stop = CancellationToken::new();
     let sweeper = tokio::spawn(sweeper::run(
+        engine.clone(),
         pool.clone(),
-        settings.clone(),
         sweeper::SweeperOptions::default(),
         stop.clone(),
     ));
@@ -54,11 +56,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let user = UserId::parse("u-17")?;
     let hold = holds::hold(
         &mut client,
-        &settings,
+        &engine,
         &HoldRequest {
             show: show.id,
             user: user.clone(),
-            seats: SeatSelection::parse(["B6", "B7"], settings.max_seats_per_hold)?,
+            seats: SeatSelection::parse(["B6", "B7"], engine.settings().max_seats_per_hold)?,
             ttl: None,
             if_versions: vec![],
         },
@@ -78,7 +80,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // The booking and the payment commit together, or neither does.
     let mut tx = client.transaction().await?;
-    let confirmed = bookings::confirm(&mut tx, &settings, &user, hold.hold_id).await?;
+    let confirmed = bookings::confirm(&mut tx, &engine, &user, hold.hold_id).await?;
     tx.execute(
         "INSERT INTO payments (hold_id, amount) VALUES ($1, $2)",
         &[&hold.hold_id.to_string(), &confirmed.booking.total],

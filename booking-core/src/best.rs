@@ -60,17 +60,17 @@
 
 pub mod rank;
 
-use crate::database::{lock_timeout_value, Cached, Settings, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, Cached, SET_LOCK_TIMEOUT};
 use crate::domain::{Category, HoldId, HoldStatus, HoldTtl, SeatCount, SeatLabel, ShowId, UserId};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::holds::{write_hold, Hold, WRITTEN_BEFORE_US};
 use crate::seats::{HELD, JOIN_HOLD};
-use crate::{feed, sweeper};
 use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt;
 use rank::{Place, Want};
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::{Arc, LazyLock, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 use uuid::Uuid;
 
@@ -114,8 +114,6 @@ pub struct BestHold {
 /// The house as one read saw it, in seat-map order.
 struct House {
     currency: String,
-    /// The show's creation time (µs): with its id, it names the show in [`Claims`].
-    created_us: i64,
     layout: Arc<Layout>,
     /// The layout's places, with who is free and of the asked category now.
     places: Vec<Place>,
@@ -132,13 +130,13 @@ const UNDO: &str = "ROLLBACK TO SAVEPOINT best_attempt";
 /// all being taken by others for [`Settings::lock_timeout`].
 ///
 /// ```no_run
-/// use booking_core::{best, BestRequest, SeatCount, Settings, ShowId, UserId};
+/// use booking_core::{best, BestRequest, Engine, SeatCount, ShowId, UserId};
 /// # async fn demo(client: &mut booking_core::deadpool_postgres::Client) -> booking_core::Result<()> {
-/// let settings = Settings::default();
-/// let got = best::hold_best(client, &settings, &BestRequest {
+/// let engine = Engine::default();
+/// let got = best::hold_best(client, &engine, &BestRequest {
 ///     show: ShowId::parse("1")?,
 ///     user: UserId::parse("u-17")?,
-///     count: SeatCount::parse(4, settings.max_seats_per_hold)?,
+///     count: SeatCount::parse(4, engine.settings().max_seats_per_hold)?,
 ///     category: None,
 ///     adjacent: true,
 ///     ttl: None,
@@ -147,14 +145,12 @@ const UNDO: &str = "ROLLBACK TO SAVEPOINT best_attempt";
 /// # Ok(()) }
 /// ```
 #[tracing::instrument(skip_all, fields(show = %req.show, user = %req.user, count = req.count.get()))]
-pub async fn hold_best<C>(
-    client: &mut C,
-    settings: &Settings,
-    req: &BestRequest,
-) -> Result<BestHold>
+pub async fn hold_best<C>(client: &mut C, engine: &Engine, req: &BestRequest) -> Result<BestHold>
 where
     C: GenericClient + Send,
 {
+    let settings = engine.settings();
+    let memory = engine.best_memory();
     let ttl = req.ttl.unwrap_or(settings.default_ttl);
     let show = req.show.get();
     let want = Want {
@@ -172,9 +168,11 @@ where
         tx.cexec(SET_LOCK_TIMEOUT, &bound),
         tx.batch_execute(SAVEPOINT),
     );
-    let (_, first) =
-        futures_util::future::try_join(setup.map_err(Error::from), read_house(&tx, show, category))
-            .await?;
+    let (_, first) = futures_util::future::try_join(
+        setup.map_err(Error::from),
+        read_house(&tx, memory, show, category),
+    )
+    .await?;
     let mut first = Some(first);
     // Row locks of a failed attempt are still ours until the savepoint is rolled back
     // to; the rollback is pipelined with the next statement rather than waited for.
@@ -187,13 +185,16 @@ where
         let house = match first.take() {
             Some(house) => house,
             None => {
-                futures_util::future::try_join(undo(&tx, dirty), read_house(&tx, show, category))
-                    .await?
-                    .1
+                futures_util::future::try_join(
+                    undo(&tx, dirty),
+                    read_house(&tx, memory, show, category),
+                )
+                .await?
+                .1
             }
         };
         dirty = false;
-        let claims = claims.get_or_insert_with(|| Claims::new((show, house.created_us)));
+        let claims = claims.get_or_insert_with(|| Claims::new(memory, show));
         // Seats that other callers of this process are taking count as taken: rank
         // what will be left (the stranding rule included) rather than race for them.
         let mut places = house.places.clone();
@@ -254,8 +255,7 @@ where
                     let written =
                         write_hold(&tx, hold_id, &req.user, ttl, total, &only_ids, &seen).await?;
                     tx.commit().await?;
-                    feed::changed();
-                    sweeper::hold_created(written.expires_at);
+                    engine.committed(Some(written.expires_at));
                     // Seat-map order: the group's indices are in it already.
                     let by_id: HashMap<i64, SeatLabel> =
                         locked.into_iter().map(|s| (s.id, s.label)).collect();
@@ -321,10 +321,26 @@ struct Layout {
     index_of: HashMap<i64, usize>,
 }
 
-/// Layouts read so far, by [`ShowKey`]. At most [`LAYOUTS_KEPT`] shows are kept; past
+/// What best available remembers per [`Engine`]: the layouts read so far, and the
+/// claims of the callers in flight. At most [`LAYOUTS_KEPT`] layouts are kept; past
 /// that the cache is emptied and refilled on demand (one extra read per show).
-static LAYOUTS: LazyLock<Mutex<HashMap<ShowKey, Arc<Layout>>>> = LazyLock::new(Default::default);
+#[derive(Default)]
+pub(crate) struct Memory {
+    layouts: Mutex<HashMap<i64, Arc<Layout>>>,
+    callers: Mutex<HashMap<i64, Callers>>,
+}
+
 const LAYOUTS_KEPT: usize = 256;
+
+impl Memory {
+    fn layouts(&self) -> MutexGuard<'_, HashMap<i64, Arc<Layout>>> {
+        self.layouts.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn callers(&self) -> MutexGuard<'_, HashMap<i64, Callers>> {
+        self.callers.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
 
 /// Reads the house: which seats are free right now, in one statement (the statement's
 /// snapshot), laid onto the show's layout (read once per process and kept: a show's
@@ -333,9 +349,14 @@ const LAYOUTS_KEPT: usize = 256;
 /// The statement returns one row: the show, and the ids of its free seats as an
 /// array (a seat is free when it has no booking and no hold that is active and before
 /// its `expires_at`). It scans the show's seats once and sorts nothing.
-async fn read_house<C: GenericClient>(tx: &C, show: i64, category: Option<&str>) -> Result<House> {
+async fn read_house<C: GenericClient>(
+    tx: &C,
+    memory: &Memory,
+    show: i64,
+    category: Option<&str>,
+) -> Result<House> {
     let sql = format!(
-        "SELECT sh.currency, (extract(epoch FROM sh.created_at) * 1000000)::bigint AS created_us,
+        "SELECT sh.currency,
                 array(SELECT s.id FROM seats s {JOIN_HOLD}
                        WHERE s.show_id = sh.id AND s.booking_id IS NULL
                          AND {HELD} IS NOT TRUE) AS free
@@ -346,8 +367,7 @@ async fn read_house<C: GenericClient>(tx: &C, show: i64, category: Option<&str>)
         .cq_opt(&sql, &[&show])
         .await?
         .ok_or(Error::ShowNotFound)?;
-    let key: ShowKey = (show, row.get("created_us"));
-    let layout = layout(tx, key).await?;
+    let layout = layout(tx, memory, show).await?;
     let mut places = layout.places.clone();
     for id in row.get::<_, Vec<i64>>("free") {
         if let Some(&i) = layout.index_of.get(&id) {
@@ -361,29 +381,24 @@ async fn read_house<C: GenericClient>(tx: &C, show: i64, category: Option<&str>)
     }
     Ok(House {
         currency: row.get("currency"),
-        created_us: key.1,
         layout,
         places,
     })
 }
 
-/// The layout of the show `key`, from the cache or read once.
-async fn layout<C: GenericClient>(tx: &C, key: ShowKey) -> Result<Arc<Layout>> {
-    if let Some(l) = LAYOUTS
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(&key)
-    {
+/// The layout of `show`, from the engine's memory or read once.
+async fn layout<C: GenericClient>(tx: &C, memory: &Memory, show: i64) -> Result<Arc<Layout>> {
+    if let Some(l) = memory.layouts().get(&show) {
         return Ok(l.clone());
     }
     let rows = tx
         .cq(
             "SELECT id, row_index, number, aisle_after, category FROM seats WHERE show_id = $1",
-            &[&key.0],
+            &[&show],
         )
         .await?;
     if rows.is_empty() {
-        return Err(Error::Invariant(format!("show {} has no seats", key.0)));
+        return Err(Error::Invariant(format!("show {show} has no seats")));
     }
     let mut seats: Vec<(Place, i64, String)> = rows
         .iter()
@@ -412,11 +427,11 @@ async fn layout<C: GenericClient>(tx: &C, key: ShowKey) -> Result<Arc<Layout>> {
         layout.index_of.insert(id, i);
     }
     let layout = Arc::new(layout);
-    let mut cache = LAYOUTS.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut cache = memory.layouts();
     if cache.len() >= LAYOUTS_KEPT {
         cache.clear();
     }
-    cache.insert(key, layout.clone());
+    cache.insert(show, layout.clone());
     Ok(layout)
 }
 
@@ -474,8 +489,9 @@ async fn try_lock<C: GenericClient>(
     if !pointed.is_empty() {
         let live: BTreeSet<Uuid> = tx
             .cq(
-                "SELECT id FROM holds
-                  WHERE show_id = $1 AND id = ANY($2) AND status = 'active' AND expires_at > now()",
+                &format!(
+                    "SELECT h.id FROM holds h WHERE h.show_id = $1 AND h.id = ANY($2) AND {HELD}"
+                ),
                 &[&show, &pointed],
             )
             .await?
@@ -506,12 +522,7 @@ async fn try_lock<C: GenericClient>(
     ))
 }
 
-/// A show as [`Claims`] and the layout cache name it: its id and creation time, so
-/// that the shows of different databases served by one process (tests do this) are
-/// not taken for one another.
-type ShowKey = (i64, i64);
-
-/// The seats that this process's best-available callers are trying to lock, or have
+/// The seats that this engine's best-available callers are trying to lock, or have
 /// taken (until their request ends), per show. They only spare round trips: a caller
 /// ranks the house without the seats others here are taking, and passes over a group
 /// another caller claimed first, instead of meeting it in `SKIP LOCKED`. Correctness
@@ -523,23 +534,19 @@ struct Callers {
     claimed: HashSet<i64>,
 }
 
-static CALLERS: LazyLock<Mutex<HashMap<ShowKey, Callers>>> = LazyLock::new(Default::default);
-
-fn callers() -> std::sync::MutexGuard<'static, HashMap<ShowKey, Callers>> {
-    CALLERS.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// One caller's claims on the seats of one show in this process; given back when the
+/// One caller's claims on the seats of one show in this engine; given back when the
 /// request ends (dropped).
-struct Claims {
-    show: ShowKey,
+struct Claims<'a> {
+    memory: &'a Memory,
+    show: i64,
     mine: Vec<i64>,
 }
 
-impl Claims {
-    fn new(show: ShowKey) -> Claims {
-        callers().entry(show).or_default().callers += 1;
+impl<'a> Claims<'a> {
+    fn new(memory: &'a Memory, show: i64) -> Claims<'a> {
+        memory.callers().entry(show).or_default().callers += 1;
         Claims {
+            memory,
             show,
             mine: Vec::new(),
         }
@@ -547,19 +554,22 @@ impl Claims {
 
     /// The seats other callers here have claimed.
     fn others(&self) -> Vec<i64> {
-        callers().get(&self.show).map_or_else(Vec::new, |c| {
-            c.claimed
-                .iter()
-                .copied()
-                .filter(|id| !self.mine.contains(id))
-                .collect()
-        })
+        self.memory
+            .callers()
+            .get(&self.show)
+            .map_or_else(Vec::new, |c| {
+                c.claimed
+                    .iter()
+                    .copied()
+                    .filter(|id| !self.mine.contains(id))
+                    .collect()
+            })
     }
 
     /// Claims `ids` for an attempt. When another caller of this process has claimed
     /// some of them, claims nothing and returns those.
     fn claim(&mut self, ids: &[i64]) -> Vec<i64> {
-        let mut all = callers();
+        let mut all = self.memory.callers();
         let c = all.entry(self.show).or_default();
         let theirs: Vec<i64> = ids
             .iter()
@@ -575,7 +585,7 @@ impl Claims {
 
     /// Gives back the claims of a failed attempt.
     fn unclaim(&mut self, ids: &[i64]) {
-        let mut all = callers();
+        let mut all = self.memory.callers();
         if let Some(c) = all.get_mut(&self.show) {
             for id in ids {
                 c.claimed.remove(id);
@@ -585,9 +595,9 @@ impl Claims {
     }
 }
 
-impl Drop for Claims {
+impl Drop for Claims<'_> {
     fn drop(&mut self) {
-        let mut all = callers();
+        let mut all = self.memory.callers();
         if let Some(c) = all.get_mut(&self.show) {
             for id in &self.mine {
                 c.claimed.remove(id);

@@ -5,12 +5,13 @@
 //! before it locks seats, so no two transactions can wait on each other in a cycle.
 
 use crate::database::Cached;
-use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
 use crate::domain::{
-    Actor, BookingId, BookingStatus, HoldId, HoldStatus, SeatLabel, ShowId, UserId,
+    Actor, BookingId, BookingStatus, HoldId, HoldStatus, SeatLabel, SeatState, ShowId, UserId,
 };
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::feed;
+use crate::feed::{self, Cause};
 use crate::holds::{lock_hold, lock_hold_seats};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -70,11 +71,7 @@ fn booking_from_row(r: &Row) -> Result<Booking> {
             .into_iter()
             .map(SeatLabel::from_db)
             .collect(),
-        status: match r.get::<_, &str>("status") {
-            "confirmed" => BookingStatus::Confirmed,
-            "cancelled" => BookingStatus::Cancelled,
-            other => return Err(Error::Invariant(format!("booking status {other:?}"))),
-        },
+        status: BookingStatus::from_db(r.get("status"))?,
         confirmed_at: r.get("confirmed_at"),
         cancelled_at: r.get("cancelled_at"),
         total: r.get("total"),
@@ -111,7 +108,7 @@ async fn load_by_hold<C: GenericClient>(client: &C, hold: HoldId) -> Result<Book
 #[tracing::instrument(skip_all, fields(hold = %id, user = %user))]
 pub async fn confirm<C>(
     client: &mut C,
-    settings: &Settings,
+    engine: &Engine,
     user: &UserId,
     id: HoldId,
 ) -> Result<Confirmation>
@@ -119,7 +116,7 @@ where
     C: GenericClient + Send,
 {
     let tx = client.transaction().await?;
-    let locked = lock_hold(&tx, settings, id, None).await?;
+    let locked = lock_hold(&tx, engine.settings(), id, None).await?;
     if locked.user_id != user.as_str() {
         return Err(Error::Forbidden);
     }
@@ -165,7 +162,15 @@ where
              ), {event}
              SELECT (SELECT count(*) FROM b) AS bookings, (SELECT count(*) FROM booked) AS booked,
                     {columns}",
-        event = feed::event_cte("$1", "confirm", "booked", "booked"),
+        event = feed::EventsSql {
+            show: "$1",
+            cause: Cause::Confirm,
+            state: SeatState::Booked,
+            until: None,
+            from: "booked",
+            per: None,
+        }
+        .cte(),
         columns = feed::EVENT_COLUMNS,
     );
     let row = tx
@@ -181,12 +186,12 @@ where
             ids.len()
         )));
     }
-    let event = feed::written_event(&row, id.show(), feed::Cause::Confirm)?;
+    let event = feed::written_event(&row, id.show(), Cause::Confirm)?;
     let booking = load(&tx, BookingId::from_parts(id.show(), booking_key))
         .await?
         .ok_or_else(|| Error::Invariant("new booking not readable".into()))?;
     tx.commit().await?;
-    feed::changed();
+    engine.committed(None);
     Ok(Confirmation {
         booking,
         created: true,
@@ -219,14 +224,14 @@ fn authorise(actor: &Actor, owner: &UserId) -> Result<()> {
 #[tracing::instrument(skip_all, fields(booking = %id))]
 pub async fn cancel<C>(
     client: &mut C,
-    settings: &Settings,
+    engine: &Engine,
     actor: &Actor,
     id: BookingId,
 ) -> Result<Booking>
 where
     C: GenericClient + Send,
 {
-    let lock_timeout = lock_timeout_value(settings);
+    let lock_timeout = lock_timeout_value(engine.settings());
     let tx = client.transaction().await?;
     let (_, row) = futures_util::future::try_join(
         tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
@@ -257,7 +262,15 @@ where
                       WHERE show_id = $1 AND id = $2
                  ), {event}
                  SELECT (SELECT count(*) FROM freed) AS freed, (SELECT count(*) FROM gone) AS gone",
-            event = feed::event_cte("$1", "cancel", "available", "freed"),
+            event = feed::EventsSql {
+                show: "$1",
+                cause: Cause::Cancel,
+                state: SeatState::Available,
+                until: None,
+                from: "freed",
+                per: None,
+            }
+            .cte(),
         );
         let r = tx.cq_one(&sql, &[&id.show().get(), &id.key()]).await?;
         let (freed, gone): (i64, i64) = (r.get("freed"), r.get("gone"));
@@ -270,7 +283,7 @@ where
     }
     let booking = load(&tx, id).await?.ok_or(Error::BookingNotFound)?;
     tx.commit().await?;
-    feed::changed();
+    engine.committed(None);
     Ok(booking)
 }
 

@@ -42,6 +42,7 @@
 
 use crate::database::Cached;
 use crate::domain::{SeatLabel, SeatState, ShowId, Version};
+use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::listener::Wakeup;
 use deadpool_postgres::{GenericClient, Pool};
@@ -62,41 +63,51 @@ const PENDING_RETRY: Duration = Duration::from_millis(20);
 /// The channel writers notify (payload: the show id).
 pub const EVENTS_CHANNEL: &str = "booking_events";
 
-/// SQL: the `seats` array of an event, from rows (`id`, `label`, `xmin`) just written.
-pub(crate) fn seats_json(state: &str) -> String {
-    format!(
-        "jsonb_agg(jsonb_build_object('label', label, 'state', '{state}', 'version', xmin::text) ORDER BY id)"
-    )
+/// SQL: a CTE `ev` that writes the events of a change, in the statement that makes
+/// the change: the one place that inserts into `seat_events`.
+///
+/// `from` has the seat rows just written (`id`, `label`, `xmin`); each event lists its
+/// seats in id order with their new `state` and version. One event per group of rows
+/// with the same `per` columns, or with `per: None` one event for all of them, and
+/// none when no row was written. `ev` returns `show_id`, `xid_text`, `id` and `seats`
+/// of each event (see [`EVENT_COLUMNS`] and [`written_event`]).
+pub(crate) struct EventsSql<'a> {
+    /// The show of the events: a parameter (`$1`) or a column of `from`.
+    pub show: &'a str,
+    pub cause: Cause,
+    pub state: SeatState,
+    /// For seats just held: SQL for the hold's `expires_at`, stored as each seat's
+    /// `until`, so that a follower knows when the seat reads available again without
+    /// asking. Not part of the events clients see.
+    pub until: Option<&'a str>,
+    pub from: &'a str,
+    pub per: Option<&'a str>,
 }
 
-/// SQL: a CTE `ev` inserting one event for the rows of CTE `from`, if there are any.
-/// It returns the event, for [`EVENT_COLUMNS`].
-pub(crate) fn event_cte(show_param: &str, cause: &str, state: &str, from: &str) -> String {
-    event_cte_of(show_param, cause, &seats_json(state), from)
-}
-
-/// SQL: [`event_cte`] for a new hold: each seat also carries `until`, the hold's
-/// `expires_at` (`until_sql`), so that a follower knows when the seat reads available
-/// again without asking. Not part of the events clients see.
-pub(crate) fn hold_event_cte(show_param: &str, from: &str, until_sql: &str) -> String {
-    event_cte_of(show_param, "hold", &held_seats_json(until_sql), from)
-}
-
-/// SQL: the `seats` array of a hold's event (see [`hold_event_cte`]), from rows (`id`,
-/// `label`, `xmin`) just pointed at a hold that lapses at `until_sql`.
-pub(crate) fn held_seats_json(until_sql: &str) -> String {
-    format!(
-        "jsonb_agg(jsonb_build_object('label', label, 'state', 'held', 'version', xmin::text,
-                                      'until', {until_sql}) ORDER BY id)"
-    )
-}
-
-fn event_cte_of(show_param: &str, cause: &str, seats: &str, from: &str) -> String {
-    format!(
-        "ev AS (INSERT INTO seat_events (show_id, cause, seats)
-                SELECT {show_param}, '{cause}', {seats} FROM {from} HAVING count(*) > 0
-                RETURNING xid::text AS xid_text, id, seats)"
-    )
+impl EventsSql<'_> {
+    pub(crate) fn cte(&self) -> String {
+        let until = self
+            .until
+            .map(|u| format!(", 'until', {u}"))
+            .unwrap_or_default();
+        let grouping = match self.per {
+            Some(columns) => format!("GROUP BY {columns}"),
+            None => "HAVING count(*) > 0".to_owned(),
+        };
+        format!(
+            "ev AS (INSERT INTO seat_events (show_id, cause, seats)
+                    SELECT {show}, '{cause}',
+                           jsonb_agg(jsonb_build_object('label', label, 'state', '{state}',
+                                                        'version', xmin::text{until})
+                                     ORDER BY id)
+                      FROM {from} {grouping}
+                    RETURNING show_id, xid::text AS xid_text, id, seats)",
+            show = self.show,
+            cause = self.cause.as_str(),
+            state = self.state.as_str(),
+            from = self.from,
+        )
+    }
 }
 
 /// SQL: the columns a statement with an `ev` CTE adds to its result, read back by
@@ -125,16 +136,6 @@ pub(crate) fn written_event(
         seats: changes_from_json(row.get("ev_seats"))?,
         json: Default::default(),
     })))
-}
-
-/// Bumped after this process changed seats: its feed pump reads at once, and its
-/// notifier wakes the other processes.
-static LOCAL_CHANGES: std::sync::LazyLock<tokio::sync::watch::Sender<u64>> =
-    std::sync::LazyLock::new(|| tokio::sync::watch::channel(0).0);
-
-/// Says that this process has just written seat events (or is about to commit them).
-pub(crate) fn changed() {
-    LOCAL_CHANGES.send_modify(|n| *n = n.wrapping_add(1));
 }
 
 /// How long the notifier gathers changes into one NOTIFY.
@@ -223,15 +224,15 @@ impl TxSnapshot {
     }
 }
 
-/// What happened to the seats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Cause {
-    Hold,
-    Confirm,
-    Release,
-    Expire,
-    Cancel,
+crate::domain::text_enum! {
+    /// What happened to the seats.
+    pub enum Cause {
+        Hold = "hold",
+        Confirm = "confirm",
+        Release = "release",
+        Expire = "expire",
+        Cancel = "cancel",
+    }
 }
 
 /// One seat's new state.
@@ -291,14 +292,7 @@ fn event_from_row(r: &tokio_postgres::Row) -> Result<SeatEvent> {
         xid: parse_xid(r.get("xid_text"))?,
         id: r.get("id"),
     };
-    let cause = match r.get::<_, &str>("cause") {
-        "hold" => Cause::Hold,
-        "confirm" => Cause::Confirm,
-        "release" => Cause::Release,
-        "expire" => Cause::Expire,
-        "cancel" => Cause::Cancel,
-        other => return Err(Error::Invariant(format!("event cause {other:?}"))),
-    };
+    let cause = Cause::from_db(r.get("cause"))?;
     let seats = changes_from_json(r.get("seats"))?;
     Ok(SeatEvent {
         position,
@@ -315,15 +309,9 @@ fn changes_from_json(seats: serde_json::Value) -> Result<Vec<SeatChange>> {
     stored
         .into_iter()
         .map(|c| {
-            let state = match c.state.as_str() {
-                "available" => SeatState::Available,
-                "held" => SeatState::Held,
-                "booked" => SeatState::Booked,
-                other => return Err(Error::Invariant(format!("event seat state {other:?}"))),
-            };
             Ok(SeatChange {
                 label: SeatLabel::from_db(c.label),
-                state,
+                state: SeatState::from_db(&c.state)?,
                 version: Version::new(c.version),
                 held_until: c.until,
             })
@@ -452,7 +440,10 @@ struct Hub {
 impl Feed {
     /// Starts following from the newest event: a pump task, and a LISTEN task when
     /// `options.listen` is set. Both stop when `cancel` fires; subscriptions then end.
+    /// The pump reads at once when an operation of `engine` committed a change, and
+    /// the notifier tells the other processes.
     pub async fn start(
+        engine: &Engine,
         pool: Pool,
         options: FeedOptions,
         cancel: CancellationToken,
@@ -494,9 +485,13 @@ impl Feed {
             });
         }
         if options.notify_others {
-            tokio::spawn(notifier(feed.inner.pool.clone(), cancel.clone()));
+            tokio::spawn(notifier(
+                feed.inner.pool.clone(),
+                engine.changes(),
+                cancel.clone(),
+            ));
         }
-        tokio::spawn(feed.clone().pump(options.poll, cancel));
+        tokio::spawn(feed.clone().pump(engine.changes(), options.poll, cancel));
         Ok(feed)
     }
 
@@ -579,9 +574,13 @@ impl Feed {
         })
     }
 
-    async fn pump(self, poll: Duration, cancel: CancellationToken) {
+    async fn pump(
+        self,
+        mut local: tokio::sync::watch::Receiver<u64>,
+        poll: Duration,
+        cancel: CancellationToken,
+    ) {
         let mut failing = false;
-        let mut local = LOCAL_CHANGES.subscribe();
         let mut last_read: Option<tokio::time::Instant> = None;
         let mut by_local = false;
         loop {
@@ -693,8 +692,11 @@ impl Feed {
 
 /// Turns this process's changes into one `pg_notify` every few milliseconds at most,
 /// outside any write transaction (see the module docs).
-async fn notifier(pool: Pool, cancel: CancellationToken) {
-    let mut local = LOCAL_CHANGES.subscribe();
+async fn notifier(
+    pool: Pool,
+    mut local: tokio::sync::watch::Receiver<u64>,
+    cancel: CancellationToken,
+) {
     loop {
         tokio::select! {
             _ = cancel.cancelled() => return,

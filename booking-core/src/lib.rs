@@ -9,6 +9,9 @@
 //!
 //! - [`domain`]: newtypes that parse untrusted input once (`ShowId`, `SeatLabel`,
 //!   `UserId`, `HoldId`, `HoldTtl`, the show layout, ...) and the state enums.
+//! - [`engine`]: the [`Engine`] handle every operation takes: [`Settings`] and what one
+//!   process shares in memory (the local-change signal, the sweeper's hint, best
+//!   available's layouts and claims), created once and passed explicitly.
 //! - [`database`]: connection pool, migrations (embedded from `migrations/`), [`Settings`].
 //! - [`shows`]: create a show from rows of seats; list shows with seat counts.
 //! - [`seats`]: the seat map, and the SQL that defines "held" and a seat's version.
@@ -38,14 +41,14 @@
 //! both back.
 //!
 //! ```no_run
-//! use booking_core::{database, holds, bookings, shows, Settings};
+//! use booking_core::{database, holds, bookings, shows, Engine, Settings};
 //! use booking_core::{HoldRequest, NewShow, RowSpec, RowLabel, SeatSelection, UserId, Currency};
 //! use std::collections::BTreeMap;
 //!
 //! # async fn demo() -> booking_core::Result<()> {
 //! let pool = database::pool(database::parse_url("postgres://localhost/booking")?, &Default::default())?;
 //! database::migrate_pool(&pool).await?;
-//! let settings = Settings::default();
+//! let engine = Engine::new(Settings::default()); // once, shared by every operation
 //! let mut client = database::client(&pool).await?;
 //!
 //! let row = RowSpec::new(RowLabel::parse("A")?, 12, &[4, 8], None)?;
@@ -53,17 +56,17 @@
 //! let show = shows::create_show(&mut client, &new).await?;
 //!
 //! let user = UserId::parse("u-17")?;
-//! let hold = holds::hold(&mut client, &settings, &HoldRequest {
+//! let hold = holds::hold(&mut client, &engine, &HoldRequest {
 //!     show: show.id,
 //!     user: user.clone(),
-//!     seats: SeatSelection::parse(["A1", "A2"], settings.max_seats_per_hold)?,
+//!     seats: SeatSelection::parse(["A1", "A2"], engine.settings().max_seats_per_hold)?,
 //!     ttl: None,
 //!     if_versions: vec![],
 //! }).await?;
 //!
 //! // Confirm inside our own transaction, next to a row of our own.
 //! let mut tx = client.transaction().await?;
-//! let confirmed = bookings::confirm(&mut tx, &settings, &user, hold.hold_id).await?;
+//! let confirmed = bookings::confirm(&mut tx, &engine, &user, hold.hold_id).await?;
 //! tx.execute("SELECT 1", &[]).await?; // e.g. INSERT INTO payments ...
 //! tx.commit().await?;
 //! assert!(confirmed.created);
@@ -76,6 +79,7 @@ pub mod best;
 pub mod bookings;
 pub mod database;
 pub mod domain;
+pub mod engine;
 pub mod error;
 pub mod feed;
 pub mod holds;
@@ -92,6 +96,7 @@ pub use domain::{
     Actor, BookingId, BookingStatus, Category, Currency, HoldId, HoldStatus, HoldTtl, NewShow,
     RowLabel, RowSpec, SeatCount, SeatLabel, SeatSelection, SeatState, ShowId, UserId, Version,
 };
+pub use engine::Engine;
 pub use error::{Error, Result};
 pub use feed::{Feed, Position, SeatEvent, Subscription};
 pub use holds::{Hold, HoldRequest};

@@ -12,13 +12,46 @@ use crate::error::Result;
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 
-/// SQL: the seat row `s`, joined to its hold `h`, is held right now.
+/// SQL: the hold `h` holds its seats right now (a seat row `s` joined to it is held).
 pub(crate) const HELD: &str = "(h.status = 'active' AND h.expires_at > now())";
+
+macro_rules! lapsed_sql {
+    () => {
+        "(h.status = 'active' AND h.expires_at <= now())"
+    };
+}
+
+/// SQL: the hold `h` has lapsed: still `active` in the table, but past its
+/// `expires_at` by the database clock (it blocks nobody; the sweeper will expire it).
+pub(crate) const LAPSED: &str = lapsed_sql!();
+
+/// The mark a seat's version carries while the hold it points at has lapsed.
+macro_rules! lapsed_mark {
+    () => {
+        "x"
+    };
+}
 
 /// SQL: the seat's version: its row's `xmin`, marked when the hold it points at has
 /// lapsed (the seat reads `available` though its row has not changed since `held`).
-pub(crate) const VERSION: &str =
-    "s.xmin::text || CASE WHEN h.status = 'active' AND h.expires_at <= now() THEN 'x' ELSE '' END";
+/// [`lapsed_version`] is the same rule for a row read otherwise.
+pub(crate) const VERSION: &str = concat!(
+    "s.xmin::text || CASE WHEN ",
+    lapsed_sql!(),
+    " THEN '",
+    lapsed_mark!(),
+    "' ELSE '' END"
+);
+
+/// The version of a seat whose row has `xmin`, pointing at a hold that has `lapsed`
+/// or not: what [`VERSION`] computes in SQL.
+pub(crate) fn lapsed_version(xmin: &str, lapsed: bool) -> String {
+    if lapsed {
+        format!("{xmin}{}", lapsed_mark!())
+    } else {
+        xmin.to_owned()
+    }
+}
 
 /// SQL: join each seat `s` to the hold it points at, if any.
 pub(crate) const JOIN_HOLD: &str =

@@ -3,6 +3,7 @@
 use crate::database::Cached;
 use crate::domain::{NewShow, ShowId};
 use crate::error::{Error, Result};
+use crate::seats::HELD;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
@@ -104,15 +105,18 @@ where
 /// held seat looks its hold up by primary key: as a join, the planner (estimating one
 /// held seat a show) scanned every active hold per seat (26 ms against 6.7 ms for 20
 /// shows with ~1,000 held seats).
-const SHOWS_WITH_COUNTS: &str = "
-    SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total::bigint AS seats_total,
+fn shows_with_counts() -> String {
+    format!(
+        "SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total::bigint AS seats_total,
            (SELECT count(*) FROM seats s
              WHERE s.show_id = sh.id AND s.booking_id IS NOT NULL) AS booked,
            (SELECT count(*) FROM seats s
              WHERE s.show_id = sh.id AND s.hold_id IS NOT NULL
-               AND (SELECT h.status = 'active' AND h.expires_at > now()
-                      FROM holds h WHERE h.show_id = s.show_id AND h.id = s.hold_id)) AS held
-      FROM shows sh";
+               AND (SELECT {HELD} FROM holds h
+                     WHERE h.show_id = s.show_id AND h.id = s.hold_id)) AS held
+      FROM shows sh"
+    )
+}
 
 fn show_from_row(row: &Row) -> Show {
     let total: i64 = row.get("seats_total");
@@ -132,7 +136,7 @@ fn show_from_row(row: &Row) -> Show {
 
 /// All shows, soonest first, with their seat counts.
 pub async fn list_shows<C: GenericClient>(client: &C) -> Result<Vec<Show>> {
-    let sql = format!("{SHOWS_WITH_COUNTS} ORDER BY sh.starts_at, sh.id");
+    let sql = format!("{} ORDER BY sh.starts_at, sh.id", shows_with_counts());
     let rows = client.cq(&sql, &[]).await?;
     Ok(rows.iter().map(show_from_row).collect())
 }
@@ -149,7 +153,7 @@ pub async fn ensure_exists<C: GenericClient>(client: &C, show: ShowId) -> Result
 
 /// One show with its seat counts, or [`Error::ShowNotFound`].
 pub async fn get_show<C: GenericClient>(client: &C, show: ShowId) -> Result<Show> {
-    let sql = format!("{SHOWS_WITH_COUNTS} WHERE sh.id = $1");
+    let sql = format!("{} WHERE sh.id = $1", shows_with_counts());
     let row = client
         .cq_opt(&sql, &[&show.get()])
         .await?

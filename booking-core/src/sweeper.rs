@@ -3,9 +3,9 @@
 //! Lapsed holds already block nobody (see [`crate::holds`]); sweeping makes the stored
 //! state match what readers see, and will publish the `expire` changes. [`sweep_once`]
 //! is one step that tests call directly; [`run`] wraps it in a loop that sleeps until
-//! the earliest `expires_at`, wakes early when a hold made in this process is due
-//! sooner (through memory: see `hold_created`), falls back to a periodic tick, and
-//! stops on a cancellation token.
+//! the earliest `expires_at`, wakes early when a hold made through the same
+//! [`Engine`] is due sooner (through memory: see [`Hint`]), falls back to a periodic
+//! tick, and stops on a cancellation token.
 //!
 //! Any number of sweepers may run against one database: each claims a batch of due
 //! holds with `FOR NO KEY UPDATE SKIP LOCKED`, so they never wait on each other, never
@@ -13,17 +13,32 @@
 //! same lock on its hold and is skipped).
 
 use crate::database::Cached;
-use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
 use crate::domain::{HoldId, ShowId};
+use crate::engine::Engine;
 use crate::error::Result;
+use crate::seats::LAPSED;
 use deadpool_postgres::{GenericClient, Pool};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+/// The statement that claims a batch of lapsed holds and marks them expired.
+static DUE: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "UPDATE holds t SET status = 'expired'
+           FROM (SELECT h.show_id, h.id FROM holds h
+                  WHERE {LAPSED}
+                  ORDER BY h.expires_at
+                  LIMIT $1
+                    FOR NO KEY UPDATE SKIP LOCKED) due
+          WHERE t.show_id = due.show_id AND t.id = due.id
+         RETURNING t.show_id, t.id"
+    )
+});
 
 /// What one [`sweep_once`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -40,26 +55,16 @@ pub struct SweepOutcome {
 /// skipped, not waited for: they are either finished by their owner or picked up by the
 /// next sweep.
 #[tracing::instrument(skip_all, fields(batch))]
-pub async fn sweep_once<C>(client: &mut C, settings: &Settings, batch: i64) -> Result<SweepOutcome>
+pub async fn sweep_once<C>(client: &mut C, engine: &Engine, batch: i64) -> Result<SweepOutcome>
 where
     C: GenericClient + Send,
 {
-    let lock_timeout = lock_timeout_value(settings);
+    let lock_timeout = lock_timeout_value(engine.settings());
     let tx = client.transaction().await?;
     // The one cross-show statement here: the queue of deadlines spans all shows.
     let (_, claimed) = futures_util::future::try_join(
         tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
-        tx.cq(
-            "UPDATE holds h SET status = 'expired'
-               FROM (SELECT show_id, id FROM holds
-                      WHERE status = 'active' AND expires_at <= now()
-                      ORDER BY expires_at
-                      LIMIT $1
-                        FOR NO KEY UPDATE SKIP LOCKED) due
-              WHERE h.show_id = due.show_id AND h.id = due.id
-             RETURNING h.show_id, h.id",
-            &[&batch.max(1)],
-        ),
+        tx.cq(&DUE, &[&batch.max(1)]),
     )
     .await?;
     if claimed.is_empty() {
@@ -83,22 +88,25 @@ where
              UPDATE seats SET hold_id = NULL
               WHERE (show_id, hold_id) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))
              RETURNING show_id, hold_id, id, label, xmin
-         ), ev AS (
-             INSERT INTO seat_events (show_id, cause, seats)
-             SELECT show_id, 'expire', {seats}
-               FROM freed GROUP BY show_id, hold_id
-             RETURNING show_id
-         )
+         ), {events}
          SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM ev)",
-        seats = crate::feed::seats_json("available"),
+        events = crate::feed::EventsSql {
+            show: "show_id",
+            cause: crate::feed::Cause::Expire,
+            state: crate::domain::SeatState::Available,
+            until: None,
+            from: "freed",
+            per: Some("show_id, hold_id"),
+        }
+        .cte(),
     );
     let row = tx.cq_one(&sql, &[&shows, &keys]).await?;
     let freed = row.get::<_, i64>(0) as u64;
     let events: i64 = row.get(1);
-    if events > 0 {
-        crate::feed::changed();
-    }
     tx.commit().await?;
+    if events > 0 {
+        engine.committed(None);
+    }
     let expired: Vec<HoldId> = shows
         .iter()
         .zip(&keys)
@@ -138,22 +146,36 @@ async fn deadline_and_clock<C: GenericClient>(
     ))
 }
 
-/// The earliest deadline of a hold made in this process that a sweeper may not have
-/// read from the database yet (epoch ms, database clock), and the signal that it moved.
+/// The earliest deadline of a hold made through an [`Engine`] that its sweepers may not
+/// have read from the database yet (epoch ms, database clock), and the signal that it
+/// moved. Part of the engine's state.
 ///
 /// A new hold wakes the sweeper of its own process through memory rather than NOTIFY:
 /// NOTIFY takes a cluster-wide lock at commit, which serialised every hold behind the
 /// previous one's WAL flush (measured: ~450 holds/s). Any sweeper can expire any hold,
 /// so the local one suffices; other processes still find it by their own deadlines.
-static HINT: AtomicI64 = AtomicI64::new(i64::MAX);
-static HINT_MOVED: LazyLock<watch::Sender<()>> = LazyLock::new(|| watch::channel(()).0);
+pub(crate) struct Hint {
+    at: AtomicI64,
+    moved: watch::Sender<()>,
+}
 
-/// Tells this process's sweepers that a hold expiring at `expires_at` exists (or is
-/// about to be committed): they sleep no longer than until then.
-pub(crate) fn hold_created(expires_at: chrono::DateTime<chrono::Utc>) {
-    let at = expires_at.timestamp_millis();
-    if HINT.fetch_min(at, Ordering::SeqCst) > at {
-        HINT_MOVED.send_replace(());
+impl Default for Hint {
+    fn default() -> Self {
+        Hint {
+            at: AtomicI64::new(i64::MAX),
+            moved: watch::channel(()).0,
+        }
+    }
+}
+
+impl Hint {
+    /// A hold expiring at `expires_at` exists: the sweepers sleep no longer than until
+    /// then.
+    pub(crate) fn hold_created(&self, expires_at: chrono::DateTime<chrono::Utc>) {
+        let at = expires_at.timestamp_millis();
+        if self.at.fetch_min(at, Ordering::SeqCst) > at {
+            self.moved.send_replace(());
+        }
     }
 }
 
@@ -203,13 +225,9 @@ impl Default for SweeperOptions {
 /// Sweeps until `cancel` fires: sleeps until the next deadline, the deadline of a
 /// sooner hold made in this process, or the fallback tick, whichever comes first. Database errors are logged and retried
 /// after a short pause; they never end the loop.
-pub async fn run(
-    pool: Pool,
-    settings: Settings,
-    options: SweeperOptions,
-    cancel: CancellationToken,
-) {
-    let mut hint_moved = HINT_MOVED.subscribe();
+pub async fn run(engine: Engine, pool: Pool, options: SweeperOptions, cancel: CancellationToken) {
+    let hint = engine.sweeper_hint();
+    let mut hint_moved = hint.moved.subscribe();
 
     let mut last_prune: Option<tokio::time::Instant> = None;
     while !cancel.is_cancelled() {
@@ -220,16 +238,17 @@ pub async fn run(
             }
         }
         hint_moved.borrow_and_update();
-        let delay = match step(&pool, &settings, &options).await {
+        let delay = match step(&pool, &engine, &options).await {
             Ok((deadline, db_now)) => {
                 let mut delay = deadline.map_or(options.fallback_tick, |(d, _)| d);
-                let hint = HINT.load(Ordering::SeqCst);
-                if hint <= db_now {
+                let at = hint.at.load(Ordering::SeqCst);
+                if at <= db_now {
                     // Passed, and swept just now: forget it.
                     let _ =
-                        HINT.compare_exchange(hint, i64::MAX, Ordering::SeqCst, Ordering::SeqCst);
-                } else if hint != i64::MAX {
-                    delay = delay.min(Duration::from_millis((hint - db_now) as u64));
+                        hint.at
+                            .compare_exchange(at, i64::MAX, Ordering::SeqCst, Ordering::SeqCst);
+                } else if at != i64::MAX {
+                    delay = delay.min(Duration::from_millis((at - db_now) as u64));
                 }
                 // One millisecond past the deadline, so that `now()` has passed it too.
                 (delay + Duration::from_millis(1)).min(options.fallback_tick)
@@ -266,12 +285,12 @@ async fn prune(pool: &Pool, options: &SweeperOptions) -> Result<()> {
 /// Sweeps until nothing is due, then reads the next deadline.
 async fn step(
     pool: &Pool,
-    settings: &Settings,
+    engine: &Engine,
     options: &SweeperOptions,
 ) -> Result<(Option<(Duration, i64)>, i64)> {
     let mut client = crate::database::client(pool).await?;
     loop {
-        let outcome = sweep_once(&mut client, settings, options.batch).await?;
+        let outcome = sweep_once(&mut client, engine, options.batch).await?;
         if let Some(observe) = &options.observer {
             if !outcome.expired.is_empty() {
                 observe(&outcome);

@@ -41,8 +41,8 @@ async fn hold_events(db: &TestDb) -> (i64, i64) {
 async fn batched_and_single_holds_on_overlapping_seats_are_all_or_none() {
     let db = TestDb::with_pool(32).await;
     let show = db.show(2, 12).await;
-    let settings = patient();
-    let batcher = Batcher::start(db.pool.clone(), settings.clone(), one_slot());
+    let engine = patient();
+    let batcher = Batcher::start(engine.clone(), db.pool.clone(), one_slot());
     let all: Vec<String> = ["A", "B"]
         .iter()
         .flat_map(|r| (1..=12).map(move |n| format!("{r}{n}")))
@@ -55,17 +55,17 @@ async fn batched_and_single_holds_on_overlapping_seats_are_all_or_none() {
         pick.truncate(1 + i % 4);
         let labels: Vec<&str> = pick.iter().map(String::as_str).collect();
         let req = request(&show, &format!("user-{i}"), &labels);
-        let (batcher, pool, settings) = (batcher.clone(), db.pool.clone(), settings.clone());
+        let (batcher, pool, engine) = (batcher.clone(), db.pool.clone(), engine.clone());
         tasks.push(tokio::spawn(async move {
             // Four in five batched; the rest take the ordinary paths on the same seats.
             let out = match i % 10 {
                 0 => {
                     let mut client = database::client(&pool).await?;
-                    holds::hold(&mut client, &settings, &req).await
+                    holds::hold(&mut client, &engine, &req).await
                 }
                 5 => {
                     let mut client = database::client(&pool).await?;
-                    holds::hold_pooled(&mut client, &settings, &req).await
+                    holds::hold_pooled(&mut client, &engine, &req).await
                 }
                 _ => batcher.hold(req.clone()).await,
             };
@@ -118,7 +118,7 @@ async fn batches_do_write_many_holds_in_one_transaction() {
     // The other tests would pass with batches of one: make sure batches happen.
     let db = TestDb::with_pool(16).await;
     let show = db.show(4, 50).await;
-    let batcher = Batcher::start(db.pool.clone(), patient(), one_slot());
+    let batcher = Batcher::start(patient(), db.pool.clone(), one_slot());
     let mut tasks = Vec::new();
     for row in ["A", "B", "C", "D"] {
         for n in 1..=50 {
@@ -181,7 +181,7 @@ async fn a_seat_wanted_twice_in_a_batch_has_one_winner_and_losers_hold_nothing()
 async fn a_seat_locked_elsewhere_does_not_stall_the_rest_of_its_batch() {
     let db = TestDb::with_pool(16).await;
     let show = db.show(1, 20).await;
-    let batcher = Batcher::start(db.pool.clone(), patient(), one_slot());
+    let batcher = Batcher::start(patient(), db.pool.clone(), one_slot());
 
     // Another transaction keeps A1 locked until we let go.
     let mut locker = db.client().await;
@@ -242,7 +242,7 @@ async fn a_failing_batch_is_retried_request_by_request() {
         )
         .await
         .unwrap();
-    let batcher = Batcher::start(db.pool.clone(), patient(), one_slot());
+    let batcher = Batcher::start(patient(), db.pool.clone(), one_slot());
     let mut tasks: Vec<(String, tokio::task::JoinHandle<_>)> = Vec::new();
     for n in 1..=30 {
         let user = if n % 10 == 3 {
@@ -278,8 +278,8 @@ async fn a_request_queued_past_its_wait_is_busy_and_holds_nothing() {
     let db = TestDb::new().await;
     let show = db.show(1, 5).await;
     let batcher = Batcher::start(
-        db.pool.clone(),
         patient(),
+        db.pool.clone(),
         BatchOptions {
             max_wait: Duration::ZERO,
             ..BatchOptions::default()
@@ -297,7 +297,7 @@ async fn a_request_queued_past_its_wait_is_busy_and_holds_nothing() {
 async fn a_request_whose_caller_left_before_its_batch_holds_nothing() {
     let db = TestDb::with_pool(2).await;
     let show = db.show(1, 5).await;
-    let batcher = Batcher::start(db.pool.clone(), patient(), one_slot());
+    let batcher = Batcher::start(patient(), db.pool.clone(), one_slot());
     // Every connection taken: the first batch waits for one, holding the only slot.
     let taken = (db.client().await, db.client().await);
     let first = {

@@ -4,6 +4,7 @@
 mod common;
 
 use booking_core::best;
+use booking_core::Engine;
 use booking_core::{
     bookings, database, holds, shows, BestRequest, Category, Currency, Error, NewShow, RowLabel,
     RowSpec, SeatCount, Show, UserId,
@@ -254,15 +255,15 @@ async fn a_group_locked_by_another_transaction_is_skipped_not_waited_for() {
         )
         .await
         .unwrap();
-    let settings = booking_core::Settings {
+    let engine = Engine::new(booking_core::Settings {
         lock_timeout: std::time::Duration::from_millis(300),
         ..booking_core::Settings::default()
-    };
+    });
     let mut client = db.client().await;
     // The call returns while the locks are still held, so it cannot have waited on them.
     let got = best::hold_best(
         &mut client,
-        &settings,
+        &engine,
         &best_request(&show, "u1", 2, None, true),
     )
     .await
@@ -272,7 +273,7 @@ async fn a_group_locked_by_another_transaction_is_skipped_not_waited_for() {
     // Only the locked pair fits now: the answer is 503-busy, not 409 (it may be freed).
     match best::hold_best(
         &mut client,
-        &settings,
+        &engine,
         &best_request(&show, "u2", 2, None, true),
     )
     .await
@@ -283,7 +284,7 @@ async fn a_group_locked_by_another_transaction_is_skipped_not_waited_for() {
     locker.rollback().await.unwrap();
     let got = best::hold_best(
         &mut client,
-        &settings,
+        &engine,
         &best_request(&show, "u2", 2, None, true),
     )
     .await
@@ -297,16 +298,16 @@ async fn three_hundred_concurrent_requests_on_two_hundred_seats() {
     let db = TestDb::with_pool(32).await;
     // 10 rows of 20, aisles after 5 and 15: 200 seats.
     let show = house(&db, 10, 20, &[5, 15], &[]).await;
-    let settings = patient();
+    let engine = patient();
     let mut tasks = Vec::new();
     for i in 0..300 {
         let count = rand::thread_rng().gen_range(2..=4);
         let req = best_request(&show, &format!("user-{i}"), count, None, true);
         let pool = db.pool.clone();
-        let settings = settings.clone();
+        let engine = engine.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = database::client(&pool).await?;
-            let out = best::hold_best(&mut client, &settings, &req).await;
+            let out = best::hold_best(&mut client, &engine, &req).await;
             Ok::<_, Error>((count, out))
         }));
     }
@@ -384,12 +385,12 @@ async fn three_hundred_concurrent_requests_on_two_hundred_seats() {
 async fn best_available_races_ordinary_holds_and_confirms() {
     let db = TestDb::with_pool(32).await;
     let show = house(&db, 8, 16, &[4, 12], &[6, 7]).await;
-    let settings = patient();
+    let engine = patient();
     let all: Vec<String> = map(&db, &show).await.into_iter().map(|s| s.label).collect();
     let mut tasks = Vec::new();
     for i in 0..300 {
         let pool = db.pool.clone();
-        let settings = settings.clone();
+        let engine = engine.clone();
         let who = format!("user-{i}");
         let kind = i % 3;
         let count = rand::thread_rng().gen_range(1..=5);
@@ -405,10 +406,10 @@ async fn best_available_races_ordinary_holds_and_confirms() {
             let mut client = database::client(&pool).await?;
             let held = if kind == 0 {
                 let labels: Vec<&str> = manual.iter().map(String::as_str).collect();
-                holds::hold(&mut client, &settings, &request(&show, &who, &labels)).await
+                holds::hold(&mut client, &engine, &request(&show, &who, &labels)).await
             } else {
                 let req = best_request(&show, &who, count, category, adjacent_wanted);
-                best::hold_best(&mut client, &settings, &req)
+                best::hold_best(&mut client, &engine, &req)
                     .await
                     .map(|b| b.hold)
             };
@@ -419,7 +420,7 @@ async fn best_available_races_ordinary_holds_and_confirms() {
             };
             // Two of three holds are confirmed at once, racing the other requests.
             if kind != 2 {
-                bookings::confirm(&mut client, &settings, &UserId::parse(&who)?, hold.hold_id)
+                bookings::confirm(&mut client, &engine, &UserId::parse(&who)?, hold.hold_id)
                     .await?;
             }
             Ok::<_, Error>(hold.seats.len())

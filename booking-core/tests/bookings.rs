@@ -2,6 +2,7 @@
 
 mod common;
 
+use booking_core::Engine;
 use booking_core::{bookings, holds, seats, shows, Actor, BookingStatus, Error, HoldStatus};
 use booking_core::{HoldTtl, SeatLabel, SeatState, Settings, Version};
 use common::{request, user, TestDb};
@@ -15,11 +16,11 @@ fn labels(ls: &[&str]) -> Vec<SeatLabel> {
 async fn confirming_twice_gives_the_same_booking() {
     let db = TestDb::new().await;
     let show = db.show(2, 6).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let mut client = db.client().await;
     let hold = holds::hold(
         &mut client,
-        &settings,
+        &engine,
         &request(&show, "alice", &["B2", "A1"]),
     )
     .await
@@ -27,10 +28,10 @@ async fn confirming_twice_gives_the_same_booking() {
     assert_eq!(hold.seats, labels(&["A1", "B2"]), "seat-map order");
     assert_eq!(hold.total, 2400);
 
-    let first = bookings::confirm(&mut client, &settings, &user("alice"), hold.hold_id)
+    let first = bookings::confirm(&mut client, &engine, &user("alice"), hold.hold_id)
         .await
         .unwrap();
-    let again = bookings::confirm(&mut client, &settings, &user("alice"), hold.hold_id)
+    let again = bookings::confirm(&mut client, &engine, &user("alice"), hold.hold_id)
         .await
         .unwrap();
     assert!(first.created);
@@ -69,29 +70,29 @@ async fn confirming_twice_gives_the_same_booking() {
 async fn released_holds_cannot_be_confirmed_and_release_is_idempotent() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let mut client = db.client().await;
     let hold = holds::hold(
         &mut client,
-        &settings,
+        &engine,
         &request(&show, "alice", &["A1", "A2"]),
     )
     .await
     .unwrap();
-    let released = holds::release(&mut client, &settings, &user("alice"), hold.hold_id)
+    let released = holds::release(&mut client, &engine, &user("alice"), hold.hold_id)
         .await
         .unwrap();
     assert_eq!(released.status, HoldStatus::Released);
-    let again = holds::release(&mut client, &settings, &user("alice"), hold.hold_id)
+    let again = holds::release(&mut client, &engine, &user("alice"), hold.hold_id)
         .await
         .unwrap();
     assert_eq!(again.status, HoldStatus::Released);
 
-    let confirm = bookings::confirm(&mut client, &settings, &user("alice"), hold.hold_id).await;
+    let confirm = bookings::confirm(&mut client, &engine, &user("alice"), hold.hold_id).await;
     assert!(matches!(confirm, Err(Error::HoldReleased)), "{confirm:?}");
     let extend = holds::extend(
         &mut client,
-        &settings,
+        &engine,
         &user("alice"),
         hold.hold_id,
         HoldTtl::from_secs(60).unwrap(),
@@ -100,13 +101,9 @@ async fn released_holds_cannot_be_confirmed_and_release_is_idempotent() {
     assert!(matches!(extend, Err(Error::HoldReleased)), "{extend:?}");
 
     // The seats are free again.
-    holds::hold(
-        &mut client,
-        &settings,
-        &request(&show, "bob", &["A1", "A2"]),
-    )
-    .await
-    .expect("released seats can be held again");
+    holds::hold(&mut client, &engine, &request(&show, "bob", &["A1", "A2"]))
+        .await
+        .expect("released seats can be held again");
     db.audit().await;
 }
 
@@ -114,9 +111,9 @@ async fn released_holds_cannot_be_confirmed_and_release_is_idempotent() {
 async fn another_users_hold_is_forbidden_and_unchanged() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let mut client = db.client().await;
-    let hold = holds::hold(&mut client, &settings, &request(&show, "alice", &["A1"]))
+    let hold = holds::hold(&mut client, &engine, &request(&show, "alice", &["A1"]))
         .await
         .unwrap();
     let mallory = user("mallory");
@@ -126,15 +123,15 @@ async fn another_users_hold_is_forbidden_and_unchanged() {
         Err(Error::Forbidden)
     ));
     assert!(matches!(
-        bookings::confirm(&mut client, &settings, &mallory, hold.hold_id).await,
+        bookings::confirm(&mut client, &engine, &mallory, hold.hold_id).await,
         Err(Error::Forbidden)
     ));
     assert!(matches!(
-        holds::extend(&mut client, &settings, &mallory, hold.hold_id, ttl).await,
+        holds::extend(&mut client, &engine, &mallory, hold.hold_id, ttl).await,
         Err(Error::Forbidden)
     ));
     assert!(matches!(
-        holds::release(&mut client, &settings, &mallory, hold.hold_id).await,
+        holds::release(&mut client, &engine, &mallory, hold.hold_id).await,
         Err(Error::Forbidden)
     ));
     let read = holds::get_hold(&client, &user("alice"), hold.hold_id)
@@ -142,13 +139,13 @@ async fn another_users_hold_is_forbidden_and_unchanged() {
         .unwrap();
     assert_eq!(read, hold, "nothing changed");
 
-    let booking = bookings::confirm(&mut client, &settings, &user("alice"), hold.hold_id)
+    let booking = bookings::confirm(&mut client, &engine, &user("alice"), hold.hold_id)
         .await
         .unwrap()
         .booking;
     let cancel = bookings::cancel(
         &mut client,
-        &settings,
+        &engine,
         &Actor::User(mallory.clone()),
         booking.booking_id,
     )
@@ -159,7 +156,7 @@ async fn another_users_hold_is_forbidden_and_unchanged() {
         Err(Error::Forbidden)
     ));
     // An admin may cancel anyone's booking.
-    let cancelled = bookings::cancel(&mut client, &settings, &Actor::Admin, booking.booking_id)
+    let cancelled = bookings::cancel(&mut client, &engine, &Actor::Admin, booking.booking_id)
         .await
         .unwrap();
     assert_eq!(cancelled.status, BookingStatus::Cancelled);
@@ -170,12 +167,12 @@ async fn another_users_hold_is_forbidden_and_unchanged() {
 async fn unknown_shows_seats_and_holds_are_named() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let mut client = db.client().await;
 
     let err = holds::hold(
         &mut client,
-        &settings,
+        &engine,
         &request(&show, "alice", &["A1", "A9", "Z1"]),
     )
     .await;
@@ -186,7 +183,7 @@ async fn unknown_shows_seats_and_holds_are_named() {
     let mut other_show = request(&show, "alice", &["A1"]);
     other_show.show = booking_core::ShowId::parse("999999").unwrap();
     assert!(matches!(
-        holds::hold(&mut client, &settings, &other_show).await,
+        holds::hold(&mut client, &engine, &other_show).await,
         Err(Error::ShowNotFound)
     ));
     assert!(matches!(
@@ -204,16 +201,16 @@ async fn unknown_shows_seats_and_holds_are_named() {
         Err(Error::HoldNotFound)
     ));
     assert!(matches!(
-        bookings::confirm(&mut client, &settings, &user("alice"), ghost).await,
+        bookings::confirm(&mut client, &engine, &user("alice"), ghost).await,
         Err(Error::HoldNotFound)
     ));
     assert!(matches!(
-        holds::release(&mut client, &settings, &user("alice"), ghost).await,
+        holds::release(&mut client, &engine, &user("alice"), ghost).await,
         Err(Error::HoldNotFound)
     ));
     let no_booking = booking_core::BookingId::generate(show.id);
     assert!(matches!(
-        bookings::cancel(&mut client, &settings, &Actor::Admin, no_booking).await,
+        bookings::cancel(&mut client, &engine, &Actor::Admin, no_booking).await,
         Err(Error::BookingNotFound)
     ));
     let holds: i64 = client
@@ -228,7 +225,7 @@ async fn unknown_shows_seats_and_holds_are_named() {
 async fn a_confirm_rolled_back_with_the_callers_transaction_leaves_the_hold_active() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let mut client = db.client().await;
     client
         .batch_execute("CREATE TABLE payments (hold text PRIMARY KEY)")
@@ -236,7 +233,7 @@ async fn a_confirm_rolled_back_with_the_callers_transaction_leaves_the_hold_acti
         .unwrap();
     let hold = holds::hold(
         &mut client,
-        &settings,
+        &engine,
         &request(&show, "alice", &["A1", "A2"]),
     )
     .await
@@ -244,7 +241,7 @@ async fn a_confirm_rolled_back_with_the_callers_transaction_leaves_the_hold_acti
 
     {
         let mut tx = client.transaction().await.unwrap();
-        let confirmed = bookings::confirm(&mut tx, &settings, &user("alice"), hold.hold_id)
+        let confirmed = bookings::confirm(&mut tx, &engine, &user("alice"), hold.hold_id)
             .await
             .unwrap();
         assert!(confirmed.created);
@@ -278,7 +275,7 @@ async fn a_confirm_rolled_back_with_the_callers_transaction_leaves_the_hold_acti
 
     // Committed together, both land.
     let mut tx = client.transaction().await.unwrap();
-    bookings::confirm(&mut tx, &settings, &user("alice"), hold.hold_id)
+    bookings::confirm(&mut tx, &engine, &user("alice"), hold.hold_id)
         .await
         .unwrap();
     tx.execute(
@@ -299,7 +296,7 @@ async fn a_confirm_rolled_back_with_the_callers_transaction_leaves_the_hold_acti
 async fn a_stale_version_fails_naming_the_moved_seats_and_changes_nothing() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let mut client = db.client().await;
     let before = seats::seat_map(&client, show.id).await.unwrap();
     let version = |l: &str| {
@@ -313,10 +310,10 @@ async fn a_stale_version_fails_naming_the_moved_seats_and_changes_nothing() {
     };
 
     // Move A2: hold and release it.
-    let h = holds::hold(&mut client, &settings, &request(&show, "bob", &["A2"]))
+    let h = holds::hold(&mut client, &engine, &request(&show, "bob", &["A2"]))
         .await
         .unwrap();
-    holds::release(&mut client, &settings, &user("bob"), h.hold_id)
+    holds::release(&mut client, &engine, &user("bob"), h.hold_id)
         .await
         .unwrap();
 
@@ -325,7 +322,7 @@ async fn a_stale_version_fails_naming_the_moved_seats_and_changes_nothing() {
         (SeatLabel::parse("A1").unwrap(), version("A1")),
         (SeatLabel::parse("A2").unwrap(), version("A2")),
     ];
-    match holds::hold(&mut client, &settings, &req).await {
+    match holds::hold(&mut client, &engine, &req).await {
         Err(Error::StaleVersion { seats }) => assert_eq!(seats, labels(&["A2"])),
         other => panic!("{other:?}"),
     }
@@ -341,12 +338,12 @@ async fn a_stale_version_fails_naming_the_moved_seats_and_changes_nothing() {
         SeatLabel::parse("A2").unwrap(),
         after.seats[1].version.clone(),
     )];
-    holds::hold(&mut client, &settings, &req).await.unwrap();
+    holds::hold(&mut client, &engine, &req).await.unwrap();
     // An unknown version string never matches.
     let mut req = request(&show, "carol", &["A4"]);
     req.if_versions = vec![(SeatLabel::parse("A4").unwrap(), Version::new("nope"))];
     assert!(matches!(
-        holds::hold(&mut client, &settings, &req).await,
+        holds::hold(&mut client, &engine, &req).await,
         Err(Error::StaleVersion { .. })
     ));
     db.audit().await;
@@ -356,38 +353,33 @@ async fn a_stale_version_fails_naming_the_moved_seats_and_changes_nothing() {
 async fn cancelling_frees_the_seats_and_repeats_the_same_answer() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let mut client = db.client().await;
     let hold = holds::hold(
         &mut client,
-        &settings,
+        &engine,
         &request(&show, "alice", &["A1", "A2"]),
     )
     .await
     .unwrap();
-    let booking = bookings::confirm(&mut client, &settings, &user("alice"), hold.hold_id)
+    let booking = bookings::confirm(&mut client, &engine, &user("alice"), hold.hold_id)
         .await
         .unwrap()
         .booking;
-    let taken = holds::hold(
-        &mut client,
-        &settings,
-        &request(&show, "bob", &["A2", "A3"]),
-    )
-    .await;
+    let taken = holds::hold(&mut client, &engine, &request(&show, "bob", &["A2", "A3"])).await;
     match taken {
         Err(Error::SeatsUnavailable { seats }) => assert_eq!(seats, labels(&["A2"])),
         other => panic!("{other:?}"),
     }
 
     let alice = Actor::User(user("alice"));
-    let cancelled = bookings::cancel(&mut client, &settings, &alice, booking.booking_id)
+    let cancelled = bookings::cancel(&mut client, &engine, &alice, booking.booking_id)
         .await
         .unwrap();
     assert_eq!(cancelled.status, BookingStatus::Cancelled);
     assert!(cancelled.cancelled_at.is_some());
     assert_eq!(cancelled.seats, booking.seats);
-    let again = bookings::cancel(&mut client, &settings, &alice, booking.booking_id)
+    let again = bookings::cancel(&mut client, &engine, &alice, booking.booking_id)
         .await
         .unwrap();
     assert_eq!(again, cancelled);
@@ -396,13 +388,13 @@ async fn cancelling_frees_the_seats_and_repeats_the_same_answer() {
     assert!(map.seats.iter().all(|s| s.state == SeatState::Available));
     holds::hold(
         &mut client,
-        &settings,
+        &engine,
         &request(&show, "bob", &["A1", "A2", "A3"]),
     )
     .await
     .expect("cancelled seats can be held again");
     // A confirmed hold cannot be released.
-    let r = holds::release(&mut client, &settings, &user("alice"), hold.hold_id).await;
+    let r = holds::release(&mut client, &engine, &user("alice"), hold.hold_id).await;
     assert!(matches!(r, Err(Error::HoldConfirmed)), "{r:?}");
     let list = bookings::list_for_user(&client, &user("alice"))
         .await
@@ -415,19 +407,19 @@ async fn cancelling_frees_the_seats_and_repeats_the_same_answer() {
 async fn extending_moves_the_deadline_up_to_the_limit() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let settings = Settings {
+    let engine = Engine::new(Settings {
         max_hold: Duration::from_secs(900),
         ..Settings::default()
-    };
+    });
     let mut client = db.client().await;
     let mut req = request(&show, "alice", &["A1"]);
     req.ttl = Some(HoldTtl::from_secs(60).unwrap());
-    let hold = holds::hold(&mut client, &settings, &req).await.unwrap();
+    let hold = holds::hold(&mut client, &engine, &req).await.unwrap();
     let alice = user("alice");
 
     let extended = holds::extend(
         &mut client,
-        &settings,
+        &engine,
         &alice,
         hold.hold_id,
         HoldTtl::from_secs(600).unwrap(),
@@ -443,7 +435,7 @@ async fn extending_moves_the_deadline_up_to_the_limit() {
 
     let over = holds::extend(
         &mut client,
-        &settings,
+        &engine,
         &alice,
         hold.hold_id,
         HoldTtl::from_secs(1000).unwrap(),
@@ -461,12 +453,12 @@ async fn extending_moves_the_deadline_up_to_the_limit() {
         "a refused extend changes nothing"
     );
 
-    bookings::confirm(&mut client, &settings, &alice, hold.hold_id)
+    bookings::confirm(&mut client, &engine, &alice, hold.hold_id)
         .await
         .unwrap();
     let done = holds::extend(
         &mut client,
-        &settings,
+        &engine,
         &alice,
         hold.hold_id,
         HoldTtl::from_secs(60).unwrap(),
@@ -481,9 +473,9 @@ async fn shows_list_with_their_counts() {
     let db = TestDb::new().await;
     let a = db.show(2, 5).await;
     let b = db.show(1, 3).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let mut client = db.client().await;
-    holds::hold(&mut client, &settings, &request(&b, "alice", &["A1", "A2"]))
+    holds::hold(&mut client, &engine, &request(&b, "alice", &["A1", "A2"]))
         .await
         .unwrap();
     let list = shows::list_shows(&client).await.unwrap();

@@ -2,7 +2,8 @@
 
 mod common;
 
-use booking_core::{bookings, database, holds, sweeper, Error, HoldStatus, SeatState, Settings};
+use booking_core::Engine;
+use booking_core::{bookings, database, holds, sweeper, Error, HoldStatus, SeatState};
 use booking_core::{seats, CancellationToken, HoldId};
 use common::{patient, request, user, TestDb};
 use rand::Rng;
@@ -13,12 +14,12 @@ use std::time::Duration;
 async fn a_lapsed_hold_blocks_nobody_before_any_sweep() {
     let db = TestDb::new().await;
     let show = db.show(1, 6).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let mut client = db.client().await;
 
     let first = holds::hold(
         &mut client,
-        &settings,
+        &engine,
         &request(&show, "alice", &["A1", "A2"]),
     )
     .await
@@ -29,24 +30,20 @@ async fn a_lapsed_hold_blocks_nobody_before_any_sweep() {
     let map = seats::seat_map(&client, show.id).await.unwrap();
     assert!(map.seats.iter().all(|s| s.state == SeatState::Available));
 
-    let second = holds::hold(
-        &mut client,
-        &settings,
-        &request(&show, "bob", &["A2", "A3"]),
-    )
-    .await
-    .expect("a lapsed hold does not block");
+    let second = holds::hold(&mut client, &engine, &request(&show, "bob", &["A2", "A3"]))
+        .await
+        .expect("a lapsed hold does not block");
     assert_eq!(second.status, HoldStatus::Active);
 
     let read = holds::get_hold(&client, &user("alice"), first.hold_id)
         .await
         .unwrap();
     assert_eq!(read.status, HoldStatus::Expired);
-    let confirm = bookings::confirm(&mut client, &settings, &user("alice"), first.hold_id).await;
+    let confirm = bookings::confirm(&mut client, &engine, &user("alice"), first.hold_id).await;
     assert!(matches!(confirm, Err(Error::HoldExpired)), "{confirm:?}");
     let extend = holds::extend(
         &mut client,
-        &settings,
+        &engine,
         &user("alice"),
         first.hold_id,
         booking_core::HoldTtl::from_secs(60).unwrap(),
@@ -55,7 +52,7 @@ async fn a_lapsed_hold_blocks_nobody_before_any_sweep() {
     assert!(matches!(extend, Err(Error::HoldExpired)), "{extend:?}");
 
     // The sweep frees A1 and leaves A2 with bob.
-    let outcome = sweeper::sweep_once(&mut client, &settings, 100)
+    let outcome = sweeper::sweep_once(&mut client, &engine, 100)
         .await
         .unwrap();
     assert_eq!(outcome.expired, vec![first.hold_id]);
@@ -78,9 +75,9 @@ async fn a_lapsed_hold_blocks_nobody_before_any_sweep() {
 async fn lapsing_changes_the_seat_version() {
     let db = TestDb::new().await;
     let show = db.show(1, 2).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let mut client = db.client().await;
-    let h = holds::hold(&mut client, &settings, &request(&show, "alice", &["A1"]))
+    let h = holds::hold(&mut client, &engine, &request(&show, "alice", &["A1"]))
         .await
         .unwrap();
     let held = seats::seat_map(&client, show.id).await.unwrap().seats[0].clone();
@@ -94,14 +91,14 @@ async fn lapsing_changes_the_seat_version() {
 async fn confirms_racing_sweepers_at_the_deadline_end_one_way_or_the_other() {
     let db = TestDb::with_pool(24).await;
     let show = db.show(4, 25).await;
-    let settings = patient();
+    let engine = patient();
     let mut client = db.client().await;
 
     // 100 one-seat holds whose deadlines fall within the next 300 ms.
     let mut ids: Vec<HoldId> = Vec::new();
     for n in 0..100 {
         let label = format!("{}{}", common::row_label(n / 25), n % 25 + 1);
-        let h = holds::hold(&mut client, &settings, &request(&show, "alice", &[&label]))
+        let h = holds::hold(&mut client, &engine, &request(&show, "alice", &[&label]))
             .await
             .unwrap();
         ids.push(h.hold_id);
@@ -120,13 +117,13 @@ async fn confirms_racing_sweepers_at_the_deadline_end_one_way_or_the_other() {
     for _ in 0..2 {
         let pool = db.pool.clone();
         let stop = stop.clone();
-        let settings = settings.clone();
+        let engine = engine.clone();
         sweepers.push(tokio::spawn(async move {
             let mut expired = Vec::new();
             while !stop.is_cancelled() {
                 let mut c = database::client(&pool).await.unwrap();
                 expired.extend(
-                    sweeper::sweep_once(&mut c, &settings, 10)
+                    sweeper::sweep_once(&mut c, &engine, 10)
                         .await
                         .unwrap()
                         .expired,
@@ -139,14 +136,14 @@ async fn confirms_racing_sweepers_at_the_deadline_end_one_way_or_the_other() {
     let mut confirms = Vec::new();
     for id in ids.clone() {
         let pool = db.pool.clone();
-        let settings = settings.clone();
+        let engine = engine.clone();
         let delay = rand::thread_rng().gen_range(0..300);
         confirms.push(tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(delay)).await;
             let mut c = database::client(&pool).await.unwrap();
             (
                 id,
-                bookings::confirm(&mut c, &settings, &user("alice"), id).await,
+                bookings::confirm(&mut c, &engine, &user("alice"), id).await,
             )
         }));
     }
@@ -172,7 +169,7 @@ async fn confirms_racing_sweepers_at_the_deadline_end_one_way_or_the_other() {
     }
     // Every deadline has passed by now: a last sweep takes whatever the racers left.
     loop {
-        let out = sweeper::sweep_once(&mut client, &settings, 100)
+        let out = sweeper::sweep_once(&mut client, &engine, 100)
             .await
             .unwrap();
         if out.expired.is_empty() {
@@ -216,19 +213,19 @@ async fn confirms_racing_sweepers_at_the_deadline_end_one_way_or_the_other() {
 async fn two_sweepers_expire_two_thousand_holds_exactly_once() {
     let db = TestDb::with_pool(16).await;
     let show = db.show(20, 100).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
 
     // 2,000 one-seat holds, made through the library, 8 at a time.
     let mut makers = Vec::new();
     for part in 0..8 {
         let pool = db.pool.clone();
-        let settings = settings.clone();
+        let engine = engine.clone();
         let show = show.clone();
         makers.push(tokio::spawn(async move {
             let mut c = database::client(&pool).await.unwrap();
             for n in (part..2000).step_by(8) {
                 let label = format!("{}{}", common::row_label(n / 100), n % 100 + 1);
-                holds::hold(&mut c, &settings, &request(&show, "alice", &[&label]))
+                holds::hold(&mut c, &engine, &request(&show, "alice", &[&label]))
                     .await
                     .unwrap();
             }
@@ -250,12 +247,12 @@ async fn two_sweepers_expire_two_thousand_holds_exactly_once() {
     let mut sweepers = Vec::new();
     for _ in 0..2 {
         let pool = db.pool.clone();
-        let settings = settings.clone();
+        let engine = engine.clone();
         sweepers.push(tokio::spawn(async move {
             let mut c = database::client(&pool).await.unwrap();
             let (mut expired, mut freed) = (Vec::new(), 0);
             loop {
-                let out = sweeper::sweep_once(&mut c, &settings, 50).await.unwrap();
+                let out = sweeper::sweep_once(&mut c, &engine, 50).await.unwrap();
                 if out.expired.is_empty() {
                     return (expired, freed);
                 }
@@ -297,7 +294,7 @@ async fn two_sweepers_expire_two_thousand_holds_exactly_once() {
 async fn the_run_loop_expires_a_hold_soon_after_its_deadline_and_stops_on_cancel() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let stop = CancellationToken::new();
     let options = sweeper::SweeperOptions {
         batch: 100,
@@ -306,8 +303,8 @@ async fn the_run_loop_expires_a_hold_soon_after_its_deadline_and_stops_on_cancel
         ..Default::default()
     };
     let runner = tokio::spawn(sweeper::run(
+        engine.clone(),
         db.pool.clone(),
-        settings.clone(),
         options,
         stop.clone(),
     ));
@@ -317,7 +314,7 @@ async fn the_run_loop_expires_a_hold_soon_after_its_deadline_and_stops_on_cancel
     let mut client = db.client().await;
     let mut req = request(&show, "alice", &["A1"]);
     req.ttl = Some(booking_core::HoldTtl::from_secs(1).unwrap());
-    let h = holds::hold(&mut client, &settings, &req).await.unwrap();
+    let h = holds::hold(&mut client, &engine, &req).await.unwrap();
 
     // The sweeper was asleep for 300 s; only the new hold's wake-up can explain a sweep.
     let mut status = HoldStatus::Active;
@@ -359,8 +356,8 @@ async fn the_sweeper_prunes_idempotency_keys_past_their_retention() {
         .unwrap();
     let stop = CancellationToken::new();
     let runner = tokio::spawn(sweeper::run(
+        Engine::default(),
         db.pool.clone(),
-        Settings::default(),
         sweeper::SweeperOptions::default(),
         stop.clone(),
     ));

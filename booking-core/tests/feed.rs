@@ -4,7 +4,7 @@ mod common;
 
 use booking_core::feed::{self, Cause, Feed, FeedOptions, Position};
 use booking_core::{
-    bookings, database, holds, sweeper, CancellationToken, Listener, SeatState, Settings,
+    bookings, database, holds, sweeper, CancellationToken, Engine, Listener, SeatState,
 };
 use common::{request, user, TestDb};
 use std::collections::HashMap;
@@ -35,7 +35,8 @@ async fn late_commits_are_delivered_once_and_in_order() {
     let db = TestDb::with_pool(40).await;
     let show = db.show(4, 50).await;
     let stop = CancellationToken::new();
-    let feed = Feed::start(db.pool.clone(), options(&db, &stop), stop.clone())
+    let engine = Engine::default();
+    let feed = Feed::start(&engine, db.pool.clone(), options(&db, &stop), stop.clone())
         .await
         .unwrap();
     let mut sub = feed.subscribe(show.id, None).await.unwrap();
@@ -47,17 +48,14 @@ async fn late_commits_are_delivered_once_and_in_order() {
     for n in 0..200usize {
         let pool = db.pool.clone();
         let show = show.clone();
+        let engine = engine.clone();
         tasks.push(tokio::spawn(async move {
             let label = format!("{}{}", common::row_label(n / 50), n % 50 + 1);
             let mut client = database::client(&pool).await.unwrap();
             let mut tx = client.transaction().await.unwrap();
-            holds::hold(
-                &mut tx,
-                &Settings::default(),
-                &request(&show, "alice", &[&label]),
-            )
-            .await
-            .unwrap();
+            holds::hold(&mut tx, &engine, &request(&show, "alice", &[&label]))
+                .await
+                .unwrap();
             if n % 5 == 0 {
                 tokio::time::sleep(Duration::from_millis(300)).await;
             }
@@ -136,9 +134,9 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     let db = TestDb::new().await;
     let show = db.show(1, 20).await;
     let other = db.show(1, 5).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let stop = CancellationToken::new();
-    let feed = Feed::start(db.pool.clone(), options(&db, &stop), stop.clone())
+    let feed = Feed::start(&engine, db.pool.clone(), options(&db, &stop), stop.clone())
         .await
         .unwrap();
     let mut client = db.client().await;
@@ -148,7 +146,7 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     for n in 1..=5 {
         let h = holds::hold(
             &mut client,
-            &settings,
+            &engine,
             &request(&show, "alice", &[&format!("A{n}")]),
         )
         .await
@@ -163,34 +161,24 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     for n in 6..=8 {
         holds::hold(
             &mut client,
-            &settings,
+            &engine,
             &request(&show, "alice", &[&format!("A{n}")]),
         )
         .await
         .unwrap();
     }
-    holds::hold(&mut client, &settings, &request(&other, "bob", &["A1"]))
+    holds::hold(&mut client, &engine, &request(&other, "bob", &["A1"]))
         .await
         .unwrap();
-    let b = bookings::confirm(
-        &mut client,
-        &settings,
-        &user("alice"),
-        holds_made[0].hold_id,
-    )
-    .await
-    .unwrap();
-    holds::release(
-        &mut client,
-        &settings,
-        &user("alice"),
-        holds_made[1].hold_id,
-    )
-    .await
-    .unwrap();
+    let b = bookings::confirm(&mut client, &engine, &user("alice"), holds_made[0].hold_id)
+        .await
+        .unwrap();
+    holds::release(&mut client, &engine, &user("alice"), holds_made[1].hold_id)
+        .await
+        .unwrap();
     bookings::cancel(
         &mut client,
-        &settings,
+        &engine,
         &booking_core::Actor::Admin,
         b.booking.booking_id,
     )
@@ -221,7 +209,7 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     assert!(extra.is_err(), "nothing after what was missed: {extra:?}");
 
     // And it goes on live.
-    holds::hold(&mut client, &settings, &request(&show, "alice", &["A9"]))
+    holds::hold(&mut client, &engine, &request(&show, "alice", &["A9"]))
         .await
         .unwrap();
     let live = take(&mut resumed, 1).await;
@@ -234,13 +222,14 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
 async fn changes_made_while_the_listen_connection_is_down_still_arrive() {
     let db = TestDb::new().await;
     let show = db.show(1, 20).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let stop = CancellationToken::new();
     let mut listen = db.config.clone();
     listen.application_name("feed-listener-under-test");
     // A poll interval far longer than the test: only notifications and the reconnect
     // can explain timely delivery.
     let feed = Feed::start(
+        &engine,
         db.pool.clone(),
         FeedOptions {
             listen: Some(Listener::start(listen, stop.clone())),
@@ -273,7 +262,7 @@ async fn changes_made_while_the_listen_connection_is_down_still_arrive() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let pid = pid.expect("the LISTEN connection is up");
-    holds::hold(&mut client, &settings, &request(&show, "alice", &["A1"]))
+    holds::hold(&mut client, &engine, &request(&show, "alice", &["A1"]))
         .await
         .unwrap();
     assert_eq!(take(&mut sub, 1).await[0].seats[0].label.as_str(), "A1");
@@ -318,9 +307,10 @@ async fn changes_made_while_the_listen_connection_is_down_still_arrive() {
 async fn a_slow_subscriber_is_cut_off_without_slowing_the_others() {
     let db = TestDb::new().await;
     let show = db.show(1, 20).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let stop = CancellationToken::new();
     let feed = Feed::start(
+        &engine,
         db.pool.clone(),
         FeedOptions {
             listen: Some(Listener::start(db.config.clone(), stop.clone())),
@@ -338,7 +328,7 @@ async fn a_slow_subscriber_is_cut_off_without_slowing_the_others() {
     for n in 1..=10 {
         holds::hold(
             &mut client,
-            &settings,
+            &engine,
             &request(&show, "alice", &[&format!("A{n}")]),
         )
         .await
@@ -367,24 +357,22 @@ async fn a_slow_subscriber_is_cut_off_without_slowing_the_others() {
 async fn the_sweeper_publishes_expire_events_and_old_events_are_pruned() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
     let stop = CancellationToken::new();
-    let feed = Feed::start(db.pool.clone(), options(&db, &stop), stop.clone())
+    let feed = Feed::start(&engine, db.pool.clone(), options(&db, &stop), stop.clone())
         .await
         .unwrap();
     let mut sub = feed.subscribe(show.id, None).await.unwrap();
     let mut client = db.client().await;
     let h = holds::hold(
         &mut client,
-        &settings,
+        &engine,
         &request(&show, "alice", &["A1", "A2"]),
     )
     .await
     .unwrap();
     db.lapse(h.hold_id).await;
-    sweeper::sweep_once(&mut client, &settings, 10)
-        .await
-        .unwrap();
+    sweeper::sweep_once(&mut client, &engine, 10).await.unwrap();
     let events = take(&mut sub, 2).await;
     assert_eq!(events[1].cause, Cause::Expire);
     let labels: Vec<&str> = events[1].seats.iter().map(|s| s.label.as_str()).collect();
@@ -413,7 +401,7 @@ async fn the_sweeper_publishes_expire_events_and_old_events_are_pruned() {
 async fn a_hold_refuses_a_seat_written_by_a_younger_transaction_so_the_feed_keeps_commit_order() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let settings = Settings::default();
+    let engine = Engine::default();
 
     // C's transaction gets its id first (it is older) ...
     let mut c_client = db.client().await;
@@ -429,17 +417,17 @@ async fn a_hold_refuses_a_seat_written_by_a_younger_transaction_so_the_feed_keep
     t.query_one("SELECT pg_current_xact_id()", &[])
         .await
         .unwrap();
-    let h = holds::hold(&mut t, &settings, &request(&show, "bob", &["A2"]))
+    let h = holds::hold(&mut t, &engine, &request(&show, "bob", &["A2"]))
         .await
         .unwrap();
-    holds::release(&mut t, &settings, &user("bob"), h.hold_id)
+    holds::release(&mut t, &engine, &user("bob"), h.hold_id)
         .await
         .unwrap();
     t.commit().await.unwrap();
 
     // Were C to take A2, its event (older xid) would come before the younger one's
     // release in the feed, which would then end with A2 available although C holds it.
-    let refused = holds::hold(&mut c, &settings, &request(&show, "alice", &["A1", "A2"])).await;
+    let refused = holds::hold(&mut c, &engine, &request(&show, "alice", &["A1", "A2"])).await;
     match refused {
         Err(booking_core::Error::SeatsUnavailable { seats }) => {
             assert_eq!(seats.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["A2"])
@@ -447,7 +435,7 @@ async fn a_hold_refuses_a_seat_written_by_a_younger_transaction_so_the_feed_keep
         other => panic!("expected A2 refused, got {other:?}"),
     }
     // A seat untouched since before C began is taken as usual.
-    holds::hold(&mut c, &settings, &request(&show, "alice", &["A1"]))
+    holds::hold(&mut c, &engine, &request(&show, "alice", &["A1"]))
         .await
         .unwrap();
     c.commit().await.unwrap();

@@ -9,7 +9,8 @@
 mod common;
 
 use booking_core::feed::{self, Feed, FeedOptions, Position};
-use booking_core::{holds, CancellationToken, Listener, SeatEvent, Settings};
+use booking_core::Engine;
+use booking_core::{holds, CancellationToken, Listener, SeatEvent};
 use common::{request, user, TestDb};
 use std::path::PathBuf;
 use std::process::Command;
@@ -111,8 +112,10 @@ async fn events_committed_across_a_power_of_ten_arrive_once_and_in_order() {
     );
     while next_xid(&db).await < BOUNDARY - 8 {}
 
+    let engine = Engine::default();
     let stop = CancellationToken::new();
     let feed = Feed::start(
+        &engine,
         db.pool.clone(),
         FeedOptions {
             listen: Some(Listener::start(db.config.clone(), stop.clone())),
@@ -126,12 +129,11 @@ async fn events_committed_across_a_power_of_ten_arrive_once_and_in_order() {
     let mut live = feed.subscribe(show.id, None).await.unwrap();
 
     // Twenty holds, one transaction each: ids on both sides of the boundary.
-    let settings = Settings::default();
     let mut held = Vec::new();
     for n in 1..=20 {
         let label = format!("A{n}");
         let mut client = db.client().await;
-        let hold = holds::hold(&mut client, &settings, &request(&show, "alice", &[&label]))
+        let hold = holds::hold(&mut client, &engine, &request(&show, "alice", &[&label]))
             .await
             .unwrap();
         held.push(hold);
@@ -139,7 +141,7 @@ async fn events_committed_across_a_power_of_ten_arrive_once_and_in_order() {
     // And the release of the first: an event of another cause, past the boundary.
     holds::release(
         &mut db.client().await,
-        &settings,
+        &engine,
         &user("alice"),
         held[0].hold_id,
     )

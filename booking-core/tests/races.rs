@@ -10,20 +10,20 @@ use rand::seq::SliceRandom;
 async fn five_hundred_tasks_on_one_seat_give_exactly_one_hold() {
     let db = TestDb::with_pool(32).await;
     let show = db.show(1, 12).await;
-    let settings = patient();
+    let engine = patient();
 
     let mut tasks = Vec::new();
     for i in 0..500 {
         let pool = db.pool.clone();
-        let settings = settings.clone();
+        let engine = engine.clone();
         let req = request(&show, &format!("user-{i}"), &["A5"]);
         tasks.push(tokio::spawn(async move {
             let mut client = database::client(&pool).await?;
             // Half take the two-round-trip path, half the transaction: they must agree.
             if i % 2 == 0 {
-                holds::hold_pooled(&mut client, &settings, &req).await
+                holds::hold_pooled(&mut client, &engine, &req).await
             } else {
-                holds::hold(&mut client, &settings, &req).await
+                holds::hold(&mut client, &engine, &req).await
             }
         }));
     }
@@ -65,7 +65,7 @@ async fn five_hundred_tasks_on_one_seat_give_exactly_one_hold() {
 async fn overlapping_four_seat_holds_are_all_or_none_without_deadlock() {
     let db = TestDb::with_pool(32).await;
     let show = db.show(1, 12).await;
-    let settings = patient();
+    let engine = patient();
     let all: Vec<String> = (1..=12).map(|n| format!("A{n}")).collect();
 
     let mut tasks = Vec::new();
@@ -74,15 +74,15 @@ async fn overlapping_four_seat_holds_are_all_or_none_without_deadlock() {
         pick.shuffle(&mut rand::thread_rng());
         pick.truncate(4);
         let pool = db.pool.clone();
-        let settings = settings.clone();
+        let engine = engine.clone();
         let labels: Vec<&str> = pick.iter().map(String::as_str).collect();
         let req = request(&show, &format!("user-{i}"), &labels);
         tasks.push(tokio::spawn(async move {
             let mut client = database::client(&pool).await?;
             let out = if i % 2 == 0 {
-                holds::hold_pooled(&mut client, &settings, &req).await
+                holds::hold_pooled(&mut client, &engine, &req).await
             } else {
-                holds::hold(&mut client, &settings, &req).await
+                holds::hold(&mut client, &engine, &req).await
             };
             Ok::<_, Error>((req, out))
         }));

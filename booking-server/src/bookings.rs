@@ -64,7 +64,7 @@ pub async fn cancel(
         Begun::Fresh(tx) => tx,
         Begun::Answered(answer) => return Ok(answer),
     };
-    let outcome = bookings::cancel(&mut tx, &state.settings, &actor, id).await;
+    let outcome = bookings::cancel(&mut tx, &state.engine, &actor, id).await;
     let cancelled = matches!(outcome, Ok(ref b) if b.status == BookingStatus::Cancelled);
     let reply = idem
         .finish(

@@ -71,7 +71,7 @@ pub async fn create(
     )?;
     let show = show_id(raw_show)?;
     let b: HoldBody = http::parse_json(&body)?;
-    let seats = SeatSelection::parse(&b.seats, state.settings.max_seats_per_hold)?;
+    let seats = SeatSelection::parse(&b.seats, state.engine.settings().max_seats_per_hold)?;
     let ttl = b.ttl_seconds.map(HoldTtl::from_secs).transpose()?;
     let mut if_versions = Vec::with_capacity(b.if_versions.len());
     for (label, version) in b.if_versions {
@@ -126,7 +126,7 @@ async fn hold_in_db(
             Begun::Fresh(tx) => tx,
             Begun::Answered(answer) => return Ok(answer),
         };
-        let outcome = holds::hold(&mut tx, &state.settings, request).await;
+        let outcome = holds::hold(&mut tx, &state.engine, request).await;
         let event = outcome.as_ref().ok().and_then(|h| h.event.clone());
         let outcome = outcome
             .map(|h| Reply::json(StatusCode::CREATED, &h))
@@ -144,7 +144,7 @@ async fn hold_in_db(
             Some(batcher) => batcher.hold(request.clone()).await?,
             None => {
                 let mut client = state.client().await?;
-                holds::hold_pooled(&mut client, &state.settings, request).await?
+                holds::hold_pooled(&mut client, &state.engine, request).await?
             }
         };
         state.seat_cache.own_write(hold.event.as_ref());
@@ -175,7 +175,7 @@ pub async fn create_best(
     let request = BestRequest {
         show,
         user,
-        count: SeatCount::parse(b.count, state.settings.max_seats_per_hold)?,
+        count: SeatCount::parse(b.count, state.engine.settings().max_seats_per_hold)?,
         category: b.category.as_deref().map(Category::parse).transpose()?,
         adjacent: b.adjacent.unwrap_or(true),
         ttl: b.ttl_seconds.map(HoldTtl::from_secs).transpose()?,
@@ -190,7 +190,7 @@ pub async fn create_best(
             Begun::Fresh(tx) => tx,
             Begun::Answered(answer) => return Ok(answer),
         };
-        let outcome = best::hold_best(&mut tx, &state.settings, &request)
+        let outcome = best::hold_best(&mut tx, &state.engine, &request)
             .await
             .map(|b| {
                 attempts = Some((b.lock_attempts, b.reads));
@@ -200,7 +200,7 @@ pub async fn create_best(
             .map_err(ApiError::from);
         idem.finish(tx, outcome).await?
     } else {
-        let b = best::hold_best(&mut client, &state.settings, &request).await?;
+        let b = best::hold_best(&mut client, &state.engine, &request).await?;
         attempts = Some((b.lock_attempts, b.reads));
         event = b.hold.event.clone();
         Reply::json(StatusCode::CREATED, &b.hold)
@@ -255,7 +255,7 @@ pub async fn confirm(
         Begun::Fresh(tx) => tx,
         Begun::Answered(answer) => return Ok(answer),
     };
-    let outcome = bookings::confirm(&mut tx, &state.settings, &user, id).await;
+    let outcome = bookings::confirm(&mut tx, &state.engine, &user, id).await;
     let created = matches!(outcome, Ok(ref c) if c.created);
     let event = outcome.as_ref().ok().and_then(|c| c.event.clone());
     let outcome = outcome
@@ -299,7 +299,7 @@ pub async fn extend(
         Begun::Fresh(tx) => tx,
         Begun::Answered(answer) => return Ok(answer),
     };
-    let outcome = holds::extend(&mut tx, &state.settings, &user, id, ttl)
+    let outcome = holds::extend(&mut tx, &state.engine, &user, id, ttl)
         .await
         .map(|h| Reply::json(StatusCode::OK, &h))
         .map_err(ApiError::from);
@@ -311,7 +311,7 @@ pub async fn release(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Re
     let user = http::user(&parts.headers)?;
     let id = hold_id(raw_id)?;
     let mut client = state.client().await?;
-    let released = holds::release(&mut client, &state.settings, &user, id).await?;
+    let released = holds::release(&mut client, &state.engine, &user, id).await?;
     state.seat_cache.own_write(released.event.as_ref());
     state.metrics.releases.fetch_add(1, Ordering::Relaxed);
     Ok(Reply::empty(StatusCode::NO_CONTENT))

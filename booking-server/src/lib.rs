@@ -4,7 +4,7 @@
 //! # Layout
 //!
 //! - [`config`]: the environment variables / flags, with `--help`.
-//! - [`state`]: what requests share (pool, engine settings, metrics).
+//! - [`state`]: what requests share (pool, the engine handle, metrics).
 //! - [`routes`]: `match` over method and path segments, one function per endpoint.
 //! - [`shows`], [`holds`], [`bookings`]: the endpoints, by the noun they serve
 //!   (`shows` also keeps the `GET /shows` answer for up to a second; `holds` includes
@@ -88,8 +88,8 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
     let stop_sweeper = state.shutdown.child_token();
     let observer_state = state.clone();
     let sweeper = tokio::spawn(sweeper::run(
+        state.engine.clone(),
         state.pool.clone(),
-        state.settings.clone(),
         SweeperOptions {
             observer: Some(Arc::new(move |outcome| {
                 let n = outcome.expired.len() as u64;

@@ -1,4 +1,4 @@
-//! What every request shares: the pool, the engine's settings, the metrics.
+//! What every request shares: the pool, the engine handle, the metrics.
 
 use crate::config::Config;
 use crate::http::ApiError;
@@ -6,7 +6,7 @@ use crate::metrics::{Metrics, PoolGauges};
 use booking_core::deadpool_postgres::{Client, Pool};
 use booking_core::feed::{Feed, FeedOptions};
 use booking_core::holds::batch::{BatchOptions, Batcher};
-use booking_core::{database, CancellationToken, Settings};
+use booking_core::{database, CancellationToken, Engine};
 use std::time::Duration;
 
 /// Connections of [`AppState::feed_pool`]: the pump, and seat-map reads of two shows
@@ -19,7 +19,9 @@ pub struct AppState {
     /// must not queue behind a herd of requests for the main pool, since answering
     /// that herd from memory needs them (see `seat_cache`).
     pub feed_pool: Pool,
-    pub settings: Settings,
+    /// The engine's settings and shared memory: one per process, given to every
+    /// operation.
+    pub engine: Engine,
     pub admin_token: Option<String>,
     pub request_timeout: Duration,
     /// The process's one LISTEN connection (outside the pool): wakes the sweeper and
@@ -64,11 +66,13 @@ impl AppState {
     pub async fn new(config: &Config, pool: Pool) -> Result<AppState, booking_core::Error> {
         let pg = database::parse_url(&config.database_url)?;
         let shutdown = CancellationToken::new();
+        let engine = Engine::new(config.settings());
         let mut listen = pg;
         listen.application_name("booking-listen");
         let listener = booking_core::Listener::start(listen, shutdown.child_token());
         let feed_pool = Self::pool_of(config, FEED_POOL_SIZE)?;
         let feed = Feed::start(
+            &engine,
             feed_pool.clone(),
             FeedOptions {
                 listen: Some(listener.clone()),
@@ -79,8 +83,8 @@ impl AppState {
         .await?;
         let holds = (config.hold_batches > 0).then(|| {
             Batcher::start(
+                engine.clone(),
                 pool.clone(),
-                config.settings(),
                 BatchOptions {
                     in_flight: usize::from(config.hold_batches),
                     // Waiting in the queue counts as waiting for a connection.
@@ -97,7 +101,7 @@ impl AppState {
             shutdown,
             pool,
             feed_pool,
-            settings: config.settings(),
+            engine,
             admin_token: config.admin_token.clone(),
             request_timeout: config.request_timeout(),
             listener,

@@ -16,53 +16,78 @@ pub use seat_label::{RowLabel, SeatLabel, SeatSelection};
 pub use user_id::{Actor, UserId};
 pub use version::Version;
 
-use serde::Serialize;
-
-/// What a seat is right now (see the module docs of [`crate::holds`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SeatState {
-    Available,
-    Held,
-    Booked,
-}
-
-/// A hold's status. An `active` hold past its `expires_at` reads `Expired` at once,
-/// whether or not the sweeper has visited it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum HoldStatus {
-    Active,
-    Confirmed,
-    Released,
-    Expired,
-}
-
-impl HoldStatus {
-    pub(crate) fn from_db(s: &str) -> crate::Result<Self> {
-        Ok(match s {
-            "active" => HoldStatus::Active,
-            "confirmed" => HoldStatus::Confirmed,
-            "released" => HoldStatus::Released,
-            "expired" => HoldStatus::Expired,
-            other => return Err(crate::Error::Invariant(format!("hold status {other:?}"))),
-        })
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HoldStatus::Active => "active",
-            HoldStatus::Confirmed => "confirmed",
-            HoldStatus::Released => "released",
-            HoldStatus::Expired => "expired",
+/// An enum stored and sent as text, with its one table of names: `as_str` (SQL, JSON,
+/// events), `from_db` (rows written by this crate: an unknown name is a broken
+/// invariant, not bad input), `Serialize` and `Display` all read the same table.
+macro_rules! text_enum {
+    ($(#[$meta:meta])* pub enum $name:ident {
+        $($(#[$vmeta:meta])* $variant:ident = $text:literal,)+
+    }) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+        pub enum $name {
+            $($(#[$vmeta])* $variant,)+
         }
+
+        impl $name {
+            /// The name stored in the database and sent in JSON.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($name::$variant => $text,)+
+                }
+            }
+
+            /// The value a row of this crate's tables names.
+            pub(crate) fn from_db(s: &str) -> crate::Result<Self> {
+                match s {
+                    $($text => Ok($name::$variant),)+
+                    other => Err(crate::Error::Invariant(format!(
+                        "{} {other:?}",
+                        stringify!($name)
+                    ))),
+                }
+            }
+        }
+
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+pub(crate) use text_enum;
+
+text_enum! {
+    /// What a seat is right now (see the module docs of [`crate::holds`]).
+    pub enum SeatState {
+        Available = "available",
+        Held = "held",
+        Booked = "booked",
     }
 }
 
-/// A booking's status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BookingStatus {
-    Confirmed,
-    Cancelled,
+text_enum! {
+    /// A hold's status. An `active` hold past its `expires_at` reads `Expired` at once,
+    /// whether or not the sweeper has visited it.
+    pub enum HoldStatus {
+        Active = "active",
+        Confirmed = "confirmed",
+        Released = "released",
+        Expired = "expired",
+    }
+}
+
+text_enum! {
+    /// A booking's status.
+    pub enum BookingStatus {
+        Confirmed = "confirmed",
+        Cancelled = "cancelled",
+    }
 }

@@ -31,13 +31,12 @@
 //! looking for a hold of that id first: a batch that committed without our hearing it
 //! is found and answered, never held twice.
 
-use super::{
-    hold_as, hold_pooled_as, load, snapshot_of, wanted_versions, written_by, Hold, HoldRequest,
-};
-use crate::database::{Cached, Settings};
+use super::take::{hold_as, hold_pooled_as, snapshot_of, wanted_versions, written_by};
+use super::{load, Hold, HoldRequest};
+use crate::database::Cached;
 use crate::domain::HoldId;
+use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::feed;
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
 use deadpool_postgres::Pool;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -107,16 +106,10 @@ struct Job {
 
 impl Batcher {
     /// Starts the batcher's dispatcher on the current tokio runtime.
-    pub fn start(pool: Pool, settings: Settings, options: BatchOptions) -> Batcher {
+    pub fn start(engine: Engine, pool: Pool, options: BatchOptions) -> Batcher {
         let (queue, jobs) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        tokio::spawn(dispatch(
-            jobs,
-            pool,
-            Arc::new(settings),
-            options,
-            counters.clone(),
-        ));
+        tokio::spawn(dispatch(jobs, pool, engine, options, counters.clone()));
         Batcher { queue, counters }
     }
 
@@ -134,7 +127,7 @@ impl Batcher {
     /// [`super::hold_pooled`], batched with the requests of other callers: the same
     /// answers and errors.
     pub async fn hold(&self, req: HoldRequest) -> Result<Hold> {
-        super::check_if_versions(&req)?;
+        super::take::check_if_versions(&req)?;
         let (reply, answer) = oneshot::channel();
         let hold_id = HoldId::generate(req.show);
         self.queue
@@ -156,14 +149,14 @@ impl Batcher {
 /// then requests it could not decide one by one. Answers come in request order.
 pub async fn hold_all(
     pool: &Pool,
-    settings: &Settings,
+    engine: &Engine,
     requests: Vec<HoldRequest>,
 ) -> Vec<Result<Hold>> {
     let mut jobs = Vec::new();
     let mut answers = Vec::new();
     for req in requests {
         let (reply, answer) = oneshot::channel();
-        match super::check_if_versions(&req) {
+        match super::take::check_if_versions(&req) {
             Ok(()) => {
                 let hold_id = HoldId::generate(req.show);
                 jobs.push(Job {
@@ -180,7 +173,7 @@ pub async fn hold_all(
         answers.push(answer);
     }
     if !jobs.is_empty() {
-        run(jobs, pool, settings, None, &Counters::default()).await;
+        run(jobs, pool, engine, None, &Counters::default()).await;
     }
     let mut out = Vec::with_capacity(answers.len());
     for answer in answers {
@@ -200,7 +193,7 @@ const QUEUED_TOO_LONG: &str = "no database connection free in time for the hold"
 async fn dispatch(
     mut jobs: mpsc::UnboundedReceiver<Job>,
     pool: Pool,
-    settings: Arc<Settings>,
+    engine: Engine,
     options: BatchOptions,
     counters: Arc<Counters>,
 ) {
@@ -233,8 +226,8 @@ async fn dispatch(
         if batch.is_empty() {
             continue;
         }
-        let (pool, settings, counters) = (pool.clone(), settings.clone(), counters.clone());
-        tokio::spawn(async move { run(batch, &pool, &settings, Some(slot), &counters).await });
+        let (pool, engine, counters) = (pool.clone(), engine.clone(), counters.clone());
+        tokio::spawn(async move { run(batch, &pool, &engine, Some(slot), &counters).await });
     }
 }
 
@@ -244,7 +237,7 @@ async fn dispatch(
 async fn run(
     batch: Vec<Job>,
     pool: &Pool,
-    settings: &Settings,
+    engine: &Engine,
     slot: Option<OwnedSemaphorePermit>,
     counters: &Counters,
 ) {
@@ -259,7 +252,7 @@ async fn run(
             return;
         }
     };
-    let written = write(&client, settings, &batch).await;
+    let written = write(&client, engine, &batch).await;
     drop(slot);
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters
@@ -283,7 +276,7 @@ async fn run(
             drop(client);
             // At once, not in turn: with the database down, each waits for a connection.
             futures_util::future::join_all(batch.into_iter().map(|job| async move {
-                let answer = alone(pool, settings, &job).await;
+                let answer = alone(pool, engine, &job).await;
                 let _ = job.reply.send(answer);
             }))
             .await;
@@ -312,7 +305,7 @@ async fn run(
     futures_util::future::join_all(undecided.into_iter().map(|job| async move {
         let answer = async {
             let mut client = pool.get().await?;
-            hold_as(&mut client, settings, &job.req, job.hold_id).await
+            hold_as(&mut client, engine, &job.req, job.hold_id).await
         }
         .await;
         let _ = job.reply.send(answer);
@@ -322,12 +315,12 @@ async fn run(
 
 /// A request of a failed batch, alone: found if the batch committed after all, else
 /// held under its own id.
-async fn alone(pool: &Pool, settings: &Settings, job: &Job) -> Result<Hold> {
+async fn alone(pool: &Pool, engine: &Engine, job: &Job) -> Result<Hold> {
     let mut client = pool.get().await?;
     if let Some(hold) = load(&client, job.hold_id).await? {
         return Ok(hold);
     }
-    hold_pooled_as(&mut client, settings, &job.req, job.hold_id).await
+    hold_pooled_as(&mut client, engine, &job.req, job.hold_id).await
 }
 
 /// Errors are not `Clone` (a driver error is not): the cases a pool failure gives,
@@ -378,29 +371,14 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
              SELECT snap.item, bool_and(go.ok AND coalesce(l.x = snap.xmin, false)) AS ok
                FROM snap JOIN go USING (item) LEFT JOIN locked l ON l.id = snap.id
               GROUP BY snap.item
-         ), h AS (
-             INSERT INTO holds (show_id, id, user_id, expires_at, total)
-             SELECT i.show_id, i.hold_id, i.user_id, now() + i.ttl * interval '1 second',
-                    (SELECT coalesce(sum(snap.price), 0) FROM snap WHERE snap.item = i.item)
+         ), ok_items AS (
+             SELECT i.item, i.show_id, i.hold_id, i.user_id, i.ttl,
+                    (SELECT coalesce(sum(snap.price), 0) FROM snap WHERE snap.item = i.item)::bigint
+                        AS total
                FROM items i JOIN verdict v USING (item) WHERE v.ok
-             RETURNING show_id AS hold_show, id AS hold_key, created_at, expires_at
-         ), hs AS (
-             INSERT INTO hold_seats (show_id, hold_id, seat_id)
-             SELECT i.show_id, i.hold_id, snap.id
-               FROM snap JOIN verdict v USING (item) JOIN items i USING (item) WHERE v.ok
-         ), taken AS (
-             UPDATE seats s SET hold_id = i.hold_id
-               FROM snap JOIN verdict v USING (item) JOIN items i USING (item)
-              WHERE v.ok AND s.show_id = i.show_id AND s.id = snap.id
-                AND s.xmin::text = snap.xmin
-             RETURNING snap.item, s.show_id, s.hold_id, s.id, s.label, s.xmin
-         ), ev AS (
-             INSERT INTO seat_events (show_id, cause, seats)
-             SELECT t.show_id, 'hold', {seats}
-               FROM taken t JOIN h ON h.hold_show = t.show_id AND h.hold_key = t.hold_id
-              GROUP BY t.item, t.show_id
-             RETURNING show_id, xid::text AS xid_text, id, seats
-         )
+         ), wanted AS (
+             SELECT snap.item, snap.id, snap.xmin FROM snap JOIN verdict v USING (item) WHERE v.ok
+         ), {write}
          SELECT snap.item, snap.currency, snap.id, snap.label, snap.price, snap.row_index,
                 snap.number, snap.taken, snap.version, v.ok, h.created_at, h.expires_at,
                 (SELECT count(*) FROM taken t WHERE t.item = snap.item) AS taken_count,
@@ -416,14 +394,14 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                                                           WHERE t.item = snap.item
                                                           ORDER BY t.id LIMIT 1)
           ORDER BY snap.item",
-        seats = feed::held_seats_json("h.expires_at"),
+        write = super::take::write_ctes("ok_items", "wanted"),
     )
 });
 
 /// Runs the batch statement and reads each request's outcome from its rows.
 async fn write(
     client: &deadpool_postgres::Client,
-    settings: &Settings,
+    engine: &Engine,
     batch: &[Job],
 ) -> Result<Vec<Outcome>> {
     let shows: Vec<i64> = batch.iter().map(|j| j.req.show.get()).collect();
@@ -431,7 +409,7 @@ async fn write(
     let users: Vec<&str> = batch.iter().map(|j| j.req.user.as_str()).collect();
     let ttls: Vec<i32> = batch
         .iter()
-        .map(|j| j.req.ttl.unwrap_or(settings.default_ttl).secs() as i32)
+        .map(|j| j.req.ttl.unwrap_or(engine.settings().default_ttl).secs() as i32)
         .collect();
     let mut seat_items: Vec<i64> = Vec::new();
     let mut labels: Vec<&str> = Vec::new();
@@ -460,7 +438,8 @@ async fn write(
 
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut rest = rows.as_slice();
-    let mut wrote = false;
+    // The earliest deadline of the holds written: the sweeper's hint.
+    let mut wrote: Option<chrono::DateTime<chrono::Utc>> = None;
     for (n, job) in batch.iter().enumerate() {
         let item = n as i64 + 1;
         let count = rest
@@ -478,15 +457,16 @@ async fn write(
             Err(e) => Outcome::Refused(e),
             Ok(_) if !mine[0].get::<_, bool>("ok") => Outcome::Undecided,
             Ok(snap) => {
-                wrote = true;
                 let written = written_by(&mine[0], &job.req)?;
+                wrote = Some(wrote.map_or(written.expires_at, |w| w.min(written.expires_at)));
                 Outcome::Done(snap.into_hold(&job.req, job.hold_id, written))
             }
         };
         outcomes.push(outcome);
     }
-    if wrote {
-        feed::changed();
+    // The statement committed on its own (autocommit).
+    if let Some(earliest) = wrote {
+        engine.committed(Some(earliest));
     }
     Ok(outcomes)
 }

@@ -5,7 +5,7 @@
 use booking_core::deadpool_postgres::{Client, Pool};
 use booking_core::tokio_postgres::{self, NoTls};
 use booking_core::{database, shows, HoldId, NewShow, PoolOptions, RowLabel, RowSpec, Show};
-use booking_core::{Category, Currency, HoldRequest, SeatSelection, Settings, UserId};
+use booking_core::{Category, Currency, Engine, HoldRequest, SeatSelection, Settings, UserId};
 use booking_core::{Error, Hold, SeatLabel};
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -332,9 +332,9 @@ pub fn request(show: &Show, user_name: &str, seats: &[&str]) -> HoldRequest {
 
 /// Settings for tests that pile hundreds of transactions onto one row: a lock wait is
 /// bounded, but generously, since these tests check outcomes and not speed.
-pub fn patient() -> Settings {
-    Settings {
+pub fn patient() -> Engine {
+    Engine::new(Settings {
         lock_timeout: Duration::from_secs(30),
         ..Settings::default()
-    }
+    })
 }
