@@ -16,8 +16,8 @@
 //!    we hold the row locks, so a row count other than the number of seats is a bug
 //!    and is reported as [`Error::Invariant`], never papered over.
 //!
-//! The files: `take.rs` makes holds (the one statement that writes a hold, the
-//! transaction of [`hold`] and the one round trip of [`hold_pooled`]); `batch.rs` makes
+//! The files: `take.rs` makes holds (the one statement that writes a hold, and the
+//! transaction of [`hold`]), `pooled.rs` in one round trip ([`hold_pooled`]); `batch.rs` makes
 //! the holds of many callers in one statement; `lock.rs` locks a hold and its seats for
 //! the operations that change it (here and in [`crate::bookings`]); `lifecycle.rs`
 //! releases and extends. Reading a hold is here.
@@ -40,11 +40,13 @@ use uuid::Uuid;
 pub mod batch;
 mod lifecycle;
 mod lock;
+mod pooled;
 mod take;
 
 pub use lifecycle::{extend, release};
 pub(crate) use lock::{lock_hold, lock_hold_seats};
-pub use take::{hold, hold_pooled};
+pub use pooled::hold_pooled;
+pub use take::hold;
 pub(crate) use take::{write_hold, WRITTEN_BEFORE_US};
 
 /// A request to hold seats, already parsed.

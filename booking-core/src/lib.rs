@@ -26,10 +26,11 @@
 //! - [`bookings`]: confirm a hold into a booking (idempotent), read, list, cancel.
 //! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop.
 //! - [`idempotency`]: store a request's answer with its work; replay it to retries.
-//! - [`feed`]: the change feed: events written with each change, read below a
-//!   transaction watermark, followed by one pump per process and fanned out per show.
-//! - [`listener`]: the process's one LISTEN connection (outside the pool): wakes the
-//!   feed when other processes wrote events; reconnects with backoff.
+//! - [`feed`]: the change feed: events written with each change (`feed/sql.rs`), read
+//!   below a transaction watermark, followed by one pump per process and fanned out per
+//!   show (`feed/follow.rs`); the process's one LISTEN connection outside the pool
+//!   ([`Listener`], `feed/listen.rs`) and its notifier (`feed/notify.rs`) wake the
+//!   pumps of the other processes.
 //! - [`error`]: the one [`Error`] enum.
 //!
 //! # Running operations
@@ -84,7 +85,6 @@ pub mod error;
 pub mod feed;
 pub mod holds;
 pub mod idempotency;
-pub mod listener;
 pub mod seats;
 pub mod shows;
 pub mod sweeper;
@@ -98,9 +98,8 @@ pub use domain::{
 };
 pub use engine::Engine;
 pub use error::{Error, Result};
-pub use feed::{Feed, Position, SeatEvent, Subscription};
+pub use feed::{Feed, Listener, Position, SeatEvent, Subscription};
 pub use holds::{Hold, HoldRequest};
-pub use listener::Listener;
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;
 pub use sweeper::SweepOutcome;

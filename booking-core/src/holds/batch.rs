@@ -31,7 +31,8 @@
 //! looking for a hold of that id first: a batch that committed without our hearing it
 //! is found and answered, never held twice.
 
-use super::take::{hold_as, hold_pooled_as, snapshot_of, wanted_versions, written_by};
+use super::pooled::hold_pooled_as;
+use super::take::{hold_as, snapshot_of, wanted_versions, written_by};
 use super::{load, Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::HoldId;

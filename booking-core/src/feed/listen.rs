@@ -34,7 +34,7 @@ impl Listener {
         let (tx, _) = broadcast::channel(4096);
         let tx = Arc::new(tx);
         let listener = Listener { tx: tx.clone() };
-        let channels = [crate::feed::EVENTS_CHANNEL];
+        let channels = [super::EVENTS_CHANNEL];
         tokio::spawn(run(config, channels, tx, cancel));
         listener
     }

@@ -1,0 +1,151 @@
+//! The feed's SQL: events written with each change, and read below the watermark.
+
+use super::event::{changes_from_json, event_from_row, parse_xid};
+use super::{Cause, Position, SeatEvent};
+use crate::database::Cached;
+use crate::domain::{SeatState, ShowId};
+use crate::error::Result;
+use deadpool_postgres::GenericClient;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// SQL: a CTE `ev` that writes the events of a change, in the statement that makes
+/// the change: the one place that inserts into `seat_events`.
+///
+/// `from` has the seat rows just written (`id`, `label`, `xmin`); each event lists its
+/// seats in id order with their new `state` and version. One event per group of rows
+/// with the same `per` columns, or with `per: None` one event for all of them, and
+/// none when no row was written. `ev` returns `show_id`, `xid_text`, `id` and `seats`
+/// of each event (see [`EVENT_COLUMNS`] and [`written_event`]).
+pub(crate) struct EventsSql<'a> {
+    /// The show of the events: a parameter (`$1`) or a column of `from`.
+    pub show: &'a str,
+    pub cause: Cause,
+    pub state: SeatState,
+    /// For seats just held: SQL for the hold's `expires_at`, stored as each seat's
+    /// `until`, so that a follower knows when the seat reads available again without
+    /// asking. Not part of the events clients see.
+    pub until: Option<&'a str>,
+    pub from: &'a str,
+    pub per: Option<&'a str>,
+}
+
+impl EventsSql<'_> {
+    pub(crate) fn cte(&self) -> String {
+        let until = self
+            .until
+            .map(|u| format!(", 'until', {u}"))
+            .unwrap_or_default();
+        let grouping = match self.per {
+            Some(columns) => format!("GROUP BY {columns}"),
+            None => "HAVING count(*) > 0".to_owned(),
+        };
+        format!(
+            "ev AS (INSERT INTO seat_events (show_id, cause, seats)
+                    SELECT {show}, '{cause}',
+                           jsonb_agg(jsonb_build_object('label', label, 'state', '{state}',
+                                                        'version', xmin::text{until})
+                                     ORDER BY id)
+                      FROM {from} {grouping}
+                    RETURNING show_id, xid::text AS xid_text, id, seats)",
+            show = self.show,
+            cause = self.cause.as_str(),
+            state = self.state.as_str(),
+            from = self.from,
+        )
+    }
+}
+
+/// SQL: the columns a statement with an `ev` CTE adds to its result, read back by
+/// [`written_event`].
+pub(crate) const EVENT_COLUMNS: &str =
+    "(SELECT xid_text FROM ev) AS ev_xid, (SELECT id FROM ev) AS ev_id, (SELECT seats FROM ev) AS ev_seats";
+
+/// The event a statement with [`EVENT_COLUMNS`] wrote, if it wrote one: what the
+/// caller's own process may apply to its caches before the feed brings it.
+pub(crate) fn written_event(
+    row: &tokio_postgres::Row,
+    show: ShowId,
+    cause: Cause,
+) -> Result<Option<Arc<SeatEvent>>> {
+    let Some(xid) = row.get::<_, Option<&str>>("ev_xid") else {
+        return Ok(None);
+    };
+    let position = Position {
+        xid: parse_xid(xid)?,
+        id: row.get("ev_id"),
+    };
+    Ok(Some(Arc::new(SeatEvent {
+        position,
+        show_id: show,
+        cause,
+        seats: changes_from_json(row.get("ev_seats"))?,
+        json: Default::default(),
+    })))
+}
+
+/// Events after `after` (and at most `until`), of one show or of all, that no
+/// transaction still running can precede: the next page of the feed.
+pub async fn read<C: GenericClient>(
+    client: &C,
+    show: Option<ShowId>,
+    after: Position,
+    until: Option<Position>,
+    limit: i64,
+) -> Result<Vec<SeatEvent>> {
+    let until = until.unwrap_or(Position {
+        xid: i64::MAX as u64,
+        id: i64::MAX,
+    });
+    let rows = client
+        .cq(
+            "SELECT xid::text AS xid_text, id, show_id, cause, seats
+               FROM seat_events
+              WHERE (xid, id) > ($1::text::xid8, $2)
+                AND (xid, id) <= ($3::text::xid8, $4)
+                AND xid < pg_snapshot_xmin(pg_current_snapshot())
+                AND ($5::bigint IS NULL OR show_id = $5)
+              ORDER BY xid, id
+              LIMIT $6",
+            &[
+                &after.xid.to_string(),
+                &after.id,
+                &until.xid.to_string(),
+                &until.id,
+                &show.map(ShowId::get),
+                &limit,
+            ],
+        )
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// The position of the newest event that can be read now ([`Position::START`] when
+/// there is none).
+pub async fn head<C: GenericClient>(client: &C) -> Result<Position> {
+    let row = client
+        .cq_opt(
+            "SELECT xid::text AS xid_text, id FROM seat_events
+              WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+              ORDER BY xid DESC, id DESC LIMIT 1",
+            &[],
+        )
+        .await?;
+    Ok(match row {
+        None => Position::START,
+        Some(r) => Position {
+            xid: parse_xid(r.get("xid_text"))?,
+            id: r.get("id"),
+        },
+    })
+}
+
+/// Deletes events older than `retention`; returns how many.
+pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<u64> {
+    Ok(client
+        .cexec(
+            "DELETE FROM seat_events WHERE created_at < now() - $1::bigint * interval '1 second'",
+            &[&(retention.as_secs() as i64)],
+        )
+        .await?)
+}
