@@ -8,7 +8,10 @@
 //!   wakes the other processes (see [`crate::feed`]);
 //! - the *sweeper's hint*: the earliest deadline of a hold made here that the sweeper
 //!   may not have read yet (see [`crate::sweeper`]);
-//! - best available's layouts and claims (see [`crate::best`]).
+//! - best available's layouts and claims (see [`crate::best`]);
+//! - the *background tasks* it started (the feed's pump, notifier and LISTEN
+//!   connection, the hold batches; the server adds its sweeper), so that a shutdown can
+//!   wait for every one of them: [`Engine::wait_for_tasks`].
 //!
 //! Two engines never see each other's signals, so tests (or an embedder serving
 //! several databases) create one engine per database. Cloning is cheap: clones share
@@ -17,8 +20,11 @@
 use crate::database::Settings;
 use crate::{best, sweeper};
 use chrono::{DateTime, Utc};
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::watch;
+use tokio_util::task::TaskTracker;
 
 /// The engine's shared state; see the module docs. Cheap to clone.
 #[derive(Clone)]
@@ -32,6 +38,7 @@ struct Shared {
     changes: watch::Sender<u64>,
     sweeper: sweeper::Hint,
     best: best::Memory,
+    tasks: TaskTracker,
 }
 
 impl Engine {
@@ -43,6 +50,7 @@ impl Engine {
                 changes: watch::channel(0).0,
                 sweeper: sweeper::Hint::default(),
                 best: best::Memory::default(),
+                tasks: TaskTracker::new(),
             }),
         }
     }
@@ -66,6 +74,32 @@ impl Engine {
         if let Some(at) = hold_until {
             self.shared.sweeper.hold_created(at);
         }
+    }
+
+    /// Runs `task` in the background as one of this engine's tasks (see
+    /// [`Engine::wait_for_tasks`]). Every task must end when a cancellation token the
+    /// caller controls fires.
+    pub fn spawn<F>(&self, task: F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.shared.tasks.spawn(task);
+    }
+
+    /// The background tasks of this engine that are still running.
+    pub fn tasks_running(&self) -> usize {
+        self.shared.tasks.len()
+    }
+
+    /// Waits, at most `within`, until every background task of this engine has ended
+    /// (after the tokens that stop them fired); `false` when some had not. Tasks may
+    /// still be spawned afterwards, and are waited for by the next call.
+    pub async fn wait_for_tasks(&self, within: Duration) -> bool {
+        let tasks = &self.shared.tasks;
+        tasks.close();
+        let done = tokio::time::timeout(within, tasks.wait()).await.is_ok();
+        tasks.reopen();
+        done
     }
 
     pub(crate) fn sweeper_hint(&self) -> &sweeper::Hint {

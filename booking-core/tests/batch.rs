@@ -4,7 +4,7 @@
 mod common;
 
 use booking_core::holds::batch::{self, BatchOptions, Batcher};
-use booking_core::{database, holds, Error, HoldRequest, SeatLabel};
+use booking_core::{database, holds, CancellationToken, Error, HoldRequest, SeatLabel};
 use common::{patient, request, TestDb};
 use rand::seq::SliceRandom;
 use std::time::Duration;
@@ -42,7 +42,12 @@ async fn batched_and_single_holds_on_overlapping_seats_are_all_or_none() {
     let db = TestDb::with_pool(32).await;
     let show = db.show(2, 12).await;
     let engine = patient();
-    let batcher = Batcher::start(engine.clone(), db.pool.clone(), one_slot());
+    let batcher = Batcher::start(
+        engine.clone(),
+        db.pool.clone(),
+        one_slot(),
+        CancellationToken::new(),
+    );
     let all: Vec<String> = ["A", "B"]
         .iter()
         .flat_map(|r| (1..=12).map(move |n| format!("{r}{n}")))
@@ -118,7 +123,12 @@ async fn batches_do_write_many_holds_in_one_transaction() {
     // The other tests would pass with batches of one: make sure batches happen.
     let db = TestDb::with_pool(16).await;
     let show = db.show(4, 50).await;
-    let batcher = Batcher::start(patient(), db.pool.clone(), one_slot());
+    let batcher = Batcher::start(
+        patient(),
+        db.pool.clone(),
+        one_slot(),
+        CancellationToken::new(),
+    );
     let mut tasks = Vec::new();
     for row in ["A", "B", "C", "D"] {
         for n in 1..=50 {
@@ -181,7 +191,12 @@ async fn a_seat_wanted_twice_in_a_batch_has_one_winner_and_losers_hold_nothing()
 async fn a_seat_locked_elsewhere_does_not_stall_the_rest_of_its_batch() {
     let db = TestDb::with_pool(16).await;
     let show = db.show(1, 20).await;
-    let batcher = Batcher::start(patient(), db.pool.clone(), one_slot());
+    let batcher = Batcher::start(
+        patient(),
+        db.pool.clone(),
+        one_slot(),
+        CancellationToken::new(),
+    );
 
     // Another transaction keeps A1 locked until we let go.
     let mut locker = db.client().await;
@@ -242,7 +257,12 @@ async fn a_failing_batch_is_retried_request_by_request() {
         )
         .await
         .unwrap();
-    let batcher = Batcher::start(patient(), db.pool.clone(), one_slot());
+    let batcher = Batcher::start(
+        patient(),
+        db.pool.clone(),
+        one_slot(),
+        CancellationToken::new(),
+    );
     let mut tasks: Vec<(String, tokio::task::JoinHandle<_>)> = Vec::new();
     for n in 1..=30 {
         let user = if n % 10 == 3 {
@@ -284,6 +304,7 @@ async fn a_request_queued_past_its_wait_is_busy_and_holds_nothing() {
             max_wait: Duration::ZERO,
             ..BatchOptions::default()
         },
+        CancellationToken::new(),
     );
     match batcher.hold(request(&show, "late", &["A1"])).await {
         Err(Error::Busy(_)) => {}
@@ -297,7 +318,12 @@ async fn a_request_queued_past_its_wait_is_busy_and_holds_nothing() {
 async fn a_request_whose_caller_left_before_its_batch_holds_nothing() {
     let db = TestDb::with_pool(2).await;
     let show = db.show(1, 5).await;
-    let batcher = Batcher::start(patient(), db.pool.clone(), one_slot());
+    let batcher = Batcher::start(
+        patient(),
+        db.pool.clone(),
+        one_slot(),
+        CancellationToken::new(),
+    );
     // Every connection taken: the first batch waits for one, holding the only slot.
     let taken = (db.client().await, db.client().await);
     let first = {

@@ -23,9 +23,9 @@ async fn take(sub: &mut booking_core::Subscription, n: usize) -> Vec<booking_cor
     out
 }
 
-fn options(db: &TestDb, stop: &CancellationToken) -> FeedOptions {
+fn options(engine: &Engine, db: &TestDb, stop: &CancellationToken) -> FeedOptions {
     FeedOptions {
-        listen: Some(Listener::start(db.config.clone(), stop.clone())),
+        listen: Some(Listener::start(engine, db.config.clone(), stop.clone())),
         ..FeedOptions::default()
     }
 }
@@ -36,9 +36,14 @@ async fn late_commits_are_delivered_once_and_in_order() {
     let show = db.show(4, 50).await;
     let stop = CancellationToken::new();
     let engine = Engine::default();
-    let feed = Feed::start(&engine, db.pool.clone(), options(&db, &stop), stop.clone())
-        .await
-        .unwrap();
+    let feed = Feed::start(
+        &engine,
+        db.pool.clone(),
+        options(&engine, &db, &stop),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
     let mut sub = feed.subscribe(show.id, None).await.unwrap();
 
     // 200 holds, one seat each, each in a transaction of its own caller. Every fifth
@@ -136,9 +141,14 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     let other = db.show(1, 5).await;
     let engine = Engine::default();
     let stop = CancellationToken::new();
-    let feed = Feed::start(&engine, db.pool.clone(), options(&db, &stop), stop.clone())
-        .await
-        .unwrap();
+    let feed = Feed::start(
+        &engine,
+        db.pool.clone(),
+        options(&engine, &db, &stop),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
     let mut client = db.client().await;
 
     let mut first = feed.subscribe(show.id, None).await.unwrap();
@@ -232,7 +242,7 @@ async fn changes_made_while_the_listen_connection_is_down_still_arrive() {
         &engine,
         db.pool.clone(),
         FeedOptions {
-            listen: Some(Listener::start(listen, stop.clone())),
+            listen: Some(Listener::start(&engine, listen, stop.clone())),
             poll: Duration::from_secs(600),
             ..FeedOptions::default()
         },
@@ -313,7 +323,7 @@ async fn a_slow_subscriber_is_cut_off_without_slowing_the_others() {
         &engine,
         db.pool.clone(),
         FeedOptions {
-            listen: Some(Listener::start(db.config.clone(), stop.clone())),
+            listen: Some(Listener::start(&engine, db.config.clone(), stop.clone())),
             subscriber_buffer: 4,
             ..FeedOptions::default()
         },
@@ -359,9 +369,14 @@ async fn the_sweeper_publishes_expire_events_and_old_events_are_pruned() {
     let show = db.show(1, 4).await;
     let engine = Engine::default();
     let stop = CancellationToken::new();
-    let feed = Feed::start(&engine, db.pool.clone(), options(&db, &stop), stop.clone())
-        .await
-        .unwrap();
+    let feed = Feed::start(
+        &engine,
+        db.pool.clone(),
+        options(&engine, &db, &stop),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
     let mut sub = feed.subscribe(show.id, None).await.unwrap();
     let mut client = db.client().await;
     let h = holds::hold(

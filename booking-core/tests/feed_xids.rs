@@ -118,7 +118,7 @@ async fn events_committed_across_a_power_of_ten_arrive_once_and_in_order() {
         &engine,
         db.pool.clone(),
         FeedOptions {
-            listen: Some(Listener::start(db.config.clone(), stop.clone())),
+            listen: Some(Listener::start(&engine, db.config.clone(), stop.clone())),
             poll: Duration::from_millis(20),
             ..FeedOptions::default()
         },

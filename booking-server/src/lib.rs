@@ -42,6 +42,7 @@ pub use config::Config;
 pub use state::AppState;
 
 use booking_core::sweeper::{self, SweeperOptions};
+use booking_core::CancellationToken;
 use futures_util::FutureExt;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
@@ -81,13 +82,19 @@ pub async fn prepare(config: &Config) -> Result<Arc<AppState>, booking_core::Err
     Ok(Arc::new(AppState::new(config, pool).await?))
 }
 
+/// How long shutdown waits for the engine's background tasks once they were told to stop.
+const TASKS_BOUND: Duration = Duration::from_secs(5);
+
 /// Serves HTTP on `listener` and runs the hold sweeper until `shutdown` completes; then
-/// stops accepting, lets requests in flight finish (for at most the request timeout
-/// and a second), stops the sweeper and returns.
+/// stops accepting; ends event streams, the feed, the LISTEN connection and the hold
+/// batches; lets requests in flight finish (for at most the request timeout and a
+/// second); stops the sweeper; waits (at most [`TASKS_BOUND`]) for every background
+/// task of the engine to end; closes the pools and returns.
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
-    let stop_sweeper = state.shutdown.child_token();
+    // Not a child of `state.shutdown`: the sweeper works on while requests drain.
+    let stop_sweeper = CancellationToken::new();
     let observer_state = state.clone();
-    let sweeper = tokio::spawn(sweeper::run(
+    state.engine.spawn(sweeper::run(
         state.engine.clone(),
         state.pool.clone(),
         SweeperOptions {
@@ -149,7 +156,15 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
         tracing::warn!("some connections did not finish in time");
     }
     stop_sweeper.cancel();
-    let _ = sweeper.await;
+    if !state.engine.wait_for_tasks(TASKS_BOUND).await {
+        tracing::warn!(
+            tasks = state.engine.tasks_running(),
+            "background tasks did not stop in time"
+        );
+    }
+    // Every connection goes back to the database: the server leaves none open.
+    state.pool.close();
+    state.feed_pool.close();
     tracing::info!("stopped");
 }
 

@@ -69,7 +69,7 @@ impl AppState {
         let engine = Engine::new(config.settings());
         let mut listen = pg;
         listen.application_name("booking-listen");
-        let listener = booking_core::Listener::start(listen, shutdown.child_token());
+        let listener = booking_core::Listener::start(&engine, listen, shutdown.child_token());
         let feed_pool = Self::pool_of(config, FEED_POOL_SIZE)?;
         let feed = Feed::start(
             &engine,
@@ -91,6 +91,7 @@ impl AppState {
                     max_wait: Duration::from_millis(config.pool_wait_ms),
                     ..BatchOptions::default()
                 },
+                shutdown.child_token(),
             )
         });
         Ok(AppState {

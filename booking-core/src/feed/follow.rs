@@ -105,7 +105,7 @@ impl Feed {
         if let Some(listener) = &options.listen {
             let mut follower = listener.follow();
             let (feed, cancel) = (feed.clone(), cancel.clone());
-            tokio::spawn(async move {
+            engine.spawn(async move {
                 loop {
                     let w = tokio::select! {
                         _ = cancel.cancelled() => return,
@@ -121,13 +121,13 @@ impl Feed {
             });
         }
         if options.notify_others {
-            tokio::spawn(notifier(
+            engine.spawn(notifier(
                 feed.inner.pool.clone(),
                 engine.changes(),
                 cancel.clone(),
             ));
         }
-        tokio::spawn(feed.clone().pump(engine.changes(), options.poll, cancel));
+        engine.spawn(feed.clone().pump(engine.changes(), options.poll, cancel));
         Ok(feed)
     }
 

@@ -5,6 +5,7 @@
 //! The change feed follows it ([`crate::feed::EVENTS_CHANNEL`]): other processes
 //! notify there when they have written seat events.
 
+use crate::engine::Engine;
 use futures_util::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,14 +29,18 @@ pub struct Listener {
 }
 
 impl Listener {
-    /// Connects to `config` and LISTENs on the feed's channel until
-    /// `cancel` fires.
-    pub fn start(config: tokio_postgres::Config, cancel: CancellationToken) -> Listener {
+    /// Connects to `config` and LISTENs on the feed's channel until `cancel` fires, as
+    /// a task of `engine`.
+    pub fn start(
+        engine: &Engine,
+        config: tokio_postgres::Config,
+        cancel: CancellationToken,
+    ) -> Listener {
         let (tx, _) = broadcast::channel(4096);
         let tx = Arc::new(tx);
         let listener = Listener { tx: tx.clone() };
         let channels = [super::EVENTS_CHANNEL];
-        tokio::spawn(run(config, channels, tx, cancel));
+        engine.spawn(run(config, channels, tx, cancel));
         listener
     }
 
@@ -95,7 +100,7 @@ async fn listen_once(
     let (client, mut connection) = config.connect(NoTls).await.map_err(|e| e.to_string())?;
     let (msg_tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     // The connection must be polled for the LISTEN to complete and for notifications
-    // to arrive; a task forwards what it yields until it closes.
+    // to arrive; a task forwards what it yields until it closes (awaited below).
     let driver = tokio::spawn(async move {
         let mut messages = futures_util::stream::poll_fn(move |cx| connection.poll_message(cx));
         while let Some(m) = messages.next().await {
@@ -107,6 +112,7 @@ async fn listen_once(
     let listen: String = channels.iter().map(|c| format!("LISTEN {c};")).collect();
     if let Err(e) = client.batch_execute(&listen).await {
         driver.abort();
+        let _ = driver.await;
         return Err(e.to_string());
     }
     let _ = tx.send(Wakeup::Connected);
@@ -126,6 +132,9 @@ async fn listen_once(
             }
         }
     };
+    // Dropping the driver closes the connection; waiting for it means this task (which
+    // the engine tracks) ends only once the connection has.
     driver.abort();
+    let _ = driver.await;
     outcome
 }

@@ -44,6 +44,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio_util::sync::CancellationToken;
 
 /// How a [`Batcher`] groups requests.
 #[derive(Debug, Clone)]
@@ -69,8 +70,9 @@ impl Default for BatchOptions {
 }
 
 /// Takes hold requests from many tasks and writes them in batches (see the module
-/// documentation). Cheap to clone; the batches run on the tokio runtime it was
-/// started on, and stop once every clone is dropped.
+/// documentation). Cheap to clone; the dispatcher and the batches are tasks of the
+/// engine it was started with, and stop when its token fires (requests still queued
+/// then are answered [`Error::Busy`]) or once every clone is dropped.
 #[derive(Clone)]
 pub struct Batcher {
     queue: mpsc::UnboundedSender<Job>,
@@ -106,11 +108,23 @@ struct Job {
 }
 
 impl Batcher {
-    /// Starts the batcher's dispatcher on the current tokio runtime.
-    pub fn start(engine: Engine, pool: Pool, options: BatchOptions) -> Batcher {
+    /// Starts the batcher's dispatcher, as a task of `engine`, until `cancel` fires.
+    pub fn start(
+        engine: Engine,
+        pool: Pool,
+        options: BatchOptions,
+        cancel: CancellationToken,
+    ) -> Batcher {
         let (queue, jobs) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        tokio::spawn(dispatch(jobs, pool, engine, options, counters.clone()));
+        engine.clone().spawn(dispatch(
+            jobs,
+            pool,
+            engine,
+            options,
+            counters.clone(),
+            cancel,
+        ));
         Batcher { queue, counters }
     }
 
@@ -138,7 +152,7 @@ impl Batcher {
                 hold_id,
                 reply,
             })
-            .map_err(|_| Error::Pool("the hold batcher has stopped".into()))?;
+            .map_err(|_| Error::Busy(STOPPED))?;
         answer
             .await
             .map_err(|_| Error::Invariant("a hold batch ended without an answer".into()))?
@@ -197,16 +211,25 @@ async fn dispatch(
     engine: Engine,
     options: BatchOptions,
     counters: Arc<Counters>,
+    cancel: CancellationToken,
 ) {
     let slots = Arc::new(Semaphore::new(options.in_flight.max(1)));
     loop {
         // Wait for a free slot first: while every slot is busy, requests gather in the
         // queue and the next batch takes them all.
-        let Ok(slot) = slots.clone().acquire_owned().await else {
-            return;
+        let slot = tokio::select! {
+            _ = cancel.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
         };
-        let Some(first) = jobs.recv().await else {
-            return;
+        let first = tokio::select! {
+            _ = cancel.cancelled() => break,
+            first = jobs.recv() => match first {
+                Some(first) => first,
+                None => return,
+            },
         };
         let mut batch = Vec::new();
         let mut next = Some(first);
@@ -227,10 +250,18 @@ async fn dispatch(
         if batch.is_empty() {
             continue;
         }
-        let (pool, engine, counters) = (pool.clone(), engine.clone(), counters.clone());
-        tokio::spawn(async move { run(batch, &pool, &engine, Some(slot), &counters).await });
+        let (pool, task_engine, counters) = (pool.clone(), engine.clone(), counters.clone());
+        engine.spawn(async move { run(batch, &pool, &task_engine, Some(slot), &counters).await });
+    }
+    // Stopping: nothing queued now or later is written.
+    jobs.close();
+    while let Some(job) = jobs.recv().await {
+        let _ = job.reply.send(Err(Error::Busy(STOPPED)));
     }
 }
+
+/// The reason of [`Error::Busy`] for a request queued while the batcher stopped.
+const STOPPED: &str = "the server is shutting down";
 
 /// Writes one batch and answers each of its requests. The batch's `slot` is given back
 /// as soon as its statement has run: requests decided alone afterwards (which may wait
