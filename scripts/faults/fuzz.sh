@@ -8,7 +8,7 @@
 # content types, headers, body schemas), and when at least one request a operation was
 # sent. Schemathesis is installed into target/faults/venv on first use (pinned).
 # The other half (the newtypes and request parsing under proptest) is in the normal
-# test suite: booking-core/tests/parsing.rs and booking-server/tests/parsing.rs.
+# test suite: booking-core/tests/it/parsing.rs and booking-server/tests/parsing.rs.
 set -euo pipefail
 
 url=$1 token=$2 examples=$3 out=$4

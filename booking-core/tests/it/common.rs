@@ -1,6 +1,5 @@
 //! Test support: a fresh database per test on the server named by DATABASE_URL, and an
 //! audit of the invariants that every test runs at its end.
-#![allow(dead_code)]
 
 use booking_core::deadpool_postgres::{Client, Pool};
 use booking_core::tokio_postgres::{self, NoTls};
@@ -13,7 +12,6 @@ use std::time::Duration;
 pub struct TestDb {
     pub pool: Pool,
     pub config: tokio_postgres::Config,
-    pub name: String,
 }
 
 fn server_url() -> String {
@@ -57,7 +55,7 @@ impl TestDb {
         )
         .expect("pool");
         database::migrate_pool(&pool).await.expect("migrate");
-        TestDb { pool, config, name }
+        TestDb { pool, config }
     }
 
     pub async fn client(&self) -> Client {

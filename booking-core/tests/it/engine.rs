@@ -1,10 +1,8 @@
 //! The engine handle: its signals belong to it alone.
 
-mod common;
-
 use booking_core::feed::{Feed, FeedOptions};
 use booking_core::{holds, CancellationToken, Engine};
-use common::{request, user, TestDb};
+use crate::common::{request, user, TestDb};
 use std::time::Duration;
 
 #[tokio::test]

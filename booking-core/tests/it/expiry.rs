@@ -1,11 +1,9 @@
 //! Lapsed holds block nobody, and sweepers expire each hold exactly once.
 
-mod common;
-
 use booking_core::Engine;
 use booking_core::{bookings, database, holds, sweeper, Error, HoldStatus, SeatState};
 use booking_core::{seats, CancellationToken, HoldId};
-use common::{patient, request, user, TestDb};
+use crate::common::{patient, request, user, TestDb};
 use rand::Rng;
 use std::collections::HashSet;
 use std::time::Duration;
@@ -97,7 +95,7 @@ async fn confirms_racing_sweepers_at_the_deadline_end_one_way_or_the_other() {
     // 100 one-seat holds whose deadlines fall within the next 300 ms.
     let mut ids: Vec<HoldId> = Vec::new();
     for n in 0..100 {
-        let label = format!("{}{}", common::row_label(n / 25), n % 25 + 1);
+        let label = format!("{}{}", crate::common::row_label(n / 25), n % 25 + 1);
         let h = holds::hold(&mut client, &engine, &request(&show, "alice", &[&label]))
             .await
             .unwrap();
@@ -224,7 +222,7 @@ async fn two_sweepers_expire_two_thousand_holds_exactly_once() {
         makers.push(tokio::spawn(async move {
             let mut c = database::client(&pool).await.unwrap();
             for n in (part..2000).step_by(8) {
-                let label = format!("{}{}", common::row_label(n / 100), n % 100 + 1);
+                let label = format!("{}{}", crate::common::row_label(n / 100), n % 100 + 1);
                 holds::hold(&mut c, &engine, &request(&show, "alice", &[&label]))
                     .await
                     .unwrap();

@@ -1,9 +1,7 @@
 //! Many real concurrent transactions on the same seats, then an audit of the tables.
 
-mod common;
-
 use booking_core::{database, holds, Error, SeatLabel};
-use common::{patient, request, TestDb};
+use crate::common::{patient, request, TestDb};
 use rand::seq::SliceRandom;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

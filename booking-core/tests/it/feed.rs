@@ -1,12 +1,10 @@
 //! The change feed: exactly once, in order, across late commits, reconnects and resumes.
 
-mod common;
-
 use booking_core::feed::{self, Cause, Feed, FeedOptions, Position};
 use booking_core::{
     bookings, database, holds, sweeper, CancellationToken, Engine, Listener, SeatState,
 };
-use common::{request, user, TestDb};
+use crate::common::{request, user, TestDb};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -55,7 +53,7 @@ async fn late_commits_are_delivered_once_and_in_order() {
         let show = show.clone();
         let engine = engine.clone();
         tasks.push(tokio::spawn(async move {
-            let label = format!("{}{}", common::row_label(n / 50), n % 50 + 1);
+            let label = format!("{}{}", crate::common::row_label(n / 50), n % 50 + 1);
             let mut client = database::client(&pool).await.unwrap();
             let mut tx = client.transaction().await.unwrap();
             holds::hold(&mut tx, &engine, &request(&show, "alice", &[&label]))

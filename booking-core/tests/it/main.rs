@@ -1,0 +1,17 @@
+//! booking-core's integration tests, one binary: every test against a real PostgreSQL
+//! (a fresh database of its own on DATABASE_URL's server, see `common`).
+
+// A test that unwraps fails loudly at the line that broke, which is what a test is for;
+// the library's own code never unwraps (`[workspace.lints]`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod batch;
+mod best;
+mod bookings;
+mod engine;
+mod expiry;
+mod feed;
+mod feed_xids;
+mod parsing;
+mod races;
