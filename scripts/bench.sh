@@ -119,7 +119,11 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 if [ -z "${DATABASE_URL:-}" ]; then
-    if ! scripts/pg.sh status; then scripts/pg.sh start >/dev/null; started_pg=yes; fi
+    # A cluster created here hands out ids from just below 1,000,000 (issue 12: nothing
+    # may depend on short transaction ids); an existing one keeps its own.
+    if ! scripts/pg.sh status; then
+        PG_NEXT_XID="${PG_NEXT_XID:-999000}" scripts/pg.sh start >/dev/null; started_pg=yes
+    fi
     DATABASE_URL=$(scripts/pg.sh url)
 fi
 export DATABASE_URL
