@@ -37,8 +37,9 @@
 //! - Callers of one process claim the seats of their attempt in memory, and rank the
 //!   house without the seats others here have claimed: n concurrent callers of a
 //!   process rank what the others will leave and go for n different groups, at one
-//!   lock attempt each (measured: 1.0 per success in `best.rs`'s 300-request test),
-//!   instead of all trying the best group first (the n-th would fail n-1 times). If
+//!   lock attempt each (measured: 1.0 per success in the 300-request test of
+//!   `tests/it/best.rs`), instead of all trying the best group first (the n-th would
+//!   fail n-1 times). If
 //!   two rank at the same instant, the later claim fails in memory, not in the
 //!   database. Claims are only a hint: a seat claimed here is never refused a `409`
 //!   for, and correctness rests on the row locks alone.
@@ -49,7 +50,8 @@
 //!   read again, so that it ranks what is really left. When every group tried was
 //!   locked by others (they are writing right now), the next read comes after a short
 //!   pause (1, 2, 4 ... [`MAX_BACKOFF`]), taken without holding any lock: a backoff,
-//!   not a queue on anyone's lock. Past [`Settings::lock_timeout`] the answer is
+//!   not a queue on anyone's lock. Past
+//!   [`Settings::lock_timeout`](crate::Settings::lock_timeout) the answer is
 //!   [`Error::Busy`] (a `503` with `Retry-After`), never a `409`: the groups left
 //!   were all being taken by others at that instant, and some may yet be released.
 //!
@@ -97,8 +99,11 @@ pub const CONTENDED: &str = "every free group was being taken by other requests"
 /// A best-available request, already parsed.
 #[derive(Debug, Clone)]
 pub struct BestRequest {
+    /// The show to find seats in.
     pub show: ShowId,
+    /// Who holds the seats found (the hold's owner).
     pub user: UserId,
+    /// How many seats to hold, all in one hold.
     pub count: SeatCount,
     /// Only seats of this category; `None`: any. A category the show does not have
     /// fits no group ([`Error::SeatsUnavailable`]).
@@ -106,13 +111,15 @@ pub struct BestRequest {
     /// All seats side by side in one row, not across an aisle. Without it, the best
     /// seats as close together as possible (side by side still when possible).
     pub adjacent: bool,
-    /// `None`: [`Settings::default_ttl`].
+    /// How long the hold lives; `None`:
+    /// [`Settings::default_ttl`](crate::Settings::default_ttl).
     pub ttl: Option<HoldTtl>,
 }
 
 /// The hold made, and the work it took.
 #[derive(Debug, Clone)]
 pub struct BestHold {
+    /// The hold made, active, its seats in seat-map order.
     pub hold: Hold,
     /// Groups whose seats were locked (`FOR UPDATE SKIP LOCKED`), the winning one included.
     pub lock_attempts: u32,
@@ -125,7 +132,7 @@ pub struct BestHold {
 /// Runs in its own transaction on a pooled client, or as a savepoint inside the
 /// caller's transaction. Errors: [`Error::ShowNotFound`]; [`Error::SeatsUnavailable`]
 /// (with no seats) when no group fits; [`Error::Busy`] when the groups that fit were
-/// all being taken by others for [`Settings::lock_timeout`].
+/// all being taken by others for [`Settings::lock_timeout`](crate::Settings::lock_timeout).
 ///
 /// ```no_run
 /// use booking_core::{best, BestRequest, Engine, SeatCount, ShowId, UserId};

@@ -22,23 +22,34 @@ use uuid::Uuid;
 /// A booking as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Booking {
+    /// The booking's id, chosen at random when it was confirmed.
     pub booking_id: BookingId,
+    /// The hold it was confirmed from (one booking per hold).
     pub hold_id: HoldId,
+    /// The show the booked seats belong to.
     pub show_id: ShowId,
+    /// The booking's owner: the owner of its hold.
     pub user_id: UserId,
-    /// In seat-map order (row, then number).
+    /// In seat-map order (row, then number). Still listed once cancelled.
     pub seats: Vec<SeatLabel>,
+    /// Confirmed, or cancelled.
     pub status: BookingStatus,
+    /// When the hold was confirmed into this booking (database clock).
     pub confirmed_at: DateTime<Utc>,
+    /// When it was cancelled (database clock); `None` while confirmed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancelled_at: Option<DateTime<Utc>>,
+    /// The hold's total: sum of the seats' prices in minor units (seats without a
+    /// price count 0).
     pub total: i64,
+    /// The show's currency (ISO 4217 code) of `total`.
     pub currency: String,
 }
 
 /// What [`confirm`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Confirmation {
+    /// The booking, as it is now (a repeat after a cancel shows it cancelled).
     pub booking: Booking,
     /// `true` the first time; `false` when the hold was already confirmed and this is
     /// the same booking again.
@@ -221,6 +232,10 @@ fn authorise(actor: &Actor, owner: &UserId) -> Result<()> {
 
 /// Cancels the booking: its seats become available. Cancelling a cancelled booking
 /// returns it unchanged. The owner or an admin may cancel.
+///
+/// Runs in its own transaction, or as a savepoint inside the caller's. Errors:
+/// [`Error::BookingNotFound`], [`Error::Forbidden`] (another user's booking),
+/// [`Error::Busy`] when a row lock is not had within the lock timeout.
 #[tracing::instrument(skip_all, fields(booking = %id))]
 pub async fn cancel<C>(
     client: &mut C,

@@ -17,13 +17,18 @@ const MIGRATION_LOCK_KEY: i64 = 0x626f_6f6b_696e_6701;
 /// defaults of the server's configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
-    /// Longest wait for a row lock before an operation gives up with [`Error::Busy`].
+    /// Longest wait for a row lock before an operation gives up with [`Error::Busy`]
+    /// (whole milliseconds, at least 1); also how long best available keeps trying
+    /// groups that others are taking. Default: 2 s.
     pub lock_timeout: Duration,
-    /// Hold lifetime when the caller names none.
+    /// Hold lifetime when the caller names none. Default: 600 s.
     pub default_ttl: crate::HoldTtl,
-    /// No hold lives longer than this from its creation, however often extended.
+    /// No hold lives longer than this from its creation, however often extended
+    /// (whole seconds; only extends are checked against it). Default: 3600 s.
     pub max_hold: Duration,
-    /// Most seats one hold may take.
+    /// Most seats one hold may take: the `max` to parse a [`crate::SeatSelection`] or
+    /// a [`crate::SeatCount`] with (the operations themselves do not check it).
+    /// Default: 10.
     pub max_seats_per_hold: usize,
 }
 
@@ -41,14 +46,16 @@ impl Default for Settings {
 /// How to size and bound the connection pool.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
+    /// Most connections open at once (at least 1). Default: 4 per available CPU.
     pub max_size: usize,
-    /// Longest wait for a free connection before [`Error::Busy`].
+    /// Longest wait for a free connection before [`Error::Busy`]. Default: 2 s.
     pub wait: Duration,
-    /// Longest wait to open a new connection.
+    /// Longest wait to open a new connection (also the bound on recycling one).
+    /// Default: 5 s.
     pub connect: Duration,
     /// Every connection's `lock_timeout`: bounds row-lock waits of statements that run
     /// outside an explicit transaction ([`crate::holds::hold_pooled`]); operations in a
-    /// transaction set their own from [`Settings::lock_timeout`].
+    /// transaction set their own from [`Settings::lock_timeout`]. Default: 2 s.
     pub lock_timeout: Duration,
 }
 

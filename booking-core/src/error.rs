@@ -8,57 +8,101 @@ use tokio_postgres::error::SqlState;
 /// Domain cases are named so that a caller (the HTTP server, say) can map each to one
 /// answer; infrastructure failures are kept opaque. Constraint violations and lock
 /// time-outs are recognised by SQLSTATE, never by message text.
+///
+/// Each variant's doc names the answer `booking-server` gives it (status and `error`
+/// code, as in `docs/API.md`'s error table). A domain error means the operation
+/// changed nothing: its transaction (or savepoint) was rolled back.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Some of the wanted seats are held (unexpired) or booked; nothing was held.
+    /// `409 seats_unavailable`.
     #[error("seats unavailable: {}", labels(.seats))]
-    SeatsUnavailable { seats: Vec<SeatLabel> },
-    /// The caller's expected version of these seats is not their current one.
+    SeatsUnavailable {
+        /// The wanted seats that are taken, in the order they were asked for. Empty
+        /// from best available: no group of free seats fits the request.
+        seats: Vec<SeatLabel>,
+    },
+    /// The caller's expected version of these seats is not their current one; nothing
+    /// was held. `412 stale_version`.
     #[error("seat versions moved: {}", labels(.seats))]
-    StaleVersion { seats: Vec<SeatLabel> },
-    /// The show has no seats with these labels.
+    StaleVersion {
+        /// The seats named in `if_versions` whose version moved.
+        seats: Vec<SeatLabel>,
+    },
+    /// The show has no seats with these labels. `404 seat_not_found`.
     #[error("no such seats: {}", labels(.seats))]
-    SeatNotFound { seats: Vec<SeatLabel> },
+    SeatNotFound {
+        /// The labels asked for that the show does not have.
+        seats: Vec<SeatLabel>,
+    },
+    /// No show has this id. `404 show_not_found`.
     #[error("show not found")]
     ShowNotFound,
+    /// No hold has this id. `404 hold_not_found`.
     #[error("hold not found")]
     HoldNotFound,
-    /// The hold passed its `expires_at` before the operation could commit.
+    /// The hold passed its `expires_at` before the operation could commit (or a seat
+    /// of the lapsed hold was already taken by another hold). `410 hold_expired`.
     #[error("hold expired")]
     HoldExpired,
+    /// The hold was released by its owner; hold the seats again. `409 hold_released`.
     #[error("hold was released")]
     HoldReleased,
+    /// The hold is already confirmed into a booking, so it can no longer be extended
+    /// or released (confirming it again is not an error). `409 hold_confirmed`.
     #[error("hold is already confirmed")]
     HoldConfirmed,
+    /// No booking has this id. `404 booking_not_found`.
     #[error("booking not found")]
     BookingNotFound,
-    /// The hold or booking belongs to another user.
+    /// The hold or booking belongs to another user. `403 forbidden`.
     #[error("forbidden: it belongs to another user")]
     Forbidden,
-    /// Extending would keep the hold past its maximum lifetime.
+    /// Extending would keep the hold past its maximum lifetime. `409 hold_limit_reached`.
     #[error("hold limit reached: a hold lives at most {max_seconds} s from its creation")]
-    HoldLimitReached { max_seconds: u64 },
-    /// Input that does not parse into a domain value.
+    HoldLimitReached {
+        /// The maximum lifetime of a hold from its creation, in seconds
+        /// ([`Settings::max_hold`](crate::Settings::max_hold)).
+        max_seconds: u64,
+    },
+    /// Input that does not parse into a domain value. `400 invalid_request`, with
+    /// `field`.
     #[error("invalid {field}: {reason}")]
-    Invalid { field: String, reason: String },
-    /// A row lock or a pooled connection could not be had in time. Retrying later may work.
+    Invalid {
+        /// The input that is wrong (`seats`, `ttl_seconds`, `rows.seats`, ...); the
+        /// server sends it as the answer's `field`.
+        field: String,
+        /// What is wrong with it, one phrase a person can act on (no trailing period).
+        reason: String,
+    },
+    /// Something could not be had in time: a row lock ([`LOCK_WAIT`]), a pooled
+    /// connection, the end of a statement; or best available found every free group
+    /// being taken by others ([`crate::best::CONTENDED`]); or a hold batcher was
+    /// stopping. The field says which, for logs. Retrying later may work.
+    /// `503 unavailable` with `Retry-After`.
     #[error("busy: {0}")]
     Busy(&'static str),
     /// The database answered something that breaks an invariant this crate relies on.
-    /// It means a bug (or a hand-edited database), never bad input.
+    /// It means a bug (or a hand-edited database), never bad input. `500 internal`.
     #[error("invariant violated: {0}")]
     Invariant(String),
-    /// The connection pool failed for a reason other than a time-out.
+    /// The connection pool failed for a reason other than a time-out (it was closed,
+    /// say). `503 unavailable`.
     #[error("connection pool: {0}")]
     Pool(String),
-    /// Any other database failure (connection lost, server shut down, ...).
+    /// Any other database failure (connection lost, server shut down, a constraint
+    /// violated, ...). `503 unavailable` when the server counts it transient
+    /// (connection trouble, shutdown, failover, resource limits), else `500 internal`.
     #[error("database: {0}")]
     Database(tokio_postgres::Error),
+    /// Applying the embedded migrations failed ([`crate::database::migrate`]), at
+    /// start-up; no request answers it (it would be a `500 internal`).
     #[error("migration: {0}")]
     Migration(#[from] refinery::Error),
 }
 
-/// The reason of [`Error::Busy`] when a row lock was not had within the lock timeout.
+/// The reason of [`Error::Busy`] when a row lock was not had within the lock timeout
+/// (SQLSTATE `55P03`, `lock_not_available`).
 pub const LOCK_WAIT: &str = "row lock wait timed out";
 
 /// Result with this crate's [`Error`].
@@ -82,6 +126,10 @@ impl Error {
 
     /// True for failures that say nothing about the request and may pass on retry:
     /// time-outs, lost connections, a database shutting down or failing over.
+    ///
+    /// That is every [`Error::Busy`], [`Error::Pool`] and [`Error::Database`]: the
+    /// last also covers failures that a retry will not cure (a constraint violated,
+    /// say); look at its SQLSTATE to tell them apart, as the server does.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Busy(_) | Error::Pool(_) | Error::Database(_))
     }

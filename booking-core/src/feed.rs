@@ -42,13 +42,15 @@
 //!
 //! # Files
 //!
-//! - `event.rs`: what an event is ([`SeatEvent`], [`Position`], [`TxSnapshot`]) and
-//!   how it is read from its row.
-//! - `sql.rs`: writing events ([`EventsSql`], the one insert into `seat_events`) and the
+//! - `event.rs`: what an event is ([`SeatEvent`], [`SeatChange`], [`Cause`],
+//!   [`Position`], [`TxSnapshot`]) and how it is read from its row.
+//! - `sql.rs`: writing events (`EventsSql`, the one insert into `seat_events`) and the
 //!   queries that read them ([`read`], [`head`], [`prune`]).
-//! - `follow.rs`: the per-process pump and its subscribers ([`Feed`], [`Subscription`]).
-//! - `notify.rs`: one `pg_notify` for this process's changes; `listen.rs`: the LISTEN
-//!   connection that hears the other processes' ([`Listener`]).
+//! - `follow.rs`: the per-process pump and its subscribers ([`Feed`], [`FeedOptions`],
+//!   [`Subscription`]).
+//! - `notify.rs`: one `pg_notify` on [`EVENTS_CHANNEL`] for this process's changes;
+//!   `listen.rs`: the LISTEN connection that hears the other processes' ([`Listener`],
+//!   [`Follower`], [`Wakeup`]).
 
 mod event;
 mod follow;

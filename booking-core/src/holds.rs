@@ -52,35 +52,51 @@ pub(crate) use take::{write_hold, WRITTEN_BEFORE_US};
 /// A request to hold seats, already parsed.
 #[derive(Debug, Clone)]
 pub struct HoldRequest {
+    /// The show whose seats to hold.
     pub show: ShowId,
+    /// Who holds them: the only user who may then read, extend, release or confirm
+    /// the hold.
     pub user: UserId,
+    /// The seats, all or none.
     pub seats: SeatSelection,
-    /// `None`: [`Settings::default_ttl`].
+    /// How long the hold lives from its creation; `None`:
+    /// [`Settings::default_ttl`](crate::Settings::default_ttl).
     pub ttl: Option<HoldTtl>,
-    /// Hold only if each named seat (one of `seats`) still has this version.
+    /// Hold only if each named seat (one of `seats`, else [`Error::Invalid`]) still
+    /// has this version; else [`Error::StaleVersion`]. Empty: no condition.
     pub if_versions: Vec<(SeatLabel, Version)>,
 }
 
 /// A hold as its owner sees it.
 #[derive(Debug, Clone, Serialize)]
 pub struct Hold {
+    /// The hold's id, chosen at random when it was made.
     pub hold_id: HoldId,
+    /// The show the held seats belong to.
     pub show_id: ShowId,
+    /// The hold's owner.
     pub user_id: UserId,
     /// In seat-map order (row, then number).
     pub seats: Vec<SeatLabel>,
+    /// As of this read: an active hold past `expires_at` reads
+    /// [`HoldStatus::Expired`].
     pub status: HoldStatus,
+    /// When the hold was made (database clock).
     pub created_at: DateTime<Utc>,
+    /// When it stops holding its seats unless extended (database clock): its creation
+    /// plus its ttl, or the time of the last extend plus that extend's ttl.
     pub expires_at: DateTime<Utc>,
     /// Sum of the seats' prices in minor units (seats without a price count 0).
     pub total: i64,
+    /// The show's currency (ISO 4217 code) of `total`.
     pub currency: String,
     /// Set once the hold is confirmed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub booking_id: Option<BookingId>,
-    /// The seat event this call wrote ([`hold`], [`hold_pooled`], [`release`]), once
-    /// committed: the caller's process may apply it to what it caches before the feed
-    /// brings it (read your writes). Not part of the hold's JSON.
+    /// The seat event this call wrote (any call that makes a hold, and [`release`]),
+    /// once committed: the caller's process may apply it to what it caches before the
+    /// feed brings it (read your writes). `None` from reads and extends. Not part of
+    /// the hold's JSON.
     #[serde(skip)]
     pub event: Option<Arc<SeatEvent>>,
 }

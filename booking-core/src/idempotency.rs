@@ -15,7 +15,9 @@ use std::time::Duration;
 /// An answer stored under a key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Stored {
+    /// The HTTP status code of the answer (`201`, `409`, ...).
     pub status: u16,
+    /// The answer's body, byte for byte (JSON for the server).
     pub body: Vec<u8>,
 }
 
@@ -26,9 +28,11 @@ pub enum Claim {
     Fresh,
     /// Seen with this same request: answer this again, do nothing.
     Replay(Stored),
-    /// Seen with a different request.
+    /// Seen with a different request (another fingerprint): do nothing. The server
+    /// answers `422 idempotency_key_reused`.
     Mismatch,
-    /// Another transaction is working under this key right now.
+    /// Another transaction is working under this key right now: do nothing. The
+    /// server answers `409 idempotency_key_in_use`.
     InUse,
 }
 

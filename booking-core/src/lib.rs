@@ -7,30 +7,43 @@
 //!
 //! # Layout
 //!
-//! - [`domain`]: newtypes that parse untrusted input once (`ShowId`, `SeatLabel`,
-//!   `UserId`, `HoldId`, `HoldTtl`, the show layout, ...) and the state enums.
+//! One file per module (`src/{module}.rs`), with the files of a split module in
+//! `src/{module}/`:
+//! - [`domain`] (`domain/mod.rs`): newtypes that parse untrusted input once and the
+//!   state enums ([`SeatState`], [`HoldStatus`], [`BookingStatus`]): `ids.rs`
+//!   ([`ShowId`], [`HoldId`], [`BookingId`]), `seat_label.rs` ([`RowLabel`],
+//!   [`SeatLabel`], [`SeatSelection`]), `user_id.rs` ([`UserId`], [`Actor`]),
+//!   `hold_ttl.rs` ([`HoldTtl`]), `seat_count.rs` ([`SeatCount`]), `version.rs`
+//!   ([`Version`]), `layout.rs` (a new show: [`NewShow`], [`RowSpec`], [`Category`],
+//!   [`Currency`]).
 //! - [`engine`]: the [`Engine`] handle every operation takes: [`Settings`] and what one
 //!   process shares in memory (the local-change signal, the sweeper's hint, best
-//!   available's layouts and claims), created once and passed explicitly.
-//! - [`database`]: connection pool, migrations (embedded from `migrations/`), [`Settings`].
-//! - [`shows`]: create a show from rows of seats; list shows with seat counts.
+//!   available's layouts and claims, the background tasks it started), created once
+//!   and passed explicitly.
+//! - [`database`]: connection pool ([`PoolOptions`]), migrations (embedded from the
+//!   workspace's `migrations/`), [`Settings`].
+//! - [`shows`]: create a show from rows of seats; read and list shows with seat counts.
 //! - [`seats`]: the seat map, and the SQL that defines "held" and a seat's version.
-//! - [`holds`]: hold seats all-or-none (`hold`, or `hold_pooled`: one round trip on a
-//!   pooled connection when nobody else touches the seats), read, extend, release.
-//!   [`holds::batch`]: the holds of many callers written by one statement
-//!   (`Batcher`, `hold_all`), each still all-or-none with its own answer.
-//! - [`best`]: best available: rank the free groups of `count` seats (`best::rank`,
-//!   pure: rows from two thirds back, centre of the row, aisles, no stranded single
-//!   seat) and hold the best one that nobody else is taking (`hold_best`, with
-//!   `FOR UPDATE SKIP LOCKED`: concurrent callers skip each other, nobody waits).
+//! - [`holds`]: hold seats all-or-none (`holds/take.rs`: [`holds::hold`];
+//!   `holds/pooled.rs`: [`holds::hold_pooled`], one round trip on a pooled connection
+//!   when nobody else touches the seats), read (`holds.rs`), extend and release
+//!   (`holds/lifecycle.rs`), with the hold-then-seats locking of `holds/lock.rs`.
+//!   [`holds::batch`] (`holds/batch.rs`): the holds of many callers written by one
+//!   statement (`Batcher`, `hold_all`), each still all-or-none with its own answer.
+//! - [`best`]: best available: rank the free groups of `count` seats (`best/rank.rs`,
+//!   [`best::rank`], pure: rows from two thirds back, centre of the row, aisles, no
+//!   stranded single seat) of the house read by `best/house.rs`, and hold the best one
+//!   that nobody else is taking (`best/attempt.rs`, with `FOR UPDATE SKIP LOCKED`:
+//!   concurrent callers skip each other, nobody waits), all run by [`best::hold_best`].
 //! - [`bookings`]: confirm a hold into a booking (idempotent), read, list, cancel.
-//! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop.
+//! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop,
+//!   which also prunes old idempotency keys and feed events.
 //! - [`idempotency`]: store a request's answer with its work; replay it to retries.
-//! - [`feed`]: the change feed: events written with each change (`feed/sql.rs`), read
-//!   below a transaction watermark, followed by one pump per process and fanned out per
-//!   show (`feed/follow.rs`); the process's one LISTEN connection outside the pool
-//!   ([`Listener`], `feed/listen.rs`) and its notifier (`feed/notify.rs`) wake the
-//!   pumps of the other processes.
+//! - [`feed`]: the change feed: what an event is (`feed/event.rs`), events written with
+//!   each change and read below a transaction watermark (`feed/sql.rs`), followed by one
+//!   pump per process and fanned out per show (`feed/follow.rs`); the process's one
+//!   LISTEN connection outside the pool ([`Listener`], `feed/listen.rs`) and its
+//!   notifier (`feed/notify.rs`) wake the pumps of the other processes.
 //! - [`error`]: the one [`Error`] enum.
 //!
 //! # Running operations

@@ -60,14 +60,22 @@ pub(crate) const JOIN_HOLD: &str =
 /// One seat on the map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Seat {
+    /// The seat's label, such as `A12`.
     pub label: SeatLabel,
+    /// The row part of the label (`A`).
     pub row: String,
+    /// The seat's number in its row, from 1 (`12`).
     pub number: i32,
+    /// The seat's category (`standard` unless its row named another).
     pub category: String,
-    /// Present when the seat's category has a price.
+    /// The seat's price in minor units of the show's currency; present when the seat's
+    /// category has a price.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<i64>,
+    /// Available, held or booked, as of the map's read (by the database clock).
     pub state: SeatState,
+    /// Changes whenever `state` does (and may change when it does not); what a hold's
+    /// `if_versions` compares with.
     pub version: Version,
     /// An aisle runs right after this seat.
     pub aisle_after: bool,
@@ -80,7 +88,9 @@ pub struct Seat {
 /// Every seat of a show, in row order (front first), then number order.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SeatMap {
+    /// The show the map is of.
     pub show_id: ShowId,
+    /// Every seat of the show, front row first, then by number.
     pub seats: Vec<Seat>,
     /// When the map changes next without any write: the earliest `expires_at` of a
     /// held seat (a lapsed hold reads available at once). For caches.
@@ -92,7 +102,8 @@ pub struct SeatMap {
     pub snapshot: Option<crate::feed::TxSnapshot>,
 }
 
-/// The seat map of `show`, or [`Error::ShowNotFound`].
+/// The seat map of `show`, read in one statement (one snapshot), or
+/// [`Error::ShowNotFound`](crate::Error::ShowNotFound).
 pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<SeatMap> {
     let sql = format!(
         "SELECT s.label, s.row_label, s.number, s.category, s.price, s.aisle_after,

@@ -12,13 +12,21 @@ use tokio_postgres::Row;
 /// A show with how many of its seats are in each state right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Show {
+    /// The show's id, given by the database at creation.
     pub id: ShowId,
+    /// The title it was created with.
     pub title: String,
+    /// When the show starts.
     pub starts_at: DateTime<Utc>,
+    /// The ISO 4217 code of its prices, such as `EUR`.
     pub currency: String,
+    /// How many seats the show has; fixed at creation.
     pub seats_total: i64,
+    /// Seats neither held nor booked: `seats_total - held - booked`.
     pub available: i64,
+    /// Seats of active holds still before their `expires_at` (lapsed holds not counted).
     pub held: i64,
+    /// Seats of confirmed, uncancelled bookings.
     pub booked: i64,
 }
 

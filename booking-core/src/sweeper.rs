@@ -1,11 +1,12 @@
 //! The sweeper: marks lapsed holds expired and frees their seats.
 //!
 //! Lapsed holds already block nobody (see [`crate::holds`]); sweeping makes the stored
-//! state match what readers see, and will publish the `expire` changes. [`sweep_once`]
-//! is one step that tests call directly; [`run`] wraps it in a loop that sleeps until
-//! the earliest `expires_at`, wakes early when a hold made through the same
-//! [`Engine`] is due sooner (through memory: see [`Hint`]), falls back to a periodic
-//! tick, and stops on a cancellation token.
+//! state match what readers see, and publishes the `expire` changes to the change feed.
+//! [`sweep_once`] is one step that tests call directly; [`run`] wraps it in a loop that
+//! sleeps until the earliest `expires_at`, wakes early when a hold made through the same
+//! [`Engine`] is due sooner (through the engine's memory, not NOTIFY), falls back to a
+//! periodic tick, prunes old idempotency keys and feed events about once a minute, and
+//! stops on a cancellation token.
 //!
 //! Any number of sweepers may run against one database: each claims a batch of due
 //! holds with `FOR NO KEY UPDATE SKIP LOCKED`, so they never wait on each other, never
@@ -187,7 +188,8 @@ pub type SweepObserver = Arc<dyn Fn(&SweepOutcome) + Send + Sync>;
 pub struct SweeperOptions {
     /// Holds expired per transaction.
     pub batch: i64,
-    /// Longest sleep, whatever the deadlines say: covers missed notifications.
+    /// Longest sleep, whatever the deadlines say: covers holds that other processes
+    /// made, due sooner, since the last read of the next deadline.
     pub fallback_tick: Duration,
     /// Idempotency keys older than this are deleted (about once a minute).
     /// `None`: never.

@@ -52,13 +52,18 @@ pub struct Place {
 /// What the caller wants: `count` seats, side by side or not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Want {
+    /// Seats in the group; `0` gives no group.
     pub count: usize,
+    /// Only groups side by side in one row, not across an aisle. Without it, such
+    /// groups still come first; scattered ones only when none fits.
     pub adjacent: bool,
 }
 
 /// A candidate group: indexes into the house, ascending.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Group {
+    /// Indexes of its seats into the house passed to [`rank`], ascending (seat-map
+    /// order).
     pub seats: Vec<usize>,
     /// Leaves a single free seat stranded.
     pub strands: bool,

@@ -15,9 +15,13 @@ use std::time::Duration;
 pub struct HoldTtl(u32);
 
 impl HoldTtl {
+    /// The shortest ttl, in seconds.
     pub const MIN_SECS: i64 = 1;
+    /// The longest ttl, in seconds (one hour).
     pub const MAX_SECS: i64 = 3600;
 
+    /// The ttl of `secs` seconds; [`Error::Invalid`] (field `ttl_seconds`) outside
+    /// [`MIN_SECS`](Self::MIN_SECS)..=[`MAX_SECS`](Self::MAX_SECS).
     pub fn from_secs(secs: i64) -> Result<Self> {
         if (Self::MIN_SECS..=Self::MAX_SECS).contains(&secs) {
             Ok(HoldTtl(secs as u32))
@@ -29,10 +33,12 @@ impl HoldTtl {
         }
     }
 
+    /// In whole seconds, 1 to 3600.
     pub fn secs(self) -> u32 {
         self.0
     }
 
+    /// As a [`Duration`].
     pub fn as_duration(self) -> Duration {
         Duration::from_secs(self.0.into())
     }

@@ -39,6 +39,7 @@ impl ShowId {
         ShowId(n)
     }
 
+    /// The number, positive (as stored in the `shows` table).
     pub fn get(self) -> i64 {
         self.0
     }

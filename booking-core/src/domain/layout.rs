@@ -10,6 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 pub struct Category(String);
 
 impl Category {
+    /// Checks a category name; [`Error::Invalid`] (field `category`) unless it is 1 to
+    /// 32 of `a-z`, `0-9`, `_`, `-`.
     pub fn parse(s: &str) -> Result<Self> {
         if (1..=32).contains(&s.len())
             && s.bytes()
@@ -29,6 +31,7 @@ impl Category {
         Category("standard".into())
     }
 
+    /// The name, as stored with each seat.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -39,6 +42,8 @@ impl Category {
 pub struct Currency(String);
 
 impl Currency {
+    /// Checks the form only (three capital letters), not that ISO 4217 lists the code;
+    /// [`Error::Invalid`] (field `currency`) otherwise.
     pub fn parse(s: &str) -> Result<Self> {
         if s.len() == 3 && s.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(Currency(s.to_owned()))
@@ -50,10 +55,12 @@ impl Currency {
         }
     }
 
+    /// Euro, `EUR`.
     pub fn eur() -> Self {
         Currency("EUR".into())
     }
 
+    /// The code, such as `EUR`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -62,18 +69,24 @@ impl Currency {
 /// One row of a new show, front rows first.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowSpec {
+    /// The row's label; its seats are labelled `{row}{number}`. Unique within a show.
     pub row: RowLabel,
     /// Number of seats, 1 to 200, numbered from 1.
     pub seats: u16,
     /// Seat numbers after which an aisle runs (the seats either side are not adjacent).
     pub aisles_after: BTreeSet<u16>,
+    /// The category of every seat in the row ([`Category::standard`] when none was
+    /// given); the seats' price is the show's price for it.
     pub category: Category,
 }
 
 impl RowSpec {
+    /// Most seats in one row (as [`SeatLabel::MAX_NUMBER`](super::SeatLabel::MAX_NUMBER)).
     pub const MAX_SEATS: u16 = 200;
 
-    /// Checks a row: 1 to 200 seats, aisles strictly inside the row.
+    /// Checks a row: 1 to 200 seats, aisles strictly inside the row (after seat 1 to
+    /// `seats - 1`; duplicates are merged). [`Error::Invalid`] (field `rows.seats` or
+    /// `rows.aisles_after`) otherwise.
     pub fn new(
         row: RowLabel,
         seats: i64,
@@ -119,11 +132,16 @@ pub struct NewShow {
 }
 
 impl NewShow {
+    /// Most seats in one show, all rows together.
     pub const MAX_SEATS: usize = 100_000;
+    /// Most rows in one show.
     pub const MAX_ROWS: usize = 2_000;
 
-    /// Checks the whole layout: a title of 1 to 200 characters, unique row labels,
-    /// 1 to 100,000 seats in all, prices that are not negative.
+    /// Checks the whole layout: a title of 1 to 200 characters (not blank, no control
+    /// characters), 1 to 2,000 rows with unique labels, at most 100,000 seats in all,
+    /// prices from 0 to 10,000,000,000 minor units of `currency` (`prices` maps a
+    /// category to the price of each of its seats; a category without one has no
+    /// price). [`Error::Invalid`] (field `title`, `rows` or `prices`) otherwise.
     pub fn new(
         title: &str,
         starts_at: DateTime<Utc>,
@@ -181,21 +199,27 @@ impl NewShow {
         })
     }
 
+    /// The show's title, as given.
     pub fn title(&self) -> &str {
         &self.title
     }
+    /// When the show starts.
     pub fn starts_at(&self) -> DateTime<Utc> {
         self.starts_at
     }
+    /// The currency of every price of the show.
     pub fn currency(&self) -> &Currency {
         &self.currency
     }
+    /// The price of a seat of each category, in minor units of the currency.
     pub fn prices(&self) -> &BTreeMap<Category, i64> {
         &self.prices
     }
+    /// The rows, front first.
     pub fn rows(&self) -> &[RowSpec] {
         &self.rows
     }
+    /// Seats in all rows together.
     pub fn seat_count(&self) -> usize {
         self.rows.iter().map(|r| usize::from(r.seats)).sum()
     }

@@ -67,8 +67,11 @@ pub(crate) use text_enum;
 text_enum! {
     /// What a seat is right now (see the module docs of [`crate::holds`]).
     pub enum SeatState {
+        /// No live booking, and no hold that is still before its `expires_at`.
         Available = "available",
+        /// Part of an active hold whose `expires_at` is in the future.
         Held = "held",
+        /// Part of a confirmed booking that has not been cancelled.
         Booked = "booked",
     }
 }
@@ -77,9 +80,13 @@ text_enum! {
     /// A hold's status. An `active` hold past its `expires_at` reads `Expired` at once,
     /// whether or not the sweeper has visited it.
     pub enum HoldStatus {
+        /// Holds its seats until `expires_at`; may be confirmed, extended or released.
         Active = "active",
+        /// Turned into a booking (`Hold::booking_id`); final.
         Confirmed = "confirmed",
+        /// Released by its owner before it expired; final.
         Released = "released",
+        /// Passed its `expires_at` unconfirmed (swept or not yet); final.
         Expired = "expired",
     }
 }
@@ -87,7 +94,10 @@ text_enum! {
 text_enum! {
     /// A booking's status.
     pub enum BookingStatus {
+        /// The booking owns its seats.
         Confirmed = "confirmed",
+        /// Cancelled by its owner or an admin (`Booking::cancelled_at`); its seats are
+        /// free again. Final.
         Cancelled = "cancelled",
     }
 }

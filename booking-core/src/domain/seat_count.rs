@@ -14,6 +14,8 @@ use crate::error::{Error, Result};
 pub struct SeatCount(usize);
 
 impl SeatCount {
+    /// `n` seats; [`Error::Invalid`] (field `count`) unless `n` is 1 to `max`
+    /// (usually [`Settings::max_seats_per_hold`](crate::Settings::max_seats_per_hold)).
     pub fn parse(n: i64, max: usize) -> Result<Self> {
         match usize::try_from(n) {
             Ok(n) if (1..=max).contains(&n) => Ok(SeatCount(n)),
@@ -21,6 +23,7 @@ impl SeatCount {
         }
     }
 
+    /// The number of seats, at least 1.
     pub fn get(self) -> usize {
         self.0
     }

@@ -8,6 +8,8 @@ use std::fmt;
 pub struct RowLabel(String);
 
 impl RowLabel {
+    /// Checks a row label; [`Error::Invalid`] (field `row`) unless it is 1 to 3 of
+    /// `A-Z`.
     pub fn parse(s: &str) -> Result<Self> {
         if (1..=3).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_uppercase()) {
             Ok(RowLabel(s.to_owned()))
@@ -16,6 +18,7 @@ impl RowLabel {
         }
     }
 
+    /// The label, such as `AB`.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -46,8 +49,12 @@ pub struct SeatLabel {
 }
 
 impl SeatLabel {
+    /// The highest seat number in a row.
     pub const MAX_NUMBER: u16 = 200;
 
+    /// Parses `A12`: a row label (1 to 3 capital letters), then a number from 1 to
+    /// [`MAX_NUMBER`](Self::MAX_NUMBER) without leading zeros. [`Error::Invalid`]
+    /// (field `seats`) otherwise.
     pub fn parse(s: &str) -> Result<Self> {
         let bad = || {
             Error::invalid(
@@ -79,7 +86,8 @@ impl SeatLabel {
         })
     }
 
-    /// The label of seat `number` in `row`.
+    /// The label of seat `number` in `row`; [`Error::Invalid`] when `number` is 0 or
+    /// above [`MAX_NUMBER`](Self::MAX_NUMBER).
     pub fn new(row: &RowLabel, number: u16) -> Result<Self> {
         SeatLabel::parse(&format!("{row}{number}"))
     }
@@ -93,14 +101,17 @@ impl SeatLabel {
         })
     }
 
+    /// The whole label, such as `A12`.
     pub fn as_str(&self) -> &str {
         &self.text
     }
 
+    /// The row part: `A` of `A12`.
     pub fn row(&self) -> &str {
         &self.text[..self.row_len as usize]
     }
 
+    /// The seat's number in its row: `12` of `A12`, 1 to [`MAX_NUMBER`](Self::MAX_NUMBER).
     pub fn number(&self) -> u16 {
         self.number
     }
@@ -161,14 +172,17 @@ impl SeatSelection {
         Ok(SeatSelection(seats))
     }
 
+    /// The labels, in the caller's order.
     pub fn labels(&self) -> &[SeatLabel] {
         &self.0
     }
 
+    /// How many seats: 1 to the `max` it was parsed with.
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
+    /// Always `false`: a selection names at least one seat.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -15,8 +15,11 @@ use std::fmt;
 pub struct UserId(String);
 
 impl UserId {
+    /// The longest id, in bytes (= characters: they are ASCII).
     pub const MAX_LEN: usize = 128;
 
+    /// Checks an id; [`Error::Invalid`] (field `user_id`) unless it is 1 to
+    /// [`MAX_LEN`](Self::MAX_LEN) visible ASCII characters.
     pub fn parse(s: &str) -> Result<Self> {
         if s.is_empty() || s.len() > Self::MAX_LEN {
             return Err(Error::invalid("user_id", "must be 1 to 128 characters"));
@@ -34,6 +37,7 @@ impl UserId {
         UserId(s)
     }
 
+    /// The id, as given.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -54,6 +58,7 @@ impl serde::Serialize for UserId {
 /// Who asks for an operation that an owner or an administrator may do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Actor {
+    /// This user: may act on what they own only.
     User(UserId),
     /// The holder of the admin token: may cancel anyone's booking.
     Admin,

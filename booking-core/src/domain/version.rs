@@ -16,6 +16,7 @@ impl Version {
         Version(s.into())
     }
 
+    /// The token's text, as sent in the seat map; compare it for equality only.
     pub fn as_str(&self) -> &str {
         &self.0
     }

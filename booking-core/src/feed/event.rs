@@ -92,10 +92,16 @@ impl TxSnapshot {
 crate::domain::text_enum! {
     /// What happened to the seats.
     pub enum Cause {
+        /// A hold took the seats: they are now `held`.
         Hold = "hold",
+        /// A hold was confirmed into a booking: its seats are now `booked`.
         Confirm = "confirm",
+        /// The owner released a hold: its seats are `available` again.
         Release = "release",
+        /// A lapsed hold was marked expired (by the sweeper, or by a release after it
+        /// lapsed): the seats still pointing at it are `available` again.
         Expire = "expire",
+        /// A booking was cancelled: its seats are `available` again.
         Cancel = "cancel",
     }
 }
@@ -103,8 +109,11 @@ crate::domain::text_enum! {
 /// One seat's new state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SeatChange {
+    /// The seat that changed.
     pub label: SeatLabel,
+    /// What it is after the change.
     pub state: SeatState,
+    /// Its version after the change, as the seat map gives it.
     pub version: Version,
     /// For a seat just held: the hold's `expires_at`, when the seat reads available
     /// again unless the hold is extended (extending writes no event). Not sent to
@@ -116,10 +125,15 @@ pub struct SeatChange {
 /// One transaction's change to some seats of one show.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SeatEvent {
+    /// Its place in the feed: resume after it to get the events that follow. Not
+    /// part of the JSON (sent as the SSE `id:`).
     #[serde(skip)]
     pub position: Position,
+    /// The show whose seats changed.
     pub show_id: ShowId,
+    /// What happened to them.
     pub cause: Cause,
+    /// Every seat the transaction changed, in seat id order; never empty.
     pub seats: Vec<SeatChange>,
     /// The JSON of this event, made once however many subscribers send it.
     #[serde(skip)]

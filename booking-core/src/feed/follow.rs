@@ -74,10 +74,12 @@ struct Hub {
 }
 
 impl Feed {
-    /// Starts following from the newest event: a pump task, and a LISTEN task when
-    /// `options.listen` is set. Both stop when `cancel` fires; subscriptions then end.
-    /// The pump reads at once when an operation of `engine` committed a change, and
-    /// the notifier tells the other processes.
+    /// Starts following from the newest event readable now ([`head`]), with tasks of
+    /// `engine`: the pump; when `options.listen` is set, one that wakes the pump on the
+    /// listener's notifications; when `options.notify_others`, the notifier. All stop
+    /// when `cancel` fires; subscriptions then end. The pump reads at once when an
+    /// operation of `engine` committed a change, and the notifier tells the other
+    /// processes. Fails only when that first read of the head does.
     pub async fn start(
         engine: &Engine,
         pool: Pool,

@@ -17,7 +17,12 @@ use tokio_util::sync::CancellationToken;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Wakeup {
     /// A notification arrived.
-    Notification { channel: String, payload: String },
+    Notification {
+        /// The channel it was sent on (the feed's is [`crate::feed::EVENTS_CHANNEL`]).
+        channel: String,
+        /// Its payload, as sent (empty from this crate's notifier).
+        payload: String,
+    },
     /// The connection is (re)established: anything may have been missed before.
     Connected,
 }

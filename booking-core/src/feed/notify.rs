@@ -8,7 +8,9 @@ use deadpool_postgres::Pool;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
-/// The channel writers notify (payload: the show id).
+/// The channel each process's notifier announces its seat events on, and that a
+/// [`Listener`](crate::feed::Listener) LISTENs on. The payload is empty: a
+/// notification only says "read the feed".
 pub const EVENTS_CHANNEL: &str = "booking_events";
 
 /// How long the notifier gathers changes into one NOTIFY.

@@ -88,7 +88,8 @@ pub struct BatchCounts {
     pub requests: u64,
     /// Requests a batch could not decide, decided alone after it.
     pub decided_alone: u64,
-    /// Batch statements that failed; their requests were retried one by one.
+    /// Batch statements that failed; their requests were retried one by one (unless
+    /// the failure was a broken invariant: then each was answered [`Error::Invariant`]).
     pub failed: u64,
 }
 
@@ -140,7 +141,8 @@ impl Batcher {
     }
 
     /// [`super::hold_pooled`], batched with the requests of other callers: the same
-    /// answers and errors.
+    /// answers and errors, and also [`Error::Busy`] when the request waited in the
+    /// queue longer than [`BatchOptions::max_wait`] or the batcher has stopped.
     pub async fn hold(&self, req: HoldRequest) -> Result<Hold> {
         super::take::check_if_versions(&req)?;
         let (reply, answer) = oneshot::channel();

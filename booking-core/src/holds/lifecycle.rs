@@ -11,7 +11,8 @@ use deadpool_postgres::GenericClient;
 use std::sync::Arc;
 
 /// Releases the hold's seats. Releasing a hold that is already released or expired
-/// succeeds and changes nothing; a confirmed hold gives [`Error::HoldConfirmed`].
+/// succeeds and changes nothing; a confirmed hold gives [`Error::HoldConfirmed`]; also
+/// [`Error::HoldNotFound`], [`Error::Forbidden`] (another user's hold), [`Error::Busy`].
 /// Returns the hold as it is afterwards (`released`, or `expired` when it had lapsed).
 #[tracing::instrument(skip_all, fields(hold = %id, user = %user))]
 pub async fn release<C>(client: &mut C, engine: &Engine, user: &UserId, id: HoldId) -> Result<Hold>
@@ -89,9 +90,13 @@ async fn free_seats_of<C: GenericClient>(
     Ok((row.get::<_, i64>("n") as u64, event))
 }
 
-/// Moves the hold's deadline to `now() + ttl`, at most [`Settings::max_hold`] after its
-/// creation ([`Error::HoldLimitReached`] beyond). Expired, released and confirmed holds
-/// give [`Error::HoldExpired`], [`Error::HoldReleased`], [`Error::HoldConfirmed`].
+/// Moves the hold's deadline to `now() + ttl`, at most
+/// [`Settings::max_hold`](crate::Settings::max_hold) after its creation
+/// ([`Error::HoldLimitReached`] beyond). Expired, released and confirmed holds give
+/// [`Error::HoldExpired`], [`Error::HoldReleased`], [`Error::HoldConfirmed`]; also
+/// [`Error::HoldNotFound`], [`Error::Forbidden`] (another user's hold), [`Error::Busy`].
+/// Returns the hold with its new `expires_at`. Writes no seat event: no seat's state
+/// changes.
 #[tracing::instrument(skip_all, fields(hold = %id, user = %user, ttl = ttl.secs()))]
 pub async fn extend<C>(
     client: &mut C,

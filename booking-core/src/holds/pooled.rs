@@ -49,8 +49,8 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// [`hold`] on a pooled connection, in one round trip when the seats are free and
-/// nobody else touches them meanwhile (the common case).
+/// [`hold`](super::hold) on a pooled connection, in one round trip when the seats are
+/// free and nobody else touches them meanwhile (the common case).
 ///
 /// One statement (its own transaction) reads the wanted seats in its snapshot, without
 /// locks. Only when every one is there, points at nothing and has the version the
@@ -60,8 +60,8 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
 /// - refusals (no such show or seat, a moved version, a taken seat) are answered from
 ///   it, without a lock taken, so a thousand callers on one taken seat do not queue;
 /// - anything else (a seat pointing at a lapsed hold, a row that changed between the
-///   snapshot and the lock) is decided by [`hold`], in a transaction of its own with
-///   the full re-read after the locks.
+///   snapshot and the lock) is decided by [`hold`](super::hold), in a transaction of
+///   its own with the full re-read after the locks.
 ///
 /// The lock wait is bounded by the connection's `lock_timeout`
 /// ([`crate::PoolOptions::lock_timeout`]), as the statement runs outside an explicit

@@ -43,7 +43,9 @@ struct Candidate {
 /// caller's transaction. Errors: [`Error::ShowNotFound`], [`Error::SeatNotFound`]
 /// (naming the unknown labels), [`Error::StaleVersion`] (naming the seats whose
 /// version moved), [`Error::SeatsUnavailable`] (naming the seats held or booked),
-/// [`Error::Busy`] when a row lock is not had within [`Settings::lock_timeout`].
+/// [`Error::Busy`] when a row lock is not had within
+/// [`Settings::lock_timeout`](crate::Settings::lock_timeout); [`Error::Invalid`] when
+/// `req.if_versions` names a seat not among `req.seats`.
 #[tracing::instrument(skip_all, fields(show = %req.show, user = %req.user, seats = req.seats.len()))]
 pub async fn hold<C>(client: &mut C, engine: &Engine, req: &HoldRequest) -> Result<Hold>
 where

@@ -1,9 +1,9 @@
 //! Batched holds (`holds::batch`): many real concurrent requests, some written by one
 //! statement together, racing ordinary holds; then an audit of the tables and the feed.
 
+use crate::common::{patient, request, TestDb};
 use booking_core::holds::batch::{self, BatchOptions, Batcher};
 use booking_core::{database, holds, CancellationToken, Error, HoldRequest, SeatLabel};
-use crate::common::{patient, request, TestDb};
 use rand::seq::SliceRandom;
 use std::time::Duration;
 

@@ -1,13 +1,13 @@
 //! Best available against a real PostgreSQL: what it picks, and many concurrent
 //! callers (with ordinary holds and confirms in the mix) followed by an audit.
 
+use crate::common::{patient, request, row_label, user, TestDb};
 use booking_core::best;
 use booking_core::Engine;
 use booking_core::{
     bookings, database, holds, shows, BestRequest, Category, Currency, Error, NewShow, RowLabel,
     RowSpec, SeatCount, Show, UserId,
 };
-use crate::common::{patient, request, row_label, user, TestDb};
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap, HashSet};
 

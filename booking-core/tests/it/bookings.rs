@@ -1,9 +1,9 @@
 //! Confirm, release, extend, cancel: their answers, their idempotency, who may call them.
 
+use crate::common::{request, user, TestDb};
 use booking_core::Engine;
 use booking_core::{bookings, holds, seats, shows, Actor, BookingStatus, Error, HoldStatus};
 use booking_core::{HoldTtl, SeatLabel, SeatState, Settings, Version};
-use crate::common::{request, user, TestDb};
 use std::time::Duration;
 
 fn labels(ls: &[&str]) -> Vec<SeatLabel> {

@@ -1,8 +1,8 @@
 //! The engine handle: its signals belong to it alone.
 
+use crate::common::{request, user, TestDb};
 use booking_core::feed::{Feed, FeedOptions};
 use booking_core::{holds, CancellationToken, Engine};
-use crate::common::{request, user, TestDb};
 use std::time::Duration;
 
 #[tokio::test]

@@ -1,9 +1,9 @@
 //! Lapsed holds block nobody, and sweepers expire each hold exactly once.
 
+use crate::common::{patient, request, user, TestDb};
 use booking_core::Engine;
 use booking_core::{bookings, database, holds, sweeper, Error, HoldStatus, SeatState};
 use booking_core::{seats, CancellationToken, HoldId};
-use crate::common::{patient, request, user, TestDb};
 use rand::Rng;
 use std::collections::HashSet;
 use std::time::Duration;

@@ -1,10 +1,10 @@
 //! The change feed: exactly once, in order, across late commits, reconnects and resumes.
 
+use crate::common::{request, user, TestDb};
 use booking_core::feed::{self, Cause, Feed, FeedOptions, Position};
 use booking_core::{
     bookings, database, holds, sweeper, CancellationToken, Engine, Listener, SeatState,
 };
-use crate::common::{request, user, TestDb};
 use std::collections::HashMap;
 use std::time::Duration;
 

@@ -6,10 +6,10 @@
 //! starts a throwaway cluster of its own (`scripts/pg.sh` with `PG_NEXT_XID`) just below
 //! 1,000,000 and commits changes one transaction at a time across that boundary.
 
+use crate::common::{request, user, TestDb};
 use booking_core::feed::{self, Feed, FeedOptions, Position};
 use booking_core::Engine;
 use booking_core::{holds, CancellationToken, Listener, SeatEvent};
-use crate::common::{request, user, TestDb};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;

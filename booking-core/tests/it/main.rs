@@ -5,10 +5,10 @@
 // the library's own code never unwraps (`[workspace.lints]`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
 mod batch;
 mod best;
 mod bookings;
+mod common;
 mod engine;
 mod expiry;
 mod feed;

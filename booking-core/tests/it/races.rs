@@ -1,7 +1,7 @@
 //! Many real concurrent transactions on the same seats, then an audit of the tables.
 
-use booking_core::{database, holds, Error, SeatLabel};
 use crate::common::{patient, request, TestDb};
+use booking_core::{database, holds, Error, SeatLabel};
 use rand::seq::SliceRandom;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
