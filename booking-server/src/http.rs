@@ -39,6 +39,9 @@ pub struct Reply {
     pub body: Bytes,
     pub content_type: Option<&'static str>,
     pub headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
+    /// Neither sent nor stored: the answer is a row-lock wait that ran out, for the
+    /// server to count (`booking_lock_timeouts_total`) when it sends the answer.
+    pub lock_timeout: bool,
 }
 
 impl Reply {
@@ -49,6 +52,7 @@ impl Reply {
                 body: body.into(),
                 content_type: Some(JSON),
                 headers: Vec::new(),
+                lock_timeout: false,
             },
             Err(e) => ApiError::internal(format!("serialising a reply: {e}")).into_reply(),
         }
@@ -61,6 +65,7 @@ impl Reply {
             body,
             content_type: Some(JSON),
             headers: Vec::new(),
+            lock_timeout: false,
         }
     }
 
@@ -70,6 +75,7 @@ impl Reply {
             body: Bytes::new(),
             content_type: None,
             headers: Vec::new(),
+            lock_timeout: false,
         }
     }
 
@@ -79,6 +85,7 @@ impl Reply {
             body: body.into(),
             content_type: Some(content_type),
             headers: Vec::new(),
+            lock_timeout: false,
         }
     }
 
@@ -122,6 +129,8 @@ pub struct ApiError {
     pub allow: Option<&'static str>,
     /// For 401 on admin routes.
     pub bearer_challenge: bool,
+    /// A row-lock wait ran out (see [`Reply::lock_timeout`]).
+    pub lock_timeout: bool,
 }
 
 #[derive(Serialize)]
@@ -145,6 +154,7 @@ impl ApiError {
             retry_after: None,
             allow: None,
             bearer_challenge: false,
+            lock_timeout: false,
         }
     }
 
@@ -205,6 +215,7 @@ impl ApiError {
             body: serde_json::to_vec(&body).unwrap_or_default().into(),
             content_type: Some(JSON),
             headers: Vec::new(),
+            lock_timeout: self.lock_timeout,
         };
         if let Some(s) = self.retry_after {
             reply = reply.with_header(RETRY_AFTER, HeaderValue::from(s));
@@ -287,11 +298,10 @@ impl From<CoreError> for ApiError {
                 ApiError::invalid(field.clone(), format!("Invalid {field}: {reason}."))
             }
             CoreError::Busy(why) => {
-                if why == booking_core::error::LOCK_WAIT {
-                    crate::metrics::LOCK_TIMEOUTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
                 tracing::warn!(reason = why, "busy");
-                ApiError::unavailable("The service is busy right now; retry shortly.")
+                let mut e = ApiError::unavailable("The service is busy right now; retry shortly.");
+                e.lock_timeout = why == booking_core::error::LOCK_WAIT;
+                e
             }
             CoreError::Database(e) if is_transient(&e) => {
                 tracing::warn!(error = %e, "database unavailable");

@@ -15,7 +15,7 @@
 //! - [`http`]: replies, [`http::ApiError`] and the one mapping from `booking_core::Error`,
 //!   bounded body reading, JSON parsing that names the bad field, caller identity.
 //! - [`seat_cache`]: seat maps served from memory, patched from the change feed.
-//! - [`metrics`]: Prometheus text format.
+//! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
 //! - [`web`]: the seat-map page (`web/`, compiled into the binary).
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.
 //!
@@ -52,7 +52,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -93,10 +92,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
         SweeperOptions {
             observer: Some(Arc::new(move |outcome| {
                 let n = outcome.expired.len() as u64;
-                observer_state
-                    .metrics
-                    .expiries
-                    .fetch_add(n, Ordering::Relaxed);
+                observer_state.metrics.expiries.inc_by(n);
             })),
             ..SweeperOptions::default()
         },
@@ -187,13 +183,18 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<http::Body
         }
     };
     let response = match answer {
-        http::Answer::Reply(reply) => reply.into_response(),
+        http::Answer::Reply(reply) => {
+            if reply.lock_timeout {
+                state.metrics.lock_timeouts.inc();
+            }
+            reply.into_response()
+        }
         http::Answer::Stream(response) => response,
     };
     let status = response.status().as_u16();
     let latency = started.elapsed();
     if status == 503 {
-        state.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
+        state.metrics.unavailable.inc();
     }
     state.metrics.observe(label, status, latency);
     tracing::info!(
