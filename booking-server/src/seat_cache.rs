@@ -51,10 +51,11 @@ use booking_core::{Feed, Position, SeatEvent, SeatLabel, SeatMap, SeatState, Sho
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hyper::StatusCode;
+use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// A finished seat-map answer and its ETag.
 #[derive(Clone)]
@@ -84,7 +85,7 @@ fn refusal_clock() -> DateTime<Utc> {
 }
 
 pub struct SeatCache {
-    // A std Mutex: held for a lookup or an insert, never across an await.
+    // A blocking mutex: held for a lookup or an insert, never across an await.
     shows: Mutex<HashMap<ShowId, Arc<ShowCache>>>,
     /// Random per process: a tag from another process or an earlier run never matches.
     epoch: String,
@@ -399,15 +400,11 @@ fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
 
 impl SeatCache {
     fn show(&self, show: ShowId) -> Option<Arc<ShowCache>> {
-        self.shows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&show)
-            .cloned()
+        self.shows.lock().get(&show).cloned()
     }
 
     fn show_or_new(&self, show: ShowId) -> Option<Arc<ShowCache>> {
-        let mut shows = self.shows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shows = self.shows.lock();
         if shows.len() >= MAX_SHOWS && !shows.contains_key(&show) {
             return None;
         }
@@ -428,7 +425,7 @@ impl SeatCache {
     /// The map of `show` as it is now, if it is cached and still exact.
     pub fn get(&self, show: ShowId) -> Option<Entry> {
         let s = self.show(show)?;
-        let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = s.state.lock();
         state.entry(&self.epoch, Utc::now())
     }
 
@@ -452,7 +449,7 @@ impl SeatCache {
         }
         self.follow(show, &s, feed).await?;
         {
-            let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = s.state.lock();
             state.map = None;
             state.building = Some(Vec::new());
         }
@@ -462,7 +459,7 @@ impl SeatCache {
         }
         .await;
         let kept = {
-            let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = s.state.lock();
             let map = match read {
                 Ok(map) => map,
                 Err(e) => {
@@ -498,30 +495,27 @@ impl SeatCache {
         s: &Arc<ShowCache>,
         feed: &Feed,
     ) -> Result<(), crate::http::ApiError> {
-        if s.state.lock().unwrap_or_else(|p| p.into_inner()).followed {
+        if s.state.lock().followed {
             return Ok(());
         }
         let mut sub = feed.subscribe(show, None).await?;
         {
-            let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = s.state.lock();
             state.followed = true;
             state.seen = sub.position();
         }
         let (cache, s) = (Arc::clone(self), Arc::clone(s));
         tokio::spawn(async move {
             while let Some(event) = sub.next().await {
-                s.state
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .on_event(&event);
+                s.state.lock().on_event(&event);
             }
             // Cut off or stopped: forget the map rather than serve it unwatched.
-            let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = s.state.lock();
             state.followed = false;
             state.map = None;
             state.rendered = None;
             drop(state);
-            let mut shows = cache.shows.lock().unwrap_or_else(|p| p.into_inner());
+            let mut shows = cache.shows.lock();
             if shows.get(&show).is_some_and(|x| Arc::ptr_eq(x, &s)) {
                 shows.remove(&show);
             }
@@ -572,7 +566,7 @@ impl SeatCache {
         let s = self.show(show)?;
         // Cheap first look: nothing to wait for unless a seat looks taken.
         {
-            let state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let state = s.state.lock();
             if state.taken(labels, refusal_clock())?.is_empty() {
                 return None;
             }
@@ -583,7 +577,7 @@ impl SeatCache {
         {
             return None;
         }
-        let state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = s.state.lock();
         if !state.followed || feed.last_dispatched(show).is_some_and(|p| p > state.seen) {
             return None; // Events handed out that the follower has not applied yet.
         }
@@ -603,13 +597,7 @@ impl SeatCache {
         let Some(s) = self.show_or_new(show) else {
             return;
         };
-        if s.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map
-            .is_some()
-            || s.prefetching.swap(true, Ordering::AcqRel)
-        {
+        if s.state.lock().map.is_some() || s.prefetching.swap(true, Ordering::AcqRel) {
             return;
         }
         let (cache, feed, pool) = (Arc::clone(self), feed.clone(), pool.clone());
@@ -628,16 +616,13 @@ impl SeatCache {
         let Some(s) = self.show(event.show_id) else {
             return; // Not cached: the next read of the map comes after our commit.
         };
-        s.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .on_own(event);
+        s.state.lock().on_own(event);
     }
 
     /// Drops the show's map: the next request reads it afresh.
     pub fn invalidate(&self, show: ShowId) {
         if let Some(s) = self.show(show) {
-            let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = s.state.lock();
             state.map = None;
             state.rendered = None;
             // A read in flight may have begun before the change: not kept either.

@@ -131,7 +131,8 @@ pub const LIST_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
 /// The last `GET /shows` answer and when its read began.
 #[derive(Default)]
 pub struct ListCache {
-    last: std::sync::Mutex<ListEntry>,
+    // A blocking mutex: held to copy or store one answer, never across an await.
+    last: parking_lot::Mutex<ListEntry>,
     /// One database read at a time; the others wait for it and take its answer.
     building: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
@@ -145,7 +146,7 @@ struct ListEntry {
 
 impl ListCache {
     fn fresh(&self) -> Option<Reply> {
-        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let last = self.last.lock();
         match &last.reply {
             Some((at, reply)) if at.elapsed() < LIST_MAX_AGE => Some(reply.clone()),
             _ => None,
@@ -153,14 +154,11 @@ impl ListCache {
     }
 
     fn generation(&self) -> u64 {
-        self.last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .generation
+        self.last.lock().generation
     }
 
     fn store(&self, generation: u64, read_at: std::time::Instant, reply: Reply) {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last.lock();
         if last.generation == generation {
             last.reply = Some((read_at, reply));
         }
@@ -168,7 +166,7 @@ impl ListCache {
 
     /// Drops the stored answer (a show was created here).
     pub fn forget(&self) {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        let mut last = self.last.lock();
         last.generation += 1;
         last.reply = None;
     }
