@@ -5,6 +5,12 @@
 //! and gets every change after that position first, then live ones. A `: ping`
 //! comment keeps idle connections open; the stream ends when the server shuts down
 //! or when the client falls too far behind (it then reconnects and resumes).
+//!
+//! The frames are written by hand, not by an SSE library. An event is one `format!`
+//! around the JSON that `SeatEvent::json` made once for all its subscribers. That JSON
+//! is one line, so it needs no splitting into `data:` lines. With 10,000 subscribers
+//! on one show (BENCHMARKS.md, fanout), a generic encoder would add work for each
+//! event and subscriber and gain nothing, so the hand-written framing stays.
 
 use crate::http::{Answer, ApiError, Body};
 use crate::shows::show_id;

@@ -42,8 +42,15 @@
 //! for the request (see [`SeatCache::taken`]), so a herd on one seat does not reach the
 //! database.
 //!
-//! The `ETag` is this process's random epoch and a generation bumped by every change of
+//! The `ETag` is the cache's random epoch and a generation bumped by every change of
 //! the map: equal tags mean equal bodies, so `If-None-Match` can answer `304`.
+//!
+//! The JSON is written here rather than by serde from a `SeatMap`: each seat's fixed
+//! part (label, row, number, category, price) is rendered once when the map is read,
+//! and an answer after a change copies those fragments and writes only states and
+//! versions. A generic serializer would format every field of every seat on every
+//! change, on the hottest read of an on-sale; so this renderer stays (a test checks
+//! its output against serde's).
 
 use crate::http::Reply;
 use booking_core::feed::TxSnapshot;
@@ -54,6 +61,7 @@ use hyper::StatusCode;
 use parking_lot::Mutex;
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
@@ -67,11 +75,15 @@ pub struct Entry {
 /// Shows whose maps are kept at most; past it, maps are read from the database.
 const MAX_SHOWS: usize = 10_000;
 
-/// Generations of every map of this process: never reused, so a tag names one body.
-static GENERATION: AtomicU64 = AtomicU64::new(1);
+/// Generations of every map of one cache, shows dropped and read again included:
+/// never reused, so a tag names one body.
+#[derive(Default)]
+struct Generations(AtomicU64);
 
-fn next_generation() -> u64 {
-    GENERATION.fetch_add(1, Ordering::Relaxed)
+impl Generations {
+    fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
 }
 
 /// How far a server's clock may run behind the database's before a refusal from
@@ -87,8 +99,9 @@ fn refusal_clock() -> DateTime<Utc> {
 pub struct SeatCache {
     // A blocking mutex: held for a lookup or an insert, never across an await.
     shows: Mutex<HashMap<ShowId, Arc<ShowCache>>>,
-    /// Random per process: a tag from another process or an earlier run never matches.
+    /// Random per cache: a tag from another process or an earlier run never matches.
     epoch: String,
+    generations: Generations,
 }
 
 impl Default for SeatCache {
@@ -97,10 +110,15 @@ impl Default for SeatCache {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        let mix = nanos ^ (u64::from(std::process::id()) << 40) ^ (&GENERATION as *const _ as u64);
+        // Randomly keyed, and keyed anew for each cache of a process.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let mix = nanos ^ (u64::from(std::process::id()) << 40) ^ random;
         SeatCache {
             shows: Mutex::new(HashMap::new()),
             epoch: format!("{mix:x}"),
+            generations: Generations::default(),
         }
     }
 }
@@ -167,7 +185,7 @@ fn json_str(s: &str) -> String {
 }
 
 impl Map {
-    fn from_db(map: SeatMap, snapshot: TxSnapshot) -> Map {
+    fn from_db(map: SeatMap, snapshot: TxSnapshot, generations: &Generations) -> Map {
         let mut index = HashMap::with_capacity(map.seats.len());
         let mut valid_until = None;
         let seats = map
@@ -208,13 +226,13 @@ impl Map {
             seats,
             index,
             snapshot,
-            generation: next_generation(),
+            generation: generations.next(),
             valid_until,
         }
     }
 
     /// Applies one committed transaction's changes.
-    fn apply(&mut self, event: &SeatEvent) {
+    fn apply(&mut self, event: &SeatEvent, generations: &Generations) {
         for c in &event.seats {
             if let Some(&i) = self.index.get(&c.label) {
                 let slot = &mut self.seats[i as usize];
@@ -225,7 +243,7 @@ impl Map {
             }
         }
         self.valid_until = earliest(self.valid_until, hold_deadline(event));
-        self.generation = next_generation();
+        self.generation = generations.next();
     }
 }
 
@@ -277,7 +295,7 @@ impl ShowState {
     }
 
     /// The follower saw `event`, the next event of the show.
-    fn on_event(&mut self, event: &Arc<SeatEvent>) {
+    fn on_event(&mut self, event: &Arc<SeatEvent>, generations: &Generations) {
         self.seen = event.position;
         if let Some(pending) = &mut self.building {
             pending.push(event.clone());
@@ -286,15 +304,15 @@ impl ShowState {
         self.own.retain(|o| o.position > event.position);
         if let Some(map) = &mut self.map {
             if !map.snapshot.sees(event.position.xid()) {
-                map.apply(event);
+                map.apply(event, generations);
             } else if self.own.len() != before {
-                map.generation = next_generation();
+                map.generation = generations.next();
             }
         }
     }
 
     /// A change made by this process has committed.
-    fn on_own(&mut self, event: &Arc<SeatEvent>) {
+    fn on_own(&mut self, event: &Arc<SeatEvent>, generations: &Generations) {
         if !self.followed {
             return; // No map can be kept without a follower: the next one is read anew.
         }
@@ -305,7 +323,7 @@ impl ShowState {
             if map.snapshot.sees(event.position.xid()) {
                 return; // The map was read after it.
             }
-            map.generation = next_generation();
+            map.generation = generations.next();
         }
         let at = self.own.partition_point(|o| o.position < event.position);
         if self.own.get(at).map(|o| o.position) != Some(event.position) {
@@ -340,11 +358,11 @@ impl ShowState {
     }
 
     /// A read of the map has returned.
-    fn install(&mut self, map: SeatMap, snapshot: TxSnapshot) {
-        let mut map = Map::from_db(map, snapshot);
+    fn install(&mut self, map: SeatMap, snapshot: TxSnapshot, generations: &Generations) {
+        let mut map = Map::from_db(map, snapshot, generations);
         for e in self.building.take().unwrap_or_default() {
             if !map.snapshot.sees(e.position.xid()) {
-                map.apply(&e);
+                map.apply(&e, generations);
             }
         }
         let seen = self.seen;
@@ -472,7 +490,7 @@ impl SeatCache {
                 // current), or this process cancelled a booking of the show meanwhile
                 // (the read may predate it): answer from a read made after that.
                 Some(snapshot) if state.followed && state.building.is_some() => {
-                    state.install(map, snapshot);
+                    state.install(map, snapshot, &self.generations);
                     // Just read: exact unless a hold lapsed already.
                     state.entry(&self.epoch, Utc::now())
                 }
@@ -507,7 +525,7 @@ impl SeatCache {
         let (cache, s) = (Arc::clone(self), Arc::clone(s));
         tokio::spawn(async move {
             while let Some(event) = sub.next().await {
-                s.state.lock().on_event(&event);
+                s.state.lock().on_event(&event, &cache.generations);
             }
             // Cut off or stopped: forget the map rather than serve it unwatched.
             let mut state = s.state.lock();
@@ -616,7 +634,7 @@ impl SeatCache {
         let Some(s) = self.show(event.show_id) else {
             return; // Not cached: the next read of the map comes after our commit.
         };
-        s.state.lock().on_own(event);
+        s.state.lock().on_own(event, &self.generations);
     }
 
     /// Drops the show's map: the next request reads it afresh.
