@@ -43,18 +43,18 @@ fn since(parts: &Parts) -> Result<Option<Position>, ApiError> {
             });
         }
     }
+    // Percent-decoded (`since=123%2E45` is `123.45`); the first `since` counts.
     let query = parts.uri.query().unwrap_or("");
-    for pair in query.split('&') {
-        if let Some(value) = pair.strip_prefix("since=") {
-            return Position::parse(value).map(Some).map_err(|_| {
-                ApiError::invalid(
-                    "since",
-                    "since is not an event id (use the `id:` of an event).",
-                )
-            });
-        }
-    }
-    Ok(None)
+    let Some((_, value)) = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "since")
+    else {
+        return Ok(None);
+    };
+    Position::parse(&value).map(Some).map_err(|_| {
+        ApiError::invalid(
+            "since",
+            "since is not an event id (use the `id:` of an event).",
+        )
+    })
 }
 
 pub async fn stream(state: &AppState, parts: &Parts, raw_show: &str) -> Result<Answer, ApiError> {
