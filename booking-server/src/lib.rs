@@ -12,8 +12,10 @@
 //! - [`events`]: `GET /shows/{id}/events`, the change feed as Server-Sent Events.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
-//! - [`http`]: replies, [`http::ApiError`] and the one mapping from `booking_core::Error`,
-//!   bounded body reading, JSON parsing that names the bad field, caller identity.
+//! - [`http`]: HTTP plumbing, re-exported from one file a concern:
+//!   - [`http::reply`]: [`http::Reply`], [`http::Answer`], [`http::ApiError`] and its JSON.
+//!   - [`http::error_map`]: the one mapping from `booking_core::Error` to status and code.
+//!   - [`http::request`]: bounded body, JSON naming the bad field, caller, admin token, key.
 //! - [`seat_cache`]: seat maps served from memory, patched from the change feed.
 //! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
 //! - [`web`]: the seat-map page (`web/`, compiled into the binary).
@@ -155,12 +157,7 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<http::Body
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let user = req
-        .headers()
-        .get("x-user-id")
-        .and_then(|v| v.to_str().ok())
-        .map(|u| u.chars().take(128).collect::<String>())
-        .unwrap_or_default();
+    let user = http::user_for_log(req.headers());
     let (label, answer) = match routes::resolve(&method, &path) {
         Err(e) => ("unmatched", e.into_reply().into()),
         Ok(route) => {
