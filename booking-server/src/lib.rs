@@ -7,8 +7,7 @@
 //! - [`state`]: what requests share (pool, engine settings, metrics).
 //! - [`routes`]: `match` over method and path segments, one function per endpoint.
 //! - [`shows`], [`holds`], [`bookings`]: the endpoints, by the noun they serve
-//!   (`shows` also keeps the `GET /shows` answer for up to a second; `holds` includes
-//!   best available).
+//!   (`holds` includes best available).
 //! - [`events`]: `GET /shows/{id}/events`, the change feed as Server-Sent Events.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
@@ -17,6 +16,7 @@
 //!   - [`http::error_map`]: the one mapping from `booking_core::Error` to status and code.
 //!   - [`http::request`]: bounded body, JSON naming the bad field, caller, admin token, key.
 //! - [`seat_cache`]: seat maps served from memory, patched from the change feed.
+//! - [`show_list`]: the `GET /shows` answer, read once and reused for up to a second.
 //! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
 //! - [`web`]: the seat-map page (`web/`, compiled into the binary).
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.
@@ -36,6 +36,7 @@ pub mod metrics;
 pub mod ops;
 pub mod routes;
 pub mod seat_cache;
+pub mod show_list;
 pub mod shows;
 pub mod state;
 pub mod web;
