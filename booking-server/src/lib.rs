@@ -16,6 +16,7 @@
 //!   - [`http::error_map`]: the one mapping from `booking_core::Error` to status and code.
 //!   - [`http::request`]: bounded body, JSON naming the bad field, caller, admin token, key.
 //! - [`seat_cache`]: seat maps served from memory, patched from the change feed.
+//!   - [`seat_cache::map`]: one show's map, the events applied to it, its JSON.
 //! - [`show_list`]: the `GET /shows` answer, read once and reused for up to a second.
 //! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
 //! - [`web`]: the seat-map page (`web/`, compiled into the binary).
