@@ -8,7 +8,6 @@ use bytes::Bytes;
 use hyper::http::request::Parts;
 use hyper::StatusCode;
 use serde::{Deserialize, Serialize};
-use std::sync::atomic::Ordering;
 
 fn booking_id(raw: &str) -> Result<BookingId, ApiError> {
     BookingId::parse(raw).map_err(|_| booking_core::Error::BookingNotFound.into())
@@ -76,7 +75,7 @@ pub async fn cancel(
         .await?;
     if cancelled && reply.status == StatusCode::OK {
         state.seat_cache.invalidate(id.show());
-        state.metrics.cancels.fetch_add(1, Ordering::Relaxed);
+        state.metrics.cancels.inc();
     }
     Ok(reply)
 }

@@ -5,6 +5,12 @@
 //! and gets every change after that position first, then live ones. A `: ping`
 //! comment keeps idle connections open; the stream ends when the server shuts down
 //! or when the client falls too far behind (it then reconnects and resumes).
+//!
+//! The frames are written by hand, not by an SSE library. An event is one `format!`
+//! around the JSON that `SeatEvent::json` made once for all its subscribers. That JSON
+//! is one line, so it needs no splitting into `data:` lines. With 10,000 subscribers
+//! on one show (BENCHMARKS.md, fanout), a generic encoder would add work for each
+//! event and subscriber and gain nothing, so the hand-written framing stays.
 
 use crate::http::{Answer, ApiError, Body};
 use crate::shows::show_id;
@@ -37,18 +43,18 @@ fn since(parts: &Parts) -> Result<Option<Position>, ApiError> {
             });
         }
     }
+    // Percent-decoded (`since=123%2E45` is `123.45`); the first `since` counts.
     let query = parts.uri.query().unwrap_or("");
-    for pair in query.split('&') {
-        if let Some(value) = pair.strip_prefix("since=") {
-            return Position::parse(value).map(Some).map_err(|_| {
-                ApiError::invalid(
-                    "since",
-                    "since is not an event id (use the `id:` of an event).",
-                )
-            });
-        }
-    }
-    Ok(None)
+    let Some((_, value)) = form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "since")
+    else {
+        return Ok(None);
+    };
+    Position::parse(&value).map(Some).map_err(|_| {
+        ApiError::invalid(
+            "since",
+            "since is not an event id (use the `id:` of an event).",
+        )
+    })
 }
 
 pub async fn stream(state: &AppState, parts: &Parts, raw_show: &str) -> Result<Answer, ApiError> {

@@ -13,7 +13,6 @@ use hyper::http::request::Parts;
 use hyper::StatusCode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -109,7 +108,7 @@ pub async fn create(
     let reply = reply?;
     let created = reply.status == StatusCode::CREATED;
     if created && reply.header("idempotent-replayed").is_none() {
-        state.metrics.holds.fetch_add(1, Ordering::Relaxed);
+        state.metrics.holds.inc();
     }
     Ok(reply)
 }
@@ -210,11 +209,10 @@ pub async fn create_best(
         state.seat_cache.own_write(event.as_ref());
         if let Some((locks, reads)) = attempts {
             let m = &state.metrics;
-            m.holds.fetch_add(1, Ordering::Relaxed);
-            m.best_holds.fetch_add(1, Ordering::Relaxed);
-            m.best_lock_attempts
-                .fetch_add(u64::from(locks), Ordering::Relaxed);
-            m.best_reads.fetch_add(u64::from(reads), Ordering::Relaxed);
+            m.holds.inc();
+            m.best_holds.inc();
+            m.best_lock_attempts.inc_by(u64::from(locks));
+            m.best_reads.inc_by(u64::from(reads));
         }
     }
     Ok(reply)
@@ -271,7 +269,7 @@ pub async fn confirm(
     let reply = idem.finish(tx, outcome).await?;
     if created && reply.status == StatusCode::CREATED {
         state.seat_cache.own_write(event.as_ref());
-        state.metrics.confirms.fetch_add(1, Ordering::Relaxed);
+        state.metrics.confirms.inc();
     }
     Ok(reply)
 }
@@ -313,6 +311,6 @@ pub async fn release(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Re
     let mut client = state.client().await?;
     let released = holds::release(&mut client, &state.engine, &user, id).await?;
     state.seat_cache.own_write(released.event.as_ref());
-    state.metrics.releases.fetch_add(1, Ordering::Relaxed);
+    state.metrics.releases.inc();
     Ok(Reply::empty(StatusCode::NO_CONTENT))
 }

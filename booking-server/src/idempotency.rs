@@ -1,20 +1,19 @@
 //! `Idempotency-Key` for POSTs (Stripe's semantics): the answer is stored with the work
 //! in one transaction and replayed to retries.
 //!
-//! A POST handler opens a transaction, asks [`Idempotency::claim`] whether to answer
-//! from storage, does its work inside that transaction (library operations nest as
-//! savepoints), and ends with [`Idempotency::finish`], which stores the answer (unless
-//! it is a 5xx, which may be retried for real) and commits.
+//! A POST handler calls [`Idempotency::begin`], which opens a transaction and claims
+//! the key in it or answers from storage, does its work inside that transaction
+//! (library operations nest as savepoints), and ends with [`Idempotency::finish`],
+//! which stores the answer (unless it is a 5xx, which may be retried for real) and
+//! commits.
 
-use crate::http::{ApiError, Reply};
+use crate::http::{self, ApiError, Reply};
 use booking_core::deadpool_postgres::{Client, Transaction};
 use booking_core::idempotency::{self, Claim, Stored};
 use booking_core::UserId;
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 use sha2::{Digest, Sha256};
-
-pub const KEY_HEADER: &str = "idempotency-key";
 
 /// The key of one request, if it sent one.
 pub struct Idempotency {
@@ -42,7 +41,8 @@ pub enum Scope<'a> {
 }
 
 impl Idempotency {
-    /// Reads and checks the `Idempotency-Key` header: 1 to 255 visible ASCII characters.
+    /// The key of the request (read by [`http::idempotency_key`]), scoped to its caller
+    /// and bound to a fingerprint of its method, path and body.
     pub fn from_request(
         headers: &HeaderMap,
         scope: Scope<'_>,
@@ -50,23 +50,9 @@ impl Idempotency {
         path: &str,
         body: &[u8],
     ) -> Result<Idempotency, ApiError> {
-        let mut values = headers.get_all(KEY_HEADER).iter();
-        let Some(value) = values.next() else {
+        let Some(key) = http::idempotency_key(headers)? else {
             return Ok(Idempotency { key: None });
         };
-        let bad = || {
-            ApiError::invalid(
-                "Idempotency-Key",
-                "Idempotency-Key must be sent once, as 1 to 255 visible ASCII characters.",
-            )
-        };
-        if values.next().is_some() {
-            return Err(bad());
-        }
-        let key = value.to_str().map_err(|_| bad())?;
-        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(bad());
-        }
         let scope = match scope {
             Scope::User(u) => format!("user:{u}"),
             Scope::Admin => "admin".to_owned(),
@@ -164,7 +150,7 @@ fn replay(stored: Stored) -> Reply {
     let mut reply = if stored.body.is_empty() {
         Reply::empty(status)
     } else {
-        Reply::text(status, crate::http::JSON, stored.body)
+        Reply::text(status, http::JSON, stored.body)
     };
     reply = reply.with_header(
         HeaderName::from_static("idempotent-replayed"),

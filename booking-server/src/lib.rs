@@ -7,15 +7,18 @@
 //! - [`state`]: what requests share (pool, the engine handle, metrics).
 //! - [`routes`]: `match` over method and path segments, one function per endpoint.
 //! - [`shows`], [`holds`], [`bookings`]: the endpoints, by the noun they serve
-//!   (`shows` also keeps the `GET /shows` answer for up to a second; `holds` includes
-//!   best available).
+//!   (`holds` includes best available).
 //! - [`events`]: `GET /shows/{id}/events`, the change feed as Server-Sent Events.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
-//! - [`http`]: replies, [`http::ApiError`] and the one mapping from `booking_core::Error`,
-//!   bounded body reading, JSON parsing that names the bad field, caller identity.
+//! - [`http`]: HTTP plumbing, re-exported from one file a concern:
+//!   - [`http::reply`]: [`http::Reply`], [`http::Answer`], [`http::ApiError`] and its JSON.
+//!   - [`http::error_map`]: the one mapping from `booking_core::Error` to status and code.
+//!   - [`http::request`]: bounded body, JSON naming the bad field, caller, admin token, key.
 //! - [`seat_cache`]: seat maps served from memory, patched from the change feed.
-//! - [`metrics`]: Prometheus text format.
+//!   - [`seat_cache::map`]: one show's map, the events applied to it, its JSON.
+//! - [`show_list`]: the `GET /shows` answer, read once and reused for up to a second.
+//! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
 //! - [`web`]: the seat-map page (`web/`, compiled into the binary).
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.
 //!
@@ -34,6 +37,7 @@ pub mod metrics;
 pub mod ops;
 pub mod routes;
 pub mod seat_cache;
+pub mod show_list;
 pub mod shows;
 pub mod state;
 pub mod web;
@@ -53,7 +57,6 @@ use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
@@ -100,10 +103,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
         SweeperOptions {
             observer: Some(Arc::new(move |outcome| {
                 let n = outcome.expired.len() as u64;
-                observer_state
-                    .metrics
-                    .expiries
-                    .fetch_add(n, Ordering::Relaxed);
+                observer_state.metrics.expiries.inc_by(n);
             })),
             ..SweeperOptions::default()
         },
@@ -174,12 +174,7 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<http::Body
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let user = req
-        .headers()
-        .get("x-user-id")
-        .and_then(|v| v.to_str().ok())
-        .map(|u| u.chars().take(128).collect::<String>())
-        .unwrap_or_default();
+    let user = http::user_for_log(req.headers());
     let (label, answer) = match routes::resolve(&method, &path) {
         Err(e) => ("unmatched", e.into_reply().into()),
         Ok(route) => {
@@ -202,13 +197,18 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<http::Body
         }
     };
     let response = match answer {
-        http::Answer::Reply(reply) => reply.into_response(),
+        http::Answer::Reply(reply) => {
+            if reply.lock_timeout {
+                state.metrics.lock_timeouts.inc();
+            }
+            reply.into_response()
+        }
         http::Answer::Stream(response) => response,
     };
     let status = response.status().as_u16();
     let latency = started.elapsed();
     if status == 503 {
-        state.metrics.unavailable.fetch_add(1, Ordering::Relaxed);
+        state.metrics.unavailable.inc();
     }
     state.metrics.observe(label, status, latency);
     tracing::info!(

@@ -39,11 +39,7 @@ pub fn metrics(state: &AppState) -> Reply {
         &state.pool_gauges(),
         state.holds.as_ref().map(|b| b.counts()),
     );
-    Reply::text(
-        StatusCode::OK,
-        "text/plain; version=0.0.4; charset=utf-8",
-        text,
-    )
+    Reply::text(StatusCode::OK, crate::metrics::CONTENT_TYPE, text)
 }
 
 /// `GET /openapi.json`.

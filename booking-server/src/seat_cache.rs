@@ -42,36 +42,30 @@
 //! for the request (see [`SeatCache::taken`]), so a herd on one seat does not reach the
 //! database.
 //!
-//! The `ETag` is this process's random epoch and a generation bumped by every change of
+//! The `ETag` is the cache's random epoch and a generation bumped by every change of
 //! the map: equal tags mean equal bodies, so `If-None-Match` can answer `304`.
+//!
+//! [`map`] keeps one show's map (its seats, the events applied, the own changes on top)
+//! and writes its JSON; this file keeps the maps of all shows, reads them, follows the
+//! feed for them and answers from them.
+
+pub mod map;
+
+pub use map::Entry;
 
 use crate::http::Reply;
-use booking_core::feed::TxSnapshot;
-use booking_core::{Feed, Position, SeatEvent, SeatLabel, SeatMap, SeatState, ShowId};
-use bytes::Bytes;
+use booking_core::{Feed, SeatEvent, SeatLabel, ShowId};
 use chrono::{DateTime, Utc};
 use hyper::StatusCode;
+use map::{Generations, ShowState};
+use parking_lot::Mutex;
 use std::collections::HashMap;
-use std::fmt::Write as _;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-
-/// A finished seat-map answer and its ETag.
-#[derive(Clone)]
-pub struct Entry {
-    pub reply: Reply,
-    pub etag: Arc<str>,
-}
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 
 /// Shows whose maps are kept at most; past it, maps are read from the database.
 const MAX_SHOWS: usize = 10_000;
-
-/// Generations of every map of this process: never reused, so a tag names one body.
-static GENERATION: AtomicU64 = AtomicU64::new(1);
-
-fn next_generation() -> u64 {
-    GENERATION.fetch_add(1, Ordering::Relaxed)
-}
 
 /// How far a server's clock may run behind the database's before a refusal from
 /// memory could block a seat whose hold has lapsed by the database's clock.
@@ -84,10 +78,11 @@ fn refusal_clock() -> DateTime<Utc> {
 }
 
 pub struct SeatCache {
-    // A std Mutex: held for a lookup or an insert, never across an await.
+    // A blocking mutex: held for a lookup or an insert, never across an await.
     shows: Mutex<HashMap<ShowId, Arc<ShowCache>>>,
-    /// Random per process: a tag from another process or an earlier run never matches.
+    /// Random per cache: a tag from another process or an earlier run never matches.
     epoch: String,
+    generations: Generations,
 }
 
 impl Default for SeatCache {
@@ -96,10 +91,15 @@ impl Default for SeatCache {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0);
-        let mix = nanos ^ (u64::from(std::process::id()) << 40) ^ (&GENERATION as *const _ as u64);
+        // Randomly keyed, and keyed anew for each cache of a process.
+        let random = std::collections::hash_map::RandomState::new()
+            .build_hasher()
+            .finish();
+        let mix = nanos ^ (u64::from(std::process::id()) << 40) ^ random;
         SeatCache {
             shows: Mutex::new(HashMap::new()),
             epoch: format!("{mix:x}"),
+            generations: Generations::default(),
         }
     }
 }
@@ -113,301 +113,13 @@ struct ShowCache {
     state: Mutex<ShowState>,
 }
 
-#[derive(Default)]
-struct ShowState {
-    /// Whether a task applies the show's events for us.
-    followed: bool,
-    /// The last event of the show that the follower has seen.
-    seen: Position,
-    map: Option<Map>,
-    /// While a read of the map runs: the events seen meanwhile, to apply to its result.
-    building: Option<Vec<Arc<SeatEvent>>>,
-    /// This process's own changes that the follower has not seen yet, oldest first.
-    own: Vec<Arc<SeatEvent>>,
-    /// The last answer: its generation, body and tag.
-    rendered: Option<(u64, Entry)>,
-}
-
-/// A show's seats, compact, in map order.
-struct Map {
-    show: ShowId,
-    seats: Vec<Slot>,
-    index: HashMap<SeatLabel, u32>,
-    /// What the read saw: events of these transactions are in the map already.
-    snapshot: TxSnapshot,
-    /// Bumped on every change of the map or of the own changes on top of it.
-    generation: u64,
-    /// No earlier than the earliest `expires_at` of a held seat: past it, the map may
-    /// be wrong (a lapse or an extend) and is read afresh.
-    valid_until: Option<DateTime<Utc>>,
-}
-
-struct Slot {
-    /// `{"label":..,"row":..,"number":..,"category":..,"price":..,"state":"`: the JSON
-    /// of the seat up to its state, which never changes.
-    head: Box<str>,
-    /// Closes the seat's JSON after its version: `,"aisle_after":true}` or `false}`.
-    aisle_after: bool,
-    state: SeatState,
-    version: String,
-    held_until: Option<DateTime<Utc>>,
-}
-
-fn state_str(s: SeatState) -> &'static str {
-    match s {
-        SeatState::Available => "available",
-        SeatState::Held => "held",
-        SeatState::Booked => "booked",
-    }
-}
-
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
-}
-
-impl Map {
-    fn from_db(map: SeatMap, snapshot: TxSnapshot) -> Map {
-        let mut index = HashMap::with_capacity(map.seats.len());
-        let mut valid_until = None;
-        let seats = map
-            .seats
-            .into_iter()
-            .enumerate()
-            .map(|(i, s)| {
-                index.insert(s.label.clone(), i as u32);
-                // Must equal the field order and form of `booking_core::Seat`'s JSON
-                // (tested against it).
-                let mut head = String::with_capacity(96);
-                let _ = write!(
-                    head,
-                    "{{\"label\":{},\"row\":{},\"number\":{},\"category\":{},",
-                    json_str(s.label.as_str()),
-                    json_str(&s.row),
-                    s.number,
-                    json_str(&s.category)
-                );
-                if let Some(p) = s.price {
-                    let _ = write!(head, "\"price\":{p},");
-                }
-                head.push_str("\"state\":\"");
-                if s.state == SeatState::Held {
-                    valid_until = earliest(valid_until, s.held_until);
-                }
-                Slot {
-                    head: head.into(),
-                    aisle_after: s.aisle_after,
-                    state: s.state,
-                    version: s.version.as_str().to_owned(),
-                    held_until: s.held_until,
-                }
-            })
-            .collect();
-        Map {
-            show: map.show_id,
-            seats,
-            index,
-            snapshot,
-            generation: next_generation(),
-            valid_until,
-        }
-    }
-
-    /// Applies one committed transaction's changes.
-    fn apply(&mut self, event: &SeatEvent) {
-        for c in &event.seats {
-            if let Some(&i) = self.index.get(&c.label) {
-                let slot = &mut self.seats[i as usize];
-                slot.state = c.state;
-                slot.version.clear();
-                slot.version.push_str(c.version.as_str());
-                slot.held_until = c.held_until;
-            }
-        }
-        self.valid_until = earliest(self.valid_until, hold_deadline(event));
-        self.generation = next_generation();
-    }
-}
-
-/// A held seat whose deadline the event does not carry makes the map expire now.
-fn hold_deadline(event: &SeatEvent) -> Option<DateTime<Utc>> {
-    event
-        .seats
-        .iter()
-        .filter(|c| c.state == SeatState::Held)
-        .map(|c| c.held_until.unwrap_or(DateTime::<Utc>::MIN_UTC))
-        .min()
-}
-
-fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
-impl ShowState {
-    /// The map, if it is still exact at `now`.
-    fn usable(&self, now: DateTime<Utc>) -> Option<&Map> {
-        let map = self.map.as_ref()?;
-        let own_until = self.own.iter().filter_map(|e| hold_deadline(e)).min();
-        match earliest(map.valid_until, own_until) {
-            Some(t) if t <= now => None,
-            _ => Some(map),
-        }
-    }
-
-    /// The answer for the map as it is now (rendered again only if it changed).
-    fn entry(&mut self, epoch: &str, now: DateTime<Utc>) -> Option<Entry> {
-        let generation = self.usable(now)?.generation;
-        if let Some((g, entry)) = &self.rendered {
-            if *g == generation {
-                return Some(entry.clone());
-            }
-        }
-        let map = self.map.as_ref()?;
-        let body = render(map, &self.own);
-        let etag: Arc<str> = format!("\"{epoch}-{generation}\"").into();
-        let entry = Entry {
-            reply: Reply::json_bytes(StatusCode::OK, body),
-            etag,
-        };
-        self.rendered = Some((generation, entry.clone()));
-        Some(entry)
-    }
-
-    /// The follower saw `event`, the next event of the show.
-    fn on_event(&mut self, event: &Arc<SeatEvent>) {
-        self.seen = event.position;
-        if let Some(pending) = &mut self.building {
-            pending.push(event.clone());
-        }
-        let before = self.own.len();
-        self.own.retain(|o| o.position > event.position);
-        if let Some(map) = &mut self.map {
-            if !map.snapshot.sees(event.position.xid()) {
-                map.apply(event);
-            } else if self.own.len() != before {
-                map.generation = next_generation();
-            }
-        }
-    }
-
-    /// A change made by this process has committed.
-    fn on_own(&mut self, event: &Arc<SeatEvent>) {
-        if !self.followed {
-            return; // No map can be kept without a follower: the next one is read anew.
-        }
-        if event.position <= self.seen {
-            return; // The follower has applied it already.
-        }
-        if let Some(map) = &mut self.map {
-            if map.snapshot.sees(event.position.xid()) {
-                return; // The map was read after it.
-            }
-            map.generation = next_generation();
-        }
-        let at = self.own.partition_point(|o| o.position < event.position);
-        if self.own.get(at).map(|o| o.position) != Some(event.position) {
-            self.own.insert(at, event.clone());
-        }
-    }
-
-    /// Of `labels`, those the map shows taken (booked, or held before its deadline) at
-    /// `now`; `None` when the map is not usable or does not know every label.
-    fn taken(&self, labels: &[SeatLabel], now: DateTime<Utc>) -> Option<Vec<SeatLabel>> {
-        let map = self.usable(now)?;
-        let mut taken = Vec::new();
-        for label in labels {
-            let i = *map.index.get(label)?;
-            let slot = &map.seats[i as usize];
-            let mut state = (slot.state, slot.held_until);
-            for e in &self.own {
-                for c in e.seats.iter().filter(|c| &c.label == label) {
-                    state = (c.state, c.held_until);
-                }
-            }
-            let is_taken = match state {
-                (SeatState::Booked, _) => true,
-                (SeatState::Held, Some(until)) => until > now,
-                _ => false,
-            };
-            if is_taken {
-                taken.push(label.clone());
-            }
-        }
-        Some(taken)
-    }
-
-    /// A read of the map has returned.
-    fn install(&mut self, map: SeatMap, snapshot: TxSnapshot) {
-        let mut map = Map::from_db(map, snapshot);
-        for e in self.building.take().unwrap_or_default() {
-            if !map.snapshot.sees(e.position.xid()) {
-                map.apply(&e);
-            }
-        }
-        let seen = self.seen;
-        self.own
-            .retain(|o| o.position > seen && !map.snapshot.sees(o.position.xid()));
-        self.map = Some(map);
-    }
-}
-
-/// The map's JSON: `{"show_id":"..","seats":[..]}`, own changes on top.
-fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
-    // The own changes that are not in the map yet, newest last (so newest wins).
-    let mut over: HashMap<u32, (SeatState, &str)> = HashMap::new();
-    for e in own {
-        for c in &e.seats {
-            if let Some(&i) = map.index.get(&c.label) {
-                over.insert(i, (c.state, c.version.as_str()));
-            }
-        }
-    }
-    let mut out =
-        Vec::with_capacity(64 + map.seats.iter().map(|s| s.head.len() + 48).sum::<usize>());
-    out.extend_from_slice(b"{\"show_id\":");
-    out.extend_from_slice(json_str(&map.show.to_string()).as_bytes());
-    out.extend_from_slice(b",\"seats\":[");
-    for (i, s) in map.seats.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let (state, version) = match over.get(&(i as u32)) {
-            Some(&(state, version)) => (state, version),
-            None => (s.state, s.version.as_str()),
-        };
-        out.extend_from_slice(s.head.as_bytes());
-        out.extend_from_slice(state_str(state).as_bytes());
-        out.extend_from_slice(b"\",\"version\":");
-        if version.bytes().all(|b| b.is_ascii_alphanumeric()) {
-            out.push(b'"');
-            out.extend_from_slice(version.as_bytes());
-            out.push(b'"');
-        } else {
-            out.extend_from_slice(json_str(version).as_bytes());
-        }
-        out.extend_from_slice(if s.aisle_after {
-            b",\"aisle_after\":true}"
-        } else {
-            b",\"aisle_after\":false}"
-        });
-    }
-    out.extend_from_slice(b"]}");
-    out.into()
-}
-
 impl SeatCache {
     fn show(&self, show: ShowId) -> Option<Arc<ShowCache>> {
-        self.shows
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&show)
-            .cloned()
+        self.shows.lock().get(&show).cloned()
     }
 
     fn show_or_new(&self, show: ShowId) -> Option<Arc<ShowCache>> {
-        let mut shows = self.shows.lock().unwrap_or_else(|p| p.into_inner());
+        let mut shows = self.shows.lock();
         if shows.len() >= MAX_SHOWS && !shows.contains_key(&show) {
             return None;
         }
@@ -428,7 +140,7 @@ impl SeatCache {
     /// The map of `show` as it is now, if it is cached and still exact.
     pub fn get(&self, show: ShowId) -> Option<Entry> {
         let s = self.show(show)?;
-        let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+        let mut state = s.state.lock();
         state.entry(&self.epoch, Utc::now())
     }
 
@@ -452,7 +164,7 @@ impl SeatCache {
         }
         self.follow(show, &s, feed).await?;
         {
-            let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = s.state.lock();
             state.map = None;
             state.building = Some(Vec::new());
         }
@@ -462,7 +174,7 @@ impl SeatCache {
         }
         .await;
         let kept = {
-            let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = s.state.lock();
             let map = match read {
                 Ok(map) => map,
                 Err(e) => {
@@ -475,7 +187,7 @@ impl SeatCache {
                 // current), or this process cancelled a booking of the show meanwhile
                 // (the read may predate it): answer from a read made after that.
                 Some(snapshot) if state.followed && state.building.is_some() => {
-                    state.install(map, snapshot);
+                    state.install(map, snapshot, &self.generations);
                     // Just read: exact unless a hold lapsed already.
                     state.entry(&self.epoch, Utc::now())
                 }
@@ -498,30 +210,27 @@ impl SeatCache {
         s: &Arc<ShowCache>,
         feed: &Feed,
     ) -> Result<(), crate::http::ApiError> {
-        if s.state.lock().unwrap_or_else(|p| p.into_inner()).followed {
+        if s.state.lock().followed {
             return Ok(());
         }
         let mut sub = feed.subscribe(show, None).await?;
         {
-            let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = s.state.lock();
             state.followed = true;
             state.seen = sub.position();
         }
         let (cache, s) = (Arc::clone(self), Arc::clone(s));
         tokio::spawn(async move {
             while let Some(event) = sub.next().await {
-                s.state
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .on_event(&event);
+                s.state.lock().on_event(&event, &cache.generations);
             }
             // Cut off or stopped: forget the map rather than serve it unwatched.
-            let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = s.state.lock();
             state.followed = false;
             state.map = None;
             state.rendered = None;
             drop(state);
-            let mut shows = cache.shows.lock().unwrap_or_else(|p| p.into_inner());
+            let mut shows = cache.shows.lock();
             if shows.get(&show).is_some_and(|x| Arc::ptr_eq(x, &s)) {
                 shows.remove(&show);
             }
@@ -572,7 +281,7 @@ impl SeatCache {
         let s = self.show(show)?;
         // Cheap first look: nothing to wait for unless a seat looks taken.
         {
-            let state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let state = s.state.lock();
             if state.taken(labels, refusal_clock())?.is_empty() {
                 return None;
             }
@@ -583,7 +292,7 @@ impl SeatCache {
         {
             return None;
         }
-        let state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+        let state = s.state.lock();
         if !state.followed || feed.last_dispatched(show).is_some_and(|p| p > state.seen) {
             return None; // Events handed out that the follower has not applied yet.
         }
@@ -603,13 +312,7 @@ impl SeatCache {
         let Some(s) = self.show_or_new(show) else {
             return;
         };
-        if s.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .map
-            .is_some()
-            || s.prefetching.swap(true, Ordering::AcqRel)
-        {
+        if s.state.lock().map.is_some() || s.prefetching.swap(true, Ordering::AcqRel) {
             return;
         }
         let (cache, feed, pool) = (Arc::clone(self), feed.clone(), pool.clone());
@@ -628,16 +331,13 @@ impl SeatCache {
         let Some(s) = self.show(event.show_id) else {
             return; // Not cached: the next read of the map comes after our commit.
         };
-        s.state
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .on_own(event);
+        s.state.lock().on_own(event, &self.generations);
     }
 
     /// Drops the show's map: the next request reads it afresh.
     pub fn invalidate(&self, show: ShowId) {
         if let Some(s) = self.show(show) {
-            let mut state = s.state.lock().unwrap_or_else(|p| p.into_inner());
+            let mut state = s.state.lock();
             state.map = None;
             state.rendered = None;
             // A read in flight may have begun before the change: not kept either.

@@ -101,77 +101,17 @@ struct ShowList {
     shows: Vec<shows::Show>,
 }
 
-/// `GET /shows`: every show with its seat counts. Counting costs a look at every taken
-/// seat of every show (the held ones against their holds' deadlines), which under an
-/// on-sale of many shows is far more than a listing is worth on every request. So one
-/// request at a time reads it, and the answer is reused for up to [`LIST_MAX_AGE`]:
-/// counts may trail by that much; a show created through this process is listed at once.
+/// `GET /shows`: every show with its seat counts, reused for up to
+/// [`LIST_MAX_AGE`](crate::show_list::LIST_MAX_AGE) (see [`crate::show_list`]).
 pub async fn list(state: &AppState) -> Result<Reply, ApiError> {
-    if let Some(reply) = state.show_list.fresh() {
-        return Ok(reply);
-    }
-    let building = state.show_list.building.clone();
-    let _turn = building.lock().await;
-    // Whoever held the lock before us may have just read it.
-    if let Some(reply) = state.show_list.fresh() {
-        return Ok(reply);
-    }
-    let generation = state.show_list.generation();
-    let read_at = std::time::Instant::now();
-    let client = state.client().await?;
-    let shows = shows::list_shows(&client).await?;
-    let reply = Reply::json(StatusCode::OK, &ShowList { shows });
-    state.show_list.store(generation, read_at, reply.clone());
-    Ok(reply)
-}
-
-/// How long a `GET /shows` answer is reused.
-pub const LIST_MAX_AGE: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// The last `GET /shows` answer and when its read began.
-#[derive(Default)]
-pub struct ListCache {
-    last: std::sync::Mutex<ListEntry>,
-    /// One database read at a time; the others wait for it and take its answer.
-    building: std::sync::Arc<tokio::sync::Mutex<()>>,
-}
-
-#[derive(Default)]
-struct ListEntry {
-    /// Bumped by [`ListCache::forget`]: a read begun before it is not stored.
-    generation: u64,
-    reply: Option<(std::time::Instant, Reply)>,
-}
-
-impl ListCache {
-    fn fresh(&self) -> Option<Reply> {
-        let last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        match &last.reply {
-            Some((at, reply)) if at.elapsed() < LIST_MAX_AGE => Some(reply.clone()),
-            _ => None,
-        }
-    }
-
-    fn generation(&self) -> u64 {
-        self.last
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .generation
-    }
-
-    fn store(&self, generation: u64, read_at: std::time::Instant, reply: Reply) {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        if last.generation == generation {
-            last.reply = Some((read_at, reply));
-        }
-    }
-
-    /// Drops the stored answer (a show was created here).
-    pub fn forget(&self) {
-        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
-        last.generation += 1;
-        last.reply = None;
-    }
+    state
+        .show_list
+        .get_or_read(|| async {
+            let client = state.client().await?;
+            let shows = shows::list_shows(&client).await?;
+            Ok(Reply::json(StatusCode::OK, &ShowList { shows }))
+        })
+        .await
 }
 
 /// A show id from the path; one that cannot exist is simply not found.

@@ -32,8 +32,8 @@ pub struct AppState {
     pub feed: booking_core::Feed,
     /// Seat maps served from memory while the feed says nothing changed.
     pub seat_cache: std::sync::Arc<crate::seat_cache::SeatCache>,
-    /// `GET /shows`, answered from memory for up to a second (see `shows::ListCache`).
-    pub show_list: crate::shows::ListCache,
+    /// `GET /shows`, answered from memory for up to a second (see `show_list`).
+    pub show_list: crate::show_list::ListCache,
     /// Holds without an idempotency key, written in batches (see
     /// `booking_core::holds::batch`); `None` when HOLD_BATCHES is 0.
     pub holds: Option<Batcher>,

@@ -287,6 +287,62 @@ async fn operations_endpoints_answer() {
     ] {
         assert!(text.contains(series), "metrics lack {series}:\n{text}");
     }
+    // Every series, with its type, as scrapers and our scripts read them.
+    for (name, kind) in [
+        ("booking_http_requests_total", "counter"),
+        ("booking_http_request_duration_seconds", "histogram"),
+        ("booking_holds_total", "counter"),
+        ("booking_best_holds_total", "counter"),
+        ("booking_best_lock_attempts_total", "counter"),
+        ("booking_best_reads_total", "counter"),
+        ("booking_confirms_total", "counter"),
+        ("booking_releases_total", "counter"),
+        ("booking_cancels_total", "counter"),
+        ("booking_expiries_total", "counter"),
+        ("booking_lock_timeouts_total", "counter"),
+        ("booking_unavailable_total", "counter"),
+        ("booking_hold_batches_total", "counter"),
+        ("booking_hold_batch_requests_total", "counter"),
+        ("booking_hold_batch_decided_alone_total", "counter"),
+        ("booking_hold_batch_failures_total", "counter"),
+        ("booking_pool_connections", "gauge"),
+        ("booking_pool_max_connections", "gauge"),
+        ("booking_pool_in_use", "gauge"),
+        ("booking_pool_waiting", "gauge"),
+    ] {
+        assert!(
+            text.lines()
+                .any(|l| l.starts_with(&format!("# HELP {name} "))),
+            "metrics lack the help of {name}:\n{text}"
+        );
+        assert!(
+            text.lines().any(|l| l == format!("# TYPE {name} {kind}")),
+            "metrics lack {name} as a {kind}:\n{text}"
+        );
+        let sample = if kind == "histogram" {
+            format!("{name}_bucket{{")
+        } else {
+            name.to_owned()
+        };
+        assert!(
+            text.lines().any(|l| l.starts_with(&sample)),
+            "metrics lack a sample of {name}:\n{text}"
+        );
+    }
+    // The bucket bounds, written as before (scripts/faults/overload.py matches them).
+    let route = "route=\"POST /shows\",status=\"201\"";
+    for le in [
+        "0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "5",
+        "10", "30", "+Inf",
+    ] {
+        let bucket =
+            format!("booking_http_request_duration_seconds_bucket{{{route},le=\"{le}\"}} ");
+        assert!(text.contains(&bucket), "metrics lack {bucket}:\n{text}");
+    }
+    assert!(text.contains(&format!(
+        "booking_http_request_duration_seconds_count{{{route}}} 1\n"
+    )));
+    assert!(text.contains("booking_lock_timeouts_total 0\n"));
 
     // The seat-map page and its files, from the binary.
     let page = s.get("/").send().await;
@@ -641,6 +697,16 @@ async fn a_row_lock_held_too_long_gives_503_with_retry_after() {
         "no SQL text leaks: {}",
         r.text()
     );
+    let metrics = s.get("/metrics").send().await.text();
+    for series in [
+        "booking_lock_timeouts_total 1\n",
+        "booking_unavailable_total 1\n",
+    ] {
+        assert!(
+            metrics.contains(series),
+            "metrics lack {series}:\n{metrics}"
+        );
+    }
     locker.batch_execute("ROLLBACK").await.unwrap();
 
     // Once the lock is gone, the same request succeeds.

@@ -101,6 +101,13 @@ async fn every_kind_of_change_is_streamed_with_the_documented_shape_and_resumes(
         let got = since.next_event().await.unwrap();
         assert_eq!((&got.id, &got.data), (&e.id, &e.data));
     }
+    // The query is percent-decoded (as a client's URL encoder may write it), and other
+    // parameters beside it are ignored.
+    let encoded = second.replace('.', "%2E");
+    let mut decoded = Sse::open(s.addr, &format!("{path}?utm=x%26y&since={encoded}"), &[]).await;
+    assert_eq!(decoded.status, StatusCode::OK);
+    let got = decoded.next_event().await.unwrap();
+    assert_eq!((&got.id, &got.data), (&events[2].id, &events[2].data));
 
     // Bad positions and unknown shows.
     let bad = s.get(&format!("{path}?since=yesterday")).send().await;

@@ -253,6 +253,12 @@ async fn a_key_in_use_gives_409_and_a_5xx_is_not_stored() {
             .await,
         0
     );
+    // Counted although the answer came through the key's transaction, not an error.
+    let metrics = s.get("/metrics").send().await.text();
+    assert!(
+        metrics.contains("booking_lock_timeouts_total 1\n"),
+        "{metrics}"
+    );
     other.batch_execute("ROLLBACK").await.unwrap();
     let r = s
         .post(&path)

@@ -100,6 +100,20 @@ proptest! {
     }
 
     #[test]
+    fn a_token_of_the_right_length_with_one_byte_wrong_is_refused(token in "[!-~]{16,40}", at in any::<prop::sample::Index>(), by in 1u8..94) {
+        let mut guess = token.clone().into_bytes();
+        let i = at.index(guess.len());
+        // Another visible ASCII character (b'!'..=b'~' is 94 of them) in the same place.
+        guess[i] = b'!' + (guess[i] - b'!' + by) % 94;
+        let guess = String::from_utf8(guess).unwrap();
+        prop_assert_ne!(&guess, &token);
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {guess}")).unwrap());
+        let e = http::admin(&headers, Some(&token)).unwrap_err();
+        prop_assert_eq!(e.status, StatusCode::UNAUTHORIZED);
+    }
+
+    #[test]
     fn any_body_is_json_or_400_naming_a_field(body in proptest::collection::vec(any::<u8>(), 0..200)) {
         match http::parse_json::<serde_json::Value>(&body) {
             Ok(v) => {

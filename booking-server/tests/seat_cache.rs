@@ -220,6 +220,35 @@ async fn a_map_answers_304_until_a_seat_changes_in_this_or_another_process() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_in_one_process_tag_their_maps_apart() {
+    // Both serve one show of one database; each cache has its own epoch and its own
+    // generations (no process-wide counter), so each first map is generation 1.
+    let a = TestServer::start().await;
+    let b = TestServer::start_on(&a.database_url, |_| {}).await;
+    let show = a.show(&[("A", 3)]).await;
+    let path = format!("/shows/{show}/seats");
+    let tag_a = a.get(&path).send().await.header("etag").unwrap().to_owned();
+    let tag_b = b.get(&path).send().await.header("etag").unwrap().to_owned();
+    let parts = |tag: &str| {
+        let (epoch, generation) = tag.trim_matches('"').rsplit_once('-').unwrap();
+        (epoch.to_owned(), generation.to_owned())
+    };
+    let ((epoch_a, gen_a), (epoch_b, gen_b)) = (parts(&tag_a), parts(&tag_b));
+    assert_eq!(
+        (gen_a.as_str(), gen_b.as_str()),
+        ("1", "1"),
+        "{tag_a} {tag_b}"
+    );
+    assert_ne!(epoch_a, epoch_b);
+    let other = b.get(&path).header("if-none-match", &tag_a).send().await;
+    assert_eq!(
+        other.status,
+        StatusCode::OK,
+        "a tag of another server never matches"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lapsed_hold_reads_available_and_an_extended_one_held() {
     let a = TestServer::start().await;
     let b = TestServer::start_on(&a.database_url, |_| {}).await;

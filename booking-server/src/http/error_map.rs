@@ -1,0 +1,114 @@
+//! The one place where `booking_core::Error` becomes an answer: each case gets one
+//! status, one error code and one sentence. Handlers only write `?`.
+
+use super::reply::ApiError;
+use booking_core::{Error as CoreError, SeatLabel};
+use hyper::StatusCode;
+
+impl ApiError {
+    fn with_seats(mut self, seats: &[SeatLabel]) -> ApiError {
+        self.seats = Some(seats.iter().map(|s| s.as_str().to_owned()).collect());
+        self
+    }
+}
+
+fn seat_list(seats: &[SeatLabel]) -> String {
+    seats
+        .iter()
+        .map(SeatLabel::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl From<CoreError> for ApiError {
+    fn from(e: CoreError) -> ApiError {
+        use StatusCode as S;
+        match e {
+            // Best available found no group: there is no seat to name.
+            CoreError::SeatsUnavailable { seats } if seats.is_empty() => ApiError::new(
+                S::CONFLICT,
+                "seats_unavailable",
+                "No group of free seats fits the request. Nothing was held; ask for fewer seats, another category or seats not side by side.",
+            )
+            .with_seats(&seats),
+            CoreError::SeatsUnavailable { seats } => ApiError::new(
+                S::CONFLICT,
+                "seats_unavailable",
+                format!("Already held or booked: {}. Nothing was held; pick other seats.", seat_list(&seats)),
+            )
+            .with_seats(&seats),
+            CoreError::StaleVersion { seats } => ApiError::new(
+                S::PRECONDITION_FAILED,
+                "stale_version",
+                format!("These seats changed since you looked: {}. Reload the seat map.", seat_list(&seats)),
+            )
+            .with_seats(&seats),
+            CoreError::SeatNotFound { seats } => ApiError::new(
+                S::NOT_FOUND,
+                "seat_not_found",
+                format!("The show has no seats {}.", seat_list(&seats)),
+            )
+            .with_seats(&seats),
+            CoreError::ShowNotFound => ApiError::new(S::NOT_FOUND, "show_not_found", "No show has this id."),
+            CoreError::HoldNotFound => ApiError::new(S::NOT_FOUND, "hold_not_found", "No hold has this id."),
+            CoreError::BookingNotFound => {
+                ApiError::new(S::NOT_FOUND, "booking_not_found", "No booking has this id.")
+            }
+            CoreError::HoldExpired => ApiError::new(
+                S::GONE,
+                "hold_expired",
+                "The hold expired and its seats were let go; hold them again.",
+            ),
+            CoreError::HoldReleased => {
+                ApiError::new(S::CONFLICT, "hold_released", "The hold was released; hold the seats again.")
+            }
+            CoreError::HoldConfirmed => ApiError::new(
+                S::CONFLICT,
+                "hold_confirmed",
+                "The hold is already confirmed into a booking; cancel the booking instead.",
+            ),
+            CoreError::Forbidden => {
+                ApiError::new(S::FORBIDDEN, "forbidden", "This belongs to another user.")
+            }
+            CoreError::HoldLimitReached { max_seconds } => ApiError::new(
+                S::CONFLICT,
+                "hold_limit_reached",
+                format!("A hold lives at most {max_seconds} seconds from its creation; confirm it or hold again."),
+            ),
+            CoreError::Invalid { field, reason } => {
+                ApiError::invalid(field.clone(), format!("Invalid {field}: {reason}."))
+            }
+            CoreError::Busy(why) => {
+                tracing::warn!(reason = why, "busy");
+                let mut e = ApiError::unavailable("The service is busy right now; retry shortly.");
+                e.lock_timeout = why == booking_core::error::LOCK_WAIT;
+                e
+            }
+            CoreError::Database(e) if is_transient(&e) => {
+                tracing::warn!(error = %e, "database unavailable");
+                ApiError::unavailable("The database cannot be reached right now; retry shortly.")
+            }
+            CoreError::Pool(e) => {
+                tracing::warn!(error = %e, "connection pool");
+                ApiError::unavailable("The database cannot be reached right now; retry shortly.")
+            }
+            other => ApiError::internal(other),
+        }
+    }
+}
+
+/// Connection trouble, shutdowns, failovers, resource limits: worth a retry. Anything
+/// else from the database (a constraint, a syntax error) is a bug here.
+fn is_transient(e: &booking_core::tokio_postgres::Error) -> bool {
+    let Some(code) = e.code() else {
+        // No SQLSTATE: I/O error, closed connection, time-out while connecting.
+        return true;
+    };
+    let c = code.code();
+    c.starts_with("08") // connection exception
+        || c.starts_with("53") // insufficient resources (too many connections, ...)
+        || c.starts_with("57P") // admin/crash shutdown, cannot connect now
+        || c == "40001" // serialization failure
+        || c == "40P01" // deadlock detected (should never happen: ids are locked in order)
+        || c == "25006" // read-only transaction: a standby took our connection during failover
+}

@@ -1,0 +1,329 @@
+//! One show's seat map in memory: its seats, the feed's events applied to it, this
+//! process's own changes on top (see the parent module for why it equals a state the
+//! database had), and its JSON.
+
+use crate::http::Reply;
+use booking_core::feed::TxSnapshot;
+use booking_core::{Position, SeatEvent, SeatLabel, SeatMap, SeatState, ShowId};
+use bytes::Bytes;
+use chrono::{DateTime, Utc};
+use hyper::StatusCode;
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+/// A finished seat-map answer and its ETag.
+#[derive(Clone)]
+pub struct Entry {
+    pub reply: Reply,
+    pub etag: Arc<str>,
+}
+
+/// Generations of every map of one cache, shows dropped and read again included:
+/// never reused, so a tag names one body.
+#[derive(Default)]
+pub(super) struct Generations(AtomicU64);
+
+impl Generations {
+    fn next(&self) -> u64 {
+        self.0.fetch_add(1, Ordering::Relaxed) + 1
+    }
+}
+
+/// What the cache knows of one show.
+#[derive(Default)]
+pub(super) struct ShowState {
+    /// Whether a task applies the show's events for us.
+    pub(super) followed: bool,
+    /// The last event of the show that the follower has seen.
+    pub(super) seen: Position,
+    pub(super) map: Option<Map>,
+    /// While a read of the map runs: the events seen meanwhile, to apply to its result.
+    pub(super) building: Option<Vec<Arc<SeatEvent>>>,
+    /// This process's own changes that the follower has not seen yet, oldest first.
+    own: Vec<Arc<SeatEvent>>,
+    /// The last answer: its generation, body and tag.
+    pub(super) rendered: Option<(u64, Entry)>,
+}
+
+/// A show's seats, compact, in map order.
+pub(super) struct Map {
+    show: ShowId,
+    seats: Vec<Slot>,
+    index: HashMap<SeatLabel, u32>,
+    /// What the read saw: events of these transactions are in the map already.
+    snapshot: TxSnapshot,
+    /// Bumped on every change of the map or of the own changes on top of it.
+    generation: u64,
+    /// No earlier than the earliest `expires_at` of a held seat: past it, the map may
+    /// be wrong (a lapse or an extend) and is read afresh.
+    valid_until: Option<DateTime<Utc>>,
+}
+
+struct Slot {
+    /// `{"label":..,"row":..,"number":..,"category":..,"price":..,"state":"`: the JSON
+    /// of the seat up to its state, which never changes.
+    head: Box<str>,
+    /// Closes the seat's JSON after its version: `,"aisle_after":true}` or `false}`.
+    aisle_after: bool,
+    state: SeatState,
+    version: String,
+    held_until: Option<DateTime<Utc>>,
+}
+
+fn state_str(s: SeatState) -> &'static str {
+    match s {
+        SeatState::Available => "available",
+        SeatState::Held => "held",
+        SeatState::Booked => "booked",
+    }
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+impl Map {
+    fn from_db(map: SeatMap, snapshot: TxSnapshot, generations: &Generations) -> Map {
+        let mut index = HashMap::with_capacity(map.seats.len());
+        let mut valid_until = None;
+        let seats = map
+            .seats
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                index.insert(s.label.clone(), i as u32);
+                // Must equal the field order and form of `booking_core::Seat`'s JSON
+                // (tested against it).
+                let mut head = String::with_capacity(96);
+                let _ = write!(
+                    head,
+                    "{{\"label\":{},\"row\":{},\"number\":{},\"category\":{},",
+                    json_str(s.label.as_str()),
+                    json_str(&s.row),
+                    s.number,
+                    json_str(&s.category)
+                );
+                if let Some(p) = s.price {
+                    let _ = write!(head, "\"price\":{p},");
+                }
+                head.push_str("\"state\":\"");
+                if s.state == SeatState::Held {
+                    valid_until = earliest(valid_until, s.held_until);
+                }
+                Slot {
+                    head: head.into(),
+                    aisle_after: s.aisle_after,
+                    state: s.state,
+                    version: s.version.as_str().to_owned(),
+                    held_until: s.held_until,
+                }
+            })
+            .collect();
+        Map {
+            show: map.show_id,
+            seats,
+            index,
+            snapshot,
+            generation: generations.next(),
+            valid_until,
+        }
+    }
+
+    /// Applies one committed transaction's changes.
+    fn apply(&mut self, event: &SeatEvent, generations: &Generations) {
+        for c in &event.seats {
+            if let Some(&i) = self.index.get(&c.label) {
+                let slot = &mut self.seats[i as usize];
+                slot.state = c.state;
+                slot.version.clear();
+                slot.version.push_str(c.version.as_str());
+                slot.held_until = c.held_until;
+            }
+        }
+        self.valid_until = earliest(self.valid_until, hold_deadline(event));
+        self.generation = generations.next();
+    }
+}
+
+/// A held seat whose deadline the event does not carry makes the map expire now.
+fn hold_deadline(event: &SeatEvent) -> Option<DateTime<Utc>> {
+    event
+        .seats
+        .iter()
+        .filter(|c| c.state == SeatState::Held)
+        .map(|c| c.held_until.unwrap_or(DateTime::<Utc>::MIN_UTC))
+        .min()
+}
+
+fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+impl ShowState {
+    /// The map, if it is still exact at `now`.
+    fn usable(&self, now: DateTime<Utc>) -> Option<&Map> {
+        let map = self.map.as_ref()?;
+        let own_until = self.own.iter().filter_map(|e| hold_deadline(e)).min();
+        match earliest(map.valid_until, own_until) {
+            Some(t) if t <= now => None,
+            _ => Some(map),
+        }
+    }
+
+    /// The answer for the map as it is now (rendered again only if it changed).
+    pub(super) fn entry(&mut self, epoch: &str, now: DateTime<Utc>) -> Option<Entry> {
+        let generation = self.usable(now)?.generation;
+        if let Some((g, entry)) = &self.rendered {
+            if *g == generation {
+                return Some(entry.clone());
+            }
+        }
+        let map = self.map.as_ref()?;
+        let body = render(map, &self.own);
+        let etag: Arc<str> = format!("\"{epoch}-{generation}\"").into();
+        let entry = Entry {
+            reply: Reply::json_bytes(StatusCode::OK, body),
+            etag,
+        };
+        self.rendered = Some((generation, entry.clone()));
+        Some(entry)
+    }
+
+    /// The follower saw `event`, the next event of the show.
+    pub(super) fn on_event(&mut self, event: &Arc<SeatEvent>, generations: &Generations) {
+        self.seen = event.position;
+        if let Some(pending) = &mut self.building {
+            pending.push(event.clone());
+        }
+        let before = self.own.len();
+        self.own.retain(|o| o.position > event.position);
+        if let Some(map) = &mut self.map {
+            if !map.snapshot.sees(event.position.xid()) {
+                map.apply(event, generations);
+            } else if self.own.len() != before {
+                map.generation = generations.next();
+            }
+        }
+    }
+
+    /// A change made by this process has committed.
+    pub(super) fn on_own(&mut self, event: &Arc<SeatEvent>, generations: &Generations) {
+        if !self.followed {
+            return; // No map can be kept without a follower: the next one is read anew.
+        }
+        if event.position <= self.seen {
+            return; // The follower has applied it already.
+        }
+        if let Some(map) = &mut self.map {
+            if map.snapshot.sees(event.position.xid()) {
+                return; // The map was read after it.
+            }
+            map.generation = generations.next();
+        }
+        let at = self.own.partition_point(|o| o.position < event.position);
+        if self.own.get(at).map(|o| o.position) != Some(event.position) {
+            self.own.insert(at, event.clone());
+        }
+    }
+
+    /// Of `labels`, those the map shows taken (booked, or held before its deadline) at
+    /// `now`; `None` when the map is not usable or does not know every label.
+    pub(super) fn taken(&self, labels: &[SeatLabel], now: DateTime<Utc>) -> Option<Vec<SeatLabel>> {
+        let map = self.usable(now)?;
+        let mut taken = Vec::new();
+        for label in labels {
+            let i = *map.index.get(label)?;
+            let slot = &map.seats[i as usize];
+            let mut state = (slot.state, slot.held_until);
+            for e in &self.own {
+                for c in e.seats.iter().filter(|c| &c.label == label) {
+                    state = (c.state, c.held_until);
+                }
+            }
+            let is_taken = match state {
+                (SeatState::Booked, _) => true,
+                (SeatState::Held, Some(until)) => until > now,
+                _ => false,
+            };
+            if is_taken {
+                taken.push(label.clone());
+            }
+        }
+        Some(taken)
+    }
+
+    /// A read of the map has returned.
+    pub(super) fn install(
+        &mut self,
+        map: SeatMap,
+        snapshot: TxSnapshot,
+        generations: &Generations,
+    ) {
+        let mut map = Map::from_db(map, snapshot, generations);
+        for e in self.building.take().unwrap_or_default() {
+            if !map.snapshot.sees(e.position.xid()) {
+                map.apply(&e, generations);
+            }
+        }
+        let seen = self.seen;
+        self.own
+            .retain(|o| o.position > seen && !map.snapshot.sees(o.position.xid()));
+        self.map = Some(map);
+    }
+}
+
+/// The map's JSON: `{"show_id":"..","seats":[..]}`, own changes on top.
+///
+/// Written here rather than by serde from a `SeatMap`: each seat's fixed part (label,
+/// row, number, category, price) was rendered once when the map was read, and an
+/// answer after a change copies those fragments and writes only states and versions.
+/// A generic serializer would format every field of every seat on every change, on the
+/// hottest read of an on-sale; so this renderer stays (the seat-cache tests check its
+/// output byte for byte against serde's).
+fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
+    // The own changes that are not in the map yet, newest last (so newest wins).
+    let mut over: HashMap<u32, (SeatState, &str)> = HashMap::new();
+    for e in own {
+        for c in &e.seats {
+            if let Some(&i) = map.index.get(&c.label) {
+                over.insert(i, (c.state, c.version.as_str()));
+            }
+        }
+    }
+    let mut out =
+        Vec::with_capacity(64 + map.seats.iter().map(|s| s.head.len() + 48).sum::<usize>());
+    out.extend_from_slice(b"{\"show_id\":");
+    out.extend_from_slice(json_str(&map.show.to_string()).as_bytes());
+    out.extend_from_slice(b",\"seats\":[");
+    for (i, s) in map.seats.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        let (state, version) = match over.get(&(i as u32)) {
+            Some(&(state, version)) => (state, version),
+            None => (s.state, s.version.as_str()),
+        };
+        out.extend_from_slice(s.head.as_bytes());
+        out.extend_from_slice(state_str(state).as_bytes());
+        out.extend_from_slice(b"\",\"version\":");
+        if version.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            out.push(b'"');
+            out.extend_from_slice(version.as_bytes());
+            out.push(b'"');
+        } else {
+            out.extend_from_slice(json_str(version).as_bytes());
+        }
+        out.extend_from_slice(if s.aisle_after {
+            b",\"aisle_after\":true}"
+        } else {
+            b",\"aisle_after\":false}"
+        });
+    }
+    out.extend_from_slice(b"]}");
+    out.into()
+}
