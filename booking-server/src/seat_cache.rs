@@ -54,7 +54,7 @@ pub mod map;
 pub use map::Entry;
 
 use crate::http::Reply;
-use booking_core::{Feed, SeatEvent, SeatLabel, ShowId};
+use booking_core::{Engine, Feed, SeatEvent, SeatLabel, ShowId};
 use chrono::{DateTime, Utc};
 use hyper::StatusCode;
 use map::{Generations, ShowState};
@@ -83,10 +83,14 @@ pub struct SeatCache {
     /// Random per cache: a tag from another process or an earlier run never matches.
     epoch: String,
     generations: Generations,
+    /// Runs the followers and background reads as the engine's tasks, so that a
+    /// shutdown waits for them.
+    engine: Engine,
 }
 
-impl Default for SeatCache {
-    fn default() -> Self {
+impl SeatCache {
+    /// An empty cache whose background work runs as tasks of `engine`.
+    pub fn new(engine: Engine) -> Self {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_nanos() as u64)
@@ -100,6 +104,7 @@ impl Default for SeatCache {
             shows: Mutex::new(HashMap::new()),
             epoch: format!("{mix:x}"),
             generations: Generations::default(),
+            engine,
         }
     }
 }
@@ -220,7 +225,7 @@ impl SeatCache {
             state.seen = sub.position();
         }
         let (cache, s) = (Arc::clone(self), Arc::clone(s));
-        tokio::spawn(async move {
+        self.engine.spawn(async move {
             while let Some(event) = sub.next().await {
                 s.state.lock().on_event(&event, &cache.generations);
             }
@@ -316,7 +321,7 @@ impl SeatCache {
             return;
         }
         let (cache, feed, pool) = (Arc::clone(self), feed.clone(), pool.clone());
-        tokio::spawn(async move {
+        self.engine.spawn(async move {
             if let Err(e) = cache.get_or_read(show, &feed, &pool).await {
                 tracing::debug!(error = %e.code, "reading a seat map in the background failed");
             }

@@ -24,9 +24,6 @@ pub struct AppState {
     pub engine: Engine,
     pub admin_token: Option<String>,
     pub request_timeout: Duration,
-    /// The process's one LISTEN connection (outside the pool): wakes the sweeper and
-    /// the feed.
-    pub listener: booking_core::Listener,
     pub metrics: Metrics,
     /// Live seat changes, followed by one pump per process.
     pub feed: booking_core::Feed,
@@ -37,7 +34,9 @@ pub struct AppState {
     /// Holds without an idempotency key, written in batches (see
     /// `booking_core::holds::batch`); `None` when HOLD_BATCHES is 0.
     pub holds: Option<Batcher>,
-    /// Fires when the server shuts down: ends event streams, the feed and the sweeper.
+    /// Fires when the server shuts down: ends event streams, the feed, its LISTEN
+    /// connection and the hold batches (the sweeper has a token of its own: it works
+    /// on while requests drain).
     pub shutdown: CancellationToken,
 }
 
@@ -75,7 +74,7 @@ impl AppState {
             &engine,
             feed_pool.clone(),
             FeedOptions {
-                listen: Some(listener.clone()),
+                listen: Some(listener),
                 ..FeedOptions::default()
             },
             shutdown.child_token(),
@@ -96,7 +95,7 @@ impl AppState {
         });
         Ok(AppState {
             holds,
-            seat_cache: Default::default(),
+            seat_cache: std::sync::Arc::new(crate::seat_cache::SeatCache::new(engine.clone())),
             show_list: Default::default(),
             feed,
             shutdown,
@@ -105,7 +104,6 @@ impl AppState {
             engine,
             admin_token: config.admin_token.clone(),
             request_timeout: config.request_timeout(),
-            listener,
             metrics: Metrics::default(),
         })
     }
