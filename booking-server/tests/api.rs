@@ -751,3 +751,126 @@ async fn best_available_holds_the_best_group_then_answers_409_with_no_seats() {
     );
     s.stop().await;
 }
+
+/// The check that every test's answers go through (`common::contract`) is not vacuous:
+/// it refuses answers the document does not allow.
+#[test]
+fn the_contract_check_refuses_answers_the_document_does_not_allow() {
+    use common::contract::problem;
+    use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+    use hyper::{HeaderMap, Method};
+    let typed = |ct: &'static str| {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        h
+    };
+    let json = typed("application/json; charset=utf-8");
+    let hold = json!({
+        "hold_id": "1-6f1c0b2e-1b2c-4d5e-8f90-0123456789ab", "show_id": "1", "user_id": "u",
+        "seats": ["A1"], "status": "active", "created_at": "2030-01-01T20:00:00Z",
+        "expires_at": "2030-01-01T20:10:00Z", "total": 0, "currency": "EUR"
+    });
+    let get = |path: &str, status: StatusCode, headers: &HeaderMap, body: &Value| {
+        problem(
+            &Method::GET,
+            path,
+            status,
+            headers,
+            body.to_string().as_bytes(),
+        )
+    };
+    let ok = StatusCode::OK;
+    let hold_path = "/holds/1-6f1c0b2e-1b2c-4d5e-8f90-0123456789ab";
+
+    assert_eq!(get(hold_path, ok, &json, &hold), Ok(()));
+    assert_eq!(
+        get("/healthz?x=1", ok, &json, &json!({"status": "ok"})),
+        Ok(())
+    );
+
+    let mut missing = hold.clone();
+    missing.as_object_mut().unwrap().remove("total");
+    let mut bad_time = hold.clone();
+    bad_time["created_at"] = json!("yesterday");
+    let mut bad_status = hold.clone();
+    bad_status["status"] = json!("pending");
+    let error = json!({"error": "unavailable", "message": "Busy."});
+    let mut retry = json.clone();
+    retry.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    assert_eq!(
+        get("/shows", StatusCode::SERVICE_UNAVAILABLE, &retry, &error),
+        Ok(())
+    );
+    let mut retry_text = json.clone();
+    retry_text.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+
+    for (what, result, expected) in [
+        (
+            "a missing field",
+            get(hold_path, ok, &json, &missing),
+            "\"total\" is a required property",
+        ),
+        (
+            "a bad date-time",
+            get(hold_path, ok, &json, &bad_time),
+            "date-time",
+        ),
+        (
+            "a value outside the enum",
+            get(hold_path, ok, &json, &bad_status),
+            "pending",
+        ),
+        (
+            "an undocumented status",
+            get(hold_path, StatusCode::IM_A_TEAPOT, &json, &hold),
+            "418, which it does not document",
+        ),
+        (
+            "a wrong content type",
+            get(hold_path, ok, &typed("text/plain"), &hold),
+            "Content-Type \"text/plain\"",
+        ),
+        (
+            "no body schema for text",
+            get("/nope", ok, &json, &hold),
+            "must be 404",
+        ),
+        (
+            "an undocumented method",
+            problem(&Method::PUT, "/shows", ok, &json, b"{}"),
+            "must be 405",
+        ),
+        (
+            "a missing required header",
+            get("/shows", StatusCode::SERVICE_UNAVAILABLE, &json, &error),
+            "required header Retry-After",
+        ),
+        (
+            "a header of the wrong type",
+            get(
+                "/shows",
+                StatusCode::SERVICE_UNAVAILABLE,
+                &retry_text,
+                &error,
+            ),
+            "not an integer",
+        ),
+        (
+            "an unknown error code",
+            get(
+                hold_path,
+                StatusCode::NOT_FOUND,
+                &json,
+                &json!({"error": "nope", "message": "m"}),
+            ),
+            "nope",
+        ),
+    ] {
+        let problem = result.expect_err(what);
+        assert!(problem.contains(expected), "{what}: {problem}");
+        assert!(
+            problem.contains("GET") || problem.contains("PUT"),
+            "{what} names the operation: {problem}"
+        );
+    }
+}
