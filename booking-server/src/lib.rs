@@ -12,6 +12,8 @@
 //! - [`events`]: `GET /shows/{id}/events`, the change feed as Server-Sent Events.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
+//! - [`fields`]: how request bodies read integers (`52.0` is 52) and optional fields
+//!   (`null` is refused), the same for every body.
 //! - [`http`]: replies, [`http::ApiError`] and the one mapping from `booking_core::Error`,
 //!   bounded body reading, JSON parsing that names the bad field, caller identity.
 //! - [`seat_cache`]: seat maps served from memory, patched from the change feed.
@@ -27,6 +29,7 @@ pub mod bookings;
 pub mod config;
 pub mod demo;
 pub mod events;
+pub mod fields;
 pub mod holds;
 pub mod http;
 pub mod idempotency;

@@ -752,6 +752,77 @@ async fn best_available_holds_the_best_group_then_answers_409_with_no_seats() {
     s.stop().await;
 }
 
+/// JSON Schema calls `52.0` an integer, and so does the server: every integer field of
+/// a request body takes a number with a zero fractional part.
+#[tokio::test]
+async fn integers_may_be_written_with_a_zero_fraction() {
+    let mut s = TestServer::start().await;
+    let res = s
+        .post("/shows")
+        .admin()
+        .json(json!({
+            "title": "Floats", "starts_at": "2030-01-01T20:00:00Z",
+            "prices": {"standard": 1200.0},
+            "rows": [{"row": "A", "seats": 6.0, "aisles_after": [3.0]}, {"row": "B", "seats": 4}]
+        }))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    assert_eq!(res.json["seats_total"], 10);
+    let show = res.json["id"].as_str().unwrap().to_owned();
+    let map = s.get(&format!("/shows/{show}/seats")).send().await;
+    let a3 = &map.json["seats"][2];
+    assert_eq!(
+        (&a3["label"], &a3["aisle_after"], &a3["price"]),
+        (&json!("A3"), &json!(true), &json!(1200))
+    );
+
+    let held = s
+        .post(&format!("/shows/{show}/holds"))
+        .user("alice")
+        .json(json!({"seats": ["A1"], "ttl_seconds": 52.0}))
+        .send()
+        .await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.text());
+    let secs = |h: &Value| {
+        let t = |k: &str| chrono::DateTime::parse_from_rfc3339(h[k].as_str().unwrap()).unwrap();
+        (t("expires_at") - t("created_at")).num_seconds()
+    };
+    assert_eq!(secs(&held.json), 52);
+
+    let best = s
+        .post(&format!("/shows/{show}/holds/best"))
+        .user("alice")
+        .json(json!({"count": 2.0, "ttl_seconds": 5.2e1}))
+        .send()
+        .await;
+    assert_eq!(best.status, StatusCode::CREATED, "{}", best.text());
+    assert_eq!(best.json["seats"].as_array().unwrap().len(), 2);
+
+    let hold = held.json["hold_id"].as_str().unwrap();
+    let ext = s
+        .post(&format!("/holds/{hold}/extend"))
+        .user("alice")
+        .json(json!({"ttl_seconds": 120.0}))
+        .send()
+        .await;
+    assert_eq!(ext.status, StatusCode::OK, "{}", ext.text());
+
+    // Not whole: the documented 400, naming the field.
+    let res = s
+        .post(&format!("/shows/{show}/holds"))
+        .user("alice")
+        .json(json!({"seats": ["A2"], "ttl_seconds": 52.5}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
+    assert_eq!(
+        (res.error(), &res.json["field"]),
+        ("invalid_request", &json!("ttl_seconds"))
+    );
+    s.stop().await;
+}
+
 /// The check that every test's answers go through (`common::contract`) is not vacuous:
 /// it refuses answers the document does not allow.
 #[test]
