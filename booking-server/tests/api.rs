@@ -945,3 +945,44 @@ fn the_contract_check_refuses_answers_the_document_does_not_allow() {
         );
     }
 }
+
+/// Every schema of the document compiles, and its own examples (and the request and
+/// response examples of `#/components/examples` that name a schema) satisfy it.
+#[test]
+fn the_documents_examples_satisfy_its_schemas() {
+    use common::contract::validate;
+    let doc: Value = serde_json::from_str(booking_server::ops::OPENAPI).unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for (name, schema) in schemas {
+        let reference = json!({"$ref": format!("#/components/schemas/{name}")});
+        let examples = schema["examples"].as_array().cloned().unwrap_or_default();
+        for example in &examples {
+            validate(&reference, example).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        // Compiles even without examples.
+        validate(&json!({"anyOf": [reference, true]}), &json!(null)).unwrap();
+    }
+    for (example, schema) in [
+        ("NewShow", "NewShow"),
+        ("Show", "Show"),
+        ("HoldActive", "Hold"),
+        ("HoldConfirmed", "Hold"),
+        ("BookingConfirmed", "Booking"),
+        ("BookingCancelled", "Booking"),
+    ] {
+        let value = &doc["components"]["examples"][example]["value"];
+        validate(
+            &json!({"$ref": format!("#/components/schemas/{schema}")}),
+            value,
+        )
+        .unwrap_or_else(|e| panic!("example {example}: {e}"));
+    }
+    let errors = doc["components"]["examples"].as_object().unwrap();
+    for (name, example) in errors.iter().filter(|(n, _)| n.starts_with("Error_")) {
+        validate(
+            &json!({"$ref": "#/components/schemas/Error"}),
+            &example["value"],
+        )
+        .unwrap_or_else(|e| panic!("example {name}: {e}"));
+    }
+}

@@ -249,7 +249,7 @@ fn check_body(at: &str, response: &Value, headers: &HeaderMap, body: &[u8]) -> R
 }
 
 /// Validates `instance` against `schema`, which may `$ref` into `#/components/schemas`.
-fn validate(schema: &Value, instance: &Value) -> Result<(), String> {
+pub fn validate(schema: &Value, instance: &Value) -> Result<(), String> {
     let key = schema.to_string();
     let validator = {
         let mut cache = VALIDATORS.lock().unwrap_or_else(|p| p.into_inner());
