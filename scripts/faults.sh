@@ -337,14 +337,14 @@ scenario_authz() {
 
 # ------------------------------------------------------------------ fuzz
 scenario_fuzz() {
-    local db port url examples=250
-    $quick && examples=60
+    local db port url examples=250 seconds=300
+    $quick && examples=60 seconds=60
     db=$(new_db fuzz)
     port=$(free_port)
     url="http://127.0.0.1:$port"
     start_server server "$port" "$db" DEMO_SHOW=true
     wait_ready "$url"
-    "$here/scripts/faults/fuzz.sh" "$url" "$admin_token" "$examples" "$out"
+    "$here/scripts/faults/fuzz.sh" "$url" "$admin_token" "$examples" "$seconds" "$out"
     # Whatever the fuzzer got the server to do, the invariants hold.
     audit "$db" --sweep-wait 15
     stop_server "$server_pid"

@@ -1,5 +1,6 @@
 //! `/shows/{id}/holds` and `/holds/{id}`: hold, read, confirm, extend, release.
 
+use crate::fields::{self, Int};
 use crate::http::{self, ApiError, Reply};
 use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::shows::show_id;
@@ -18,8 +19,8 @@ use std::collections::BTreeMap;
 #[serde(deny_unknown_fields)]
 struct HoldBody {
     seats: Vec<String>,
-    #[serde(default)]
-    ttl_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "fields::present")]
+    ttl_seconds: Option<Int>,
     #[serde(default)]
     if_versions: BTreeMap<String, String>,
 }
@@ -27,19 +28,19 @@ struct HoldBody {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BestBody {
-    count: i64,
-    #[serde(default)]
+    count: Int,
+    #[serde(default, deserialize_with = "fields::present")]
     category: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::present")]
     adjacent: Option<bool>,
-    #[serde(default)]
-    ttl_seconds: Option<i64>,
+    #[serde(default, deserialize_with = "fields::present")]
+    ttl_seconds: Option<Int>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ExtendBody {
-    ttl_seconds: i64,
+    ttl_seconds: Int,
 }
 
 /// Confirm takes no parameters; an empty body or `{}` is accepted.
@@ -71,7 +72,10 @@ pub async fn create(
     let show = show_id(raw_show)?;
     let b: HoldBody = http::parse_json(&body)?;
     let seats = SeatSelection::parse(&b.seats, state.engine.settings().max_seats_per_hold)?;
-    let ttl = b.ttl_seconds.map(HoldTtl::from_secs).transpose()?;
+    let ttl = b
+        .ttl_seconds
+        .map(|t| HoldTtl::from_secs(t.get()))
+        .transpose()?;
     let mut if_versions = Vec::with_capacity(b.if_versions.len());
     for (label, version) in b.if_versions {
         let label = SeatLabel::parse(&label).map_err(|_| {
@@ -174,10 +178,13 @@ pub async fn create_best(
     let request = BestRequest {
         show,
         user,
-        count: SeatCount::parse(b.count, state.engine.settings().max_seats_per_hold)?,
+        count: SeatCount::parse(b.count.get(), state.engine.settings().max_seats_per_hold)?,
         category: b.category.as_deref().map(Category::parse).transpose()?,
         adjacent: b.adjacent.unwrap_or(true),
-        ttl: b.ttl_seconds.map(HoldTtl::from_secs).transpose()?,
+        ttl: b
+            .ttl_seconds
+            .map(|t| HoldTtl::from_secs(t.get()))
+            .transpose()?,
     };
 
     let mut client = state.client().await?;
@@ -291,7 +298,7 @@ pub async fn extend(
     )?;
     let id = hold_id(raw_id)?;
     let b: ExtendBody = http::parse_json(&body)?;
-    let ttl = HoldTtl::from_secs(b.ttl_seconds)?;
+    let ttl = HoldTtl::from_secs(b.ttl_seconds.get())?;
     let mut client = state.client().await?;
     let mut tx = match idem.begin(&mut client).await? {
         Begun::Fresh(tx) => tx,

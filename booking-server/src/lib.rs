@@ -11,6 +11,8 @@
 //! - [`events`]: `GET /shows/{id}/events`, the change feed as Server-Sent Events.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
 //! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
+//! - [`fields`]: how request bodies read integers (`52.0` is 52) and optional fields
+//!   (`null` is refused), the same for every body.
 //! - [`http`]: HTTP plumbing, re-exported from one file a concern:
 //!   - [`http::reply`]: [`http::Reply`], [`http::Answer`], [`http::ApiError`] and its JSON.
 //!   - [`http::error_map`]: the one mapping from `booking_core::Error` to status and code.
@@ -30,6 +32,7 @@ pub mod bookings;
 pub mod config;
 pub mod demo;
 pub mod events;
+pub mod fields;
 pub mod holds;
 pub mod http;
 pub mod idempotency;

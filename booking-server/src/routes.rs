@@ -182,6 +182,8 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/bookings/{booking_id}/cancel"),
     ("GET", "/users/me/bookings"),
     ("GET", "/"),
+    ("GET", "/app.js"),
+    ("GET", "/style.css"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),

@@ -1,5 +1,6 @@
 //! `/shows`: create (admin), list, read one, its seat map.
 
+use crate::fields::{self, Int};
 use crate::http::{self, ApiError, Reply};
 use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::state::AppState;
@@ -17,10 +18,10 @@ use std::collections::BTreeMap;
 struct NewShowBody {
     title: String,
     starts_at: DateTime<Utc>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "fields::present")]
     currency: Option<String>,
     #[serde(default)]
-    prices: BTreeMap<String, i64>,
+    prices: BTreeMap<String, Int>,
     rows: Vec<RowBody>,
 }
 
@@ -28,10 +29,10 @@ struct NewShowBody {
 #[serde(deny_unknown_fields)]
 struct RowBody {
     row: String,
-    seats: i64,
+    seats: Int,
     #[serde(default)]
-    aisles_after: Vec<i64>,
-    #[serde(default)]
+    aisles_after: Vec<Int>,
+    #[serde(default, deserialize_with = "fields::present")]
     category: Option<String>,
 }
 
@@ -55,15 +56,16 @@ fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
     };
     let mut prices = BTreeMap::new();
     for (category, price) in b.prices {
-        prices.insert(Category::parse(&category)?, price);
+        prices.insert(Category::parse(&category)?, price.get());
     }
     let mut rows = Vec::with_capacity(b.rows.len());
     for r in &b.rows {
         let category = r.category.as_deref().map(Category::parse).transpose()?;
+        let aisles_after: Vec<i64> = r.aisles_after.iter().map(|a| a.get()).collect();
         rows.push(RowSpec::new(
             RowLabel::parse(&r.row)?,
-            r.seats,
-            &r.aisles_after,
+            r.seats.get(),
+            &aisles_after,
             category,
         )?);
     }

@@ -817,3 +817,238 @@ async fn best_available_holds_the_best_group_then_answers_409_with_no_seats() {
     );
     s.stop().await;
 }
+
+/// JSON Schema calls `52.0` an integer, and so does the server: every integer field of
+/// a request body takes a number with a zero fractional part.
+#[tokio::test]
+async fn integers_may_be_written_with_a_zero_fraction() {
+    let mut s = TestServer::start().await;
+    let res = s
+        .post("/shows")
+        .admin()
+        .json(json!({
+            "title": "Floats", "starts_at": "2030-01-01T20:00:00Z",
+            "prices": {"standard": 1200.0},
+            "rows": [{"row": "A", "seats": 6.0, "aisles_after": [3.0]}, {"row": "B", "seats": 4}]
+        }))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    assert_eq!(res.json["seats_total"], 10);
+    let show = res.json["id"].as_str().unwrap().to_owned();
+    let map = s.get(&format!("/shows/{show}/seats")).send().await;
+    let a3 = &map.json["seats"][2];
+    assert_eq!(
+        (&a3["label"], &a3["aisle_after"], &a3["price"]),
+        (&json!("A3"), &json!(true), &json!(1200))
+    );
+
+    let held = s
+        .post(&format!("/shows/{show}/holds"))
+        .user("alice")
+        .json(json!({"seats": ["A1"], "ttl_seconds": 52.0}))
+        .send()
+        .await;
+    assert_eq!(held.status, StatusCode::CREATED, "{}", held.text());
+    let secs = |h: &Value| {
+        let t = |k: &str| chrono::DateTime::parse_from_rfc3339(h[k].as_str().unwrap()).unwrap();
+        (t("expires_at") - t("created_at")).num_seconds()
+    };
+    assert_eq!(secs(&held.json), 52);
+
+    let best = s
+        .post(&format!("/shows/{show}/holds/best"))
+        .user("alice")
+        .json(json!({"count": 2.0, "ttl_seconds": 5.2e1}))
+        .send()
+        .await;
+    assert_eq!(best.status, StatusCode::CREATED, "{}", best.text());
+    assert_eq!(best.json["seats"].as_array().unwrap().len(), 2);
+
+    let hold = held.json["hold_id"].as_str().unwrap();
+    let ext = s
+        .post(&format!("/holds/{hold}/extend"))
+        .user("alice")
+        .json(json!({"ttl_seconds": 120.0}))
+        .send()
+        .await;
+    assert_eq!(ext.status, StatusCode::OK, "{}", ext.text());
+
+    // Not whole: the documented 400, naming the field.
+    let res = s
+        .post(&format!("/shows/{show}/holds"))
+        .user("alice")
+        .json(json!({"seats": ["A2"], "ttl_seconds": 52.5}))
+        .send()
+        .await;
+    assert_eq!(res.status, StatusCode::BAD_REQUEST, "{}", res.text());
+    assert_eq!(
+        (res.error(), &res.json["field"]),
+        ("invalid_request", &json!("ttl_seconds"))
+    );
+    s.stop().await;
+}
+
+/// The check that every test's answers go through (`common::contract`) is not vacuous:
+/// it refuses answers the document does not allow.
+#[test]
+fn the_contract_check_refuses_answers_the_document_does_not_allow() {
+    use common::contract::problem;
+    use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
+    use hyper::{HeaderMap, Method};
+    let typed = |ct: &'static str| {
+        let mut h = HeaderMap::new();
+        h.insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+        h
+    };
+    let json = typed("application/json; charset=utf-8");
+    let hold = json!({
+        "hold_id": "1-6f1c0b2e-1b2c-4d5e-8f90-0123456789ab", "show_id": "1", "user_id": "u",
+        "seats": ["A1"], "status": "active", "created_at": "2030-01-01T20:00:00Z",
+        "expires_at": "2030-01-01T20:10:00Z", "total": 0, "currency": "EUR"
+    });
+    let get = |path: &str, status: StatusCode, headers: &HeaderMap, body: &Value| {
+        problem(
+            &Method::GET,
+            path,
+            status,
+            headers,
+            body.to_string().as_bytes(),
+        )
+    };
+    let ok = StatusCode::OK;
+    let hold_path = "/holds/1-6f1c0b2e-1b2c-4d5e-8f90-0123456789ab";
+
+    assert_eq!(get(hold_path, ok, &json, &hold), Ok(()));
+    assert_eq!(
+        get("/healthz?x=1", ok, &json, &json!({"status": "ok"})),
+        Ok(())
+    );
+
+    let mut missing = hold.clone();
+    missing.as_object_mut().unwrap().remove("total");
+    let mut bad_time = hold.clone();
+    bad_time["created_at"] = json!("yesterday");
+    let mut bad_status = hold.clone();
+    bad_status["status"] = json!("pending");
+    let error = json!({"error": "unavailable", "message": "Busy."});
+    let mut retry = json.clone();
+    retry.insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    assert_eq!(
+        get("/shows", StatusCode::SERVICE_UNAVAILABLE, &retry, &error),
+        Ok(())
+    );
+    let mut retry_text = json.clone();
+    retry_text.insert(RETRY_AFTER, HeaderValue::from_static("soon"));
+
+    for (what, result, expected) in [
+        (
+            "a missing field",
+            get(hold_path, ok, &json, &missing),
+            "\"total\" is a required property",
+        ),
+        (
+            "a bad date-time",
+            get(hold_path, ok, &json, &bad_time),
+            "date-time",
+        ),
+        (
+            "a value outside the enum",
+            get(hold_path, ok, &json, &bad_status),
+            "pending",
+        ),
+        (
+            "an undocumented status",
+            get(hold_path, StatusCode::IM_A_TEAPOT, &json, &hold),
+            "418, which it does not document",
+        ),
+        (
+            "a wrong content type",
+            get(hold_path, ok, &typed("text/plain"), &hold),
+            "Content-Type \"text/plain\"",
+        ),
+        (
+            "no body schema for text",
+            get("/nope", ok, &json, &hold),
+            "must be 404",
+        ),
+        (
+            "an undocumented method",
+            problem(&Method::PUT, "/shows", ok, &json, b"{}"),
+            "must be 405",
+        ),
+        (
+            "a missing required header",
+            get("/shows", StatusCode::SERVICE_UNAVAILABLE, &json, &error),
+            "required header Retry-After",
+        ),
+        (
+            "a header of the wrong type",
+            get(
+                "/shows",
+                StatusCode::SERVICE_UNAVAILABLE,
+                &retry_text,
+                &error,
+            ),
+            "not an integer",
+        ),
+        (
+            "an unknown error code",
+            get(
+                hold_path,
+                StatusCode::NOT_FOUND,
+                &json,
+                &json!({"error": "nope", "message": "m"}),
+            ),
+            "nope",
+        ),
+    ] {
+        let problem = result.expect_err(what);
+        assert!(problem.contains(expected), "{what}: {problem}");
+        assert!(
+            problem.contains("GET") || problem.contains("PUT"),
+            "{what} names the operation: {problem}"
+        );
+    }
+}
+
+/// Every schema of the document compiles, and its own examples (and the request and
+/// response examples of `#/components/examples` that name a schema) satisfy it.
+#[test]
+fn the_documents_examples_satisfy_its_schemas() {
+    use common::contract::validate;
+    let doc: Value = serde_json::from_str(booking_server::ops::OPENAPI).unwrap();
+    let schemas = doc["components"]["schemas"].as_object().unwrap();
+    for (name, schema) in schemas {
+        let reference = json!({"$ref": format!("#/components/schemas/{name}")});
+        let examples = schema["examples"].as_array().cloned().unwrap_or_default();
+        for example in &examples {
+            validate(&reference, example).unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+        // Compiles even without examples.
+        validate(&json!({"anyOf": [reference, true]}), &json!(null)).unwrap();
+    }
+    for (example, schema) in [
+        ("NewShow", "NewShow"),
+        ("Show", "Show"),
+        ("HoldActive", "Hold"),
+        ("HoldConfirmed", "Hold"),
+        ("BookingConfirmed", "Booking"),
+        ("BookingCancelled", "Booking"),
+    ] {
+        let value = &doc["components"]["examples"][example]["value"];
+        validate(
+            &json!({"$ref": format!("#/components/schemas/{schema}")}),
+            value,
+        )
+        .unwrap_or_else(|e| panic!("example {example}: {e}"));
+    }
+    let errors = doc["components"]["examples"].as_object().unwrap();
+    for (name, example) in errors.iter().filter(|(n, _)| n.starts_with("Error_")) {
+        validate(
+            &json!({"$ref": "#/components/schemas/Error"}),
+            &example["value"],
+        )
+        .unwrap_or_else(|e| panic!("example {name}: {e}"));
+    }
+}

@@ -254,6 +254,14 @@ async fn bad_requests_get_their_error_and_change_nothing() {
         // Confirm and extend bodies.
         case("junk confirm body", M::POST, &confirm, bad, inv).body("xyz"),
         case("confirm body with fields", M::POST, &confirm, bad, inv).json(json!({"now": true})),
+        case(
+            "cancel body with fields",
+            M::POST,
+            &format!("/bookings/{show}-9d2e4a7c-3b1f-4c8e-a2d6-5e0f1b3c7a94/cancel"),
+            bad,
+            inv,
+        )
+        .json(json!({"reason": "changed my mind"})),
         // Found by schemathesis: serde fills an empty struct from `[]`.
         case("confirm body that is an array", M::POST, &confirm, bad, inv).json(json!([])),
         case("extend body that is an array", M::POST, &extend, bad, inv).json(json!([60])),
@@ -444,5 +452,125 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     assert!(!answer.contains("200 OK"), "{answer}");
     // The server still serves others.
     assert_eq!(s.get("/healthz").send().await.status, StatusCode::OK);
+    s.stop().await;
+}
+
+/// What the document's JSON Schema refuses, the server refuses, naming the field: an
+/// integer with a fraction, and `null` for an optional field (absent or of its type).
+#[tokio::test]
+async fn fractions_and_nulls_get_400_naming_the_field() {
+    let mut s = TestServer::start().await;
+    let show = s.show(&[("A", 12)]).await;
+    let hold = s.hold(&show, "alice", &["A12"]).await;
+    let holds = format!("/shows/{show}/holds");
+    let best = format!("/shows/{show}/holds/best");
+    let extend = format!("/holds/{hold}/extend");
+    let new_show = |k: &str, v: serde_json::Value| {
+        let mut b = json!({"title": "T", "starts_at": "2030-01-01T20:00:00Z",
+                           "rows": [{"row": "A", "seats": 5}]});
+        b[k] = v;
+        b
+    };
+    let row = |k: &str, v: serde_json::Value| {
+        let mut r = json!({"row": "A", "seats": 5});
+        r[k] = v;
+        new_show("rows", json!([r]))
+    };
+    let cases = [
+        // Fractions.
+        (
+            &holds,
+            json!({"seats": ["A1"], "ttl_seconds": 52.5}),
+            "ttl_seconds",
+        ),
+        (&best, json!({"count": 1.5}), "count"),
+        (
+            &best,
+            json!({"count": 1, "ttl_seconds": 0.5}),
+            "ttl_seconds",
+        ),
+        (&extend, json!({"ttl_seconds": 60.25}), "ttl_seconds"),
+        (
+            &"/shows".to_owned(),
+            row("seats", json!(5.5)),
+            "rows[0].seats",
+        ),
+        (
+            &"/shows".to_owned(),
+            row("aisles_after", json!([2.5])),
+            "rows[0].aisles_after[0]",
+        ),
+        (
+            &"/shows".to_owned(),
+            new_show("prices", json!({"standard": 999.9})),
+            "prices.standard",
+        ),
+        // Whole, but past what an integer field holds.
+        (
+            &holds,
+            json!({"seats": ["A1"], "ttl_seconds": 1e19}),
+            "ttl_seconds",
+        ),
+        // null for an optional field.
+        (
+            &holds,
+            json!({"seats": ["A1"], "ttl_seconds": null}),
+            "ttl_seconds",
+        ),
+        (
+            &holds,
+            json!({"seats": ["A1"], "if_versions": null}),
+            "if_versions",
+        ),
+        (&best, json!({"count": 1, "category": null}), "category"),
+        (&best, json!({"count": 1, "adjacent": null}), "adjacent"),
+        (
+            &best,
+            json!({"count": 1, "ttl_seconds": null}),
+            "ttl_seconds",
+        ),
+        (
+            &"/shows".to_owned(),
+            new_show("currency", json!(null)),
+            "currency",
+        ),
+        (
+            &"/shows".to_owned(),
+            new_show("prices", json!(null)),
+            "prices",
+        ),
+        (
+            &"/shows".to_owned(),
+            row("category", json!(null)),
+            "rows[0].category",
+        ),
+        (
+            &"/shows".to_owned(),
+            row("aisles_after", json!(null)),
+            "rows[0].aisles_after",
+        ),
+        // null for a required one, too.
+        (&extend, json!({"ttl_seconds": null}), "ttl_seconds"),
+        (&best, json!({"count": null}), "count"),
+    ];
+    for (path, body, field) in cases {
+        let res = s
+            .post(path)
+            .user("alice")
+            .admin()
+            .json(body.clone())
+            .send()
+            .await;
+        assert_eq!(
+            res.status,
+            StatusCode::BAD_REQUEST,
+            "{path} {body}: {}",
+            res.text()
+        );
+        assert_eq!(res.error(), "invalid_request", "{path} {body}");
+        assert_eq!(res.json["field"], field, "{path} {body}: {}", res.text());
+    }
+    assert_eq!(s.count("SELECT count(*) FROM holds").await, 1);
+    assert_eq!(s.count("SELECT count(*) FROM shows").await, 1);
     s.stop().await;
 }

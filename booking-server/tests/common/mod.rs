@@ -2,6 +2,8 @@
 //! HTTP client that can also send what a well-behaved client never would.
 #![allow(dead_code)]
 
+pub mod contract;
+
 use booking_core::deadpool_postgres::Pool;
 use booking_core::tokio_postgres::{self, NoTls};
 use booking_server::Config;
@@ -324,7 +326,7 @@ impl Call {
             .unwrap();
         tokio::spawn(conn);
         let mut b = Request::builder()
-            .method(self.method)
+            .method(self.method.clone())
             .uri(&self.path)
             .header("host", self.addr.to_string());
         for (k, v) in &self.headers {
@@ -338,6 +340,7 @@ impl Call {
         let status = res.status();
         let headers = res.headers().clone();
         let body = res.into_body().collect().await.unwrap().to_bytes();
+        contract::check(&self.method, &self.path, status, &headers, &body);
         let json = serde_json::from_slice(&body).unwrap_or(Value::Null);
         Res {
             status,
