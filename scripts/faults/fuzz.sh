@@ -16,7 +16,7 @@
 #
 # Schemathesis is installed into target/faults/venv on first use (pinned). The
 # other half (the newtypes and request parsing under proptest) is in the normal test
-# suite: booking-core/tests/it/parsing.rs and booking-server/tests/parsing.rs; the
+# suite: booking-core/tests/it/parsing.rs and booking-server/tests/it/parsing.rs; the
 # server's integration tests hold every answer against the document too.
 set -euo pipefail
 

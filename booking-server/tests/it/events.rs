@@ -1,9 +1,7 @@
 //! Live updates over real HTTP: Server-Sent Events for every kind of change, resume by
 //! Last-Event-ID, several server processes, clean close on shutdown.
 
-mod common;
-
-use common::{Sse, TestServer};
+use crate::common::{Sse, TestServer};
 use hyper::StatusCode;
 use serde_json::Value;
 

@@ -1,10 +1,8 @@
 //! Shutdown leaves nothing behind: no background task, no database connection.
 
-mod common;
-
 use booking_core::tokio_postgres::{self, NoTls};
 use booking_server::Config;
-use common::{fresh_database, Client, Sse, ADMIN};
+use crate::common::{fresh_database, Client, Sse, ADMIN};
 use serde_json::json;
 use std::time::Duration;
 

@@ -1,6 +1,5 @@
 //! Test support: a server on port 0 against a fresh database of its own, and a small
 //! HTTP client that can also send what a well-behaved client never would.
-#![allow(dead_code)]
 
 pub mod contract;
 

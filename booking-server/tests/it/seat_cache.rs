@@ -1,8 +1,6 @@
 //! The seat map served from memory (patched from the change feed) against the database.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use hyper::StatusCode;
 use rand::Rng;
 use serde_json::{json, Value};

@@ -1,9 +1,7 @@
 //! Idempotency-Key: replays are byte-for-byte, reuse with another request is refused,
 //! concurrent duplicates do the work once, and 5xx answers are not stored.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use hyper::StatusCode;
 use serde_json::json;
 

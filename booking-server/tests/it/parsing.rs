@@ -133,7 +133,6 @@ proptest! {
         Just(serde_json::json!([])), Just(serde_json::json!(null)), Just(serde_json::json!(1)),
         Just(serde_json::json!("x")), Just(serde_json::json!([{"ttl_seconds": 60}]))]) {
         #[derive(serde::Deserialize, Debug)]
-        #[allow(dead_code)]
         struct Empty {}
         let e = http::parse_json::<Empty>(v.to_string().as_bytes()).unwrap_err();
         prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);
@@ -143,8 +142,7 @@ proptest! {
     #[test]
     fn json_of_the_wrong_shape_names_the_field(seats in proptest::collection::vec(any::<i64>(), 1..4)) {
         #[derive(serde::Deserialize, Debug)]
-        #[allow(dead_code)]
-        struct Hold { seats: Vec<String> }
+        struct Hold { #[serde(rename = "seats")] _seats: Vec<String> }
         let body = serde_json::json!({"seats": seats}).to_string();
         let e = http::parse_json::<Hold>(body.as_bytes()).unwrap_err();
         prop_assert_eq!(e.status, StatusCode::BAD_REQUEST);

@@ -1,8 +1,6 @@
 //! The real binary: configuration errors, `--help`, and graceful shutdown on SIGTERM.
 
-mod common;
-
-use common::ADMIN;
+use crate::common::ADMIN;
 use hyper::StatusCode;
 use serde_json::json;
 use std::process::Stdio;
@@ -89,7 +87,7 @@ async fn bad_settings_are_refused_with_a_clear_message() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_in_flight_when_sigterm_arrives_completes_and_the_server_exits_0() {
-    let database_url = common::fresh_database().await;
+    let database_url = crate::common::fresh_database().await;
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
@@ -106,7 +104,7 @@ async fn a_request_in_flight_when_sigterm_arrives_completes_and_the_server_exits
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let client = common::Client::new(addr.parse().unwrap());
+    let client = crate::common::Client::new(addr.parse().unwrap());
     let mut ready = false;
     for _ in 0..300 {
         if client.try_get("/readyz").await == Some(StatusCode::OK) {

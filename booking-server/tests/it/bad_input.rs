@@ -1,9 +1,7 @@
 //! Bad input never hurts: each malformed, oversized, unknown or unauthorised request
 //! gets its 4xx JSON error, and nothing changes in the database.
 
-mod common;
-
-use common::{raw_exchange, TestServer};
+use crate::common::{raw_exchange, TestServer};
 use hyper::{Method, StatusCode};
 use serde_json::json;
 
@@ -296,7 +294,7 @@ async fn bad_requests_get_their_error_and_change_nothing() {
         .header("authorization", "Basic YWRtaW46YWRtaW4=")
         .json(json!({})),
     ];
-    let admin = format!("Bearer {}", common::ADMIN);
+    let admin = format!("Bearer {}", crate::common::ADMIN);
     let show_case = |what, v: serde_json::Value| {
         case(what, M::POST, "/shows", bad, inv)
             .header("authorization", admin.clone())
@@ -444,7 +442,7 @@ async fn a_client_that_never_finishes_its_headers_is_cut_off() {
     let mut s = TestServer::start().await;
     // Half a request line, then silence: the header timeout closes the connection.
     let (answer, closed) =
-        common::raw_exchange_closing(s.addr, b"GET /shows HTTP/1.1\r\nHost: x\r\n").await;
+        crate::common::raw_exchange_closing(s.addr, b"GET /shows HTTP/1.1\r\nHost: x\r\n").await;
     assert!(
         closed,
         "the server closed the connection (header timeout 5 s)"

@@ -1,8 +1,6 @@
 //! Every endpoint's happy path and every error code of API.md, over real HTTP.
 
-mod common;
-
-use common::TestServer;
+use crate::common::TestServer;
 use hyper::StatusCode;
 use serde_json::{json, Value};
 
@@ -889,11 +887,11 @@ async fn integers_may_be_written_with_a_zero_fraction() {
     s.stop().await;
 }
 
-/// The check that every test's answers go through (`common::contract`) is not vacuous:
+/// The check that every test's answers go through (`crate::common::contract`) is not vacuous:
 /// it refuses answers the document does not allow.
 #[test]
 fn the_contract_check_refuses_answers_the_document_does_not_allow() {
-    use common::contract::problem;
+    use crate::common::contract::problem;
     use hyper::header::{HeaderValue, CONTENT_TYPE, RETRY_AFTER};
     use hyper::{HeaderMap, Method};
     let typed = |ct: &'static str| {
@@ -1016,7 +1014,7 @@ fn the_contract_check_refuses_answers_the_document_does_not_allow() {
 /// response examples of `#/components/examples` that name a schema) satisfy it.
 #[test]
 fn the_documents_examples_satisfy_its_schemas() {
-    use common::contract::validate;
+    use crate::common::contract::validate;
     let doc: Value = serde_json::from_str(booking_server::ops::OPENAPI).unwrap();
     let schemas = doc["components"]["schemas"].as_object().unwrap();
     for (name, schema) in schemas {

@@ -1,0 +1,18 @@
+//! booking-server's integration tests, one binary: each starts the server (in process
+//! on port 0, or the real binary) against a fresh database of its own on DATABASE_URL's
+//! server and talks real HTTP to it; every answer is checked against openapi.json
+//! (`common/contract.rs`).
+
+// A test that unwraps fails loudly at the line that broke, which is what a test is for;
+// the server's own code never unwraps (`[workspace.lints]`).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+mod api;
+mod bad_input;
+mod events;
+mod idempotency;
+mod parsing;
+mod process;
+mod seat_cache;
+mod shutdown;
