@@ -42,6 +42,9 @@ cargo fmt --all -- --check
 step "cargo clippy --all-targets -- -D warnings"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
+step "cargo doc --no-deps with -D warnings (no broken link, every public item documented)"
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
+
 step "cargo test --workspace (unit, integration and doc tests)"
 cargo test --workspace
 
