@@ -1,7 +1,9 @@
 //! booking-bench: the load generator and benchmark instrument of booking-server.
 //!
-//!     booking-bench <scenario> [--url http://127.0.0.1:8080] [--concurrency N]
-//!                   [--duration SECS] [--json PATH] [scenario flags]
+//! ```text
+//! booking-bench <scenario> [--url http://127.0.0.1:8080] [--concurrency N]
+//!               [--duration SECS] [--json PATH] [scenario flags]
+//! ```
 //!
 //! Each scenario creates the shows it needs through the API (so it needs the admin
 //! token: `--admin-token` or `ADMIN_TOKEN`), runs against the server with keep-alive

@@ -16,7 +16,7 @@ pub struct PgbenchArgs {
     /// File holding pgbench's output (stdout and stderr).
     #[arg(long)]
     pub output: PathBuf,
-    /// The --log-prefix given to pgbench (files <prefix>.<pid>[.<thread>]).
+    /// The --log-prefix given to pgbench (files `<prefix>.<pid>[.<thread>]`).
     #[arg(long)]
     pub log_prefix: PathBuf,
     /// pgbench clients (-c).

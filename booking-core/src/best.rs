@@ -68,9 +68,11 @@
 
 mod attempt;
 mod house;
-pub mod rank;
 
-pub(crate) use house::Memory;
+/// The ranking of free groups, pure (it lives at [`crate::rank`]).
+pub use crate::rank;
+
+use crate::engine::best_memory::Memory;
 
 use crate::database::{lock_timeout_value, Cached, SET_LOCK_TIMEOUT};
 use crate::domain::{Category, HoldId, HoldStatus, HoldTtl, SeatCount, SeatLabel, ShowId, UserId};

@@ -17,8 +17,10 @@
 //! several databases) create one engine per database. Cloning is cheap: clones share
 //! one state, as mini-redis's `Db { shared: Arc<Shared> }` does.
 
+pub(crate) mod best_memory;
+pub(crate) mod sweeper_hint;
+
 use crate::database::Settings;
-use crate::{best, sweeper};
 use chrono::{DateTime, Utc};
 use std::future::Future;
 use std::sync::Arc;
@@ -36,8 +38,8 @@ struct Shared {
     settings: Settings,
     /// How many times operations of this engine committed seat changes.
     changes: watch::Sender<u64>,
-    sweeper: sweeper::Hint,
-    best: best::Memory,
+    sweeper: sweeper_hint::Hint,
+    best: best_memory::Memory,
     tasks: TaskTracker,
 }
 
@@ -48,8 +50,8 @@ impl Engine {
             shared: Arc::new(Shared {
                 settings,
                 changes: watch::channel(0).0,
-                sweeper: sweeper::Hint::default(),
-                best: best::Memory::default(),
+                sweeper: sweeper_hint::Hint::default(),
+                best: best_memory::Memory::default(),
                 tasks: TaskTracker::new(),
             }),
         }
@@ -102,11 +104,11 @@ impl Engine {
         done
     }
 
-    pub(crate) fn sweeper_hint(&self) -> &sweeper::Hint {
+    pub(crate) fn sweeper_hint(&self) -> &sweeper_hint::Hint {
         &self.shared.sweeper
     }
 
-    pub(crate) fn best_memory(&self) -> &best::Memory {
+    pub(crate) fn best_memory(&self) -> &best_memory::Memory {
         &self.shared.best
     }
 }

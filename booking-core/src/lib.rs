@@ -98,6 +98,7 @@ pub mod error;
 pub mod feed;
 pub mod holds;
 pub mod idempotency;
+pub mod rank;
 pub mod seats;
 pub mod shows;
 pub mod sweeper;

@@ -117,7 +117,7 @@ pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<Seat
     let rows = client.cq(&sql, &[&show.get()]).await?;
     if rows.is_empty() {
         // Every show has at least one seat, so no seats means no show; ask to be sure.
-        crate::shows::ensure_exists(client, show).await?;
+        ensure_exists(client, show).await?;
     }
     let lapses_at = rows
         .iter()
@@ -158,4 +158,16 @@ pub(crate) fn state(booked: bool, held: bool) -> SeatState {
     } else {
         SeatState::Available
     }
+}
+
+/// `Ok` when the show exists, else [`crate::Error::ShowNotFound`]: one index lookup, for
+/// callers that need no counts (also [`crate::shows::ensure_exists`]). Here, below
+/// [`crate::shows`], because the seat map needs it and `shows` counts seats with this
+/// module's rules.
+pub async fn ensure_exists<C: GenericClient>(client: &C, show: ShowId) -> Result<()> {
+    client
+        .cq_opt("SELECT 1 FROM shows WHERE id = $1", &[&show.get()])
+        .await?
+        .map(|_| ())
+        .ok_or(crate::error::Error::ShowNotFound)
 }

@@ -3,6 +3,7 @@
 use crate::database::Cached;
 use crate::domain::{NewShow, ShowId};
 use crate::error::{Error, Result};
+pub use crate::seats::ensure_exists;
 use crate::seats::HELD;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -147,16 +148,6 @@ pub async fn list_shows<C: GenericClient>(client: &C) -> Result<Vec<Show>> {
     let sql = format!("{} ORDER BY sh.starts_at, sh.id", shows_with_counts());
     let rows = client.cq(&sql, &[]).await?;
     Ok(rows.iter().map(show_from_row).collect())
-}
-
-/// `Ok` when the show exists, else [`Error::ShowNotFound`]: one index lookup, for
-/// callers that need no counts.
-pub async fn ensure_exists<C: GenericClient>(client: &C, show: ShowId) -> Result<()> {
-    client
-        .cq_opt("SELECT 1 FROM shows WHERE id = $1", &[&show.get()])
-        .await?
-        .map(|_| ())
-        .ok_or(Error::ShowNotFound)
 }
 
 /// One show with its seat counts, or [`Error::ShowNotFound`].

@@ -20,10 +20,9 @@ use crate::engine::Engine;
 use crate::error::Result;
 use crate::seats::LAPSED;
 use deadpool_postgres::{GenericClient, Pool};
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -147,39 +146,6 @@ async fn deadline_and_clock<C: GenericClient>(
     ))
 }
 
-/// The earliest deadline of a hold made through an [`Engine`] that its sweepers may not
-/// have read from the database yet (epoch ms, database clock), and the signal that it
-/// moved. Part of the engine's state.
-///
-/// A new hold wakes the sweeper of its own process through memory rather than NOTIFY:
-/// NOTIFY takes a cluster-wide lock at commit, which serialised every hold behind the
-/// previous one's WAL flush (measured: ~450 holds/s). Any sweeper can expire any hold,
-/// so the local one suffices; other processes still find it by their own deadlines.
-pub(crate) struct Hint {
-    at: AtomicI64,
-    moved: watch::Sender<()>,
-}
-
-impl Default for Hint {
-    fn default() -> Self {
-        Hint {
-            at: AtomicI64::new(i64::MAX),
-            moved: watch::channel(()).0,
-        }
-    }
-}
-
-impl Hint {
-    /// A hold expiring at `expires_at` exists: the sweepers sleep no longer than until
-    /// then.
-    pub(crate) fn hold_created(&self, expires_at: chrono::DateTime<chrono::Utc>) {
-        let at = expires_at.timestamp_millis();
-        if self.at.fetch_min(at, Ordering::SeqCst) > at {
-            self.moved.send_replace(());
-        }
-    }
-}
-
 /// Called with what each sweep expired (for metrics, say).
 pub type SweepObserver = Arc<dyn Fn(&SweepOutcome) + Send + Sync>;
 
@@ -229,7 +195,7 @@ impl Default for SweeperOptions {
 /// after a short pause; they never end the loop.
 pub async fn run(engine: Engine, pool: Pool, options: SweeperOptions, cancel: CancellationToken) {
     let hint = engine.sweeper_hint();
-    let mut hint_moved = hint.moved.subscribe();
+    let mut hint_moved = hint.moved();
 
     let mut last_prune: Option<tokio::time::Instant> = None;
     while !cancel.is_cancelled() {
@@ -243,12 +209,15 @@ pub async fn run(engine: Engine, pool: Pool, options: SweeperOptions, cancel: Ca
         let delay = match step(&pool, &engine, &options).await {
             Ok((deadline, db_now)) => {
                 let mut delay = deadline.map_or(options.fallback_tick, |(d, _)| d);
-                let at = hint.at.load(Ordering::SeqCst);
+                let at = hint.at().load(Ordering::SeqCst);
                 if at <= db_now {
                     // Passed, and swept just now: forget it.
-                    let _ =
-                        hint.at
-                            .compare_exchange(at, i64::MAX, Ordering::SeqCst, Ordering::SeqCst);
+                    let _ = hint.at().compare_exchange(
+                        at,
+                        i64::MAX,
+                        Ordering::SeqCst,
+                        Ordering::SeqCst,
+                    );
                 } else if at != i64::MAX {
                     delay = delay.min(Duration::from_millis((at - db_now) as u64));
                 }

@@ -7,7 +7,27 @@ use std::time::Duration;
 /// The seat-booking JSON API server.
 ///
 /// Every option is an environment variable and a flag; a flag wins over the variable.
-/// On a bad value the server refuses to start and says which.
+/// On a bad value the server refuses to start and says which (exit status 2): clap
+/// checks each range, [`Config::validate`] what clap cannot. `--help` lists them all;
+/// docs/API.md's configuration section is the contract.
+///
+/// | field | variable | unit | default | range |
+/// |---|---|---|---|---|
+/// | [`database_url`](Self::database_url) | `DATABASE_URL` | | required | a libpq connection string |
+/// | [`bind_addr`](Self::bind_addr) | `BIND_ADDR` | | `127.0.0.1:8080` | an IP address and port |
+/// | [`hold_ttl_seconds`](Self::hold_ttl_seconds) | `HOLD_TTL_SECONDS` | s | 600 | 1 to 3600 |
+/// | [`max_hold_seconds`](Self::max_hold_seconds) | `MAX_HOLD_SECONDS` | s | 3600 | 1 to 86400, not below `HOLD_TTL_SECONDS` |
+/// | [`max_seats_per_hold`](Self::max_seats_per_hold) | `MAX_SEATS_PER_HOLD` | seats | 10 | 1 to 100 |
+/// | [`admin_token`](Self::admin_token) | `ADMIN_TOKEN` | | unset | at least 16 visible ASCII characters |
+/// | [`pool_size`](field@Self::pool_size) | `POOL_SIZE` | connections | 4 per CPU | 1 to 1000 |
+/// | [`hold_batches`](Self::hold_batches) | `HOLD_BATCHES` | statements | 2 | 0 to 64 |
+/// | [`pool_wait_ms`](Self::pool_wait_ms) | `POOL_WAIT_MS` | ms | 2000 | 1 to 600000 |
+/// | [`lock_timeout_ms`](Self::lock_timeout_ms) | `LOCK_TIMEOUT_MS` | ms | 2000 | 1 to 600000 |
+/// | [`request_timeout_ms`](Self::request_timeout_ms) | `REQUEST_TIMEOUT_MS` | ms | 10000 | 100 to 600000 |
+/// | [`demo_show`](Self::demo_show) | `DEMO_SHOW` | | `false` | `true` or `false` |
+/// | [`log_format`](Self::log_format) | `LOG_FORMAT` | | `pretty` | `pretty` or `json` |
+///
+/// Each flag is the field's name in kebab case (`--pool-wait-ms`).
 #[derive(Debug, Clone, Parser)]
 #[command(name = "booking-server", version, about, long_about = None)]
 pub struct Config {
@@ -41,7 +61,7 @@ pub struct Config {
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
 
-    /// Database connections in the pool (default: 4 per CPU core).
+    /// Database connections in the pool (1 to 1000; default: 4 per CPU core).
     #[arg(long, env = "POOL_SIZE", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub pool_size: Option<u16>,
 
@@ -51,17 +71,20 @@ pub struct Config {
           value_parser = clap::value_parser!(u16).range(0..=64))]
     pub hold_batches: u16,
 
-    /// Longest wait for a free pooled connection before answering 503, in ms.
+    /// Longest wait for a free pooled connection (or to open one, at least 500 ms), and
+    /// for a batched hold's turn, before answering 503, in ms (1 to 600000).
     #[arg(long, env = "POOL_WAIT_MS", default_value_t = 2000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub pool_wait_ms: u64,
 
-    /// Longest wait for a seat's row lock before answering 503, in ms.
+    /// Longest wait for a seat's row lock before answering 503, in ms (1 to 600000);
+    /// also how long best available tries groups that others are taking.
     #[arg(long, env = "LOCK_TIMEOUT_MS", default_value_t = 2000,
           value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub lock_timeout_ms: u64,
 
-    /// Longest time a request may take, body included, before answering 503, in ms.
+    /// Longest time to produce an answer, reading the request body included, before
+    /// answering 503, in ms (100 to 600000); an event stream then runs on.
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(100..=600_000))]
     pub request_timeout_ms: u64,
@@ -76,9 +99,12 @@ pub struct Config {
     pub log_format: LogFormat,
 }
 
+/// How log lines are written (`LOG_FORMAT`, `--log-format`; default `pretty`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
+    /// Human-readable lines, for people at a terminal (the default).
     Pretty,
+    /// One JSON object a line, for log collectors.
     Json,
 }
 
@@ -98,6 +124,8 @@ impl Config {
         Ok(())
     }
 
+    /// Connections of the main pool: `POOL_SIZE`, or when unset 4 per available CPU
+    /// (8 when the CPU count cannot be read).
     pub fn pool_size(&self) -> usize {
         match self.pool_size {
             Some(n) => usize::from(n),
@@ -105,10 +133,18 @@ impl Config {
         }
     }
 
+    /// `REQUEST_TIMEOUT_MS` as a [`Duration`].
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
     }
 
+    /// The engine's [`booking_core::Settings`]: `LOCK_TIMEOUT_MS`, `HOLD_TTL_SECONDS`,
+    /// `MAX_HOLD_SECONDS` and `MAX_SEATS_PER_HOLD`.
+    ///
+    /// # Panics
+    ///
+    /// When `hold_ttl_seconds` is outside 1 to 3600: clap refuses such values, so only
+    /// a `Config` built by hand can.
     pub fn settings(&self) -> booking_core::Settings {
         booking_core::Settings {
             lock_timeout: Duration::from_millis(self.lock_timeout_ms),

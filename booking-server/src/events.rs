@@ -57,6 +57,9 @@ fn since(parts: &Parts) -> Result<Option<Position>, ApiError> {
     })
 }
 
+/// `GET /shows/{show_id}/events`: `200 text/event-stream` from the resume point (see
+/// the module docs), or `404 show_not_found`, `400 invalid_request` (`Last-Event-ID`
+/// or `since`) or `503` before the stream starts.
 pub async fn stream(state: &AppState, parts: &Parts, raw_show: &str) -> Result<Answer, ApiError> {
     let show = show_id(raw_show)?;
     let since = since(parts)?;

@@ -17,6 +17,7 @@ use std::fmt;
 pub struct Int(pub i64);
 
 impl Int {
+    /// The integer's value.
     pub fn get(self) -> i64 {
         self.0
     }

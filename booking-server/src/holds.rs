@@ -236,7 +236,8 @@ pub async fn get(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply,
     ))
 }
 
-/// `POST /holds/{hold_id}/confirm`: 201 the first time, 200 with the same body after.
+/// `POST /holds/{hold_id}/confirm`: 201 the first time, 200 on every repeat, with the
+/// booking as it is now (a repeat after a cancel shows it cancelled).
 pub async fn confirm(
     state: &AppState,
     parts: &Parts,

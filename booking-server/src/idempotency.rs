@@ -36,7 +36,9 @@ pub enum Begun<'c> {
 
 /// Who the key belongs to: keys of different callers never collide.
 pub enum Scope<'a> {
+    /// The caller named by `X-User-Id`.
     User(&'a UserId),
+    /// The holder of the admin token (one scope for every admin request).
     Admin,
 }
 

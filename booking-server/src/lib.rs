@@ -1,32 +1,45 @@
-//! The JSON API of `booking-core` over hyper 1.x: the contract is `API.md`, the full
-//! description is served at `/openapi.json`.
+//! The JSON API of `booking-core` over hyper 1.x: the contract is `docs/API.md`, the
+//! full description is served at `/openapi.json`.
 //!
 //! # Layout
 //!
+//! Modules of the library, one file each unless said:
+//!
 //! - [`config`]: the environment variables / flags, with `--help`.
-//! - [`state`]: what requests share (pool, the engine handle, metrics).
+//! - [`state`]: what requests share ([`AppState`]: the pools, the engine handle, the
+//!   feed, the caches, the hold batcher, metrics, the shutdown token).
 //! - [`routes`]: `match` over method and path segments, one function per endpoint.
 //! - [`shows`], [`holds`], [`bookings`]: the endpoints, by the noun they serve
 //!   (`holds` includes best available).
 //! - [`events`]: `GET /shows/{id}/events`, the change feed as Server-Sent Events.
-//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json`.
+//! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` (the document is
+//!   `src/openapi.json`, compiled into the binary).
 //! - [`idempotency`]: `Idempotency-Key` — the answer stored with the work, replayed.
 //! - [`fields`]: how request bodies read integers (`52.0` is 52) and optional fields
 //!   (`null` is refused), the same for every body.
-//! - [`http`]: HTTP plumbing, re-exported from one file a concern:
+//! - [`http`] (`http/mod.rs`): HTTP plumbing, one file a concern, their items
+//!   re-exported from `http`:
 //!   - [`http::reply`]: [`http::Reply`], [`http::Answer`], [`http::ApiError`] and its JSON.
 //!   - [`http::error_map`]: the one mapping from `booking_core::Error` to status and code.
 //!   - [`http::request`]: bounded body, JSON naming the bad field, caller, admin token, key.
-//! - [`seat_cache`]: seat maps served from memory, patched from the change feed.
-//!   - [`seat_cache::map`]: one show's map, the events applied to it, its JSON.
+//! - [`seat_cache`] (`seat_cache.rs`): seat maps served from memory, patched from the
+//!   change feed.
+//!   - [`seat_cache::map`] (`seat_cache/map.rs`): one show's map, the events applied to
+//!     it, its JSON.
 //! - [`show_list`]: the `GET /shows` answer, read once and reused for up to a second.
 //! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
-//! - [`web`]: the seat-map page (`web/`, compiled into the binary).
+//! - [`web`]: the seat-map page (`booking-server/web/`, compiled into the binary).
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.
 //!
+//! Binaries:
+//!
+//! - `src/main.rs`: `booking-server`, the server itself.
+//! - `src/bin/booking-contend.rs`: the last-seat fight, N users holding one free seat
+//!   at once over HTTP.
+//!
 //! [`run`] serves a listener until a shutdown future completes, with the hold sweeper
-//! beside it; `main.rs` only parses the configuration and wires signals to it, so tests
-//! start the same server on port 0.
+//! beside it; `main.rs` only parses the configuration, sets up logging, binds the
+//! address and wires signals to it, so tests start the same server on port 0.
 
 pub mod bookings;
 pub mod config;
@@ -94,8 +107,8 @@ const TASKS_BOUND: Duration = Duration::from_secs(5);
 /// Serves HTTP on `listener` and runs the hold sweeper until `shutdown` completes; then
 /// stops accepting; ends event streams, the feed, the LISTEN connection and the hold
 /// batches; lets requests in flight finish (for at most the request timeout and a
-/// second); stops the sweeper; waits (at most [`TASKS_BOUND`]) for every background
-/// task of the engine to end; closes the pools and returns.
+/// second); stops the sweeper; waits (at most 5 s) for every background task of the
+/// engine to end; closes the pools and returns.
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     // Not a child of `state.shutdown`: the sweeper works on while requests drain.
     let stop_sweeper = CancellationToken::new();

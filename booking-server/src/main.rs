@@ -1,3 +1,16 @@
+//! The `booking-server` binary: the JSON API on one address.
+//!
+//!     DATABASE_URL=postgres://localhost/booking booking-server --bind-addr 0.0.0.0:8080
+//!
+//! Parses the [`Config`] (environment variables and flags, `--help` lists them),
+//! sets up logging (`LOG_FORMAT`; `RUST_LOG` filters, default `info`), migrates the
+//! database ([`booking_server::prepare`]), listens with an accept queue of 4096 and
+//! serves ([`booking_server::run`]) until SIGINT or SIGTERM, then shuts down gracefully.
+//!
+//! Exit status: 0 after a shutdown; 2 for a bad configuration; 1 when the server cannot
+//! start (the database stays unreachable for 30 s, a migration fails, the address
+//! cannot be bound).
+
 use booking_server::config::{Config, LogFormat};
 use clap::Parser;
 use std::process::ExitCode;

@@ -37,26 +37,41 @@ pub struct Metrics {
     registry: Registry,
     requests: Requests<Counter>,
     durations: Requests<Histogram>,
+    /// `booking_holds_total`: holds created, best available's included (replays not).
     pub holds: Counter,
-    /// Holds made by best available, and the groups they locked to get there.
+    /// `booking_best_holds_total`: holds made by best available.
     pub best_holds: Counter,
+    /// `booking_best_lock_attempts_total`: seat groups best available locked (`FOR
+    /// UPDATE SKIP LOCKED`) for those holds.
     pub best_lock_attempts: Counter,
+    /// `booking_best_reads_total`: reads of the whole house best available made for
+    /// those holds.
     pub best_reads: Counter,
+    /// `booking_confirms_total`: holds confirmed into bookings (first confirms only).
     pub confirms: Counter,
+    /// `booking_releases_total`: releases answered `204`, repeats of a release included.
     pub releases: Counter,
+    /// `booking_cancels_total`: cancels answered `200`, repeats of a cancel included
+    /// (replays under an `Idempotency-Key` not).
     pub cancels: Counter,
+    /// `booking_expiries_total`: holds expired by this process's sweeper.
     pub expiries: Counter,
-    /// Row-lock waits that ran out (LOCK_TIMEOUT_MS): counted where an answer is sent,
-    /// from [`crate::http::Reply::lock_timeout`].
+    /// `booking_lock_timeouts_total`: row-lock waits that ran out (LOCK_TIMEOUT_MS):
+    /// counted where an answer is sent, from [`crate::http::Reply::lock_timeout`].
     pub lock_timeouts: Counter,
+    /// `booking_unavailable_total`: every answer with status 503.
     pub unavailable: Counter,
 }
 
 /// What the pool says right now.
 pub struct PoolGauges {
+    /// Open connections: `booking_pool_connections`.
     pub size: usize,
+    /// Most connections the pool may open: `booking_pool_max_connections`.
     pub max_size: usize,
+    /// Open connections that are idle (`booking_pool_in_use` is `size` minus these).
     pub available: usize,
+    /// Requests waiting for a connection: `booking_pool_waiting`.
     pub waiting: usize,
 }
 

@@ -7,26 +7,48 @@ use hyper::body::Incoming;
 use hyper::{Method, Request};
 
 /// A route, resolved from method and path, with its path parameters.
+///
+/// Path parameters are the raw segments (not percent-decoded, not yet parsed): an id
+/// that cannot be one is the handler's `404`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Route<'a> {
+    /// `GET /shows`.
     ListShows,
+    /// `POST /shows` (admin).
     CreateShow,
+    /// `GET /shows/{show_id}`.
     GetShow(&'a str),
+    /// `GET /shows/{show_id}/seats`.
     SeatMap(&'a str),
+    /// `GET /shows/{show_id}/events` (Server-Sent Events).
     Events(&'a str),
+    /// `POST /shows/{show_id}/holds`.
     CreateHold(&'a str),
+    /// `POST /shows/{show_id}/holds/best`.
     CreateBestHold(&'a str),
+    /// `GET /holds/{hold_id}`.
     GetHold(&'a str),
+    /// `POST /holds/{hold_id}/confirm`.
     ConfirmHold(&'a str),
+    /// `POST /holds/{hold_id}/extend`.
     ExtendHold(&'a str),
+    /// `DELETE /holds/{hold_id}`.
     ReleaseHold(&'a str),
+    /// `GET /bookings/{booking_id}`.
     GetBooking(&'a str),
+    /// `POST /bookings/{booking_id}/cancel` (owner or admin).
     CancelBooking(&'a str),
+    /// `GET /users/me/bookings`.
     MyBookings,
+    /// `GET /`, `GET /app.js`, `GET /style.css`: the web page.
     Page(web::Asset),
+    /// `GET /healthz`.
     Healthz,
+    /// `GET /readyz`.
     Readyz,
+    /// `GET /metrics`.
     Metrics,
+    /// `GET /openapi.json`.
     OpenApi,
 }
 

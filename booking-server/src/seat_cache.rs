@@ -77,6 +77,8 @@ fn refusal_clock() -> DateTime<Utc> {
     Utc::now() + REFUSAL_MARGIN
 }
 
+/// Seat maps kept in memory, each followed on the feed: of at most 10,000 shows (maps
+/// of others are read from the database every time). One per [`crate::AppState`].
 pub struct SeatCache {
     // A blocking mutex: held for a lookup or an insert, never across an await.
     shows: Mutex<HashMap<ShowId, Arc<ShowCache>>>,

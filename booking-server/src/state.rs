@@ -13,7 +13,9 @@ use std::time::Duration;
 /// at once.
 const FEED_POOL_SIZE: usize = 3;
 
+/// What every request shares, built once by [`crate::prepare`] (or [`AppState::new`]).
 pub struct AppState {
+    /// The main pool (`POOL_SIZE` connections): every request's database work.
     pub pool: Pool,
     /// A few connections of their own for the feed's pump and seat-map reads: they
     /// must not queue behind a herd of requests for the main pool, since answering
@@ -22,8 +24,11 @@ pub struct AppState {
     /// The engine's settings and shared memory: one per process, given to every
     /// operation.
     pub engine: Engine,
+    /// `ADMIN_TOKEN`; `None`: admin endpoints answer `403 forbidden`.
     pub admin_token: Option<String>,
+    /// `REQUEST_TIMEOUT_MS`: longest time to produce an answer before `503`.
     pub request_timeout: Duration,
+    /// This server's counters and histograms, served at `/metrics`.
     pub metrics: Metrics,
     /// Live seat changes, followed by one pump per process.
     pub feed: booking_core::Feed,
@@ -113,6 +118,7 @@ impl AppState {
         Ok(database::client(&self.pool).await?)
     }
 
+    /// The main pool's connections now, for `/metrics`.
     pub fn pool_gauges(&self) -> PoolGauges {
         let s = self.pool.status();
         PoolGauges {

@@ -8,8 +8,11 @@ use hyper::StatusCode;
 /// One of the page's files.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Asset {
+    /// `GET /`: `web/index.html`.
     Index,
+    /// `GET /app.js`: `web/app.js`.
     Script,
+    /// `GET /style.css`: `web/style.css`.
     Style,
 }
 
@@ -29,6 +32,8 @@ impl Asset {
     }
 }
 
+/// `200` with the file, `Cache-Control: no-cache`, a `Content-Security-Policy` of
+/// `'self'` and `X-Content-Type-Options: nosniff`.
 pub fn serve(asset: Asset) -> Reply {
     let (content_type, body) = asset.file();
     Reply::text(StatusCode::OK, content_type, body)

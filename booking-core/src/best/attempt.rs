@@ -1,15 +1,15 @@
 //! One attempt at a group: lock its seats with `SKIP LOCKED` under a savepoint and
 //! re-read them; and the claims that keep this engine's callers off each other's groups.
 
-use super::house::Memory;
 use crate::database::Cached;
 use crate::domain::SeatLabel;
+use crate::engine::best_memory::Memory;
 use crate::error::{Error, Result};
 use crate::holds::WRITTEN_BEFORE_US;
 use crate::seats::HELD;
 use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::BTreeSet;
 use uuid::Uuid;
 
 pub(super) const SAVEPOINT: &str = "SAVEPOINT best_attempt";
@@ -100,18 +100,6 @@ pub(super) async fn try_lock<C: GenericClient>(
             })
             .collect(),
     ))
-}
-
-/// The seats that this engine's best-available callers are trying to lock, or have
-/// taken (until their request ends), per show. They only spare round trips: a caller
-/// ranks the house without the seats others here are taking, and passes over a group
-/// another caller claimed first, instead of meeting it in `SKIP LOCKED`. Correctness
-/// never depends on them; callers of other processes are kept apart by `SKIP LOCKED`
-/// alone.
-#[derive(Default)]
-pub(super) struct Callers {
-    callers: usize,
-    claimed: HashSet<i64>,
 }
 
 /// One caller's claims on the seats of one show in this engine; given back when the

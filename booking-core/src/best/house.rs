@@ -1,14 +1,14 @@
 //! The house: which seats of a show are free right now, laid onto its layout (read
 //! once per engine and kept: a show's seats never change after its creation).
 
-use super::attempt::Callers;
-use super::rank::Place;
 use crate::database::Cached;
+use crate::engine::best_memory::{Layout, Memory, LAYOUTS_KEPT};
 use crate::error::{Error, Result};
+use crate::rank::Place;
 use crate::seats::{HELD, JOIN_HOLD};
 use deadpool_postgres::GenericClient;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::Arc;
 
 /// The house as one read saw it, in seat-map order.
 pub(super) struct House {
@@ -16,36 +16,6 @@ pub(super) struct House {
     pub(super) layout: Arc<Layout>,
     /// The layout's places, with who is free and of the asked category now.
     pub(super) places: Vec<Place>,
-}
-
-/// A show's seats as they never change after its creation: ids, places (row,
-/// number, aisle) and categories, in seat-map order.
-pub(super) struct Layout {
-    pub(super) ids: Vec<i64>,
-    places: Vec<Place>,
-    categories: Vec<String>,
-    pub(super) index_of: HashMap<i64, usize>,
-}
-
-/// What best available remembers per [`Engine`]: the layouts read so far, and the
-/// claims of the callers in flight. At most [`LAYOUTS_KEPT`] layouts are kept; past
-/// that the cache is emptied and refilled on demand (one extra read per show).
-#[derive(Default)]
-pub(crate) struct Memory {
-    layouts: Mutex<HashMap<i64, Arc<Layout>>>,
-    callers: Mutex<HashMap<i64, Callers>>,
-}
-
-const LAYOUTS_KEPT: usize = 256;
-
-impl Memory {
-    fn layouts(&self) -> MutexGuard<'_, HashMap<i64, Arc<Layout>>> {
-        self.layouts.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    pub(super) fn callers(&self) -> MutexGuard<'_, HashMap<i64, Callers>> {
-        self.callers.lock().unwrap_or_else(PoisonError::into_inner)
-    }
 }
 
 /// Reads the house: which seats are free right now, in one statement (the statement's

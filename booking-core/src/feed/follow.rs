@@ -9,8 +9,9 @@ use crate::domain::ShowId;
 use crate::engine::Engine;
 use crate::error::Result;
 use deadpool_postgres::Pool;
+use parking_lot::Mutex;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
 use tokio_util::sync::CancellationToken;
@@ -135,16 +136,12 @@ impl Feed {
 
     /// The position up to which events have been handed out.
     pub fn position(&self) -> Position {
-        self.inner
-            .hub
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .position
+        self.inner.hub.lock().position
     }
 
     /// The last event of `show` handed to its subscribers, if it has any.
     pub fn last_dispatched(&self, show: ShowId) -> Option<Position> {
-        let hub = self.inner.hub.lock().unwrap_or_else(|p| p.into_inner());
+        let hub = self.inner.hub.lock();
         hub.last.get(&show).copied()
     }
 
@@ -182,7 +179,7 @@ impl Feed {
         // Register and note the position under one lock: every event after it reaches
         // the channel, every event up to it is in the database below the watermark.
         let now = {
-            let mut hub = self.inner.hub.lock().unwrap_or_else(|p| p.into_inner());
+            let mut hub = self.inner.hub.lock();
             hub.subscribers.entry(show).or_default().push(tx);
             hub.position
         };
@@ -265,12 +262,7 @@ impl Feed {
             };
         }
         // Ending every subscription tells SSE streams to close.
-        self.inner
-            .hub
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .subscribers
-            .clear();
+        self.inner.hub.lock().subscribers.clear();
     }
 
     /// Reads and hands out everything readable after our position; tells whether
@@ -310,7 +302,7 @@ impl Feed {
     }
 
     fn dispatch(&self, event: SeatEvent) {
-        let mut hub = self.inner.hub.lock().unwrap_or_else(|p| p.into_inner());
+        let mut hub = self.inner.hub.lock();
         let position = event.position;
         if let Some(subs) = hub.subscribers.get_mut(&event.show_id) {
             let event = Arc::new(event);

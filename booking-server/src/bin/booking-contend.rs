@@ -2,9 +2,12 @@
 //!
 //!     booking-contend --url http://127.0.0.1:8080 --users 1000
 //!
-//! Opens one connection per user, waits until all are open, releases every request at
-//! the same instant, and prints successes, conflicts, other answers and the wall time.
-//! Exits 0 only when exactly one request got 201 and every other got 409.
+//! Picks a free seat (of `--show`, or of the first show that has one; with
+//! `ADMIN_TOKEN`, creates a show when none has), opens one connection per user, waits
+//! until all are open, releases every request at the same instant, and prints
+//! successes, conflicts, other answers and the wall time. Exits 0 only when exactly one
+//! request got 201 and every other got 409, 1 otherwise, and 2 when the URL is not
+//! `http://` or no free seat can be found.
 
 use bytes::Bytes;
 use clap::Parser;

@@ -14,7 +14,9 @@ pub type Body = BoxBody<Bytes, std::convert::Infallible>;
 
 /// What an endpoint answers: a finished reply, or a response whose body streams.
 pub enum Answer {
+    /// A whole answer, sent as [`Reply::into_response`] makes it.
     Reply(Reply),
+    /// A response sent as it is, its body streaming (the event stream).
     Stream(Response<Body>),
 }
 
@@ -31,9 +33,13 @@ pub const JSON: &str = "application/json; charset=utf-8";
 /// that it can be stored under an idempotency key and replayed byte for byte.
 #[derive(Debug, Clone)]
 pub struct Reply {
+    /// The status code.
     pub status: StatusCode,
+    /// The whole body (empty for `204` and `304`).
     pub body: Bytes,
+    /// The `Content-Type` header; `None` sends none (an empty body).
     pub content_type: Option<&'static str>,
+    /// Further headers, in the order they are sent (`ETag`, `Retry-After`, `Allow`...).
     pub headers: Vec<(hyper::header::HeaderName, HeaderValue)>,
     /// Neither sent nor stored: the answer is a row-lock wait that ran out, for the
     /// server to count (`booking_lock_timeouts_total`) when it sends the answer.
@@ -41,6 +47,8 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// `value` as a JSON body with `status`; a value that cannot be serialised becomes
+    /// `500 internal`.
     pub fn json<T: Serialize + ?Sized>(status: StatusCode, value: &T) -> Reply {
         match serde_json::to_vec(value) {
             Ok(body) => Reply {
@@ -65,6 +73,7 @@ impl Reply {
         }
     }
 
+    /// No body and no `Content-Type` (`204`, `304`).
     pub fn empty(status: StatusCode) -> Reply {
         Reply {
             status,
@@ -75,6 +84,7 @@ impl Reply {
         }
     }
 
+    /// A body of any type, as given (the web page, metrics, `openapi.json`).
     pub fn text(status: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
         Reply {
             status,
@@ -85,6 +95,7 @@ impl Reply {
         }
     }
 
+    /// The first value of the further header `name` (lowercase), if set.
     pub fn header(&self, name: &str) -> Option<&HeaderValue> {
         self.headers
             .iter()
@@ -92,11 +103,13 @@ impl Reply {
             .map(|(_, v)| v)
     }
 
+    /// Adds a header (after those set already; a name may repeat).
     pub fn with_header(mut self, name: hyper::header::HeaderName, value: HeaderValue) -> Reply {
         self.headers.push((name, value));
         self
     }
 
+    /// The hyper response: status, `Content-Type`, the further headers and the body.
     pub fn into_response(self) -> Response<Body> {
         let mut res = Response::new(Full::new(self.body).boxed());
         *res.status_mut() = self.status;
@@ -114,16 +127,21 @@ impl Reply {
 /// Every non-2xx answer: `{"error": code, "message": sentence, ...extra}`.
 #[derive(Debug, Clone)]
 pub struct ApiError {
+    /// The status code (4xx or 5xx).
     pub status: StatusCode,
+    /// The `error` of the body: a snake_case code of docs/API.md's error table.
     pub code: &'static str,
+    /// The `message` of the body: one sentence a person can act on.
     pub message: String,
+    /// The `seats` of the body (seat labels), when the code names seats.
     pub seats: Option<Vec<String>>,
+    /// The `field` of the body (`seats[2]`, `Idempotency-Key`, `body`...), for `400`.
     pub field: Option<String>,
     /// Adds `Retry-After` (seconds).
     pub retry_after: Option<u32>,
-    /// For 405: the methods the route has.
+    /// Adds `Allow` (for 405: the methods the path answers).
     pub allow: Option<&'static str>,
-    /// For 401 on admin routes.
+    /// Adds `WWW-Authenticate: Bearer` (401 for a missing or wrong admin token).
     pub bearer_challenge: bool,
     /// A row-lock wait ran out (see [`Reply::lock_timeout`]).
     pub lock_timeout: bool,
@@ -140,6 +158,7 @@ struct ErrorBody<'a> {
 }
 
 impl ApiError {
+    /// An answer of `status` and `code` with `message`, nothing else set.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
         ApiError {
             status,
@@ -154,12 +173,14 @@ impl ApiError {
         }
     }
 
+    /// `400 invalid_request`, naming `field`.
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> ApiError {
         let mut e = ApiError::new(StatusCode::BAD_REQUEST, "invalid_request", message);
         e.field = Some(field.into());
         e
     }
 
+    /// `404 not_found`: no route has this path.
     pub fn not_found() -> ApiError {
         ApiError::new(
             StatusCode::NOT_FOUND,
@@ -168,6 +189,7 @@ impl ApiError {
         )
     }
 
+    /// `405 method_not_allowed`, with `Allow: {allow}` (the methods the path answers).
     pub fn method_not_allowed(allow: &'static str) -> ApiError {
         let mut e = ApiError::new(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -178,13 +200,15 @@ impl ApiError {
         e
     }
 
+    /// `503 unavailable`, with `Retry-After: 1`.
     pub fn unavailable(message: impl Into<String>) -> ApiError {
         let mut e = ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message);
         e.retry_after = Some(1);
         e
     }
 
-    /// A bug or an unexpected failure: logged in full, answered without details.
+    /// `500 internal`: a bug or an unexpected failure, `detail` logged in full and
+    /// answered without details.
     pub fn internal(detail: impl std::fmt::Display) -> ApiError {
         tracing::error!(error = %detail, "internal error");
         ApiError::new(
@@ -194,6 +218,8 @@ impl ApiError {
         )
     }
 
+    /// The answer: the JSON body and the headers it asks for (`Retry-After`, `Allow`,
+    /// `WWW-Authenticate: Bearer`).
     pub fn into_reply(self) -> Reply {
         let body = ErrorBody {
             error: self.code,

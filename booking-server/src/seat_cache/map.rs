@@ -16,7 +16,10 @@ use std::sync::Arc;
 /// A finished seat-map answer and its ETag.
 #[derive(Clone)]
 pub struct Entry {
+    /// `200` with the map's JSON.
     pub reply: Reply,
+    /// The `ETag`, quotes included (`"<epoch>-<generation>"`, or a digest of the body
+    /// for a map not kept).
     pub etag: Arc<str>,
 }
 
@@ -56,8 +59,8 @@ pub(super) struct Map {
     snapshot: TxSnapshot,
     /// Bumped on every change of the map or of the own changes on top of it.
     generation: u64,
-    /// No earlier than the earliest `expires_at` of a held seat: past it, the map may
-    /// be wrong (a lapse or an extend) and is read afresh.
+    /// No later than the earliest `expires_at` of a held seat: past it, the map may be
+    /// wrong (a lapse or an extend) and is read afresh.
     valid_until: Option<DateTime<Utc>>,
 }
 
@@ -70,14 +73,6 @@ struct Slot {
     state: SeatState,
     version: String,
     held_until: Option<DateTime<Utc>>,
-}
-
-fn state_str(s: SeatState) -> &'static str {
-    match s {
-        SeatState::Available => "available",
-        SeatState::Held => "held",
-        SeatState::Booked => "booked",
-    }
 }
 
 fn json_str(s: &str) -> String {
@@ -309,7 +304,7 @@ fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
             None => (s.state, s.version.as_str()),
         };
         out.extend_from_slice(s.head.as_bytes());
-        out.extend_from_slice(state_str(state).as_bytes());
+        out.extend_from_slice(state.as_str().as_bytes());
         out.extend_from_slice(b"\",\"version\":");
         if version.bytes().all(|b| b.is_ascii_alphanumeric()) {
             out.push(b'"');

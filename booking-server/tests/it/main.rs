@@ -7,9 +7,9 @@
 // the server's own code never unwraps (`[workspace.lints]`).
 #![allow(clippy::unwrap_used)]
 
-mod common;
 mod api;
 mod bad_input;
+mod common;
 mod events;
 mod idempotency;
 mod parsing;

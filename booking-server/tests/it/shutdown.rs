@@ -1,8 +1,8 @@
 //! Shutdown leaves nothing behind: no background task, no database connection.
 
+use crate::common::{fresh_database, Client, Sse, ADMIN};
 use booking_core::tokio_postgres::{self, NoTls};
 use booking_server::Config;
-use crate::common::{fresh_database, Client, Sse, ADMIN};
 use serde_json::json;
 use std::time::Duration;
 
