@@ -157,6 +157,7 @@ where
     C: GenericClient + Send,
 {
     let settings = engine.settings();
+    let ttl = settings.hold_ttl(req.ttl)?;
     let lock_timeout = lock_timeout_value(settings);
     let tx = client.transaction().await?;
     let mut search = Search {
@@ -195,7 +196,7 @@ where
         let groups = search.rank(&house)?;
         let stale = match search.attempt(&house, &groups).await? {
             Round::Won { group, locked } => {
-                let hold = write(&tx, req, &house, group, locked, settings.default_ttl).await?;
+                let hold = write(&tx, req, &house, group, locked, ttl).await?;
                 let lock_attempts = search.lock_attempts;
                 let claims = search.into_claims();
                 tx.commit().await?;
@@ -348,13 +349,12 @@ async fn write<C: GenericClient>(
     house: &House,
     group: &[usize],
     locked: Vec<LockedSeat>,
-    default_ttl: HoldTtl,
+    ttl: HoldTtl,
 ) -> Result<Hold> {
     let hold_id = HoldId::generate(req.show);
     let total: i64 = locked.iter().filter_map(|s| s.price).sum();
     let ids: Vec<i64> = locked.iter().map(|s| s.id).collect();
     let seen: Vec<&str> = locked.iter().map(|s| s.xmin.as_str()).collect();
-    let ttl = req.ttl.unwrap_or(default_ttl);
     let written = write_hold(tx, hold_id, &req.user, ttl, total, &ids, &seen).await?;
     // Seat-map order: the group's indices are in it already.
     let by_id: HashMap<i64, SeatLabel> = locked.into_iter().map(|s| (s.id, s.label)).collect();

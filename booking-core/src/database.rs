@@ -24,12 +24,32 @@ pub struct Settings {
     /// Hold lifetime when the caller names none. Default: 600 s.
     pub default_ttl: crate::HoldTtl,
     /// No hold lives longer than this from its creation, however often extended
-    /// (whole seconds; only extends are checked against it). Default: 3600 s.
+    /// (whole seconds): a new hold asking for more is refused ([`Settings::hold_ttl`]),
+    /// an extend past it is [`Error::HoldLimitReached`]. Default: 3600 s.
     pub max_hold: Duration,
     /// Most seats one hold may take: the `max` to parse a [`crate::SeatSelection`] or
     /// a [`crate::SeatCount`] with (the operations themselves do not check it).
     /// Default: 10.
     pub max_seats_per_hold: usize,
+}
+
+impl Settings {
+    /// The lifetime of a new hold that asked for `asked` ([`Settings::default_ttl`]
+    /// when it named none): [`Error::Invalid`] on `ttl_seconds` when it asks for more
+    /// than [`Settings::max_hold`]. Every path that makes a hold asks this first.
+    pub fn hold_ttl(&self, asked: Option<crate::HoldTtl>) -> Result<crate::HoldTtl> {
+        let ttl = asked.unwrap_or(self.default_ttl);
+        if u64::from(ttl.secs()) > self.max_hold.as_secs() {
+            return Err(Error::invalid(
+                "ttl_seconds",
+                format!(
+                    "a hold lives at most {} seconds from its creation (MAX_HOLD_SECONDS)",
+                    self.max_hold.as_secs()
+                ),
+            ));
+        }
+        Ok(ttl)
+    }
 }
 
 impl Default for Settings {

@@ -77,6 +77,7 @@ impl Default for BatchOptions {
 pub struct Batcher {
     queue: mpsc::UnboundedSender<Job>,
     counters: Arc<Counters>,
+    engine: Engine,
 }
 
 /// What a [`Batcher`] has done since it started (for metrics).
@@ -118,15 +119,19 @@ impl Batcher {
     ) -> Batcher {
         let (queue, jobs) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
-        engine.clone().spawn(dispatch(
+        engine.spawn(dispatch(
             jobs,
             pool,
-            engine,
+            engine.clone(),
             options,
             counters.clone(),
             cancel,
         ));
-        Batcher { queue, counters }
+        Batcher {
+            queue,
+            counters,
+            engine,
+        }
     }
 
     /// What this batcher has done so far.
@@ -145,6 +150,7 @@ impl Batcher {
     /// queue longer than [`BatchOptions::max_wait`] or the batcher has stopped.
     pub async fn hold(&self, req: HoldRequest) -> Result<Hold> {
         super::take::check_if_versions(&req)?;
+        self.engine.settings().hold_ttl(req.ttl)?;
         let (reply, answer) = oneshot::channel();
         let hold_id = HoldId::generate(req.show);
         self.queue
@@ -173,7 +179,9 @@ pub async fn hold_all(
     let mut answers = Vec::new();
     for req in requests {
         let (reply, answer) = oneshot::channel();
-        match super::take::check_if_versions(&req) {
+        let checked = super::take::check_if_versions(&req)
+            .and_then(|()| engine.settings().hold_ttl(req.ttl).map(|_| ()));
+        match checked {
             Ok(()) => {
                 let hold_id = HoldId::generate(req.show);
                 jobs.push(Job {

@@ -83,7 +83,7 @@ pub(crate) async fn hold_pooled_as(
     hold_id: HoldId,
 ) -> Result<Hold> {
     check_if_versions(req)?;
-    let ttl = req.ttl.unwrap_or(engine.settings().default_ttl);
+    let ttl = engine.settings().hold_ttl(req.ttl)?;
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
     let wanted: Vec<Option<&str>> = wanted_versions(req).collect();
     let rows = client

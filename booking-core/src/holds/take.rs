@@ -66,7 +66,7 @@ where
 {
     let settings = engine.settings();
     check_if_versions(req)?;
-    let ttl = req.ttl.unwrap_or(settings.default_ttl);
+    let ttl = settings.hold_ttl(req.ttl)?;
     let show = req.show.get();
     let lock_timeout = lock_timeout_value(settings);
 

@@ -15,3 +15,4 @@ mod feed;
 mod feed_xids;
 mod parsing;
 mod races;
+mod ttl;

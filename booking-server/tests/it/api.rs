@@ -383,6 +383,43 @@ async fn every_documented_error_code_is_answered_as_documented() {
     let show = s.show(&[("A", 6)]).await;
     let holds = format!("/shows/{show}/holds");
 
+    // 400 on ttl_seconds: a new hold may not ask to outlive MAX_HOLD_SECONDS, by name
+    // (keyed or not: batched or in its own transaction) or best available.
+    for key in [None, Some("ttl-too-long")] {
+        let mut call = s
+            .post(&holds)
+            .user("alice")
+            .json(json!({"seats": ["A1"], "ttl_seconds": 901}));
+        if let Some(k) = key {
+            call = call.key(k);
+        }
+        let r = call.send().await;
+        assert_eq!(
+            (r.status, r.error(), r.json["field"].as_str()),
+            (
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                Some("ttl_seconds")
+            ),
+            "{key:?}"
+        );
+    }
+    let r = s
+        .post(&format!("{holds}/best"))
+        .user("alice")
+        .json(json!({"count": 2, "ttl_seconds": 901}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error(), r.json["field"].as_str()),
+        (
+            StatusCode::BAD_REQUEST,
+            "invalid_request",
+            Some("ttl_seconds")
+        )
+    );
+    assert_eq!(s.count("SELECT count(*) FROM holds").await, 0);
+
     // 404 show_not_found (unknown and malformed ids).
     for id in ["999999", "abc", "0", "-1"] {
         let r = s.get(&format!("/shows/{id}")).send().await;
