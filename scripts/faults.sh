@@ -182,7 +182,7 @@ elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv
 
 # ------------------------------------------------------------------ kill-server
 scenario_kill_server() {
-    local db port url show kills=10 i max=0 limit=1
+    local db port url show kills=10 i max=0 limit=1 sse_late=""
     $quick && limit=10 # test.sh: a hang check, not a timing check
     db=$(new_db kill_server)
     port=$(free_port)
@@ -214,13 +214,22 @@ scenario_kill_server() {
         start_server server "$port" "$db"
         wait_ready "$url"
         echo "kill $i: restarted"
+        if [ "$i" = 1 ]; then
+            # A second stream, opened once the load has crossed the boundary, asks for
+            # everything from the show's first event: its first read of the feed spans
+            # the boundary, so an order by the text of ids would show here at once.
+            python3 "$here/scripts/faults/probe.py" sse --url "$url" --show "$show" \
+                --out "$out/sse-late.txt" --seconds 600 --from-start >/dev/null 2>&1 &
+            sse_late=$!
+            pids+=("$sse_late")
+        fi
     done
     sleep 1
     touch "$out/stop"
     wait "$load" || die "the load generator failed (see $out/load.out)"
-    audit "$db" --log "$out/load.log" --sweep-wait 15 \
-        --sse "$out/sse.txt" --show "$show" --straddle "$xid_boundary"
-    kill "$sse" 2>/dev/null || true
+    audit "$db" --log "$out/load.log" --sweep-wait 15 --show "$show" --straddle "$xid_boundary" \
+        --sse "$out/sse.txt" --sse "$out/sse-late.txt"
+    kill "$sse" "$sse_late" 2>/dev/null || true
     local recoveries
     recoveries=$(python3 "$here/scripts/faults/probe.py" recovery --url "$url" --show "$show" \
         --out "$out/watch.txt" --restarts "$(IFS=,; echo "${restarts[*]}")")

@@ -14,7 +14,8 @@ Checks, printing each problem and exiting 1 when there is any:
 - the change feed has one event per seat change (counted per cause), and replaying it
   in feed order gives every seat's current state and version;
 - with --sse FILE --show ID (the ids an event stream of the show received, as written
-  by `probe.py sse`, which resumes with Last-Event-ID whenever its connection drops):
+  by `probe.py sse`, which resumes with Last-Event-ID whenever its connection drops;
+  --sse may be given once a stream):
   the stream brought every event of the show, each once, in feed order (the xid8
   order of the table), from the first event on; with --straddle N, the show's events
   have transaction ids on both sides of N (so the check ran across that boundary).
@@ -196,11 +197,11 @@ def read_logs(paths):
     return recs
 
 
-def check_stream(db, args, problems):
+def check_stream(db, args, path, problems):
     """The event stream against the table: every event of the show, once, in order."""
     def received():
         try:
-            return [line.split()[1] for line in open(args.sse) if line.strip()]
+            return [line.split()[1] for line in open(path) if line.strip()]
         except OSError:
             return []
     # Positions compare as (xid8, id) in SQL: the table's order is the truth.
@@ -220,7 +221,7 @@ def check_stream(db, args, problems):
         missing = [p for p in stored if p not in set(got)]
         first_bad = next((i for i, (a, b) in enumerate(zip(got, stored)) if a != b),
                          min(len(got), len(stored)))
-        problems.append(f"the event stream differs from the feed: {len(got)} received, "
+        problems.append(f"the event stream {path} differs from the feed: {len(got)} received, "
                         f"{len(stored)} stored, {dup} repeated, {len(missing)} missing "
                         f"(e.g. {missing[:3]}), first difference at #{first_bad}: "
                         f"{got[first_bad:first_bad + 2]} vs {stored[first_bad:first_bad + 2]}")
@@ -239,7 +240,8 @@ def main():
     p.add_argument("--log", action="append", default=[])
     p.add_argument("--sweep-wait", type=float, default=10.0)
     p.add_argument("--json")
-    p.add_argument("--sse", help="ids received by an event stream of --show")
+    p.add_argument("--sse", action="append", default=[],
+                   help="ids received by an event stream of --show (may be repeated)")
     p.add_argument("--show")
     p.add_argument("--straddle", type=int, help="transaction id the show's events must straddle")
     args = p.parse_args()
@@ -377,7 +379,7 @@ def main():
                 problems.append(f"booking {bid} is cancelled but nobody asked to cancel it")
     for u in unexpected[:5]:
         problems.append(f"an answer the load did not expect: {u}")
-    sse_summary = check_stream(db, args, problems) if args.sse else None
+    sse_summary = [check_stream(db, args, path, problems) for path in args.sse] or None
 
     acked = [r for r in recs if r.get("op") == "ack"]
     summary = {
