@@ -63,6 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             seats: SeatSelection::parse(["B6", "B7"], engine.settings().max_seats_per_hold)?,
             ttl: None,
             if_versions: vec![],
+            ticket_types: vec![],
         },
     )
     .await?;

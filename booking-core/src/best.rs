@@ -75,14 +75,18 @@ pub use crate::rank;
 use crate::engine::best_memory::Memory;
 
 use crate::database::{lock_timeout_value, Cached, SET_LOCK_TIMEOUT};
-use crate::domain::{Category, HoldId, HoldStatus, HoldTtl, SeatCount, SeatLabel, ShowId, UserId};
+use crate::domain::{
+    Category, Feature, HoldId, HoldStatus, HoldTtl, SeatCount, SeatLabel, Section, ShowId,
+    TicketTypeName, UserId,
+};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::holds::{write_hold, Hold};
+use crate::tickets::Ticket;
 use attempt::{try_lock, undo, Attempt, Claims, LockedSeat, SAVEPOINT};
 use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt;
-use house::{read_house, House};
+use house::{read_house, Filter, House};
 use rank::{Group, Want};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -116,6 +120,36 @@ pub struct BestRequest {
     /// How long the hold lives; `None`:
     /// [`Settings::default_ttl`](crate::Settings::default_ttl).
     pub ttl: Option<HoldTtl>,
+    /// Only seats of this section, ranked among the section's own rows as a house. A
+    /// section the show does not have fits no group.
+    pub section: Option<Section>,
+    /// Every chosen seat has each of these features.
+    pub require: Vec<Feature>,
+    /// No chosen seat has any of these features, where a group without them exists.
+    pub avoid: Vec<Feature>,
+    /// The ticket types of the seats, one per seat (`count` of them), given to the
+    /// chosen seats in seat-map order; only seats of categories every one of them is
+    /// sold for are considered. Empty: every seat as the show's default type.
+    pub ticket_types: Vec<TicketTypeName>,
+}
+
+impl BestRequest {
+    /// `count` seats of `show` for `user`: side by side, any category or section, the
+    /// default ticket type and ttl.
+    pub fn new(show: ShowId, user: UserId, count: SeatCount) -> Self {
+        BestRequest {
+            show,
+            user,
+            count,
+            category: None,
+            adjacent: true,
+            ttl: None,
+            section: None,
+            require: Vec::new(),
+            avoid: Vec::new(),
+            ticket_types: Vec::new(),
+        }
+    }
 }
 
 /// The hold made, and the work it took.
@@ -133,21 +167,20 @@ pub struct BestHold {
 ///
 /// Runs in its own transaction on a pooled client, or as a savepoint inside the
 /// caller's transaction. Errors: [`Error::ShowNotFound`]; [`Error::SeatsUnavailable`]
-/// (with no seats) when no group fits; [`Error::Busy`] when the groups that fit were
-/// all being taken by others for [`Settings::lock_timeout`](crate::Settings::lock_timeout).
+/// (with no seats) when no group fits; [`Error::Invalid`] (field `ticket_types`) when
+/// `req.ticket_types` is not one type per seat or names a type the show does not have;
+/// [`Error::UserLimitReached`]; [`Error::Busy`] when the groups that fit were all
+/// being taken by others for [`Settings::lock_timeout`](crate::Settings::lock_timeout).
 ///
 /// ```no_run
 /// use booking_core::{best, BestRequest, Engine, SeatCount, ShowId, UserId};
 /// # async fn demo(client: &mut booking_core::deadpool_postgres::Client) -> booking_core::Result<()> {
 /// let engine = Engine::default();
-/// let got = best::hold_best(client, &engine, &BestRequest {
-///     show: ShowId::parse("1")?,
-///     user: UserId::parse("u-17")?,
-///     count: SeatCount::parse(4, engine.settings().max_seats_per_hold)?,
-///     category: None,
-///     adjacent: true,
-///     ttl: None,
-/// }).await?;
+/// let got = best::hold_best(client, &engine, &BestRequest::new(
+///     ShowId::parse("1")?,
+///     UserId::parse("u-17")?,
+///     SeatCount::parse(4, engine.settings().max_seats_per_hold)?,
+/// )).await?;
 /// assert_eq!(got.hold.seats.len(), 4);
 /// # Ok(()) }
 /// ```
@@ -158,13 +191,33 @@ where
 {
     let settings = engine.settings();
     let ttl = settings.hold_ttl(req.ttl)?;
+    if !req.ticket_types.is_empty() && req.ticket_types.len() != req.count.get() {
+        return Err(Error::invalid(
+            "ticket_types",
+            format!("name one ticket type per seat: {} of them", req.count.get()),
+        ));
+    }
     let lock_timeout = lock_timeout_value(settings);
+    let require: Vec<String> = req.require.iter().map(|f| f.as_str().to_owned()).collect();
+    let avoid: Vec<String> = req.avoid.iter().map(|f| f.as_str().to_owned()).collect();
+    let types: Vec<String> = req
+        .ticket_types
+        .iter()
+        .map(|t| t.as_str().to_owned())
+        .collect();
+    let filter = Filter {
+        category: req.category.as_ref().map(Category::as_str),
+        section: req.section.as_ref().map(Section::as_str),
+        require: &require,
+        avoid: &avoid,
+        ticket_types: &types,
+    };
     let tx = client.transaction().await?;
     let mut search = Search {
         tx: &tx,
         memory: engine.best_memory(),
         show: req.show.get(),
-        category: req.category.as_ref().map(Category::as_str),
+        filter: &filter,
         want: Want {
             count: req.count.get(),
             adjacent: req.adjacent,
@@ -182,9 +235,10 @@ where
     );
     let (_, first) = futures_util::future::try_join(
         setup.map_err(Error::from),
-        read_house(&tx, search.memory, search.show, search.category),
+        read_house(&tx, search.memory, search.show, search.filter),
     )
     .await?;
+    check_types(&first, &types)?;
     let mut first = Some(first);
     let started = tokio::time::Instant::now();
     let mut backoff = Duration::from_millis(1);
@@ -236,7 +290,7 @@ struct Search<'t, 'm, C> {
     tx: &'t C,
     memory: &'m Memory,
     show: i64,
-    category: Option<&'m str>,
+    filter: &'m Filter<'m>,
     want: Want,
     claims: Claims<'m>,
     /// Row locks of a failed attempt are still ours until the savepoint is rolled
@@ -268,7 +322,7 @@ impl<'m, C: GenericClient> Search<'_, 'm, C> {
     async fn read(&mut self) -> Result<House> {
         let (_, house) = futures_util::future::try_join(
             undo(self.tx, self.dirty),
-            read_house(self.tx, self.memory, self.show, self.category),
+            read_house(self.tx, self.memory, self.show, self.filter),
         )
         .await?;
         self.dirty = false;
@@ -283,12 +337,14 @@ impl<'m, C: GenericClient> Search<'_, 'm, C> {
         let mut places = house.places.clone();
         let mut hidden = false;
         for id in self.claims.others() {
-            if let Some(&i) = house.layout.index_of.get(&id) {
+            if let Some(i) = house.index_of(id) {
                 hidden |= std::mem::replace(&mut places[i].free, false);
             }
         }
-        let groups = rank::rank(&places, self.want, TOP_K);
-        if groups.is_empty() && (!hidden || rank::rank(&house.places, self.want, 1).is_empty()) {
+        let groups = rank_avoiding(&places, house, self.want, TOP_K);
+        if groups.is_empty()
+            && (!hidden || rank_avoiding(&house.places, house, self.want, 1).is_empty())
+        {
             return Err(Error::SeatsUnavailable { seats: vec![] });
         }
         Ok(groups)
@@ -307,8 +363,7 @@ impl<'m, C: GenericClient> Search<'_, 'm, C> {
             if group.iter().any(|&i| avoid[i]) {
                 continue;
             }
-            let mut ids: Vec<(i64, usize)> =
-                group.iter().map(|&i| (house.layout.ids[i], i)).collect();
+            let mut ids: Vec<(i64, usize)> = group.iter().map(|&i| (house.id(i), i)).collect();
             ids.sort_unstable();
             let only_ids: Vec<i64> = ids.iter().map(|(id, _)| *id).collect();
             let theirs = self.claims.claim(&only_ids);
@@ -341,6 +396,44 @@ impl<'m, C: GenericClient> Search<'_, 'm, C> {
     }
 }
 
+/// The best groups of `places`: first among the seats without a feature to avoid,
+/// and only when none fits there, among all eligible seats.
+fn rank_avoiding(places: &[rank::Place], house: &House, want: Want, k: usize) -> Vec<Group> {
+    if house.avoided.iter().any(|&a| a) {
+        let strict: Vec<rank::Place> = places
+            .iter()
+            .zip(&house.avoided)
+            .map(|(p, &avoided)| rank::Place {
+                eligible: p.eligible && !avoided,
+                ..*p
+            })
+            .collect();
+        let groups = rank::rank(&strict, want, k);
+        if !groups.is_empty() {
+            return groups;
+        }
+    }
+    rank::rank(places, want, k)
+}
+
+/// Every type asked for must be one of the show's ([`Error::Invalid`], field
+/// `ticket_types`).
+fn check_types(house: &House, types: &[String]) -> Result<()> {
+    match types.iter().find(|t| {
+        !house
+            .layout
+            .ticket_types
+            .iter()
+            .any(|tt| tt.name.as_str() == *t)
+    }) {
+        Some(t) => Err(Error::invalid(
+            "ticket_types",
+            format!("the show has no ticket type {t}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 /// Writes the hold of the won `group` (its seats `locked`, in id order) exactly as
 /// every hold is written, and reads it back in seat-map order.
 async fn write<C: GenericClient>(
@@ -351,26 +444,46 @@ async fn write<C: GenericClient>(
     locked: Vec<LockedSeat>,
     ttl: HoldTtl,
 ) -> Result<Hold> {
+    if let Some(limit) = house.max_seats_per_user {
+        crate::holds::check_user_limit(tx, req.show, &req.user, group.len(), limit).await?;
+    }
     let hold_id = HoldId::generate(req.show);
-    let total: i64 = locked.iter().filter_map(|s| s.price).sum();
+    // The types go to the group's seats in seat-map order (the group's indices are in
+    // it already); every one of them is sold for these seats' categories (the filter).
+    let types = &house.layout.ticket_types;
+    let mut tickets: Vec<Ticket> = Vec::with_capacity(group.len());
+    let mut by_id_ticket: HashMap<i64, (TicketTypeName, Option<i64>)> = HashMap::new();
+    let by_id: HashMap<i64, SeatLabel> = locked.iter().map(|s| (s.id, s.label.clone())).collect();
+    for (k, &i) in group.iter().enumerate() {
+        let ticket_type = req.ticket_types.get(k).map_or(&types[0], |name| {
+            types.iter().find(|t| &t.name == name).unwrap_or(&types[0])
+        });
+        let price = ticket_type.prices.get(house.category(i)).copied().flatten();
+        let id = house.id(i);
+        by_id_ticket.insert(id, (ticket_type.name.clone(), price));
+        tickets.push(Ticket {
+            seat: by_id[&id].clone(),
+            ticket_type: ticket_type.name.clone(),
+            price,
+        });
+    }
     let ids: Vec<i64> = locked.iter().map(|s| s.id).collect();
     let seen: Vec<&str> = locked.iter().map(|s| s.xmin.as_str()).collect();
-    let written = write_hold(tx, hold_id, &req.user, ttl, total, &ids, &seen).await?;
-    // Seat-map order: the group's indices are in it already.
-    let by_id: HashMap<i64, SeatLabel> = locked.into_iter().map(|s| (s.id, s.label)).collect();
-    let seats = group
+    let sold: Vec<(&str, Option<i64>)> = ids
         .iter()
-        .map(|&i| by_id[&house.layout.ids[i]].clone())
+        .map(|id| (by_id_ticket[id].0.as_str(), by_id_ticket[id].1))
         .collect();
+    let written = write_hold(tx, hold_id, &req.user, ttl, &ids, &seen, &sold).await?;
     Ok(Hold {
         hold_id,
         show_id: req.show,
         user_id: req.user.clone(),
-        seats,
+        seats: tickets.iter().map(|t| t.seat.clone()).collect(),
+        total: tickets.iter().filter_map(|t| t.price).sum(),
+        tickets,
         status: HoldStatus::Active,
         created_at: written.created_at,
         expires_at: written.expires_at,
-        total,
         currency: house.currency.clone(),
         booking_id: None,
         event: written.event,

@@ -13,6 +13,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause};
 use crate::holds::{lock_hold, lock_hold_seats};
+use crate::tickets::{tickets_from_json, tickets_of_hold, Ticket};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
@@ -32,6 +33,8 @@ pub struct Booking {
     pub user_id: UserId,
     /// In seat-map order (row, then number). Still listed once cancelled.
     pub seats: Vec<SeatLabel>,
+    /// Each seat as sold (its hold's tickets), in seat-map order.
+    pub tickets: Vec<Ticket>,
     /// Confirmed, or cancelled.
     pub status: BookingStatus,
     /// When the hold was confirmed into this booking (database clock).
@@ -39,7 +42,7 @@ pub struct Booking {
     /// When it was cancelled (database clock); `None` while confirmed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancelled_at: Option<DateTime<Utc>>,
-    /// The hold's total: sum of the seats' prices in minor units (seats without a
+    /// The hold's total: sum of the tickets' prices in minor units (tickets without a
     /// price count 0).
     pub total: i64,
     /// The show's currency (ISO 4217 code) of `total`.
@@ -59,16 +62,20 @@ pub struct Confirmation {
     pub event: Option<std::sync::Arc<feed::SeatEvent>>,
 }
 
-const SELECT_BOOKING: &str = "
-    SELECT b.show_id, b.id, b.hold_id, b.user_id, b.status, b.confirmed_at, b.cancelled_at,
-           b.total, sh.currency,
+static SELECT_BOOKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "SELECT b.show_id, b.id, b.hold_id, b.user_id, b.status, b.confirmed_at, b.cancelled_at,
+           b.total, sh.currency, {tickets},
            array(SELECT s.label
                    FROM booking_seats bs
                    JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
                   WHERE bs.show_id = b.show_id AND bs.booking_id = b.id
                   ORDER BY s.row_index, s.number) AS seats
       FROM bookings b
-      JOIN shows sh ON sh.id = b.show_id";
+      JOIN shows sh ON sh.id = b.show_id",
+        tickets = tickets_of_hold("b.show_id", "b.hold_id")
+    )
+});
 
 fn booking_from_row(r: &Row) -> Result<Booking> {
     let show = ShowId::from_db(r.get("show_id"));
@@ -82,6 +89,7 @@ fn booking_from_row(r: &Row) -> Result<Booking> {
             .into_iter()
             .map(SeatLabel::from_db)
             .collect(),
+        tickets: tickets_from_json(r.get("tickets"))?,
         status: BookingStatus::from_db(r.get("status"))?,
         confirmed_at: r.get("confirmed_at"),
         cancelled_at: r.get("cancelled_at"),
@@ -91,7 +99,7 @@ fn booking_from_row(r: &Row) -> Result<Booking> {
 }
 
 async fn load<C: GenericClient>(client: &C, id: BookingId) -> Result<Option<Booking>> {
-    let sql = format!("{SELECT_BOOKING} WHERE b.show_id = $1 AND b.id = $2");
+    let sql = format!("{} WHERE b.show_id = $1 AND b.id = $2", *SELECT_BOOKING);
     match client.cq_opt(&sql, &[&id.show().get(), &id.key()]).await? {
         Some(r) => Ok(Some(booking_from_row(&r)?)),
         None => Ok(None),
@@ -99,7 +107,10 @@ async fn load<C: GenericClient>(client: &C, id: BookingId) -> Result<Option<Book
 }
 
 async fn load_by_hold<C: GenericClient>(client: &C, hold: HoldId) -> Result<Booking> {
-    let sql = format!("{SELECT_BOOKING} WHERE b.show_id = $1 AND b.hold_id = $2");
+    let sql = format!(
+        "{} WHERE b.show_id = $1 AND b.hold_id = $2",
+        *SELECT_BOOKING
+    );
     let r = client
         .cq_opt(&sql, &[&hold.show().get(), &hold.key()])
         .await?
@@ -305,7 +316,10 @@ where
 /// The user's bookings, newest first (confirmed and cancelled).
 pub async fn list_for_user<C: GenericClient>(client: &C, user: &UserId) -> Result<Vec<Booking>> {
     // The one statement not scoped to a show: a user's bookings span shows.
-    let sql = format!("{SELECT_BOOKING} WHERE b.user_id = $1 ORDER BY b.confirmed_at DESC, b.id");
+    let sql = format!(
+        "{} WHERE b.user_id = $1 ORDER BY b.confirmed_at DESC, b.id",
+        *SELECT_BOOKING
+    );
     client
         .cq(&sql, &[&user.as_str()])
         .await?

@@ -1,6 +1,6 @@
 //! The one error type of the crate.
 
-use crate::domain::SeatLabel;
+use crate::domain::{SeatLabel, TicketTypeName};
 use tokio_postgres::error::SqlState;
 
 /// Everything an operation can answer other than success.
@@ -52,6 +52,28 @@ pub enum Error {
     /// or released (confirming it again is not an error). `409 hold_confirmed`.
     #[error("hold is already confirmed")]
     HoldConfirmed,
+    /// A ticket type named for these seats is not sold for their categories; nothing
+    /// was held. `409 ticket_type_unavailable`.
+    #[error("ticket types unavailable: {}", tickets.iter().map(|(s, t)| format!("{s} as {t}")).collect::<Vec<_>>().join(", "))]
+    TicketTypeUnavailable {
+        /// Each refused seat with the type asked for it, in the order asked.
+        tickets: Vec<(SeatLabel, TicketTypeName)>,
+    },
+    /// The user would pass the show's `max_seats_per_user` with these seats; nothing
+    /// was held. `409 user_limit_reached`.
+    #[error("user limit reached: {current} of {limit} seats already")]
+    UserLimitReached {
+        /// The show's limit of seats per user.
+        limit: u32,
+        /// Seats the user has in active holds and live bookings of the show now.
+        current: u32,
+    },
+    /// No venue has this id. `404 venue_not_found`.
+    #[error("venue not found")]
+    VenueNotFound,
+    /// The show has no block of this id. `404 block_not_found`.
+    #[error("block not found")]
+    BlockNotFound,
     /// No booking has this id. `404 booking_not_found`.
     #[error("booking not found")]
     BookingNotFound,

@@ -28,9 +28,10 @@
 
 use crate::database::Cached;
 use crate::domain::{BookingId, HoldId, HoldStatus, HoldTtl, SeatLabel, SeatSelection, ShowId};
-use crate::domain::{UserId, Version};
+use crate::domain::{TicketTypeName, UserId, Version};
 use crate::error::{Error, Result};
 use crate::feed::SeatEvent;
+use crate::tickets::{tickets_from_json, tickets_of_hold, Ticket};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
@@ -39,11 +40,13 @@ use uuid::Uuid;
 
 pub mod batch;
 mod lifecycle;
+mod limit;
 mod lock;
 mod pooled;
 mod take;
 
 pub use lifecycle::{extend, release};
+pub(crate) use limit::check as check_user_limit;
 pub(crate) use lock::{lock_hold, lock_hold_seats};
 pub use pooled::hold_pooled;
 pub use take::hold;
@@ -65,6 +68,24 @@ pub struct HoldRequest {
     /// Hold only if each named seat (one of `seats`, else [`Error::Invalid`]) still
     /// has this version; else [`Error::StaleVersion`]. Empty: no condition.
     pub if_versions: Vec<(SeatLabel, Version)>,
+    /// The ticket type of each named seat (one of `seats`, else [`Error::Invalid`]);
+    /// the others are sold as the show's default type. Empty: all default.
+    pub ticket_types: Vec<(SeatLabel, TicketTypeName)>,
+}
+
+impl HoldRequest {
+    /// A request for `seats` of `show` by `user`, with the default ttl, no version
+    /// condition, every seat as the show's default ticket type.
+    pub fn new(show: ShowId, user: UserId, seats: SeatSelection) -> Self {
+        HoldRequest {
+            show,
+            user,
+            seats,
+            ttl: None,
+            if_versions: Vec::new(),
+            ticket_types: Vec::new(),
+        }
+    }
 }
 
 /// A hold as its owner sees it.
@@ -78,6 +99,8 @@ pub struct Hold {
     pub user_id: UserId,
     /// In seat-map order (row, then number).
     pub seats: Vec<SeatLabel>,
+    /// Each seat as sold: its ticket type and price, in seat-map order.
+    pub tickets: Vec<Ticket>,
     /// As of this read: an active hold past `expires_at` reads
     /// [`HoldStatus::Expired`].
     pub status: HoldStatus,
@@ -86,7 +109,7 @@ pub struct Hold {
     /// When it stops holding its seats unless extended (database clock): its creation
     /// plus its ttl, or the time of the last extend plus that extend's ttl.
     pub expires_at: DateTime<Utc>,
-    /// Sum of the seats' prices in minor units (seats without a price count 0).
+    /// Sum of the tickets' prices in minor units (tickets without a price count 0).
     pub total: i64,
     /// The show's currency (ISO 4217 code) of `total`.
     pub currency: String,
@@ -110,6 +133,7 @@ impl PartialEq for Hold {
             show_id,
             user_id,
             seats,
+            tickets,
             status,
             created_at,
             expires_at,
@@ -122,6 +146,7 @@ impl PartialEq for Hold {
             && *show_id == other.show_id
             && *user_id == other.user_id
             && *seats == other.seats
+            && *tickets == other.tickets
             && *status == other.status
             && *created_at == other.created_at
             && *expires_at == other.expires_at
@@ -137,8 +162,9 @@ impl Eq for Hold {}
 pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Option<Hold>> {
     let row = client
         .cq_opt(
-            "SELECT h.user_id, h.status, h.expires_at <= now() AS lapsed, h.created_at,
-                    h.expires_at, h.total, sh.currency, b.id AS booking_key,
+            &format!(
+                "SELECT h.user_id, h.status, h.expires_at <= now() AS lapsed, h.created_at,
+                    h.expires_at, h.total, sh.currency, b.id AS booking_key, {tickets},
                     array(SELECT s.label
                             FROM hold_seats hs
                             JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
@@ -148,6 +174,8 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Opt
                JOIN shows sh ON sh.id = h.show_id
                LEFT JOIN bookings b ON b.show_id = h.show_id AND b.hold_id = h.id
               WHERE h.show_id = $1 AND h.id = $2",
+                tickets = tickets_of_hold("h.show_id", "h.id")
+            ),
             &[&id.show().get(), &id.key()],
         )
         .await?;
@@ -165,6 +193,7 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Opt
             .into_iter()
             .map(SeatLabel::from_db)
             .collect(),
+        tickets: tickets_from_json(r.get("tickets"))?,
         status,
         created_at: r.get("created_at"),
         expires_at: r.get("expires_at"),

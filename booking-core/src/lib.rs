@@ -76,6 +76,7 @@
 //!     seats: SeatSelection::parse(["A1", "A2"], engine.settings().max_seats_per_hold)?,
 //!     ttl: None,
 //!     if_versions: vec![],
+//!     ticket_types: vec![],
 //! }).await?;
 //!
 //! // Confirm inside our own transaction, next to a row of our own.
@@ -90,6 +91,7 @@
 //! A runnable version is `booking-core/examples/embed.rs`.
 
 pub mod best;
+pub mod blocks;
 pub mod bookings;
 pub mod database;
 pub mod domain;
@@ -102,13 +104,17 @@ pub mod rank;
 pub mod seats;
 pub mod shows;
 pub mod sweeper;
+pub mod tickets;
+pub mod venues;
 
 pub use best::{BestHold, BestRequest};
+pub use blocks::Block;
 pub use bookings::{Booking, Confirmation};
 pub use database::{PoolOptions, Settings};
 pub use domain::{
-    Actor, BookingId, BookingStatus, Category, Currency, HoldId, HoldStatus, HoldTtl, NewShow,
-    RowLabel, RowSpec, SeatCount, SeatLabel, SeatSelection, SeatState, ShowId, UserId, Version,
+    Actor, BlockId, BookingId, BookingStatus, Category, Currency, Feature, HoldId, HoldStatus,
+    HoldTtl, Layout, NewShow, Pricing, RowLabel, RowSpec, SeatCount, SeatLabel, SeatSelection,
+    SeatState, Section, ShowId, ShowLayout, TicketType, TicketTypeName, UserId, VenueId, Version,
 };
 pub use engine::Engine;
 pub use error::{Error, Result};
@@ -117,6 +123,8 @@ pub use holds::{Hold, HoldRequest};
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;
 pub use sweeper::SweepOutcome;
+pub use tickets::Ticket;
+pub use venues::{NewVenue, Venue};
 
 /// Re-exported so that embedding services name the same versions.
 pub use deadpool_postgres;

@@ -7,8 +7,9 @@
 //! before the sweeper has cleared the pointer.
 
 use crate::database::Cached;
-use crate::domain::{SeatLabel, SeatState, ShowId, Version};
+use crate::domain::{BlockId, SeatLabel, SeatState, ShowId, TicketType, Version};
 use crate::error::Result;
+use crate::tickets::{types_from_json, TYPES_OF_SHOW};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 
@@ -60,25 +61,38 @@ pub(crate) const JOIN_HOLD: &str =
 /// One seat on the map.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Seat {
-    /// The seat's label, such as `A12`.
+    /// The seat's label, such as `A12` (`101-A12` in a section).
     pub label: SeatLabel,
+    /// The section of its row, if any (`101`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub section: Option<String>,
     /// The row part of the label (`A`).
     pub row: String,
     /// The seat's number in its row, from 1 (`12`).
     pub number: i32,
     /// The seat's category (`standard` unless its row named another).
     pub category: String,
-    /// The seat's price in minor units of the show's currency; present when the seat's
-    /// category has a price.
+    /// The seat's price as the show's default ticket type, in minor units of the show's
+    /// currency; present when that type prices the seat's category. Its price as each
+    /// type is in [`SeatMap::ticket_types`], by category.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub price: Option<i64>,
-    /// Available, held or booked, as of the map's read (by the database clock).
+    /// Available, held, booked or blocked, as of the map's read (by the database clock).
     pub state: SeatState,
     /// Changes whenever `state` does (and may change when it does not); what a hold's
     /// `if_versions` compares with.
     pub version: Version,
     /// An aisle runs right after this seat.
     pub aisle_after: bool,
+    /// Its features (`wheelchair`, ...), sorted; omitted when it has none.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    /// When blocked: the block. Not part of the map's JSON.
+    #[serde(skip)]
+    pub block_id: Option<BlockId>,
+    /// When blocked, and read by [`seat_map_with_reasons`] (for admins): why.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub block_reason: Option<String>,
     /// When held: the hold's `expires_at` (the seat reads available from then on unless
     /// the hold is extended). For caches; not part of the map's JSON.
     #[serde(skip)]
@@ -90,6 +104,11 @@ pub struct Seat {
 pub struct SeatMap {
     /// The show the map is of.
     pub show_id: ShowId,
+    /// What its seats are sold as, the default first: a seat's price as a type is the
+    /// type's price for the seat's category (a type that lists no price for it is not
+    /// sold for that seat). Given once per category rather than with every seat, so a
+    /// map of 100,000 seats does not grow with the number of types.
+    pub ticket_types: Vec<TicketType>,
     /// Every seat of the show, front row first, then by number.
     pub seats: Vec<Seat>,
     /// When the map changes next without any write: the earliest `expires_at` of a
@@ -102,11 +121,26 @@ pub struct SeatMap {
     pub snapshot: Option<crate::feed::TxSnapshot>,
 }
 
-/// The seat map of `show`, read in one statement (one snapshot), or
+/// The seat map of `show`, its seats read in one statement (one snapshot), or
 /// [`Error::ShowNotFound`](crate::Error::ShowNotFound).
 pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<SeatMap> {
+    read_map(client, show, false).await
+}
+
+/// [`seat_map`] with each blocked seat's `block_reason`: the map an admin sees.
+pub async fn seat_map_with_reasons<C: GenericClient>(client: &C, show: ShowId) -> Result<SeatMap> {
+    read_map(client, show, true).await
+}
+
+async fn read_map<C: GenericClient>(client: &C, show: ShowId, reasons: bool) -> Result<SeatMap> {
+    let reason = if reasons {
+        "(SELECT b.reason FROM blocks b WHERE b.show_id = s.show_id AND b.id = s.block_id)"
+    } else {
+        "NULL::text"
+    };
     let sql = format!(
-        "SELECT s.label, s.row_label, s.number, s.category, s.price, s.aisle_after,
+        "SELECT s.label, s.section, s.row_label, s.number, s.category, s.aisle_after,
+                s.features, s.block_id, {reason} AS block_reason,
                 s.booking_id IS NOT NULL AS booked, {HELD} IS TRUE AS held, {VERSION} AS version,
                 CASE WHEN {HELD} THEN h.expires_at END AS held_until,
                 pg_current_snapshot()::text AS snapshot
@@ -114,27 +148,43 @@ pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<Seat
           WHERE s.show_id = $1
           ORDER BY s.row_index, s.number"
     );
-    let rows = client.cq(&sql, &[&show.get()]).await?;
-    if rows.is_empty() {
-        // Every show has at least one seat, so no seats means no show; ask to be sure.
-        ensure_exists(client, show).await?;
-    }
+    // The types never change after the show's creation: a statement of their own,
+    // pipelined with the seats.
+    let types_sql = format!("SELECT {TYPES_OF_SHOW} FROM shows sh WHERE sh.id = $1");
+    let (rows, types) = futures_util::future::try_join(
+        client.cq(&sql, &[&show.get()]),
+        client.cq_opt(&types_sql, &[&show.get()]),
+    )
+    .await?;
+    let Some(types) = types else {
+        return Err(crate::error::Error::ShowNotFound);
+    };
+    let ticket_types = types_from_json(types.get("ticket_types"))?;
+    let default_prices = ticket_types.first().map(|t| &t.prices);
     let lapses_at = rows
         .iter()
         .filter_map(|r| r.get::<_, Option<chrono::DateTime<chrono::Utc>>>("held_until"))
         .min();
     let seats = rows
         .iter()
-        .map(|r| Seat {
-            label: SeatLabel::from_db(r.get("label")),
-            row: r.get("row_label"),
-            number: r.get("number"),
-            category: r.get("category"),
-            price: r.get("price"),
-            state: state(r.get("booked"), r.get("held")),
-            version: Version::new(r.get::<_, String>("version")),
-            aisle_after: r.get("aisle_after"),
-            held_until: r.get("held_until"),
+        .map(|r| {
+            let category: String = r.get("category");
+            let block_id = r.get::<_, Option<i64>>("block_id").map(BlockId::from_db);
+            Seat {
+                label: SeatLabel::from_db(r.get("label")),
+                section: r.get("section"),
+                row: r.get("row_label"),
+                number: r.get("number"),
+                price: default_prices.and_then(|p| p.get(&category).copied().flatten()),
+                category,
+                state: state(block_id.is_some(), r.get("booked"), r.get("held")),
+                version: Version::new(r.get::<_, String>("version")),
+                aisle_after: r.get("aisle_after"),
+                features: r.get("features"),
+                block_id,
+                block_reason: r.get("block_reason"),
+                held_until: r.get("held_until"),
+            }
         })
         .collect();
     // One statement, one snapshot: every row carries the same text.
@@ -144,14 +194,17 @@ pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<Seat
         .transpose()?;
     Ok(SeatMap {
         show_id: show,
+        ticket_types,
         seats,
         lapses_at,
         snapshot,
     })
 }
 
-pub(crate) fn state(booked: bool, held: bool) -> SeatState {
-    if booked {
+pub(crate) fn state(blocked: bool, booked: bool, held: bool) -> SeatState {
+    if blocked {
+        SeatState::Blocked
+    } else if booked {
         SeatState::Booked
     } else if held {
         SeatState::Held

@@ -1,10 +1,12 @@
 //! Shows: creating one from a row layout, listing them with their seat counts.
 
 use crate::database::Cached;
-use crate::domain::{NewShow, ShowId};
+use crate::domain::{Layout, NewShow, ShowId, ShowLayout, TicketType, VenueId};
 use crate::error::{Error, Result};
 pub use crate::seats::ensure_exists;
 use crate::seats::HELD;
+use crate::tickets::{types_from_json, TYPES_OF_SHOW};
+use crate::venues;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
@@ -23,65 +25,86 @@ pub struct Show {
     pub currency: String,
     /// How many seats the show has; fixed at creation.
     pub seats_total: i64,
-    /// Seats neither held nor booked: `seats_total - held - booked`.
+    /// Seats neither held, booked nor blocked: `seats_total - held - booked - blocked`.
     pub available: i64,
     /// Seats of active holds still before their `expires_at` (lapsed holds not counted).
     pub held: i64,
     /// Seats of confirmed, uncancelled bookings.
     pub booked: i64,
+    /// Seats taken off sale by a block.
+    pub blocked: i64,
+    /// What its seats are sold as, the default first.
+    pub ticket_types: Vec<TicketType>,
+    /// Most seats one user may have in active holds and live bookings of the show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_seats_per_user: Option<u32>,
+    /// The venue whose rows it copied, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub venue_id: Option<VenueId>,
 }
 
 /// Creates a show and all its seats in one transaction (on `client`, or nested inside
-/// the caller's transaction as a savepoint).
+/// the caller's transaction as a savepoint). A show of a venue copies the venue's rows
+/// as they are now ([`Error::VenueNotFound`] when there is none).
 ///
-/// Seat labels are the row label followed by 1..n; rows are numbered front to back in
-/// the order given. A seat whose category has a price carries it.
-#[tracing::instrument(skip_all, fields(title = new.title(), seats = new.seat_count()))]
+/// Seat labels are the row label followed by 1..n (`{section}-` first in a section);
+/// rows are numbered front to back in the order given. Seats a row lists as `blocked`
+/// are blocked from the start by one block of reason `venue` (one `block` event).
+#[tracing::instrument(skip_all, fields(title = new.title()))]
 pub async fn create_show<C>(client: &mut C, new: &NewShow) -> Result<Show>
 where
     C: GenericClient + Send,
 {
-    let n = new.seat_count();
-    let mut labels = Vec::with_capacity(n);
-    let mut rows = Vec::with_capacity(n);
-    let mut row_index = Vec::with_capacity(n);
-    let mut numbers = Vec::with_capacity(n);
-    let mut categories = Vec::with_capacity(n);
-    let mut prices: Vec<Option<i64>> = Vec::with_capacity(n);
-    let mut aisle_after = Vec::with_capacity(n);
-    for (i, row) in new.rows().iter().enumerate() {
-        let price = new.prices().get(&row.category).copied();
-        for number in 1..=row.seats {
-            labels.push(format!("{}{}", row.row, number));
-            rows.push(row.row.as_str());
-            row_index.push(i as i32);
-            numbers.push(i32::from(number));
-            categories.push(row.category.as_str());
-            prices.push(price);
-            aisle_after.push(row.aisles_after.contains(&number));
-        }
-    }
-
     let tx = client.transaction().await?;
+    let (layout, venue) = match new.layout() {
+        ShowLayout::Rows(l) => (std::borrow::Cow::Borrowed(l), None),
+        ShowLayout::Venue(v) => (
+            std::borrow::Cow::Owned(venues::layout_for_show(&tx, *v).await?),
+            Some(*v),
+        ),
+    };
+    let types = new.pricing().ticket_types(&layout)?;
+    let seats = SeatColumns::of(&layout);
+    let n = seats.labels.len();
     let id: i64 = tx
         .cq_one(
-            "INSERT INTO shows (title, starts_at, currency, seats_total)
-             VALUES ($1, $2, $3, $4) RETURNING id",
+            "INSERT INTO shows (title, starts_at, currency, seats_total, venue_id,
+                                max_seats_per_user, default_ticket_type)
+             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
             &[
                 &new.title(),
                 &new.starts_at(),
                 &new.currency().as_str(),
                 &(n as i32),
+                &venue.map(VenueId::get),
+                &new.max_seats_per_user().map(|m| m as i32),
+                &types[0].name.as_str(),
             ],
         )
         .await?
         .get(0);
+    insert_types(&tx, id, &types).await?;
     let inserted = tx
         .cexec(
-            "INSERT INTO seats (show_id, label, row_label, row_index, number, category, price, aisle_after)
-             SELECT $1, * FROM unnest($2::text[], $3::text[], $4::int[], $5::int[], $6::text[],
-                                      $7::bigint[], $8::bool[])",
-            &[&id, &labels, &rows, &row_index, &numbers, &categories, &prices, &aisle_after],
+            "INSERT INTO seats (show_id, label, section, row_label, row_index, number, category,
+                                aisle_after, features)
+             SELECT $1, label, section, row_label, row_index, number, category, aisle_after,
+                    string_to_array(features, ',')
+               FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[],
+                           $8::bool[], $9::text[])
+                    AS x(label, section, row_label, row_index, number, category, aisle_after,
+                         features)",
+            &[
+                &id,
+                &seats.labels,
+                &seats.sections,
+                &seats.rows,
+                &seats.row_index,
+                &seats.numbers,
+                &seats.categories,
+                &seats.aisle_after,
+                &seats.features,
+            ],
         )
         .await?;
     if inserted != n as u64 {
@@ -89,6 +112,8 @@ where
             "inserted {inserted} of {n} seats"
         )));
     }
+    let blocked =
+        crate::blocks::block_at_creation(&tx, ShowId::from_db(id), &seats.blocked).await?;
     tx.commit().await?;
     // A show adds up to 100,000 rows at once: refresh the planner's statistics now, so
     // that statements planned from here on do not take `seats` for the small table it
@@ -102,10 +127,100 @@ where
         starts_at: new.starts_at(),
         currency: new.currency().as_str().to_owned(),
         seats_total: n as i64,
-        available: n as i64,
+        available: (n - blocked) as i64,
         held: 0,
         booked: 0,
+        blocked: blocked as i64,
+        ticket_types: types,
+        max_seats_per_user: new.max_seats_per_user(),
+        venue_id: venue,
     })
+}
+
+/// The seats of a layout as columns, for one `INSERT ... SELECT FROM unnest`.
+struct SeatColumns<'a> {
+    labels: Vec<String>,
+    sections: Vec<Option<&'a str>>,
+    rows: Vec<&'a str>,
+    row_index: Vec<i32>,
+    numbers: Vec<i32>,
+    categories: Vec<&'a str>,
+    aisle_after: Vec<bool>,
+    /// Each seat's features joined by `,` (feature names have no commas).
+    features: Vec<String>,
+    /// Labels of the seats the layout blocks from the start.
+    blocked: Vec<String>,
+}
+
+impl<'a> SeatColumns<'a> {
+    fn of(layout: &'a Layout) -> Self {
+        let n = layout.seat_count();
+        let mut c = SeatColumns {
+            labels: Vec::with_capacity(n),
+            sections: Vec::with_capacity(n),
+            rows: Vec::with_capacity(n),
+            row_index: Vec::with_capacity(n),
+            numbers: Vec::with_capacity(n),
+            categories: Vec::with_capacity(n),
+            aisle_after: Vec::with_capacity(n),
+            features: Vec::with_capacity(n),
+            blocked: Vec::new(),
+        };
+        for (i, row) in layout.rows().iter().enumerate() {
+            let section = row.section.as_ref().map(|s| s.as_str());
+            for number in 1..=row.seats {
+                let label = match section {
+                    Some(s) => format!("{s}-{}{number}", row.row),
+                    None => format!("{}{number}", row.row),
+                };
+                if row.blocked.contains(&number) {
+                    c.blocked.push(label.clone());
+                }
+                c.labels.push(label);
+                c.sections.push(section);
+                c.rows.push(row.row.as_str());
+                c.row_index.push(i as i32);
+                c.numbers.push(i32::from(number));
+                c.categories.push(row.category.as_str());
+                c.aisle_after.push(row.aisles_after.contains(&number));
+                c.features.push(row.features_of(number).join(","));
+            }
+        }
+        c
+    }
+}
+
+async fn insert_types<C: GenericClient>(tx: &C, show: i64, types: &[TicketType]) -> Result<()> {
+    let names: Vec<&str> = types.iter().map(|t| t.name.as_str()).collect();
+    let positions: Vec<i32> = (0..types.len() as i32).collect();
+    let mut price_types = Vec::new();
+    let mut categories = Vec::new();
+    let mut prices = Vec::new();
+    for t in types {
+        for (category, price) in &t.prices {
+            price_types.push(t.name.as_str());
+            categories.push(category.as_str());
+            prices.push(*price);
+        }
+    }
+    tx.cexec(
+        "WITH tt AS (
+             INSERT INTO ticket_types (show_id, type, position)
+             SELECT $1, * FROM unnest($2::text[], $3::int[])
+         )
+         INSERT INTO ticket_prices (show_id, type, category, price)
+         SELECT $1, * FROM unnest($4::text[], $5::text[], $6::bigint[])",
+        &[
+            &show,
+            &names,
+            &positions,
+            &price_types,
+            &categories,
+            &prices,
+        ],
+    )
+    .await?;
+    Ok(())
 }
 
 /// Shows with their counts. Only taken seats are read (the partial indexes on
@@ -117,8 +232,11 @@ where
 fn shows_with_counts() -> String {
     format!(
         "SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total::bigint AS seats_total,
+           sh.max_seats_per_user, sh.venue_id, {TYPES_OF_SHOW},
            (SELECT count(*) FROM seats s
              WHERE s.show_id = sh.id AND s.booking_id IS NOT NULL) AS booked,
+           (SELECT count(*) FROM seats s
+             WHERE s.show_id = sh.id AND s.block_id IS NOT NULL) AS blocked,
            (SELECT count(*) FROM seats s
              WHERE s.show_id = sh.id AND s.hold_id IS NOT NULL
                AND (SELECT {HELD} FROM holds h
@@ -127,27 +245,34 @@ fn shows_with_counts() -> String {
     )
 }
 
-fn show_from_row(row: &Row) -> Show {
+fn show_from_row(row: &Row) -> Result<Show> {
     let total: i64 = row.get("seats_total");
     let held: i64 = row.get("held");
     let booked: i64 = row.get("booked");
-    Show {
+    let blocked: i64 = row.get("blocked");
+    Ok(Show {
         id: ShowId::from_db(row.get("id")),
         title: row.get("title"),
         starts_at: row.get("starts_at"),
         currency: row.get("currency"),
         seats_total: total,
-        available: total - held - booked,
+        available: total - held - booked - blocked,
         held,
         booked,
-    }
+        blocked,
+        ticket_types: types_from_json(row.get("ticket_types"))?,
+        max_seats_per_user: row
+            .get::<_, Option<i32>>("max_seats_per_user")
+            .map(|m| m as u32),
+        venue_id: row.get::<_, Option<i64>>("venue_id").map(VenueId::from_db),
+    })
 }
 
 /// All shows, soonest first, with their seat counts.
 pub async fn list_shows<C: GenericClient>(client: &C) -> Result<Vec<Show>> {
     let sql = format!("{} ORDER BY sh.starts_at, sh.id", shows_with_counts());
     let rows = client.cq(&sql, &[]).await?;
-    Ok(rows.iter().map(show_from_row).collect())
+    rows.iter().map(show_from_row).collect()
 }
 
 /// One show with its seat counts, or [`Error::ShowNotFound`].
@@ -157,5 +282,5 @@ pub async fn get_show<C: GenericClient>(client: &C, show: ShowId) -> Result<Show
         .cq_opt(&sql, &[&show.get()])
         .await?
         .ok_or(Error::ShowNotFound)?;
-    Ok(show_from_row(&row))
+    show_from_row(&row)
 }

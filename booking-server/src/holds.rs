@@ -6,8 +6,8 @@ use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::shows::show_id;
 use crate::state::AppState;
 use booking_core::{
-    best, bookings, holds, BestRequest, Category, HoldId, HoldRequest, HoldTtl, SeatCount,
-    SeatLabel, SeatSelection, Version,
+    best, bookings, holds, BestRequest, Category, Feature, HoldId, HoldRequest, HoldTtl, SeatCount,
+    SeatLabel, SeatSelection, Section, TicketTypeName, Version,
 };
 use bytes::Bytes;
 use hyper::http::request::Parts;
@@ -23,12 +23,23 @@ struct HoldBody {
     ttl_seconds: Option<Int>,
     #[serde(default)]
     if_versions: BTreeMap<String, String>,
+    #[serde(default)]
+    ticket_types: BTreeMap<String, String>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BestBody {
-    count: Int,
+    #[serde(default, deserialize_with = "fields::present")]
+    count: Option<Int>,
+    #[serde(default, deserialize_with = "fields::present")]
+    section: Option<String>,
+    #[serde(default)]
+    require: Vec<String>,
+    #[serde(default)]
+    avoid: Vec<String>,
+    #[serde(default)]
+    ticket_types: Vec<String>,
     #[serde(default, deserialize_with = "fields::present")]
     category: Option<String>,
     #[serde(default, deserialize_with = "fields::present")]
@@ -83,12 +94,20 @@ pub async fn create(
         })?;
         if_versions.push((label, Version::new(version)));
     }
+    let mut ticket_types = Vec::with_capacity(b.ticket_types.len());
+    for (label, ticket_type) in b.ticket_types {
+        let label = SeatLabel::parse(&label).map_err(|_| {
+            ApiError::invalid("ticket_types", format!("{label:?} is not a seat label."))
+        })?;
+        ticket_types.push((label, TicketTypeName::parse(&ticket_type)?));
+    }
     let request = HoldRequest {
         show,
         user,
         seats,
         ttl,
         if_versions,
+        ticket_types,
     };
 
     // Seats the in-memory map shows taken (and current for this request) are refused
@@ -104,6 +123,9 @@ pub async fn create(
         }
     }
     let reply = hold_in_db(state, &idem, &request).await;
+    if matches!(&reply, Err(e) if e.code == "user_limit_reached") {
+        state.metrics.user_limit_refusals.inc();
+    }
     if matches!(&reply, Err(e) if e.status == StatusCode::CONFLICT) {
         state
             .seat_cache
@@ -175,16 +197,42 @@ pub async fn create_best(
     )?;
     let show = show_id(raw_show)?;
     let b: BestBody = http::parse_json(&body)?;
+    let ticket_types = b
+        .ticket_types
+        .iter()
+        .map(|t| TicketTypeName::parse(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    // `count` may be left out when `ticket_types` names one type per seat.
+    let count = match (b.count, ticket_types.len()) {
+        (Some(c), _) => c.get(),
+        (None, 0) => {
+            return Err(ApiError::invalid(
+                "count",
+                "Invalid count: name how many seats, or one ticket type per seat.",
+            ))
+        }
+        (None, n) => n as i64,
+    };
+    let features = |names: &[String]| {
+        names
+            .iter()
+            .map(|f| Feature::parse(f))
+            .collect::<Result<Vec<_>, _>>()
+    };
     let request = BestRequest {
         show,
         user,
-        count: SeatCount::parse(b.count.get(), state.engine.settings().max_seats_per_hold)?,
+        count: SeatCount::parse(count, state.engine.settings().max_seats_per_hold)?,
         category: b.category.as_deref().map(Category::parse).transpose()?,
         adjacent: b.adjacent.unwrap_or(true),
         ttl: b
             .ttl_seconds
             .map(|t| HoldTtl::from_secs(t.get()))
             .transpose()?,
+        section: b.section.as_deref().map(Section::parse).transpose()?,
+        require: features(&b.require)?,
+        avoid: features(&b.avoid)?,
+        ticket_types,
     };
 
     let mut client = state.client().await?;
@@ -206,7 +254,13 @@ pub async fn create_best(
             .map_err(ApiError::from);
         idem.finish(tx, outcome).await?
     } else {
-        let b = best::hold_best(&mut client, &state.engine, &request).await?;
+        let b = best::hold_best(&mut client, &state.engine, &request)
+            .await
+            .inspect_err(|e| {
+                if matches!(e, booking_core::Error::UserLimitReached { .. }) {
+                    state.metrics.user_limit_refusals.inc();
+                }
+            })?;
         attempts = Some((b.lock_attempts, b.reads));
         event = b.hold.event.clone();
         Reply::json(StatusCode::CREATED, &b.hold)

@@ -41,6 +41,7 @@
 //! beside it; `main.rs` only parses the configuration, sets up logging, binds the
 //! address and wires signals to it, so tests start the same server on port 0.
 
+pub mod blocks;
 pub mod bookings;
 pub mod config;
 pub mod demo;
@@ -56,6 +57,7 @@ pub mod seat_cache;
 pub mod show_list;
 pub mod shows;
 pub mod state;
+pub mod venues;
 pub mod web;
 
 pub use config::Config;

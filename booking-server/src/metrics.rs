@@ -56,6 +56,12 @@ pub struct Metrics {
     pub cancels: Counter,
     /// `booking_expiries_total`: holds expired by this process's sweeper.
     pub expiries: Counter,
+    /// `booking_blocks_total`: blocks created (`201`, replays not counted).
+    pub blocks: Counter,
+    /// `booking_unblocks_total`: blocks deleted (`204`).
+    pub unblocks: Counter,
+    /// `booking_user_limit_refusals_total`: holds refused `409 user_limit_reached`.
+    pub user_limit_refusals: Counter,
     /// `booking_lock_timeouts_total`: row-lock waits that ran out (LOCK_TIMEOUT_MS):
     /// counted where an answer is sent, from [`crate::http::Reply::lock_timeout`].
     pub lock_timeouts: Counter,
@@ -118,6 +124,12 @@ impl Default for Metrics {
             "booking_expiries",
             "Holds expired by this process's sweeper",
         );
+        let blocks = counter("booking_blocks", "Blocks created (seats taken off sale)");
+        let unblocks = counter("booking_unblocks", "Blocks deleted (seats back on sale)");
+        let user_limit_refusals = counter(
+            "booking_user_limit_refusals",
+            "Holds refused because the user would pass the show's max_seats_per_user",
+        );
         let lock_timeouts = counter(
             "booking_lock_timeouts",
             "Row-lock waits that ran past LOCK_TIMEOUT_MS (answered 503)",
@@ -138,6 +150,9 @@ impl Default for Metrics {
             releases,
             cancels,
             expiries,
+            blocks,
+            unblocks,
+            user_limit_refusals,
             lock_timeouts,
             unavailable,
         }

@@ -2,7 +2,7 @@
 
 use crate::http::{self, Answer, ApiError};
 use crate::state::AppState;
-use crate::{bookings, events, holds, ops, shows, web};
+use crate::{blocks, bookings, events, holds, ops, shows, venues, web};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
@@ -20,6 +20,20 @@ pub enum Route<'a> {
     GetShow(&'a str),
     /// `GET /shows/{show_id}/seats`.
     SeatMap(&'a str),
+    /// `GET /shows/{show_id}/blocks` (admin).
+    ListBlocks(&'a str),
+    /// `POST /shows/{show_id}/blocks` (admin).
+    CreateBlock(&'a str),
+    /// `DELETE /shows/{show_id}/blocks/{block_id}` (admin).
+    DeleteBlock(&'a str, &'a str),
+    /// `GET /venues`.
+    ListVenues,
+    /// `POST /venues` (admin).
+    CreateVenue,
+    /// `GET /venues/{venue_id}`.
+    GetVenue(&'a str),
+    /// `PUT /venues/{venue_id}` (admin).
+    UpdateVenue(&'a str),
     /// `GET /shows/{show_id}/events` (Server-Sent Events).
     Events(&'a str),
     /// `POST /shows/{show_id}/holds`.
@@ -60,6 +74,13 @@ impl Route<'_> {
             Route::CreateShow => "POST /shows",
             Route::GetShow(_) => "GET /shows/{show_id}",
             Route::SeatMap(_) => "GET /shows/{show_id}/seats",
+            Route::ListBlocks(_) => "GET /shows/{show_id}/blocks",
+            Route::CreateBlock(_) => "POST /shows/{show_id}/blocks",
+            Route::DeleteBlock(..) => "DELETE /shows/{show_id}/blocks/{block_id}",
+            Route::ListVenues => "GET /venues",
+            Route::CreateVenue => "POST /venues",
+            Route::GetVenue(_) => "GET /venues/{venue_id}",
+            Route::UpdateVenue(_) => "PUT /venues/{venue_id}",
             Route::Events(_) => "GET /shows/{show_id}/events",
             Route::CreateHold(_) => "POST /shows/{show_id}/holds",
             Route::CreateBestHold(_) => "POST /shows/{show_id}/holds/best",
@@ -83,6 +104,9 @@ impl Route<'_> {
         matches!(
             self,
             Route::CreateShow
+                | Route::CreateBlock(_)
+                | Route::CreateVenue
+                | Route::UpdateVenue(_)
                 | Route::CreateHold(_)
                 | Route::CreateBestHold(_)
                 | Route::ConfirmHold(_)
@@ -101,10 +125,11 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
     } else {
         trimmed.split('/').collect()
     };
-    let (get, post, delete) = (
+    let (get, post, delete, put) = (
         method == Method::GET,
         method == Method::POST,
         method == Method::DELETE,
+        method == Method::PUT,
     );
     let allow = |a: &'static str| Err(ApiError::method_not_allowed(a));
     // An empty segment (`/shows/`, `/holds//confirm`) names nothing: no id is empty.
@@ -119,6 +144,17 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["shows", _] => allow("GET"),
         ["shows", id, "seats"] if get => Ok(Route::SeatMap(id)),
         ["shows", _, "seats"] => allow("GET"),
+        ["shows", id, "blocks"] if get => Ok(Route::ListBlocks(id)),
+        ["shows", id, "blocks"] if post => Ok(Route::CreateBlock(id)),
+        ["shows", _, "blocks"] => allow("GET, POST"),
+        ["shows", id, "blocks", block] if delete => Ok(Route::DeleteBlock(id, block)),
+        ["shows", _, "blocks", _] => allow("DELETE"),
+        ["venues"] if get => Ok(Route::ListVenues),
+        ["venues"] if post => Ok(Route::CreateVenue),
+        ["venues"] => allow("GET, POST"),
+        ["venues", id] if get => Ok(Route::GetVenue(id)),
+        ["venues", id] if put => Ok(Route::UpdateVenue(id)),
+        ["venues", _] => allow("GET, PUT"),
         ["shows", id, "events"] if get => Ok(Route::Events(id)),
         ["shows", _, "events"] => allow("GET"),
         ["shows", id, "holds"] if post => Ok(Route::CreateHold(id)),
@@ -169,6 +205,13 @@ pub async fn dispatch(
         Route::CreateShow => shows::create(state, &parts, body).await,
         Route::GetShow(id) => shows::get(state, id).await,
         Route::SeatMap(id) => shows::seat_map(state, &parts, id).await,
+        Route::ListBlocks(id) => blocks::list(state, &parts, id).await,
+        Route::CreateBlock(id) => blocks::create(state, &parts, body, id).await,
+        Route::DeleteBlock(id, block) => blocks::delete(state, &parts, id, block).await,
+        Route::ListVenues => venues::list(state).await,
+        Route::CreateVenue => venues::create(state, &parts, body).await,
+        Route::GetVenue(id) => venues::get(state, id).await,
+        Route::UpdateVenue(id) => venues::update(state, &parts, body, id).await,
         Route::CreateHold(id) => holds::create(state, &parts, body, id).await,
         Route::CreateBestHold(id) => holds::create_best(state, &parts, body, id).await,
         Route::GetHold(id) => holds::get(state, &parts, id).await,
@@ -193,6 +236,13 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/shows"),
     ("GET", "/shows/{show_id}"),
     ("GET", "/shows/{show_id}/seats"),
+    ("GET", "/shows/{show_id}/blocks"),
+    ("POST", "/shows/{show_id}/blocks"),
+    ("DELETE", "/shows/{show_id}/blocks/{block_id}"),
+    ("GET", "/venues"),
+    ("POST", "/venues"),
+    ("GET", "/venues/{venue_id}"),
+    ("PUT", "/venues/{venue_id}"),
     ("GET", "/shows/{show_id}/events"),
     ("POST", "/shows/{show_id}/holds"),
     ("POST", "/shows/{show_id}/holds/best"),

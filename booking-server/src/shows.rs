@@ -4,7 +4,10 @@ use crate::fields::{self, Int};
 use crate::http::{self, ApiError, Reply};
 use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::state::AppState;
-use booking_core::{shows, Category, Currency, NewShow, RowLabel, RowSpec, ShowId};
+use booking_core::{
+    seats, shows, Category, Currency, Feature, Layout, NewShow, RowLabel, RowSpec, Section, ShowId,
+    ShowLayout, TicketTypeName, VenueId,
+};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hyper::header::{HeaderValue, ETAG, IF_NONE_MATCH};
@@ -20,26 +23,47 @@ struct NewShowBody {
     starts_at: DateTime<Utc>,
     #[serde(default, deserialize_with = "fields::present")]
     currency: Option<String>,
-    #[serde(default)]
-    prices: BTreeMap<String, Int>,
-    rows: Vec<RowBody>,
+    #[serde(default, deserialize_with = "fields::present")]
+    prices: Option<BTreeMap<String, Int>>,
+    #[serde(default, deserialize_with = "fields::present")]
+    ticket_types: Option<Vec<TicketTypeBody>>,
+    #[serde(default, deserialize_with = "fields::present")]
+    rows: Option<Vec<RowBody>>,
+    #[serde(default, deserialize_with = "fields::present")]
+    venue_id: Option<String>,
+    #[serde(default, deserialize_with = "fields::present")]
+    max_seats_per_user: Option<Int>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RowBody {
+struct TicketTypeBody {
+    #[serde(rename = "type")]
+    name: String,
+    prices: BTreeMap<String, Int>,
+}
+
+/// A row of a show or venue, as the API writes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RowBody {
     row: String,
     seats: Int,
     #[serde(default)]
     aisles_after: Vec<Int>,
     #[serde(default, deserialize_with = "fields::present")]
     category: Option<String>,
+    #[serde(default, deserialize_with = "fields::present")]
+    section: Option<String>,
+    #[serde(default)]
+    features: BTreeMap<String, Vec<Int>>,
+    #[serde(default)]
+    blocked: Vec<Int>,
 }
 
-fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
-    let b: NewShowBody = http::parse_json(body)?;
-    // serde would also take a row written as an array (`["A", 12]`): the contract says
-    // an object, and one shape per field keeps clients honest.
+/// serde would also take a row written as an array (`["A", 12]`): the contract says
+/// an object, and one shape per field keeps clients honest.
+pub fn refuse_array_rows(body: &[u8]) -> Result<(), ApiError> {
     if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(body) {
         if let Some(rows) = raw.get("rows").and_then(|r| r.as_array()) {
             if let Some(i) = rows.iter().position(|r| !r.is_object()) {
@@ -50,26 +74,83 @@ fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
             }
         }
     }
+    Ok(())
+}
+
+/// The rows of a show or venue, checked.
+pub fn parse_layout(rows: &[RowBody]) -> Result<Layout, ApiError> {
+    let ints = |v: &[Int]| v.iter().map(|a| a.get()).collect::<Vec<i64>>();
+    let mut specs = Vec::with_capacity(rows.len());
+    for r in rows {
+        let category = r.category.as_deref().map(Category::parse).transpose()?;
+        let mut features = BTreeMap::new();
+        for (name, numbers) in &r.features {
+            features.insert(Feature::parse(name)?, ints(numbers));
+        }
+        specs.push(
+            RowSpec::new(
+                RowLabel::parse(&r.row)?,
+                r.seats.get(),
+                &ints(&r.aisles_after),
+                category,
+            )?
+            .in_section(r.section.as_deref().map(Section::parse).transpose()?)
+            .with_features(features)?
+            .with_blocked(&ints(&r.blocked))?,
+        );
+    }
+    Ok(Layout::new(specs)?)
+}
+
+fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
+    let b: NewShowBody = http::parse_json(body)?;
+    refuse_array_rows(body)?;
     let currency = match &b.currency {
         Some(c) => Currency::parse(c)?,
         None => Currency::eur(),
     };
-    let mut prices = BTreeMap::new();
-    for (category, price) in b.prices {
-        prices.insert(Category::parse(&category)?, price.get());
-    }
-    let mut rows = Vec::with_capacity(b.rows.len());
-    for r in &b.rows {
-        let category = r.category.as_deref().map(Category::parse).transpose()?;
-        let aisles_after: Vec<i64> = r.aisles_after.iter().map(|a| a.get()).collect();
-        rows.push(RowSpec::new(
-            RowLabel::parse(&r.row)?,
-            r.seats.get(),
-            &aisles_after,
-            category,
-        )?);
-    }
-    Ok(NewShow::new(&b.title, b.starts_at, currency, prices, rows)?)
+    let layout = match (&b.rows, &b.venue_id) {
+        (Some(rows), None) => ShowLayout::Rows(parse_layout(rows)?),
+        (None, Some(venue)) => ShowLayout::Venue(
+            VenueId::parse(venue).map_err(|_| booking_core::Error::VenueNotFound)?,
+        ),
+        _ => {
+            return Err(ApiError::invalid(
+                "rows",
+                "Invalid rows: give either `rows` or `venue_id`, not both and not neither.",
+            ))
+        }
+    };
+    let new = NewShow::with_layout(&b.title, b.starts_at, currency, layout)?;
+    let new = match (b.prices, b.ticket_types) {
+        (Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "ticket_types",
+                "Invalid ticket_types: give either `prices` (one type, `full`) or `ticket_types`, not both.",
+            ))
+        }
+        (None, Some(types)) => {
+            let mut parsed = Vec::with_capacity(types.len());
+            for t in types {
+                let mut prices = BTreeMap::new();
+                for (category, price) in t.prices {
+                    let category = Category::parse(&category)
+                        .map_err(|_| ApiError::invalid("ticket_types", format!("Invalid ticket_types: {category:?} is not a category.")))?;
+                    prices.insert(category, price.get());
+                }
+                parsed.push((TicketTypeName::parse(&t.name)?, prices));
+            }
+            new.with_ticket_types(parsed)?
+        }
+        (prices, None) => {
+            let mut parsed = BTreeMap::new();
+            for (category, price) in prices.unwrap_or_default() {
+                parsed.insert(Category::parse(&category)?, price.get());
+            }
+            new.with_prices(parsed)?
+        }
+    };
+    Ok(new.with_max_seats_per_user(b.max_seats_per_user.map(Int::get))?)
 }
 
 /// `POST /shows` (admin).
@@ -134,8 +215,17 @@ pub async fn get(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
 /// `GET /shows/{show_id}/seats`, with an `ETag`: a client that sends it back in
 /// `If-None-Match` gets `304 Not Modified` (no body) while no seat has changed. Served
 /// from [`crate::seat_cache`], kept current from the change feed.
+///
+/// With the admin token, the map also gives each blocked seat's `block_reason`: read
+/// from the database for each such request (admins are few), not from the cache.
 pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
+    let admin = http::admin(&parts.headers, state.admin_token.as_deref())?;
     let id = show_id(raw_id)?;
+    if admin {
+        let client = state.client().await?;
+        let map = seats::seat_map_with_reasons(&client, id).await?;
+        return Ok(Reply::json(StatusCode::OK, &map));
+    }
     let entry = state
         .seat_cache
         .get_or_read(id, &state.feed, &state.feed_pool)

@@ -18,7 +18,6 @@ const UNDO: &str = "ROLLBACK TO SAVEPOINT best_attempt";
 pub(super) struct LockedSeat {
     pub(super) id: i64,
     pub(super) label: SeatLabel,
-    pub(super) price: Option<i64>,
     pub(super) xmin: String,
 }
 
@@ -38,7 +37,7 @@ pub(super) async fn try_lock<C: GenericClient>(
     dirty: bool,
 ) -> Result<Attempt> {
     let sql = format!(
-        "SELECT id, label, price, hold_id, booking_id IS NOT NULL AS booked,
+        "SELECT id, label, hold_id, booking_id IS NOT NULL OR block_id IS NOT NULL AS booked,
                 xmin::text AS xmin, {WRITTEN_BEFORE_US} AS written_before_us
            FROM seats WHERE show_id = $1 AND id = ANY($2)
           ORDER BY id FOR UPDATE SKIP LOCKED"
@@ -95,7 +94,6 @@ pub(super) async fn try_lock<C: GenericClient>(
             .map(|r| LockedSeat {
                 id: r.get("id"),
                 label: SeatLabel::from_db(r.get("label")),
-                price: r.get("price"),
                 xmin: r.get("xmin"),
             })
             .collect(),

@@ -5,58 +5,88 @@ use std::fmt;
 use std::str::FromStr;
 use uuid::Uuid;
 
-/// A show's id: a positive integer, written as a decimal string in the API.
-///
-/// ```
-/// use booking_core::ShowId;
-/// assert_eq!(ShowId::parse("42").unwrap().get(), 42);
-/// assert!(ShowId::parse("0").is_err());
-/// assert!(ShowId::parse("4x").is_err());
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ShowId(i64);
+/// A numbered id: a positive integer, written as a decimal string in the API.
+macro_rules! numbered_id {
+    ($(#[$meta:meta])* $name:ident, $field:literal, $table:literal) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(i64);
 
-impl ShowId {
-    /// Parses the decimal form (no sign, no leading zeros, at most 18 digits).
-    pub fn parse(s: &str) -> Result<Self> {
-        let bad = || Error::invalid("show_id", "must be a positive decimal integer");
-        // One spelling per id: no leading zeros (they would make `007` and `7` the same).
-        if s.is_empty()
-            || s.len() > 18
-            || s.starts_with('0')
-            || !s.bytes().all(|b| b.is_ascii_digit())
-        {
-            return Err(bad());
+        impl $name {
+            /// Parses the decimal form (no sign, no leading zeros, at most 18 digits).
+            pub fn parse(s: &str) -> Result<Self> {
+                let bad = || Error::invalid($field, "must be a positive decimal integer");
+                // One spelling per id: no leading zeros (`007` and `7` would be the same).
+                if s.is_empty()
+                    || s.len() > 18
+                    || s.starts_with('0')
+                    || !s.bytes().all(|b| b.is_ascii_digit())
+                {
+                    return Err(bad());
+                }
+                match s.parse::<i64>() {
+                    Ok(n) if n > 0 => Ok($name(n)),
+                    _ => Err(bad()),
+                }
+            }
+
+            /// Wraps a value read from the database.
+            pub(crate) fn from_db(n: i64) -> Self {
+                $name(n)
+            }
+
+            #[doc = concat!("The number, positive (as stored in the `", $table, "` table).")]
+            pub fn get(self) -> i64 {
+                self.0
+            }
         }
-        match s.parse::<i64>() {
-            Ok(n) if n > 0 => Ok(ShowId(n)),
-            _ => Err(bad()),
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}", self.0)
+            }
         }
-    }
 
-    /// Wraps a value read from the database.
-    pub(crate) fn from_db(n: i64) -> Self {
-        ShowId(n)
-    }
+        impl FromStr for $name {
+            type Err = Error;
+            fn from_str(s: &str) -> Result<Self> {
+                $name::parse(s)
+            }
+        }
 
-    /// The number, positive (as stored in the `shows` table).
-    pub fn get(self) -> i64 {
-        self.0
-    }
+        impl serde::Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+    };
 }
 
-impl fmt::Display for ShowId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-impl FromStr for ShowId {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        ShowId::parse(s)
-    }
-}
+numbered_id!(
+    /// A show's id: a positive integer, written as a decimal string in the API.
+    ///
+    /// ```
+    /// use booking_core::ShowId;
+    /// assert_eq!(ShowId::parse("42").unwrap().get(), 42);
+    /// assert!(ShowId::parse("0").is_err());
+    /// assert!(ShowId::parse("4x").is_err());
+    /// ```
+    ShowId,
+    "show_id",
+    "shows"
+);
+numbered_id!(
+    /// A venue's id (a saved layout), numbered like shows.
+    VenueId,
+    "venue_id",
+    "venues"
+);
+numbered_id!(
+    /// A block's id (seats taken off sale), numbered across all shows.
+    BlockId,
+    "block_id",
+    "blocks"
+);
 
 /// Holds and bookings are named by their show and 128 random bits (UUIDv4), written
 /// `{show}-{uuid}`. Carrying the show in the id lets every statement that follows
@@ -134,12 +164,6 @@ macro_rules! show_scoped_id {
 
 show_scoped_id!(HoldId, "hold_id", "hold");
 show_scoped_id!(BookingId, "booking_id", "booking");
-
-impl serde::Serialize for ShowId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
-        s.collect_str(self)
-    }
-}
 
 #[cfg(test)]
 mod tests {

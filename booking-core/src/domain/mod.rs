@@ -9,10 +9,13 @@ mod user_id;
 mod version;
 
 pub use hold_ttl::HoldTtl;
-pub use ids::{BookingId, HoldId, ShowId};
-pub use layout::{Category, Currency, NewShow, RowSpec};
+pub use ids::{BlockId, BookingId, HoldId, ShowId, VenueId};
+pub use layout::{
+    Category, Currency, Feature, Layout, NewShow, Pricing, RowSpec, ShowLayout, TicketType,
+    TicketTypeName, MAX_PRICE, MAX_TICKET_TYPES,
+};
 pub use seat_count::SeatCount;
-pub use seat_label::{RowLabel, SeatLabel, SeatSelection};
+pub use seat_label::{RowLabel, SeatLabel, SeatSelection, Section};
 pub use user_id::{Actor, UserId};
 pub use version::Version;
 
@@ -73,6 +76,9 @@ text_enum! {
         Held = "held",
         /// Part of a confirmed booking that has not been cancelled.
         Booked = "booked",
+        /// Taken off sale by a block (a broken seat, the tech desk): no hold takes it
+        /// until the block is deleted.
+        Blocked = "blocked",
     }
 }
 

@@ -3,6 +3,40 @@
 use crate::error::{Error, Result};
 use std::fmt;
 
+/// A section of a venue (a stand, a block of a stadium): 1 to 8 of `A-Z`, `0-9`
+/// (`101`, `NORTH`). Seats of a sectioned row are labelled `{section}-{row}{number}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Section(String);
+
+impl Section {
+    /// Checks a section name; [`Error::Invalid`] (field `section`) unless it is 1 to 8
+    /// of `A-Z`, `0-9`.
+    pub fn parse(s: &str) -> Result<Self> {
+        if (1..=8).contains(&s.len())
+            && s.bytes()
+                .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
+        {
+            Ok(Section(s.to_owned()))
+        } else {
+            Err(Error::invalid(
+                "section",
+                "must be 1 to 8 capital letters or digits",
+            ))
+        }
+    }
+
+    /// The name, such as `101`.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Section {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// A row: 1 to 3 capital letters (`A`, `K`, `AB`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct RowLabel(String);
@@ -31,19 +65,24 @@ impl fmt::Display for RowLabel {
 }
 
 /// A seat's label within its show: its row label followed by its number in the row,
-/// 1 to 200 (`A1`, `K12`, `AB200`).
+/// 1 to 200 (`A1`, `K12`, `AB200`); in a row of a section, the section first
+/// (`101-A12`).
 ///
 /// ```
 /// use booking_core::SeatLabel;
 /// let a12 = SeatLabel::parse("A12").unwrap();
-/// assert_eq!((a12.row(), a12.number()), ("A", 12));
-/// for bad in ["a1", "A0", "A01", "A201", "ABCD1", "1A", "A"] {
+/// assert_eq!((a12.section(), a12.row(), a12.number()), (None, "A", 12));
+/// let s = SeatLabel::parse("101-A12").unwrap();
+/// assert_eq!((s.section(), s.row(), s.number()), (Some("101"), "A", 12));
+/// for bad in ["a1", "A0", "A01", "A201", "ABCD1", "1A", "A", "-A1", "123456789-A1", "b-A1", "1-2-A1"] {
 ///     assert!(SeatLabel::parse(bad).is_err(), "{bad}");
 /// }
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct SeatLabel {
     text: String,
+    /// Length of the section part, 0 without one (the `-` after it not counted).
+    section_len: u8,
     row_len: u8,
     number: u16,
 }
@@ -52,7 +91,8 @@ impl SeatLabel {
     /// The highest seat number in a row.
     pub const MAX_NUMBER: u16 = 200;
 
-    /// Parses `A12`: a row label (1 to 3 capital letters), then a number from 1 to
+    /// Parses `A12` or `101-A12`: an optional section (1 to 8 of `A-Z`, `0-9`) and
+    /// `-`, a row label (1 to 3 capital letters), then a number from 1 to
     /// [`MAX_NUMBER`](Self::MAX_NUMBER) without leading zeros. [`Error::Invalid`]
     /// (field `seats`) otherwise.
     pub fn parse(s: &str) -> Result<Self> {
@@ -60,13 +100,22 @@ impl SeatLabel {
             Error::invalid(
                 "seats",
                 format!(
-                    "{:?} is not a seat label (row letters then a number, like A12)",
+                    "{:?} is not a seat label (row letters then a number, like A12 or 101-A12)",
                     truncate(s)
                 ),
             )
         };
-        let row_len = s.bytes().take_while(|b| b.is_ascii_uppercase()).count();
-        let digits = &s[row_len..];
+        let (section_len, rest) = match s.split_once('-') {
+            Some((section, rest)) => {
+                if Section::parse(section).is_err() {
+                    return Err(bad());
+                }
+                (section.len(), rest)
+            }
+            None => (0, s),
+        };
+        let row_len = rest.bytes().take_while(|b| b.is_ascii_uppercase()).count();
+        let digits = &rest[row_len..];
         if !(1..=3).contains(&row_len)
             || digits.is_empty()
             || digits.len() > 3
@@ -81,24 +130,34 @@ impl SeatLabel {
         }
         Ok(SeatLabel {
             text: s.to_owned(),
+            section_len: section_len as u8,
             row_len: row_len as u8,
             number,
         })
     }
 
-    /// The label of seat `number` in `row`; [`Error::Invalid`] when `number` is 0 or
-    /// above [`MAX_NUMBER`](Self::MAX_NUMBER).
-    pub fn new(row: &RowLabel, number: u16) -> Result<Self> {
-        SeatLabel::parse(&format!("{row}{number}"))
+    /// The label of seat `number` in `row` (of `section`, if any); [`Error::Invalid`]
+    /// when `number` is 0 or above [`MAX_NUMBER`](Self::MAX_NUMBER).
+    pub fn new(section: Option<&Section>, row: &RowLabel, number: u16) -> Result<Self> {
+        match section {
+            Some(s) => SeatLabel::parse(&format!("{s}-{row}{number}")),
+            None => SeatLabel::parse(&format!("{row}{number}")),
+        }
     }
 
     pub(crate) fn from_db(s: String) -> Self {
         // The schema's CHECK keeps stored labels well formed.
         SeatLabel::parse(&s).unwrap_or(SeatLabel {
+            section_len: 0,
             row_len: 0,
             number: 0,
             text: s,
         })
+    }
+
+    /// The section part: `101` of `101-A12`; `None` for a seat of no section.
+    pub fn section(&self) -> Option<&str> {
+        (self.section_len > 0).then(|| &self.text[..self.section_len as usize])
     }
 
     /// The whole label, such as `A12`.
@@ -106,9 +165,13 @@ impl SeatLabel {
         &self.text
     }
 
-    /// The row part: `A` of `A12`.
+    /// The row part: `A` of `A12` and of `101-A12`.
     pub fn row(&self) -> &str {
-        &self.text[..self.row_len as usize]
+        let start = match self.section_len {
+            0 => 0,
+            n => n as usize + 1,
+        };
+        &self.text[start..start + self.row_len as usize]
     }
 
     /// The seat's number in its row: `12` of `A12`, 1 to [`MAX_NUMBER`](Self::MAX_NUMBER).

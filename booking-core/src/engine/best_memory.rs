@@ -2,18 +2,23 @@
 //! layout once read, and the seats its callers in flight have claimed. Defined here,
 //! with the engine, so that the engine depends on no operation module.
 
+use crate::domain::TicketType;
 use crate::rank::Place;
 use parking_lot::{Mutex, MutexGuard};
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 /// A show's seats as they never change after its creation: ids, places (row,
-/// number, aisle) and categories, in seat-map order.
+/// number, aisle), categories, sections and features, in seat-map order; and the
+/// show's ticket types.
 pub(crate) struct Layout {
     pub(crate) ids: Vec<i64>,
     pub(crate) places: Vec<Place>,
     pub(crate) categories: Vec<String>,
+    pub(crate) sections: Vec<Option<String>>,
+    pub(crate) features: Vec<Vec<String>>,
     pub(crate) index_of: HashMap<i64, usize>,
+    pub(crate) ticket_types: Vec<TicketType>,
 }
 
 /// What best available remembers per [`Engine`]: the layouts read so far, and the

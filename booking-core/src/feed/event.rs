@@ -103,6 +103,10 @@ crate::domain::text_enum! {
         Expire = "expire",
         /// A booking was cancelled: its seats are `available` again.
         Cancel = "cancel",
+        /// An admin (or the venue's layout) took the seats off sale: `blocked`.
+        Block = "block",
+        /// A block was deleted: its seats are `available` again.
+        Unblock = "unblock",
     }
 }
 

@@ -21,8 +21,9 @@
 //!
 //! Then each request gets its answer: its hold; or its refusal, read from the snapshot
 //! exactly as [`super::hold_pooled`] would (no such show or seat, a moved version, a
-//! taken seat); or, when the batch could not decide (a seat locked by someone, changed
-//! since the snapshot, pointing at a lapsed hold, or wanted twice in the batch),
+//! taken or blocked seat, a ticket type not sold); or, when the batch could not decide
+//! (a seat locked by someone, changed since the snapshot, pointing at a lapsed hold, or
+//! wanted twice in the batch, or a show with a limit per buyer),
 //! [`super::hold`] decides it alone, in a transaction of its own, after the batch
 //! committed.
 //!
@@ -32,13 +33,14 @@
 //! is found and answered, never held twice.
 
 use super::pooled::hold_pooled_as;
-use super::take::{hold_as, snapshot_of, wanted_versions, written_by};
+use super::take::{hold_as, named_types, snapshot_of, wanted_versions, written_by};
 use super::{load, Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::HoldId;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
+use crate::tickets::{PRICE_JOIN, SEAT_TICKET};
 use deadpool_postgres::Pool;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -150,6 +152,7 @@ impl Batcher {
     /// queue longer than [`BatchOptions::max_wait`] or the batcher has stopped.
     pub async fn hold(&self, req: HoldRequest) -> Result<Hold> {
         super::take::check_if_versions(&req)?;
+        super::take::check_ticket_types(&req)?;
         self.engine.settings().hold_ttl(req.ttl)?;
         let (reply, answer) = oneshot::channel();
         let hold_id = HoldId::generate(req.show);
@@ -180,6 +183,7 @@ pub async fn hold_all(
     for req in requests {
         let (reply, answer) = oneshot::channel();
         let checked = super::take::check_if_versions(&req)
+            .and_then(|()| super::take::check_ticket_types(&req))
             .and_then(|()| engine.settings().hold_ttl(req.ttl).map(|_| ()));
         match checked {
             Ok(()) => {
@@ -388,18 +392,24 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
              SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[])
                     WITH ORDINALITY AS i(show_id, hold_id, user_id, ttl, item)
          ), snap AS (
-             SELECT w.item, sh.currency, s.id, s.label, s.price, s.row_index, s.number,
-                    s.booking_id IS NOT NULL OR {HELD} IS TRUE AS taken,
-                    s.hold_id IS NULL AND s.booking_id IS NULL AS clean,
+             SELECT w.item, sh.currency, sh.max_seats_per_user, s.id, s.label, s.row_index,
+                    s.number,
+                    s.booking_id IS NOT NULL OR s.block_id IS NOT NULL OR {HELD} IS TRUE
+                        AS taken,
+                    s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL AS clean,
                     {VERSION} AS version, s.xmin::text AS xmin, w.version AS wanted_version,
+                    {SEAT_TICKET},
                     row_number() OVER (PARTITION BY s.show_id, s.id ORDER BY w.item) AS claim
-               FROM unnest($5::bigint[], $6::text[], $7::text[]) AS w(item, label, version)
+               FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[])
+                    AS w(item, label, version, type)
                JOIN items i ON i.item = w.item
                LEFT JOIN shows sh ON sh.id = i.show_id
                LEFT JOIN seats s ON s.show_id = sh.id AND s.label = w.label
                {JOIN_HOLD}
+               {PRICE_JOIN}
          ), go AS (
-             SELECT item, bool_and(coalesce(id IS NOT NULL AND clean AND claim = 1
+             SELECT item, bool_and(coalesce(id IS NOT NULL AND clean AND claim = 1 AND sells
+                                            AND max_seats_per_user IS NULL
                                             AND (wanted_version IS NULL
                                                  OR wanted_version = version), false)) AS ok
                FROM snap GROUP BY item
@@ -419,9 +429,11 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                         AS total
                FROM items i JOIN verdict v USING (item) WHERE v.ok
          ), wanted AS (
-             SELECT snap.item, snap.id, snap.xmin FROM snap JOIN verdict v USING (item) WHERE v.ok
+             SELECT snap.item, snap.id, snap.xmin, snap.ticket_type, snap.price
+               FROM snap JOIN verdict v USING (item) WHERE v.ok
          ), {write}
-         SELECT snap.item, snap.currency, snap.id, snap.label, snap.price, snap.row_index,
+         SELECT snap.item, snap.currency, snap.max_seats_per_user, snap.id, snap.label,
+                snap.ticket_type, snap.price, snap.sells, snap.type_known, snap.row_index,
                 snap.number, snap.taken, snap.version, v.ok, h.created_at, h.expires_at,
                 (SELECT count(*) FROM taken t WHERE t.item = snap.item) AS taken_count,
                 e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
@@ -456,12 +468,14 @@ async fn write(
     let mut seat_items: Vec<i64> = Vec::new();
     let mut labels: Vec<&str> = Vec::new();
     let mut versions: Vec<Option<&str>> = Vec::new();
+    let mut types: Vec<Option<&str>> = Vec::new();
     for (n, job) in batch.iter().enumerate() {
         for label in job.req.seats.labels() {
             seat_items.push(n as i64 + 1);
             labels.push(label.as_str());
         }
         versions.extend(wanted_versions(&job.req));
+        types.extend(named_types(&job.req));
     }
     let rows = client
         .cq(
@@ -474,6 +488,7 @@ async fn write(
                 &seat_items,
                 &labels,
                 &versions,
+                &types,
             ],
         )
         .await?;

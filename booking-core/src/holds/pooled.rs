@@ -2,7 +2,8 @@
 //! else touches them meanwhile (the common case); anything else goes to [`hold_as`].
 
 use super::take::{
-    check_if_versions, hold_as, snapshot_of, snapshot_sql, wanted_versions, write_ctes, written_by,
+    check_if_versions, check_ticket_types, hold_as, named_types, snapshot_of, snapshot_sql,
+    wanted_versions, write_ctes, written_by,
 };
 use super::{Hold, HoldRequest};
 use crate::database::Cached;
@@ -17,8 +18,9 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH snap AS ({snapshot}), go AS (
              SELECT count(snap.id) = cardinality($5::text[])
-                    AND coalesce(bool_and(snap.clean AND (w.version IS NULL
-                                                          OR w.version = snap.version)),
+                    AND coalesce(bool_and(snap.clean AND snap.sells
+                                          AND snap.max_seats_per_user IS NULL
+                                          AND (w.version IS NULL OR w.version = snap.version)),
                                  false) AS ok
                FROM snap LEFT JOIN unnest($5::text[], $6::text[]) AS w(label, version)
                  ON w.label = snap.label
@@ -36,14 +38,15 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
                     (SELECT coalesce(sum(price), 0) FROM snap)::bigint AS total
               WHERE (SELECT ok FROM verdict)
          ), wanted AS (
-             SELECT 1::bigint AS item, id, xmin FROM snap WHERE (SELECT ok FROM verdict)
+             SELECT 1::bigint AS item, id, xmin, ticket_type, price
+               FROM snap WHERE (SELECT ok FROM verdict)
          ), {write}
          SELECT snap.*, w.*
            FROM snap,
                 (SELECT (SELECT ok FROM verdict) AS ok, h.created_at, h.expires_at,
                         (SELECT count(*) FROM taken) AS taken_count, {columns}
                    FROM (SELECT 1) AS one LEFT JOIN h ON true) AS w",
-        snapshot = snapshot_sql("$1", "$5::text[]"),
+        snapshot = snapshot_sql("$1", "$5::text[]", "$7::text[]"),
         write = write_ctes("items", "wanted"),
         columns = feed::EVENT_COLUMNS,
     )
@@ -60,8 +63,9 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
 /// - refusals (no such show or seat, a moved version, a taken seat) are answered from
 ///   it, without a lock taken, so a thousand callers on one taken seat do not queue;
 /// - anything else (a seat pointing at a lapsed hold, a row that changed between the
-///   snapshot and the lock) is decided by [`hold`](super::hold), in a transaction of
-///   its own with the full re-read after the locks.
+///   snapshot and the lock, a show with a limit per buyer, which needs the user's lock
+///   of `limit.rs`) is decided by [`hold`](super::hold), in a transaction of its own
+///   with the full re-read after the locks.
 ///
 /// The lock wait is bounded by the connection's `lock_timeout`
 /// ([`crate::PoolOptions::lock_timeout`]), as the statement runs outside an explicit
@@ -83,9 +87,11 @@ pub(crate) async fn hold_pooled_as(
     hold_id: HoldId,
 ) -> Result<Hold> {
     check_if_versions(req)?;
+    check_ticket_types(req)?;
     let ttl = engine.settings().hold_ttl(req.ttl)?;
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
     let wanted: Vec<Option<&str>> = wanted_versions(req).collect();
+    let types: Vec<Option<&str>> = named_types(req).collect();
     let rows = client
         .cq(
             &POOLED_SQL,
@@ -96,6 +102,7 @@ pub(crate) async fn hold_pooled_as(
                 &(ttl.secs() as i32),
                 &labels,
                 &wanted,
+                &types,
             ],
         )
         .await?;

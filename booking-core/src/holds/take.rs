@@ -8,11 +8,12 @@
 use super::{Hold, HoldRequest};
 use crate::database::Cached;
 use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
-use crate::domain::{HoldId, HoldStatus, HoldTtl, SeatLabel, SeatState, UserId};
+use crate::domain::{HoldId, HoldStatus, HoldTtl, SeatLabel, SeatState, TicketTypeName, UserId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause, SeatEvent};
 use crate::seats::{lapsed_version, HELD, JOIN_HOLD, LAPSED, VERSION};
+use crate::tickets::{Ticket, PRICE_JOIN, SEAT_TICKET};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt;
@@ -30,6 +31,7 @@ pub(crate) const WRITTEN_BEFORE_US: &str = "(xmin::text IN ('1', '2')
 struct Candidate {
     id: i64,
     label: SeatLabel,
+    ticket_type: TicketTypeName,
     price: Option<i64>,
     taken: bool,
     version: String,
@@ -42,7 +44,10 @@ struct Candidate {
 /// Runs in its own transaction on a pooled client, or as a savepoint inside the
 /// caller's transaction. Errors: [`Error::ShowNotFound`], [`Error::SeatNotFound`]
 /// (naming the unknown labels), [`Error::StaleVersion`] (naming the seats whose
-/// version moved), [`Error::SeatsUnavailable`] (naming the seats held or booked),
+/// version moved), [`Error::SeatsUnavailable`] (naming the seats held, booked or
+/// blocked), [`Error::Invalid`] (field `ticket_types`: a type the show does not have),
+/// [`Error::TicketTypeUnavailable`], [`Error::UserLimitReached`] (the show's
+/// `max_seats_per_user`),
 /// [`Error::Busy`] when a row lock is not had within
 /// [`Settings::lock_timeout`](crate::Settings::lock_timeout); [`Error::Invalid`] when
 /// `req.if_versions` names a seat not among `req.seats`.
@@ -66,6 +71,7 @@ where
 {
     let settings = engine.settings();
     check_if_versions(req)?;
+    check_ticket_types(req)?;
     let ttl = settings.hold_ttl(req.ttl)?;
     let show = req.show.get();
     let lock_timeout = lock_timeout_value(settings);
@@ -81,6 +87,7 @@ where
     .await?;
     let Snapshot {
         currency,
+        max_seats_per_user,
         mut by_label,
     } = snap;
 
@@ -90,7 +97,8 @@ where
     let locked = tx
         .cq(
             &format!(
-                "SELECT id, hold_id, booking_id IS NOT NULL AS booked, xmin::text AS xmin,
+                "SELECT id, hold_id, booking_id IS NOT NULL OR block_id IS NOT NULL AS booked,
+                        xmin::text AS xmin,
                         {WRITTEN_BEFORE_US} AS written_before_us
                    FROM seats WHERE show_id = $1 AND id = ANY($2)
                   ORDER BY id FOR UPDATE"
@@ -149,14 +157,28 @@ where
     check_versions(req, |l| by_label[l.as_str()].version.as_str())?;
     refuse_taken(req, |l| by_label[l.as_str()].taken)?;
 
-    // 4. Take them: insert the hold, point the seats at it, wake the sweeper if needed.
-    let total: i64 = by_label.values().filter_map(|c| c.price).sum();
+    // 4. The buyer's limit, under the user's lock (after the seat locks, as everywhere).
+    if let Some(limit) = max_seats_per_user {
+        super::limit::check(&tx, req.show, &req.user, by_label.len(), limit).await?;
+    }
+
+    // 5. Take them: insert the hold, point the seats at it, wake the sweeper if needed.
+    let by_id: HashMap<i64, &Candidate> = by_label.values().map(|c| (c.id, c)).collect();
+    let tickets: Vec<(&str, Option<i64>)> = ids
+        .iter()
+        .map(|id| (by_id[id].ticket_type.as_str(), by_id[id].price))
+        .collect();
     let seen: Vec<&str> = ids.iter().map(|id| xmins[id].as_str()).collect();
-    let written = write_hold(&tx, hold_id, &req.user, ttl, total, &ids, &seen).await?;
+    let written = write_hold(&tx, hold_id, &req.user, ttl, &ids, &seen, &tickets).await?;
     tx.commit().await?;
     engine.committed(Some(written.expires_at));
 
-    Ok(Snapshot { currency, by_label }.into_hold(req, hold_id, written))
+    Ok(Snapshot {
+        currency,
+        max_seats_per_user,
+        by_label,
+    }
+    .into_hold(req, hold_id, written))
 }
 
 /// SQL: the CTEs that write new holds, the one definition of a hold's write, shared by
@@ -164,7 +186,8 @@ where
 /// - `h` inserts each hold of `items` (columns `item`, `show_id`, `hold_id`, `user_id`,
 ///   `ttl` in seconds, `total`) and returns `hold_show`, `hold_key`, `created_at`,
 ///   `expires_at`;
-/// - `hs` records the seats `wanted` (columns `item`, `id`, `xmin`) of each;
+/// - `hs` records the seats `wanted` (columns `item`, `id`, `xmin`, `ticket_type`,
+///   `price`) of each, sold as `ticket_type` at `price`;
 /// - `taken` points those seats at their hold, each only if its row is still at the
 ///   version read under the caller's lock (`xmin`), and returns the rows it wrote
 ///   (`item`, `show_id`, `hold_id`, `id`, `label`, `xmin`): fewer rows than wanted
@@ -181,8 +204,9 @@ pub(super) fn write_ctes(items: &str, wanted: &str) -> String {
                FROM {items}
              RETURNING show_id AS hold_show, id AS hold_key, created_at, expires_at
          ), hs AS (
-             INSERT INTO hold_seats (show_id, hold_id, seat_id)
-             SELECT i.show_id, i.hold_id, w.id FROM {wanted} w JOIN {items} i USING (item)
+             INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
+             SELECT i.show_id, i.hold_id, w.id, w.ticket_type, w.price
+               FROM {wanted} w JOIN {items} i USING (item)
          ), taken AS (
              UPDATE seats s SET hold_id = i.hold_id
                FROM {wanted} w JOIN {items} i USING (item)
@@ -209,31 +233,37 @@ pub(crate) struct Written {
     pub event: Option<Arc<SeatEvent>>,
 }
 
-/// Step 4 of [`hold`], shared with [`crate::best`]: inserts the hold, points the seats
-/// `ids` (ascending, locked by the caller, read at row versions `seen`) at it and
-/// writes the change-feed event, all in one statement. A row count other than
+/// Step 5 of [`hold`], shared with [`crate::best`]: inserts the hold, points the seats
+/// `ids` (ascending, locked by the caller, read at row versions `seen`, sold as
+/// `tickets`: type and price of each) at it and writes the change-feed event, all in
+/// one statement; the total is the sum of the prices. A row count other than
 /// `ids.len()` means a seat changed under our lock: [`Error::Invariant`].
 pub(crate) async fn write_hold<C: GenericClient>(
     tx: &C,
     hold_id: HoldId,
     user: &UserId,
     ttl: HoldTtl,
-    total: i64,
     ids: &[i64],
     seen: &[&str],
+    tickets: &[(&str, Option<i64>)],
 ) -> Result<Written> {
     let sql = format!(
-        "WITH items AS (
+        "WITH wanted AS (
+             SELECT 1::bigint AS item, id, xmin, ticket_type, price
+               FROM unnest($5::bigint[], $6::text[], $7::text[], $8::bigint[])
+                    AS w(id, xmin, ticket_type, price)
+         ), items AS (
              SELECT 1::bigint AS item, $1::bigint AS show_id, $2::uuid AS hold_id,
-                    $3::text AS user_id, $4::int AS ttl, $5::bigint AS total
-         ), wanted AS (
-             SELECT 1::bigint AS item, id, xmin FROM unnest($6::bigint[], $7::text[]) AS w(id, xmin)
+                    $3::text AS user_id, $4::int AS ttl,
+                    (SELECT coalesce(sum(price), 0) FROM wanted)::bigint AS total
          ), {write}
          SELECT h.created_at, h.expires_at, (SELECT count(*) FROM taken) AS taken, {columns}
            FROM h",
         write = write_ctes("items", "wanted"),
         columns = feed::EVENT_COLUMNS,
     );
+    let types: Vec<&str> = tickets.iter().map(|(t, _)| *t).collect();
+    let prices: Vec<Option<i64>> = tickets.iter().map(|(_, p)| *p).collect();
     let row = tx
         .cq_one(
             &sql,
@@ -242,9 +272,10 @@ pub(crate) async fn write_hold<C: GenericClient>(
                 &hold_id.key(),
                 &user.as_str(),
                 &(ttl.secs() as i32),
-                &total,
                 &ids,
                 &seen,
+                &types,
+                &prices,
             ],
         )
         .await?;
@@ -266,6 +297,8 @@ pub(crate) async fn write_hold<C: GenericClient>(
 /// moved versions and seats taken already are refused here, before any lock is taken.
 pub(super) struct Snapshot {
     currency: String,
+    /// The show's limit of seats per user, if it has one.
+    pub(super) max_seats_per_user: Option<u32>,
     by_label: HashMap<String, Candidate>,
 }
 
@@ -278,7 +311,15 @@ impl Snapshot {
             hold_id,
             show_id: req.show,
             user_id: req.user.clone(),
-            seats: seats.into_iter().map(|c| c.label.clone()).collect(),
+            seats: seats.iter().map(|c| c.label.clone()).collect(),
+            tickets: seats
+                .iter()
+                .map(|c| Ticket {
+                    seat: c.label.clone(),
+                    ticket_type: c.ticket_type.clone(),
+                    price: c.price,
+                })
+                .collect(),
             status: HoldStatus::Active,
             created_at: written.created_at,
             expires_at: written.expires_at,
@@ -323,44 +364,69 @@ pub(super) fn wanted_versions(req: &HoldRequest) -> impl Iterator<Item = Option<
 async fn snapshot<C: GenericClient>(client: &C, req: &HoldRequest) -> Result<Snapshot> {
     let show = req.show.get();
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
+    let types: Vec<Option<&str>> = named_types(req).collect();
     let rows = client
-        .cq(&snapshot_sql("$1", "$2::text[]"), &[&show, &labels])
+        .cq(
+            &snapshot_sql("$1", "$2::text[]", "$3::text[]"),
+            &[&show, &labels, &types],
+        )
         .await?;
     snapshot_of(req, &rows)
 }
 
-/// SQL: the snapshot read of [`snapshot`], for the show `show` and the labels
-/// `labels` (a text array): the show (for its currency, and to tell "no such show"
-/// from "no such seats") joined to the wanted seats and the holds they point at.
-pub(super) fn snapshot_sql(show: &str, labels: &str) -> String {
+/// SQL: the snapshot read of [`snapshot`], for the show `show`, the labels `labels`
+/// and the ticket type named for each (`types`, text arrays of one length; `NULL`: the
+/// default type): the show (for its currency and limit, and to tell "no such show"
+/// from "no such seats") joined to the wanted seats, the holds they point at, and
+/// their prices as the types asked for ([`SEAT_TICKET`]).
+pub(super) fn snapshot_sql(show: &str, labels: &str, types: &str) -> String {
     format!(
-        "SELECT sh.currency, s.id, s.label, s.price, s.row_index, s.number,
-                s.booking_id IS NOT NULL OR {HELD} IS TRUE AS taken,
-                s.hold_id IS NULL AND s.booking_id IS NULL AS clean,
-                {VERSION} AS version, s.xmin::text AS xmin
+        "SELECT sh.currency, sh.max_seats_per_user, s.id, s.label, s.row_index, s.number,
+                s.booking_id IS NOT NULL OR s.block_id IS NOT NULL OR {HELD} IS TRUE AS taken,
+                s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL AS clean,
+                {VERSION} AS version, s.xmin::text AS xmin, {SEAT_TICKET}
            FROM shows sh
-           LEFT JOIN seats s ON s.show_id = sh.id AND s.label = ANY({labels})
+           LEFT JOIN (unnest({labels}, {types}) AS w(label, type)
+                      JOIN seats s ON s.show_id = {show} AND s.label = w.label) ON true
            {JOIN_HOLD}
+           {PRICE_JOIN}
           WHERE sh.id = {show}"
     )
+}
+
+/// The ticket type `req` names for each of its seats (`None`: the default), in the
+/// order of its labels.
+pub(super) fn named_types(req: &HoldRequest) -> impl Iterator<Item = Option<&str>> {
+    req.seats.labels().iter().map(|l| {
+        req.ticket_types
+            .iter()
+            .find(|(label, _)| label == l)
+            .map(|(_, t)| t.as_str())
+    })
 }
 
 /// Reads the rows of a snapshot query (one per wanted seat that exists, or one with
 /// no seat when none does; none when the show does not exist) and refuses what they
 /// show cannot be held: unknown seats, then moved versions, then taken seats.
 pub(super) fn snapshot_of(req: &HoldRequest, rows: &[tokio_postgres::Row]) -> Result<Snapshot> {
-    let currency: String = rows
-        .first()
-        .and_then(|r| r.get::<_, Option<String>>("currency"))
+    let first = rows.first().ok_or(Error::ShowNotFound)?;
+    let currency: String = first
+        .get::<_, Option<String>>("currency")
         .ok_or(Error::ShowNotFound)?;
-    let by_label: HashMap<String, Candidate> = rows
-        .iter()
-        .filter(|r| r.get::<_, Option<i64>>("id").is_some())
+    let max_seats_per_user = first
+        .get::<_, Option<i32>>("max_seats_per_user")
+        .map(|m| m as u32);
+    let seat_rows = || {
+        rows.iter()
+            .filter(|r| r.get::<_, Option<i64>>("id").is_some())
+    };
+    let by_label: HashMap<String, Candidate> = seat_rows()
         .map(|r| {
             let label: String = r.get("label");
             let c = Candidate {
                 id: r.get("id"),
                 label: SeatLabel::from_db(label.clone()),
+                ticket_type: TicketTypeName::from_db(r.get("ticket_type")),
                 price: r.get("price"),
                 taken: r.get("taken"),
                 version: r.get("version"),
@@ -381,7 +447,60 @@ pub(super) fn snapshot_of(req: &HoldRequest, rows: &[tokio_postgres::Row]) -> Re
     }
     check_versions(req, |l| by_label[l.as_str()].version.as_str())?;
     refuse_taken(req, |l| by_label[l.as_str()].taken)?;
-    Ok(Snapshot { currency, by_label })
+    let sells: HashMap<String, (bool, bool)> = seat_rows()
+        .map(|r| (r.get("label"), (r.get("type_known"), r.get("sells"))))
+        .collect();
+    refuse_tickets(
+        req,
+        |l| sells[l.as_str()],
+        |l| &by_label[l.as_str()].ticket_type,
+    )?;
+    Ok(Snapshot {
+        currency,
+        max_seats_per_user,
+        by_label,
+    })
+}
+
+/// Refuses the seats whose ticket type the show does not have ([`Error::Invalid`],
+/// field `ticket_types`) or does not sell for their category
+/// ([`Error::TicketTypeUnavailable`]); `known_sells` gives both for a label.
+fn refuse_tickets<'a>(
+    req: &HoldRequest,
+    known_sells: impl Fn(&SeatLabel) -> (bool, bool),
+    ticket_type: impl Fn(&SeatLabel) -> &'a TicketTypeName,
+) -> Result<()> {
+    let labels = req.seats.labels();
+    if let Some(l) = labels.iter().find(|l| !known_sells(l).0) {
+        return Err(Error::invalid(
+            "ticket_types",
+            format!("the show has no ticket type {}", ticket_type(l)),
+        ));
+    }
+    let refused: Vec<(SeatLabel, TicketTypeName)> = labels
+        .iter()
+        .filter(|l| !known_sells(l).1)
+        .map(|l| (l.clone(), ticket_type(l).clone()))
+        .collect();
+    if refused.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::TicketTypeUnavailable { tickets: refused })
+    }
+}
+
+/// `req.ticket_types` may only name seats of `req.seats` ([`Error::Invalid`], field
+/// `ticket_types`).
+pub(super) fn check_ticket_types(req: &HoldRequest) -> Result<()> {
+    for (label, _) in &req.ticket_types {
+        if !req.seats.labels().contains(label) {
+            return Err(Error::invalid(
+                "ticket_types",
+                format!("{label} is not one of the seats asked for"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 pub(super) fn check_if_versions(req: &HoldRequest) -> Result<()> {

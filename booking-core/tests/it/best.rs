@@ -50,7 +50,7 @@ fn best_request(
         count: SeatCount::parse(count, 10).unwrap(),
         category: category.map(|c| Category::parse(c).unwrap()),
         adjacent,
-        ttl: None,
+        ..BestRequest::new(show.id, user(who), SeatCount::parse(count, 10).unwrap())
     }
 }
 

@@ -325,6 +325,7 @@ pub fn request(show: &Show, user_name: &str, seats: &[&str]) -> HoldRequest {
         seats: SeatSelection::parse(seats, 10).unwrap(),
         ttl: None,
         if_versions: vec![],
+        ticket_types: vec![],
     }
 }
 

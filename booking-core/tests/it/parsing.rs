@@ -29,7 +29,7 @@ proptest! {
                 prop_assert!((1..=SeatLabel::MAX_NUMBER).contains(&l.number()));
                 prop_assert_eq!(format!("{}{}", l.row(), l.number()), s);
                 let row = RowLabel::parse(l.row()).unwrap();
-                prop_assert_eq!(SeatLabel::new(&row, l.number()).unwrap(), l);
+                prop_assert_eq!(SeatLabel::new(None, &row, l.number()).unwrap(), l);
             }
             Err(e) => prop_assert!(is_invalid(&e)),
         }

@@ -57,8 +57,8 @@ async fn a_new_hold_may_not_ask_to_live_longer_than_max_hold() {
         user: user("alice"),
         count: SeatCount::parse(2, 10).unwrap(),
         category: None,
-        adjacent: true,
         ttl: Some(HoldTtl::from_secs(61).unwrap()),
+        ..BestRequest::new(show.id, user("alice"), SeatCount::parse(2, 10).unwrap())
     };
     refused_on_ttl(
         "hold_best",

@@ -1,7 +1,7 @@
 //! The one place where `booking_core::Error` becomes an answer: each case gets one
 //! status, one error code and one sentence. Handlers only write `?`.
 
-use super::reply::ApiError;
+use super::reply::{ApiError, TicketRef};
 use booking_core::{Error as CoreError, SeatLabel};
 use hyper::StatusCode;
 
@@ -34,7 +34,7 @@ impl From<CoreError> for ApiError {
             CoreError::SeatsUnavailable { seats } => ApiError::new(
                 S::CONFLICT,
                 "seats_unavailable",
-                format!("Already held or booked: {}. Nothing was held; pick other seats.", seat_list(&seats)),
+                format!("Already held, booked or blocked: {}. Nothing was done; pick other seats.", seat_list(&seats)),
             )
             .with_seats(&seats),
             CoreError::StaleVersion { seats } => ApiError::new(
@@ -50,6 +50,41 @@ impl From<CoreError> for ApiError {
             )
             .with_seats(&seats),
             CoreError::ShowNotFound => ApiError::new(S::NOT_FOUND, "show_not_found", "No show has this id."),
+            CoreError::VenueNotFound => ApiError::new(S::NOT_FOUND, "venue_not_found", "No venue has this id."),
+            CoreError::BlockNotFound => {
+                ApiError::new(S::NOT_FOUND, "block_not_found", "The show has no block with this id.")
+            }
+            CoreError::TicketTypeUnavailable { tickets } => {
+                let list = tickets
+                    .iter()
+                    .map(|(s, t)| format!("{s} as {t}"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let mut e = ApiError::new(
+                    S::CONFLICT,
+                    "ticket_type_unavailable",
+                    format!("These seats are not sold as the type asked: {list}. Nothing was held; pick another type or other seats."),
+                );
+                e.tickets = Some(
+                    tickets
+                        .into_iter()
+                        .map(|(s, t)| TicketRef {
+                            seat: s.as_str().to_owned(),
+                            ticket_type: t.as_str().to_owned(),
+                        })
+                        .collect(),
+                );
+                e
+            }
+            CoreError::UserLimitReached { limit, current } => {
+                let mut e = ApiError::new(
+                    S::CONFLICT,
+                    "user_limit_reached",
+                    format!("A user may have at most {limit} seats of this show; you have {current}. Nothing was held."),
+                );
+                e.limit = Some((limit, current));
+                e
+            }
             CoreError::HoldNotFound => ApiError::new(S::NOT_FOUND, "hold_not_found", "No hold has this id."),
             CoreError::BookingNotFound => {
                 ApiError::new(S::NOT_FOUND, "booking_not_found", "No booking has this id.")

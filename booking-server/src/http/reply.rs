@@ -137,6 +137,10 @@ pub struct ApiError {
     pub seats: Option<Vec<String>>,
     /// The `field` of the body (`seats[2]`, `Idempotency-Key`, `body`...), for `400`.
     pub field: Option<String>,
+    /// The `tickets` of the body (`ticket_type_unavailable`): seat and type of each.
+    pub tickets: Option<Vec<TicketRef>>,
+    /// The `limit` and `current` of the body (`user_limit_reached`).
+    pub limit: Option<(u32, u32)>,
     /// Adds `Retry-After` (seconds).
     pub retry_after: Option<u32>,
     /// Adds `Allow` (for 405: the methods the path answers).
@@ -147,6 +151,16 @@ pub struct ApiError {
     pub lock_timeout: bool,
 }
 
+/// A seat and the ticket type asked for it, in an error body.
+#[derive(Debug, Clone, Serialize)]
+pub struct TicketRef {
+    /// The seat's label.
+    pub seat: String,
+    /// The type asked for it.
+    #[serde(rename = "type")]
+    pub ticket_type: String,
+}
+
 #[derive(Serialize)]
 struct ErrorBody<'a> {
     error: &'a str,
@@ -155,6 +169,12 @@ struct ErrorBody<'a> {
     seats: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tickets: Option<&'a [TicketRef]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    limit: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    current: Option<u32>,
 }
 
 impl ApiError {
@@ -166,6 +186,8 @@ impl ApiError {
             message: message.into(),
             seats: None,
             field: None,
+            tickets: None,
+            limit: None,
             retry_after: None,
             allow: None,
             bearer_challenge: false,
@@ -225,6 +247,9 @@ impl ApiError {
             error: self.code,
             message: &self.message,
             seats: self.seats.as_deref(),
+            tickets: self.tickets.as_deref(),
+            limit: self.limit.map(|(l, _)| l),
+            current: self.limit.map(|(_, c)| c),
             field: self.field.as_deref(),
         };
         let mut reply = Reply {

@@ -53,6 +53,8 @@ pub(super) struct ShowState {
 /// A show's seats, compact, in map order.
 pub(super) struct Map {
     show: ShowId,
+    /// `"ticket_types":[..]`: the JSON of the show's types, which never change.
+    ticket_types: Box<str>,
     seats: Vec<Slot>,
     index: HashMap<SeatLabel, u32>,
     /// What the read saw: events of these transactions are in the map already.
@@ -65,11 +67,12 @@ pub(super) struct Map {
 }
 
 struct Slot {
-    /// `{"label":..,"row":..,"number":..,"category":..,"price":..,"state":"`: the JSON
-    /// of the seat up to its state, which never changes.
+    /// `{"label":..,"section":..,"row":..,"number":..,"category":..,"price":..,"state":"`:
+    /// the JSON of the seat up to its state, which never changes.
     head: Box<str>,
-    /// Closes the seat's JSON after its version: `,"aisle_after":true}` or `false}`.
-    aisle_after: bool,
+    /// Closes the seat's JSON after its version: `,"aisle_after":false}`, with
+    /// `,"features":[..]` before the brace when it has any. Never changes.
+    tail: Box<str>,
     state: SeatState,
     version: String,
     held_until: Option<DateTime<Utc>>,
@@ -92,10 +95,13 @@ impl Map {
                 // Must equal the field order and form of `booking_core::Seat`'s JSON
                 // (tested against it).
                 let mut head = String::with_capacity(96);
+                let _ = write!(head, "{{\"label\":{},", json_str(s.label.as_str()));
+                if let Some(section) = &s.section {
+                    let _ = write!(head, "\"section\":{},", json_str(section));
+                }
                 let _ = write!(
                     head,
-                    "{{\"label\":{},\"row\":{},\"number\":{},\"category\":{},",
-                    json_str(s.label.as_str()),
+                    "\"row\":{},\"number\":{},\"category\":{},",
                     json_str(&s.row),
                     s.number,
                     json_str(&s.category)
@@ -107,17 +113,31 @@ impl Map {
                 if s.state == SeatState::Held {
                     valid_until = earliest(valid_until, s.held_until);
                 }
+                let mut tail = format!(",\"aisle_after\":{}", s.aisle_after);
+                if !s.features.is_empty() {
+                    let _ = write!(
+                        tail,
+                        ",\"features\":{}",
+                        serde_json::to_string(&s.features).unwrap_or_else(|_| "[]".into())
+                    );
+                }
+                tail.push('}');
                 Slot {
                     head: head.into(),
-                    aisle_after: s.aisle_after,
+                    tail: tail.into(),
                     state: s.state,
                     version: s.version.as_str().to_owned(),
                     held_until: s.held_until,
                 }
             })
             .collect();
+        let ticket_types = format!(
+            "\"ticket_types\":{}",
+            serde_json::to_string(&map.ticket_types).unwrap_or_else(|_| "[]".into())
+        );
         Map {
             show: map.show_id,
+            ticket_types: ticket_types.into(),
             seats,
             index,
             snapshot,
@@ -226,7 +246,7 @@ impl ShowState {
         }
     }
 
-    /// Of `labels`, those the map shows taken (booked, or held before its deadline) at
+    /// Of `labels`, those the map shows taken (booked, blocked, or held before its deadline) at
     /// `now`; `None` when the map is not usable or does not know every label.
     pub(super) fn taken(&self, labels: &[SeatLabel], now: DateTime<Utc>) -> Option<Vec<SeatLabel>> {
         let map = self.usable(now)?;
@@ -241,7 +261,7 @@ impl ShowState {
                 }
             }
             let is_taken = match state {
-                (SeatState::Booked, _) => true,
+                (SeatState::Booked | SeatState::Blocked, _) => true,
                 (SeatState::Held, Some(until)) => until > now,
                 _ => false,
             };
@@ -275,7 +295,7 @@ impl ShowState {
 /// The map's JSON: `{"show_id":"..","seats":[..]}`, own changes on top.
 ///
 /// Written here rather than by serde from a `SeatMap`: each seat's fixed part (label,
-/// row, number, category, price) was rendered once when the map was read, and an
+/// section, row, number, category, price, aisle, features) was rendered once when the map was read, and an
 /// answer after a change copies those fragments and writes only states and versions.
 /// A generic serializer would format every field of every seat on every change, on the
 /// hottest read of an on-sale; so this renderer stays (the seat-cache tests check its
@@ -294,6 +314,8 @@ fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
         Vec::with_capacity(64 + map.seats.iter().map(|s| s.head.len() + 48).sum::<usize>());
     out.extend_from_slice(b"{\"show_id\":");
     out.extend_from_slice(json_str(&map.show.to_string()).as_bytes());
+    out.push(b',');
+    out.extend_from_slice(map.ticket_types.as_bytes());
     out.extend_from_slice(b",\"seats\":[");
     for (i, s) in map.seats.iter().enumerate() {
         if i > 0 {
@@ -313,11 +335,7 @@ fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
         } else {
             out.extend_from_slice(json_str(version).as_bytes());
         }
-        out.extend_from_slice(if s.aisle_after {
-            b",\"aisle_after\":true}"
-        } else {
-            b",\"aisle_after\":false}"
-        });
+        out.extend_from_slice(s.tail.as_bytes());
     }
     out.extend_from_slice(b"]}");
     out.into()

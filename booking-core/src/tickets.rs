@@ -1,0 +1,99 @@
+//! Tickets: what each held or booked seat is sold as (its ticket type) and at what
+//! price, and the ticket types of a show.
+//!
+//! A hold fixes the type and the price of each of its seats when it is made
+//! (`hold_seats.ticket_type`, `hold_seats.price`); its booking's tickets are its
+//! hold's. A type is sold only for the categories it lists in `ticket_prices`: the one
+//! rule of which seat may be sold as what is [`PRICE_JOIN`].
+
+use crate::domain::{SeatLabel, TicketType, TicketTypeName};
+use crate::error::{Error, Result};
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One seat of a hold or booking as sold: its type and price.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Ticket {
+    /// The seat.
+    pub seat: SeatLabel,
+    /// The ticket type it is sold as.
+    #[serde(rename = "type")]
+    pub ticket_type: TicketTypeName,
+    /// Its price in minor units; absent when its type prices its category at nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub price: Option<i64>,
+}
+
+/// SQL: the ticket of a wanted seat `s` of show `sh`, sold as the type `w.type` asked
+/// for it (`NULL`: the show's default): `ticket_type`, `price`, whether that type is
+/// sold for the seat's category (`sells`), and whether the show has such a type at all
+/// (`type_known`; only looked up when it does not sell).
+pub(crate) const SEAT_TICKET: &str = "coalesce(w.type, sh.default_ticket_type) AS ticket_type,
+       tp.price, tp.type IS NOT NULL AS sells,
+       (tp.type IS NOT NULL
+        OR EXISTS (SELECT 1 FROM ticket_types tt
+                    WHERE tt.show_id = sh.id
+                      AND tt.type = coalesce(w.type, sh.default_ticket_type))) AS type_known";
+
+/// SQL: the price `tp` of each wanted seat `s` as the type asked for it (the one rule
+/// of what a type costs: a type is sold for the categories it lists).
+pub(crate) const PRICE_JOIN: &str = "LEFT JOIN ticket_prices tp
+             ON tp.show_id = s.show_id AND tp.category = s.category
+            AND tp.type = coalesce(w.type, sh.default_ticket_type)";
+
+/// SQL: the column `tickets` of the hold whose show and id are the columns `show` and
+/// `hold`: each seat's label, type and price, as JSON, in seat-map order.
+pub(crate) fn tickets_of_hold(show: &str, hold: &str) -> String {
+    format!(
+        "(SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'seat', s.label, 'type', hs.ticket_type, 'price', hs.price)
+                 ORDER BY s.row_index, s.number), '[]')
+            FROM hold_seats hs JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
+           WHERE hs.show_id = {show} AND hs.hold_id = {hold}) AS tickets"
+    )
+}
+
+/// Reads the JSON of [`tickets_of_hold`].
+pub(crate) fn tickets_from_json(value: serde_json::Value) -> Result<Vec<Ticket>> {
+    let bad = || Error::Invariant("tickets of a hold".into());
+    let list = value.as_array().ok_or_else(bad)?;
+    list.iter()
+        .map(|t| {
+            Ok(Ticket {
+                seat: SeatLabel::from_db(t["seat"].as_str().ok_or_else(bad)?.to_owned()),
+                ticket_type: TicketTypeName::from_db(
+                    t["type"].as_str().ok_or_else(bad)?.to_owned(),
+                ),
+                price: t["price"].as_i64(),
+            })
+        })
+        .collect()
+}
+
+/// SQL: the column `ticket_types` of show `sh`: its types, default first, each with
+/// its prices per category, as JSON.
+pub(crate) const TYPES_OF_SHOW: &str = "(SELECT coalesce(jsonb_agg(jsonb_build_object(
+             'type', tt.type,
+             'prices', (SELECT coalesce(jsonb_object_agg(tp.category, tp.price), '{}')
+                          FROM ticket_prices tp
+                         WHERE tp.show_id = tt.show_id AND tp.type = tt.type))
+             ORDER BY tt.position), '[]')
+        FROM ticket_types tt WHERE tt.show_id = sh.id) AS ticket_types";
+
+/// Reads the JSON of [`TYPES_OF_SHOW`].
+pub(crate) fn types_from_json(value: serde_json::Value) -> Result<Vec<TicketType>> {
+    let bad = || Error::Invariant("ticket types of a show".into());
+    let list = value.as_array().ok_or_else(bad)?;
+    list.iter()
+        .map(|t| {
+            let prices = t["prices"].as_object().ok_or_else(bad)?;
+            Ok(TicketType {
+                name: TicketTypeName::from_db(t["type"].as_str().ok_or_else(bad)?.to_owned()),
+                prices: prices
+                    .iter()
+                    .map(|(c, p)| (c.clone(), p.as_i64()))
+                    .collect::<BTreeMap<_, _>>(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,89 @@
+//! `/shows/{id}/blocks` (admin): take seats off sale, list the blocks, delete one.
+
+use crate::http::{self, ApiError, Reply};
+use crate::idempotency::{Begun, Idempotency, Scope};
+use crate::shows::show_id;
+use crate::state::AppState;
+use booking_core::{blocks, BlockId, SeatSelection};
+use bytes::Bytes;
+use hyper::http::request::Parts;
+use hyper::StatusCode;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockBody {
+    seats: Vec<String>,
+    reason: String,
+}
+
+/// `POST /shows/{show_id}/blocks` (admin).
+pub async fn create(
+    state: &AppState,
+    parts: &Parts,
+    body: Bytes,
+    raw_show: &str,
+) -> Result<Reply, ApiError> {
+    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    let idem = Idempotency::from_request(
+        &parts.headers,
+        Scope::Admin,
+        &parts.method,
+        parts.uri.path(),
+        &body,
+    )?;
+    let show = show_id(raw_show)?;
+    let b: BlockBody = http::parse_json(&body)?;
+    let seats = SeatSelection::parse(&b.seats, blocks::MAX_SEATS_PER_BLOCK)?;
+    blocks::check_reason(&b.reason)?;
+    let mut client = state.client().await?;
+    let mut tx = match idem.begin(&mut client).await? {
+        Begun::Fresh(tx) => tx,
+        Begun::Answered(answer) => return Ok(answer),
+    };
+    let outcome = blocks::block(&mut tx, &state.engine, show, &seats, &b.reason).await;
+    let event = outcome.as_ref().ok().and_then(|b| b.event.clone());
+    let outcome = outcome
+        .map(|b| Reply::json(StatusCode::CREATED, &b))
+        .map_err(ApiError::from);
+    let reply = idem.finish(tx, outcome).await?;
+    if reply.status == StatusCode::CREATED && reply.header("idempotent-replayed").is_none() {
+        // Committed: read your writes (see `seat_cache`).
+        state.seat_cache.own_write(event.as_ref());
+        state.metrics.blocks.inc();
+        state.show_list.forget();
+    }
+    Ok(reply)
+}
+
+#[derive(Serialize)]
+struct BlockList {
+    blocks: Vec<blocks::Block>,
+}
+
+/// `GET /shows/{show_id}/blocks` (admin).
+pub async fn list(state: &AppState, parts: &Parts, raw_show: &str) -> Result<Reply, ApiError> {
+    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    let show = show_id(raw_show)?;
+    let client = state.client().await?;
+    let blocks = blocks::list_blocks(&client, show).await?;
+    Ok(Reply::json(StatusCode::OK, &BlockList { blocks }))
+}
+
+/// `DELETE /shows/{show_id}/blocks/{block_id}` (admin): `204`, the seats on sale again.
+pub async fn delete(
+    state: &AppState,
+    parts: &Parts,
+    raw_show: &str,
+    raw_block: &str,
+) -> Result<Reply, ApiError> {
+    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    let show = show_id(raw_show)?;
+    let block = BlockId::parse(raw_block).map_err(|_| booking_core::Error::BlockNotFound)?;
+    let mut client = state.client().await?;
+    let event = blocks::unblock(&mut client, &state.engine, show, block).await?;
+    state.seat_cache.own_write(event.as_ref());
+    state.metrics.unblocks.inc();
+    state.show_list.forget();
+    Ok(Reply::empty(StatusCode::NO_CONTENT))
+}

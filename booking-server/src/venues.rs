@@ -1,0 +1,90 @@
+//! `/venues`: saved layouts (admin to create and edit; anyone may read them).
+
+use crate::http::{self, ApiError, Reply};
+use crate::idempotency::{Begun, Idempotency, Scope};
+use crate::shows::{parse_layout, refuse_array_rows, RowBody};
+use crate::state::AppState;
+use booking_core::{venues, NewVenue, VenueId};
+use bytes::Bytes;
+use hyper::http::request::Parts;
+use hyper::StatusCode;
+use serde::{Deserialize, Serialize};
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VenueBody {
+    name: String,
+    rows: Vec<RowBody>,
+}
+
+fn parse_venue(body: &[u8]) -> Result<NewVenue, ApiError> {
+    let b: VenueBody = http::parse_json(body)?;
+    refuse_array_rows(body)?;
+    Ok(NewVenue::new(&b.name, parse_layout(&b.rows)?)?)
+}
+
+/// A venue id from the path; one that cannot exist is simply not found.
+fn venue_id(raw: &str) -> Result<VenueId, ApiError> {
+    VenueId::parse(raw).map_err(|_| booking_core::Error::VenueNotFound.into())
+}
+
+/// `POST /venues` (admin).
+pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Reply, ApiError> {
+    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    let idem = Idempotency::from_request(
+        &parts.headers,
+        Scope::Admin,
+        &parts.method,
+        parts.uri.path(),
+        &body,
+    )?;
+    let new = parse_venue(&body)?;
+    let mut client = state.client().await?;
+    let tx = match idem.begin(&mut client).await? {
+        Begun::Fresh(tx) => tx,
+        Begun::Answered(answer) => return Ok(answer),
+    };
+    let outcome = venues::create_venue(&tx, &new)
+        .await
+        .map(|v| Reply::json(StatusCode::CREATED, &v))
+        .map_err(ApiError::from);
+    idem.finish(tx, outcome).await
+}
+
+/// `PUT /venues/{venue_id}` (admin): replaces the name and rows. Shows made from the
+/// venue before keep their seats. Repeating it is harmless (it takes no key).
+pub async fn update(
+    state: &AppState,
+    parts: &Parts,
+    body: Bytes,
+    raw_id: &str,
+) -> Result<Reply, ApiError> {
+    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    let id = venue_id(raw_id)?;
+    let new = parse_venue(&body)?;
+    let client = state.client().await?;
+    let venue = venues::update_venue(&client, id, &new).await?;
+    Ok(Reply::json(StatusCode::OK, &venue))
+}
+
+#[derive(Serialize)]
+struct VenueList {
+    venues: Vec<venues::Venue>,
+}
+
+/// `GET /venues`.
+pub async fn list(state: &AppState) -> Result<Reply, ApiError> {
+    let client = state.client().await?;
+    let venues = venues::list_venues(&client).await?;
+    Ok(Reply::json(StatusCode::OK, &VenueList { venues }))
+}
+
+/// `GET /venues/{venue_id}`.
+pub async fn get(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
+    let id = venue_id(raw_id)?;
+    let client = state.client().await?;
+    Ok(Reply::json(
+        StatusCode::OK,
+        &venues::get_venue(&client, id).await?,
+    ))
+}
