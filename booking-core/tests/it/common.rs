@@ -237,6 +237,45 @@ impl TestDb {
                 "SELECT b.id::text FROM bookings b JOIN holds h ON h.show_id = b.show_id AND h.id = b.hold_id
                   WHERE b.total <> h.total OR b.user_id <> h.user_id",
             ),
+            (
+                "a blocked seat is in an unexpired active hold or a live booking",
+                "SELECT s.label FROM seats s
+                   JOIN hold_seats hs ON hs.show_id = s.show_id AND hs.seat_id = s.id
+                   JOIN holds h ON h.show_id = hs.show_id AND h.id = hs.hold_id
+                  WHERE s.block_id IS NOT NULL AND h.status = 'active' AND h.expires_at > now()
+                 UNION ALL
+                 SELECT s.label FROM seats s
+                   JOIN booking_seats bs ON bs.show_id = s.show_id AND bs.seat_id = s.id AND bs.live
+                  WHERE s.block_id IS NOT NULL",
+            ),
+            (
+                "a user has more seats of a show than its max_seats_per_user",
+                "SELECT t.user_id FROM (
+                     SELECT h.show_id, h.user_id, count(*) AS n FROM holds h
+                       JOIN hold_seats hs ON hs.show_id = h.show_id AND hs.hold_id = h.id
+                      WHERE h.status = 'active' AND h.expires_at > now() GROUP BY 1, 2
+                     UNION ALL
+                     SELECT b.show_id, b.user_id, count(*) FROM bookings b
+                       JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id AND bs.live
+                      WHERE b.status = 'confirmed' GROUP BY 1, 2) t
+                   JOIN shows sh ON sh.id = t.show_id
+                  GROUP BY t.show_id, t.user_id, sh.max_seats_per_user
+                 HAVING sum(t.n) > sh.max_seats_per_user",
+            ),
+            (
+                "a ticket is not priced as its type prices its seat's category",
+                "SELECT s.label FROM hold_seats hs
+                   JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
+                   LEFT JOIN ticket_prices tp ON tp.show_id = hs.show_id AND tp.type = hs.ticket_type
+                                             AND tp.category = s.category
+                  WHERE tp.type IS NULL OR tp.price IS DISTINCT FROM hs.price",
+            ),
+            (
+                "a hold's total is not the sum of its tickets",
+                "SELECT h.id::text FROM holds h
+                  WHERE h.total <> (SELECT coalesce(sum(hs.price), 0) FROM hold_seats hs
+                                     WHERE hs.show_id = h.show_id AND hs.hold_id = h.id)",
+            ),
         ];
         let mut problems = Vec::new();
         problems.extend(self.feed_problems(&client).await);
@@ -279,6 +318,7 @@ impl TestDb {
             .query(
                 "SELECT show_id, label,
                         CASE WHEN booking_id IS NOT NULL THEN 'booked'
+                             WHEN block_id IS NOT NULL THEN 'blocked'
                              WHEN hold_id IS NOT NULL THEN 'held' ELSE 'available' END,
                         xmin::text
                    FROM seats",

@@ -13,6 +13,7 @@ mod engine;
 mod expiry;
 mod feed;
 mod feed_xids;
+mod inventory;
 mod parsing;
 mod races;
 mod ttl;

@@ -1,13 +1,14 @@
 //! The one place where `booking_core::Error` becomes an answer: each case gets one
 //! status, one error code and one sentence. Handlers only write `?`.
 
-use super::reply::{ApiError, TicketRef};
+use super::reply::{ApiError, Detail, TicketRef};
 use booking_core::{Error as CoreError, SeatLabel};
 use hyper::StatusCode;
 
 impl ApiError {
     fn with_seats(mut self, seats: &[SeatLabel]) -> ApiError {
-        self.seats = Some(seats.iter().map(|s| s.as_str().to_owned()).collect());
+        self.detail.get_or_insert_with(Default::default).seats =
+            Some(seats.iter().map(|s| s.as_str().to_owned()).collect());
         self
     }
 }
@@ -65,15 +66,19 @@ impl From<CoreError> for ApiError {
                     "ticket_type_unavailable",
                     format!("These seats are not sold as the type asked: {list}. Nothing was held; pick another type or other seats."),
                 );
-                e.tickets = Some(
-                    tickets
-                        .into_iter()
-                        .map(|(s, t)| TicketRef {
-                            seat: s.as_str().to_owned(),
-                            ticket_type: t.as_str().to_owned(),
-                        })
-                        .collect(),
-                );
+                e.detail = Some(Box::new(Detail {
+                    seats: None,
+                    tickets: Some(
+                        tickets
+                            .into_iter()
+                            .map(|(s, t)| TicketRef {
+                                seat: s.as_str().to_owned(),
+                                ticket_type: t.as_str().to_owned(),
+                            })
+                            .collect(),
+                    ),
+                    limit: None,
+                }));
                 e
             }
             CoreError::UserLimitReached { limit, current } => {
@@ -82,7 +87,11 @@ impl From<CoreError> for ApiError {
                     "user_limit_reached",
                     format!("A user may have at most {limit} seats of this show; you have {current}. Nothing was held."),
                 );
-                e.limit = Some((limit, current));
+                e.detail = Some(Box::new(Detail {
+                    seats: None,
+                    tickets: None,
+                    limit: Some((limit, current)),
+                }));
                 e
             }
             CoreError::HoldNotFound => ApiError::new(S::NOT_FOUND, "hold_not_found", "No hold has this id."),

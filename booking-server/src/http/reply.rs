@@ -133,14 +133,11 @@ pub struct ApiError {
     pub code: &'static str,
     /// The `message` of the body: one sentence a person can act on.
     pub message: String,
-    /// The `seats` of the body (seat labels), when the code names seats.
-    pub seats: Option<Vec<String>>,
     /// The `field` of the body (`seats[2]`, `Idempotency-Key`, `body`...), for `400`.
     pub field: Option<String>,
-    /// The `tickets` of the body (`ticket_type_unavailable`): seat and type of each.
-    pub tickets: Option<Vec<TicketRef>>,
-    /// The `limit` and `current` of the body (`user_limit_reached`).
-    pub limit: Option<(u32, u32)>,
+    /// The rarer fields of some codes (boxed: every `Result` of a handler carries an
+    /// `ApiError`, so it stays small).
+    pub detail: Option<Box<Detail>>,
     /// Adds `Retry-After` (seconds).
     pub retry_after: Option<u32>,
     /// Adds `Allow` (for 405: the methods the path answers).
@@ -149,6 +146,17 @@ pub struct ApiError {
     pub bearer_challenge: bool,
     /// A row-lock wait ran out (see [`Reply::lock_timeout`]).
     pub lock_timeout: bool,
+}
+
+/// Fields of the body that only some codes have.
+#[derive(Debug, Clone, Default)]
+pub struct Detail {
+    /// The `seats` (seat labels), when the code names seats.
+    pub seats: Option<Vec<String>>,
+    /// The `tickets` (`ticket_type_unavailable`): seat and type of each refused seat.
+    pub tickets: Option<Vec<TicketRef>>,
+    /// The `limit` and `current` (`user_limit_reached`).
+    pub limit: Option<(u32, u32)>,
 }
 
 /// A seat and the ticket type asked for it, in an error body.
@@ -184,10 +192,8 @@ impl ApiError {
             status,
             code,
             message: message.into(),
-            seats: None,
             field: None,
-            tickets: None,
-            limit: None,
+            detail: None,
             retry_after: None,
             allow: None,
             bearer_challenge: false,
@@ -246,10 +252,10 @@ impl ApiError {
         let body = ErrorBody {
             error: self.code,
             message: &self.message,
-            seats: self.seats.as_deref(),
-            tickets: self.tickets.as_deref(),
-            limit: self.limit.map(|(l, _)| l),
-            current: self.limit.map(|(_, c)| c),
+            seats: self.detail.as_ref().and_then(|d| d.seats.as_deref()),
+            tickets: self.detail.as_ref().and_then(|d| d.tickets.as_deref()),
+            limit: self.detail.as_ref().and_then(|d| d.limit).map(|(l, _)| l),
+            current: self.detail.as_ref().and_then(|d| d.limit).map(|(_, c)| c),
             field: self.field.as_deref(),
         };
         let mut reply = Reply {
