@@ -31,12 +31,14 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
         keys(&res.json),
         [
             "available",
+            "blocked",
             "booked",
             "currency",
             "held",
             "id",
             "seats_total",
             "starts_at",
+            "ticket_types",
             "title"
         ]
     );
@@ -117,6 +119,7 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
             "seats",
             "show_id",
             "status",
+            "tickets",
             "total",
             "user_id"
         ]
@@ -173,6 +176,7 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
             "seats",
             "show_id",
             "status",
+            "tickets",
             "total",
             "user_id"
         ]

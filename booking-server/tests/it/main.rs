@@ -12,6 +12,7 @@ mod bad_input;
 mod common;
 mod events;
 mod idempotency;
+mod inventory;
 mod parsing;
 mod process;
 mod seat_cache;
