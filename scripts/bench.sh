@@ -9,7 +9,8 @@
 #   2. starts booking-server (ADMIN_TOKEN set, LOG_FORMAT=json, RUST_LOG=warn) on a
 #      free loopback port and a fresh database, which it migrates;
 #   3. runs the HTTP scenarios of booking-bench (fanout, expiry, holds at concurrency
-#      1, holds, holds of 4 seats, book, seatmap, mixed, herd, best), each creating
+#      1, holds, holds of 4 seats, book, seatmap, seatmap with inventory, mixed, herd,
+#      best), each creating
 #      its own shows through the API;
 #   4. creates shows for pgbench in that same database (bench/setup.sql) and runs
 #      pgbench with each reference script (bench/hold1.sql, hold4.sql, seatmap.sql,
@@ -203,6 +204,9 @@ scenario holds holds "${common[@]}" --concurrency "$concurrency" --shows "$holds
 scenario holds-4 holds "${common[@]}" --concurrency "$concurrency" --shows "$holds4_shows" --seats 4
 scenario book book "${common[@]}" --concurrency "$concurrency" --shows "$book_shows"
 scenario seatmap seatmap "${common[@]}" --concurrency "$concurrency"
+# The same map with two ticket types, seat features and a blocked seat a row: the
+# report gives its rate as a ratio to the plain one's (target >= 0.9).
+scenario seatmap-inventory seatmap "${common[@]}" --concurrency "$concurrency" --inventory
 scenario mixed mixed "${common[@]}" --concurrency "$concurrency" --shows "$mixed_shows"
 scenario herd herd "${common[@]}" --clients "$herd_clients"
 # Best available until the show sells out (--duration only bounds it): requests/s,

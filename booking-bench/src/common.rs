@@ -151,12 +151,6 @@ impl Ctx {
         rows: usize,
         per_row: usize,
     ) -> Result<Show, String> {
-        if self.target.admin_token.is_none() {
-            return Err(
-                "creating shows needs the server's admin token (--admin-token or ADMIN_TOKEN)"
-                    .into(),
-            );
-        }
         let body = json!({
             "title": title,
             "starts_at": "2030-01-01T20:00:00Z",
@@ -164,6 +158,47 @@ impl Ctx {
             "prices": {"standard": 1200},
             "rows": (0..rows).map(|r| json!({"row": row_label(r), "seats": per_row})).collect::<Vec<_>>(),
         });
+        self.create_show_from(body, rows, per_row).await
+    }
+
+    /// A show like [`Ctx::create_show`]'s with the venue inventory of issue 14 on top:
+    /// two ticket types, features on three seats a row (wheelchair 1 and 2, restricted
+    /// view on the last but one) and the last seat of every row blocked.
+    pub async fn create_inventory_show(
+        &self,
+        title: &str,
+        rows: usize,
+        per_row: usize,
+    ) -> Result<Show, String> {
+        let body = json!({
+            "title": title,
+            "starts_at": "2030-01-01T20:00:00Z",
+            "currency": "EUR",
+            "ticket_types": [
+                {"type": "adult", "prices": {"standard": 1200}},
+                {"type": "child", "prices": {"standard": 800}}
+            ],
+            "rows": (0..rows).map(|r| json!({
+                "row": row_label(r), "seats": per_row,
+                "features": {"wheelchair": [1, 2], "restricted_view": [per_row - 1]},
+                "blocked": [per_row]
+            })).collect::<Vec<_>>(),
+        });
+        self.create_show_from(body, rows, per_row).await
+    }
+
+    async fn create_show_from(
+        &self,
+        body: serde_json::Value,
+        rows: usize,
+        per_row: usize,
+    ) -> Result<Show, String> {
+        if self.target.admin_token.is_none() {
+            return Err(
+                "creating shows needs the server's admin token (--admin-token or ADMIN_TOKEN)"
+                    .into(),
+            );
+        }
         let mut conn = Conn::lazy(self.target.clone());
         let reply = conn
             .send(Method::POST, "/shows", Caller::Admin, Some(&body))

@@ -274,6 +274,14 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
         "pgbench-seatmap",
         Some(10.0),
     );
+    // Not a pgbench twin: the same map read the same way, with and without venue
+    // inventory (issue 14: at most 10% dearer).
+    compare(
+        "seat map with blocks, types, features vs without (req/s)",
+        "seatmap-inventory",
+        "seatmap",
+        Some(0.9),
+    );
     compare(
         "herd (req/s = N / wall) vs herd.sql",
         "herd",

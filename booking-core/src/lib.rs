@@ -14,20 +14,26 @@
 //!   ([`ShowId`], [`HoldId`], [`BookingId`]), `seat_label.rs` ([`RowLabel`],
 //!   [`SeatLabel`], [`SeatSelection`]), `user_id.rs` ([`UserId`], [`Actor`]),
 //!   `hold_ttl.rs` ([`HoldTtl`]), `seat_count.rs` ([`SeatCount`]), `version.rs`
-//!   ([`Version`]), `layout.rs` (a new show: [`NewShow`], [`RowSpec`], [`Category`],
-//!   [`Currency`]).
+//!   ([`Version`]), `layout.rs` (a new show: [`NewShow`], [`Layout`], [`RowSpec`],
+//!   [`Category`], [`Feature`], [`TicketTypeName`], [`Currency`]); ids of venues and
+//!   blocks ([`VenueId`], [`BlockId`]) and sections ([`Section`]) too.
 //! - [`engine`]: the [`Engine`] handle every operation takes: [`Settings`] and what one
 //!   process shares in memory (the local-change signal, the sweeper's hint, best
 //!   available's layouts and claims, the background tasks it started), created once
 //!   and passed explicitly.
 //! - [`database`]: connection pool ([`PoolOptions`]), migrations (embedded from the
 //!   workspace's `migrations/`), [`Settings`].
-//! - [`shows`]: create a show from rows of seats; read and list shows with seat counts.
+//! - [`shows`]: create a show from rows of seats (or a venue's); read and list shows
+//!   with seat counts.
+//! - [`venues`]: saved layouts that shows copy when they are created.
+//! - [`blocks`]: seats taken off sale (and put back), with the hold's locking steps.
+//! - [`tickets`]: ticket types and what each held seat is sold as, at what price.
 //! - [`seats`]: the seat map, and the SQL that defines "held" and a seat's version.
 //! - [`holds`]: hold seats all-or-none (`holds/take.rs`: [`holds::hold`];
 //!   `holds/pooled.rs`: [`holds::hold_pooled`], one round trip on a pooled connection
 //!   when nobody else touches the seats), read (`holds.rs`), extend and release
-//!   (`holds/lifecycle.rs`), with the hold-then-seats locking of `holds/lock.rs`.
+//!   (`holds/lifecycle.rs`), with the hold-then-seats locking of `holds/lock.rs` and
+//!   the limit per buyer of `holds/limit.rs`.
 //!   [`holds::batch`] (`holds/batch.rs`): the holds of many callers written by one
 //!   statement (`Batcher`, `hold_all`), each still all-or-none with its own answer.
 //! - [`best`]: best available: rank the free groups of `count` seats (`best/rank.rs`,

@@ -4,7 +4,8 @@
 //! A hold fixes the type and the price of each of its seats when it is made
 //! (`hold_seats.ticket_type`, `hold_seats.price`); its booking's tickets are its
 //! hold's. A type is sold only for the categories it lists in `ticket_prices`: the one
-//! rule of which seat may be sold as what is [`PRICE_JOIN`].
+//! rule of which seat may be sold as what is `PRICE_JOIN` (with `SEAT_TICKET`, the
+//! columns every hold path reads).
 
 use crate::domain::{SeatLabel, TicketType, TicketTypeName};
 use crate::error::{Error, Result};

@@ -9,8 +9,9 @@
 //! - [`state`]: what requests share ([`AppState`]: the pools, the engine handle, the
 //!   feed, the caches, the hold batcher, metrics, the shutdown token).
 //! - [`routes`]: `match` over method and path segments, one function per endpoint.
-//! - [`shows`], [`holds`], [`bookings`]: the endpoints, by the noun they serve
-//!   (`holds` includes best available).
+//! - [`shows`], [`holds`], [`bookings`], [`venues`], [`blocks`]: the endpoints, by the
+//!   noun they serve (`holds` includes best available; `shows` parses the row specs
+//!   that venues share).
 //! - [`events`]: `GET /shows/{id}/events`, the change feed as Server-Sent Events.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` (the document is
 //!   `src/openapi.json`, compiled into the binary).

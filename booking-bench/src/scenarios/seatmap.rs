@@ -29,13 +29,21 @@ pub struct Args {
     /// Workers holding and releasing random seats of the show meanwhile.
     #[arg(long, default_value_t = 4)]
     pub background: usize,
+    /// The show carries venue inventory: two ticket types, seat features and a
+    /// blocked seat per row (the background workers leave the blocked seats alone).
+    #[arg(long)]
+    pub inventory: bool,
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
-    let show = Arc::new(
+    let show = Arc::new(if args.inventory {
+        ctx.create_inventory_show("bench seat map (inventory)", args.rows, args.per_row)
+            .await?
+    } else {
         ctx.create_show("bench seat map", args.rows, args.per_row)
-            .await?,
-    );
+            .await?
+    });
+    let inventory = args.inventory;
     let c = ctx.common.concurrency.max(1);
     let window = Window::start(ctx.common.warmup, ctx.common.duration);
     let map_path = Arc::new(format!("/shows/{}/seats", show.id));
@@ -97,6 +105,9 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
                     let user = format!("bench-seatmap-bg-{w}");
                     while window.running() && !stop_bg.load(Ordering::Relaxed) {
                         let i = rand::thread_rng().gen_range(0..show.seats());
+                        if inventory && i % show.per_row == show.per_row - 1 {
+                            continue; // Blocked: a hold would only be refused.
+                        }
                         let label = show.label_of(i);
                         let body = hold_body(std::slice::from_ref(&label), 600);
                         let t = Instant::now();
@@ -200,7 +211,12 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
         &answered.lock().unwrap_or_else(|p| p.into_inner()),
         &arrivals.lock().unwrap_or_else(|p| p.into_inner()),
     );
-    let mut r = result(ctx, "seatmap", "seatmap", c);
+    let name = if inventory {
+        "seatmap-inventory"
+    } else {
+        "seatmap"
+    };
+    let mut r = result(ctx, name, "seatmap", c);
     r.elapsed_s = secs;
     r.add_ops(rec, secs);
     r.add_ops(bg_rec, secs);
