@@ -1,7 +1,11 @@
 // Two users on one show, in two browser contexts of headless Chromium: what one does,
 // the other sees without reloading. Asserts on the DOM; screenshots go to target/browser.
 //
-//   BASE_URL=http://127.0.0.1:18090 SHOW_ID=1 node seatmap.test.mjs
+// Then a show with venue inventory (sections, blocked seats, seat features, ticket
+// types, a limit per buyer), which this test creates with the admin token: what the
+// page draws, what it sends, and what the server then holds.
+//
+//   BASE_URL=http://127.0.0.1:18090 SHOW_ID=1 ADMIN_TOKEN=... node seatmap.test.mjs
 //
 // scripts/test_browser.sh starts a server and a show, then runs this.
 import { chromium } from "playwright-core";
@@ -10,8 +14,9 @@ import assert from "node:assert/strict";
 
 const base = process.env.BASE_URL;
 const show = process.env.SHOW_ID;
+const admin = process.env.ADMIN_TOKEN;
 const shots = process.env.SHOT_DIR || "../target/browser";
-assert.ok(base && show, "set BASE_URL and SHOW_ID");
+assert.ok(base && show && admin, "set BASE_URL, SHOW_ID and ADMIN_TOKEN");
 mkdirSync(shots, { recursive: true });
 
 const browser = await chromium.launch({
@@ -36,13 +41,13 @@ async function step(name, fn) {
   }
 }
 
-async function userPage(user, viewport) {
+async function userPage(user, viewport, showId = show, firstSeat = "A1") {
   const context = await browser.newContext({ viewport });
   await context.addInitScript((u) => localStorage.setItem("booking.user", u), user);
   const page = await context.newPage();
   page.on("pageerror", (e) => console.log(`[${user}] page error: ${e.message}`));
-  await page.goto(`${base}/?show=${show}`);
-  await page.waitForSelector('[data-seat="A1"]');
+  await page.goto(`${base}/?show=${showId}`);
+  await page.waitForSelector(`[data-seat="${firstSeat}"]`);
   await page.waitForFunction(() => document.getElementById("live").textContent.includes("on"));
   return page;
 }
@@ -50,6 +55,20 @@ async function userPage(user, viewport) {
 const seatState = (page, label) => page.getAttribute(`[data-seat="${label}"]`, "data-state");
 const waitSeat = (page, label, state) =>
   page.waitForSelector(`[data-seat="${label}"][data-state="${state}"]`, { timeout: 10000 });
+const waitMessage = (page, pattern) =>
+  page.waitForFunction((p) => new RegExp(p).test(document.getElementById("message").textContent),
+    pattern.source, { timeout: 10000 });
+
+// The API straight from Node: admin calls carry the token, buyer calls a user id.
+async function call(method, path, { body, user, asAdmin } = {}) {
+  const headers = {};
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (user) headers["X-User-Id"] = user;
+  if (asAdmin) headers.Authorization = `Bearer ${admin}`;
+  const res = await fetch(`${base}${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
 
 try {
   // A on a desktop screen, B on a phone-sized one.
@@ -159,6 +178,137 @@ try {
 
   await a.screenshot({ path: `${shots}/alice-after.png`, fullPage: true });
   await b.screenshot({ path: `${shots}/bob-after.png`, fullPage: true });
+
+  // A show with two sections; 101-A8 blocked by the venue, a wheelchair space and its
+  // companion seat in 101-A, a premium row that only adults are sold for, three seats
+  // at most per buyer.
+  const created = await call("POST", "/shows", {
+    asAdmin: true,
+    body: {
+      title: "Venue inventory", starts_at: "2030-01-02T20:00:00Z", max_seats_per_user: 3,
+      ticket_types: [
+        { type: "adult", prices: { standard: 1200, premium: 1800 } },
+        { type: "child", prices: { standard: 800 } },
+      ],
+      rows: [
+        { row: "A", seats: 8, section: "101", features: { wheelchair: [1], companion: [2] }, blocked: [8] },
+        { row: "B", seats: 8, section: "101" },
+        { row: "A", seats: 6, section: "102", category: "premium", features: { restricted_view: [6] } },
+      ],
+    },
+  });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const venueShow = created.body.id;
+  const d = await userPage("dora", { width: 1280, height: 800 }, venueShow, "101-A1");
+  const selected = () => d.$$eval(".seat[data-state=selected]", (els) => els.map((e) => e.dataset.seat));
+  const totalCents = () => d.getAttribute("#selection-total", "data-cents");
+
+  await step("each section is drawn apart under its name, its rows together", async () => {
+    const names = await d.$$eval(".section-name", (hs) => hs.map((h) => h.textContent));
+    assert.deepEqual(names, ["Section 101", "Section 102"]);
+    const rowsOf = (sec) => d.$$eval(`.section[data-section="${sec}"] .row`, (rs) => rs.map((r) => r.dataset.row));
+    assert.deepEqual(await rowsOf("101"), ["A", "B"]);
+    assert.deepEqual(await rowsOf("102"), ["A"]);
+    assert.equal(await d.locator('.section[data-section="102"] [data-seat="102-A1"]').count(), 1);
+    const first = await d.locator('.section[data-section="101"]').boundingBox();
+    const second = await d.locator('.section[data-section="102"]').boundingBox();
+    assert.ok(second.y >= first.y + first.height, "section 102 is below section 101, apart");
+  });
+
+  await step("a seat blocked by the venue is drawn blocked and clicking it selects nothing", async () => {
+    assert.equal(await seatState(d, "101-A8"), "blocked");
+    assert.match(await d.getAttribute('[data-seat="101-A8"]', "aria-label"), /not for sale/);
+    const look = await d.$eval('[data-seat="101-A8"]', (el) => getComputedStyle(el).backgroundImage);
+    assert.match(look, /repeating-linear-gradient/, "hatched");
+    await d.click('[data-seat="101-A8"]');
+    assert.match(await d.textContent("#message"), /101-A8 is not for sale/);
+    assert.equal(await seatState(d, "101-A8"), "blocked");
+    assert.deepEqual(await selected(), []);
+    assert.equal(await d.isDisabled("#hold"), true);
+  });
+
+  await step("seat features are marked on the map and listed in the tooltip", async () => {
+    assert.equal(await d.textContent('[data-seat="101-A1"] .mark.wheelchair'), "♿");
+    assert.match(await d.getAttribute('[data-seat="101-A1"]', "title"), /wheelchair space/);
+    assert.equal(await d.locator('[data-seat="101-A2"] .mark.companion').count(), 1);
+    assert.match(await d.getAttribute('[data-seat="101-A2"]', "title"), /companion seat/);
+    assert.equal(await d.locator('[data-seat="102-A6"] .mark.restricted_view').count(), 1);
+    assert.match(await d.getAttribute('[data-seat="102-A6"]', "title"), /restricted view/);
+    assert.equal(await d.locator('[data-seat="101-A3"] .mark').count(), 0, "no mark without a feature");
+    assert.match(await d.textContent(".legend"), /Wheelchair space/);
+  });
+
+  await step("a child ticket changes the total, and the hold has it at its price", async () => {
+    assert.match(await d.textContent("#limit"), /At most 3 seats per person/);
+    await d.click('[data-seat="101-B1"]');
+    await d.click('[data-seat="101-B2"]');
+    assert.deepEqual(await selected(), ["101-B1", "101-B2"]);
+    const offered = await d.$$eval('[data-ticket="101-B2"] option', (os) => os.map((o) => o.value));
+    assert.deepEqual(offered, ["adult", "child"], "the default first");
+    assert.equal(await d.inputValue('[data-ticket="101-B2"]'), "adult");
+    assert.equal(await totalCents(), "2400");
+    await d.selectOption('[data-ticket="101-B2"]', "child");
+    assert.equal(await totalCents(), "2000");
+    assert.match(await d.textContent("#selection-total"), /20[.,]00/);
+    await d.click("#hold");
+    await d.waitForSelector("#holdbox:not([hidden])");
+    await waitSeat(d, "101-B2", "mine");
+    assert.match(await d.textContent("#held-tickets"), /101-B2 child/);
+    const id = await d.evaluate((s) => localStorage.getItem(`booking.hold.dora.${s}`), venueShow);
+    const hold = await call("GET", `/holds/${id}`, { user: "dora" });
+    assert.equal(hold.status, 200);
+    assert.deepEqual(hold.body.tickets, [
+      { seat: "101-B1", type: "adult", price: 1200 },
+      { seat: "101-B2", type: "child", price: 800 },
+    ]);
+    assert.equal(hold.body.total, 2000);
+  });
+
+  await step("a seat offers only the types sold for its category; a refused type is explained", async () => {
+    await d.click('[data-seat="102-A1"]');
+    const offered = await d.$$eval('[data-ticket="102-A1"] option', (os) => os.map((o) => o.value));
+    assert.deepEqual(offered, ["adult"], "child is not sold for premium seats");
+    assert.equal(await totalCents(), "1800");
+    // A page that offered child anyway (say, one made before a change): the server refuses.
+    await d.$eval('[data-ticket="102-A1"]', (s) => {
+      s.appendChild(new Option("child", "child"));
+      s.value = "child";
+      s.dispatchEvent(new Event("change"));
+    });
+    await d.click("#hold");
+    await waitMessage(d, /not sold: child for seat 102-A1/);
+    assert.equal(await seatState(d, "102-A1"), "selected", "nothing was held");
+    await d.click('[data-seat="102-A1"]');
+    assert.deepEqual(await selected(), []);
+  });
+
+  await step("the limit per buyer caps a selection and a refused hold says why", async () => {
+    for (const l of ["101-B4", "101-B5", "101-B6"]) await d.click(`[data-seat="${l}"]`);
+    await d.click('[data-seat="101-B7"]');
+    assert.match(await d.textContent("#message"), /at most 3 seats for this show/);
+    assert.deepEqual(await selected(), ["101-B4", "101-B5", "101-B6"]);
+    await d.click("#hold"); // dora holds 2 already: 2 + 3 > 3
+    await waitMessage(d, /at most 3 seats .* already have 2/);
+    for (const l of ["101-B4", "101-B5", "101-B6"]) assert.equal(await seatState(d, l), "selected");
+    const mine = await call("GET", `/shows/${venueShow}`);
+    assert.equal(mine.body.held, 2, "nothing more was held");
+    for (const l of ["101-B4", "101-B5", "101-B6"]) await d.click(`[data-seat="${l}"]`);
+  });
+
+  await step("a block made meanwhile greys the seat live and drops it from the selection", async () => {
+    await d.click('[data-seat="102-A3"]');
+    assert.deepEqual(await selected(), ["102-A3"]);
+    const block = await call("POST", `/shows/${venueShow}/blocks`,
+      { asAdmin: true, body: { seats: ["102-A3"], reason: "camera" } });
+    assert.equal(block.status, 201, JSON.stringify(block.body));
+    await waitSeat(d, "102-A3", "blocked");
+    assert.match(await d.textContent("#message"), /102-A3 was just withdrawn from sale/);
+    assert.deepEqual(await selected(), []);
+    await d.screenshot({ path: `${shots}/dora-venue.png`, fullPage: true });
+    const gone = await call("DELETE", `/shows/${venueShow}/blocks/${block.body.block_id}`, { asAdmin: true });
+    assert.equal(gone.status, 204);
+    await waitSeat(d, "102-A3", "available");
+  });
 } catch (e) {
   failed = Math.max(failed, 1);
 } finally {

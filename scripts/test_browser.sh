@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The seat-map page in headless Chromium: two users on one show (browser-tests/).
+# The seat-map page in headless Chromium: two users on one show, then one on a show
+# with sections, blocked seats, seat features, ticket types and a limit per buyer
+# (browser-tests/; the test creates that show itself with the admin token).
 #
 #   scripts/test_browser.sh
 #
@@ -63,5 +65,5 @@ show=$(curl -fsS -X POST "http://127.0.0.1:$port/shows" -H "Authorization: Beare
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 
 cd browser-tests
-BASE_URL="http://127.0.0.1:$port" SHOW_ID="$show" CHROMIUM="$chromium_bin" SHOT_DIR="$here/target/browser" \
-    node seatmap.test.mjs
+BASE_URL="http://127.0.0.1:$port" SHOW_ID="$show" ADMIN_TOKEN="$token" CHROMIUM="$chromium_bin" \
+    SHOT_DIR="$here/target/browser" node seatmap.test.mjs

@@ -4,11 +4,24 @@
 const MAX_SEATS = 10;
 const $ = (id) => document.getElementById(id);
 
+// Seat features the map marks; any other feature is only named in the seat's tooltip.
+const FEATURES = {
+  wheelchair: { mark: "♿", name: "wheelchair space" },
+  companion: { mark: "+", name: "companion seat" },
+  restricted_view: { mark: "◐", name: "restricted view" },
+};
+
 const state = {
   show: null,        // show id
+  currency: "EUR",
+  limit: null,       // max_seats_per_user of the show, if any
+  types: [],         // the show's ticket types, the default first
   seats: new Map(),  // label -> seat from the seat map (state, version, ...)
+  els: new Map(),    // label -> its button
   order: [],         // labels in seat-map order
   selected: new Set(),
+  choice: new Map(), // selected label -> chosen ticket type
+  drawn: null,       // the selection the ticket list was drawn for
   hold: null,        // the user's current hold on this show, if any
   events: null,      // EventSource
   timer: null,
@@ -25,7 +38,8 @@ function say(text, ok = false) {
   m.hidden = !text;
 }
 
-// Every call names the user; every error becomes a readable sentence.
+// Every call names the user; every error becomes a readable sentence (the answer's
+// body stays on the error as `data`).
 async function api(method, path, body) {
   const headers = { "X-User-Id": userId() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
@@ -43,12 +57,28 @@ async function api(method, path, body) {
     if (data && Array.isArray(data.seats) && data.seats.length) text += ` (Seats: ${data.seats.join(", ")})`;
     const err = new Error(text);
     err.code = data && data.error;
+    err.data = data || {};
     throw err;
   }
   return data;
 }
 
-function money(cents, currency) {
+// The refusals a buyer can do something about, in their words.
+function explain(e) {
+  const d = e.data || {};
+  if (e.code === "user_limit_reached") {
+    const left = Math.max(0, d.limit - d.current);
+    return `You can have at most ${d.limit} seats for this show and you already have ${d.current} (held or booked), `
+      + (left ? `so you can take ${left} more. Nothing was held.` : "so you cannot take more. Nothing was held.");
+  }
+  if (e.code === "ticket_type_unavailable" && Array.isArray(d.tickets)) {
+    const list = d.tickets.map((t) => `${t.type} for seat ${t.seat}`).join(", ");
+    return `These tickets are not sold: ${list}. Choose another ticket type. Nothing was held.`;
+  }
+  return e.message;
+}
+
+function money(cents, currency = state.currency) {
   if (cents == null) return "";
   try {
     return new Intl.NumberFormat(undefined, { style: "currency", currency }).format(cents / 100);
@@ -61,20 +91,63 @@ function holdKey() {
   return `booking.hold.${userId()}.${state.show}`;
 }
 
+// ---- Ticket types and features ------------------------------------------------
+
+// The types sold for a seat (those pricing its category), the default first.
+function typesFor(seat) {
+  return state.types.filter((t) => Object.prototype.hasOwnProperty.call(t.prices, seat.category));
+}
+
+// A seat's price as `type` (null: sold at no price).
+function priceOf(seat, type) {
+  const t = state.types.find((x) => x.type === type);
+  return t ? t.prices[seat.category] : seat.price;
+}
+
+function onSale(seat) {
+  return state.types.length === 0 || typesFor(seat).length > 0;
+}
+
+function featureNames(seat) {
+  return (seat.features || []).map((f) => (FEATURES[f] ? FEATURES[f].name : f.replace(/_/g, " ")));
+}
+
+// Tickets of a hold or booking, as text: "A1 adult €12.00, A2 child €8.00".
+function ticketText(t) {
+  const type = state.types.length > 1 ? ` ${t.type}` : "";
+  const price = t.price != null ? ` ${money(t.price)}` : "";
+  return `${t.seat}${type}${price}`;
+}
+
+function ticketsOf(h) {
+  return h.tickets || h.seats.map((seat) => ({ seat }));
+}
+
+// The most seats one selection may have.
+function cap() {
+  return state.limit ? Math.min(MAX_SEATS, state.limit) : MAX_SEATS;
+}
+
+// ---- The map ------------------------------------------------------------------
+
 function seatClass(seat) {
   if (state.selected.has(seat.label)) return "selected";
   if (seat.state === "held" && state.hold && state.hold.status === "active" && state.hold.seats.includes(seat.label)) return "mine";
-  return seat.state; // available, held (by others), booked
+  return seat.state; // available, held (by others), booked, blocked
 }
 
 function describe(seat, cls) {
-  const names = { available: "available", selected: "selected", mine: "held by you", held: "held by someone else", booked: "booked" };
-  const price = seat.price != null ? `, ${money(seat.price, state.currency)}` : "";
-  return `${seat.label}, ${seat.category}${price}, ${names[cls]}`;
+  const names = {
+    available: "available", selected: "selected", mine: "held by you", held: "held by someone else",
+    booked: "booked", blocked: "not for sale",
+  };
+  const price = seat.price != null ? `, ${money(seat.price)}` : "";
+  const features = featureNames(seat).map((f) => `, ${f}`).join("");
+  return `${seat.label}, ${seat.category}${price}${features}, ${names[cls] || cls}`;
 }
 
 function renderSeat(seat) {
-  const el = document.querySelector(`[data-seat="${seat.label}"]`);
+  const el = state.els.get(seat.label);
   if (!el) return;
   const cls = seatClass(seat);
   el.className = `seat ${cls}`;
@@ -83,43 +156,169 @@ function renderSeat(seat) {
   el.dataset.state = cls;
 }
 
+function seatButton(seat) {
+  const b = document.createElement("button");
+  b.type = "button";
+  b.dataset.seat = seat.label;
+  b.textContent = seat.number;
+  const names = featureNames(seat);
+  b.title = `${seat.label} (${seat.category})${names.length ? `: ${names.join(", ")}` : ""}`;
+  if (seat.features) {
+    b.dataset.features = seat.features.join(" ");
+    const marks = seat.features.filter((f) => FEATURES[f]);
+    if (marks.length) {
+      const box = document.createElement("span");
+      box.className = "marks";
+      box.setAttribute("aria-hidden", "true");
+      for (const f of marks) {
+        const m = document.createElement("span");
+        m.className = `mark ${f}`;
+        m.textContent = FEATURES[f].mark;
+        box.appendChild(m);
+      }
+      b.appendChild(box);
+    }
+  }
+  b.addEventListener("click", () => toggle(seat.label));
+  return b;
+}
+
+// The row element of a seat: rows in a box per section (its name as a heading, in the
+// order sections first appear) when the show has sections, else straight in #rows.
+function rowOf(groups, seat, sectioned) {
+  const key = sectioned ? seat.section || "" : "";
+  let group = groups.get(key);
+  if (!group) {
+    let box = $("rows");
+    if (sectioned) {
+      box = document.createElement("section");
+      box.className = "section";
+      box.dataset.section = key;
+      const name = document.createElement("h2");
+      name.className = "section-name";
+      name.textContent = key ? `Section ${key}` : "Other seats";
+      box.setAttribute("aria-label", name.textContent);
+      box.appendChild(name);
+      $("rows").appendChild(box);
+    }
+    group = { box, rows: new Map() };
+    groups.set(key, group);
+  }
+  let row = group.rows.get(seat.row);
+  if (!row) {
+    row = document.createElement("div");
+    row.className = "row";
+    row.dataset.row = seat.row;
+    const name = document.createElement("span");
+    name.className = "row-label";
+    name.textContent = seat.row;
+    row.appendChild(name);
+    group.box.appendChild(row);
+    group.rows.set(seat.row, row);
+  }
+  return row;
+}
+
 function renderMap() {
-  const rows = $("rows");
-  rows.textContent = "";
-  let current = null;
+  $("rows").textContent = "";
+  state.els.clear();
+  const sectioned = state.order.some((l) => state.seats.get(l).section);
+  const groups = new Map();
   for (const label of state.order) {
     const seat = state.seats.get(label);
-    if (!current || current.dataset.row !== seat.row) {
-      current = document.createElement("div");
-      current.className = "row";
-      current.dataset.row = seat.row;
-      const name = document.createElement("span");
-      name.className = "row-label";
-      name.textContent = seat.row;
-      current.appendChild(name);
-      rows.appendChild(current);
-    }
-    const b = document.createElement("button");
-    b.type = "button";
-    b.dataset.seat = seat.label;
-    b.textContent = seat.number;
-    b.addEventListener("click", () => toggle(seat.label));
-    current.appendChild(b);
+    const row = rowOf(groups, seat, sectioned);
+    const b = seatButton(seat);
+    state.els.set(label, b);
+    row.appendChild(b);
     if (seat.aisle_after) {
       const gap = document.createElement("span");
       gap.className = "aisle";
       gap.setAttribute("aria-hidden", "true");
-      current.appendChild(gap);
+      row.appendChild(gap);
     }
     renderSeat(seat);
   }
 }
 
+// The legend names the feature marks this show uses.
+function renderLegend() {
+  const legend = document.querySelector(".legend");
+  legend.querySelectorAll(".feature-key").forEach((li) => li.remove());
+  const used = new Set();
+  for (const seat of state.seats.values()) for (const f of seat.features || []) used.add(f);
+  for (const [f, { mark, name }] of Object.entries(FEATURES)) {
+    if (!used.has(f)) continue;
+    const li = document.createElement("li");
+    li.className = "feature-key";
+    const key = document.createElement("span");
+    key.className = `mark-key ${f}`;
+    key.textContent = mark;
+    li.append(key, name[0].toUpperCase() + name.slice(1));
+    legend.appendChild(li);
+  }
+}
+
+// ---- The panel ----------------------------------------------------------------
+
+function selection() {
+  return state.order.filter((l) => state.selected.has(l));
+}
+
+// One line per selected seat: a choice of the types sold for it (default first), or
+// just its price when the show has one type.
+function renderTickets(sel) {
+  const key = sel.join(",");
+  if (key !== state.drawn) {
+    state.drawn = key;
+    const list = $("tickets");
+    list.textContent = "";
+    for (const label of sel) {
+      const seat = state.seats.get(label);
+      const li = document.createElement("li");
+      const name = document.createElement("span");
+      name.textContent = label;
+      li.appendChild(name);
+      if (state.types.length > 1) {
+        const select = document.createElement("select");
+        select.dataset.ticket = label;
+        select.setAttribute("aria-label", `Ticket type for ${label}`);
+        for (const t of typesFor(seat)) {
+          const price = t.prices[seat.category];
+          select.appendChild(new Option(`${t.type} — ${price != null ? money(price) : "no price"}`, t.type));
+        }
+        select.value = state.choice.get(label);
+        select.addEventListener("change", () => {
+          state.choice.set(label, select.value);
+          renderTotal(selection());
+        });
+        li.appendChild(select);
+      } else {
+        const price = document.createElement("span");
+        price.textContent = money(priceOf(seat, state.choice.get(label)));
+        li.appendChild(price);
+      }
+      list.appendChild(li);
+    }
+    list.hidden = sel.length === 0;
+  }
+  renderTotal(sel);
+}
+
+function renderTotal(sel) {
+  const cents = sel.reduce((sum, l) => sum + (priceOf(state.seats.get(l), state.choice.get(l)) || 0), 0);
+  $("selection-total").textContent = money(cents);
+  $("selection-total").dataset.cents = String(cents);
+  $("selection-sum").hidden = sel.length === 0;
+}
+
 function renderPanel() {
-  const sel = [...state.selected];
+  const sel = selection();
   $("selection").textContent = sel.length
     ? `Selected: ${sel.join(", ")}`
     : "Select seats by clicking them (or Tab to a seat and press Enter).";
+  $("limit").hidden = !state.limit;
+  $("limit").textContent = state.limit ? `At most ${state.limit} seats per person for this show.` : "";
+  renderTickets(sel);
   $("hold").disabled = sel.length === 0;
   const h = state.hold;
   const active = h && h.status === "active";
@@ -127,6 +326,11 @@ function renderPanel() {
   if (active) {
     $("held-seats").textContent = h.seats.join(", ");
     $("total").textContent = money(h.total, h.currency);
+    $("held-tickets").replaceChildren(...ticketsOf(h).map((t) => {
+      const li = document.createElement("li");
+      li.textContent = ticketText(t);
+      return li;
+    }));
   }
   tick();
 }
@@ -143,18 +347,30 @@ function toggle(label) {
   const seat = state.seats.get(label);
   if (state.selected.has(label)) {
     state.selected.delete(label);
+    state.choice.delete(label);
   } else if (seat.state === "available") {
-    if (state.selected.size >= MAX_SEATS) {
-      say(`You can select at most ${MAX_SEATS} seats at once.`);
+    if (!onSale(seat)) {
+      say(`Seat ${label} is not on sale: no ticket type is sold for ${seat.category} seats.`);
+      return;
+    }
+    if (state.selected.size >= cap()) {
+      say(state.limit && state.limit <= MAX_SEATS
+        ? `You can have at most ${state.limit} seats for this show.`
+        : `You can select at most ${MAX_SEATS} seats at once.`);
       return;
     }
     state.selected.add(label);
+    const types = typesFor(seat);
+    if (types.length) state.choice.set(label, types[0].type);
     say("");
   } else if (seatClass(seat) === "mine") {
     say(`Seat ${label} is already held by you.`, true);
     return;
   } else if (seat.state === "held") {
     say(`Seat ${label} is held by someone else right now. It may come free if they do not book it.`);
+    return;
+  } else if (seat.state === "blocked") {
+    say(`Seat ${label} is not for sale.`);
     return;
   } else {
     say(`Seat ${label} is already booked.`);
@@ -164,6 +380,13 @@ function toggle(label) {
   renderPanel();
 }
 
+function deselect(label) {
+  state.selected.delete(label);
+  state.choice.delete(label);
+}
+
+// ---- Loading ------------------------------------------------------------------
+
 async function loadShows() {
   const { shows } = await api("GET", "/shows");
   const select = $("show");
@@ -172,7 +395,6 @@ async function loadShows() {
     const o = document.createElement("option");
     o.value = s.id;
     o.textContent = `${s.title} — ${new Date(s.starts_at).toLocaleString()} (${s.available} free)`;
-    o.dataset.currency = s.currency;
     select.appendChild(o);
   }
   const wanted = new URLSearchParams(location.search).get("show");
@@ -184,9 +406,13 @@ async function loadShows() {
 async function openShow(id) {
   state.show = id;
   state.selected.clear();
+  state.choice.clear();
   state.hold = null;
-  const option = [...$("show").options].find((o) => o.value === id);
-  state.currency = (option && option.dataset.currency) || "EUR";
+  const show = await api("GET", `/shows/${id}`);
+  state.currency = show.currency || "EUR";
+  state.limit = show.max_seats_per_user || null;
+  $("best-count").max = String(cap());
+  if (Number($("best-count").value) > cap()) $("best-count").value = String(cap());
   await loadMap();
   await restoreHold();
   follow();
@@ -194,10 +420,16 @@ async function openShow(id) {
 
 async function loadMap() {
   const map = await api("GET", `/shows/${state.show}/seats`);
+  state.types = map.ticket_types || [];
   state.seats = new Map(map.seats.map((s) => [s.label, s]));
   state.order = map.seats.map((s) => s.label);
+  for (const l of [...state.selected]) {
+    if (!state.seats.has(l) || state.seats.get(l).state !== "available") deselect(l);
+  }
+  state.drawn = null;
   renderCategories(map.seats);
   renderMap();
+  renderLegend();
   renderPanel();
 }
 
@@ -230,8 +462,8 @@ async function refreshHold() {
   renderPanel();
 }
 
-// Live updates: every change of a seat arrives once; the browser resumes with
-// Last-Event-ID by itself when the connection drops.
+// Live updates: every change of a seat arrives once (held, booked, blocked, available
+// again); the browser resumes with Last-Event-ID by itself when the connection drops.
 function follow() {
   if (state.events) state.events.close();
   const es = new EventSource(`/shows/${state.show}/events`);
@@ -247,8 +479,10 @@ function follow() {
       seat.state = change.state;
       seat.version = change.version;
       if (change.state !== "available" && state.selected.has(change.label)) {
-        state.selected.delete(change.label);
-        if (!(state.hold && state.hold.seats.includes(change.label))) {
+        deselect(change.label);
+        if (change.state === "blocked") {
+          say(`Seat ${change.label} was just withdrawn from sale.`);
+        } else if (!(state.hold && state.hold.seats.includes(change.label))) {
           say(`Seat ${change.label} was just taken by someone else.`);
         }
       }
@@ -269,11 +503,14 @@ function renderCategories(seats) {
   select.value = categories.includes(current) ? current : "";
 }
 
+// ---- Actions ------------------------------------------------------------------
+
 // A hold was made (by hand or best available): show it as ours.
 function took(hold) {
   state.hold = hold;
   localStorage.setItem(holdKey(), hold.hold_id);
   state.selected.clear();
+  state.choice.clear();
   for (const l of hold.seats) {
     const seat = state.seats.get(l);
     seat.state = "held";
@@ -284,8 +521,8 @@ function took(hold) {
 
 async function doBest() {
   const count = Number($("best-count").value);
-  if (!Number.isInteger(count) || count < 1 || count > MAX_SEATS) {
-    say(`Ask for 1 to ${MAX_SEATS} seats.`);
+  if (!Number.isInteger(count) || count < 1 || count > cap()) {
+    say(`Ask for 1 to ${cap()} seats.`);
     return;
   }
   const body = { count, adjacent: $("best-adjacent").checked };
@@ -294,7 +531,7 @@ async function doBest() {
   try {
     took(await api("POST", `/shows/${state.show}/holds/best`, body));
   } catch (e) {
-    say(e.message);
+    say(explain(e));
     if (e.code === "seats_unavailable") await loadMap();
   } finally {
     $("best-hold").disabled = false;
@@ -303,13 +540,21 @@ async function doBest() {
 }
 
 async function doHold() {
-  const seats = [...state.selected];
+  const seats = selection();
   const if_versions = {};
-  for (const l of seats) if_versions[l] = state.seats.get(l).version;
+  const ticket_types = {};
+  const fallback = state.types.length ? state.types[0].type : null;
+  for (const l of seats) {
+    if_versions[l] = state.seats.get(l).version;
+    const type = state.choice.get(l);
+    if (type && type !== fallback) ticket_types[l] = type;
+  }
+  const body = { seats, if_versions };
+  if (Object.keys(ticket_types).length) body.ticket_types = ticket_types;
   try {
-    took(await api("POST", `/shows/${state.show}/holds`, { seats, if_versions }));
+    took(await api("POST", `/shows/${state.show}/holds`, body));
   } catch (e) {
-    say(e.message);
+    say(explain(e));
     if (e.code === "stale_version" || e.code === "seats_unavailable") await loadMap();
   }
   renderPanel();
@@ -326,7 +571,8 @@ async function doConfirm() {
     state.hold = null;
     state.order.forEach((l) => renderSeat(state.seats.get(l)));
     $("booked").hidden = false;
-    $("booked").textContent = `Booked ${booking.seats.join(", ")} (${money(booking.total, booking.currency)}). Booking ${booking.booking_id}.`;
+    $("booked").textContent = `Booked ${ticketsOf(booking).map(ticketText).join(", ")} `
+      + `(${money(booking.total, booking.currency)} in all). Booking ${booking.booking_id}.`;
     say("Your seats are booked.", true);
   } catch (e) {
     say(e.message);
