@@ -1,7 +1,9 @@
 //! The demo show, so that a newcomer has something to book.
 
 use booking_core::deadpool_postgres::Pool;
-use booking_core::{shows, Category, Currency, NewShow, RowLabel, RowSpec};
+use booking_core::{
+    shows, Category, Currency, Feature, NewShow, RowLabel, RowSpec, TicketTypeName,
+};
 use chrono::{Duration, TimeZone, Utc};
 use std::collections::BTreeMap;
 
@@ -10,29 +12,64 @@ use std::collections::BTreeMap;
 const DEMO_LOCK: i64 = 0x626f_6f6b_696e_6702;
 
 /// "Inception": 10 rows (A front .. J back) of 12 seats, aisles after seats 3 and 9,
-/// rows E to G premium.
+/// rows E to G premium. Wheelchair spaces A1 and A12 with companion seats A2 and A11,
+/// a restricted view from J1 and J12, J6 and J7 blocked (the tech desk). Adult and
+/// child tickets, adult the default; at most 8 seats per person.
 pub fn layout() -> NewShow {
     let premium = Category::parse("premium").expect("valid category");
+    let feature = |name: &str| Feature::parse(name).expect("valid feature");
     let rows = "ABCDEFGHIJ"
         .chars()
         .map(|r| {
             let category = matches!(r, 'E' | 'F' | 'G').then(|| premium.clone());
-            RowSpec::new(
+            let row = RowSpec::new(
                 RowLabel::parse(&r.to_string()).expect("row"),
                 12,
                 &[3, 9],
                 category,
             )
-            .expect("valid row")
+            .expect("valid row");
+            match r {
+                'A' => row
+                    .with_features(BTreeMap::from([
+                        (feature("wheelchair"), vec![1, 12]),
+                        (feature("companion"), vec![2, 11]),
+                    ]))
+                    .expect("valid features"),
+                'J' => row
+                    .with_features(BTreeMap::from([(feature("restricted_view"), vec![1, 12])]))
+                    .expect("valid features")
+                    .with_blocked(&[6, 7])
+                    .expect("valid blocked seats"),
+                _ => row,
+            }
         })
         .collect();
-    let prices = BTreeMap::from([(Category::standard(), 1200), (premium, 1800)]);
+    let ticket_type = |name: &str, standard: i64, dearer: i64| {
+        (
+            TicketTypeName::parse(name).expect("valid ticket type"),
+            BTreeMap::from([(Category::standard(), standard), (premium.clone(), dearer)]),
+        )
+    };
+    let types = vec![
+        ticket_type("adult", 1200, 1800),
+        ticket_type("child", 800, 1200),
+    ];
     let next_week = Utc::now().date_naive() + Duration::days(7);
     let starts_at = Utc
         .from_local_datetime(&next_week.and_hms_opt(20, 0, 0).expect("valid time"))
         .single()
         .unwrap_or_else(Utc::now);
-    NewShow::new("Inception", starts_at, Currency::eur(), prices, rows).expect("valid demo show")
+    NewShow::new(
+        "Inception",
+        starts_at,
+        Currency::eur(),
+        BTreeMap::new(),
+        rows,
+    )
+    .and_then(|show| show.with_ticket_types(types))
+    .and_then(|show| show.with_max_seats_per_user(Some(8)))
+    .expect("valid demo show")
 }
 
 /// Creates the demo show when the database has no show at all.
