@@ -340,3 +340,53 @@ fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
     out.extend_from_slice(b"]}");
     out.into()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use booking_core::{Seat, Version};
+
+    fn seat(label: &str, state: SeatState) -> Seat {
+        Seat {
+            label: SeatLabel::parse(label).unwrap(),
+            section: None,
+            row: "A".into(),
+            number: 1,
+            category: "standard".into(),
+            price: None,
+            state,
+            version: Version::new("1".to_owned()),
+            aisle_after: false,
+            features: vec![],
+            block_id: None,
+            block_reason: None,
+            held_until: None,
+        }
+    }
+
+    /// A blocked seat is refused from memory like a booked one; a free one is not.
+    #[test]
+    fn blocked_seats_are_refused_from_memory() {
+        let map = SeatMap {
+            show_id: booking_core::ShowId::parse("1").unwrap(),
+            ticket_types: vec![],
+            seats: vec![
+                seat("A1", SeatState::Blocked),
+                seat("A2", SeatState::Available),
+                seat("A3", SeatState::Booked),
+            ],
+            lapses_at: None,
+            snapshot: None,
+        };
+        let mut state = ShowState::default();
+        let snapshot = TxSnapshot::parse("100:100:").unwrap();
+        state.install(map, snapshot, &Generations::default());
+        let labels: Vec<SeatLabel> = ["A1", "A2", "A3"]
+            .iter()
+            .map(|l| SeatLabel::parse(l).unwrap())
+            .collect();
+        let taken = state.taken(&labels, Utc::now()).unwrap();
+        assert_eq!(taken, vec![labels[0].clone(), labels[2].clone()]);
+    }
+}
