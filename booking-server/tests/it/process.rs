@@ -190,3 +190,87 @@ async fn a_request_in_flight_when_sigterm_arrives_completes_and_the_server_exits
         .unwrap();
     assert!(status.success(), "exit status {status}");
 }
+
+/// Starts the real binary on `database_url`; returns it and a client once it is ready.
+async fn spawn_ready(database_url: &str) -> (tokio::process::Child, crate::common::Client) {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let addr = format!("127.0.0.1:{port}");
+    let child = server()
+        .env("DATABASE_URL", database_url)
+        .env("BIND_ADDR", &addr)
+        .env("ADMIN_TOKEN", ADMIN)
+        .env("LOCK_TIMEOUT_MS", "30000")
+        .env("REQUEST_TIMEOUT_MS", "60000")
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let client = crate::common::Client::new(addr.parse().unwrap());
+    for _ in 0..300 {
+        if client.try_get("/readyz").await == Some(StatusCode::OK) {
+            return (child, client);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the server at {addr} did not come up");
+}
+
+/// Two real server processes on one database, one user sending 50 holds of two
+/// seats at once, alternately to each: a show's `max_seats_per_user` of 6 gives
+/// exactly three holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_limit_per_buyer_holds_across_two_server_binaries() {
+    let database_url = crate::common::fresh_database().await;
+    let (mut first, a) = spawn_ready(&database_url).await;
+    let (mut second, b) = spawn_ready(&database_url).await;
+    let rows: Vec<_> = (0..10)
+        .map(|i| json!({"row": ((b'A' + i) as char).to_string(), "seats": 10}))
+        .collect();
+    let show = a
+        .post("/shows")
+        .admin()
+        .json(
+            json!({"title": "T", "starts_at": "2030-01-01T20:00:00Z", "rows": rows,
+                     "max_seats_per_user": 6}),
+        )
+        .send()
+        .await;
+    assert_eq!(show.status, StatusCode::CREATED, "{}", show.text());
+    let show = show.json["id"].as_str().unwrap().to_owned();
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let mut tasks = Vec::new();
+    for i in 0..50usize {
+        let client = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let row = ((b'A' + (i / 5) as u8) as char).to_string();
+        let seats = [
+            format!("{row}{}", (i % 5) * 2 + 1),
+            format!("{row}{}", (i % 5) * 2 + 2),
+        ];
+        let path = format!("/shows/{show}/holds");
+        tasks.push(tokio::spawn(async move {
+            client
+                .post(&path)
+                .user("scalper")
+                .json(json!({ "seats": seats }))
+                .send()
+                .await
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in tasks {
+        let r = t.await.unwrap();
+        if r.status == StatusCode::CONFLICT {
+            assert_eq!(r.error(), "user_limit_reached", "{}", r.text());
+        }
+        *statuses.entry(r.status.as_u16()).or_insert(0) += 1;
+    }
+    assert_eq!(statuses, [(201, 3), (409, 47)].into_iter().collect());
+    for child in [&mut first, &mut second] {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
