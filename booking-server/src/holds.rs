@@ -123,9 +123,6 @@ pub async fn create(
         }
     }
     let reply = hold_in_db(state, &idem, &request).await;
-    if matches!(&reply, Err(e) if e.code == "user_limit_reached") {
-        state.metrics.user_limit_refusals.inc();
-    }
     if matches!(&reply, Err(e) if e.status == StatusCode::CONFLICT) {
         state
             .seat_cache
@@ -137,6 +134,14 @@ pub async fn create(
         state.metrics.holds.inc();
     }
     Ok(reply)
+}
+
+/// Counts a hold refused for the show's limit per buyer (stored answers replayed under
+/// a key are not counted: they did not run).
+fn count_limit_refusal<T>(state: &AppState, outcome: &booking_core::Result<T>) {
+    if matches!(outcome, Err(booking_core::Error::UserLimitReached { .. })) {
+        state.metrics.user_limit_refusals.inc();
+    }
 }
 
 async fn hold_in_db(
@@ -152,6 +157,7 @@ async fn hold_in_db(
             Begun::Answered(answer) => return Ok(answer),
         };
         let outcome = holds::hold(&mut tx, &state.engine, request).await;
+        count_limit_refusal(state, &outcome);
         let event = outcome.as_ref().ok().and_then(|h| h.event.clone());
         let outcome = outcome
             .map(|h| Reply::json(StatusCode::CREATED, &h))
@@ -166,12 +172,14 @@ async fn hold_in_db(
         // Without one: written with other callers' holds in one statement when nobody
         // else touches the seats (or alone, in one round trip, if batching is off).
         let hold = match &state.holds {
-            Some(batcher) => batcher.hold(request.clone()).await?,
+            Some(batcher) => batcher.hold(request.clone()).await,
             None => {
                 let mut client = state.client().await?;
-                holds::hold_pooled(&mut client, &state.engine, request).await?
+                holds::hold_pooled(&mut client, &state.engine, request).await
             }
         };
+        count_limit_refusal(state, &hold);
+        let hold = hold?;
         state.seat_cache.own_write(hold.event.as_ref());
         Reply::json(StatusCode::CREATED, &hold)
     };
@@ -244,8 +252,9 @@ pub async fn create_best(
             Begun::Fresh(tx) => tx,
             Begun::Answered(answer) => return Ok(answer),
         };
-        let outcome = best::hold_best(&mut tx, &state.engine, &request)
-            .await
+        let outcome = best::hold_best(&mut tx, &state.engine, &request).await;
+        count_limit_refusal(state, &outcome);
+        let outcome = outcome
             .map(|b| {
                 attempts = Some((b.lock_attempts, b.reads));
                 event = b.hold.event.clone();
@@ -254,13 +263,9 @@ pub async fn create_best(
             .map_err(ApiError::from);
         idem.finish(tx, outcome).await?
     } else {
-        let b = best::hold_best(&mut client, &state.engine, &request)
-            .await
-            .inspect_err(|e| {
-                if matches!(e, booking_core::Error::UserLimitReached { .. }) {
-                    state.metrics.user_limit_refusals.inc();
-                }
-            })?;
+        let b = best::hold_best(&mut client, &state.engine, &request).await;
+        count_limit_refusal(state, &b);
+        let b = b?;
         attempts = Some((b.lock_attempts, b.reads));
         event = b.hold.event.clone();
         Reply::json(StatusCode::CREATED, &b.hold)

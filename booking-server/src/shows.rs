@@ -85,8 +85,28 @@ pub fn parse_layout(rows: &[RowBody]) -> Result<Layout, ApiError> {
         let category = r.category.as_deref().map(Category::parse).transpose()?;
         let mut features = BTreeMap::new();
         for (name, numbers) in &r.features {
-            features.insert(Feature::parse(name)?, ints(numbers));
+            let feature = Feature::parse(name).map_err(|_| {
+                ApiError::invalid(
+                    "rows.features",
+                    format!("Invalid rows.features: {name:?} is not a feature name (1 to 32 of a-z, 0-9, _)."),
+                )
+            })?;
+            features.insert(feature, ints(numbers));
         }
+        let section = r
+            .section
+            .as_deref()
+            .map(|s| {
+                Section::parse(s).map_err(|_| {
+                    ApiError::invalid(
+                        "rows.section",
+                        format!(
+                            "Invalid rows.section: {s:?} is not 1 to 8 capital letters or digits."
+                        ),
+                    )
+                })
+            })
+            .transpose()?;
         specs.push(
             RowSpec::new(
                 RowLabel::parse(&r.row)?,
@@ -94,7 +114,7 @@ pub fn parse_layout(rows: &[RowBody]) -> Result<Layout, ApiError> {
                 &ints(&r.aisles_after),
                 category,
             )?
-            .in_section(r.section.as_deref().map(Section::parse).transpose()?)
+            .in_section(section)
             .with_features(features)?
             .with_blocked(&ints(&r.blocked))?,
         );

@@ -943,8 +943,9 @@ fn the_contract_check_refuses_answers_the_document_does_not_allow() {
     let json = typed("application/json; charset=utf-8");
     let hold = json!({
         "hold_id": "1-6f1c0b2e-1b2c-4d5e-8f90-0123456789ab", "show_id": "1", "user_id": "u",
-        "seats": ["A1"], "status": "active", "created_at": "2030-01-01T20:00:00Z",
-        "expires_at": "2030-01-01T20:10:00Z", "total": 0, "currency": "EUR"
+        "seats": ["A1"], "tickets": [{"seat": "A1", "type": "full"}], "status": "active",
+        "created_at": "2030-01-01T20:00:00Z", "expires_at": "2030-01-01T20:10:00Z",
+        "total": 0, "currency": "EUR"
     });
     let get = |path: &str, status: StatusCode, headers: &HeaderMap, body: &Value| {
         problem(

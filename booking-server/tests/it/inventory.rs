@@ -356,7 +356,7 @@ async fn ticket_types_price_holds_and_bookings() {
         ),
         (
             json!({"rows": [{"row": "A", "seats": 2, "section": "a-b"}]}),
-            "section",
+            "rows.section",
         ),
         (
             json!({"rows": [{"row": "A", "seats": 2, "features": {"wheelchair": [3]}}]}),
@@ -364,7 +364,7 @@ async fn ticket_types_price_holds_and_bookings() {
         ),
         (
             json!({"rows": [{"row": "A", "seats": 2, "features": {"Wheel": [1]}}]}),
-            "features",
+            "rows.features",
         ),
         (
             json!({"rows": [{"row": "A", "seats": 2, "blocked": [0]}]}),
