@@ -127,15 +127,22 @@ wait_ready() {
     die "the server at $url did not become ready"
 }
 
-# create_show URL ROWS SEATS: prints the new show's id.
+# create_show URL ROWS SEATS [LIMIT]: prints the new show's id. The front fifth of the
+# rows is `premium`, the rest `standard`; two ticket types, `adult` (the default: every
+# category) and `child` (standard seats only); LIMIT, when given, is the show's
+# max_seats_per_user.
 create_show() {
-    python3 - "$1" "$2" "$3" "$admin_token" <<'EOF'
+    python3 - "$1" "$2" "$3" "$admin_token" "${4:-}" <<'EOF'
 import json, sys, urllib.request
-url, rows, seats, token = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+url, rows, seats, token, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
 letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 body = {"title": "Fault show", "starts_at": "2027-01-01T20:00:00Z",
-        "prices": {"standard": 1000},
-        "rows": [{"row": letters[i], "seats": seats} for i in range(rows)]}
+        "ticket_types": [{"type": "adult", "prices": {"standard": 1200, "premium": 1800}},
+                         {"type": "child", "prices": {"standard": 800}}],
+        "rows": [{"row": letters[i], "seats": seats,
+                  "category": "premium" if i < rows // 5 else "standard"} for i in range(rows)]}
+if limit:
+    body["max_seats_per_user"] = int(limit)
 req = urllib.request.Request(url + "/shows", json.dumps(body).encode(),
                              {"Content-Type": "application/json", "Authorization": "Bearer " + token})
 print(json.load(urllib.request.urlopen(req))["id"])
@@ -177,12 +184,16 @@ json.dump(doc, open(path, "w"), indent=2)
 EOF
 }
 
+# The buyer limit of the loads' second show (200 seats): a user (two workers of the
+# load) keeps its bookings there, so it reaches the limit within a few holds.
+limit_per_user=6
+
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
 
 # ------------------------------------------------------------------ kill-server
 scenario_kill_server() {
-    local db port url show kills=10 i max=0 limit=1 sse_late=""
+    local db port url show limited kills=10 i max=0 limit=1 sse_late=""
     $quick && limit=10 # test.sh: a hang check, not a timing check
     db=$(new_db kill_server)
     port=$(free_port)
@@ -190,6 +201,7 @@ scenario_kill_server() {
     start_server server "$port" "$db"
     wait_ready "$url"
     show=$(create_show "$url" 20 100)
+    limited=$(create_show "$url" 10 20 "$limit_per_user")
     # An event stream of the show through every kill (it resumes with Last-Event-ID);
     # the audit checks it brought each event once, in order, across the boundary.
     python3 "$here/scripts/faults/probe.py" sse --url "$url" --show "$show" --out "$out/sse.txt" \
@@ -197,8 +209,8 @@ scenario_kill_server() {
     local sse=$!
     pids+=("$sse")
     xids_below "$db" $((xid_boundary - 100))
-    python3 "$here/scripts/faults/load.py" --url "$url" --show "$show" --workers 16 \
-        --log "$out/load.log" --stop-file "$out/stop" >"$out/load.out" 2>&1 &
+    python3 "$here/scripts/faults/load.py" --url "$url" --show "$show" --show "$limited" \
+        --workers 16 --log "$out/load.log" --stop-file "$out/stop" >"$out/load.out" 2>&1 &
     local load=$!
     pids+=("$load")
     # A resident prober: its own start-up is not counted in the recovery times.
@@ -252,11 +264,13 @@ scenario_restart_db() {
     local srv=$server_pid
     wait_ready "$url"
     show=$(create_show "$url" 20 100)
+    local limited
+    limited=$(create_show "$url" 10 20 "$limit_per_user")
     python3 "$here/scripts/faults/probe.py" sse --url "$url" --show "$show" --out "$out/sse.txt" \
         --seconds 600 --from-start >/dev/null 2>&1 &
     local sse=$!
     pids+=("$sse")
-    python3 "$here/scripts/faults/load.py" --url "$url" --show "$show" --workers 12 \
+    python3 "$here/scripts/faults/load.py" --url "$url" --show "$show" --show "$limited" --workers 12 \
         --log "$out/load.log" --stop-file "$out/stop" >"$out/load.out" 2>&1 &
     local load=$!
     pids+=("$load")
@@ -322,7 +336,9 @@ scenario_replicas() {
         wait_ready "http://127.0.0.1:$port"
     done
     show=$(create_show "${urls[1]}" 20 100)
-    python3 "$here/scripts/faults/load.py" "${urls[@]}" --show "$show" --workers 24 \
+    local limited
+    limited=$(create_show "${urls[1]}" 10 20 "$limit_per_user")
+    python3 "$here/scripts/faults/load.py" "${urls[@]}" --show "$show" --show "$limited" --workers 24 \
         --log "$out/load.log" --duration "$seconds" >"$out/load.out" 2>&1 \
         || die "the load generator failed (see $out/load.out)"
     audit "$db" --log "$out/load.log" --sweep-wait 15
