@@ -24,16 +24,42 @@ import os
 
 import schemathesis
 
+# Operations that take rows (Row): a show's, a venue's.
+ROW_OPERATIONS = ["POST /shows", "POST /venues", "PUT /venues/{venue_id}"]
+
 # (operation, error field, words of the message): the rule, as openapi.json states it.
 CROSS_FIELD_RULES = [
-    # NewShow.rows[].aisles_after: "Seat numbers (1 to seats-1)".
-    ("POST /shows", "rows.aisles_after", "an aisle must run after a seat from 1 to"),
-    # NewShow: "row labels unique".
-    ("POST /shows", "rows", "is listed twice"),
-    # NewShow: "At most 100,000 seats in all" (up to 2,000 rows of up to 200 seats).
-    ("POST /shows", "rows", "a show has at most 100000 seats"),
+    rule
+    for operation in ROW_OPERATIONS
+    for rule in [
+        # Row.aisles_after: seat numbers 1 to seats-1; Row.blocked, Row.features: seat
+        # numbers of the row, 1 to seats.
+        (operation, "rows.aisles_after", "is not a seat number from 1 to"),
+        (operation, "rows.blocked", "is not a seat number from 1 to"),
+        (operation, "rows.features", "is not a seat number from 1 to"),
+        # Row.row: "unique within its section".
+        (operation, "rows", "is listed twice"),
+        # NewShow, NewVenue: "At most 100,000 seats in all" (up to 2,000 rows of up to 200
+        # seats).
+        (operation, "rows", "a show has at most 100000 seats"),
+    ]
+] + [
+    # NewShow: `rows` or `venue_id`, exactly one of them.
+    ("POST /shows", "rows", "give either `rows` or `venue_id`"),
+    # NewShow: `prices` or `ticket_types`, not both; NewShow.ticket_types: distinct names,
+    # each priced category a category of some row.
+    ("POST /shows", "ticket_types", "not both"),
+    ("POST /shows", "ticket_types", "is listed twice"),
+    ("POST /shows", "ticket_types", "which no row has"),
     # HoldRequest.if_versions: versions of seats of this request only.
     ("POST /shows/{show_id}/holds", "if_versions", "is not one of the seats asked for"),
+    # HoldRequest.ticket_types: for seats of `seats` only, of types the show has.
+    ("POST /shows/{show_id}/holds", "ticket_types", "is not one of the seats asked for"),
+    ("POST /shows/{show_id}/holds", "ticket_types", "the show has no ticket type"),
+    # BestHoldRequest.ticket_types: one per seat (as many as `count`), of types the show
+    # has.
+    ("POST /shows/{show_id}/holds/best", "ticket_types", "name one ticket type per seat"),
+    ("POST /shows/{show_id}/holds/best", "ticket_types", "the show has no ticket type"),
 ]
 
 # What a hold reads after `DELETE /holds/{hold_id}` answered 2xx.
