@@ -10,11 +10,15 @@
 -- queue at all; this twin is what "lock, check, fail" costs when they do.)
 BEGIN;
 SELECT s.xmin::text AS seen,
-       s.booking_id IS NULL AND s.hold_id IS NULL AS free,
-       s.booking_id IS NULL AND s.hold_id IS NOT NULL AS pointed
+       s.booking_id IS NULL AND s.block_id IS NULL AND s.hold_id IS NULL AS free,
+       s.booking_id IS NULL AND s.block_id IS NULL AND s.hold_id IS NOT NULL AS pointed,
+       tp.price
   FROM seats s
+  JOIN shows sh ON sh.id = s.show_id
+  LEFT JOIN ticket_prices tp ON tp.show_id = s.show_id AND tp.category = s.category
+                            AND tp.type = sh.default_ticket_type
  WHERE s.show_id = :show AND s.id = :first
-   FOR UPDATE \gset
+   FOR UPDATE OF s \gset
 -- A new statement sees the hold of the transaction we waited for.
 \if :pointed
 SELECT NOT (h.status = 'active' AND h.expires_at > now()) AS free
@@ -23,9 +27,10 @@ SELECT NOT (h.status = 'active' AND h.expires_at > now()) AS free
 \endif
 \if :free
 INSERT INTO holds (show_id, id, user_id, expires_at, total)
-VALUES (:show, gen_random_uuid(), 'pgbench-herd', now() + interval '3600 seconds', 1200)
+VALUES (:show, gen_random_uuid(), 'pgbench-herd', now() + interval '3600 seconds', :price)
 RETURNING id AS hold_id \gset
-INSERT INTO hold_seats (show_id, hold_id, seat_id) VALUES (:show, ':hold_id', :first);
+INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
+VALUES (:show, ':hold_id', :first, 'full', :price);
 UPDATE seats SET hold_id = ':hold_id'
  WHERE show_id = :show AND id = :first AND xmin::text = ':seen';
 \endif

@@ -15,19 +15,24 @@
 -- every transaction took its seat).
 --
 -- The work is that of booking-core's hold transaction: lock the seat, check that it is
--- free (not booked, not pointing at a live hold), insert the hold and its hold_seats
--- row, point the seat at the hold guarded by the xmin seen under the lock, commit.
+-- free (not booked, not blocked, not pointing at a live hold), read its price as the
+-- show's default ticket type, insert the hold and its hold_seats row (type and price),
+-- point the seat at the hold guarded by the xmin seen under the lock, commit.
 -- Not included: the server's extra work for live updates (its seat_events insert), its
 -- snapshot read before locking, the show's currency lookup and lock_timeout setting.
 \set seat :first + permute((:offset + :client_id + :n * :clients) % :pool, :pool, 5432)
 \set n :n + 1
 BEGIN;
 SELECT s.xmin::text AS seen,
-       s.booking_id IS NULL AND s.hold_id IS NULL AS free,
-       s.booking_id IS NULL AND s.hold_id IS NOT NULL AS pointed
+       s.booking_id IS NULL AND s.block_id IS NULL AND s.hold_id IS NULL AS free,
+       s.booking_id IS NULL AND s.block_id IS NULL AND s.hold_id IS NOT NULL AS pointed,
+       tp.price
   FROM seats s
+  JOIN shows sh ON sh.id = s.show_id
+  LEFT JOIN ticket_prices tp ON tp.show_id = s.show_id AND tp.category = s.category
+                            AND tp.type = sh.default_ticket_type
  WHERE s.show_id = :show AND s.id = :seat
-   FOR UPDATE \gset
+   FOR UPDATE OF s \gset
 -- The seat points at a hold: is it still live? Asked in a new statement, which sees a
 -- hold committed by a transaction we may just have waited for (the locking
 -- statement's snapshot predates it).
@@ -38,9 +43,10 @@ SELECT NOT (h.status = 'active' AND h.expires_at > now()) AS free
 \endif
 \if :free
 INSERT INTO holds (show_id, id, user_id, expires_at, total)
-VALUES (:show, gen_random_uuid(), 'pgbench-hold1', now() + interval '600 seconds', 1200)
+VALUES (:show, gen_random_uuid(), 'pgbench-hold1', now() + interval '600 seconds', :price)
 RETURNING id AS hold_id \gset
-INSERT INTO hold_seats (show_id, hold_id, seat_id) VALUES (:show, ':hold_id', :seat);
+INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
+VALUES (:show, ':hold_id', :seat, 'full', :price);
 UPDATE seats SET hold_id = ':hold_id'
  WHERE show_id = :show AND id = :seat AND xmin::text = ':seen';
 \endif

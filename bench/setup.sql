@@ -38,8 +38,8 @@ DO $$
 DECLARE b record;
 BEGIN
     FOR b IN SELECT * FROM bench_shows ORDER BY show_id LOOP
-        INSERT INTO seats (show_id, label, row_label, row_index, number, category, price)
-        SELECT b.show_id, rl || (i % b.per_row + 1), rl, i / b.per_row, i % b.per_row + 1, 'standard', 1200
+        INSERT INTO seats (show_id, label, row_label, row_index, number, category)
+        SELECT b.show_id, rl || (i % b.per_row + 1), rl, i / b.per_row, i % b.per_row + 1, 'standard'
           FROM generate_series(0, b.seats - 1) AS i,
                LATERAL (SELECT i / b.per_row AS r) AS rr,
                LATERAL (SELECT CASE
@@ -51,6 +51,12 @@ BEGIN
     END LOOP;
 END $$;
 
+-- Every show sells one ticket type, `full`, at 1200 a standard seat (as the HTTP
+-- scenarios' shows, made with the `prices` shorthand).
+INSERT INTO ticket_types (show_id, type, position) SELECT show_id, 'full', 0 FROM bench_shows;
+INSERT INTO ticket_prices (show_id, type, category, price)
+SELECT show_id, 'full', 'standard', 1200 FROM bench_shows;
+
 -- The seat map show: every tenth seat held by an active hold of its own.
 CREATE TEMP TABLE picked AS
 SELECT s.show_id, s.id AS seat_id, gen_random_uuid() AS hold_id
@@ -58,7 +64,8 @@ SELECT s.show_id, s.id AS seat_id, gen_random_uuid() AS hold_id
  WHERE s.id % 10 = 0;
 INSERT INTO holds (show_id, id, user_id, expires_at, total)
 SELECT show_id, hold_id, 'pgbench-setup', now() + interval '1 day', 1200 FROM picked;
-INSERT INTO hold_seats (show_id, hold_id, seat_id) SELECT show_id, hold_id, seat_id FROM picked;
+INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
+SELECT show_id, hold_id, seat_id, 'full', 1200 FROM picked;
 UPDATE seats s SET hold_id = p.hold_id
   FROM picked p
  WHERE s.show_id = p.show_id AND s.id = p.seat_id;

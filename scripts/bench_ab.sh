@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Two builds of booking-server side by side: alternating runs of the holds (c=32) and
-# herd (10,000 clients) scenarios, each on a fresh database and a fresh server.
+# Two builds of booking-server side by side: alternating runs of the holds (c=32),
+# herd (10,000 clients) and seat map (c=32) scenarios, each on a fresh database and a
+# fresh server; a bench binary that knows `seatmap --inventory` also reads the map of
+# a show with blocks, ticket types and features (`seatmap-inventory`).
 #
 #   scripts/bench_ab.sh BEFORE_BIN_DIR AFTER_BIN_DIR [PAIRS]
 #
@@ -9,7 +11,7 @@
 # PAIRS (default 3) alternating before/after runs, on the cluster of scripts/pg.sh
 # (PG_DIR and PG_PORT as for pg.sh; started and stopped here when not running) or
 # DATABASE_URL's server. Prints one line a run; results in target/bench/ab/. Bounded:
-# 2 x PAIRS x (10 s of holds + one herd), on loopback.
+# 2 x PAIRS x (10 s of holds + one herd + 10 or 20 s of seat maps), on loopback.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 before=$1 after=$2 pairs=${3:-3}
@@ -36,13 +38,26 @@ run() { # run LABEL BIN_DIR N
         -c 32 -d 10 --shows 50 --json "$out/$label-$n-holds.json" >/dev/null
     ADMIN_TOKEN=$token "$bin/booking-bench" herd --url "http://127.0.0.1:$port" --server-pid "$pid" \
         --clients 10000 --json "$out/$label-$n-herd.json" >/dev/null
+    ADMIN_TOKEN=$token "$bin/booking-bench" seatmap --url "http://127.0.0.1:$port" --server-pid "$pid" \
+        -c 32 -d 10 --json "$out/$label-$n-seatmap.json" >/dev/null
+    if "$bin/booking-bench" seatmap --help | grep -q -- --inventory; then
+        ADMIN_TOKEN=$token "$bin/booking-bench" seatmap --inventory --url "http://127.0.0.1:$port" \
+            --server-pid "$pid" -c 32 -d 10 --json "$out/$label-$n-seatmap-inventory.json" >/dev/null
+    fi
     kill -TERM "$pid"; wait "$pid" || true
     psql "$DATABASE_URL" -X -q -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
-    python3 - "$out/$label-$n-holds.json" "$out/$label-$n-herd.json" "$label $n" <<'PY'
-import json, sys
-h, r = (json.load(open(p))["ops"]["hold"] for p in sys.argv[1:3])
-print(f"{sys.argv[3]}: holds {h['throughput_rps']:.0f} req/s (p50 {h['latency']['p50_ms']:.2f} / "
-      f"p99 {h['latency']['p99_ms']:.1f} ms); herd p99 {r['latency']['p99_ms']:.0f} ms, {r['status']}")
+    python3 - "$out/$label-$n" "$label $n" <<'PY'
+import json, os, sys
+base = sys.argv[1]
+h, r = (json.load(open(f"{base}-{k}.json"))["ops"]["hold"] for k in ("holds", "herd"))
+m = json.load(open(f"{base}-seatmap.json"))["ops"]["seatmap"]
+line = (f"{sys.argv[2]}: holds {h['throughput_rps']:.0f} req/s (p50 {h['latency']['p50_ms']:.2f} / "
+        f"p99 {h['latency']['p99_ms']:.1f} ms); herd p99 {r['latency']['p99_ms']:.0f} ms, {r['status']}; "
+        f"seatmap {m['throughput_rps']:.0f} req/s")
+if os.path.exists(f"{base}-seatmap-inventory.json"):
+    i = json.load(open(f"{base}-seatmap-inventory.json"))["ops"]["seatmap"]
+    line += f", with inventory {i['throughput_rps']:.0f} req/s"
+print(line)
 PY
 }
 for n in $(seq 1 "$pairs"); do

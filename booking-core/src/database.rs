@@ -123,8 +123,13 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
     // took more time than running it: 0.32 ms of planning against 0.35 ms of execution.
     // No statement compares a parameter with a partial index's predicate, the one case
     // where a generic plan could lose an index.
+    //
+    // No JIT: every statement here is a short lookup, and JIT compiling one costs far
+    // more than running it. Measured: once `GET /shows` grew a ticket-type column, its
+    // estimate passed `jit_above_cost` in a database of 70 shows, and each read spent
+    // 280-850 ms compiling (auto_explain) for a query that runs in about 140 ms.
     let session = format!(
-        "-c lock_timeout={}ms -c plan_cache_mode=force_generic_plan",
+        "-c lock_timeout={}ms -c plan_cache_mode=force_generic_plan -c jit=off",
         options.lock_timeout.as_millis().max(1)
     );
     let options_text = match config.get_options() {
