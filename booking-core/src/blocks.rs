@@ -50,16 +50,7 @@ pub struct Block {
 /// Checks a block's reason: 1 to 200 characters, not blank, no control characters
 /// ([`Error::Invalid`], field `reason`).
 pub fn check_reason(reason: &str) -> Result<()> {
-    if reason.trim().is_empty() || reason.chars().count() > 200 {
-        return Err(Error::invalid("reason", "must be 1 to 200 characters"));
-    }
-    if reason.chars().any(char::is_control) {
-        return Err(Error::invalid(
-            "reason",
-            "must not contain control characters",
-        ));
-    }
-    Ok(())
+    crate::domain::check_text("reason", reason)
 }
 
 /// How many times [`block`] starts over when a seat changed hands while it waited.
@@ -211,15 +202,7 @@ async fn block_in<C: GenericClient>(
                  ), {events}
                  SELECT b.id, b.created_at, (SELECT count(*) FROM t) AS written, {columns}
                    FROM b",
-                events = feed::EventsSql {
-                    show: "$1",
-                    cause: Cause::Block,
-                    state: SeatState::Blocked,
-                    until: None,
-                    from: "t",
-                    per: None,
-                }
-                .cte(),
+                events = block_events(),
                 columns = feed::EVENT_COLUMNS,
             ),
             &[&show.get(), &reason, &ids, &seen],
@@ -242,6 +225,19 @@ async fn block_in<C: GenericClient>(
         created_at: row.get("created_at"),
         event: feed::written_event(&row, show, Cause::Block)?,
     }))
+}
+
+/// SQL: the `block` event of the seats the CTE `t` just blocked (show `$1`).
+fn block_events() -> String {
+    feed::EventsSql {
+        show: "$1",
+        cause: Cause::Block,
+        state: SeatState::Blocked,
+        until: None,
+        from: "t",
+        per: None,
+    }
+    .cte()
 }
 
 fn refuse(seats: &SeatSelection, taken: &[SeatLabel]) -> Result<()> {
@@ -279,15 +275,7 @@ pub(crate) async fn block_at_creation<C: GenericClient>(
                      RETURNING s.id, s.label, s.xmin
                  ), {events}
                  SELECT (SELECT count(*) FROM t) AS written, {columns}",
-                events = feed::EventsSql {
-                    show: "$1",
-                    cause: Cause::Block,
-                    state: SeatState::Blocked,
-                    until: None,
-                    from: "t",
-                    per: None,
-                }
-                .cte(),
+                events = block_events(),
                 columns = feed::EVENT_COLUMNS,
             ),
             &[&show.get(), &VENUE_REASON, &labels],

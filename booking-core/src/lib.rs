@@ -14,9 +14,10 @@
 //!   ([`ShowId`], [`HoldId`], [`BookingId`]), `seat_label.rs` ([`RowLabel`],
 //!   [`SeatLabel`], [`SeatSelection`]), `user_id.rs` ([`UserId`], [`Actor`]),
 //!   `hold_ttl.rs` ([`HoldTtl`]), `seat_count.rs` ([`SeatCount`]), `version.rs`
-//!   ([`Version`]), `layout.rs` (a new show: [`NewShow`], [`Layout`], [`RowSpec`],
-//!   [`Category`], [`Feature`], [`TicketTypeName`], [`Currency`]); ids of venues and
-//!   blocks ([`VenueId`], [`BlockId`]) and sections ([`Section`]) too.
+//!   ([`Version`]), `names.rs` ([`Category`], [`Feature`], [`TicketTypeName`],
+//!   [`Currency`]), `layout.rs` (rows: [`Layout`], [`RowSpec`], [`ShowLayout`]),
+//!   `pricing.rs` ([`Pricing`], [`TicketType`]), `new_show.rs` ([`NewShow`]); ids of
+//!   venues and blocks ([`VenueId`], [`BlockId`]) and sections ([`Section`]) too.
 //! - [`engine`]: the [`Engine`] handle every operation takes: [`Settings`] and what one
 //!   process shares in memory (the local-change signal, the sweeper's hint, best
 //!   available's layouts and claims, the background tasks it started), created once

@@ -6,7 +6,7 @@
 //! never moves a seat of a show that exists (a sold seat stays where it was sold).
 
 use crate::database::Cached;
-use crate::domain::{Layout, RowSpec, VenueId};
+use crate::domain::{check_text, Layout, RowSpec, VenueId};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -24,15 +24,7 @@ impl NewVenue {
     /// Checks the name: 1 to 200 characters, not blank, no control characters
     /// ([`Error::Invalid`], field `name`).
     pub fn new(name: &str, layout: Layout) -> Result<Self> {
-        if name.trim().is_empty() || name.chars().count() > 200 {
-            return Err(Error::invalid("name", "must be 1 to 200 characters"));
-        }
-        if name.chars().any(char::is_control) {
-            return Err(Error::invalid(
-                "name",
-                "must not contain control characters",
-            ));
-        }
+        check_text("name", name)?;
         Ok(NewVenue {
             name: name.to_owned(),
             layout,

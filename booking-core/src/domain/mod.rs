@@ -3,6 +3,9 @@
 mod hold_ttl;
 mod ids;
 mod layout;
+mod names;
+mod new_show;
+mod pricing;
 mod seat_count;
 mod seat_label;
 mod user_id;
@@ -10,10 +13,26 @@ mod version;
 
 pub use hold_ttl::HoldTtl;
 pub use ids::{BlockId, BookingId, HoldId, ShowId, VenueId};
-pub use layout::{
-    Category, Currency, Feature, Layout, NewShow, Pricing, RowSpec, ShowLayout, TicketType,
-    TicketTypeName, MAX_PRICE, MAX_TICKET_TYPES,
-};
+pub use layout::{Layout, RowSpec, ShowLayout};
+pub use names::{Category, Currency, Feature, TicketTypeName};
+pub use new_show::NewShow;
+pub use pricing::{Pricing, TicketType, MAX_PRICE, MAX_TICKET_TYPES};
+
+/// Checks a free text of the API (a show's title, a venue's name, a block's reason): 1
+/// to 200 characters, not blank, no control characters; [`crate::Error::Invalid`]
+/// naming `field` otherwise.
+pub(crate) fn check_text(field: &str, s: &str) -> crate::Result<()> {
+    if s.trim().is_empty() || s.chars().count() > 200 {
+        return Err(crate::Error::invalid(field, "must be 1 to 200 characters"));
+    }
+    if s.chars().any(char::is_control) {
+        return Err(crate::Error::invalid(
+            field,
+            "must not contain control characters",
+        ));
+    }
+    Ok(())
+}
 pub use seat_count::SeatCount;
 pub use seat_label::{RowLabel, SeatLabel, SeatSelection, Section};
 pub use user_id::{Actor, UserId};
