@@ -64,6 +64,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             ttl: None,
             if_versions: vec![],
             ticket_types: vec![],
+            areas: vec![],
         },
     )
     .await?;

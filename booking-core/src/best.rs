@@ -345,7 +345,10 @@ impl<'m, C: GenericClient> Search<'_, 'm, C> {
         if groups.is_empty()
             && (!hidden || rank_avoiding(&house.places, house, self.want, 1).is_empty())
         {
-            return Err(Error::SeatsUnavailable { seats: vec![] });
+            return Err(Error::SeatsUnavailable {
+                seats: vec![],
+                areas: vec![],
+            });
         }
         Ok(groups)
     }
@@ -463,6 +466,7 @@ async fn write<C: GenericClient>(
         by_id_ticket.insert(id, (ticket_type.name.clone(), price));
         tickets.push(Ticket {
             seat: by_id[&id].clone(),
+            area: None,
             ticket_type: ticket_type.name.clone(),
             price,
         });
@@ -479,6 +483,7 @@ async fn write<C: GenericClient>(
         show_id: req.show,
         user_id: req.user.clone(),
         seats: tickets.iter().map(|t| t.seat.clone()).collect(),
+        areas: Default::default(),
         total: tickets.iter().filter_map(|t| t.price).sum(),
         tickets,
         status: HoldStatus::Active,

@@ -198,7 +198,7 @@ async fn block_in<C: GenericClient>(
                      UPDATE seats s SET block_id = (SELECT id FROM b), hold_id = NULL
                        FROM unnest($3::bigint[], $4::text[]) AS w(id, xmin)
                       WHERE s.show_id = $1 AND s.id = w.id AND s.xmin::text = w.xmin
-                     RETURNING s.id, s.label, s.xmin
+                     RETURNING s.id, s.label, s.xmin, s.area
                  ), {events}
                  SELECT b.id, b.created_at, (SELECT count(*) FROM t) AS written, {columns}
                    FROM b",
@@ -234,6 +234,7 @@ fn block_events() -> String {
         cause: Cause::Block,
         state: SeatState::Blocked,
         until: None,
+        was: None,
         from: "t",
         per: None,
     }
@@ -251,7 +252,10 @@ fn refuse(seats: &SeatSelection, taken: &[SeatLabel]) -> Result<()> {
         .filter(|l| taken.contains(l))
         .cloned()
         .collect();
-    Err(Error::SeatsUnavailable { seats })
+    Err(Error::SeatsUnavailable {
+        seats,
+        areas: Vec::new(),
+    })
 }
 
 /// Blocks the seats `labels` of a show being created (in its transaction), with
@@ -272,7 +276,7 @@ pub(crate) async fn block_at_creation<C: GenericClient>(
                  ), t AS (
                      UPDATE seats s SET block_id = (SELECT id FROM b)
                       WHERE s.show_id = $1 AND s.label = ANY($3)
-                     RETURNING s.id, s.label, s.xmin
+                     RETURNING s.id, s.label, s.xmin, s.area
                  ), {events}
                  SELECT (SELECT count(*) FROM t) AS written, {columns}",
                 events = block_events(),
@@ -332,7 +336,7 @@ where
             &format!(
                 "WITH t AS (
                      UPDATE seats SET block_id = NULL WHERE show_id = $1 AND block_id = $2
-                     RETURNING id, label, xmin
+                     RETURNING id, label, xmin, area
                  ), {events}
                  SELECT {columns}",
                 events = feed::EventsSql {
@@ -340,6 +344,7 @@ where
                     cause: Cause::Unblock,
                     state: SeatState::Available,
                     until: None,
+                    was: None,
                     from: "t",
                     per: None,
                 }

@@ -33,6 +33,10 @@ pub struct Booking {
     pub user_id: UserId,
     /// In seat-map order (row, then number). Still listed once cancelled.
     pub seats: Vec<SeatLabel>,
+    /// Places of standing areas booked, by area; empty when none (and then left out of
+    /// the JSON).
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub areas: std::collections::BTreeMap<crate::domain::AreaCode, u32>,
     /// Each seat as sold (its hold's tickets), in seat-map order.
     pub tickets: Vec<Ticket>,
     /// Confirmed, or cancelled.
@@ -69,7 +73,7 @@ static SELECT_BOOKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
            array(SELECT s.label
                    FROM booking_seats bs
                    JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
-                  WHERE bs.show_id = b.show_id AND bs.booking_id = b.id
+                  WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND s.area IS NULL
                   ORDER BY s.row_index, s.number) AS seats
       FROM bookings b
       JOIN shows sh ON sh.id = b.show_id",
@@ -79,6 +83,7 @@ static SELECT_BOOKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
 
 fn booking_from_row(r: &Row) -> Result<Booking> {
     let show = ShowId::from_db(r.get("show_id"));
+    let tickets = tickets_from_json(r.get("tickets"))?;
     Ok(Booking {
         booking_id: BookingId::from_parts(show, r.get("id")),
         hold_id: HoldId::from_parts(show, r.get("hold_id")),
@@ -89,7 +94,8 @@ fn booking_from_row(r: &Row) -> Result<Booking> {
             .into_iter()
             .map(SeatLabel::from_db)
             .collect(),
-        tickets: tickets_from_json(r.get("tickets"))?,
+        areas: crate::holds::areas_of(&tickets),
+        tickets,
         status: BookingStatus::from_db(r.get("status"))?,
         confirmed_at: r.get("confirmed_at"),
         cancelled_at: r.get("cancelled_at"),
@@ -178,7 +184,7 @@ where
                    FROM unnest($4::bigint[], $5::text[]) AS seen(id, xmin)
                   WHERE s.show_id = $1 AND s.id = seen.id AND s.hold_id = $2
                     AND s.xmin::text = seen.xmin
-                 RETURNING s.id, s.label, s.xmin
+                 RETURNING s.id, s.label, s.xmin, s.area
              ), h AS (
                  UPDATE holds SET status = 'confirmed' WHERE show_id = $1 AND id = $2
              ), {event}
@@ -189,6 +195,7 @@ where
             cause: Cause::Confirm,
             state: SeatState::Booked,
             until: None,
+            was: None,
             from: "booked",
             per: None,
         }
@@ -279,7 +286,7 @@ where
         let sql = format!(
             "WITH freed AS (
                      UPDATE seats SET booking_id = NULL
-                      WHERE show_id = $1 AND booking_id = $2 RETURNING id, label, xmin
+                      WHERE show_id = $1 AND booking_id = $2 RETURNING id, label, xmin, area
                  ), gone AS (
                      UPDATE booking_seats SET live = false
                       WHERE show_id = $1 AND booking_id = $2 AND live RETURNING seat_id
@@ -293,6 +300,7 @@ where
                 cause: Cause::Cancel,
                 state: SeatState::Available,
                 until: None,
+                was: None,
                 from: "freed",
                 per: None,
             }

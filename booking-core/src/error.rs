@@ -1,6 +1,6 @@
 //! The one error type of the crate.
 
-use crate::domain::{SeatLabel, TicketTypeName};
+use crate::domain::{AreaCode, SeatLabel, TicketTypeName};
 use tokio_postgres::error::SqlState;
 
 /// Everything an operation can answer other than success.
@@ -14,13 +14,23 @@ use tokio_postgres::error::SqlState;
 /// changed nothing: its transaction (or savepoint) was rolled back.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Some of the wanted seats are held (unexpired) or booked; nothing was held.
-    /// `409 seats_unavailable`.
-    #[error("seats unavailable: {}", labels(.seats))]
+    /// Some of the wanted seats are held (unexpired), booked or blocked, or some
+    /// standing area has fewer places left than asked for; nothing was held.
+    /// `409 seats_unavailable` (with `areas` when some are short).
+    #[error("seats unavailable: {}{}", labels(.seats), codes(.areas))]
     SeatsUnavailable {
         /// The wanted seats that are taken, in the order they were asked for. Empty
-        /// from best available: no group of free seats fits the request.
+        /// from best available (no group of free seats fits the request), or when only
+        /// places are short.
         seats: Vec<SeatLabel>,
+        /// The wanted standing areas with too few places left, in the order asked.
+        areas: Vec<AreaCode>,
+    },
+    /// The show has no standing areas with these codes. `404 area_not_found`.
+    #[error("no such areas:{}", codes(.areas))]
+    AreaNotFound {
+        /// The codes asked for that the show does not have.
+        areas: Vec<AreaCode>,
     },
     /// The caller's expected version of these seats is not their current one; nothing
     /// was held. `412 stale_version`.
@@ -52,12 +62,14 @@ pub enum Error {
     /// or released (confirming it again is not an error). `409 hold_confirmed`.
     #[error("hold is already confirmed")]
     HoldConfirmed,
-    /// A ticket type named for these seats is not sold for their categories; nothing
-    /// was held. `409 ticket_type_unavailable`.
-    #[error("ticket types unavailable: {}", tickets.iter().map(|(s, t)| format!("{s} as {t}")).collect::<Vec<_>>().join(", "))]
+    /// A ticket type named for these seats (or places of these areas) is not sold for
+    /// their categories; nothing was held. `409 ticket_type_unavailable`.
+    #[error("ticket types unavailable: {}", tickets.iter().map(|(s, t)| format!("{s} as {t}")).chain(areas.iter().map(|(a, t)| format!("{a} as {t}"))).collect::<Vec<_>>().join(", "))]
     TicketTypeUnavailable {
         /// Each refused seat with the type asked for it, in the order asked.
         tickets: Vec<(SeatLabel, TicketTypeName)>,
+        /// Each refused area with a type asked for its places, in the order asked.
+        areas: Vec<(AreaCode, TicketTypeName)>,
     },
     /// The user would pass the show's `max_seats_per_user` with these seats; nothing
     /// was held. `409 user_limit_reached`.
@@ -136,6 +148,10 @@ fn labels(seats: &[SeatLabel]) -> String {
         .map(SeatLabel::as_str)
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn codes(areas: &[AreaCode]) -> String {
+    areas.iter().map(|a| format!(" area {a}")).collect()
 }
 
 impl Error {

@@ -42,7 +42,7 @@
 //!
 //! # Files
 //!
-//! - `event.rs`: what an event is ([`SeatEvent`], [`SeatChange`], [`Cause`],
+//! - `event.rs`: what an event is ([`SeatEvent`], [`SeatChange`], [`AreaChange`], [`Cause`],
 //!   [`Position`], [`TxSnapshot`]) and how it is read from its row.
 //! - `sql.rs`: writing events (`EventsSql`, the one insert into `seat_events`) and the
 //!   queries that read them ([`read`], [`head`], [`prune`]).
@@ -58,7 +58,7 @@ mod listen;
 mod notify;
 mod sql;
 
-pub use event::{Cause, Position, SeatChange, SeatEvent, TxSnapshot};
+pub use event::{AreaChange, Cause, Position, SeatChange, SeatEvent, TxSnapshot};
 pub use follow::{Feed, FeedOptions, Subscription};
 pub use listen::{Follower, Listener, Wakeup};
 pub use notify::EVENTS_CHANNEL;

@@ -27,14 +27,15 @@
 //! over by the next hold directly.
 
 use crate::database::Cached;
-use crate::domain::{BookingId, HoldId, HoldStatus, HoldTtl, SeatLabel, SeatSelection, ShowId};
-use crate::domain::{TicketTypeName, UserId, Version};
+use crate::domain::{AreaCode, AreaWant, BookingId, HoldId, HoldStatus, HoldTtl, SeatLabel};
+use crate::domain::{SeatSelection, ShowId, TicketTypeName, UserId, Version};
 use crate::error::{Error, Result};
 use crate::feed::SeatEvent;
 use crate::tickets::{tickets_from_json, tickets_of_hold, Ticket};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
@@ -42,6 +43,7 @@ pub mod batch;
 mod lifecycle;
 mod limit;
 mod lock;
+mod places;
 mod pooled;
 mod take;
 
@@ -60,7 +62,8 @@ pub struct HoldRequest {
     /// Who holds them: the only user who may then read, extend, release or confirm
     /// the hold.
     pub user: UserId,
-    /// The seats, all or none.
+    /// The seats, all or none (together with the places of `areas`). May be empty
+    /// ([`SeatSelection::none`]) when `areas` asks for places.
     pub seats: SeatSelection,
     /// How long the hold lives from its creation; `None`:
     /// [`Settings::default_ttl`](crate::Settings::default_ttl).
@@ -71,6 +74,11 @@ pub struct HoldRequest {
     /// The ticket type of each named seat (one of `seats`, else [`Error::Invalid`]);
     /// the others are sold as the show's default type. Empty: all default.
     pub ticket_types: Vec<(SeatLabel, TicketTypeName)>,
+    /// Places of standing areas, each area at most once, all or none together with
+    /// `seats`; seats plus places at most
+    /// [`Settings::max_seats_per_hold`](crate::Settings::max_seats_per_hold). Empty:
+    /// seats only.
+    pub areas: Vec<AreaWant>,
 }
 
 impl HoldRequest {
@@ -84,7 +92,13 @@ impl HoldRequest {
             ttl: None,
             if_versions: Vec::new(),
             ticket_types: Vec::new(),
+            areas: Vec::new(),
         }
+    }
+
+    /// Seats plus places asked for.
+    pub fn size(&self) -> usize {
+        self.seats.len() + self.areas.iter().map(|w| w.count as usize).sum::<usize>()
     }
 }
 
@@ -97,9 +111,14 @@ pub struct Hold {
     pub show_id: ShowId,
     /// The hold's owner.
     pub user_id: UserId,
-    /// In seat-map order (row, then number).
+    /// In seat-map order (row, then number); seats only.
     pub seats: Vec<SeatLabel>,
-    /// Each seat as sold: its ticket type and price, in seat-map order.
+    /// Places of standing areas held, by area; empty when none (and then left out of
+    /// the JSON).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub areas: BTreeMap<AreaCode, u32>,
+    /// Each seat and place as sold: its ticket type and price, in seat-map order, the
+    /// places last (by area, then number).
     pub tickets: Vec<Ticket>,
     /// As of this read: an active hold past `expires_at` reads
     /// [`HoldStatus::Expired`].
@@ -133,6 +152,7 @@ impl PartialEq for Hold {
             show_id,
             user_id,
             seats,
+            areas,
             tickets,
             status,
             created_at,
@@ -146,6 +166,7 @@ impl PartialEq for Hold {
             && *show_id == other.show_id
             && *user_id == other.user_id
             && *seats == other.seats
+            && *areas == other.areas
             && *tickets == other.tickets
             && *status == other.status
             && *created_at == other.created_at
@@ -158,6 +179,15 @@ impl PartialEq for Hold {
 
 impl Eq for Hold {}
 
+/// How many of `tickets` are places of each area.
+pub(crate) fn areas_of(tickets: &[Ticket]) -> BTreeMap<AreaCode, u32> {
+    let mut areas = BTreeMap::new();
+    for a in tickets.iter().filter_map(|t| t.area.as_ref()) {
+        *areas.entry(a.clone()).or_insert(0) += 1;
+    }
+    areas
+}
+
 /// Reads a hold as it is now, whoever owns it.
 pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Option<Hold>> {
     let row = client
@@ -169,6 +199,7 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Opt
                             FROM hold_seats hs
                             JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
                            WHERE hs.show_id = h.show_id AND hs.hold_id = h.id
+                             AND s.area IS NULL
                            ORDER BY s.row_index, s.number) AS seats
                FROM holds h
                JOIN shows sh ON sh.id = h.show_id
@@ -180,6 +211,7 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Opt
         )
         .await?;
     let Some(r) = row else { return Ok(None) };
+    let tickets = tickets_from_json(r.get("tickets"))?;
     let mut status = HoldStatus::from_db(r.get("status"))?;
     if status == HoldStatus::Active && r.get::<_, bool>("lapsed") {
         status = HoldStatus::Expired;
@@ -193,7 +225,8 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Opt
             .into_iter()
             .map(SeatLabel::from_db)
             .collect(),
-        tickets: tickets_from_json(r.get("tickets"))?,
+        areas: areas_of(&tickets),
+        tickets,
         status,
         created_at: r.get("created_at"),
         expires_at: r.get("expires_at"),

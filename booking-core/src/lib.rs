@@ -16,7 +16,8 @@
 //!   `hold_ttl.rs` ([`HoldTtl`]), `seat_count.rs` ([`SeatCount`]), `version.rs`
 //!   ([`Version`]), `names.rs` ([`Category`], [`Feature`], [`TicketTypeName`],
 //!   [`Currency`]), `layout.rs` (rows: [`Layout`], [`RowSpec`], [`ShowLayout`]),
-//!   `pricing.rs` ([`Pricing`], [`TicketType`]), `new_show.rs` ([`NewShow`]); ids of
+//!   `pricing.rs` ([`Pricing`], [`TicketType`]), `new_show.rs` ([`NewShow`]),
+//!   `area.rs` ([`AreaCode`], [`AreaSpec`], [`AreaWant`]); ids of
 //!   venues and blocks ([`VenueId`], [`BlockId`]) and sections ([`Section`]) too.
 //! - [`engine`]: the [`Engine`] handle every operation takes: [`Settings`] and what one
 //!   process shares in memory (the local-change signal, the sweeper's hint, best
@@ -27,6 +28,8 @@
 //! - [`shows`]: create a show from rows of seats (or a venue's); read and list shows
 //!   with seat counts.
 //! - [`venues`]: saved layouts that shows copy when they are created.
+//! - [`areas`]: standing areas (places sold by quantity, one row each) and their counts;
+//!   holds claim places in `holds/places.rs`.
 //! - [`blocks`]: seats taken off sale (and put back), with the hold's locking steps.
 //! - [`tickets`]: ticket types and what each held seat is sold as, at what price.
 //! - [`seats`]: the seat map, and the SQL that defines "held" and a seat's version.
@@ -34,7 +37,8 @@
 //!   `holds/pooled.rs`: [`holds::hold_pooled`], one round trip on a pooled connection
 //!   when nobody else touches the seats), read (`holds.rs`), extend and release
 //!   (`holds/lifecycle.rs`), with the hold-then-seats locking of `holds/lock.rs` and
-//!   the limit per buyer of `holds/limit.rs`.
+//!   the limit per buyer of `holds/limit.rs` and the places of standing areas of
+//!   `holds/places.rs`.
 //!   [`holds::batch`] (`holds/batch.rs`): the holds of many callers written by one
 //!   statement (`Batcher`, `hold_all`), each still all-or-none with its own answer.
 //! - [`best`]: best available: rank the free groups of `count` seats (`best/rank.rs`,
@@ -84,6 +88,7 @@
 //!     ttl: None,
 //!     if_versions: vec![],
 //!     ticket_types: vec![],
+//!     areas: vec![],
 //! }).await?;
 //!
 //! // Confirm inside our own transaction, next to a row of our own.
@@ -97,6 +102,7 @@
 //!
 //! A runnable version is `booking-core/examples/embed.rs`.
 
+pub mod areas;
 pub mod best;
 pub mod blocks;
 pub mod bookings;
@@ -114,18 +120,20 @@ pub mod sweeper;
 pub mod tickets;
 pub mod venues;
 
+pub use areas::Area;
 pub use best::{BestHold, BestRequest};
 pub use blocks::Block;
 pub use bookings::{Booking, Confirmation};
 pub use database::{PoolOptions, Settings};
 pub use domain::{
-    Actor, BlockId, BookingId, BookingStatus, Category, Currency, Feature, HoldId, HoldStatus,
-    HoldTtl, Layout, NewShow, Pricing, RowLabel, RowSpec, SeatCount, SeatLabel, SeatSelection,
-    SeatState, Section, ShowId, ShowLayout, TicketType, TicketTypeName, UserId, VenueId, Version,
+    Actor, AreaCode, AreaSpec, AreaWant, BlockId, BookingId, BookingStatus, Category, Currency,
+    Feature, HoldId, HoldStatus, HoldTtl, Layout, NewShow, Pricing, RowLabel, RowSpec, SeatCount,
+    SeatLabel, SeatSelection, SeatState, Section, ShowId, ShowLayout, TicketType, TicketTypeName,
+    UserId, VenueId, Version,
 };
 pub use engine::Engine;
 pub use error::{Error, Result};
-pub use feed::{Feed, Listener, Position, SeatEvent, Subscription};
+pub use feed::{AreaChange, Feed, Listener, Position, SeatEvent, Subscription};
 pub use holds::{Hold, HoldRequest};
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;

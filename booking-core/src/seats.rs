@@ -111,6 +111,9 @@ pub struct SeatMap {
     pub ticket_types: Vec<TicketType>,
     /// Every seat of the show, front row first, then by number.
     pub seats: Vec<Seat>,
+    /// Its standing areas with their counts, in the show's order (read in the same
+    /// snapshot as the seats).
+    pub areas: Vec<crate::areas::Area>,
     /// When the map changes next without any write: the earliest `expires_at` of a
     /// held seat (a lapsed hold reads available at once). For caches.
     #[serde(skip)]
@@ -138,15 +141,24 @@ async fn read_map<C: GenericClient>(client: &C, show: ShowId, reasons: bool) -> 
     } else {
         "NULL::text"
     };
+    // One statement, one snapshot: a first row with the snapshot and the areas' counts,
+    // then the seats (a show of standing areas only has no seat row).
     let sql = format!(
-        "SELECT s.label, s.section, s.row_label, s.number, s.category, s.aisle_after,
-                s.features, s.block_id, {reason} AS block_reason,
-                s.booking_id IS NOT NULL AS booked, {HELD} IS TRUE AS held, {VERSION} AS version,
-                CASE WHEN {HELD} THEN h.expires_at END AS held_until,
-                pg_current_snapshot()::text AS snapshot
+        "SELECT 0 AS part, pg_current_snapshot()::text AS snapshot, {areas},
+                NULL::text AS label, NULL::text AS section, NULL::text AS row_label,
+                NULL::int AS number, NULL::text AS category, NULL::bool AS aisle_after,
+                NULL::text[] AS features, NULL::bigint AS block_id, NULL::text AS block_reason,
+                NULL::bool AS booked, NULL::bool AS held, NULL::text AS version,
+                NULL::timestamptz AS held_until, NULL::int AS row_index
+         UNION ALL
+         SELECT 1, NULL, NULL, s.label, s.section, s.row_label, s.number, s.category,
+                s.aisle_after, s.features, s.block_id, {reason},
+                s.booking_id IS NOT NULL, {HELD} IS TRUE, {VERSION},
+                CASE WHEN {HELD} THEN h.expires_at END, s.row_index
            FROM seats s {JOIN_HOLD}
-          WHERE s.show_id = $1
-          ORDER BY s.row_index, s.number"
+          WHERE s.show_id = $1 AND s.area IS NULL
+          ORDER BY part, row_index, number",
+        areas = crate::areas::areas_column("$1"),
     );
     // The types never change after the show's creation: a statement of their own,
     // pipelined with the seats.
@@ -161,9 +173,14 @@ async fn read_map<C: GenericClient>(client: &C, show: ShowId, reasons: bool) -> 
     };
     let ticket_types = types_from_json(types.get("ticket_types"))?;
     let default_prices = ticket_types.first().map(|t| &t.prices);
+    let (head, rows) = rows
+        .split_first()
+        .ok_or_else(|| crate::error::Error::Invariant("a seat map without its head".into()))?;
+    let areas = crate::areas::areas_from_json(head.get("areas"))?;
     let lapses_at = rows
         .iter()
         .filter_map(|r| r.get::<_, Option<chrono::DateTime<chrono::Utc>>>("held_until"))
+        .chain(areas.iter().filter_map(|a| a.held_until))
         .min();
     let seats = rows
         .iter()
@@ -187,15 +204,12 @@ async fn read_map<C: GenericClient>(client: &C, show: ShowId, reasons: bool) -> 
             }
         })
         .collect();
-    // One statement, one snapshot: every row carries the same text.
-    let snapshot = rows
-        .first()
-        .map(|r| crate::feed::TxSnapshot::parse(r.get("snapshot")))
-        .transpose()?;
+    let snapshot = Some(crate::feed::TxSnapshot::parse(head.get("snapshot"))?);
     Ok(SeatMap {
         show_id: show,
         ticket_types,
         seats,
+        areas,
         lapses_at,
         snapshot,
     })

@@ -112,6 +112,7 @@ where
             "inserted {inserted} of {n} seats"
         )));
     }
+    crate::areas::create(&tx, id, layout.areas()).await?;
     let blocked =
         crate::blocks::block_at_creation(&tx, ShowId::from_db(id), &seats.blocked).await?;
     tx.commit().await?;
@@ -234,11 +235,11 @@ fn shows_with_counts() -> String {
         "SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total::bigint AS seats_total,
            sh.max_seats_per_user, sh.venue_id, {TYPES_OF_SHOW},
            (SELECT count(*) FROM seats s
-             WHERE s.show_id = sh.id AND s.booking_id IS NOT NULL) AS booked,
+             WHERE s.show_id = sh.id AND s.area IS NULL AND s.booking_id IS NOT NULL) AS booked,
            (SELECT count(*) FROM seats s
-             WHERE s.show_id = sh.id AND s.block_id IS NOT NULL) AS blocked,
+             WHERE s.show_id = sh.id AND s.area IS NULL AND s.block_id IS NOT NULL) AS blocked,
            (SELECT count(*) FROM seats s
-             WHERE s.show_id = sh.id AND s.hold_id IS NOT NULL
+             WHERE s.show_id = sh.id AND s.area IS NULL AND s.hold_id IS NOT NULL
                AND (SELECT {HELD} FROM holds h
                      WHERE h.show_id = s.show_id AND h.id = s.hold_id)) AS held
       FROM shows sh"

@@ -87,7 +87,7 @@ where
         "WITH freed AS (
              UPDATE seats SET hold_id = NULL
               WHERE (show_id, hold_id) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))
-             RETURNING show_id, hold_id, id, label, xmin
+             RETURNING show_id, hold_id, id, label, xmin, area
          ), {events}
          SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM ev)",
         events = crate::feed::EventsSql {
@@ -95,6 +95,7 @@ where
             cause: crate::feed::Cause::Expire,
             state: crate::domain::SeatState::Available,
             until: None,
+            was: None,
             from: "freed",
             per: Some("show_id, hold_id"),
         }

@@ -7,16 +7,20 @@
 //! rule of which seat may be sold as what is `PRICE_JOIN` (with `SEAT_TICKET`, the
 //! columns every hold path reads).
 
-use crate::domain::{SeatLabel, TicketType, TicketTypeName};
+use crate::domain::{AreaCode, SeatLabel, TicketType, TicketTypeName};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
-/// One seat of a hold or booking as sold: its type and price.
+/// One seat (or standing place) of a hold or booking as sold: its type and price.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Ticket {
-    /// The seat.
+    /// The seat; for a place of a standing area, its own number (`FLOOR-1187`), what
+    /// check-in reads.
     pub seat: SeatLabel,
+    /// For a place: its area.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area: Option<AreaCode>,
     /// The ticket type it is sold as.
     #[serde(rename = "type")]
     pub ticket_type: TicketTypeName,
@@ -43,11 +47,12 @@ pub(crate) const PRICE_JOIN: &str = "LEFT JOIN ticket_prices tp
             AND tp.type = coalesce(w.type, sh.default_ticket_type)";
 
 /// SQL: the column `tickets` of the hold whose show and id are the columns `show` and
-/// `hold`: each seat's label, type and price, as JSON, in seat-map order.
+/// `hold`: each seat's label, type and price, as JSON, in seat-map order (places last,
+/// by area and number).
 pub(crate) fn tickets_of_hold(show: &str, hold: &str) -> String {
     format!(
         "(SELECT coalesce(jsonb_agg(jsonb_build_object(
-                 'seat', s.label, 'type', hs.ticket_type, 'price', hs.price)
+                 'seat', s.label, 'area', s.area, 'type', hs.ticket_type, 'price', hs.price)
                  ORDER BY s.row_index, s.number), '[]')
             FROM hold_seats hs JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
            WHERE hs.show_id = {show} AND hs.hold_id = {hold}) AS tickets"
@@ -62,6 +67,7 @@ pub(crate) fn tickets_from_json(value: serde_json::Value) -> Result<Vec<Ticket>>
         .map(|t| {
             Ok(Ticket {
                 seat: SeatLabel::from_db(t["seat"].as_str().ok_or_else(bad)?.to_owned()),
+                area: t["area"].as_str().map(|a| AreaCode::from_db(a.to_owned())),
                 ticket_type: TicketTypeName::from_db(
                     t["type"].as_str().ok_or_else(bad)?.to_owned(),
                 ),

@@ -1,12 +1,12 @@
 //! Venues: saved layouts (a multiplex's screen, a theatre's house) that shows copy
-//! their rows from when they are created.
+//! their rows and standing areas from when they are created.
 //!
 //! A show never reads its venue again after its creation: its seats are its own rows.
 //! So editing a venue ([`update_venue`]) changes the shows created after the edit and
 //! never moves a seat of a show that exists (a sold seat stays where it was sold).
 
 use crate::database::Cached;
-use crate::domain::{check_text, Layout, RowSpec, VenueId};
+use crate::domain::{check_text, AreaSpec, Layout, RowSpec, VenueId};
 use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -43,6 +43,10 @@ pub struct Venue {
     pub seats_total: i64,
     /// Its rows, front first, as given (defaults filled in).
     pub rows: Vec<RowSpec>,
+    /// Places in all its standing areas.
+    pub places_total: i64,
+    /// Its standing areas, as given (defaults filled in).
+    pub areas: Vec<AreaSpec>,
     /// When it was created.
     pub created_at: DateTime<Utc>,
     /// When its layout was last replaced (its creation, until then).
@@ -50,31 +54,34 @@ pub struct Venue {
 }
 
 fn venue_from_row(r: &Row) -> Result<Venue> {
-    let layout = Layout::from_json(r.get("rows"))?;
+    let layout = Layout::from_json(r.get("rows"), r.get("areas"))?;
     Ok(Venue {
         venue_id: VenueId::from_db(r.get("id")),
         name: r.get("name"),
         seats_total: i64::from(r.get::<_, i32>("seats_total")),
         rows: layout.rows().to_vec(),
+        places_total: layout.place_count() as i64,
+        areas: layout.areas().to_vec(),
         created_at: r.get("created_at"),
         updated_at: r.get("updated_at"),
     })
 }
 
-const COLUMNS: &str = "id, name, rows, seats_total, created_at, updated_at";
+const COLUMNS: &str = "id, name, rows, areas, seats_total, created_at, updated_at";
 
 /// Saves a venue.
 pub async fn create_venue<C: GenericClient>(client: &C, new: &NewVenue) -> Result<Venue> {
     let row = client
         .cq_one(
             &format!(
-                "INSERT INTO venues (name, rows, seats_total) VALUES ($1, $2, $3)
+                "INSERT INTO venues (name, rows, seats_total, areas) VALUES ($1, $2, $3, $4)
                  RETURNING {COLUMNS}"
             ),
             &[
                 &new.name,
                 &new.layout.to_json(),
                 &(new.layout.seat_count() as i32),
+                &new.layout.areas_json(),
             ],
         )
         .await?;
@@ -91,7 +98,8 @@ pub async fn update_venue<C: GenericClient>(
     let row = client
         .cq_opt(
             &format!(
-                "UPDATE venues SET name = $2, rows = $3, seats_total = $4, updated_at = now()
+                "UPDATE venues SET name = $2, rows = $3, seats_total = $4, areas = $5,
+                        updated_at = now()
                   WHERE id = $1 RETURNING {COLUMNS}"
             ),
             &[
@@ -99,6 +107,7 @@ pub async fn update_venue<C: GenericClient>(
                 &new.name,
                 &new.layout.to_json(),
                 &(new.layout.seat_count() as i32),
+                &new.layout.areas_json(),
             ],
         )
         .await?
@@ -132,10 +141,10 @@ pub async fn list_venues<C: GenericClient>(client: &C) -> Result<Vec<Venue>> {
 pub(crate) async fn layout_for_show<C: GenericClient>(client: &C, id: VenueId) -> Result<Layout> {
     let row = client
         .cq_opt(
-            "SELECT rows FROM venues WHERE id = $1 FOR SHARE",
+            "SELECT rows, areas FROM venues WHERE id = $1 FOR SHARE",
             &[&id.get()],
         )
         .await?
         .ok_or(Error::VenueNotFound)?;
-    Layout::from_json(row.get("rows"))
+    Layout::from_json(row.get("rows"), row.get("areas"))
 }

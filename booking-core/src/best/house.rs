@@ -85,7 +85,7 @@ pub(super) async fn read_house<C: GenericClient>(
         "SELECT sh.currency, sh.max_seats_per_user,
                 array(SELECT s.id FROM seats s {JOIN_HOLD}
                        WHERE s.show_id = sh.id AND s.booking_id IS NULL AND s.block_id IS NULL
-                         AND {HELD} IS NOT TRUE) AS free
+                         AND s.area IS NULL AND {HELD} IS NOT TRUE) AS free
            FROM shows sh
           WHERE sh.id = $1"
     );
@@ -171,7 +171,7 @@ async fn layout<C: GenericClient>(tx: &C, memory: &Memory, show: i64) -> Result<
     let (rows, types) = futures_util::future::try_join(
         tx.cq(
             "SELECT id, row_index, number, aisle_after, category, section, features
-               FROM seats WHERE show_id = $1",
+               FROM seats WHERE show_id = $1 AND area IS NULL",
             &[&show],
         ),
         tx.cq_one(
@@ -181,7 +181,11 @@ async fn layout<C: GenericClient>(tx: &C, memory: &Memory, show: i64) -> Result<
     )
     .await?;
     if rows.is_empty() {
-        return Err(Error::Invariant(format!("show {show} has no seats")));
+        // Standing areas only: no group of seats fits any request.
+        return Err(Error::SeatsUnavailable {
+            seats: Vec::new(),
+            areas: Vec::new(),
+        });
     }
     type Seat = (Place, i64, String, Option<String>, Vec<String>);
     let mut seats: Vec<Seat> = rows

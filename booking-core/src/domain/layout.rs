@@ -1,7 +1,7 @@
 //! The rows of a show or venue: row specs (seats, aisles, category, section, features,
 //! seats blocked from the start), checked as a whole, and their stored JSON form.
 
-use super::{Category, Feature, RowLabel, Section, VenueId};
+use super::{AreaCode, AreaSpec, Category, Feature, RowLabel, Section, VenueId};
 use crate::error::{Error, Result};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -135,20 +135,64 @@ fn numbers_of(
 /// The rows of a show or venue, checked: 1 to 2,000 rows with labels unique within
 /// their section, at most 100,000 seats in all.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Layout(Vec<RowSpec>);
+pub struct Layout {
+    rows: Vec<RowSpec>,
+    areas: Vec<AreaSpec>,
+}
 
 impl Layout {
     /// Most seats in one show, all rows together.
     pub const MAX_SEATS: usize = 100_000;
     /// Most rows in one show.
     pub const MAX_ROWS: usize = 2_000;
+    /// Most standing areas of one show.
+    pub const MAX_AREAS: usize = 16;
 
     /// Checks the rows; [`Error::Invalid`] (field `rows`) otherwise.
     pub fn new(rows: Vec<RowSpec>) -> Result<Self> {
-        if rows.is_empty() || rows.len() > Self::MAX_ROWS {
+        if rows.is_empty() {
+            return Err(Error::invalid("rows", "a show has at least one row"));
+        }
+        Self::with_areas(rows, Vec::new())
+    }
+
+    /// Rows and standing areas: at most [`Layout::MAX_ROWS`] rows and
+    /// [`Layout::MAX_AREAS`] areas, at least one of either, no row or area twice, at most
+    /// [`Layout::MAX_SEATS`] seats and as many places; else [`Error::Invalid`] (field
+    /// `rows` or `areas`).
+    pub fn with_areas(rows: Vec<RowSpec>, areas: Vec<AreaSpec>) -> Result<Self> {
+        if rows.len() > Self::MAX_ROWS {
             return Err(Error::invalid(
                 "rows",
-                format!("a show has 1 to {} rows", Self::MAX_ROWS),
+                format!("a show has at most {} rows", Self::MAX_ROWS),
+            ));
+        }
+        if rows.is_empty() && areas.is_empty() {
+            return Err(Error::invalid(
+                "rows",
+                "a show has at least one row or standing area",
+            ));
+        }
+        if areas.len() > Self::MAX_AREAS {
+            return Err(Error::invalid(
+                "areas",
+                format!("a show has at most {} standing areas", Self::MAX_AREAS),
+            ));
+        }
+        let mut codes = BTreeSet::new();
+        for a in &areas {
+            if !codes.insert(&a.area) {
+                return Err(Error::invalid(
+                    "areas",
+                    format!("area {} is listed twice", a.area),
+                ));
+            }
+        }
+        let places: u64 = areas.iter().map(|a| u64::from(a.capacity)).sum();
+        if places > Self::MAX_SEATS as u64 {
+            return Err(Error::invalid(
+                "areas",
+                format!("a show has at most {} standing places", Self::MAX_SEATS),
             ));
         }
         let mut seen = BTreeSet::new();
@@ -168,22 +212,36 @@ impl Layout {
                 format!("a show has at most {} seats", Self::MAX_SEATS),
             ));
         }
-        Ok(Layout(rows))
+        Ok(Layout { rows, areas })
     }
 
     /// The rows, front first.
     pub fn rows(&self) -> &[RowSpec] {
-        &self.0
+        &self.rows
+    }
+
+    /// The standing areas, in the order given.
+    pub fn areas(&self) -> &[AreaSpec] {
+        &self.areas
+    }
+
+    /// Places in all areas together.
+    pub fn place_count(&self) -> usize {
+        self.areas.iter().map(|a| a.capacity as usize).sum()
     }
 
     /// Seats in all rows together.
     pub fn seat_count(&self) -> usize {
-        self.0.iter().map(|r| usize::from(r.seats)).sum()
+        self.rows.iter().map(|r| usize::from(r.seats)).sum()
     }
 
-    /// The categories of its rows.
+    /// The categories of its rows and areas.
     pub fn categories(&self) -> BTreeSet<&Category> {
-        self.0.iter().map(|r| &r.category).collect()
+        self.rows
+            .iter()
+            .map(|r| &r.category)
+            .chain(self.areas.iter().map(|a| &a.category))
+            .collect()
     }
 }
 
@@ -236,11 +294,16 @@ impl serde::Serialize for RowSpec {
 impl Layout {
     /// The rows as JSON, the form [`Layout::from_json`] reads back (a venue's rows).
     pub(crate) fn to_json(&self) -> serde_json::Value {
-        serde_json::to_value(&self.0).unwrap_or_default()
+        serde_json::to_value(&self.rows).unwrap_or_default()
+    }
+
+    /// The areas as JSON, the form [`Layout::from_json`] reads back (a venue's areas).
+    pub(crate) fn areas_json(&self) -> serde_json::Value {
+        serde_json::to_value(&self.areas).unwrap_or_default()
     }
 
     /// Rows written by [`Layout::to_json`], checked again as any input is.
-    pub(crate) fn from_json(value: serde_json::Value) -> Result<Self> {
+    pub(crate) fn from_json(value: serde_json::Value, areas: serde_json::Value) -> Result<Self> {
         let rows: Vec<RowJson> = serde_json::from_value(value)
             .map_err(|e| Error::Invariant(format!("stored rows: {e}")))?;
         let mut specs = Vec::with_capacity(rows.len());
@@ -262,6 +325,26 @@ impl Layout {
                 .with_blocked(&r.blocked)?,
             );
         }
-        Layout::new(specs)
+        let areas: Vec<AreaJson> = serde_json::from_value(areas)
+            .map_err(|e| Error::Invariant(format!("stored areas: {e}")))?;
+        let areas = areas
+            .into_iter()
+            .map(|a| {
+                AreaSpec::new(
+                    AreaCode::parse(&a.area)?,
+                    a.capacity,
+                    Some(Category::parse(&a.category)?),
+                )
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Layout::with_areas(specs, areas)
     }
+}
+
+/// An area as a venue stores it (what [`AreaSpec`] serialises to).
+#[derive(serde::Deserialize)]
+struct AreaJson {
+    area: String,
+    capacity: i64,
+    category: String,
 }

@@ -1,5 +1,6 @@
 //! Domain values: each parses untrusted input once, so nothing below re-validates.
 
+mod area;
 mod hold_ttl;
 mod ids;
 mod layout;
@@ -11,6 +12,7 @@ mod seat_label;
 mod user_id;
 mod version;
 
+pub use area::{AreaCode, AreaSpec, AreaWant};
 pub use hold_ttl::HoldTtl;
 pub use ids::{BlockId, BookingId, HoldId, ShowId, VenueId};
 pub use layout::{Layout, RowSpec, ShowLayout};

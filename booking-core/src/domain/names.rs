@@ -35,6 +35,12 @@ impl Category {
     }
 }
 
+impl serde::Serialize for Category {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
 /// Names of seat features and ticket types: 1 to 32 of `a-z`, `0-9`, `_`.
 fn is_name(s: &str) -> bool {
     (1..=32).contains(&s.len())

@@ -196,7 +196,8 @@ impl serde::Serialize for SeatLabel {
     }
 }
 
-/// The seats one hold asks for: 1 to `max` distinct labels, in the caller's order.
+/// The seats one hold asks for: 1 to `max` distinct labels, in the caller's order (or
+/// none, for a hold of standing places only: [`SeatSelection::none`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SeatSelection(Vec<SeatLabel>);
 
@@ -235,17 +236,36 @@ impl SeatSelection {
         Ok(SeatSelection(seats))
     }
 
+    /// No seats: for a hold of standing places only.
+    pub fn none() -> Self {
+        SeatSelection(Vec::new())
+    }
+
+    /// [`SeatSelection::parse`], but an empty list is [`SeatSelection::none`].
+    pub fn parse_or_none<I, S>(labels: I, max: usize) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<str>,
+    {
+        let mut labels = labels.into_iter().peekable();
+        if labels.peek().is_none() {
+            return Ok(Self::none());
+        }
+        Self::parse(labels, max)
+    }
+
     /// The labels, in the caller's order.
     pub fn labels(&self) -> &[SeatLabel] {
         &self.0
     }
 
-    /// How many seats: 1 to the `max` it was parsed with.
+    /// How many seats: 1 to the `max` it was parsed with, or 0 for
+    /// [`SeatSelection::none`].
     pub fn len(&self) -> usize {
         self.0.len()
     }
 
-    /// Always `false`: a selection names at least one seat.
+    /// Only for [`SeatSelection::none`].
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -1,7 +1,7 @@
 //! What an event is: one transaction's change to some seats of one show, and its
 //! place in the feed.
 
-use crate::domain::{SeatLabel, SeatState, ShowId, Version};
+use crate::domain::{AreaCode, SeatLabel, SeatState, ShowId, Version};
 use crate::error::{Error, Result};
 use serde::Serialize;
 use std::fmt;
@@ -110,6 +110,54 @@ crate::domain::text_enum! {
     }
 }
 
+impl Cause {
+    /// What a place changed by this cause was before, as a rule (a hold taking over
+    /// places of a lapsed hold says otherwise in its event: they were held).
+    pub(crate) fn place_was(self) -> SeatState {
+        match self {
+            Cause::Hold | Cause::Block | Cause::Unblock => SeatState::Available,
+            Cause::Cancel => SeatState::Booked,
+            Cause::Confirm | Cause::Release | Cause::Expire => SeatState::Held,
+        }
+    }
+}
+
+/// How one transaction changed the counts of one standing area: each count's change
+/// (the places that left a state count −1 in it, those that entered +1). Zero changes
+/// are left out of the JSON.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AreaChange {
+    /// The area.
+    pub area: AreaCode,
+    /// Change of its available places.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub available: i64,
+    /// Change of its held places.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub held: i64,
+    /// Change of its booked places.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub booked: i64,
+    /// For places just held: the hold's `expires_at` (as [`SeatChange::held_until`]).
+    /// Not sent to clients.
+    #[serde(skip)]
+    pub held_until: Option<chrono::DateTime<chrono::Utc>>,
+}
+
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
+impl AreaChange {
+    fn count(&mut self, state: SeatState, by: i64) {
+        match state {
+            SeatState::Available | SeatState::Blocked => self.available += by,
+            SeatState::Held => self.held += by,
+            SeatState::Booked => self.booked += by,
+        }
+    }
+}
+
 /// One seat's new state.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SeatChange {
@@ -137,8 +185,13 @@ pub struct SeatEvent {
     pub show_id: ShowId,
     /// What happened to them.
     pub cause: Cause,
-    /// Every seat the transaction changed, in seat id order; never empty.
+    /// Every seat the transaction changed, in seat id order; empty when it changed
+    /// only places of standing areas.
     pub seats: Vec<SeatChange>,
+    /// How it changed the counts of each standing area, in area order; omitted from
+    /// the JSON when empty. An event changes at least one seat or place.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub areas: Vec<AreaChange>,
     /// The JSON of this event, made once however many subscribers send it.
     #[serde(skip)]
     pub(super) json: std::sync::OnceLock<String>,
@@ -159,6 +212,12 @@ struct StoredChange {
     version: String,
     #[serde(default)]
     until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Set on a place of a standing area.
+    #[serde(default)]
+    area: Option<String>,
+    /// A place's state before, when not the cause's usual one.
+    #[serde(default)]
+    was: Option<String>,
 }
 
 /// A transaction id as the text of an `xid8`. Ids travel as text (tokio-postgres has
@@ -176,28 +235,65 @@ pub(super) fn event_from_row(r: &tokio_postgres::Row) -> Result<SeatEvent> {
         id: r.get("id"),
     };
     let cause = Cause::from_db(r.get("cause"))?;
-    let seats = changes_from_json(r.get("seats"))?;
+    let (seats, areas) = changes_from_json(r.get("seats"), cause)?;
     Ok(SeatEvent {
         position,
         show_id: ShowId::from_db(r.get("show_id")),
         cause,
         seats,
+        areas,
         json: Default::default(),
     })
 }
 
-pub(super) fn changes_from_json(seats: serde_json::Value) -> Result<Vec<SeatChange>> {
+/// The stored changes of an event of `cause`: its seats, and its places folded into
+/// one change per area (in the order the areas first appear: place ids, which follow
+/// the areas' order).
+pub(super) fn changes_from_json(
+    seats: serde_json::Value,
+    cause: Cause,
+) -> Result<(Vec<SeatChange>, Vec<AreaChange>)> {
     let stored: Vec<StoredChange> =
         serde_json::from_value(seats).map_err(|e| Error::Invariant(format!("event seats: {e}")))?;
-    stored
-        .into_iter()
-        .map(|c| {
-            Ok(SeatChange {
+    let mut changes = Vec::with_capacity(stored.len());
+    let mut areas: Vec<AreaChange> = Vec::new();
+    for c in stored {
+        let state = SeatState::from_db(&c.state)?;
+        let Some(area) = c.area else {
+            changes.push(SeatChange {
                 label: SeatLabel::from_db(c.label),
-                state: SeatState::from_db(&c.state)?,
+                state,
                 version: Version::new(c.version),
                 held_until: c.until,
-            })
-        })
-        .collect()
+            });
+            continue;
+        };
+        let was = match c.was.as_deref() {
+            Some(w) => SeatState::from_db(w)?,
+            None => cause.place_was(),
+        };
+        let i = match areas.iter().position(|a| a.area.as_str() == area) {
+            Some(i) => i,
+            None => {
+                areas.push(AreaChange {
+                    area: AreaCode::from_db(area),
+                    available: 0,
+                    held: 0,
+                    booked: 0,
+                    held_until: None,
+                });
+                areas.len() - 1
+            }
+        };
+        let a = &mut areas[i];
+        a.count(was, -1);
+        a.count(state, 1);
+        if state == SeatState::Held {
+            a.held_until = match (a.held_until, c.until) {
+                (Some(x), Some(y)) => Some(x.min(y)),
+                (x, y) => x.or(y),
+            };
+        }
+    }
+    Ok((changes, areas))
 }

@@ -12,8 +12,11 @@ use std::time::Duration;
 /// SQL: a CTE `ev` that writes the events of a change, in the statement that makes
 /// the change: the one place that inserts into `seat_events`.
 ///
-/// `from` has the seat rows just written (`id`, `label`, `xmin`); each event lists its
-/// seats in id order with their new `state` and version. One event per group of rows
+/// `from` has the seat rows just written (`id`, `label`, `xmin`, `area`); each event
+/// lists its seats in id order with their new `state` and version. A row of a
+/// standing area's place (`area` set) is listed the same way, with its `area`, and
+/// with `was` when [`EventsSql::was`] says its state before was not the cause's usual
+/// one: readers fold places into per-area deltas ([`super::AreaChange`]). One event per group of rows
 /// with the same `per` columns, or with `per: None` one event for all of them, and
 /// none when no row was written. `ev` returns `show_id`, `xid_text`, `id` and `seats`
 /// of each event (see [`EVENT_COLUMNS`] and [`written_event`]).
@@ -28,6 +31,10 @@ pub(crate) struct EventsSql<'a> {
     pub until: Option<&'a str>,
     pub from: &'a str,
     pub per: Option<&'a str>,
+    /// SQL for a place's state before the change when it may differ from the usual
+    /// one of the cause (a hold taking over places of a lapsed hold: `'held'`), else
+    /// `NULL`; `None`: always the usual one ([`Cause::place_was`]).
+    pub was: Option<&'a str>,
 }
 
 impl EventsSql<'_> {
@@ -36,6 +43,10 @@ impl EventsSql<'_> {
             .until
             .map(|u| format!(", 'until', {u}"))
             .unwrap_or_default();
+        let was = self
+            .was
+            .map(|w| format!(", 'was', {w}"))
+            .unwrap_or_default();
         let grouping = match self.per {
             Some(columns) => format!("GROUP BY {columns}"),
             None => "HAVING count(*) > 0".to_owned(),
@@ -43,8 +54,9 @@ impl EventsSql<'_> {
         format!(
             "ev AS (INSERT INTO seat_events (show_id, cause, seats)
                     SELECT {show}, '{cause}',
-                           jsonb_agg(jsonb_build_object('label', label, 'state', '{state}',
-                                                        'version', xmin::text{until})
+                           jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                                         'label', label, 'state', '{state}',
+                                         'version', xmin::text{until}, 'area', area{was}))
                                      ORDER BY id)
                       FROM {from} {grouping}
                     RETURNING show_id, xid::text AS xid_text, id, seats)",
@@ -75,11 +87,13 @@ pub(crate) fn written_event(
         xid: parse_xid(xid)?,
         id: row.get("ev_id"),
     };
+    let (seats, areas) = changes_from_json(row.get("ev_seats"), cause)?;
     Ok(Some(Arc::new(SeatEvent {
         position,
         show_id: show,
         cause,
-        seats: changes_from_json(row.get("ev_seats"))?,
+        seats,
+        areas,
         json: Default::default(),
     })))
 }

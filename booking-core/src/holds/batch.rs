@@ -151,9 +151,7 @@ impl Batcher {
     /// answers and errors, and also [`Error::Busy`] when the request waited in the
     /// queue longer than [`BatchOptions::max_wait`] or the batcher has stopped.
     pub async fn hold(&self, req: HoldRequest) -> Result<Hold> {
-        super::take::check_if_versions(&req)?;
-        super::take::check_ticket_types(&req)?;
-        self.engine.settings().hold_ttl(req.ttl)?;
+        super::take::check(&req, self.engine.settings())?;
         let (reply, answer) = oneshot::channel();
         let hold_id = HoldId::generate(req.show);
         self.queue
@@ -182,9 +180,7 @@ pub async fn hold_all(
     let mut answers = Vec::new();
     for req in requests {
         let (reply, answer) = oneshot::channel();
-        let checked = super::take::check_if_versions(&req)
-            .and_then(|()| super::take::check_ticket_types(&req))
-            .and_then(|()| engine.settings().hold_ttl(req.ttl).map(|_| ()));
+        let checked = super::take::check(&req, engine.settings()).map(|_| ());
         match checked {
             Ok(()) => {
                 let hold_id = HoldId::generate(req.show);
@@ -277,10 +273,48 @@ async fn dispatch(
 /// The reason of [`Error::Busy`] for a request queued while the batcher stopped.
 const STOPPED: &str = "the server is shutting down";
 
-/// Writes one batch and answers each of its requests. The batch's `slot` is given back
-/// as soon as its statement has run: requests decided alone afterwards (which may wait
-/// on row locks) do not hold up the next batch.
+/// Writes one batch and answers each of its requests. Holds of standing places are
+/// decided alone (their places are claimed with `SKIP LOCKED` after the seats' locks,
+/// in a transaction), at once, next to the statement of the others.
 async fn run(
+    batch: Vec<Job>,
+    pool: &Pool,
+    engine: &Engine,
+    slot: Option<OwnedSemaphorePermit>,
+    counters: &Counters,
+) {
+    let (places, seats): (Vec<Job>, Vec<Job>) =
+        batch.into_iter().partition(|j| !j.req.areas.is_empty());
+    let places = decide_alone(places, pool, engine, counters);
+    if seats.is_empty() {
+        drop(slot);
+        places.await;
+    } else {
+        futures_util::future::join(run_seats(seats, pool, engine, slot, counters), places).await;
+    }
+}
+
+/// Each request alone, on a connection of its own, at once: one waiting on a lock must
+/// not hold up the others.
+async fn decide_alone(jobs: Vec<Job>, pool: &Pool, engine: &Engine, counters: &Counters) {
+    counters
+        .decided_alone
+        .fetch_add(jobs.len() as u64, Ordering::Relaxed);
+    futures_util::future::join_all(jobs.into_iter().map(|job| async move {
+        let answer = async {
+            let mut client = pool.get().await?;
+            hold_as(&mut client, engine, &job.req, job.hold_id).await
+        }
+        .await;
+        let _ = job.reply.send(answer);
+    }))
+    .await;
+}
+
+/// Writes one batch of holds of seats and answers each of its requests. The batch's
+/// `slot` is given back as soon as its statement has run: requests decided alone
+/// afterwards (which may wait on row locks) do not hold up the next batch.
+async fn run_seats(
     batch: Vec<Job>,
     pool: &Pool,
     engine: &Engine,
@@ -342,21 +376,8 @@ async fn run(
             Outcome::Undecided => undecided.push(job),
         }
     }
-    // Each on a connection of its own, at once: one waiting on a lock must not hold up
-    // the others.
     drop(client);
-    counters
-        .decided_alone
-        .fetch_add(undecided.len() as u64, Ordering::Relaxed);
-    futures_util::future::join_all(undecided.into_iter().map(|job| async move {
-        let answer = async {
-            let mut client = pool.get().await?;
-            hold_as(&mut client, engine, &job.req, job.hold_id).await
-        }
-        .await;
-        let _ = job.reply.send(answer);
-    }))
-    .await;
+    decide_alone(undecided, pool, engine, counters).await;
 }
 
 /// A request of a failed batch, alone: found if the batch committed after all, else

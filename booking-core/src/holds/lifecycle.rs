@@ -67,7 +67,7 @@ async fn free_seats_of<C: GenericClient>(
     let sql = format!(
         "WITH freed AS (
              UPDATE seats SET hold_id = NULL WHERE show_id = $1 AND hold_id = $2
-             RETURNING id, label, xmin
+             RETURNING id, label, xmin, area
          ), ended AS (
              UPDATE holds SET status = $3 WHERE show_id = $1 AND id = $2
          ), {event}
@@ -77,6 +77,7 @@ async fn free_seats_of<C: GenericClient>(
             cause,
             state: SeatState::Available,
             until: None,
+            was: None,
             from: "freed",
             per: None,
         }

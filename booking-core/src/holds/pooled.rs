@@ -2,8 +2,7 @@
 //! else touches them meanwhile (the common case); anything else goes to [`hold_as`].
 
 use super::take::{
-    check_if_versions, check_ticket_types, hold_as, named_types, snapshot_of, snapshot_sql,
-    wanted_versions, write_ctes, written_by,
+    check, hold_as, named_types, snapshot_of, snapshot_sql, wanted_versions, write_ctes, written_by,
 };
 use super::{Hold, HoldRequest};
 use crate::database::Cached;
@@ -64,7 +63,8 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
 ///   it, without a lock taken, so a thousand callers on one taken seat do not queue;
 /// - anything else (a seat pointing at a lapsed hold, a row that changed between the
 ///   snapshot and the lock, a show with a limit per buyer, which needs the user's lock
-///   of `limit.rs`) is decided by [`hold`](super::hold), in a transaction of its own
+///   of `limit.rs`, a hold of standing places, claimed in `places.rs`) is decided by
+///   [`hold`](super::hold), in a transaction of its own
 ///   with the full re-read after the locks.
 ///
 /// The lock wait is bounded by the connection's `lock_timeout`
@@ -86,9 +86,11 @@ pub(crate) async fn hold_pooled_as(
     req: &HoldRequest,
     hold_id: HoldId,
 ) -> Result<Hold> {
-    check_if_versions(req)?;
-    check_ticket_types(req)?;
-    let ttl = engine.settings().hold_ttl(req.ttl)?;
+    let ttl = check(req, engine.settings())?;
+    if !req.areas.is_empty() {
+        // Places are claimed with SKIP LOCKED after the seats' locks: a transaction.
+        return hold_as(client, engine, req, hold_id).await;
+    }
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
     let wanted: Vec<Option<&str>> = wanted_versions(req).collect();
     let types: Vec<Option<&str>> = named_types(req).collect();

@@ -5,9 +5,9 @@
 //! [`hold`], the one round trip of [`super::hold_pooled`] (`pooled.rs`), the batches of
 //! [`super::batch`] and best available all write through it.
 
-use super::{Hold, HoldRequest};
+use super::{places, Hold, HoldRequest};
 use crate::database::Cached;
-use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
 use crate::domain::{HoldId, HoldStatus, HoldTtl, SeatLabel, SeatState, TicketTypeName, UserId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -70,21 +70,37 @@ where
     C: GenericClient + Send,
 {
     let settings = engine.settings();
-    check_if_versions(req)?;
-    check_ticket_types(req)?;
-    let ttl = settings.hold_ttl(req.ttl)?;
-    let show = req.show.get();
+    let ttl = check(req, settings)?;
     let lock_timeout = lock_timeout_value(settings);
+    let bound: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&lock_timeout];
 
     let tx = client.transaction().await?;
 
-    // 1. The snapshot read, pipelined with the lock bound.
-    let (_, snap) = futures_util::future::try_join(
-        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout])
-            .map_err(Error::from),
+    // 1. The snapshot read, pipelined with the lock bound and what the wanted places
+    //    are sold as. A hold of places only claims them in the same round trip: it has
+    //    no seat to lock first, and a claim never waits.
+    let places_only = req.seats.is_empty();
+    let (set, snap, place_tickets, early) = futures_util::join!(
+        tx.cexec(SET_LOCK_TIMEOUT, &bound).map_err(Error::from),
         snapshot(&tx, req),
-    )
-    .await?;
+        places::tickets(&tx, req),
+        async {
+            match places_only {
+                true => places::claim(&tx, req).await.map(Some),
+                false => Ok(None),
+            }
+        },
+    );
+    set?;
+    let snap = match snap {
+        Err(Error::SeatsUnavailable { seats, .. }) if !req.areas.is_empty() => {
+            // Say which areas are short too, as the caller may want to change both.
+            let areas = places::short(&tx, req).await?;
+            return Err(Error::SeatsUnavailable { seats, areas });
+        }
+        other => other?,
+    };
+    let place_tickets = place_tickets?;
     let Snapshot {
         currency,
         max_seats_per_user,
@@ -94,6 +110,76 @@ where
     // 2. Lock the candidates in the global seat order.
     let mut ids: Vec<i64> = by_label.values().map(|c| c.id).collect();
     ids.sort_unstable();
+    let mut xmins: HashMap<i64, String> = HashMap::new();
+    if !ids.is_empty() {
+        lock_and_check(&tx, req, &ids, &mut by_label, &mut xmins).await?;
+    }
+
+    // 4. The places, after the seats (a claim skips locked places: it never waits).
+    let claimed = match early? {
+        Some(rows) => rows,
+        None => places::claim(&tx, req).await?,
+    };
+    let places = places::assign(req, claimed, &place_tickets)?;
+
+    // 5. The buyer's limit, under the user's lock (after every row lock, as everywhere).
+    if let Some(limit) = max_seats_per_user {
+        super::limit::check(
+            &tx,
+            req.show,
+            &req.user,
+            by_label.len() + places.len(),
+            limit,
+        )
+        .await?;
+    }
+
+    // 6. Take them: insert the hold, point the seats and places at it, wake the sweeper
+    //    if needed.
+    let by_id: HashMap<i64, &Candidate> = by_label.values().map(|c| (c.id, c)).collect();
+    let mut rows: Vec<(i64, &str, &str, Option<i64>)> = ids
+        .iter()
+        .map(|id| {
+            let c = by_id[id];
+            (*id, xmins[id].as_str(), c.ticket_type.as_str(), c.price)
+        })
+        .chain(places.iter().map(|p| {
+            (
+                p.id,
+                p.xmin.as_str(),
+                p.ticket.ticket_type.as_str(),
+                p.ticket.price,
+            )
+        }))
+        .collect();
+    rows.sort_unstable_by_key(|r| r.0);
+    let all_ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
+    let seen: Vec<&str> = rows.iter().map(|r| r.1).collect();
+    let tickets: Vec<(&str, Option<i64>)> = rows.iter().map(|r| (r.2, r.3)).collect();
+    let written = write_hold(&tx, hold_id, &req.user, ttl, &all_ids, &seen, &tickets).await?;
+    tx.commit().await?;
+    engine.committed(Some(written.expires_at));
+
+    let mut hold = Snapshot {
+        currency,
+        max_seats_per_user,
+        by_label,
+    }
+    .into_hold(req, hold_id, written);
+    places::add_to(&mut hold, places);
+    Ok(hold)
+}
+
+/// Steps 2 and 3 of [`hold`]: locks the wanted seats `ids` (ascending) and refuses the
+/// hold if any is taken now or its version moved; records each row's `xmin`.
+async fn lock_and_check<C: GenericClient>(
+    tx: &C,
+    req: &HoldRequest,
+    ids: &[i64],
+    by_label: &mut HashMap<String, Candidate>,
+    xmins: &mut HashMap<i64, String>,
+) -> Result<()> {
+    let show = req.show.get();
     let locked = tx
         .cq(
             &format!(
@@ -134,7 +220,6 @@ where
             hold_state.insert(r.get("id"), (r.get("live"), r.get("lapsed")));
         }
     }
-    let mut xmins: HashMap<i64, String> = HashMap::new();
     for r in &locked {
         let id: i64 = r.get("id");
         let xmin: String = r.get("xmin");
@@ -155,30 +240,7 @@ where
         xmins.insert(id, xmin);
     }
     check_versions(req, |l| by_label[l.as_str()].version.as_str())?;
-    refuse_taken(req, |l| by_label[l.as_str()].taken)?;
-
-    // 4. The buyer's limit, under the user's lock (after the seat locks, as everywhere).
-    if let Some(limit) = max_seats_per_user {
-        super::limit::check(&tx, req.show, &req.user, by_label.len(), limit).await?;
-    }
-
-    // 5. Take them: insert the hold, point the seats at it, wake the sweeper if needed.
-    let by_id: HashMap<i64, &Candidate> = by_label.values().map(|c| (c.id, c)).collect();
-    let tickets: Vec<(&str, Option<i64>)> = ids
-        .iter()
-        .map(|id| (by_id[id].ticket_type.as_str(), by_id[id].price))
-        .collect();
-    let seen: Vec<&str> = ids.iter().map(|id| xmins[id].as_str()).collect();
-    let written = write_hold(&tx, hold_id, &req.user, ttl, &ids, &seen, &tickets).await?;
-    tx.commit().await?;
-    engine.committed(Some(written.expires_at));
-
-    Ok(Snapshot {
-        currency,
-        max_seats_per_user,
-        by_label,
-    }
-    .into_hold(req, hold_id, written))
+    refuse_taken(req, |l| by_label[l.as_str()].taken)
 }
 
 /// SQL: the CTEs that write new holds, the one definition of a hold's write, shared by
@@ -210,8 +272,10 @@ pub(super) fn write_ctes(items: &str, wanted: &str) -> String {
          ), taken AS (
              UPDATE seats s SET hold_id = i.hold_id
                FROM {wanted} w JOIN {items} i USING (item)
+                    JOIN seats o ON o.show_id = i.show_id AND o.id = w.id
               WHERE s.show_id = i.show_id AND s.id = w.id AND s.xmin::text = w.xmin
-             RETURNING w.item, s.show_id, s.hold_id, s.id, s.label, s.xmin
+             RETURNING w.item, s.show_id, s.hold_id, s.id, s.label, s.xmin, s.area,
+                       o.hold_id IS NOT NULL AS was_held
          ), {events}",
         events = feed::EventsSql {
             show: "t.show_id",
@@ -220,6 +284,8 @@ pub(super) fn write_ctes(items: &str, wanted: &str) -> String {
             until: Some("h.expires_at"),
             from: "taken t JOIN h ON h.hold_show = t.show_id AND h.hold_key = t.hold_id",
             per: Some("t.item, t.show_id"),
+            // A place taken over from a lapsed hold was held, not available.
+            was: Some("CASE WHEN t.was_held AND t.area IS NOT NULL THEN 'held' END"),
         }
         .cte(),
     )
@@ -312,10 +378,12 @@ impl Snapshot {
             show_id: req.show,
             user_id: req.user.clone(),
             seats: seats.iter().map(|c| c.label.clone()).collect(),
+            areas: Default::default(),
             tickets: seats
                 .iter()
                 .map(|c| Ticket {
                     seat: c.label.clone(),
+                    area: None,
                     ticket_type: c.ticket_type.clone(),
                     price: c.price,
                 })
@@ -485,13 +553,47 @@ fn refuse_tickets<'a>(
     if refused.is_empty() {
         Ok(())
     } else {
-        Err(Error::TicketTypeUnavailable { tickets: refused })
+        Err(Error::TicketTypeUnavailable {
+            tickets: refused,
+            areas: Vec::new(),
+        })
     }
+}
+
+/// Checks what a request says of itself before anything is read: its ticket types
+/// and versions name only seats it asks for, it asks for 1 to
+/// [`Settings::max_seats_per_hold`] seats and places together, each area once; and its
+/// ttl, which is returned.
+pub(super) fn check(req: &HoldRequest, settings: &Settings) -> Result<HoldTtl> {
+    check_if_versions(req)?;
+    check_ticket_types(req)?;
+    let size = req.size();
+    if size == 0 {
+        return Err(Error::invalid("seats", "name at least one seat or place"));
+    }
+    if size > settings.max_seats_per_hold {
+        return Err(Error::invalid(
+            "areas",
+            format!(
+                "at most {} seats and places in one hold",
+                settings.max_seats_per_hold
+            ),
+        ));
+    }
+    for (i, w) in req.areas.iter().enumerate() {
+        if req.areas[..i].iter().any(|o| o.area == w.area) {
+            return Err(Error::invalid(
+                "areas",
+                format!("{} is listed twice", w.area),
+            ));
+        }
+    }
+    settings.hold_ttl(req.ttl)
 }
 
 /// `req.ticket_types` may only name seats of `req.seats` ([`Error::Invalid`], field
 /// `ticket_types`).
-pub(super) fn check_ticket_types(req: &HoldRequest) -> Result<()> {
+fn check_ticket_types(req: &HoldRequest) -> Result<()> {
     for (label, _) in &req.ticket_types {
         if !req.seats.labels().contains(label) {
             return Err(Error::invalid(
@@ -503,7 +605,7 @@ pub(super) fn check_ticket_types(req: &HoldRequest) -> Result<()> {
     Ok(())
 }
 
-pub(super) fn check_if_versions(req: &HoldRequest) -> Result<()> {
+fn check_if_versions(req: &HoldRequest) -> Result<()> {
     for (label, _) in &req.if_versions {
         if !req.seats.labels().contains(label) {
             return Err(Error::invalid(
@@ -540,6 +642,9 @@ fn refuse_taken(req: &HoldRequest, taken: impl Fn(&SeatLabel) -> bool) -> Result
     if blocked.is_empty() {
         Ok(())
     } else {
-        Err(Error::SeatsUnavailable { seats: blocked })
+        Err(Error::SeatsUnavailable {
+            seats: blocked,
+            areas: Vec::new(),
+        })
     }
 }

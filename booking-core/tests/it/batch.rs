@@ -166,7 +166,7 @@ async fn a_seat_wanted_twice_in_a_batch_has_one_winner_and_losers_hold_nothing()
     for answer in answers {
         match answer {
             Ok(_) => won += 1,
-            Err(Error::SeatsUnavailable { seats }) => assert_eq!(seats, vec![label("A1")]),
+            Err(Error::SeatsUnavailable { seats, .. }) => assert_eq!(seats, vec![label("A1")]),
             Err(e) => panic!("unexpected error: {e}"),
         }
     }

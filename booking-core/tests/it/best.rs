@@ -175,7 +175,7 @@ async fn categories_unknown_shows_and_full_houses_answer_clearly() {
     )
     .await
     {
-        Err(Error::SeatsUnavailable { seats }) => assert!(seats.is_empty()),
+        Err(Error::SeatsUnavailable { seats, .. }) => assert!(seats.is_empty()),
         other => panic!("expected SeatsUnavailable, got {other:?}"),
     }
     // Seven side by side fit nowhere in rows of six.
@@ -320,7 +320,7 @@ async fn three_hundred_concurrent_requests_on_two_hundred_seats() {
                 attempts += got.lock_attempts;
                 won.push(got.hold);
             }
-            Err(Error::SeatsUnavailable { seats }) => {
+            Err(Error::SeatsUnavailable { seats, .. }) => {
                 assert!(seats.is_empty());
                 refused.push(count as usize);
             }

@@ -366,7 +366,7 @@ async fn cancelling_frees_the_seats_and_repeats_the_same_answer() {
         .booking;
     let taken = holds::hold(&mut client, &engine, &request(&show, "bob", &["A2", "A3"])).await;
     match taken {
-        Err(Error::SeatsUnavailable { seats }) => assert_eq!(seats, labels(&["A2"])),
+        Err(Error::SeatsUnavailable { seats, .. }) => assert_eq!(seats, labels(&["A2"])),
         other => panic!("{other:?}"),
     }
 

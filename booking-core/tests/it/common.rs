@@ -95,7 +95,7 @@ impl TestDb {
                     assert_eq!(got, want, "a hold has exactly the seats asked for");
                     winners.push(h);
                 }
-                Err(Error::SeatsUnavailable { seats }) => {
+                Err(Error::SeatsUnavailable { seats, .. }) => {
                     assert!(
                         !seats.is_empty(),
                         "a refusal names the seats that blocked it"
@@ -366,6 +366,7 @@ pub fn request(show: &Show, user_name: &str, seats: &[&str]) -> HoldRequest {
         ttl: None,
         if_versions: vec![],
         ticket_types: vec![],
+        areas: vec![],
     }
 }
 

@@ -442,7 +442,7 @@ async fn a_hold_refuses_a_seat_written_by_a_younger_transaction_so_the_feed_keep
     // release in the feed, which would then end with A2 available although C holds it.
     let refused = holds::hold(&mut c, &engine, &request(&show, "alice", &["A1", "A2"])).await;
     match refused {
-        Err(booking_core::Error::SeatsUnavailable { seats }) => {
+        Err(booking_core::Error::SeatsUnavailable { seats, .. }) => {
             assert_eq!(seats.iter().map(|s| s.as_str()).collect::<Vec<_>>(), ["A2"])
         }
         other => panic!("expected A2 refused, got {other:?}"),

@@ -225,7 +225,7 @@ async fn a_block_takes_free_seats_only_and_is_in_the_feed() {
     )
     .await;
     match refused {
-        Err(Error::SeatsUnavailable { seats }) => {
+        Err(Error::SeatsUnavailable { seats, .. }) => {
             assert_eq!(seats, vec![SeatLabel::parse("A3").unwrap()])
         }
         other => panic!("expected seats_unavailable, got {other:?}"),
@@ -261,7 +261,7 @@ async fn a_block_takes_free_seats_only_and_is_in_the_feed() {
 
     // A blocked seat is refused by every hold path and by best available.
     let taken = |r: booking_core::Result<booking_core::Hold>| match r {
-        Err(Error::SeatsUnavailable { seats }) => seats,
+        Err(Error::SeatsUnavailable { seats, .. }) => seats,
         other => panic!("expected seats_unavailable, got {other:?}"),
     };
     let req = request(&show, "bob", &["A1", "A2"]);
@@ -355,7 +355,7 @@ async fn concurrent_blocks_and_holds_never_share_a_seat() {
                 }
                 won += 1;
             }
-            Err(Error::SeatsUnavailable { seats }) => assert!(!seats.is_empty()),
+            Err(Error::SeatsUnavailable { seats, .. }) => assert!(!seats.is_empty()),
             Err(e) => panic!("unexpected error: {e}"),
         }
     }
@@ -465,7 +465,7 @@ async fn ticket_types_price_each_seat_and_refuse_what_they_do_not_sell() {
     )
     .await;
     match refused {
-        Err(Error::TicketTypeUnavailable { tickets }) => {
+        Err(Error::TicketTypeUnavailable { tickets, .. }) => {
             assert_eq!(
                 tickets,
                 vec![(SeatLabel::parse("B5").unwrap(), child.clone())]
@@ -744,7 +744,7 @@ async fn best_available_never_breaks_its_filters() {
                         }
                     }
                 }
-                Err(Error::SeatsUnavailable { seats }) => assert!(seats.is_empty()),
+                Err(Error::SeatsUnavailable { seats, .. }) => assert!(seats.is_empty()),
                 Err(e) => panic!("unexpected error: {e}"),
             }
         }
@@ -801,6 +801,6 @@ async fn best_available_ranks_a_section_as_a_house() {
     let mut wrong = BestRequest::new(show.id, user("w"), SeatCount::parse(1, 10).unwrap());
     wrong.section = Some(Section::parse("NOPE").unwrap());
     let none = best::hold_best(&mut db.client().await, &engine, &wrong).await;
-    assert!(matches!(none, Err(Error::SeatsUnavailable { ref seats }) if seats.is_empty()));
+    assert!(matches!(none, Err(Error::SeatsUnavailable { ref seats, .. }) if seats.is_empty()));
     db.audit().await;
 }

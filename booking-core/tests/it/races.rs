@@ -30,7 +30,7 @@ async fn five_hundred_tasks_on_one_seat_give_exactly_one_hold() {
     for t in tasks {
         match t.await.unwrap() {
             Ok(h) => won.push(h),
-            Err(Error::SeatsUnavailable { seats }) => {
+            Err(Error::SeatsUnavailable { seats, .. }) => {
                 assert_eq!(seats, vec![SeatLabel::parse("A5").unwrap()]);
                 refused += 1;
             }
