@@ -6,8 +6,8 @@ use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::shows::show_id;
 use crate::state::AppState;
 use booking_core::{
-    best, bookings, holds, BestRequest, Category, Feature, HoldId, HoldRequest, HoldTtl, SeatCount,
-    SeatLabel, SeatSelection, Section, TicketTypeName, Version,
+    best, bookings, holds, AreaCode, AreaWant, BestRequest, Category, Feature, HoldId, HoldRequest,
+    HoldTtl, SeatCount, SeatLabel, SeatSelection, Section, TicketTypeName, Version,
 };
 use bytes::Bytes;
 use hyper::http::request::Parts;
@@ -18,13 +18,25 @@ use std::collections::BTreeMap;
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct HoldBody {
+    #[serde(default)]
     seats: Vec<String>,
+    #[serde(default)]
+    areas: BTreeMap<String, Int>,
     #[serde(default, deserialize_with = "fields::present")]
     ttl_seconds: Option<Int>,
     #[serde(default)]
     if_versions: BTreeMap<String, String>,
     #[serde(default)]
-    ticket_types: BTreeMap<String, String>,
+    ticket_types: BTreeMap<String, TypesBody>,
+}
+
+/// A value of a hold's `ticket_types`: the type of a seat, or the types of an area's
+/// places, one per place.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum TypesBody {
+    Seat(String),
+    Places(Vec<String>),
 }
 
 #[derive(Deserialize)]
@@ -82,7 +94,12 @@ pub async fn create(
     )?;
     let show = show_id(raw_show)?;
     let b: HoldBody = http::parse_json(&body)?;
-    let seats = SeatSelection::parse(&b.seats, state.engine.settings().max_seats_per_hold)?;
+    let max = state.engine.settings().max_seats_per_hold;
+    let seats = if b.areas.is_empty() {
+        SeatSelection::parse(&b.seats, max)?
+    } else {
+        SeatSelection::parse_or_none(&b.seats, max)?
+    };
     let ttl = b
         .ttl_seconds
         .map(|t| HoldTtl::from_secs(t.get()))
@@ -94,12 +111,37 @@ pub async fn create(
         })?;
         if_versions.push((label, Version::new(version)));
     }
+    let mut areas = Vec::with_capacity(b.areas.len());
+    for (code, count) in &b.areas {
+        let area = AreaCode::parse_as(code, "areas")?;
+        areas.push(AreaWant::new(area, count.get())?);
+    }
     let mut ticket_types = Vec::with_capacity(b.ticket_types.len());
-    for (label, ticket_type) in b.ticket_types {
-        let label = SeatLabel::parse(&label).map_err(|_| {
-            ApiError::invalid("ticket_types", format!("{label:?} is not a seat label."))
-        })?;
-        ticket_types.push((label, TicketTypeName::parse(&ticket_type)?));
+    for (key, types) in b.ticket_types {
+        match types {
+            TypesBody::Seat(ticket_type) => {
+                let label = SeatLabel::parse(&key).map_err(|_| {
+                    ApiError::invalid("ticket_types", format!("{key:?} is not a seat label."))
+                })?;
+                ticket_types.push((label, TicketTypeName::parse(&ticket_type)?));
+            }
+            TypesBody::Places(names) => {
+                let want = areas
+                    .iter_mut()
+                    .find(|w| w.area.as_str() == key)
+                    .ok_or_else(|| {
+                        ApiError::invalid(
+                            "ticket_types",
+                            format!("{key:?} is not one of the areas asked for."),
+                        )
+                    })?;
+                let names = names
+                    .iter()
+                    .map(|n| TicketTypeName::parse(n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                *want = want.clone().with_ticket_types(names)?;
+            }
+        }
     }
     let request = HoldRequest {
         show,
@@ -108,18 +150,19 @@ pub async fn create(
         ttl,
         if_versions,
         ticket_types,
+        areas,
     };
 
     // Seats the in-memory map shows taken (and current for this request) are refused
     // without the database: a herd on one seat does not queue for connections. Not
     // with a key (its answer is stored with the work) or `if_versions` (412 first).
     if !idem.is_keyed() && request.if_versions.is_empty() {
-        if let Some(seats) = state
+        if let Some((seats, areas)) = state
             .seat_cache
-            .taken(show, request.seats.labels(), &state.feed, arrived)
+            .taken(show, &request, &state.feed, arrived)
             .await
         {
-            return Err(booking_core::Error::SeatsUnavailable { seats }.into());
+            return Err(booking_core::Error::SeatsUnavailable { seats, areas }.into());
         }
     }
     let reply = hold_in_db(state, &idem, &request).await;

@@ -27,6 +27,7 @@
 //!   change feed.
 //!   - [`seat_cache::map`] (`seat_cache/map.rs`): one show's map, the events applied to
 //!     it, its JSON.
+//! - [`areas`]: `GET /shows/{show_id}/areas`, the standing areas with their counts.
 //! - [`show_list`]: the `GET /shows` answer, read once and reused for up to a second.
 //! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
 //! - [`web`]: the seat-map page (`booking-server/web/`, compiled into the binary).
@@ -42,6 +43,7 @@
 //! beside it; `main.rs` only parses the configuration, sets up logging, binds the
 //! address and wires signals to it, so tests start the same server on port 0.
 
+pub mod areas;
 pub mod blocks;
 pub mod bookings;
 pub mod config;

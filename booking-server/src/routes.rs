@@ -2,7 +2,7 @@
 
 use crate::http::{self, Answer, ApiError};
 use crate::state::AppState;
-use crate::{blocks, bookings, events, holds, ops, shows, venues, web};
+use crate::{areas, blocks, bookings, events, holds, ops, shows, venues, web};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
@@ -20,6 +20,8 @@ pub enum Route<'a> {
     GetShow(&'a str),
     /// `GET /shows/{show_id}/seats`.
     SeatMap(&'a str),
+    /// `GET /shows/{show_id}/areas`.
+    ListAreas(&'a str),
     /// `GET /shows/{show_id}/blocks` (admin).
     ListBlocks(&'a str),
     /// `POST /shows/{show_id}/blocks` (admin).
@@ -74,6 +76,7 @@ impl Route<'_> {
             Route::CreateShow => "POST /shows",
             Route::GetShow(_) => "GET /shows/{show_id}",
             Route::SeatMap(_) => "GET /shows/{show_id}/seats",
+            Route::ListAreas(_) => "GET /shows/{show_id}/areas",
             Route::ListBlocks(_) => "GET /shows/{show_id}/blocks",
             Route::CreateBlock(_) => "POST /shows/{show_id}/blocks",
             Route::DeleteBlock(..) => "DELETE /shows/{show_id}/blocks/{block_id}",
@@ -144,6 +147,8 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["shows", _] => allow("GET"),
         ["shows", id, "seats"] if get => Ok(Route::SeatMap(id)),
         ["shows", _, "seats"] => allow("GET"),
+        ["shows", id, "areas"] if get => Ok(Route::ListAreas(id)),
+        ["shows", _, "areas"] => allow("GET"),
         ["shows", id, "blocks"] if get => Ok(Route::ListBlocks(id)),
         ["shows", id, "blocks"] if post => Ok(Route::CreateBlock(id)),
         ["shows", _, "blocks"] => allow("GET, POST"),
@@ -205,6 +210,7 @@ pub async fn dispatch(
         Route::CreateShow => shows::create(state, &parts, body).await,
         Route::GetShow(id) => shows::get(state, id).await,
         Route::SeatMap(id) => shows::seat_map(state, &parts, id).await,
+        Route::ListAreas(id) => areas::list(state, id).await,
         Route::ListBlocks(id) => blocks::list(state, &parts, id).await,
         Route::CreateBlock(id) => blocks::create(state, &parts, body, id).await,
         Route::DeleteBlock(id, block) => blocks::delete(state, &parts, id, block).await,
@@ -236,6 +242,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/shows"),
     ("GET", "/shows/{show_id}"),
     ("GET", "/shows/{show_id}/seats"),
+    ("GET", "/shows/{show_id}/areas"),
     ("GET", "/shows/{show_id}/blocks"),
     ("POST", "/shows/{show_id}/blocks"),
     ("DELETE", "/shows/{show_id}/blocks/{block_id}"),

@@ -54,7 +54,7 @@ pub mod map;
 pub use map::Entry;
 
 use crate::http::Reply;
-use booking_core::{Engine, Feed, SeatEvent, SeatLabel, ShowId};
+use booking_core::{AreaCode, Engine, Feed, HoldRequest, SeatEvent, SeatLabel, ShowId};
 use chrono::{DateTime, Utc};
 use hyper::StatusCode;
 use map::{Generations, ShowState};
@@ -281,15 +281,17 @@ impl SeatCache {
     pub async fn taken(
         &self,
         show: ShowId,
-        labels: &[SeatLabel],
+        req: &HoldRequest,
         feed: &Feed,
         arrived: std::time::Instant,
-    ) -> Option<Vec<SeatLabel>> {
+    ) -> Option<(Vec<SeatLabel>, Vec<AreaCode>)> {
+        let refused = |t: &(Vec<SeatLabel>, Vec<AreaCode>)| !t.0.is_empty() || !t.1.is_empty();
         let s = self.show(show)?;
-        // Cheap first look: nothing to wait for unless a seat looks taken.
+        // Cheap first look: nothing to wait for unless a seat looks taken (or an area
+        // short).
         {
             let state = s.state.lock();
-            if state.taken(labels, refusal_clock())?.is_empty() {
+            if !refused(&state.taken(req, refusal_clock())?) {
                 return None;
             }
         }
@@ -303,9 +305,7 @@ impl SeatCache {
         if !state.followed || feed.last_dispatched(show).is_some_and(|p| p > state.seen) {
             return None; // Events handed out that the follower has not applied yet.
         }
-        state
-            .taken(labels, refusal_clock())
-            .filter(|t| !t.is_empty())
+        state.taken(req, refusal_clock()).filter(refused)
     }
 
     /// Reads `show`'s map in the background if it is not cached: after a hold was

@@ -5,8 +5,8 @@ use crate::http::{self, ApiError, Reply};
 use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::state::AppState;
 use booking_core::{
-    seats, shows, Category, Currency, Feature, Layout, NewShow, RowLabel, RowSpec, Section, ShowId,
-    ShowLayout, TicketTypeName, VenueId,
+    seats, shows, AreaCode, AreaSpec, Category, Currency, Feature, Layout, NewShow, RowLabel,
+    RowSpec, Section, ShowId, ShowLayout, TicketTypeName, VenueId,
 };
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
@@ -29,6 +29,8 @@ struct NewShowBody {
     ticket_types: Option<Vec<TicketTypeBody>>,
     #[serde(default, deserialize_with = "fields::present")]
     rows: Option<Vec<RowBody>>,
+    #[serde(default, deserialize_with = "fields::present")]
+    areas: Option<Vec<AreaBody>>,
     #[serde(default, deserialize_with = "fields::present")]
     venue_id: Option<String>,
     #[serde(default, deserialize_with = "fields::present")]
@@ -61,24 +63,45 @@ pub struct RowBody {
     blocked: Vec<Int>,
 }
 
-/// serde would also take a row written as an array (`["A", 12]`): the contract says
-/// an object, and one shape per field keeps clients honest.
+/// A standing area of a show or venue, as the API writes it.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AreaBody {
+    area: String,
+    capacity: Int,
+    #[serde(default, deserialize_with = "fields::present")]
+    category: Option<String>,
+}
+
+/// serde would also take a row (or area) written as an array (`["A", 12]`): the
+/// contract says an object, and one shape per field keeps clients honest.
 pub fn refuse_array_rows(body: &[u8]) -> Result<(), ApiError> {
     if let Ok(raw) = serde_json::from_slice::<serde_json::Value>(body) {
-        if let Some(rows) = raw.get("rows").and_then(|r| r.as_array()) {
-            if let Some(i) = rows.iter().position(|r| !r.is_object()) {
-                return Err(ApiError::invalid(
-                    format!("rows[{i}]"),
-                    format!("Invalid JSON in `rows[{i}]`: a row is an object like {{\"row\": \"A\", \"seats\": 12}}."),
-                ));
+        for (field, example) in [
+            (
+                "rows",
+                "a row is an object like {\"row\": \"A\", \"seats\": 12}",
+            ),
+            (
+                "areas",
+                "an area is an object like {\"area\": \"FLOOR\", \"capacity\": 2000}",
+            ),
+        ] {
+            if let Some(list) = raw.get(field).and_then(|r| r.as_array()) {
+                if let Some(i) = list.iter().position(|r| !r.is_object()) {
+                    return Err(ApiError::invalid(
+                        format!("{field}[{i}]"),
+                        format!("Invalid JSON in `{field}[{i}]`: {example}."),
+                    ));
+                }
             }
         }
     }
     Ok(())
 }
 
-/// The rows of a show or venue, checked.
-pub fn parse_layout(rows: &[RowBody]) -> Result<Layout, ApiError> {
+/// The rows and standing areas of a show or venue, checked.
+pub fn parse_layout(rows: &[RowBody], areas: &[AreaBody]) -> Result<Layout, ApiError> {
     let ints = |v: &[Int]| v.iter().map(|a| a.get()).collect::<Vec<i64>>();
     let mut specs = Vec::with_capacity(rows.len());
     for r in rows {
@@ -119,7 +142,34 @@ pub fn parse_layout(rows: &[RowBody]) -> Result<Layout, ApiError> {
             .with_blocked(&ints(&r.blocked))?,
         );
     }
-    Ok(Layout::new(specs)?)
+    let mut parsed = Vec::with_capacity(areas.len());
+    for (i, a) in areas.iter().enumerate() {
+        let category = a
+            .category
+            .as_deref()
+            .map(|c| {
+                Category::parse(c).map_err(|_| {
+                    ApiError::invalid(
+                        format!("areas[{i}].category"),
+                        format!("Invalid areas[{i}].category: {c:?} is not a category (1 to 32 of a-z, 0-9, _, -)."),
+                    )
+                })
+            })
+            .transpose()?;
+        let code = AreaCode::parse_as(&a.area, &format!("areas[{i}].area"))?;
+        parsed.push(
+            AreaSpec::new(code, a.capacity.get(), category).map_err(|_| {
+                ApiError::invalid(
+                    format!("areas[{i}].capacity"),
+                    format!(
+                        "Invalid areas[{i}].capacity: an area has 1 to {} places.",
+                        AreaSpec::MAX_CAPACITY
+                    ),
+                )
+            })?,
+        );
+    }
+    Ok(Layout::with_areas(specs, parsed)?)
 }
 
 fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
@@ -129,15 +179,26 @@ fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
         Some(c) => Currency::parse(c)?,
         None => Currency::eur(),
     };
-    let layout = match (&b.rows, &b.venue_id) {
-        (Some(rows), None) => ShowLayout::Rows(parse_layout(rows)?),
-        (None, Some(venue)) => ShowLayout::Venue(
+    let layout = match (&b.rows, &b.areas, &b.venue_id) {
+        (_, Some(_), Some(_)) => {
+            return Err(ApiError::invalid(
+                "areas",
+                "Invalid areas: a show made from a venue has the venue's areas; give `venue_id` alone.",
+            ))
+        }
+        (rows @ Some(_), areas, None) | (rows, areas @ Some(_), None) => ShowLayout::Rows(
+            parse_layout(
+                rows.as_deref().unwrap_or_default(),
+                areas.as_deref().unwrap_or_default(),
+            )?,
+        ),
+        (None, None, Some(venue)) => ShowLayout::Venue(
             VenueId::parse(venue).map_err(|_| booking_core::Error::VenueNotFound)?,
         ),
         _ => {
             return Err(ApiError::invalid(
                 "rows",
-                "Invalid rows: give either `rows` or `venue_id`, not both and not neither.",
+                "Invalid rows: give either `rows` (and `areas`) or `venue_id`, not both and not neither.",
             ))
         }
     };

@@ -2,7 +2,7 @@
 
 use crate::http::{self, ApiError, Reply};
 use crate::idempotency::{Begun, Idempotency, Scope};
-use crate::shows::{parse_layout, refuse_array_rows, RowBody};
+use crate::shows::{parse_layout, refuse_array_rows, AreaBody, RowBody};
 use crate::state::AppState;
 use booking_core::{venues, NewVenue, VenueId};
 use bytes::Bytes;
@@ -14,13 +14,16 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 struct VenueBody {
     name: String,
+    #[serde(default)]
     rows: Vec<RowBody>,
+    #[serde(default)]
+    areas: Vec<AreaBody>,
 }
 
 fn parse_venue(body: &[u8]) -> Result<NewVenue, ApiError> {
     let b: VenueBody = http::parse_json(body)?;
     refuse_array_rows(body)?;
-    Ok(NewVenue::new(&b.name, parse_layout(&b.rows)?)?)
+    Ok(NewVenue::new(&b.name, parse_layout(&b.rows, &b.areas)?)?)
 }
 
 /// A venue id from the path; one that cannot exist is simply not found.

@@ -2,7 +2,7 @@
 //! status, one error code and one sentence. Handlers only write `?`.
 
 use super::reply::{ApiError, Detail, TicketRef};
-use booking_core::{Error as CoreError, SeatLabel};
+use booking_core::{AreaCode, Error as CoreError, SeatLabel};
 use hyper::StatusCode;
 
 impl ApiError {
@@ -11,6 +11,18 @@ impl ApiError {
             Some(seats.iter().map(|s| s.as_str().to_owned()).collect());
         self
     }
+}
+
+fn area_list(areas: &[AreaCode]) -> String {
+    areas
+        .iter()
+        .map(AreaCode::as_str)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn codes(areas: &[AreaCode]) -> Vec<String> {
+    areas.iter().map(|a| a.as_str().to_owned()).collect()
 }
 
 fn seat_list(seats: &[SeatLabel]) -> String {
@@ -26,13 +38,44 @@ impl From<CoreError> for ApiError {
         use StatusCode as S;
         match e {
             // Best available found no group: there is no seat to name.
-            CoreError::SeatsUnavailable { seats } if seats.is_empty() => ApiError::new(
+            CoreError::SeatsUnavailable { seats, areas } if !areas.is_empty() => {
+                let what = if seats.is_empty() {
+                    format!("Not enough places left in {}", area_list(&areas))
+                } else {
+                    format!(
+                        "Already held, booked or blocked: {}; and not enough places left in {}",
+                        seat_list(&seats),
+                        area_list(&areas)
+                    )
+                };
+                let mut e = ApiError::new(
+                    S::CONFLICT,
+                    "seats_unavailable",
+                    format!("{what}. Nothing was held; ask for fewer places or other seats."),
+                )
+                .with_seats(&seats);
+                e.detail.get_or_insert_with(Default::default).areas = Some(codes(&areas));
+                e
+            }
+            CoreError::AreaNotFound { areas } => {
+                let mut e = ApiError::new(
+                    S::NOT_FOUND,
+                    "area_not_found",
+                    format!("The show has no standing areas {}.", area_list(&areas)),
+                );
+                e.detail = Some(Box::new(Detail {
+                    areas: Some(codes(&areas)),
+                    ..Default::default()
+                }));
+                e
+            }
+            CoreError::SeatsUnavailable { seats, .. } if seats.is_empty() => ApiError::new(
                 S::CONFLICT,
                 "seats_unavailable",
                 "No group of free seats fits the request. Nothing was held; ask for fewer seats, another category or seats not side by side.",
             )
             .with_seats(&seats),
-            CoreError::SeatsUnavailable { seats } => ApiError::new(
+            CoreError::SeatsUnavailable { seats, .. } => ApiError::new(
                 S::CONFLICT,
                 "seats_unavailable",
                 format!("Already held, booked or blocked: {}. Nothing was done; pick other seats.", seat_list(&seats)),
@@ -55,10 +98,11 @@ impl From<CoreError> for ApiError {
             CoreError::BlockNotFound => {
                 ApiError::new(S::NOT_FOUND, "block_not_found", "The show has no block with this id.")
             }
-            CoreError::TicketTypeUnavailable { tickets } => {
+            CoreError::TicketTypeUnavailable { tickets, areas } => {
                 let list = tickets
                     .iter()
                     .map(|(s, t)| format!("{s} as {t}"))
+                    .chain(areas.iter().map(|(a, t)| format!("places of {a} as {t}")))
                     .collect::<Vec<_>>()
                     .join(", ");
                 let mut e = ApiError::new(
@@ -72,12 +116,19 @@ impl From<CoreError> for ApiError {
                         tickets
                             .into_iter()
                             .map(|(s, t)| TicketRef {
-                                seat: s.as_str().to_owned(),
+                                seat: Some(s.as_str().to_owned()),
+                                area: None,
                                 ticket_type: t.as_str().to_owned(),
                             })
+                            .chain(areas.into_iter().map(|(a, t)| TicketRef {
+                                seat: None,
+                                area: Some(a.as_str().to_owned()),
+                                ticket_type: t.as_str().to_owned(),
+                            }))
                             .collect(),
                     ),
                     limit: None,
+                    areas: None,
                 }));
                 e
             }
@@ -91,6 +142,7 @@ impl From<CoreError> for ApiError {
                     seats: None,
                     tickets: None,
                     limit: Some((limit, current)),
+                    areas: None,
                 }));
                 e
             }

@@ -157,13 +157,19 @@ pub struct Detail {
     pub tickets: Option<Vec<TicketRef>>,
     /// The `limit` and `current` (`user_limit_reached`).
     pub limit: Option<(u32, u32)>,
+    /// The `areas` (area codes), when the code names standing areas.
+    pub areas: Option<Vec<String>>,
 }
 
-/// A seat and the ticket type asked for it, in an error body.
+/// A seat (or a standing area) and the ticket type asked for it, in an error body.
 #[derive(Debug, Clone, Serialize)]
 pub struct TicketRef {
     /// The seat's label.
-    pub seat: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub seat: Option<String>,
+    /// The area's code, for a type asked for places.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub area: Option<String>,
     /// The type asked for it.
     #[serde(rename = "type")]
     pub ticket_type: String,
@@ -175,6 +181,8 @@ struct ErrorBody<'a> {
     message: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
     seats: Option<&'a [String]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    areas: Option<&'a [String]>,
     #[serde(skip_serializing_if = "Option::is_none")]
     field: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -253,6 +261,7 @@ impl ApiError {
             error: self.code,
             message: &self.message,
             seats: self.detail.as_ref().and_then(|d| d.seats.as_deref()),
+            areas: self.detail.as_ref().and_then(|d| d.areas.as_deref()),
             tickets: self.detail.as_ref().and_then(|d| d.tickets.as_deref()),
             limit: self.detail.as_ref().and_then(|d| d.limit).map(|(l, _)| l),
             current: self.detail.as_ref().and_then(|d| d.limit).map(|(_, c)| c),

@@ -4,7 +4,8 @@
 
 use crate::http::Reply;
 use booking_core::feed::TxSnapshot;
-use booking_core::{Position, SeatEvent, SeatLabel, SeatMap, SeatState, ShowId};
+use booking_core::{Area, AreaChange, AreaCode, HoldRequest, Position, SeatEvent, SeatLabel};
+use booking_core::{SeatMap, SeatState, ShowId};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use hyper::StatusCode;
@@ -57,6 +58,8 @@ pub(super) struct Map {
     ticket_types: Box<str>,
     seats: Vec<Slot>,
     index: HashMap<SeatLabel, u32>,
+    /// The standing areas with their counts (a few at most: rendered whole each time).
+    areas: Vec<Area>,
     /// What the read saw: events of these transactions are in the map already.
     snapshot: TxSnapshot,
     /// Bumped on every change of the map or of the own changes on top of it.
@@ -135,11 +138,17 @@ impl Map {
             "\"ticket_types\":{}",
             serde_json::to_string(&map.ticket_types).unwrap_or_else(|_| "[]".into())
         );
+        for a in &map.areas {
+            // A place counts held until its hold ends by an event: from the earliest
+            // deadline on, a buyer may take places the map shows held.
+            valid_until = earliest(valid_until, a.held_until);
+        }
         Map {
             show: map.show_id,
             ticket_types: ticket_types.into(),
             seats,
             index,
+            areas: map.areas,
             snapshot,
             generation: generations.next(),
             valid_until,
@@ -157,19 +166,37 @@ impl Map {
                 slot.held_until = c.held_until;
             }
         }
+        apply_areas(&mut self.areas, &event.areas);
         self.valid_until = earliest(self.valid_until, hold_deadline(event));
         self.generation = generations.next();
     }
 }
 
-/// A held seat whose deadline the event does not carry makes the map expire now.
+/// Adds an event's changes of area counts to `areas`.
+fn apply_areas(areas: &mut [Area], changes: &[AreaChange]) {
+    for c in changes {
+        if let Some(a) = areas.iter_mut().find(|a| a.area == c.area) {
+            a.available += c.available;
+            a.held += c.held;
+            a.booked += c.booked;
+        }
+    }
+}
+
+/// A held seat (or place) whose deadline the event does not carry makes the map expire
+/// now.
 fn hold_deadline(event: &SeatEvent) -> Option<DateTime<Utc>> {
-    event
+    let seats = event
         .seats
         .iter()
         .filter(|c| c.state == SeatState::Held)
-        .map(|c| c.held_until.unwrap_or(DateTime::<Utc>::MIN_UTC))
-        .min()
+        .map(|c| c.held_until.unwrap_or(DateTime::<Utc>::MIN_UTC));
+    let places = event
+        .areas
+        .iter()
+        .filter(|a| a.held > 0 || a.held_until.is_some())
+        .map(|a| a.held_until.unwrap_or(DateTime::<Utc>::MIN_UTC));
+    seats.chain(places).min()
 }
 
 fn earliest(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> Option<DateTime<Utc>> {
@@ -246,12 +273,30 @@ impl ShowState {
         }
     }
 
-    /// Of `labels`, those the map shows taken (booked, blocked, or held before its deadline) at
-    /// `now`; `None` when the map is not usable or does not know every label.
-    pub(super) fn taken(&self, labels: &[SeatLabel], now: DateTime<Utc>) -> Option<Vec<SeatLabel>> {
+    /// Of `req`'s seats, those the map shows taken (booked, blocked, or held before its
+    /// deadline) at `now`, and of its areas those with fewer places available than it
+    /// asks for; `None` when the map is not usable or does not know every seat and area.
+    pub(super) fn taken(
+        &self,
+        req: &HoldRequest,
+        now: DateTime<Utc>,
+    ) -> Option<(Vec<SeatLabel>, Vec<AreaCode>)> {
         let map = self.usable(now)?;
+        let mut short = Vec::new();
+        if !req.areas.is_empty() {
+            let mut areas = map.areas.clone();
+            for e in &self.own {
+                apply_areas(&mut areas, &e.areas);
+            }
+            for w in &req.areas {
+                let a = areas.iter().find(|a| a.area == w.area)?;
+                if a.available < i64::from(w.count) {
+                    short.push(w.area.clone());
+                }
+            }
+        }
         let mut taken = Vec::new();
-        for label in labels {
+        for label in req.seats.labels() {
             let i = *map.index.get(label)?;
             let slot = &map.seats[i as usize];
             let mut state = (slot.state, slot.held_until);
@@ -269,7 +314,7 @@ impl ShowState {
                 taken.push(label.clone());
             }
         }
-        Some(taken)
+        Some((taken, short))
     }
 
     /// A read of the map has returned.
@@ -292,7 +337,7 @@ impl ShowState {
     }
 }
 
-/// The map's JSON: `{"show_id":"..","seats":[..]}`, own changes on top.
+/// The map's JSON: `{"show_id":"..","seats":[..],"areas":[..]}`, own changes on top.
 ///
 /// Written here rather than by serde from a `SeatMap`: each seat's fixed part (label,
 /// section, row, number, category, price, aisle, features) was rendered once when the map was read, and an
@@ -337,7 +382,13 @@ fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
         }
         out.extend_from_slice(s.tail.as_bytes());
     }
-    out.extend_from_slice(b"]}");
+    out.extend_from_slice(b"],\"areas\":");
+    let mut areas = map.areas.clone();
+    for e in own {
+        apply_areas(&mut areas, &e.areas);
+    }
+    out.extend_from_slice(&serde_json::to_vec(&areas).unwrap_or_else(|_| b"[]".to_vec()));
+    out.push(b'}');
     out.into()
 }
 
@@ -376,6 +427,7 @@ mod tests {
                 seat("A2", SeatState::Available),
                 seat("A3", SeatState::Booked),
             ],
+            areas: vec![],
             lapses_at: None,
             snapshot: None,
         };
@@ -386,7 +438,13 @@ mod tests {
             .iter()
             .map(|l| SeatLabel::parse(l).unwrap())
             .collect();
-        let taken = state.taken(&labels, Utc::now()).unwrap();
+        let req = HoldRequest::new(
+            booking_core::ShowId::parse("1").unwrap(),
+            booking_core::UserId::parse("u").unwrap(),
+            booking_core::SeatSelection::parse(["A1", "A2", "A3"], 10).unwrap(),
+        );
+        let (taken, short) = state.taken(&req, Utc::now()).unwrap();
         assert_eq!(taken, vec![labels[0].clone(), labels[2].clone()]);
+        assert!(short.is_empty());
     }
 }
