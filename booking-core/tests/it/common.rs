@@ -233,6 +233,18 @@ impl TestDb {
                    (SELECT 1 FROM booking_seats bs WHERE bs.show_id = b.show_id AND bs.booking_id = b.id)",
             ),
             (
+                "a standing area has other than `capacity` places",
+                "SELECT a.area FROM areas a
+                  WHERE a.capacity <> (SELECT count(*) FROM seats s
+                                        WHERE s.show_id = a.show_id AND s.area = a.area)",
+            ),
+            (
+                "a hold's total is not the sum of its tickets' prices",
+                "SELECT h.id::text FROM holds h
+                  WHERE h.total <> (SELECT coalesce(sum(hs.price), 0) FROM hold_seats hs
+                                     WHERE hs.show_id = h.show_id AND hs.hold_id = h.id)",
+            ),
+            (
                 "a booking's total differs from its hold's",
                 "SELECT b.id::text FROM bookings b JOIN holds h ON h.show_id = b.show_id AND h.id = b.hold_id
                   WHERE b.total <> h.total OR b.user_id <> h.user_id",
