@@ -8,6 +8,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod api;
+mod areas;
 mod bad_input;
 mod common;
 mod events;

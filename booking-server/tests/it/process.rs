@@ -2,7 +2,7 @@
 
 use crate::common::ADMIN;
 use hyper::StatusCode;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::process::Stdio;
 use std::time::Duration;
 use tokio::process::Command;
@@ -273,4 +273,147 @@ async fn the_limit_per_buyer_holds_across_two_server_binaries() {
         let _ = child.start_kill();
         let _ = child.wait().await;
     }
+}
+
+/// Two real server processes on one database, 200 buyers at once asking each for 1
+/// to 4 places of an area of 100 (some with a seat too), alternately to each: every
+/// hold has exactly what it asked for, every refusal names what was short, the area
+/// never holds more than 100; once full, every later request is refused by both; the
+/// places of released holds come back exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_area_never_passes_its_capacity_across_two_server_binaries() {
+    let database_url = crate::common::fresh_database().await;
+    let (mut first, a) = spawn_ready(&database_url).await;
+    let (mut second, b) = spawn_ready(&database_url).await;
+    let show = a
+        .post("/shows")
+        .admin()
+        .json(json!({"title": "T", "starts_at": "2030-01-01T20:00:00Z",
+                     "rows": [{"row": "A", "seats": 20}],
+                     "areas": [{"area": "FLOOR", "capacity": 100}],
+                     "prices": {"standard": 1000}}))
+        .send()
+        .await;
+    assert_eq!(show.status, StatusCode::CREATED, "{}", show.text());
+    let show = show.json["id"].as_str().unwrap().to_owned();
+    let (a, b) = (std::sync::Arc::new(a), std::sync::Arc::new(b));
+    let path = format!("/shows/{show}/holds");
+    let mut tasks = Vec::new();
+    for i in 0..200usize {
+        let client = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let n = i % 4 + 1;
+        // Every fifth also wants a seat, which four others want too.
+        let body = if i % 5 == 0 {
+            json!({"seats": [format!("A{}", i % 20 + 1)], "areas": {"FLOOR": n}})
+        } else {
+            json!({"areas": {"FLOOR": n}})
+        };
+        let path = path.clone();
+        tasks.push(tokio::spawn(async move {
+            let r = client
+                .post(&path)
+                .user(&format!("u{i}"))
+                .json(body.clone())
+                .send()
+                .await;
+            (body, r)
+        }));
+    }
+    let mut held = 0;
+    let mut holds = Vec::new();
+    for t in tasks {
+        let (body, r) = t.await.unwrap();
+        match r.status {
+            StatusCode::CREATED => {
+                assert_eq!(r.json["areas"], body["areas"]);
+                assert_eq!(
+                    r.json["seats"],
+                    body.get("seats").cloned().unwrap_or(json!([]))
+                );
+                held += body["areas"]["FLOOR"].as_i64().unwrap();
+                holds.push((
+                    r.json["hold_id"].as_str().unwrap().to_owned(),
+                    r.json["user_id"].as_str().unwrap().to_owned(),
+                    body["areas"]["FLOOR"].as_i64().unwrap(),
+                ));
+            }
+            StatusCode::CONFLICT => {
+                assert_eq!(r.error(), "seats_unavailable", "{}", r.text());
+                let named = r.json["seats"].as_array().unwrap().len()
+                    + r.json
+                        .get("areas")
+                        .and_then(Value::as_array)
+                        .map_or(0, Vec::len);
+                assert!(named > 0, "a refusal names what was short: {}", r.text());
+            }
+            other => panic!("unexpected {other}: {}", r.text()),
+        }
+    }
+    assert!(held <= 100, "held {held} of 100");
+    let db = connect(&database_url).await;
+    let count = |sql: String| {
+        let db = &db;
+        async move { db.query_one(&sql, &[]).await.unwrap().get::<_, i64>(0) }
+    };
+    let places = |filter: &str| {
+        format!("SELECT count(*) FROM seats WHERE show_id = {show} AND area = 'FLOOR' AND {filter}")
+    };
+    assert_eq!(count(places("hold_id IS NOT NULL")).await, held);
+    // All or none: each hold in the table has exactly the rows it was answered with.
+    let partial = "SELECT count(*) FROM holds h
+                    WHERE (SELECT count(*) FROM hold_seats hs WHERE hs.show_id = h.show_id AND hs.hold_id = h.id)
+                       <> (SELECT count(*) FROM seats s WHERE s.show_id = h.show_id AND s.hold_id = h.id)";
+    assert_eq!(count(partial.to_owned()).await, 0);
+    assert_eq!(
+        count("SELECT count(*) FROM holds".to_owned()).await,
+        holds.len() as i64
+    );
+
+    // Fill it up; then both servers refuse every further place.
+    for i in held..100 {
+        let r = a
+            .post(&path)
+            .user(&format!("f{i}"))
+            .json(json!({"areas": {"FLOOR": 1}}))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    for (i, client) in [&a, &b, &a, &b].into_iter().enumerate() {
+        let r = client
+            .post(&path)
+            .user(&format!("late{i}"))
+            .json(json!({"areas": {"FLOOR": 1}}))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text());
+        assert_eq!(r.json["areas"], json!(["FLOOR"]));
+    }
+    // Release three holds through the other server: exactly their places return.
+    let mut freed = 0;
+    for (id, user, n) in &holds[..3] {
+        let r = b.delete(&format!("/holds/{id}")).user(user).send().await;
+        assert_eq!(r.status, StatusCode::NO_CONTENT, "{}", r.text());
+        freed += n;
+    }
+    assert_eq!(count(places("hold_id IS NOT NULL")).await, 100 - freed);
+    for client in [&a, &b] {
+        let areas = client.get(&format!("/shows/{show}/areas")).send().await;
+        assert_eq!(areas.json["areas"][0]["available"], freed);
+        assert_eq!(areas.json["areas"][0]["held"], 100 - freed);
+    }
+    for child in [&mut first, &mut second] {
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+    }
+}
+
+async fn connect(url: &str) -> booking_core::tokio_postgres::Client {
+    let config = booking_core::database::parse_url(url).unwrap();
+    let (client, conn) = config
+        .connect(booking_core::tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    client
 }

@@ -52,7 +52,19 @@ async fn the_patched_map_equals_the_database_after_a_random_mix_of_concurrent_ch
     // changes reach `a` only through the feed.
     let a = Arc::new(TestServer::start().await);
     let b = Arc::new(TestServer::start_on(&a.database_url, |_| {}).await);
-    let show = a.show(&[("A", 10), ("B", 10), ("C", 10)]).await;
+    // Three rows and a standing area: places ride along with some of the holds.
+    let created = a
+        .post("/shows")
+        .admin()
+        .json(json!({
+            "title": "Mix", "starts_at": "2030-01-01T20:00:00Z", "prices": {"standard": 1000},
+            "rows": [{"row": "A", "seats": 10}, {"row": "B", "seats": 10}, {"row": "C", "seats": 10}],
+            "areas": [{"area": "FLOOR", "capacity": 12}]
+        }))
+        .send()
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let show = created.json["id"].as_str().unwrap().to_owned();
     let labels: Vec<String> = ["A", "B", "C"]
         .iter()
         .flat_map(|r| (1..=10).map(move |n| format!("{r}{n}")))
@@ -76,7 +88,7 @@ async fn the_patched_map_equals_the_database_after_a_random_mix_of_concurrent_ch
             let mut holds: Vec<(String, Vec<String>, bool)> = Vec::new();
             let mut bookings: Vec<String> = Vec::new();
             for _ in 0..40 {
-                let (via_a, action, n, ttl, pick) = {
+                let (via_a, action, n, ttl, pick, places) = {
                     let mut rng = rand::thread_rng();
                     (
                         rng.gen_bool(0.5),
@@ -84,6 +96,7 @@ async fn the_patched_map_equals_the_database_after_a_random_mix_of_concurrent_ch
                         rng.gen_range(1..=3usize),
                         if rng.gen_bool(0.3) { 1 } else { 600 },
                         rng.gen_range(0..usize::MAX),
+                        rng.gen_range(0..=2u32),
                     )
                 };
                 let s = if via_a { &a } else { &b };
@@ -91,10 +104,14 @@ async fn the_patched_map_equals_the_database_after_a_random_mix_of_concurrent_ch
                     0..=3 => {
                         let start = pick % (labels.len() - n);
                         let seats: Vec<String> = labels[start..start + n].to_vec();
+                        let mut body = json!({"seats": seats, "ttl_seconds": ttl});
+                        if places > 0 {
+                            body["areas"] = json!({"FLOOR": places});
+                        }
                         let res = s
                             .post(&format!("/shows/{show}/holds"))
                             .user(&user)
-                            .json(json!({"seats": seats, "ttl_seconds": ttl}))
+                            .json(body)
                             .send()
                             .await;
                         assert!(matches!(res.status.as_u16(), 201 | 409), "{}", res.text());
@@ -178,8 +195,9 @@ async fn the_patched_map_equals_the_database_after_a_random_mix_of_concurrent_ch
         t.await.unwrap();
     }
 
-    // Assert: once the feed has caught up (and the one-second holds have lapsed), the
-    // map served from memory is the database's, byte for byte, in both processes.
+    // Assert: once the feed has caught up (and the one-second holds have lapsed and
+    // been swept), the map served from memory is the database's, byte for byte, in both
+    // processes: its seats and its areas' counts (the feed's deltas added up).
     tokio::time::sleep(Duration::from_millis(1100)).await;
     converges(&a, &show).await;
     converges(&b, &show).await;
@@ -349,4 +367,82 @@ async fn a_hold_lapsed_by_the_database_clock_is_not_refused_from_memory() {
         );
         a.lapse(mine.json["hold_id"].as_str().unwrap()).await;
     }
+}
+
+/// The counts of a standing area kept in memory, patched only by the feed's deltas (no
+/// hold lapses here, so the map is never read again), equal the database's after
+/// concurrent holds, confirms, releases and cancels of places in another process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn an_areas_counts_patched_from_the_feed_equal_the_database() {
+    let a = TestServer::start().await;
+    let b = Arc::new(TestServer::start_on(&a.database_url, |_| {}).await);
+    let created = a
+        .post("/shows")
+        .admin()
+        .json(json!({
+            "title": "Floor", "starts_at": "2030-01-01T20:00:00Z", "prices": {"standard": 1000},
+            "rows": [{"row": "A", "seats": 4}], "areas": [{"area": "FLOOR", "capacity": 30}]
+        }))
+        .send()
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let show = created.json["id"].as_str().unwrap().to_owned();
+    let path = format!("/shows/{show}/seats");
+    assert_eq!(a.get(&path).send().await.status, StatusCode::OK);
+
+    let mut tasks = Vec::new();
+    for w in 0..6 {
+        let (b, show) = (b.clone(), show.clone());
+        tasks.push(tokio::spawn(async move {
+            let user = format!("user-{w}");
+            for _ in 0..15 {
+                let (n, next) = {
+                    let mut rng = rand::thread_rng();
+                    (rng.gen_range(1..=4u32), rng.gen_range(0..3))
+                };
+                let res = b
+                    .post(&format!("/shows/{show}/holds"))
+                    .user(&user)
+                    .json(json!({"areas": {"FLOOR": n}}))
+                    .send()
+                    .await;
+                assert!(matches!(res.status.as_u16(), 201 | 409), "{}", res.text());
+                if res.status != StatusCode::CREATED {
+                    continue;
+                }
+                let id = res.json["hold_id"].as_str().unwrap().to_owned();
+                match next {
+                    0 => {
+                        let r = b.delete(&format!("/holds/{id}")).user(&user).send().await;
+                        assert_eq!(r.status, StatusCode::NO_CONTENT);
+                    }
+                    1 => {
+                        let r = b
+                            .post(&format!("/holds/{id}/confirm"))
+                            .user(&user)
+                            .send()
+                            .await;
+                        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+                        let booking = r.json["booking_id"].as_str().unwrap();
+                        let r = b
+                            .post(&format!("/bookings/{booking}/cancel"))
+                            .user(&user)
+                            .send()
+                            .await;
+                        assert_eq!(r.status, StatusCode::OK);
+                    }
+                    _ => {}
+                }
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let map = converges(&a, &show).await;
+    let map: Value = serde_json::from_slice(&map).unwrap();
+    assert!(
+        map["areas"][0]["held"].as_i64().unwrap() > 0,
+        "some holds kept"
+    );
 }

@@ -215,14 +215,26 @@ impl Client {
         Client { addr }
     }
 
-    pub fn post(&self, path: &str) -> Call {
+    pub fn call(&self, method: Method, path: &str) -> Call {
         Call {
             addr: self.addr,
-            method: Method::POST,
+            method,
             path: path.to_owned(),
             headers: Vec::new(),
             body: None,
         }
+    }
+
+    pub fn post(&self, path: &str) -> Call {
+        self.call(Method::POST, path)
+    }
+
+    pub fn get(&self, path: &str) -> Call {
+        self.call(Method::GET, path)
+    }
+
+    pub fn delete(&self, path: &str) -> Call {
+        self.call(Method::DELETE, path)
     }
 
     /// The status of a GET, or `None` when no connection could be made.
