@@ -5,6 +5,10 @@
 // types, a limit per buyer), which this test creates with the admin token: what the
 // page draws, what it sends, and what the server then holds.
 //
+// Then a show with seats and a standing area (also created here): two seats and two
+// places bought in one hold through the page, the area's count changing live on
+// another page, and the refusals about areas explained.
+//
 //   BASE_URL=http://127.0.0.1:18090 SHOW_ID=1 ADMIN_TOKEN=... node seatmap.test.mjs
 //
 // scripts/test_browser.sh starts a server and a show, then runs this.
@@ -308,6 +312,174 @@ try {
     const gone = await call("DELETE", `/shows/${venueShow}/blocks/${block.body.block_id}`, { asAdmin: true });
     assert.equal(gone.status, 204);
     await waitSeat(d, "102-A3", "available");
+  });
+
+  // Seats and a standing area of 10 places: adults pay 5000 a seat and 3000 a place,
+  // children are sold places only (1500); six seats or places at most per buyer.
+  const gig = await call("POST", "/shows", {
+    asAdmin: true,
+    body: {
+      title: "Gig", starts_at: "2030-01-03T20:00:00Z", max_seats_per_user: 6,
+      rows: [{ row: "A", seats: 6 }],
+      areas: [{ area: "FLOOR", capacity: 10, category: "standing" }],
+      ticket_types: [
+        { type: "adult", prices: { standard: 5000, standing: 3000 } },
+        { type: "child", prices: { standing: 1500 } },
+      ],
+    },
+  });
+  assert.equal(gig.status, 201, JSON.stringify(gig.body));
+  const gigShow = gig.body.id;
+  const e = await userPage("erin", { width: 1280, height: 800 }, gigShow);
+  const f = await userPage("frank", { width: 390, height: 844 }, gigShow);
+  const floor = '[data-area="FLOOR"]';
+  const left = (p) => p.getAttribute(floor, "data-available");
+  const waitLeft = (p, n) => p.waitForSelector(`${floor}[data-available="${n}"]`, { timeout: 10000 });
+  const pickerMax = (p) => p.$$eval(`${floor} select option`, (os) => Math.max(...os.map((o) => Number(o.value))));
+  const areasNow = async () => (await call("GET", `/shows/${gigShow}/areas`)).body.areas[0];
+  const holds = [];
+  e.on("request", (r) => {
+    if (r.method() === "POST" && /\/shows\/[^/]+\/holds$/.test(new URL(r.url()).pathname)) holds.push(r.postDataJSON());
+  });
+  // Set on each page now: still there later means the page was not reloaded.
+  for (const p of [e, f]) await p.evaluate(() => { window.notReloaded = true; });
+
+  await step("a standing area is drawn beside the seats with what is left and a quantity picker", async () => {
+    for (const p of [e, f]) {
+      assert.equal(await left(p), "10");
+      assert.match(await p.textContent(floor), /FLOOR.*standing/);
+      assert.match(await p.textContent(`${floor} .area-left`), /^10 of 10 places left/);
+      assert.equal(await pickerMax(p), 6, "the limit per buyer bounds the picker");
+      const box = await p.locator(floor).boundingBox();
+      const rows = await p.locator(".row").first().boundingBox();
+      assert.ok(box.y > rows.y, "the area is drawn with the map, after the rows");
+    }
+    assert.match(await e.textContent(`${floor} .area-meta`), /standing, from .*15[.,]00/);
+    const width = await f.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390 + 1, `the phone page does not scroll sideways (width ${width})`);
+  });
+
+  let gigHold;
+  await step("2 seats and 2 places in one hold, a child place at its price; B sees the count drop live", async () => {
+    await e.click('[data-seat="A1"]');
+    await e.click('[data-seat="A2"]');
+    assert.equal(await pickerMax(e), 4, "the picker leaves room for the 2 seats chosen");
+    await e.selectOption(`${floor} select`, "2");
+    const offered = await e.$$eval('[data-place-ticket="FLOOR"][data-index="1"] option', (os) => os.map((o) => o.value));
+    assert.deepEqual(offered, ["adult", "child"], "the types sold for standing, the default first");
+    assert.equal(await e.getAttribute("#selection-total", "data-cents"), String(2 * 5000 + 2 * 3000));
+    await e.selectOption('[data-place-ticket="FLOOR"][data-index="1"]', "child");
+    assert.equal(await e.getAttribute("#selection-total", "data-cents"), String(2 * 5000 + 3000 + 1500));
+    assert.match(await e.textContent("#selection"), /A1, A2, 2 places in FLOOR/);
+    // 2 seats and 4 places reach the limit of 6: a third seat is refused.
+    await e.selectOption(`${floor} select`, "4");
+    await e.click('[data-seat="A3"]');
+    assert.match(await e.textContent("#message"), /at most 6 seats for this show \(the standing places you chose count too\)/);
+    assert.equal(await seatState(e, "A3"), "available");
+    await e.selectOption(`${floor} select`, "2");
+    assert.equal(await e.inputValue('[data-place-ticket="FLOOR"][data-index="1"]'), "child", "the choice is kept");
+
+    await e.click("#hold");
+    await e.waitForSelector("#holdbox:not([hidden])");
+    assert.equal(holds.length, 1, "one request");
+    assert.deepEqual(holds[0].seats, ["A1", "A2"]);
+    assert.deepEqual(holds[0].areas, { FLOOR: 2 });
+    assert.deepEqual(holds[0].ticket_types, { FLOOR: ["adult", "child"] });
+    assert.match(await e.textContent("#held-seats"), /^A1, A2, 2 places in FLOOR$/);
+    const seatTickets = await e.$$eval("#held-tickets li:not([data-area])", (ls) => ls.map((l) => l.textContent));
+    const placeTickets = await e.$$eval('#held-tickets li[data-area="FLOOR"]', (ls) => ls.map((l) => l.textContent));
+    assert.equal(seatTickets.length, 2);
+    assert.equal(placeTickets.length, 2);
+    assert.match(placeTickets[0], /^FLOOR-\d+ adult .*30[.,]00/);
+    assert.match(placeTickets[1], /^FLOOR-\d+ child .*15[.,]00/);
+    assert.match(await e.textContent("#total"), /145[.,]00/);
+    await waitSeat(e, "A1", "mine");
+    // The other page: the count drops by 2 and the seats turn held, without reloading.
+    await waitLeft(f, 8);
+    await waitSeat(f, "A1", "held");
+    await waitSeat(f, "A2", "held");
+    await waitLeft(e, 8);
+    assert.match(await e.textContent(`${floor} .area-mine`), /2 held by you/);
+    assert.equal(await f.evaluate(() => window.notReloaded), true, "B's page was not reloaded");
+
+    const id = await e.evaluate((s) => localStorage.getItem(`booking.hold.erin.${s}`), gigShow);
+    gigHold = (await call("GET", `/holds/${id}`, { user: "erin" })).body;
+    assert.deepEqual(gigHold.seats, ["A1", "A2"]);
+    assert.deepEqual(gigHold.areas, { FLOOR: 2 });
+    assert.deepEqual(gigHold.tickets.map((t) => [t.area || null, t.type, t.price]),
+      [[null, "adult", 5000], [null, "adult", 5000], ["FLOOR", "adult", 3000], ["FLOOR", "child", 1500]]);
+    assert.equal(gigHold.total, 14500);
+    await e.screenshot({ path: `${shots}/erin-seats-and-places.png`, fullPage: true });
+    await f.screenshot({ path: `${shots}/frank-sees-floor.png`, fullPage: true });
+  });
+
+  await step("A confirms: the booking has the 2 places; the count stays down on both pages", async () => {
+    await e.click("#confirm");
+    await e.waitForSelector("#booked:not([hidden])");
+    const booked = await e.textContent("#booked");
+    for (const t of gigHold.tickets) assert.ok(booked.includes(t.seat), `${t.seat} in "${booked}"`);
+    await waitSeat(f, "A1", "booked");
+    const counts = await areasNow();
+    assert.deepEqual([counts.available, counts.held, counts.booked], [8, 0, 2]);
+    assert.equal(await left(f), "8");
+    assert.equal(await left(e), "8");
+    assert.equal(await f.evaluate(() => window.notReloaded), true);
+  });
+
+  await step("places held and released come back live on the other page", async () => {
+    await f.selectOption(`${floor} select`, "3");
+    assert.match(await f.textContent("#selection"), /3 places in FLOOR/);
+    await f.click("#hold");
+    await f.waitForSelector("#holdbox:not([hidden])");
+    assert.match(await f.textContent("#held-seats"), /^3 places in FLOOR$/);
+    assert.equal(await f.locator('#held-tickets li[data-area="FLOOR"]').count(), 3);
+    await waitLeft(e, 5);
+    await waitLeft(f, 5);
+    await f.click("#release");
+    await f.waitForSelector("#holdbox", { state: "hidden" });
+    await waitLeft(e, 8);
+    await waitLeft(f, 8);
+    assert.equal(await e.evaluate(() => window.notReloaded), true);
+  });
+
+  await step("a page that asks for more places than are left is told which area is short", async () => {
+    // B stops following (a page whose live updates lag); meanwhile 6 places go to gina.
+    await f.evaluate(() => state.events.close());
+    const taken = await call("POST", `/shows/${gigShow}/holds`, { user: "gina", body: { areas: { FLOOR: 6 } } });
+    assert.equal(taken.status, 201, JSON.stringify(taken.body));
+    await waitLeft(e, 2);
+    assert.equal(await left(f), "8", "B has not heard of it");
+    await f.selectOption(`${floor} select`, "3");
+    await f.click("#hold");
+    await waitMessage(f, /Not enough standing places left in FLOOR \(you asked for 3, 2 left\)/);
+    assert.equal(await f.isHidden("#holdbox"), true, "nothing was held");
+    assert.equal(await left(f), "2", "the map was reloaded");
+    assert.equal(await pickerMax(f), 2);
+    assert.equal(await f.inputValue(`${floor} select`), "2", "the choice is lowered to what is left");
+    assert.equal((await areasNow()).held, 6, "nothing more was held");
+    await f.screenshot({ path: `${shots}/frank-floor-short.png`, fullPage: true });
+    await f.selectOption(`${floor} select`, "0");
+    await f.evaluate(() => { document.getElementById("live").textContent = ""; follow(); });
+    await f.waitForFunction(() => document.getElementById("live").textContent.includes("on"));
+    const gone = await call("DELETE", `/holds/${taken.body.hold_id}`, { user: "gina" });
+    assert.equal(gone.status, 204);
+    await waitLeft(f, 8);
+    await waitLeft(e, 8);
+  });
+
+  await step("an area the show does not have is refused clearly and the map reloaded", async () => {
+    // A page drawn from an older map (the area was since removed, say).
+    await e.evaluate(() => {
+      state.areas.push({ area: "BALCONY", category: "standing", capacity: 5, available: 5, held: 0, booked: 0 });
+      renderAreas();
+      renderPanel();
+    });
+    await e.selectOption('[data-area="BALCONY"] select', "1");
+    await e.click("#hold");
+    await waitMessage(e, /no standing area BALCONY/);
+    assert.equal(await e.locator('[data-area="BALCONY"]').count(), 0, "the reloaded map has no BALCONY");
+    assert.equal(await e.isHidden("#holdbox"), true);
+    assert.equal(await left(e), "8");
   });
 } catch (e) {
   failed = Math.max(failed, 1);

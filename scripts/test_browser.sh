@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The seat-map page in headless Chromium: two users on one show, then one on a show
-# with sections, blocked seats, seat features, ticket types and a limit per buyer
-# (browser-tests/; the test creates that show itself with the admin token).
+# with sections, blocked seats, seat features, ticket types and a limit per buyer, then
+# two on a show with seats and a standing area (browser-tests/; the test creates those
+# shows itself with the admin token).
 #
 #   scripts/test_browser.sh
 #

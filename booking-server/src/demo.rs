@@ -2,7 +2,8 @@
 
 use booking_core::deadpool_postgres::Pool;
 use booking_core::{
-    shows, Category, Currency, Feature, NewShow, RowLabel, RowSpec, TicketTypeName,
+    shows, AreaCode, AreaSpec, Category, Currency, Feature, Layout, NewShow, RowLabel, RowSpec,
+    ShowLayout, TicketTypeName,
 };
 use chrono::{Duration, TimeZone, Utc};
 use std::collections::BTreeMap;
@@ -13,8 +14,10 @@ const DEMO_LOCK: i64 = 0x626f_6f6b_696e_6702;
 
 /// "Inception": 10 rows (A front .. J back) of 12 seats, aisles after seats 3 and 9,
 /// rows E to G premium. Wheelchair spaces A1 and A12 with companion seats A2 and A11,
-/// a restricted view from J1 and J12, J6 and J7 blocked (the tech desk). Adult and
-/// child tickets, adult the default; at most 8 seats per person.
+/// a restricted view from J1 and J12, J6 and J7 blocked (the tech desk). Behind the
+/// rows a standing area `FLOOR` of 200 places, category `standing`. Adult and child
+/// tickets, adult the default (adult 1200 standard, 1800 premium, 1500 standing; child
+/// 800, 1200, 1000); at most 8 seats per person, places counted as seats.
 pub fn layout() -> NewShow {
     let premium = Category::parse("premium").expect("valid category");
     let feature = |name: &str| Feature::parse(name).expect("valid feature");
@@ -45,27 +48,38 @@ pub fn layout() -> NewShow {
             }
         })
         .collect();
-    let ticket_type = |name: &str, standard: i64, dearer: i64| {
+    let standing = Category::parse("standing").expect("valid category");
+    let floor = AreaSpec::new(
+        AreaCode::parse("FLOOR").expect("valid area code"),
+        200,
+        Some(standing.clone()),
+    )
+    .expect("valid area");
+    let layout = Layout::with_areas(rows, vec![floor]).expect("valid layout");
+    let ticket_type = |name: &str, standard: i64, dearer: i64, standing_price: i64| {
         (
             TicketTypeName::parse(name).expect("valid ticket type"),
-            BTreeMap::from([(Category::standard(), standard), (premium.clone(), dearer)]),
+            BTreeMap::from([
+                (Category::standard(), standard),
+                (premium.clone(), dearer),
+                (standing.clone(), standing_price),
+            ]),
         )
     };
     let types = vec![
-        ticket_type("adult", 1200, 1800),
-        ticket_type("child", 800, 1200),
+        ticket_type("adult", 1200, 1800, 1500),
+        ticket_type("child", 800, 1200, 1000),
     ];
     let next_week = Utc::now().date_naive() + Duration::days(7);
     let starts_at = Utc
         .from_local_datetime(&next_week.and_hms_opt(20, 0, 0).expect("valid time"))
         .single()
         .unwrap_or_else(Utc::now);
-    NewShow::new(
+    NewShow::with_layout(
         "Inception",
         starts_at,
         Currency::eur(),
-        BTreeMap::new(),
-        rows,
+        ShowLayout::Rows(layout),
     )
     .and_then(|show| show.with_ticket_types(types))
     .and_then(|show| show.with_max_seats_per_user(Some(8)))
@@ -88,4 +102,25 @@ pub async fn ensure(pool: &Pool) -> Result<(), booking_core::Error> {
     }
     tx.commit().await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_demo_show_has_its_rows_and_a_standing_floor() {
+        let show = layout();
+        let ShowLayout::Rows(layout) = show.layout() else {
+            panic!("the demo show has its own rows");
+        };
+        assert_eq!(layout.seat_count(), 120);
+        let [floor] = layout.areas() else {
+            panic!("one standing area");
+        };
+        assert_eq!(floor.area.as_str(), "FLOOR");
+        assert_eq!(floor.capacity, 200);
+        assert_eq!(floor.category.as_str(), "standing");
+        assert_eq!(show.max_seats_per_user(), Some(8));
+    }
 }

@@ -56,7 +56,7 @@ pub enum Route<'a> {
     CancelBooking(&'a str),
     /// `GET /users/me/bookings`.
     MyBookings,
-    /// `GET /`, `GET /app.js`, `GET /style.css`: the web page.
+    /// `GET /`, `GET /app.js`, `GET /areas.js`, `GET /style.css`: the web page.
     Page(web::Asset),
     /// `GET /healthz`.
     Healthz,
@@ -181,8 +181,9 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["users", "me", "bookings"] => allow("GET"),
         [] if get => Ok(Route::Page(web::Asset::Index)),
         ["app.js"] if get => Ok(Route::Page(web::Asset::Script)),
+        ["areas.js"] if get => Ok(Route::Page(web::Asset::Areas)),
         ["style.css"] if get => Ok(Route::Page(web::Asset::Style)),
-        [] | ["app.js"] | ["style.css"] => allow("GET"),
+        [] | ["app.js"] | ["areas.js"] | ["style.css"] => allow("GET"),
         ["healthz"] if get => Ok(Route::Healthz),
         ["readyz"] if get => Ok(Route::Readyz),
         ["metrics"] if get => Ok(Route::Metrics),
@@ -262,6 +263,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/users/me/bookings"),
     ("GET", "/"),
     ("GET", "/app.js"),
+    ("GET", "/areas.js"),
     ("GET", "/style.css"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),

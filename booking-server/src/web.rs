@@ -12,6 +12,8 @@ pub enum Asset {
     Index,
     /// `GET /app.js`: `web/app.js`.
     Script,
+    /// `GET /areas.js`: `web/areas.js` (standing areas; loaded before `app.js`).
+    Areas,
     /// `GET /style.css`: `web/style.css`.
     Style,
 }
@@ -26,6 +28,10 @@ impl Asset {
             Asset::Script => (
                 "text/javascript; charset=utf-8",
                 include_str!("../web/app.js"),
+            ),
+            Asset::Areas => (
+                "text/javascript; charset=utf-8",
+                include_str!("../web/areas.js"),
             ),
             Asset::Style => ("text/css; charset=utf-8", include_str!("../web/style.css")),
         }

@@ -17,10 +17,14 @@ const state = {
   limit: null,       // max_seats_per_user of the show, if any
   types: [],         // the show's ticket types, the default first
   seats: new Map(),  // label -> seat from the seat map (state, version, ...)
+  areas: [],         // standing areas from the seat map, in the show's order, with live counts
+  areaEls: new Map(),// area code -> its box
   els: new Map(),    // label -> its button
   order: [],         // labels in seat-map order
   selected: new Set(),
   choice: new Map(), // selected label -> chosen ticket type
+  want: new Map(),   // area code -> places chosen (> 0)
+  placeTypes: new Map(), // area code -> the ticket type of each chosen place
   drawn: null,       // the selection the ticket list was drawn for
   hold: null,        // the user's current hold on this show, if any
   events: null,      // EventSource
@@ -55,6 +59,7 @@ async function api(method, path, body) {
   if (!res.ok) {
     let text = (data && data.message) || `The server answered ${res.status}.`;
     if (data && Array.isArray(data.seats) && data.seats.length) text += ` (Seats: ${data.seats.join(", ")})`;
+    if (data && Array.isArray(data.areas) && data.areas.length) text += ` (Areas: ${data.areas.join(", ")})`;
     const err = new Error(text);
     err.code = data && data.error;
     err.data = data || {};
@@ -64,16 +69,30 @@ async function api(method, path, body) {
 }
 
 // The refusals a buyer can do something about, in their words.
-function explain(e) {
+// `asked`: the places the request asked for, {area: count}.
+function explain(e, asked = {}) {
   const d = e.data || {};
   if (e.code === "user_limit_reached") {
     const left = Math.max(0, d.limit - d.current);
-    return `You can have at most ${d.limit} seats for this show and you already have ${d.current} (held or booked), `
+    const places = state.areas.length ? " (standing places count as seats)" : "";
+    return `You can have at most ${d.limit} seats for this show${places} and you already have ${d.current} (held or booked), `
       + (left ? `so you can take ${left} more. Nothing was held.` : "so you cannot take more. Nothing was held.");
   }
   if (e.code === "ticket_type_unavailable" && Array.isArray(d.tickets)) {
-    const list = d.tickets.map((t) => `${t.type} for seat ${t.seat}`).join(", ");
-    return `These tickets are not sold: ${list}. Choose another ticket type. Nothing was held.`;
+    const list = d.tickets.map((t) => (t.area ? `${t.type} for places in ${t.area}` : `${t.type} for seat ${t.seat}`));
+    return `These tickets are not sold: ${[...new Set(list)].join(", ")}. Choose another ticket type. Nothing was held.`;
+  }
+  if (e.code === "seats_unavailable" && Array.isArray(d.areas) && d.areas.length) {
+    const short = d.areas.map((code) => {
+      const area = areaOf(code);
+      const left = area ? `${Math.max(0, area.available)} left` : "none left";
+      return asked[code] ? `${code} (you asked for ${asked[code]}, ${left})` : `${code} (${left})`;
+    });
+    const seats = Array.isArray(d.seats) && d.seats.length ? ` Seats already taken: ${d.seats.join(", ")}.` : "";
+    return `Not enough standing places left in ${short.join(", ")}.${seats} Nothing was held.`;
+  }
+  if (e.code === "area_not_found" && Array.isArray(d.areas)) {
+    return `This show has no standing area ${d.areas.join(", ")} (any more). The map was reloaded. Nothing was held.`;
   }
   return e.message;
 }
@@ -123,7 +142,7 @@ function ticketsOf(h) {
   return h.tickets || h.seats.map((seat) => ({ seat }));
 }
 
-// The most seats one selection may have.
+// The most seats one selection may have, standing places included.
 function cap() {
   return state.limit ? Math.min(MAX_SEATS, state.limit) : MAX_SEATS;
 }
@@ -267,7 +286,7 @@ function selection() {
 // One line per selected seat: a choice of the types sold for it (default first), or
 // just its price when the show has one type.
 function renderTickets(sel) {
-  const key = sel.join(",");
+  const key = `${sel.join(",")}|${[...state.want].map(([code, n]) => `${code}:${n}`).join(",")}`;
   if (key !== state.drawn) {
     state.drawn = key;
     const list = $("tickets");
@@ -299,36 +318,48 @@ function renderTickets(sel) {
       }
       list.appendChild(li);
     }
-    list.hidden = sel.length === 0;
+    for (const area of state.areas) placeLines(list, area);
+    list.hidden = sel.length === 0 && placesWanted() === 0;
   }
   renderTotal(sel);
 }
 
 function renderTotal(sel) {
-  const cents = sel.reduce((sum, l) => sum + (priceOf(state.seats.get(l), state.choice.get(l)) || 0), 0);
+  let cents = sel.reduce((sum, l) => sum + (priceOf(state.seats.get(l), state.choice.get(l)) || 0), 0);
+  for (const [code, types] of state.placeTypes) {
+    const area = areaOf(code);
+    if (area) cents += types.reduce((sum, t) => sum + (priceOf(area, t) || 0), 0);
+  }
   $("selection-total").textContent = money(cents);
   $("selection-total").dataset.cents = String(cents);
-  $("selection-sum").hidden = sel.length === 0;
+  $("selection-sum").hidden = sel.length === 0 && placesWanted() === 0;
 }
 
 function renderPanel() {
+  state.areas.forEach(renderArea);
   const sel = selection();
-  $("selection").textContent = sel.length
-    ? `Selected: ${sel.join(", ")}`
-    : "Select seats by clicking them (or Tab to a seat and press Enter).";
+  const chosen = [...sel, placesText(Object.fromEntries(state.want))].filter(Boolean);
+  $("selection").textContent = chosen.length
+    ? `Selected: ${chosen.join(", ")}`
+    : "Select seats by clicking them (or Tab to a seat and press Enter)"
+      + (state.areas.length ? ", or choose a number of standing places." : ".");
   $("limit").hidden = !state.limit;
-  $("limit").textContent = state.limit ? `At most ${state.limit} seats per person for this show.` : "";
+  $("limit").textContent = state.limit
+    ? `At most ${state.limit} seats per person for this show${state.areas.length ? ", standing places included" : ""}.`
+    : "";
   renderTickets(sel);
-  $("hold").disabled = sel.length === 0;
+  $("hold").disabled = sel.length === 0 && placesWanted() === 0;
   const h = state.hold;
   const active = h && h.status === "active";
   $("holdbox").hidden = !active;
   if (active) {
-    $("held-seats").textContent = h.seats.join(", ");
+    $("held-seats").textContent = heldText(h);
     $("total").textContent = money(h.total, h.currency);
     $("held-tickets").replaceChildren(...ticketsOf(h).map((t) => {
       const li = document.createElement("li");
       li.textContent = ticketText(t);
+      li.dataset.held = t.seat;
+      if (t.area) li.dataset.area = t.area;
       return li;
     }));
   }
@@ -353,10 +384,11 @@ function toggle(label) {
       say(`Seat ${label} is not on sale: no ticket type is sold for ${seat.category} seats.`);
       return;
     }
-    if (state.selected.size >= cap()) {
+    if (state.selected.size + placesWanted() >= cap()) {
+      const places = placesWanted() ? " (the standing places you chose count too)" : "";
       say(state.limit && state.limit <= MAX_SEATS
-        ? `You can have at most ${state.limit} seats for this show.`
-        : `You can select at most ${MAX_SEATS} seats at once.`);
+        ? `You can have at most ${state.limit} seats for this show${places}.`
+        : `You can select at most ${MAX_SEATS} seats at once${places}.`);
       return;
     }
     state.selected.add(label);
@@ -407,6 +439,8 @@ async function openShow(id) {
   state.show = id;
   state.selected.clear();
   state.choice.clear();
+  state.want.clear();
+  state.placeTypes.clear();
   state.hold = null;
   const show = await api("GET", `/shows/${id}`);
   state.currency = show.currency || "EUR";
@@ -423,12 +457,15 @@ async function loadMap() {
   state.types = map.ticket_types || [];
   state.seats = new Map(map.seats.map((s) => [s.label, s]));
   state.order = map.seats.map((s) => s.label);
+  state.areas = map.areas || [];
   for (const l of [...state.selected]) {
     if (!state.seats.has(l) || state.seats.get(l).state !== "available") deselect(l);
   }
+  for (const code of [...state.want.keys()]) if (!areaOf(code)) setWant(code, 0);
   state.drawn = null;
   renderCategories(map.seats);
   renderMap();
+  renderAreas();
   renderLegend();
   renderPanel();
 }
@@ -463,12 +500,16 @@ async function refreshHold() {
 }
 
 // Live updates: every change of a seat arrives once (held, booked, blocked, available
-// again); the browser resumes with Last-Event-ID by itself when the connection drops.
+// again), and of a standing area's counts as deltas added to the counts of the map
+// loaded; the browser resumes with Last-Event-ID by itself when the connection drops.
 function follow() {
   if (state.events) state.events.close();
   const es = new EventSource(`/shows/${state.show}/events`);
   state.events = es;
-  es.addEventListener("open", () => { $("live").textContent = "Live updates: on"; });
+  es.addEventListener("open", () => {
+    $("live").textContent = "Live updates: on";
+    reconcileAreas();
+  });
   es.addEventListener("error", () => { $("live").textContent = "Live updates: reconnecting…"; });
   es.addEventListener("seats", (ev) => {
     const data = JSON.parse(ev.data);
@@ -488,6 +529,10 @@ function follow() {
       }
       if (state.hold && state.hold.seats.includes(change.label)) touchesMine = true;
       renderSeat(seat);
+    }
+    for (const change of data.areas || []) {
+      applyAreaChange(change);
+      if (state.hold && state.hold.areas && state.hold.areas[change.area]) touchesMine = true;
     }
     if (touchesMine && data.cause === "expire") refreshHold();
     renderPanel();
@@ -511,12 +556,14 @@ function took(hold) {
   localStorage.setItem(holdKey(), hold.hold_id);
   state.selected.clear();
   state.choice.clear();
+  state.want.clear();
+  state.placeTypes.clear();
   for (const l of hold.seats) {
     const seat = state.seats.get(l);
     seat.state = "held";
     renderSeat(seat);
   }
-  say(`Held ${hold.seats.join(", ")}. Confirm before the time runs out.`, true);
+  say(`Held ${heldText(hold)}. Confirm before the time runs out.`, true);
 }
 
 async function doBest() {
@@ -549,13 +596,21 @@ async function doHold() {
     const type = state.choice.get(l);
     if (type && type !== fallback) ticket_types[l] = type;
   }
-  const body = { seats, if_versions };
+  const body = seats.length ? { seats, if_versions } : {};
+  const areas = Object.fromEntries(state.want);
+  if (Object.keys(areas).length) body.areas = areas;
+  for (const [code, types] of state.placeTypes) {
+    if (types.some((t) => t && t !== fallback)) ticket_types[code] = types;
+  }
   if (Object.keys(ticket_types).length) body.ticket_types = ticket_types;
+  $("hold").disabled = true;
   try {
     took(await api("POST", `/shows/${state.show}/holds`, body));
   } catch (e) {
-    say(explain(e));
-    if (e.code === "stale_version" || e.code === "seats_unavailable") await loadMap();
+    if (["stale_version", "seats_unavailable", "area_not_found"].includes(e.code)) {
+      try { await loadMap(); } catch (reload) { /* the message below says what happened */ }
+    }
+    say(explain(e, areas));
   }
   renderPanel();
 }
@@ -573,7 +628,7 @@ async function doConfirm() {
     $("booked").hidden = false;
     $("booked").textContent = `Booked ${ticketsOf(booking).map(ticketText).join(", ")} `
       + `(${money(booking.total, booking.currency)} in all). Booking ${booking.booking_id}.`;
-    say("Your seats are booked.", true);
+    say(booking.areas ? "Your tickets are booked." : "Your seats are booked.", true);
   } catch (e) {
     say(e.message);
     await refreshHold();
@@ -601,7 +656,7 @@ async function doRelease() {
       const seat = state.seats.get(l);
       if (seat && seat.state === "held") { seat.state = "available"; renderSeat(seat); }
     }
-    say(`Released ${h.seats.join(", ")}.`, true);
+    say(`Released ${heldText(h)}.`, true);
   } catch (e) {
     say(e.message);
   }

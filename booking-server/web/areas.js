@@ -1,0 +1,215 @@
+// Standing areas beside the seat map: what is left, a quantity picker, a ticket type per
+// place, live counts. Loaded before app.js, whose `state` and helpers it uses.
+"use strict";
+
+function areaOf(code) {
+  return state.areas.find((a) => a.area === code);
+}
+
+// Places chosen, in all areas or all but `except`.
+function placesWanted(except = null) {
+  let n = 0;
+  for (const [code, count] of state.want) if (code !== except) n += count;
+  return n;
+}
+
+// "2 places in FLOOR, 1 place in PIT" for {FLOOR: 2, PIT: 1}.
+function placesText(areas) {
+  return Object.entries(areas || {}).map(([code, n]) => `${n} ${n === 1 ? "place" : "places"} in ${code}`).join(", ");
+}
+
+// What a hold or booking has: its seats, then its places.
+function heldText(h) {
+  return [...h.seats, placesText(h.areas)].filter(Boolean).join(", ");
+}
+
+// The most places the buyer may choose in `area` now: what is left, and what the hold
+// limit and the limit per buyer leave beside the other seats and places chosen.
+function maxPlaces(area) {
+  if (!onSale(area)) return 0;
+  const room = cap() - state.selected.size - placesWanted(area.area);
+  return Math.max(0, Math.min(area.available, room));
+}
+
+// Sets the places chosen in an area (0: none), keeping the types chosen so far.
+function setWant(code, count) {
+  const area = areaOf(code);
+  if (!count || !area) {
+    state.want.delete(code);
+    state.placeTypes.delete(code);
+    return;
+  }
+  state.want.set(code, count);
+  const types = state.placeTypes.get(code) || [];
+  const fallback = typesFor(area).length ? typesFor(area)[0].type : null;
+  while (types.length < count) types.push(fallback);
+  types.length = count;
+  state.placeTypes.set(code, types);
+}
+
+function areaBox(area) {
+  const box = document.createElement("div");
+  box.className = "area";
+  box.dataset.area = area.area;
+  box.setAttribute("role", "group");
+  const name = document.createElement("h2");
+  name.className = "area-name";
+  name.textContent = area.area;
+  box.setAttribute("aria-label", `Standing area ${area.area}`);
+  const meta = document.createElement("p");
+  meta.className = "area-meta";
+  const left = document.createElement("p");
+  left.className = "area-left";
+  left.setAttribute("aria-live", "polite");
+  const label = document.createElement("label");
+  label.className = "area-pick";
+  const picker = document.createElement("select");
+  picker.dataset.areaCount = area.area;
+  picker.setAttribute("aria-label", `Places in ${area.area}`);
+  picker.addEventListener("change", () => {
+    setWant(area.area, Number(picker.value));
+    say("");
+    renderPanel();
+  });
+  label.append("Places ", picker);
+  const mine = document.createElement("p");
+  mine.className = "area-mine";
+  box.append(name, meta, left, label, mine);
+  return box;
+}
+
+// One area's box: what is left of its capacity, and a picker of 0 to what may be chosen.
+function renderArea(area) {
+  const box = state.areaEls.get(area.area);
+  if (!box) return;
+  const available = Math.max(0, area.available);
+  box.dataset.available = String(available);
+  box.classList.toggle("sold-out", available === 0);
+  const prices = typesFor(area).map((t) => t.prices[area.category]).filter((p) => p != null);
+  const from = prices.length ? Math.min(...prices) : area.price;
+  box.querySelector(".area-meta").textContent = `${area.category}`
+    + (!onSale(area) ? ", not on sale" : from != null ? `, ${prices.length > 1 ? "from " : ""}${money(from)}` : "");
+  const count = document.createElement("strong");
+  count.className = "area-available";
+  count.textContent = String(available);
+  box.querySelector(".area-left").replaceChildren(count, ` of ${area.capacity} places left`
+    + (available === 0 ? " — sold out" : ""));
+  const max = maxPlaces(area);
+  if ((state.want.get(area.area) || 0) > max) setWant(area.area, max);
+  const picker = box.querySelector("select");
+  if (picker.dataset.max !== String(max)) {
+    picker.dataset.max = String(max);
+    const options = [];
+    for (let n = 0; n <= max; n += 1) options.push(new Option(String(n), String(n)));
+    picker.replaceChildren(...options);
+  }
+  picker.value = String(state.want.get(area.area) || 0);
+  picker.disabled = max === 0;
+  const h = state.hold;
+  const held = h && h.status === "active" && h.areas ? h.areas[area.area] || 0 : 0;
+  box.querySelector(".area-mine").textContent = held ? `${held} held by you` : "";
+  box.querySelector(".area-mine").hidden = !held;
+}
+
+function renderAreas() {
+  const list = $("areas");
+  list.textContent = "";
+  state.areaEls.clear();
+  for (const area of state.areas) {
+    const box = areaBox(area);
+    state.areaEls.set(area.area, box);
+    list.appendChild(box);
+  }
+  list.hidden = state.areas.length === 0;
+}
+
+// The counts as read whole, taking the place of what the deltas made of them.
+function setAreaCounts(fresh) {
+  for (const f of fresh) {
+    const area = areaOf(f.area);
+    if (area) Object.assign(area, { available: f.available, held: f.held, booked: f.booked });
+  }
+}
+
+// Deltas keep the counts live. A change committed between reading the map and the
+// stream's start would be missed (or counted twice) for good, though: so a second
+// after the stream opens, and a second after changes stop arriving, the counts are
+// read again whole (again, if changes came while that read was under way).
+const reconcile = { timer: null, busy: false, again: false };
+function reconcileAreas() {
+  if (!state.areas.length) return;
+  if (reconcile.busy) { reconcile.again = true; return; }
+  clearTimeout(reconcile.timer);
+  const show = state.show;
+  reconcile.timer = setTimeout(async () => {
+    reconcile.busy = true;
+    reconcile.again = false;
+    try {
+      const data = await api("GET", `/shows/${show}/areas`);
+      if (state.show === show && !reconcile.again) {
+        setAreaCounts(data.areas);
+        renderPanel();
+      }
+    } catch (_) {
+      // The next change or reconnection tries again.
+    } finally {
+      reconcile.busy = false;
+      if (reconcile.again) reconcileAreas();
+    }
+  }, 1000);
+}
+
+// A live change of an area's counts: deltas, a count not named did not change.
+function applyAreaChange(change) {
+  const area = areaOf(change.area);
+  if (!area) return;
+  area.available += change.available || 0;
+  area.held += change.held || 0;
+  area.booked += change.booked || 0;
+  reconcileAreas();
+  const wanted = state.want.get(area.area) || 0;
+  if (wanted > Math.max(0, area.available)) {
+    say(`Only ${Math.max(0, area.available)} places are left in ${area.area} now: your choice was lowered.`);
+  }
+}
+
+// The places chosen in an area: one line per place with a choice of the types sold for
+// the area (default first), or one line for them all when there is nothing to choose.
+function placeLines(list, area) {
+  const count = state.want.get(area.area) || 0;
+  if (!count) return;
+  const types = typesFor(area);
+  if (state.types.length > 1 && types.length > 1) {
+    const chosen = state.placeTypes.get(area.area);
+    for (let i = 0; i < count; i += 1) {
+      const li = document.createElement("li");
+      const name = document.createElement("span");
+      name.textContent = `${area.area} place ${i + 1}`;
+      const select = document.createElement("select");
+      select.dataset.placeTicket = area.area;
+      select.dataset.index = String(i);
+      select.setAttribute("aria-label", `Ticket type for place ${i + 1} in ${area.area}`);
+      for (const t of types) {
+        const price = t.prices[area.category];
+        select.appendChild(new Option(`${t.type} — ${price != null ? money(price) : "no price"}`, t.type));
+      }
+      select.value = chosen[i];
+      select.addEventListener("change", () => {
+        chosen[i] = select.value;
+        renderTotal(selection());
+      });
+      li.append(name, select);
+      list.appendChild(li);
+    }
+  } else {
+    const li = document.createElement("li");
+    const name = document.createElement("span");
+    name.textContent = `${area.area} × ${count}`;
+    const price = document.createElement("span");
+    const each = priceOf(area, state.placeTypes.get(area.area)[0]);
+    price.textContent = each != null ? money(each * count) : "";
+    li.append(name, price);
+    list.appendChild(li);
+  }
+}
+
