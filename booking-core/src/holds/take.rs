@@ -92,6 +92,13 @@ where
         },
     );
     set?;
+    // Unknown seats, then unknown areas, before anything else is said of either.
+    let (snap, place_tickets) = match (snap, place_tickets) {
+        (Err(e @ Error::SeatNotFound { .. }), _) | (_, Err(e @ Error::AreaNotFound { .. })) => {
+            return Err(e)
+        }
+        both => both,
+    };
     let snap = match snap {
         Err(Error::SeatsUnavailable { seats, .. }) if !req.areas.is_empty() => {
             // Say which areas are short too, as the caller may want to change both.
