@@ -43,6 +43,7 @@ pub mod batch;
 mod lifecycle;
 mod limit;
 mod lock;
+mod place_batch;
 mod places;
 mod pooled;
 mod take;

@@ -34,7 +34,7 @@
 
 use super::pooled::hold_pooled_as;
 use super::take::{hold_as, named_types, snapshot_of, wanted_versions, written_by};
-use super::{load, Hold, HoldRequest};
+use super::{load, place_batch, Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::HoldId;
 use crate::engine::Engine;
@@ -273,9 +273,10 @@ async fn dispatch(
 /// The reason of [`Error::Busy`] for a request queued while the batcher stopped.
 const STOPPED: &str = "the server is shutting down";
 
-/// Writes one batch and answers each of its requests. Holds of standing places are
-/// decided alone (their places are claimed with `SKIP LOCKED` after the seats' locks,
-/// in a transaction), at once, next to the statement of the others.
+/// Writes one batch and answers each of its requests: holds of seats by the statement
+/// below, holds of places only by the statement of `place_batch.rs`, next to each
+/// other; holds of seats and places together are decided alone (their places are
+/// claimed after the seats' locks, in a transaction), at once.
 async fn run(
     batch: Vec<Job>,
     pool: &Pool,
@@ -283,15 +284,81 @@ async fn run(
     slot: Option<OwnedSemaphorePermit>,
     counters: &Counters,
 ) {
-    let (places, seats): (Vec<Job>, Vec<Job>) =
+    let (with_places, seats): (Vec<Job>, Vec<Job>) =
         batch.into_iter().partition(|j| !j.req.areas.is_empty());
-    let places = decide_alone(places, pool, engine, counters);
+    let (places, mixed): (Vec<Job>, Vec<Job>) = with_places
+        .into_iter()
+        .partition(|j| place_batch::batchable(&j.req));
+    let places = run_places(places, pool, engine, counters);
+    let mixed = decide_alone(mixed, pool, engine, counters);
     if seats.is_empty() {
         drop(slot);
-        places.await;
+        futures_util::future::join(places, mixed).await;
     } else {
-        futures_util::future::join(run_seats(seats, pool, engine, slot, counters), places).await;
+        let seats = run_seats(seats, pool, engine, slot, counters);
+        futures_util::future::join3(seats, places, mixed).await;
     }
+}
+
+/// Writes the holds of places only of a batch in one statement of their own
+/// (`place_batch.rs`), then decides alone what it could not.
+async fn run_places(batch: Vec<Job>, pool: &Pool, engine: &Engine, counters: &Counters) {
+    if batch.is_empty() {
+        return;
+    }
+    let client = match pool.get().await {
+        Ok(client) => client,
+        Err(e) => {
+            let e = Error::from(e);
+            for job in batch {
+                let _ = job.reply.send(Err(same_error(&e)));
+            }
+            return;
+        }
+    };
+    let reqs: Vec<(&HoldRequest, HoldId)> = batch.iter().map(|j| (&j.req, j.hold_id)).collect();
+    let written = place_batch::write(&client, engine, &reqs).await;
+    drop(reqs);
+    counters.batches.fetch_add(1, Ordering::Relaxed);
+    counters
+        .requests
+        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+    let outcomes = match written {
+        Ok(outcomes) => outcomes,
+        Err(Error::Invariant(what)) => {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(%what, "place batch broke an invariant");
+            for job in batch {
+                let _ = job.reply.send(Err(Error::Invariant(what.clone())));
+            }
+            return;
+        }
+        Err(e) => {
+            counters.failed.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(error = %e, requests = batch.len(), "place batch failed; each request alone");
+            drop(client);
+            futures_util::future::join_all(batch.into_iter().map(|job| async move {
+                let answer = alone(pool, engine, &job).await;
+                let _ = job.reply.send(answer);
+            }))
+            .await;
+            return;
+        }
+    };
+    drop(client);
+    let mut undecided = Vec::new();
+    for (job, outcome) in batch.into_iter().zip(outcomes) {
+        match outcome {
+            place_batch::Outcome::Done(hold) => {
+                let _ = job.reply.send(Ok(hold));
+            }
+            place_batch::Outcome::Refused(e) => {
+                let _ = job.reply.send(Err(e));
+            }
+            place_batch::Outcome::Undecided => undecided.push(job),
+        }
+    }
+    decide_alone(undecided, pool, engine, counters).await;
 }
 
 /// Each request alone, on a connection of its own, at once: one waiting on a lock must

@@ -4,7 +4,7 @@
 use super::take::{
     check, hold_as, named_types, snapshot_of, snapshot_sql, wanted_versions, write_ctes, written_by,
 };
-use super::{Hold, HoldRequest};
+use super::{place_batch, Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::{HoldId, SeatLabel};
 use crate::engine::Engine;
@@ -87,8 +87,18 @@ pub(crate) async fn hold_pooled_as(
     hold_id: HoldId,
 ) -> Result<Hold> {
     let ttl = check(req, engine.settings())?;
+    if place_batch::batchable(req) {
+        // Places only: the statement of a batch of places, for one.
+        let outcome = place_batch::write(client, engine, &[(req, hold_id)]).await?;
+        return match outcome.into_iter().next() {
+            Some(place_batch::Outcome::Done(hold)) => Ok(hold),
+            Some(place_batch::Outcome::Refused(e)) => Err(e),
+            _ => hold_as(client, engine, req, hold_id).await,
+        };
+    }
     if !req.areas.is_empty() {
-        // Places are claimed with SKIP LOCKED after the seats' locks: a transaction.
+        // Seats and places: the places are claimed after the seats' locks, in a
+        // transaction.
         return hold_as(client, engine, req, hold_id).await;
     }
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();

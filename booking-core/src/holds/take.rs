@@ -412,10 +412,10 @@ impl Snapshot {
 /// under our locks, is [`Error::Invariant`].
 pub(super) fn written_by(row: &tokio_postgres::Row, req: &HoldRequest) -> Result<Written> {
     let taken: i64 = row.get("taken_count");
-    if taken != req.seats.len() as i64 {
+    if taken != req.size() as i64 {
         return Err(Error::Invariant(format!(
-            "pointed {taken} of {} locked seats at the new hold",
-            req.seats.len()
+            "pointed {taken} of {} locked seats and places at the new hold",
+            req.size()
         )));
     }
     Ok(Written {

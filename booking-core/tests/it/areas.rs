@@ -12,7 +12,7 @@ use booking_core::{
 use rand::Rng;
 use std::collections::{BTreeMap, HashMap};
 
-fn code(s: &str) -> AreaCode {
+pub(crate) fn code(s: &str) -> AreaCode {
     AreaCode::parse(s).unwrap()
 }
 
@@ -25,13 +25,13 @@ fn floor(capacity: i64) -> AreaSpec {
     .unwrap()
 }
 
-fn ticket(name: &str) -> TicketTypeName {
+pub(crate) fn ticket(name: &str) -> TicketTypeName {
     TicketTypeName::parse(name).unwrap()
 }
 
 /// Rows of `standard` seats and the area FLOOR of `capacity` `standing` places; adult
 /// (5000 a seat, 3000 a place, the default) and child (places only, 1500).
-fn gig(rows: &[(&str, i64)], capacity: i64, limit: Option<i64>) -> NewShow {
+pub(crate) fn gig(rows: &[(&str, i64)], capacity: i64, limit: Option<i64>) -> NewShow {
     let rows = rows
         .iter()
         .map(|(r, n)| RowSpec::new(RowLabel::parse(r).unwrap(), *n, &[], None).unwrap())
@@ -56,14 +56,14 @@ fn gig(rows: &[(&str, i64)], capacity: i64, limit: Option<i64>) -> NewShow {
     .unwrap()
 }
 
-async fn create(db: &TestDb, new: NewShow) -> Show {
+pub(crate) async fn create(db: &TestDb, new: NewShow) -> Show {
     shows::create_show(&mut db.client().await, &new)
         .await
         .unwrap()
 }
 
 /// `who` asks for `seats` and `n` places of FLOOR (none when 0).
-fn want(show: &Show, who: &str, seats: &[&str], n: i64) -> HoldRequest {
+pub(crate) fn want(show: &Show, who: &str, seats: &[&str], n: i64) -> HoldRequest {
     let mut r = HoldRequest::new(
         show.id,
         user(who),
@@ -85,7 +85,7 @@ async fn floor_now(db: &TestDb, show: &Show) -> Area {
 
 /// (available, held, booked) of FLOOR as the API reads them, checked against a count
 /// of the place rows themselves.
-async fn counts(db: &TestDb, show: &Show) -> (i64, i64, i64) {
+pub(crate) async fn counts(db: &TestDb, show: &Show) -> (i64, i64, i64) {
     let a = floor_now(db, show).await;
     let rows = |filter: &str| {
         format!(
@@ -99,7 +99,7 @@ async fn counts(db: &TestDb, show: &Show) -> (i64, i64, i64) {
     (a.available, a.held, a.booked)
 }
 
-fn refused_areas<T: std::fmt::Debug>(r: booking_core::Result<T>) -> Vec<AreaCode> {
+pub(crate) fn refused_areas<T: std::fmt::Debug>(r: booking_core::Result<T>) -> Vec<AreaCode> {
     match r {
         Err(Error::SeatsUnavailable { seats, areas }) if seats.is_empty() => areas,
         other => panic!("expected a refusal for places, got {other:?}"),

@@ -1,0 +1,225 @@
+//! Holds of standing places only, of many callers, written by one statement: what a
+//! herd on a standing floor costs is then mostly one statement and one commit for up
+//! to a batch of buyers, as for seats (`batch.rs`).
+//!
+//! The statement counts how many places each (show, area) is asked for in the whole
+//! batch and claims that many at once, `ORDER BY id LIMIT total FOR UPDATE SKIP LOCKED`
+//! (one claim per area: a second claim in the same statement would not skip the rows
+//! the first one locked, they are ours). The claimed rows are dealt out in request
+//! order: the k-th place asked of an area gets the k-th row claimed. A request whose
+//! places all got a row, sold as types its area's category has, on a show without a
+//! limit per buyer, is written through the one hold write of `take.rs`.
+//!
+//! The others are answered from what the statement saw, or decided alone:
+//! - a request some of whose places got no row, of areas where every row claimed went
+//!   to a request written and no lapsed hold has places either, is refused `409
+//!   seats_unavailable` naming those areas: what [`super::hold`] would answer, since it
+//!   claims the same way;
+//! - anything else goes to [`super::hold`]: no such show or area, a ticket type not
+//!   sold, a limit per buyer, or a short request that another try could satisfy (rows
+//!   dealt to it or to another short request are free again after the commit, and
+//!   places of lapsed holds may be taken over).
+
+use super::take::written_by;
+use super::{Hold, HoldRequest};
+use crate::database::Cached;
+use crate::domain::{AreaCode, HoldId, HoldStatus, TicketTypeName};
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::seats::LAPSED;
+use crate::tickets::{tickets_from_json, PRICE_JOIN, SEAT_TICKET};
+use std::sync::LazyLock;
+
+/// What the statement did for one request.
+pub(super) enum Outcome {
+    Done(Hold),
+    Refused(Error),
+    Undecided,
+}
+
+/// The statement. Items are numbered from 1 in `items`; wanted places name their item,
+/// in the order asked.
+static SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH items AS (
+             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[])
+                    WITH ORDINALITY AS i(show_id, hold_id, user_id, ttl, item)
+         ), asked AS (
+             SELECT w.item, w.area, w.type, w.ord, i.show_id,
+                    row_number() OVER (PARTITION BY i.show_id, w.area ORDER BY w.ord) AS k
+               FROM unnest($5::bigint[], $6::text[], $7::text[]) WITH ORDINALITY
+                    AS w(item, area, type, ord)
+               JOIN items i USING (item)
+         ), priced AS (
+             SELECT w.item, w.area, w.ord, w.k, w.show_id, sh.max_seats_per_user,
+                    s.area IS NOT NULL AS known, {SEAT_TICKET}
+               FROM asked w
+               JOIN shows sh ON sh.id = w.show_id
+               LEFT JOIN areas s ON s.show_id = sh.id AND s.area = w.area
+               {PRICE_JOIN}
+         ), need AS (
+             SELECT show_id, area, count(*)::int AS total FROM asked GROUP BY show_id, area
+         ), claimed AS MATERIALIZED (
+             SELECT n.show_id, n.area, p.id, p.label, p.xmin,
+                    row_number() OVER (PARTITION BY n.show_id, n.area ORDER BY p.id) AS k
+               FROM need n
+               CROSS JOIN LATERAL (
+                    SELECT s.id, s.label, s.xmin::text AS xmin FROM seats s
+                     WHERE s.show_id = n.show_id AND s.area = n.area
+                       AND s.hold_id IS NULL AND s.booking_id IS NULL
+                     ORDER BY s.id LIMIT n.total
+                       FOR UPDATE OF s SKIP LOCKED) p
+         ), matched AS (
+             SELECT w.*, c.id, c.label, c.xmin
+               FROM priced w
+               LEFT JOIN claimed c ON c.show_id = w.show_id AND c.area = w.area AND c.k = w.k
+         ), verdict AS (
+             SELECT i.item,
+                    count(m.item) = (SELECT count(*) FROM asked a WHERE a.item = i.item)
+                    AND coalesce(bool_and(m.known AND m.sells AND m.max_seats_per_user IS NULL),
+                                 false) AS sound,
+                    coalesce(bool_and(m.id IS NOT NULL), false) AS placed,
+                    array_agg(DISTINCT m.area) FILTER (WHERE m.id IS NULL) AS short
+               FROM items i LEFT JOIN matched m USING (item)
+              GROUP BY i.item
+         ), spare AS (
+             -- Rows claimed that no written request uses: dealt to a request that did
+             -- not get all its places, they are free again once the statement commits.
+             SELECT c.show_id, c.area FROM claimed c
+              WHERE NOT EXISTS (SELECT 1 FROM matched m JOIN verdict v USING (item)
+                                 WHERE m.id = c.id AND v.sound AND v.placed)
+         ), lapsed AS (
+             -- Short requests that another try could still satisfy: from spare rows, or
+             -- from places of lapsed holds.
+             SELECT i.item
+               FROM verdict v JOIN items i USING (item)
+              WHERE v.sound AND NOT v.placed
+                AND (EXISTS (SELECT 1 FROM spare p
+                              WHERE p.show_id = i.show_id AND p.area = ANY(v.short))
+                     OR EXISTS (SELECT 1 FROM seats s
+                                  JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id
+                                 WHERE s.show_id = i.show_id AND s.area = ANY(v.short)
+                                   AND {LAPSED}))
+         ), ok_items AS (
+             SELECT i.item, i.show_id, i.hold_id, i.user_id, i.ttl,
+                    (SELECT coalesce(sum(m.price), 0) FROM matched m WHERE m.item = i.item)::bigint
+                        AS total
+               FROM items i JOIN verdict v USING (item) WHERE v.sound AND v.placed
+         ), wanted AS (
+             SELECT m.item, m.id, m.xmin, m.ticket_type, m.price
+               FROM matched m JOIN ok_items USING (item)
+         ), {write}
+         SELECT v.item, v.sound AND v.placed AS ok, v.sound, v.short,
+                l.item IS NOT NULL AS lapsed, h.created_at, h.expires_at,
+                (SELECT count(*) FROM taken t WHERE t.item = v.item) AS taken_count,
+                (SELECT sh.currency FROM shows sh WHERE sh.id = i.show_id) AS currency,
+                (SELECT jsonb_agg(jsonb_build_object('seat', m.label, 'area', m.area,
+                                                     'type', m.ticket_type, 'price', m.price)
+                                  ORDER BY m.id)
+                   FROM matched m WHERE m.item = v.item) AS tickets,
+                e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
+           FROM verdict v
+           JOIN items i USING (item)
+           LEFT JOIN lapsed l USING (item)
+           LEFT JOIN h ON h.hold_show = i.show_id AND h.hold_key = i.hold_id
+           -- The batch's events, told apart by their first place (no place is written
+           -- for two items).
+           LEFT JOIN ev e ON e.show_id = i.show_id
+                         AND e.seats -> 0 ->> 'label' = (SELECT t.label FROM taken t
+                                                          WHERE t.item = v.item
+                                                          ORDER BY t.id LIMIT 1)
+          ORDER BY v.item",
+        write = super::take::write_ctes("ok_items", "wanted"),
+    )
+});
+
+/// Whether `req` can go in a batch of places: places only, no seats.
+pub(super) fn batchable(req: &HoldRequest) -> bool {
+    req.seats.is_empty() && !req.areas.is_empty()
+}
+
+/// Runs the statement for `jobs` (each [`batchable`], with its hold id) and reads each
+/// one's outcome, in order.
+pub(super) async fn write(
+    client: &deadpool_postgres::Client,
+    engine: &Engine,
+    jobs: &[(&HoldRequest, HoldId)],
+) -> Result<Vec<Outcome>> {
+    let shows: Vec<i64> = jobs.iter().map(|(r, _)| r.show.get()).collect();
+    let keys: Vec<uuid::Uuid> = jobs.iter().map(|(_, id)| id.key()).collect();
+    let users: Vec<&str> = jobs.iter().map(|(r, _)| r.user.as_str()).collect();
+    let ttls: Vec<i32> = jobs
+        .iter()
+        .map(|(r, _)| r.ttl.unwrap_or(engine.settings().default_ttl).secs() as i32)
+        .collect();
+    let mut items: Vec<i64> = Vec::new();
+    let mut areas: Vec<&str> = Vec::new();
+    let mut types: Vec<Option<&str>> = Vec::new();
+    for (n, (req, _)) in jobs.iter().enumerate() {
+        for w in &req.areas {
+            for i in 0..w.count as usize {
+                items.push(n as i64 + 1);
+                areas.push(w.area.as_str());
+                types.push(w.ticket_types.get(i).map(TicketTypeName::as_str));
+            }
+        }
+    }
+    let rows = client
+        .cq(
+            &SQL,
+            &[&shows, &keys, &users, &ttls, &items, &areas, &types],
+        )
+        .await?;
+    if rows.len() != jobs.len() {
+        return Err(Error::Invariant(format!(
+            "place batch returned {} rows for {} requests",
+            rows.len(),
+            jobs.len()
+        )));
+    }
+    let mut outcomes = Vec::with_capacity(jobs.len());
+    let mut wrote: Option<chrono::DateTime<chrono::Utc>> = None;
+    for (r, (req, hold_id)) in rows.iter().zip(jobs) {
+        let outcome = if r.get::<_, bool>("ok") {
+            let written = written_by(r, req)?;
+            wrote = Some(wrote.map_or(written.expires_at, |w| w.min(written.expires_at)));
+            let tickets = tickets_from_json(r.get("tickets"))?;
+            Outcome::Done(Hold {
+                hold_id: *hold_id,
+                show_id: req.show,
+                user_id: req.user.clone(),
+                seats: Vec::new(),
+                areas: super::areas_of(&tickets),
+                total: tickets.iter().filter_map(|t| t.price).sum(),
+                tickets,
+                status: HoldStatus::Active,
+                created_at: written.created_at,
+                expires_at: written.expires_at,
+                currency: r.get("currency"),
+                booking_id: None,
+                event: written.event,
+            })
+        } else if r.get::<_, bool>("sound") && !r.get::<_, bool>("lapsed") {
+            let short: Vec<String> = r.get::<_, Option<Vec<String>>>("short").unwrap_or_default();
+            // In the order asked.
+            let areas: Vec<AreaCode> = req
+                .areas
+                .iter()
+                .filter(|w| short.iter().any(|s| s == w.area.as_str()))
+                .map(|w| w.area.clone())
+                .collect();
+            Outcome::Refused(Error::SeatsUnavailable {
+                seats: Vec::new(),
+                areas,
+            })
+        } else {
+            Outcome::Undecided
+        };
+        outcomes.push(outcome);
+    }
+    // The statement committed on its own (autocommit).
+    if let Some(earliest) = wrote {
+        engine.committed(Some(earliest));
+    }
+    Ok(outcomes)
+}
