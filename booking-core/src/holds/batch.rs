@@ -3,7 +3,8 @@
 //!
 //! A [`Batcher`] queues hold requests. Up to [`BatchOptions::in_flight`] batches run at
 //! once; while they do, new requests wait in the queue, and the next batch takes all
-//! of them (up to [`BatchOptions::max_batch`]). A lone request is a batch of one and
+//! of them (up to [`BatchOptions::max_batch`], and [`BatchOptions::max_place_batch`]
+//! holds of places only). A lone request is a batch of one and
 //! waits for nothing: batches only grow when the database is already busy.
 //!
 //! # One statement, each hold still all-or-none
@@ -53,6 +54,11 @@ use tokio_util::sync::CancellationToken;
 pub struct BatchOptions {
     /// Most requests written by one statement.
     pub max_batch: usize,
+    /// Most holds of standing places only in one batch, on top of `max_batch` others:
+    /// their statement (`place_batch.rs`) claims a whole batch's places with one scan
+    /// per area, so it takes many more for little more time, and a herd on a standing
+    /// floor (thousands of winners, not one) drains that much faster.
+    pub max_place_batch: usize,
     /// Most batches running at once, each on a pooled connection of its own.
     pub in_flight: usize,
     /// A request that waited longer than this in the queue is answered
@@ -65,6 +71,7 @@ impl Default for BatchOptions {
     fn default() -> Self {
         BatchOptions {
             max_batch: 32,
+            max_place_batch: 256,
             in_flight: 2,
             max_wait: Duration::from_secs(2),
         }
@@ -242,6 +249,7 @@ async fn dispatch(
             },
         };
         let mut batch = Vec::new();
+        let (mut others, mut places) = (0, 0);
         let mut next = Some(first);
         while let Some(job) = next {
             if job.reply.is_closed() {
@@ -249,9 +257,13 @@ async fn dispatch(
             } else if job.queued.elapsed() > options.max_wait {
                 let _ = job.reply.send(Err(Error::Busy(QUEUED_TOO_LONG)));
             } else {
+                match place_batch::batchable(&job.req) {
+                    true => places += 1,
+                    false => others += 1,
+                }
                 batch.push(job);
             }
-            next = if batch.len() < options.max_batch.max(1) {
+            next = if others < options.max_batch.max(1) && places < options.max_place_batch.max(1) {
                 jobs.try_recv().ok()
             } else {
                 None
@@ -289,20 +301,31 @@ async fn run(
     let (places, mixed): (Vec<Job>, Vec<Job>) = with_places
         .into_iter()
         .partition(|j| place_batch::batchable(&j.req));
-    let places = run_places(places, pool, engine, counters);
     let mixed = decide_alone(mixed, pool, engine, counters);
-    if seats.is_empty() {
-        drop(slot);
-        futures_util::future::join(places, mixed).await;
+    // The slot is given back once the batch's statement has run (the seats' when there
+    // are both): while it runs, new requests gather for the next batch.
+    let (seat_slot, place_slot) = if seats.is_empty() {
+        (None, slot)
     } else {
-        let seats = run_seats(seats, pool, engine, slot, counters);
-        futures_util::future::join3(seats, places, mixed).await;
-    }
+        (slot, None)
+    };
+    futures_util::future::join3(
+        run_seats(seats, pool, engine, seat_slot, counters),
+        run_places(places, pool, engine, place_slot, counters),
+        mixed,
+    )
+    .await;
 }
 
 /// Writes the holds of places only of a batch in one statement of their own
 /// (`place_batch.rs`), then decides alone what it could not.
-async fn run_places(batch: Vec<Job>, pool: &Pool, engine: &Engine, counters: &Counters) {
+async fn run_places(
+    batch: Vec<Job>,
+    pool: &Pool,
+    engine: &Engine,
+    slot: Option<OwnedSemaphorePermit>,
+    counters: &Counters,
+) {
     if batch.is_empty() {
         return;
     }
@@ -318,6 +341,7 @@ async fn run_places(batch: Vec<Job>, pool: &Pool, engine: &Engine, counters: &Co
     };
     let reqs: Vec<(&HoldRequest, HoldId)> = batch.iter().map(|j| (&j.req, j.hold_id)).collect();
     let written = place_batch::write(&client, engine, &reqs).await;
+    drop(slot);
     drop(reqs);
     counters.batches.fetch_add(1, Ordering::Relaxed);
     counters
@@ -388,6 +412,9 @@ async fn run_seats(
     slot: Option<OwnedSemaphorePermit>,
     counters: &Counters,
 ) {
+    if batch.is_empty() {
+        return;
+    }
     let client = match pool.get().await {
         Ok(client) => client,
         Err(e) => {

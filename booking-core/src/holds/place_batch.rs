@@ -12,7 +12,7 @@
 //!
 //! The others are answered from what the statement saw, or decided alone:
 //! - a request some of whose places got no row, of areas where every row claimed went
-//!   to a request written and no lapsed hold has places either, is refused `409
+//!   to a request written and no lapsed hold of the show has places, is refused `409
 //!   seats_unavailable` naming those areas: what [`super::hold`] would answer, since it
 //!   claims the same way;
 //! - anything else goes to [`super::hold`]: no such show or area, a ticket type not
@@ -26,7 +26,6 @@ use crate::database::Cached;
 use crate::domain::{AreaCode, HoldId, HoldStatus, TicketTypeName};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::seats::LAPSED;
 use crate::tickets::{tickets_from_json, PRICE_JOIN, SEAT_TICKET};
 use std::sync::LazyLock;
 
@@ -40,18 +39,21 @@ pub(super) enum Outcome {
 /// The statement. Items are numbered from 1 in `items`; wanted places name their item,
 /// in the order asked.
 static SQL: LazyLock<String> = LazyLock::new(|| {
+    // Every step joins or groups whole CTEs (no subquery per request): a batch of
+    // hundreds costs little more than one of a few.
     format!(
         "WITH items AS (
              SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[])
                     WITH ORDINALITY AS i(show_id, hold_id, user_id, ttl, item)
          ), asked AS (
              SELECT w.item, w.area, w.type, w.ord, i.show_id,
-                    row_number() OVER (PARTITION BY i.show_id, w.area ORDER BY w.ord) AS k
+                    row_number() OVER (PARTITION BY i.show_id, w.area ORDER BY w.ord) AS k,
+                    count(*) OVER (PARTITION BY w.item) AS asked
                FROM unnest($5::bigint[], $6::text[], $7::text[]) WITH ORDINALITY
                     AS w(item, area, type, ord)
                JOIN items i USING (item)
          ), priced AS (
-             SELECT w.item, w.area, w.ord, w.k, w.show_id, sh.max_seats_per_user,
+             SELECT w.item, w.area, w.ord, w.k, w.asked, w.show_id, sh.max_seats_per_user,
                     s.area IS NOT NULL AS known, {SEAT_TICKET}
                FROM asked w
                JOIN shows sh ON sh.id = w.show_id
@@ -59,6 +61,15 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                {PRICE_JOIN}
          ), need AS (
              SELECT show_id, area, count(*)::int AS total FROM asked GROUP BY show_id, area
+         ), lapsed_holds AS (
+             -- Shows of the batch with a lapsed hold of some places: few, found through
+             -- the sweeper's index of deadlines, not by reading every held place.
+             SELECT DISTINCT h.show_id FROM holds h
+              WHERE h.status = 'active' AND h.expires_at <= now()
+                AND h.show_id IN (SELECT show_id FROM need)
+                AND EXISTS (SELECT 1 FROM seats s
+                             WHERE s.show_id = h.show_id AND s.hold_id = h.id
+                               AND s.area IS NOT NULL)
          ), claimed AS MATERIALIZED (
              SELECT n.show_id, n.area, p.id, p.label, p.xmin,
                     row_number() OVER (PARTITION BY n.show_id, n.area ORDER BY p.id) AS k
@@ -69,65 +80,66 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                        AND s.hold_id IS NULL AND s.booking_id IS NULL
                      ORDER BY s.id LIMIT n.total
                        FOR UPDATE OF s SKIP LOCKED) p
-         ), matched AS (
+         ), matched AS MATERIALIZED (
              SELECT w.*, c.id, c.label, c.xmin
                FROM priced w
                LEFT JOIN claimed c ON c.show_id = w.show_id AND c.area = w.area AND c.k = w.k
+         ), per_item AS (
+             SELECT item, count(*) = min(asked)
+                          AND bool_and(known AND sells AND max_seats_per_user IS NULL) AS sound,
+                    bool_and(id IS NOT NULL) AS placed,
+                    array_agg(DISTINCT area) FILTER (WHERE id IS NULL) AS short,
+                    coalesce(sum(price), 0)::bigint AS total,
+                    jsonb_agg(jsonb_build_object('seat', label, 'area', area,
+                                                 'type', ticket_type, 'price', price)
+                              ORDER BY id) AS tickets
+               FROM matched GROUP BY item
          ), verdict AS (
-             SELECT i.item,
-                    count(m.item) = (SELECT count(*) FROM asked a WHERE a.item = i.item)
-                    AND coalesce(bool_and(m.known AND m.sells AND m.max_seats_per_user IS NULL),
-                                 false) AS sound,
-                    coalesce(bool_and(m.id IS NOT NULL), false) AS placed,
-                    array_agg(DISTINCT m.area) FILTER (WHERE m.id IS NULL) AS short
-               FROM items i LEFT JOIN matched m USING (item)
-              GROUP BY i.item
+             SELECT i.item, i.show_id, coalesce(p.sound, false) AS sound,
+                    coalesce(p.placed, false) AS placed, p.short, p.total, p.tickets
+               FROM items i LEFT JOIN per_item p USING (item)
          ), spare AS (
              -- Rows claimed that no written request uses: dealt to a request that did
              -- not get all its places, they are free again once the statement commits.
-             SELECT c.show_id, c.area FROM claimed c
-              WHERE NOT EXISTS (SELECT 1 FROM matched m JOIN verdict v USING (item)
-                                 WHERE m.id = c.id AND v.sound AND v.placed)
+             SELECT DISTINCT c.show_id, c.area
+               FROM claimed c
+               LEFT JOIN (matched m JOIN verdict v ON v.item = m.item AND v.sound AND v.placed)
+                 ON m.id = c.id
+              WHERE m.id IS NULL
          ), lapsed AS (
              -- Short requests that another try could still satisfy: from spare rows, or
              -- from places of lapsed holds.
-             SELECT i.item
-               FROM verdict v JOIN items i USING (item)
+             SELECT DISTINCT v.item
+               FROM verdict v
+               LEFT JOIN spare p ON p.show_id = v.show_id AND p.area = ANY(v.short)
               WHERE v.sound AND NOT v.placed
-                AND (EXISTS (SELECT 1 FROM spare p
-                              WHERE p.show_id = i.show_id AND p.area = ANY(v.short))
-                     OR EXISTS (SELECT 1 FROM seats s
-                                  JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id
-                                 WHERE s.show_id = i.show_id AND s.area = ANY(v.short)
-                                   AND {LAPSED}))
+                AND (p.show_id IS NOT NULL OR v.show_id IN (SELECT show_id FROM lapsed_holds))
          ), ok_items AS (
-             SELECT i.item, i.show_id, i.hold_id, i.user_id, i.ttl,
-                    (SELECT coalesce(sum(m.price), 0) FROM matched m WHERE m.item = i.item)::bigint
-                        AS total
+             SELECT i.item, i.show_id, i.hold_id, i.user_id, i.ttl, v.total
                FROM items i JOIN verdict v USING (item) WHERE v.sound AND v.placed
          ), wanted AS (
              SELECT m.item, m.id, m.xmin, m.ticket_type, m.price
                FROM matched m JOIN ok_items USING (item)
-         ), {write}
+         ), {write}, counted AS (
+             SELECT item, count(*) AS taken_count, min(label) FILTER (WHERE first) AS first
+               FROM (SELECT t.item, t.label,
+                            row_number() OVER (PARTITION BY t.item ORDER BY t.id) = 1 AS first
+                       FROM taken t) t
+              GROUP BY item
+         )
          SELECT v.item, v.sound AND v.placed AS ok, v.sound, v.short,
                 l.item IS NOT NULL AS lapsed, h.created_at, h.expires_at,
-                (SELECT count(*) FROM taken t WHERE t.item = v.item) AS taken_count,
-                (SELECT sh.currency FROM shows sh WHERE sh.id = i.show_id) AS currency,
-                (SELECT jsonb_agg(jsonb_build_object('seat', m.label, 'area', m.area,
-                                                     'type', m.ticket_type, 'price', m.price)
-                                  ORDER BY m.id)
-                   FROM matched m WHERE m.item = v.item) AS tickets,
+                coalesce(c.taken_count, 0) AS taken_count, sh.currency, v.tickets,
                 e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
            FROM verdict v
            JOIN items i USING (item)
+           LEFT JOIN shows sh ON sh.id = i.show_id
            LEFT JOIN lapsed l USING (item)
+           LEFT JOIN counted c USING (item)
            LEFT JOIN h ON h.hold_show = i.show_id AND h.hold_key = i.hold_id
            -- The batch's events, told apart by their first place (no place is written
            -- for two items).
-           LEFT JOIN ev e ON e.show_id = i.show_id
-                         AND e.seats -> 0 ->> 'label' = (SELECT t.label FROM taken t
-                                                          WHERE t.item = v.item
-                                                          ORDER BY t.id LIMIT 1)
+           LEFT JOIN ev e ON e.show_id = i.show_id AND e.seats -> 0 ->> 'label' = c.first
           ORDER BY v.item",
         write = super::take::write_ctes("ok_items", "wanted"),
     )
