@@ -9,9 +9,9 @@
 #   2. starts booking-server (ADMIN_TOKEN set, LOG_FORMAT=json, RUST_LOG=warn) on a
 #      free loopback port and a fresh database, which it migrates;
 #   3. runs the HTTP scenarios of booking-bench (fanout, expiry, holds at concurrency
-#      1, holds, holds of 4 seats, book, seatmap, seatmap with inventory, mixed, herd,
-#      best), each creating
-#      its own shows through the API;
+#      1, holds, holds of 1 place of a standing area, holds of 4 seats, book, seatmap,
+#      seatmap with inventory, mixed, herd, the herd on a standing area, best), each
+#      creating its own shows through the API;
 #   4. creates shows for pgbench in that same database (bench/setup.sql) and runs
 #      pgbench with each reference script (bench/hold1.sql, hold4.sql, seatmap.sql,
 #      herd.sql; -n -c N -j 2 -T SECS) at the same concurrency, and hold1.sql at
@@ -21,10 +21,13 @@
 #      report.md, summary.json, server.log, metrics.txt, waits/ with what the database
 #      sessions waited on during each run), target/bench/latest links it.
 #
-# --quick: every scenario for 2 s with small numbers (herd 500, fanout 200; best on a
-# 400-seat show until sold out); checks that each ran, that the herd had exactly one
-# winner and that best sold out with no seat in two holds, never timings. Defaults:
-# 10 s per scenario, concurrency 32, herd 10,000, fanout 10,000 subscribers.
+# --quick: every scenario for 2 s with small numbers (herd 500, area herd 500 on 100
+# places, place holds on an area of 20,000, fanout 200; best on a 400-seat show until
+# sold out); checks that each ran, that the herd had exactly one winner, that the area
+# herd had exactly as many winners as places (and the area's counts agree), and that
+# best sold out with no seat in two holds, never timings. Defaults: 10 s per scenario,
+# concurrency 32, herd 10,000, area herd 10,000 on 2,000 places, place holds on an
+# area of 100,000, fanout 10,000 subscribers.
 # Exits non-zero when a scenario or pgbench run fails a check. Cleans up everything
 # it started (server, database, cluster) on exit.
 set -euo pipefail
@@ -45,7 +48,7 @@ while [ $# -gt 0 ]; do
         --concurrency=*) concurrency="${1#*=}"; shift ;;
         --out) out="$2"; shift 2 ;;
         --out=*) out="${1#*=}"; shift ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -53,12 +56,14 @@ done
 if [ -n "$quick" ]; then
     duration=2; warmup=0
     herd_clients=500; fanout_subscribers=200
+    area_herd_args=(--clients 500 --capacity 100); area_capacity=20000
     holds_shows=10; holds4_shows=20; book_shows=5; mixed_shows=5
     pool1=40000; pool4=80000
     best_bound=30; best_args=(--rows 10 --per-row 40)
 else
     warmup=1
     herd_clients=10000; fanout_subscribers=10000
+    area_herd_args=(--clients 10000 --capacity 2000); area_capacity=100000
     holds_shows=50; holds4_shows=100; book_shows=50; mixed_shows=20
     pool1=200000; pool4=400000
     best_bound=120; best_args=()
@@ -201,6 +206,9 @@ scenario fanout fanout "${common[@]}" --subscribers "$fanout_subscribers" --rate
 scenario expiry expiry "${common[@]}" --rate 20
 scenario holds-c1 holds "${common[@]}" --concurrency 1 --shows 5
 scenario holds holds "${common[@]}" --concurrency "$concurrency" --shows "$holds_shows"
+# Holds of 1 place each, all on one standing area, measured as holds is: the report
+# gives its rate as a ratio to holds' (target >= 0.8).
+scenario area-holds area-holds "${common[@]}" --concurrency "$concurrency" --capacity "$area_capacity"
 scenario holds-4 holds "${common[@]}" --concurrency "$concurrency" --shows "$holds4_shows" --seats 4
 scenario book book "${common[@]}" --concurrency "$concurrency" --shows "$book_shows"
 scenario seatmap seatmap "${common[@]}" --concurrency "$concurrency"
@@ -209,6 +217,8 @@ scenario seatmap seatmap "${common[@]}" --concurrency "$concurrency"
 scenario seatmap-inventory seatmap "${common[@]}" --concurrency "$concurrency" --inventory
 scenario mixed mixed "${common[@]}" --concurrency "$concurrency" --shows "$mixed_shows"
 scenario herd herd "${common[@]}" --clients "$herd_clients"
+# The herd on a standing area: N buyers of 1 place at once, exactly capacity winners.
+scenario area-herd area-herd "${common[@]}" "${area_herd_args[@]}"
 # Best available until the show sells out (--duration only bounds it): requests/s,
 # p99, lock attempts per success, single seats stranded at sell-out.
 scenario best best --duration "$best_bound" --warmup 0 --concurrency "$concurrency" "${best_args[@]}"

@@ -2,7 +2,9 @@
 # Two builds of booking-server side by side: alternating runs of the holds (c=32),
 # herd (10,000 clients) and seat map (c=32) scenarios, each on a fresh database and a
 # fresh server; a bench binary that knows `seatmap --inventory` also reads the map of
-# a show with blocks, ticket types and features (`seatmap-inventory`).
+# a show with blocks, ticket types and features (`seatmap-inventory`), and one that
+# knows `area-holds` also holds places of a standing area (c=32) and runs the herd of
+# 10,000 buyers on an area of 2,000 places (`area-herd`).
 #
 #   scripts/bench_ab.sh BEFORE_BIN_DIR AFTER_BIN_DIR [PAIRS]
 #
@@ -11,7 +13,8 @@
 # PAIRS (default 3) alternating before/after runs, on the cluster of scripts/pg.sh
 # (PG_DIR and PG_PORT as for pg.sh; started and stopped here when not running) or
 # DATABASE_URL's server. Prints one line a run; results in target/bench/ab/. Bounded:
-# 2 x PAIRS x (10 s of holds + one herd + 10 or 20 s of seat maps), on loopback.
+# 2 x PAIRS x (10 or 20 s of holds + one or two herds + 10 or 20 s of seat maps), on
+# loopback.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 before=$1 after=$2 pairs=${3:-3}
@@ -44,6 +47,14 @@ run() { # run LABEL BIN_DIR N
         ADMIN_TOKEN=$token "$bin/booking-bench" seatmap --inventory --url "http://127.0.0.1:$port" \
             --server-pid "$pid" -c 32 -d 10 --json "$out/$label-$n-seatmap-inventory.json" >/dev/null
     fi
+    rm -f "$out/$label-$n-area-holds.json" "$out/$label-$n-area-herd.json"
+    if "$bin/booking-bench" --help | grep -q area-holds; then
+        ADMIN_TOKEN=$token "$bin/booking-bench" area-holds --url "http://127.0.0.1:$port" \
+            --server-pid "$pid" -c 32 -d 10 --json "$out/$label-$n-area-holds.json" >/dev/null || true
+        ADMIN_TOKEN=$token "$bin/booking-bench" area-herd --url "http://127.0.0.1:$port" \
+            --server-pid "$pid" --clients 10000 --capacity 2000 \
+            --json "$out/$label-$n-area-herd.json" >/dev/null || true
+    fi
     kill -TERM "$pid"; wait "$pid" || true
     psql "$DATABASE_URL" -X -q -c "DROP DATABASE $db WITH (FORCE)" >/dev/null
     python3 - "$out/$label-$n" "$label $n" <<'PY'
@@ -57,6 +68,12 @@ line = (f"{sys.argv[2]}: holds {h['throughput_rps']:.0f} req/s (p50 {h['latency'
 if os.path.exists(f"{base}-seatmap-inventory.json"):
     i = json.load(open(f"{base}-seatmap-inventory.json"))["ops"]["seatmap"]
     line += f", with inventory {i['throughput_rps']:.0f} req/s"
+if os.path.exists(f"{base}-area-holds.json"):
+    a = json.load(open(f"{base}-area-holds.json"))["ops"]["hold"]
+    line += f"; place holds {a['throughput_rps']:.0f} req/s ({a['throughput_rps'] / max(h['throughput_rps'], 1e-9):.2f}x)"
+if os.path.exists(f"{base}-area-herd.json"):
+    g = json.load(open(f"{base}-area-herd.json"))["ops"]["hold"]
+    line += f"; area herd p99 {g['latency']['p99_ms']:.0f} ms, {g['status']}"
 print(line)
 PY
 }

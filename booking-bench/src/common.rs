@@ -187,6 +187,29 @@ impl Ctx {
         self.create_show_from(body, rows, per_row).await
     }
 
+    /// A show of `rows` rows of `per_row` seats (as [`Ctx::create_show`]'s) and the
+    /// standing areas `areas` (code, capacity) of category `standing`, priced 900 EUR
+    /// cents a place.
+    pub async fn create_area_show(
+        &self,
+        title: &str,
+        rows: usize,
+        per_row: usize,
+        areas: &[(&str, usize)],
+    ) -> Result<Show, String> {
+        let body = json!({
+            "title": title,
+            "starts_at": "2030-01-01T20:00:00Z",
+            "currency": "EUR",
+            "prices": {"standard": 1200, "standing": 900},
+            "rows": (0..rows).map(|r| json!({"row": row_label(r), "seats": per_row})).collect::<Vec<_>>(),
+            "areas": areas.iter().map(|(code, capacity)| json!({
+                "area": code, "capacity": capacity, "category": "standing"
+            })).collect::<Vec<_>>(),
+        });
+        self.create_show_from(body, rows, per_row).await
+    }
+
     async fn create_show_from(
         &self,
         body: serde_json::Value,

@@ -23,7 +23,7 @@ mod stats;
 
 use clap::{Parser, Subcommand};
 use common::{Common, Ctx, Sampler};
-use scenarios::{best, book, expiry, fanout, herd, holds, mixed, seatmap};
+use scenarios::{areas, best, book, expiry, fanout, herd, holds, mixed, seatmap};
 use stats::RunResult;
 use std::process::ExitCode;
 
@@ -47,6 +47,12 @@ enum Command {
     Best(best::Args),
     /// N clients released at once on one free seat: exactly one must win.
     Herd(herd::Args),
+    /// N buyers of 1 place each released at once on a standing area: exactly
+    /// `capacity` must win.
+    AreaHerd(areas::HerdArgs),
+    /// Holds of 1 place each on one standing area of 100,000 places (every buyer on
+    /// the same area), measured as `holds` is.
+    AreaHolds(areas::HoldsArgs),
     /// Seat-map reads of a 1,000-seat show while holds come and go on it.
     Seatmap(seatmap::Args),
     /// An on-sale's mix: browse, hold, confirm, release, abandon.
@@ -68,6 +74,8 @@ impl Command {
             Command::Book(a) => &a.common,
             Command::Best(a) => &a.common,
             Command::Herd(a) => &a.common,
+            Command::AreaHerd(a) => &a.common,
+            Command::AreaHolds(a) => &a.common,
             Command::Seatmap(a) => &a.common,
             Command::Mixed(a) => &a.common,
             Command::Expiry(a) => &a.common,
@@ -99,6 +107,8 @@ async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
         Command::Book(a) => book::run(&ctx, a).await?,
         Command::Best(a) => best::run(&ctx, a).await?,
         Command::Herd(a) => herd::run(&ctx, a).await?,
+        Command::AreaHerd(a) => areas::run_herd(&ctx, a).await?,
+        Command::AreaHolds(a) => areas::run_holds(&ctx, a).await?,
         Command::Seatmap(a) => seatmap::run(&ctx, a).await?,
         Command::Mixed(a) => mixed::run(&ctx, a).await?,
         Command::Expiry(a) => expiry::run(&ctx, a).await?,

@@ -282,6 +282,14 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
         "seatmap",
         Some(0.9),
     );
+    // Not a pgbench twin either: holds of 1 place of one standing area against holds of
+    // 1 seat, measured alike (issue 15: within 20%).
+    compare(
+        "holds, 1 place of one area, c=32 vs holds, 1 seat (req/s)",
+        "area-holds",
+        "holds",
+        Some(0.8),
+    );
     compare(
         "herd (req/s = N / wall) vs herd.sql",
         "herd",
@@ -305,6 +313,35 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
             ratio: String::new(),
             target: "N = 10,000: p99 <= 1000 ms, exactly one 201".into(),
             met: Some(h.concurrency >= 10000 && o.latency.p99_ms <= 1000.0 && winner),
+        });
+    }
+    if let Some(h) = results.get("area-herd") {
+        let o = h.ops.get("hold").cloned().unwrap_or_default();
+        let passed = |name: &str| h.checks.iter().any(|c| c.name == name && c.ok);
+        let capacity = h.extra.get("capacity").and_then(Value::as_u64).unwrap_or(0);
+        let (won, lost) = (o.status_count(201), o.status_count(409));
+        let others = o.requests - won - lost + o.error_count();
+        lines.push(Line {
+            what: format!(
+                "area herd of {} on {capacity} places: p99, exact",
+                h.concurrency
+            ),
+            http: format!(
+                "p99 {} ms, max {} ms; {won} x 201, {lost} x 409, {others} other",
+                fmt_ms(o.latency.p99_ms),
+                fmt_ms(o.latency.max_ms),
+            ),
+            twin: String::new(),
+            ratio: String::new(),
+            target: "N = 10,000 on 2,000: p99 <= 1000 ms, exactly 2,000 x 201 and 8,000 x 409"
+                .into(),
+            met: Some(
+                h.concurrency >= 10000
+                    && capacity == 2000
+                    && o.latency.p99_ms <= 1000.0
+                    && passed("exact")
+                    && passed("sold_out"),
+            ),
         });
     }
     if let Some(o) = op("holds-c1") {

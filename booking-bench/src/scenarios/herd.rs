@@ -1,13 +1,15 @@
 //! `herd`: N clients, each with a connection of its own opened first, released at the
 //! same instant on one free seat. Latency is counted from the release (when the last
 //! client was ready) to each answer. Checks: exactly one 201, N-1 409s, no failures.
+//!
+//! [`release`] is the herd itself, shared with `area-herd` (N buyers of places).
 
 use super::result;
-use crate::client::{Caller, Conn, Failure};
+use crate::client::{Caller, Conn, Failure, Reply};
 use crate::common::{raise_fd_limit, Common, Ctx};
 use crate::stats::{Recorder, RunResult};
 use hyper::Method;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,35 +27,48 @@ pub struct Args {
     pub connect_concurrency: usize,
 }
 
-pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
-    let n = args.clients.max(1);
+/// What a herd got: answers recorded as op `hold` (latency from the release), the
+/// answers themselves (in no particular order), when the last one came, and how long
+/// opening the connections took.
+pub struct Released {
+    pub rec: Recorder,
+    pub replies: Vec<Reply>,
+    pub wall: Duration,
+    pub connect_s: f64,
+}
+
+/// Opens `n` connections (`connect_concurrency` at a time), then releases all of them
+/// at once: client i POSTs `body` to `path` as user `{user_prefix}{i}`. Connections
+/// stay open until every client is answered.
+pub async fn release(
+    ctx: &Ctx,
+    n: usize,
+    connect_concurrency: usize,
+    path: &str,
+    body: Value,
+    user_prefix: &str,
+) -> Released {
     let limit = raise_fd_limit();
     if (limit as usize) < n + 100 {
         eprintln!("booking-bench: warning: open-file limit {limit} is below {n} clients");
     }
-    let show = ctx.create_show("bench herd", 1, 10).await?;
-    let path = show.holds_path();
-    let seat = show.label(0, 1);
-    eprintln!(
-        "booking-bench: herd: {n} clients, seat {seat} of show {}",
-        show.id
-    );
-
     let barrier = Arc::new(Barrier::new(n + 1));
     let ready = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(Semaphore::new(args.connect_concurrency.max(1)));
+    let gate = Arc::new(Semaphore::new(connect_concurrency.max(1)));
     let release: Arc<std::sync::OnceLock<Instant>> = Arc::default();
+    let body = Arc::new(body);
     let connect_started = Instant::now();
     let mut tasks = Vec::with_capacity(n);
     for i in 0..n {
-        let (target, barrier, ready, gate, release) = (
+        let (target, barrier, ready, gate, release, body) = (
             ctx.target.clone(),
             barrier.clone(),
             ready.clone(),
             gate.clone(),
             release.clone(),
+            body.clone(),
         );
-        let (path, body) = (path.clone(), json!({"seats": [seat], "ttl_seconds": 600}));
+        let (path, user) = (path.to_owned(), format!("{user_prefix}{i}"));
         tasks.push(tokio::spawn(async move {
             let conn = {
                 let _permit = gate.acquire().await;
@@ -70,9 +85,8 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
             ready.fetch_add(1, Ordering::Relaxed);
             barrier.wait().await;
             let mut conn = conn?;
-            let user = format!("herd-{i}");
             let res = conn
-                .send(Method::POST, &path, Caller::User(&user), Some(&body))
+                .send(Method::POST, &path, Caller::User(&user), Some(&*body))
                 .await;
             let t0 = *release.get().expect("set before the release");
             // Keep the connection open until every client is answered.
@@ -89,11 +103,15 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
     let mut rec = Recorder::default();
     let mut last = Duration::ZERO;
     let mut conns = Vec::with_capacity(n);
+    let mut replies = Vec::with_capacity(n);
     for t in tasks {
         match t.await {
             Ok(Ok((elapsed, res, conn))) => {
                 last = last.max(elapsed);
                 rec.record("hold", elapsed, &res);
+                if let Ok(reply) = res {
+                    replies.push(reply);
+                }
                 conns.push(conn);
             }
             Ok(Err(f)) => *rec.op("hold").failures.entry(f).or_default() += 1,
@@ -101,14 +119,39 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
         }
     }
     drop(conns);
-    let wall = last.as_secs_f64();
-    let mut r = result(ctx, "herd", "hold", n);
+    Released {
+        rec,
+        replies,
+        wall: last,
+        connect_s,
+    }
+}
+
+/// A herd's result skeleton: its answers, wall time and connect time.
+pub fn herd_result(ctx: &Ctx, scenario: &str, n: usize, h: Released) -> RunResult {
+    let wall = h.wall.as_secs_f64();
+    let mut r = result(ctx, scenario, "hold", n);
     r.duration_s = wall;
     r.elapsed_s = wall;
-    r.add_ops(rec, wall);
+    r.add_ops(h.rec, wall);
     r.extra("clients", n);
-    r.extra("connect_s", (connect_s * 1000.0).round() / 1000.0);
+    r.extra("connect_s", (h.connect_s * 1000.0).round() / 1000.0);
     r.extra("wall_s", (wall * 1000.0).round() / 1000.0);
+    r
+}
+
+pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
+    let n = args.clients.max(1);
+    let show = ctx.create_show("bench herd", 1, 10).await?;
+    let path = show.holds_path();
+    let seat = show.label(0, 1);
+    eprintln!(
+        "booking-bench: herd: {n} clients, seat {seat} of show {}",
+        show.id
+    );
+    let body = json!({"seats": [seat], "ttl_seconds": 600});
+    let h = release(ctx, n, args.connect_concurrency, &path, body, "herd-").await;
+    let mut r = herd_result(ctx, "herd", n, h);
     r.extra("show", show.id.clone());
     let o = r.ops.get("hold").cloned().unwrap_or_default();
     let (won, lost, errors) = (o.status_count(201), o.status_count(409), o.error_count());

@@ -9,6 +9,7 @@
 //!
 //! [`Common`]: crate::common::Common
 
+pub mod areas;
 pub mod best;
 pub mod book;
 pub mod expiry;
