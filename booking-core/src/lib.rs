@@ -40,7 +40,8 @@
 //!   the limit per buyer of `holds/limit.rs` and the places of standing areas of
 //!   `holds/places.rs`.
 //!   [`holds::batch`] (`holds/batch.rs`): the holds of many callers written by one
-//!   statement (`Batcher`, `hold_all`), each still all-or-none with its own answer.
+//!   statement (`Batcher`, `hold_all`), each still all-or-none with its own answer;
+//!   holds of places only by a statement of their own (`holds/place_batch.rs`).
 //! - [`best`]: best available: rank the free groups of `count` seats (`best/rank.rs`,
 //!   [`best::rank`], pure: rows from two thirds back, centre of the row, aisles, no
 //!   stranded single seat) of the house read by `best/house.rs`, and hold the best one
