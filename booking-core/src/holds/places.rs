@@ -25,7 +25,7 @@ use uuid::Uuid;
 
 /// One wanted place, before it is claimed: its area and what it is sold as.
 #[derive(Debug, Clone)]
-pub(super) struct PlaceTicket {
+pub(crate) struct PlaceTicket {
     pub area: AreaCode,
     pub ticket_type: TicketTypeName,
     pub price: Option<i64>,
@@ -142,7 +142,7 @@ fn claim_sql(join: &str, filter: &str) -> String {
 }
 
 /// A place row claimed: (area, id, label, xmin).
-pub(super) type Row = (String, i64, String, String);
+pub(crate) type Row = (String, i64, String, String);
 
 /// Claims the places `req` asks for: every one, or [`Error::SeatsUnavailable`] naming
 /// the areas that are short (the caller's transaction is then rolled back, releasing

@@ -99,15 +99,7 @@ where
         }
         both => both,
     };
-    let snap = match snap {
-        Err(Error::SeatsUnavailable { seats, .. }) if !req.areas.is_empty() => {
-            // Say which areas are short too, as the caller may want to change both.
-            let areas = places::short(&tx, req).await?;
-            return Err(Error::SeatsUnavailable { seats, areas });
-        }
-        other => other?,
-    };
-    let place_tickets = place_tickets?;
+    let (snap, place_tickets) = refusals_in_order(&tx, req, snap, place_tickets, &early).await?;
     let Snapshot {
         currency,
         max_seats_per_user,
@@ -175,6 +167,54 @@ where
     .into_hold(req, hold_id, written);
     places::add_to(&mut hold, places);
     Ok(hold)
+}
+
+/// What step 1 found, refused in the documented order: versions, then taken seats and
+/// short areas together (`409 seats_unavailable`), then ticket types (`400` before
+/// `409`, the seats' and the areas' refusals in one answer). `early`: the claim of a
+/// hold of places only, made in step 1.
+async fn refusals_in_order<C: GenericClient>(
+    tx: &C,
+    req: &HoldRequest,
+    snap: Result<Snapshot>,
+    place_tickets: Result<Vec<places::PlaceTicket>>,
+    early: &Result<Option<Vec<places::Row>>>,
+) -> Result<(Snapshot, Vec<places::PlaceTicket>)> {
+    let snap = match snap {
+        Err(Error::SeatsUnavailable { seats, .. }) => {
+            // Say which areas are short too, as the caller may want to change both.
+            let areas = match req.areas.is_empty() {
+                true => Vec::new(),
+                false => places::short(tx, req).await?,
+            };
+            return Err(Error::SeatsUnavailable { seats, areas });
+        }
+        Err(e @ Error::StaleVersion { .. }) => return Err(e),
+        other => other,
+    };
+    if (snap.is_err() || place_tickets.is_err()) && !req.areas.is_empty() {
+        // A short area is said before ticket types, as for a taken seat.
+        let areas = match early {
+            Err(Error::SeatsUnavailable { areas, .. }) => areas.clone(),
+            Ok(Some(_)) => Vec::new(),
+            _ => places::short(tx, req).await?,
+        };
+        if !areas.is_empty() {
+            return Err(Error::SeatsUnavailable {
+                seats: Vec::new(),
+                areas,
+            });
+        }
+    }
+    match (snap, place_tickets) {
+        (Ok(snap), Ok(tickets)) => Ok((snap, tickets)),
+        (Err(e @ Error::Invalid { .. }), _) | (_, Err(e @ Error::Invalid { .. })) => Err(e),
+        (
+            Err(Error::TicketTypeUnavailable { tickets, .. }),
+            Err(Error::TicketTypeUnavailable { areas, .. }),
+        ) => Err(Error::TicketTypeUnavailable { tickets, areas }),
+        (Err(e), _) | (_, Err(e)) => Err(e),
+    }
 }
 
 /// Steps 2 and 3 of [`hold`]: locks the wanted seats `ids` (ascending) and refuses the

@@ -21,7 +21,8 @@ async fn a_batch_of_place_holds_deals_the_places_out_and_answers_each_alone() {
         .unwrap();
     let mut unknown = want(&show, "x", &[], 1);
     unknown.areas = vec![AreaWant::new(code("PIT"), 1).unwrap()];
-    let mut unsold = want(&show, "y", &[], 1);
+    // On the other show, where places are left: a short area is said before types.
+    let mut unsold = want(&limited, "y", &[], 1);
     unsold.areas[0] = unsold.areas[0]
         .clone()
         .with_ticket_types(vec![ticket("vip")])

@@ -562,3 +562,65 @@ async fn a_venue_keeps_its_areas_and_shows_copy_them() {
     assert!(Layout::with_areas(vec![], vec![]).is_err());
     assert!(Layout::with_areas(vec![], vec![floor(5), floor(6)]).is_err());
 }
+
+/// Refusals come in the documented order whatever mix a hold asks for: a short area
+/// with the taken seats, before ticket types; the seats' and the areas' unsold types in
+/// one answer.
+#[tokio::test]
+async fn refusals_of_seats_and_places_come_together_and_in_order() {
+    let db = TestDb::new().await;
+    let engine = Engine::default();
+    let standing = Category::parse("standing").unwrap();
+    let rows = vec![RowSpec::new(RowLabel::parse("A").unwrap(), 4, &[], None).unwrap()];
+    let new = NewShow::with_layout(
+        "Typed gig",
+        chrono::Utc::now(),
+        Currency::eur(),
+        ShowLayout::Rows(Layout::with_areas(rows, vec![floor(2)]).unwrap()),
+    )
+    .unwrap()
+    .with_ticket_types(vec![
+        (
+            ticket("adult"),
+            BTreeMap::from([(Category::standard(), 5000), (standing.clone(), 3000)]),
+        ),
+        (ticket("child"), BTreeMap::from([(standing, 1500)])),
+        (
+            ticket("senior"),
+            BTreeMap::from([(Category::standard(), 4000)]),
+        ),
+    ])
+    .unwrap();
+    let show = create(&db, new).await;
+    let mut client = db.client().await;
+    let a1 = booking_core::SeatLabel::parse("A1").unwrap();
+
+    let mut both = want(&show, "alice", &["A1"], 1);
+    both.ticket_types = vec![(a1.clone(), ticket("child"))];
+    both.areas[0] = both.areas[0]
+        .clone()
+        .with_ticket_types(vec![ticket("senior")])
+        .unwrap();
+    match holds::hold(&mut client, &engine, &both).await {
+        Err(Error::TicketTypeUnavailable { tickets, areas }) => {
+            assert_eq!(tickets, vec![(a1.clone(), ticket("child"))]);
+            assert_eq!(areas, vec![(code("FLOOR"), ticket("senior"))]);
+        }
+        other => panic!("expected both refusals, got {other:?}"),
+    }
+
+    // Once the area is full, its shortness is said first, with or without seats.
+    holds::hold(&mut client, &engine, &want(&show, "bob", &[], 2))
+        .await
+        .unwrap();
+    let r = holds::hold(&mut client, &engine, &both).await;
+    assert_eq!(refused_areas(r), vec![code("FLOOR")]);
+    let mut places_only = want(&show, "carol", &[], 1);
+    places_only.areas[0] = places_only.areas[0]
+        .clone()
+        .with_ticket_types(vec![ticket("senior")])
+        .unwrap();
+    let r = holds::hold(&mut client, &engine, &places_only).await;
+    assert_eq!(refused_areas(r), vec![code("FLOOR")]);
+    assert_eq!(counts(&db, &show).await, (0, 2, 0));
+}
