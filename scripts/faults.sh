@@ -127,20 +127,26 @@ wait_ready() {
     die "the server at $url did not become ready"
 }
 
-# create_show URL ROWS SEATS [LIMIT]: prints the new show's id. The front fifth of the
-# rows is `premium`, the rest `standard`; two ticket types, `adult` (the default: every
-# category) and `child` (standard seats only); LIMIT, when given, is the show's
-# max_seats_per_user.
+# create_show URL ROWS SEATS [LIMIT] [AREAS]: prints the new show's id. The front fifth
+# of the rows is `premium`, the rest `standard`; two ticket types, `adult` (the default:
+# every category) and `child` (standard seats and `standing` places only); LIMIT, when
+# given (may be ""), is the show's max_seats_per_user; AREAS, when given, its standing
+# areas as `CODE:CAPACITY:CATEGORY,...` (issue 15), e.g. `FLOOR:200:standing,BOX:20:premium`.
 create_show() {
-    python3 - "$1" "$2" "$3" "$admin_token" "${4:-}" <<'EOF'
+    python3 - "$1" "$2" "$3" "$admin_token" "${4:-}" "${5:-}" <<'EOF'
 import json, sys, urllib.request
 url, rows, seats, token, limit = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5]
+areas = [dict(zip(("area", "capacity", "category"), a.split(":"))) for a in sys.argv[6].split(",") if a]
 letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+adult, child = {"standard": 1200, "premium": 1800}, {"standard": 800}
+if any(a["category"] == "standing" for a in areas):
+    adult["standing"], child["standing"] = 2500, 1000
 body = {"title": "Fault show", "starts_at": "2027-01-01T20:00:00Z",
-        "ticket_types": [{"type": "adult", "prices": {"standard": 1200, "premium": 1800}},
-                         {"type": "child", "prices": {"standard": 800}}],
+        "ticket_types": [{"type": "adult", "prices": adult}, {"type": "child", "prices": child}],
         "rows": [{"row": letters[i], "seats": seats,
                   "category": "premium" if i < rows // 5 else "standard"} for i in range(rows)]}
+if areas:
+    body["areas"] = [dict(a, capacity=int(a["capacity"])) for a in areas]
 if limit:
     body["max_seats_per_user"] = int(limit)
 req = urllib.request.Request(url + "/shows", json.dumps(body).encode(),
@@ -188,6 +194,13 @@ EOF
 # load) keeps its bookings there, so it reaches the limit within a few holds.
 limit_per_user=6
 
+# Standing areas of the loads' two shows (issue 15): small enough to sell out within a
+# --quick run, so that the load meets full areas (`409` with `"areas"`) and cancels,
+# releases and expiries give places back at the edge. BOX is `premium`, which the
+# `child` type does not sell (`409 ticket_type_unavailable` with an area entry).
+areas_big="FLOOR:120:standing,BOX:20:premium"
+areas_limited="PIT:40:standing"
+
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
 
@@ -200,12 +213,12 @@ scenario_kill_server() {
     url="http://127.0.0.1:$port"
     start_server server "$port" "$db"
     wait_ready "$url"
-    show=$(create_show "$url" 20 100)
-    limited=$(create_show "$url" 10 20 "$limit_per_user")
+    show=$(create_show "$url" 20 100 "" "$areas_big")
+    limited=$(create_show "$url" 10 20 "$limit_per_user" "$areas_limited")
     # An event stream of the show through every kill (it resumes with Last-Event-ID);
     # the audit checks it brought each event once, in order, across the boundary.
     python3 "$here/scripts/faults/probe.py" sse --url "$url" --show "$show" --out "$out/sse.txt" \
-        --seconds 600 --from-start >/dev/null 2>&1 &
+        --data "$out/sse-data.txt" --seconds 600 --from-start >/dev/null 2>&1 &
     local sse=$!
     pids+=("$sse")
     xids_below "$db" $((xid_boundary - 100))
@@ -231,7 +244,8 @@ scenario_kill_server() {
             # everything from the show's first event: its first read of the feed spans
             # the boundary, so an order by the text of ids would show here at once.
             python3 "$here/scripts/faults/probe.py" sse --url "$url" --show "$show" \
-                --out "$out/sse-late.txt" --seconds 600 --from-start >/dev/null 2>&1 &
+                --out "$out/sse-late.txt" --data "$out/sse-late-data.txt" --seconds 600 \
+                --from-start >/dev/null 2>&1 &
             sse_late=$!
             pids+=("$sse_late")
         fi
@@ -240,7 +254,8 @@ scenario_kill_server() {
     touch "$out/stop"
     wait "$load" || die "the load generator failed (see $out/load.out)"
     audit "$db" --log "$out/load.log" --sweep-wait 15 --show "$show" --straddle "$xid_boundary" \
-        --sse "$out/sse.txt" --sse "$out/sse-late.txt"
+        --sse "$out/sse.txt" --sse "$out/sse-late.txt" --url "$url" \
+        --sse-data "$out/sse-data.txt" --sse-data "$out/sse-late-data.txt"
     kill "$sse" "$sse_late" 2>/dev/null || true
     local recoveries
     recoveries=$(python3 "$here/scripts/faults/probe.py" recovery --url "$url" --show "$show" \
@@ -263,11 +278,11 @@ scenario_restart_db() {
     start_server server "$port" "$db" REQUEST_TIMEOUT_MS=$timeout_ms POOL_WAIT_MS=1000
     local srv=$server_pid
     wait_ready "$url"
-    show=$(create_show "$url" 20 100)
+    show=$(create_show "$url" 20 100 "" "$areas_big")
     local limited
-    limited=$(create_show "$url" 10 20 "$limit_per_user")
+    limited=$(create_show "$url" 10 20 "$limit_per_user" "$areas_limited")
     python3 "$here/scripts/faults/probe.py" sse --url "$url" --show "$show" --out "$out/sse.txt" \
-        --seconds 600 --from-start >/dev/null 2>&1 &
+        --data "$out/sse-data.txt" --seconds 600 --from-start >/dev/null 2>&1 &
     local sse=$!
     pids+=("$sse")
     python3 "$here/scripts/faults/load.py" --url "$url" --show "$show" --show "$limited" --workers 12 \
@@ -312,7 +327,8 @@ EOF
     touch "$out/stop"
     wait "$load" || { echo "restart-db: the load generator failed"; ok=false; }
     # The sweeper recovered: holds that lapsed after the restart are expired.
-    audit "$db" --log "$out/load.log" --sweep-wait 15 --sse "$out/sse.txt" --show "$show" || ok=false
+    audit "$db" --log "$out/load.log" --sweep-wait 15 --sse "$out/sse.txt" --show "$show" \
+        --sse-data "$out/sse-data.txt" --url "$url" || ok=false
     kill -0 "$srv" 2>/dev/null || { echo "restart-db: PROBLEM: the server exited"; ok=false; }
     figures down_s="$down_s" recovery_s="$took" events_after_restart="$after"
     kill "$sse" 2>/dev/null || true
@@ -335,13 +351,13 @@ scenario_replicas() {
         urls+=(--url "http://127.0.0.1:$port")
         wait_ready "http://127.0.0.1:$port"
     done
-    show=$(create_show "${urls[1]}" 20 100)
+    show=$(create_show "${urls[1]}" 20 100 "" "$areas_big")
     local limited
-    limited=$(create_show "${urls[1]}" 10 20 "$limit_per_user")
+    limited=$(create_show "${urls[1]}" 10 20 "$limit_per_user" "$areas_limited")
     python3 "$here/scripts/faults/load.py" "${urls[@]}" --show "$show" --show "$limited" --workers 24 \
         --log "$out/load.log" --duration "$seconds" >"$out/load.out" 2>&1 \
         || die "the load generator failed (see $out/load.out)"
-    audit "$db" --log "$out/load.log" --sweep-wait 15
+    audit "$db" --log "$out/load.log" --sweep-wait 15 "${urls[@]}"
     figures servers=3 seconds="$seconds"
     for i in "${srvs[@]}"; do stop_server "$i"; done
 }
@@ -356,7 +372,7 @@ scenario_authz() {
     wait_ready "$url"
     python3 "$here/scripts/faults/authz.py" --url "$url" --admin-token "$admin_token" \
         --json "$out/authz.json"
-    audit "$db" --sweep-wait 15
+    audit "$db" --sweep-wait 15 --url "$url"
     stop_server "$server_pid"
 }
 
@@ -371,7 +387,7 @@ scenario_fuzz() {
     wait_ready "$url"
     "$here/scripts/faults/fuzz.sh" "$url" "$admin_token" "$examples" "$seconds" "$out"
     # Whatever the fuzzer got the server to do, the invariants hold.
-    audit "$db" --sweep-wait 15
+    audit "$db" --sweep-wait 15 --url "$url"
     stop_server "$server_pid"
 }
 
@@ -390,7 +406,7 @@ scenario_overload() {
     local args=(--url "$url" --show "$show" --server-pid "$srv" --json "$out/overload.json")
     if $quick; then args+=(--connections 1000 --in-flight 400 --seconds 5); fi
     python3 "$here/scripts/faults/overload.py" "${args[@]}"
-    audit "$db" --sweep-wait 15
+    audit "$db" --sweep-wait 15 --url "$url"
     stop_server "$srv"
 }
 

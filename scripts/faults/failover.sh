@@ -203,8 +203,11 @@ run() {
     local show
     show=$(python3 - "$url" "$token" <<'EOF'
 import json, sys, urllib.request
-body = {"title": "Failover", "starts_at": "2027-01-01T20:00:00Z", "prices": {"standard": 1000},
-        "rows": [{"row": chr(65 + i), "seats": 100} for i in range(20)]}
+# A standing area too (issue 15), small enough to sell out during the run.
+body = {"title": "Failover", "starts_at": "2027-01-01T20:00:00Z",
+        "prices": {"standard": 1000, "standing": 2500},
+        "rows": [{"row": chr(65 + i), "seats": 100} for i in range(20)],
+        "areas": [{"area": "FLOOR", "capacity": 150, "category": "standing"}]}
 req = urllib.request.Request(sys.argv[1] + "/shows", json.dumps(body).encode(),
                              {"Content-Type": "application/json", "Authorization": "Bearer " + sys.argv[2]})
 print(json.load(urllib.request.urlopen(req))["id"])
@@ -260,7 +263,7 @@ EOF
     done
     [ "$rejoin" = null ] && log "$victim did not rejoin within 90 s (states: $(states))"
     python3 "$here/scripts/faults/audit.py" --db "$db_uri" --log "$out/load.log" \
-        --sweep-wait 20 --json "$out/audit.json"
+        --sweep-wait 20 --url "$url" --json "$out/audit.json"
     python3 - "$out" "$t_kill" "$victim" "$rejoin" <<'EOF'
 import json, sys
 out, t_kill, victim, rejoin = sys.argv[1], float(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
@@ -284,6 +287,9 @@ figures = {
     "outage_s": round(first_after - last_before, 2),
     "kill_to_first_write_s": round(first_after - t_kill, 2),
     "acknowledged": audit["acknowledged"], "lost": audit["lost"],
+    "places_lost": audit.get("places_lost"), "areas": audit.get("areas"),
+    "areas_over_capacity": audit.get("areas_over_capacity"),
+    "refusals_with_areas": audit.get("refusals_with_areas"),
     "requests": audit["requests"], "answers_by_status": audit["answers_by_status"],
     "acks_after_retrying_with_the_same_key": in_doubt_retried,
     "retries_answered_from_the_idempotency_record": replayed,

@@ -9,7 +9,15 @@ user's requests race each other) doing, again and again, on a random one of the
 `--show`s: hold 1 to 3 random seats, naming a ticket type for some of them when the
 show sells several (a type the seat's category is not sold as is refused `409
 ticket_type_unavailable`); then confirm (and sometimes cancel the booking), release,
-or abandon the hold to the sweeper with a short ttl. On a show with a
+or abandon the hold to the sweeper with a short ttl. On a show with standing areas,
+three holds in ten are of places only (`"areas": {"FLOOR": n}`, n 1 to 4, sometimes
+of two areas) and two in ten mix 1 to 3 seats with 1 to 3 places, naming a list of
+ticket types for an area now and then; they are confirmed, cancelled, released and
+abandoned like the others. An area small enough to sell out answers `409
+seats_unavailable` with `"areas"`; every answer is checked against the request (the
+areas and counts asked, one ticket per place with its own number `{area}-{n}`, the
+types asked), and the counts read (`GET /shows/{id}/areas`, the seat map's `areas`)
+must add up to the capacity. On a show with a
 `max_seats_per_user`, bookings are kept, so the user soon reaches the limit: a
 `409 user_limit_reached` makes the worker cancel its oldest live booking of the show.
 Load is spread over every `--url`, request by request, so several server processes
@@ -33,12 +41,13 @@ find the block gone (`404 block_not_found`), which means it was done.
 
 The log (JSON lines, flushed per line) has:
 - one `answer` line per HTTP attempt: time, op, status (0 = no answer), the error code
-  of a 4xx, latency;
+  of a 4xx (and the short `areas` of a `409`), latency, the places a hold asked for;
 - one `try` line before the first attempt of each confirm, release, cancel, block and
   unblock (so the audit knows which outcomes the database may show even without an
   acknowledgement);
-- one `ack` line per final 2xx: the op and what the answer said (ids, seats, tickets,
-  total), the number of attempts and when the last one was sent.
+- one `ack` line per final 2xx: the op and what the answer said (ids, seats, places
+  and area counts, tickets, total), the number of attempts and when the last one was
+  sent.
 The audit (audit.py) checks every `ack` against the database.
 """
 
@@ -120,11 +129,41 @@ class Show:
         # The categories each type is sold for (the first type is the default).
         self.sells = {t["type"]: set(t["prices"]) for t in seat_map.get("ticket_types") or []}
         self.limit = show.get("max_seats_per_user")
+        # Standing areas, in the show's order: code -> {"category", "capacity", ...}.
+        self.areas = {a["area"]: a for a in seat_map.get("areas") or []}
 
-    def unsold(self, seats, named):
-        """The (seat, type) pairs of a hold that the show does not sell."""
-        return {(l, named.get(l, self.types[0])) for l in seats
-                if self.category[l] not in self.sells.get(named.get(l, self.types[0]), ())}
+    def unsold(self, seats, named, areas=None):
+        """What of a hold the show does not sell: ("seat", label, type) for seats and
+        ("area", code, type) for places (once per area and type, as the 409 lists
+        them). `named` is the hold's ticket_types, `areas` its {code: count}."""
+        default = self.types[0]
+        out = {("seat", l, named.get(l, default)) for l in seats
+               if self.category[l] not in self.sells.get(named.get(l, default), ())}
+        for code, n in (areas or {}).items():
+            for t in named.get(code) or [default] * n:
+                if self.areas[code]["category"] not in self.sells.get(t, ()):
+                    out.add(("area", code, t))
+        return out
+
+    def check_counts(self, areas):
+        """Why a list of area counts (of GET /areas or the seat map) is wrong, or None."""
+        if [a.get("area") for a in areas] != list(self.areas):
+            return f"areas {[a.get('area') for a in areas]}, the show has {list(self.areas)}"
+        for a in areas:
+            cap = self.areas[a["area"]]["capacity"]
+            if (a.get("capacity") != cap or min(a["available"], a["held"], a["booked"]) < 0
+                    or a["available"] + a["held"] + a["booked"] != cap):
+                return f"counts {a} do not add up to the capacity {cap}"
+        return None
+
+
+def place_tickets(doc):
+    """A hold's or booking's place tickets: {area: [(number label, type), ...]}."""
+    out = defaultdict(list)
+    for t in doc.get("tickets") or []:
+        if "area" in t:
+            out[t["area"]].append((t["seat"], t["type"]))
+    return out
 
 
 class Caller:
@@ -150,10 +189,12 @@ class Caller:
             self.sent = t0
             status, doc, hdrs = self.client.request(method, path, body, headers)
             error = doc.get("error") if 400 <= status < 500 and isinstance(doc, dict) else None
+            short = doc.get("areas") if error == "seats_unavailable" else None
             self.log.write(op="answer", what=op, status=status,
                            ms=round((time.time() - t0) * 1000, 2), attempt=attempts,
                            retry_after=hdrs.get("Retry-After") or hdrs.get("retry-after"),
-                           **({"error": error} if error else {}), **(extra or {}))
+                           **({"error": error} if error else {}),
+                           **({"short_areas": short} if short else {}), **(extra or {}))
             # A retry answered from the idempotency record: the earlier attempt had
             # committed although its answer was lost (an in-doubt commit).
             self.replayed = (hdrs.get("Idempotent-Replayed") or hdrs.get("idempotent-replayed")) == "true"
@@ -204,28 +245,79 @@ class Worker(threading.Thread):
         elif status not in (0,) and status < 500:
             self.log.write(op="unexpected", what="cancel", status=status, body=doc)
 
+    def unexpected(self, what, status, doc, why=None):
+        self.log.write(op="unexpected", what=what, status=status, body=doc,
+                       **({"why": why} if why else {}))
+
+    def plan_hold(self, show):
+        """A hold's body: seats only, places only, or both (on a show with areas)."""
+        kind = "seats"
+        if show.areas:
+            r = self.rng.random()
+            kind = "places" if r < 0.3 else "mixed" if r < 0.5 else "seats"
+        seats = [] if kind == "places" else self.rng.sample(show.labels, self.rng.randint(1, 3))
+        areas = {}
+        if kind != "seats":
+            codes = list(show.areas)
+            picked = self.rng.sample(codes, 2 if len(codes) > 1 and self.rng.random() < 0.2 else 1)
+            for code in picked:
+                areas[code] = self.rng.randint(1, 4 if kind == "places" else 3)
+        body = {"ttl_seconds": None}
+        if seats or self.rng.random() < 0.5:
+            body["seats"] = seats  # a hold of places only sends `[]` or no `seats`
+        if areas:
+            body["areas"] = areas
+        if len(show.types) > 1 and self.rng.random() < 0.4:
+            # Some seats named as a type (a child ticket, say), and for an area a list
+            # of types, one a place; the others get the show's default.
+            named = {l: self.rng.choice(show.types) for l in seats if self.rng.random() < 0.6}
+            for code, n in areas.items():
+                if self.rng.random() < 0.6:
+                    named[code] = [self.rng.choice(show.types) for _ in range(n)]
+            if named:
+                body["ticket_types"] = named
+        return body, seats, areas
+
+    def check_held(self, show, body, seats, areas, doc):
+        """Why a 201 (or a confirm's 200/201) does not answer what was asked, or None."""
+        if sorted(doc.get("seats") or []) != sorted(seats):
+            return f"seats {doc.get('seats')}, asked {seats}"
+        if (doc.get("areas") or {}) != areas:
+            return f"areas {doc.get('areas')}, asked {areas}"
+        got = place_tickets(doc)
+        named = body.get("ticket_types") or {}
+        for code, n in areas.items():
+            labels = [l for l, _ in got.get(code, [])]
+            numbers = [l.rsplit("-", 1)[1] for l in labels if l.startswith(code + "-")]
+            if (len(labels) != n or len(set(labels)) != n or len(numbers) != n
+                    or not all(x.isdigit() and 1 <= int(x) <= show.areas[code]["capacity"]
+                               for x in numbers)):
+                return f"{code}: place tickets {got.get(code)}, {n} asked"
+            want = named.get(code) or [show.types[0]] * n if show.types else None
+            if want is not None and sorted(t for _, t in got[code]) != sorted(want):
+                return f"{code}: ticket types {got[code]}, asked {want}"
+        if set(got) - set(areas):
+            return f"place tickets of areas not asked: {sorted(set(got) - set(areas))}"
+        return None
+
     def run(self):
         while not self.stop.is_set():
             show = self.rng.choice(self.shows)
-            k = self.rng.randint(1, 3)
-            seats = self.rng.sample(show.labels, k)
             plan = self.rng.random()
             # Abandoned holds get a short life so that the sweeper has work.
             ttl = self.rng.choice([1, 2]) if plan > 0.75 else 30
             keyed = self.rng.random() >= 0.3
-            body = {"seats": seats, "ttl_seconds": ttl}
-            if len(show.types) > 1 and self.rng.random() < 0.4:
-                # Some seats named as a type (a child ticket, say); the others get the
-                # show's default.
-                named = {l: self.rng.choice(show.types) for l in seats if self.rng.random() < 0.6}
-                if named:
-                    body["ticket_types"] = named
+            body, seats, areas = self.plan_hold(show)
+            body["ttl_seconds"] = ttl
+            k = len(seats) + sum(areas.values())
+            places = sum(areas.values())
             status, doc, attempts = self.call(
-                "hold", "POST", f"/shows/{show.id}/holds", body, key=keyed)
-            unsold = show.unsold(seats, body.get("ticket_types") or {}) if show.types else set()
+                "hold", "POST", f"/shows/{show.id}/holds", body, key=keyed,
+                extra={"places": places, "show": show.id} if places else {"show": show.id})
+            named = body.get("ticket_types") or {}
+            unsold = show.unsold(seats, named, areas) if show.types else set()
             if status == 201 and unsold:
-                self.log.write(op="unexpected", what="hold", status=status, body=doc,
-                               why=f"held {sorted(unsold)}, not sold as those types")
+                self.unexpected("hold", status, doc, f"held {sorted(unsold)}, not sold as those types")
             if status != 201:
                 error = doc.get("error") if isinstance(doc, dict) else None
                 if status == 409 and error == "user_limit_reached":
@@ -233,30 +325,43 @@ class Worker(threading.Thread):
                     if (show.limit is None or doc.get("limit") != show.limit
                             or not isinstance(doc.get("current"), int)
                             or doc["current"] + k <= show.limit):
-                        self.log.write(op="unexpected", what="hold", status=status, body=doc,
-                                       why=f"limit {show.limit}, {k} seats asked")
+                        self.unexpected("hold", status, doc,
+                                        f"limit {show.limit}, {k} seats and places asked")
                     # Make room: the oldest booking of this session goes.
                     if self.bookings[show.id]:
                         self.cancel(show, self.bookings[show.id][0])
                     continue
                 if status == 409 and error == "ticket_type_unavailable":
-                    refused = {(t.get("seat"), t.get("type")) for t in doc.get("tickets") or []}
+                    refused = {("area", t.get("area"), t.get("type")) if "area" in t
+                               else ("seat", t.get("seat"), t.get("type"))
+                               for t in doc.get("tickets") or []}
                     if not unsold or refused != unsold:
-                        self.log.write(op="unexpected", what="hold", status=status, body=doc,
-                                       why=f"asked {body.get('ticket_types')}, unsold {sorted(unsold)}")
+                        self.unexpected("hold", status, doc,
+                                        f"asked {named}, unsold {sorted(unsold)}")
                     continue
                 if status == 409 and error == "seats_unavailable":
+                    # Only seats and areas asked for are refused, and something is.
+                    taken, short = doc.get("seats"), doc.get("areas")
+                    if (not isinstance(taken, list) or not set(taken) <= set(seats)
+                            or not set(short or []) <= set(areas) or (not taken and not short)
+                            or (short is not None and not short)):
+                        self.unexpected("hold", status, doc, f"asked {seats} and {areas}")
                     continue
                 if status == 410:
                     continue
                 if status == 0 or status >= 500:
                     continue
-                self.log.write(op="unexpected", what="hold", status=status, body=doc)
+                self.unexpected("hold", status, doc)
                 continue
             hold = doc["hold_id"]
+            wrong = self.check_held(show, body, seats, areas, doc)
+            if wrong:
+                self.unexpected("hold", status, doc, wrong)
             self.log.write(op="ack", what="hold", hold_id=hold, user=self.user,
-                           seats=sorted(doc["seats"]), tickets=doc.get("tickets"),
-                           total=doc.get("total"), asked_types=body.get("ticket_types"),
+                           seats=sorted(doc["seats"]), areas=doc.get("areas") or {},
+                           places=sorted(l for ts in place_tickets(doc).values() for l, _ in ts),
+                           tickets=doc.get("tickets"), total=doc.get("total"),
+                           asked_types=body.get("ticket_types"),
                            attempts=attempts, sent=self.caller.sent,
                            replayed=self.caller.replayed, keyed=keyed)
             if plan < 0.55:
@@ -265,8 +370,14 @@ class Worker(threading.Thread):
                     "confirm", "POST", f"/holds/{hold}/confirm", {}, extra={"hold_id": hold})
                 if status in (200, 201):
                     booking = doc["booking_id"]
+                    wrong = self.check_held(show, body, seats, areas, doc)
+                    if wrong:
+                        self.unexpected("confirm", status, doc, wrong)
                     self.log.write(op="ack", what="confirm", hold_id=hold, booking_id=booking,
-                                   seats=sorted(doc["seats"]), tickets=doc.get("tickets"),
+                                   seats=sorted(doc["seats"]), areas=doc.get("areas") or {},
+                                   places=sorted(l for ts in place_tickets(doc).values()
+                                                 for l, _ in ts),
+                                   tickets=doc.get("tickets"),
                                    total=doc.get("total"), status=status, attempts=attempts,
                                    sent=self.caller.sent, replayed=self.caller.replayed)
                     self.bookings[show.id].append(booking)
@@ -275,7 +386,7 @@ class Worker(threading.Thread):
                     if show.limit is None and self.rng.random() < 0.25:
                         self.cancel(show, booking)
                 elif status not in (0, 410) and status < 500:
-                    self.log.write(op="unexpected", what="confirm", status=status, body=doc)
+                    self.unexpected("confirm", status, doc)
             elif plan < 0.75:
                 self.log.write(op="try", what="release", hold_id=hold)
                 status, doc, attempts = self.call(
@@ -290,9 +401,22 @@ class Worker(threading.Thread):
                 if status == 204:
                     self.log.write(op="ack", what="release", hold_id=hold)
                 elif status not in (0,) and status < 500:
-                    self.log.write(op="unexpected", what="release", status=status, body=doc)
-            if self.rng.random() < 0.2:
-                self.call("seats", "GET", f"/shows/{show.id}/seats", key=False)
+                    self.unexpected("release", status, doc)
+            r = self.rng.random()
+            if r < 0.2:
+                status, doc, _ = self.call("seats", "GET", f"/shows/{show.id}/seats", key=False)
+                if status == 200 and show.areas:
+                    wrong = show.check_counts(doc.get("areas") or [])
+                    if wrong:
+                        self.unexpected("seats", status, doc.get("areas"), wrong)
+            elif r < 0.3 and show.areas:
+                status, doc, _ = self.call("areas", "GET", f"/shows/{show.id}/areas", key=False)
+                if status == 200:
+                    wrong = show.check_counts(doc.get("areas") or [])
+                    if wrong:
+                        self.unexpected("areas", status, doc, wrong)
+                elif status not in (0,) and status < 500:
+                    self.unexpected("areas", status, doc)
 
 
 class BoxOffice(threading.Thread):
@@ -414,6 +538,7 @@ def main():
     t0 = time.time()
     log.write(op="start", workers=args.workers, urls=args.url, shows=args.show,
               limits={s.id: s.limit for s in shows}, types={s.id: s.types for s in shows},
+              areas={s.id: {c: a["capacity"] for c, a in s.areas.items()} for s in shows},
               box_office=len(workers) > args.workers)
     for w in workers:
         w.start()

@@ -20,9 +20,10 @@
         then prints, for each restart time, the seconds until a poll sent after it
         succeeded.
 
-    probe.py sse --url URL --show ID --out FILE --seconds S
-        Follows the show's event stream and appends (receive time, event id) lines.
-        Reconnects with Last-Event-ID when the stream breaks, as a browser does.
+    probe.py sse --url URL --show ID --out FILE --seconds S [--data FILE]
+        Follows the show's event stream and appends (receive time, event id) lines,
+        and with --data (event id, the event's JSON) lines to that file. Reconnects
+        with Last-Event-ID when the stream breaks, as a browser does.
 """
 
 import argparse
@@ -189,6 +190,7 @@ def recovery(args):
 def sse(args):
     u = urlparse(args.url)
     out = open(args.out, "a", buffering=1)
+    data = open(args.data, "a", buffering=1) if args.data else None
     # From the first event of the show on ("0.0" is before every position), so that a
     # stream that connects late still brings everything.
     last = "0.0" if args.from_start else None
@@ -201,6 +203,7 @@ def sse(args):
                 hdr += f"Last-Event-ID: {last}\r\n"
             s.sendall((hdr + "\r\n").encode())
             buf = b""
+            pending, body = None, ""
             while time.time() < stop_at:
                 try:
                     chunk = s.recv(65536)
@@ -211,9 +214,18 @@ def sse(args):
                 buf += chunk
                 while b"\n" in buf:
                     line, buf = buf.split(b"\n", 1)
+                    # An event counts as received once its frame is complete (the
+                    # blank line after it): one cut short by a crash is asked again.
                     if line.startswith(b"id: "):
-                        last = line[4:].decode().strip()
+                        pending = line[4:].decode().strip()
+                    elif line.startswith(b"data: "):
+                        body = line[6:].decode().strip()
+                    elif not line.strip(b"\r") and pending:
+                        last = pending
                         out.write(f"{time.time():.4f} {last}\n")
+                        if data is not None:
+                            data.write(f"{last} {body}\n")
+                        pending, body = None, ""
             s.close()
         except OSError:
             time.sleep(0.1)
@@ -235,6 +247,7 @@ def main():
     p.add_argument("--stop-file")
     p.add_argument("--restarts", help="recovery: comma-separated epoch seconds")
     p.add_argument("--json")
+    p.add_argument("--data", help="sse: also append (event id, event JSON) lines here")
     p.add_argument("--from-start", action="store_true", help="sse: from the show's first event")
     args = p.parse_args()
     # The database may be down: take labels from the layout faults.sh creates (rows of

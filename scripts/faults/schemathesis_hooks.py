@@ -51,8 +51,15 @@ CROSS_FIELD_RULES = [
         # NewShow, NewVenue: "At most 100,000 seats in all" (up to 2,000 rows of up to 200
         # seats).
         (operation, "rows", "a show has at most 100000 seats"),
+        # AreaSpec.area: "unique in the show or venue"; the capacities of all areas
+        # together at most 100,000 places; at least one row or one area (issue 15).
+        (operation, "areas", "is listed twice"),
+        (operation, "areas", "a show has at most 100000 standing places"),
+        (operation, "rows", "a show has at least one row or standing area"),
     ]
 ] + [
+    # NewShow: `areas` with `venue_id` (the venue's areas are copied).
+    ("POST /shows", "areas", "give `venue_id` alone"),
     # NewShow: `rows` or `venue_id`, exactly one of them.
     ("POST /shows", "rows", "give either `rows` or `venue_id`"),
     # NewShow: `prices` or `ticket_types`, not both; NewShow.ticket_types: distinct names,
@@ -65,6 +72,14 @@ CROSS_FIELD_RULES = [
     # HoldRequest.ticket_types: for seats of `seats` only, of types the show has.
     ("POST /shows/{show_id}/holds", "ticket_types", "is not one of the seats asked for"),
     ("POST /shows/{show_id}/holds", "ticket_types", "the show has no ticket type"),
+    # HoldRequest (issue 15): `seats` may be empty only with `areas`; seats and places
+    # together at most MAX_SEATS_PER_HOLD; ticket_types: a type for a seat label of
+    # `seats`, a list of exactly as many types as places for an area of `areas`.
+    ("POST /shows/{show_id}/holds", "seats", "name at least one seat"),
+    ("POST /shows/{show_id}/holds", "areas", "seats and places in one hold"),
+    ("POST /shows/{show_id}/holds", "ticket_types", "is not one of the areas asked for"),
+    ("POST /shows/{show_id}/holds", "ticket_types", "is not a seat label"),
+    ("POST /shows/{show_id}/holds", "ticket_types", "name one ticket type for each of the"),
     # BestHoldRequest.ticket_types: one per seat (as many as `count`), of types the show
     # has.
     ("POST /shows/{show_id}/holds/best", "ticket_types", "name one ticket type per seat"),
