@@ -37,12 +37,13 @@ use super::pooled::hold_pooled_as;
 use super::take::{hold_as, named_types, snapshot_of, wanted_versions, written_by};
 use super::{load, place_batch, Hold, HoldRequest};
 use crate::database::Cached;
-use crate::domain::HoldId;
+use crate::domain::{AreaCode, HoldId, ShowId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
 use crate::tickets::{PRICE_JOIN, SEAT_TICKET};
 use deadpool_postgres::Pool;
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
@@ -109,6 +110,10 @@ struct Counters {
     requests: AtomicU64,
     decided_alone: AtomicU64,
     failed: AtomicU64,
+    /// Standing areas a place statement found with no place left to take (every row
+    /// claimed went to a written hold, and no lapsed hold of the show had places), and
+    /// when that statement began: see [`refuse_sold_out`].
+    sold_out: parking_lot::Mutex<HashMap<(ShowId, AreaCode), Instant>>,
 }
 
 struct Job {
@@ -296,6 +301,7 @@ async fn run(
     slot: Option<OwnedSemaphorePermit>,
     counters: &Counters,
 ) {
+    let batch = refuse_sold_out(batch, counters);
     let (with_places, seats): (Vec<Job>, Vec<Job>) =
         batch.into_iter().partition(|j| !j.req.areas.is_empty());
     let (places, mixed): (Vec<Job>, Vec<Job>) = with_places
@@ -315,6 +321,42 @@ async fn run(
         mixed,
     )
     .await;
+}
+
+/// Refuses, without the database, the holds of places queued before a statement found
+/// one of their areas sold out: that statement's snapshot, taken between the request's
+/// arrival and its answer, had no place of the area left to take, so the refusal is
+/// one the database gave at a moment the request was waiting for its answer. A herd on
+/// a standing floor then drains at once after the sell-out instead of one statement
+/// for each batch of latecomers. Requests queued later go to the database.
+fn refuse_sold_out(batch: Vec<Job>, counters: &Counters) -> Vec<Job> {
+    let sold_out = counters.sold_out.lock();
+    if sold_out.is_empty() {
+        return batch;
+    }
+    let mut rest = Vec::with_capacity(batch.len());
+    for job in batch {
+        let short: Vec<AreaCode> = job
+            .req
+            .areas
+            .iter()
+            .filter(|w| {
+                sold_out
+                    .get(&(job.req.show, w.area.clone()))
+                    .is_some_and(|&at| job.queued < at)
+            })
+            .map(|w| w.area.clone())
+            .collect();
+        if short.is_empty() {
+            rest.push(job);
+        } else {
+            let _ = job.reply.send(Err(Error::SeatsUnavailable {
+                seats: Vec::new(),
+                areas: short,
+            }));
+        }
+    }
+    rest
 }
 
 /// Writes the holds of places only of a batch in one statement of their own
@@ -340,6 +382,7 @@ async fn run_places(
         }
     };
     let reqs: Vec<(&HoldRequest, HoldId)> = batch.iter().map(|j| (&j.req, j.hold_id)).collect();
+    let began = Instant::now();
     let written = place_batch::write(&client, engine, &reqs).await;
     drop(slot);
     drop(reqs);
@@ -377,6 +420,13 @@ async fn run_places(
                 let _ = job.reply.send(Ok(hold));
             }
             place_batch::Outcome::Refused(e) => {
+                if let Error::SeatsUnavailable { areas, .. } = &e {
+                    let mut sold_out = counters.sold_out.lock();
+                    for a in areas {
+                        let at = sold_out.entry((job.req.show, a.clone())).or_insert(began);
+                        *at = (*at).max(began);
+                    }
+                }
                 let _ = job.reply.send(Err(e));
             }
             place_batch::Outcome::Undecided => undecided.push(job),
