@@ -149,7 +149,10 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
                 let state = state.clone();
                 let service = service_fn(move |req| {
                     let state = state.clone();
-                    async move { Ok::<_, Infallible>(handle(&state, req).await) }
+                    // Boxed: each connection's task keeps room for its request's future,
+                    // which inline would be as large as the largest handler's (a hold's,
+                    // with every await of its transaction), for 10,000 idle streams too.
+                    async move { Ok::<_, Infallible>(Box::pin(handle(&state, req)).await) }
                 });
                 let conn = http1::Builder::new()
                     .timer(TokioTimer::new())
