@@ -1,6 +1,6 @@
 //! Standing areas (issue 15): places sold by quantity.
 //!
-//! `area-herd`: the seat herd's release (see [`herd::release`]) on a standing area: N
+//! `area-herd`: the seat herd's release (see [`super::herd::release`]) on a standing area: N
 //! buyers (10,000 by default), each with a connection of its own and a user of its
 //! own, POST `{"areas": {"FLOOR": 1}}` at the same instant on a show whose area FLOOR
 //! has `--capacity` places (2,000 by default; the show has a row of 10 seats besides,
