@@ -12,7 +12,7 @@ use crate::domain::{
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause};
-use crate::holds::{lock_hold, lock_hold_seats};
+use crate::holds::{lock_hold, lock_hold_seats, WRITTEN_BEFORE_US};
 use crate::tickets::{tickets_from_json, tickets_of_hold, Ticket};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -143,6 +143,39 @@ pub async fn confirm<C>(
 where
     C: GenericClient + Send,
 {
+    confirm_as(client, engine, user, id, false).await
+}
+
+/// [`confirm`], also for a hold that expired (by its deadline, not released) if every
+/// one of its seats and places can be taken again right now: each still points at the
+/// hold, or is free (no hold, booking or block). All are booked in one transaction, as
+/// the hold sold them; otherwise [`Error::HoldExpiredTaken`] names the ones someone
+/// else has now, and nothing changes. A payment that completes a moment after the
+/// deadline keeps what nobody took meanwhile. The show's limit per buyer applies again
+/// (an expired hold counts for nothing).
+#[tracing::instrument(skip_all, fields(hold = %id, user = %user))]
+pub async fn confirm_late<C>(
+    client: &mut C,
+    engine: &Engine,
+    user: &UserId,
+    id: HoldId,
+) -> Result<Confirmation>
+where
+    C: GenericClient + Send,
+{
+    confirm_as(client, engine, user, id, true).await
+}
+
+async fn confirm_as<C>(
+    client: &mut C,
+    engine: &Engine,
+    user: &UserId,
+    id: HoldId,
+    late: bool,
+) -> Result<Confirmation>
+where
+    C: GenericClient + Send,
+{
     let tx = client.transaction().await?;
     let locked = lock_hold(&tx, engine.settings(), id, None).await?;
     if locked.user_id != user.as_str() {
@@ -159,52 +192,33 @@ where
             });
         }
         HoldStatus::Released => return Err(Error::HoldReleased),
-        HoldStatus::Expired => return Err(Error::HoldExpired),
-        HoldStatus::Active => {}
+        HoldStatus::Expired if !late => return Err(Error::HoldExpired),
+        HoldStatus::Expired | HoldStatus::Active => {}
     }
+    let expired = locked.effective_status() == HoldStatus::Expired;
     // The hold is ours and unexpired by our clock, but a hold creator with a later clock
     // may already have taken a seat over. After locking the seats we know.
-    let (seats, all_ours) = lock_hold_seats(&tx, id).await?;
-    if !all_ours || seats.is_empty() {
-        return Err(Error::HoldExpired);
+    let seats = if expired {
+        lock_to_retake(&tx, id).await?
+    } else {
+        let (seats, all_ours) = lock_hold_seats(&tx, id).await?;
+        if !all_ours || seats.is_empty() {
+            return Err(Error::HoldExpired);
+        }
+        seats
+    };
+    if expired {
+        if let Some(limit) = show_limit(&tx, id).await? {
+            let user = UserId::from_db(locked.user_id.clone());
+            crate::holds::check_user_limit(&tx, id.show(), &user, seats.len(), limit).await?;
+        }
     }
     let booking_key = Uuid::new_v4();
     let ids: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
     let seen: Vec<&str> = seats.iter().map(|(_, x)| x.as_str()).collect();
-    let sql = format!(
-        "WITH b AS (
-                 INSERT INTO bookings (show_id, id, hold_id, user_id, total)
-                 SELECT show_id, $3, id, user_id, total FROM holds WHERE show_id = $1 AND id = $2
-                 RETURNING id
-             ), bs AS (
-                 INSERT INTO booking_seats (show_id, booking_id, seat_id)
-                 SELECT $1, $3, unnest($4::bigint[])
-             ), booked AS (
-                 UPDATE seats s SET hold_id = NULL, booking_id = $3
-                   FROM unnest($4::bigint[], $5::text[]) AS seen(id, xmin)
-                  WHERE s.show_id = $1 AND s.id = seen.id AND s.hold_id = $2
-                    AND s.xmin::text = seen.xmin
-                 RETURNING s.id, s.label, s.xmin, s.area
-             ), h AS (
-                 UPDATE holds SET status = 'confirmed' WHERE show_id = $1 AND id = $2
-             ), {event}
-             SELECT (SELECT count(*) FROM b) AS bookings, (SELECT count(*) FROM booked) AS booked,
-                    {columns}",
-        event = feed::EventsSql {
-            show: "$1",
-            cause: Cause::Confirm,
-            state: SeatState::Booked,
-            until: None,
-            was: None,
-            from: "booked",
-            per: None,
-        }
-        .cte(),
-        columns = feed::EVENT_COLUMNS,
-    );
     let row = tx
         .cq_one(
-            &sql,
+            &CONFIRM_SQL,
             &[&id.show().get(), &id.key(), &booking_key, &ids, &seen],
         )
         .await?;
@@ -226,6 +240,91 @@ where
         created: true,
         event,
     })
+}
+
+/// The statement of a confirm: the booking, its seats, the seats (and places) moved
+/// from the hold (or, for a late confirm, from nothing) to the booking at the row
+/// versions locked, the hold confirmed, the event. A place taken back from nothing was
+/// `available`, not `held`: the event says so.
+static CONFIRM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH b AS (
+                 INSERT INTO bookings (show_id, id, hold_id, user_id, total)
+                 SELECT show_id, $3, id, user_id, total FROM holds WHERE show_id = $1 AND id = $2
+                 RETURNING id
+             ), bs AS (
+                 INSERT INTO booking_seats (show_id, booking_id, seat_id)
+                 SELECT $1, $3, unnest($4::bigint[])
+             ), booked AS (
+                 UPDATE seats s SET hold_id = NULL, booking_id = $3
+                   FROM unnest($4::bigint[], $5::text[]) AS seen(id, xmin)
+                   JOIN seats o ON o.show_id = $1 AND o.id = seen.id
+                  WHERE s.show_id = $1 AND s.id = seen.id
+                    AND (s.hold_id = $2
+                         OR (s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL))
+                    AND s.xmin::text = seen.xmin
+                 RETURNING s.id, s.label, s.xmin, s.area, o.hold_id IS NOT NULL AS was_held
+             ), h AS (
+                 UPDATE holds SET status = 'confirmed' WHERE show_id = $1 AND id = $2
+             ), {event}
+             SELECT (SELECT count(*) FROM b) AS bookings, (SELECT count(*) FROM booked) AS booked,
+                    {columns}",
+        event = feed::EventsSql {
+            show: "$1",
+            cause: Cause::Confirm,
+            state: SeatState::Booked,
+            until: None,
+            was: Some("CASE WHEN area IS NOT NULL AND NOT was_held THEN 'available' END"),
+            from: "booked",
+            per: None,
+        }
+        .cte(),
+        columns = feed::EVENT_COLUMNS,
+    )
+});
+
+/// For a late confirm: locks the hold's seats and places in id order and returns each
+/// one's id and row version, if every one can be taken again now (still pointing at the
+/// hold, or free); else [`Error::HoldExpiredTaken`] naming the others. A free seat last
+/// written by a transaction younger than ours is not taken (the feed's order, as for a
+/// hold: see `holds/take.rs`); a place may be (its events carry deltas).
+async fn lock_to_retake<C: GenericClient>(tx: &C, id: HoldId) -> Result<Vec<(i64, String)>> {
+    let rows = tx
+        .cq(
+            &format!(
+                "SELECT s.id, s.label, s.xmin::text AS xmin,
+                        s.hold_id IS NOT DISTINCT FROM $2
+                        OR (s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL
+                            AND (s.area IS NOT NULL OR {WRITTEN_BEFORE_US})) AS takeable
+                   FROM seats s
+                  WHERE s.show_id = $1
+                    AND s.id IN (SELECT seat_id FROM hold_seats WHERE show_id = $1 AND hold_id = $2)
+                  ORDER BY s.id FOR UPDATE"
+            ),
+            &[&id.show().get(), &id.key()],
+        )
+        .await?;
+    let taken: Vec<SeatLabel> = rows
+        .iter()
+        .filter(|r| !r.get::<_, bool>("takeable"))
+        .map(|r| SeatLabel::from_db(r.get("label")))
+        .collect();
+    if !taken.is_empty() || rows.is_empty() {
+        return Err(Error::HoldExpiredTaken { seats: taken });
+    }
+    Ok(rows.iter().map(|r| (r.get("id"), r.get("xmin"))).collect())
+}
+
+/// The show's limit of seats per buyer, if it has one.
+async fn show_limit<C: GenericClient>(tx: &C, id: HoldId) -> Result<Option<u32>> {
+    Ok(tx
+        .cq_one(
+            "SELECT max_seats_per_user FROM shows WHERE id = $1",
+            &[&id.show().get()],
+        )
+        .await?
+        .get::<_, Option<i32>>(0)
+        .map(|m| m as u32))
 }
 
 /// The booking `id` as its owner sees it: [`Error::BookingNotFound`], or

@@ -55,6 +55,14 @@ pub enum Error {
     /// of the lapsed hold was already taken by another hold). `410 hold_expired`.
     #[error("hold expired")]
     HoldExpired,
+    /// A late confirm ([`crate::bookings::confirm_late`]) of an expired hold found some
+    /// of its seats (or places, by number) taken by someone else meanwhile; nothing was
+    /// booked. `410 hold_expired` with `seats`.
+    #[error("hold expired and seats taken since: {}", labels(.seats))]
+    HoldExpiredTaken {
+        /// The hold's seats and places now held, booked or blocked by others.
+        seats: Vec<SeatLabel>,
+    },
     /// The hold was released by its owner; hold the seats again. `409 hold_released`.
     #[error("hold was released")]
     HoldReleased,

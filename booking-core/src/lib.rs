@@ -47,7 +47,8 @@
 //!   stranded single seat) of the house read by `best/house.rs`, and hold the best one
 //!   that nobody else is taking (`best/attempt.rs`, with `FOR UPDATE SKIP LOCKED`:
 //!   concurrent callers skip each other, nobody waits), all run by [`best::hold_best`].
-//! - [`bookings`]: confirm a hold into a booking (idempotent), read, list, cancel.
+//! - [`bookings`]: confirm a hold into a booking (idempotent; late, for an expired hold
+//!   whose seats nobody took: [`bookings::confirm_late`]), read, list, cancel.
 //! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop,
 //!   which also prunes old idempotency keys and feed events.
 //! - [`idempotency`]: store a request's answer with its work; replay it to retries.

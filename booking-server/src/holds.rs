@@ -66,10 +66,14 @@ struct ExtendBody {
     ttl_seconds: Int,
 }
 
-/// Confirm takes no parameters; an empty body or `{}` is accepted.
-#[derive(Deserialize)]
+/// Confirm's body may be empty, `{}`, or ask to book an expired hold if its seats are
+/// still to be had (`allow_late`).
+#[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
-struct ConfirmBody {}
+struct ConfirmBody {
+    #[serde(default, deserialize_with = "fields::present")]
+    allow_late: Option<bool>,
+}
 
 /// A hold id from the path; one that cannot exist is simply not found.
 fn hold_id(raw: &str) -> Result<HoldId, ApiError> {
@@ -355,15 +359,20 @@ pub async fn confirm(
         &body,
     )?;
     let id = hold_id(raw_id)?;
-    if !body.iter().all(u8::is_ascii_whitespace) {
-        http::parse_json::<ConfirmBody>(&body)?;
-    }
+    let b: ConfirmBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ConfirmBody::default()
+    } else {
+        http::parse_json(&body)?
+    };
     let mut client = state.client().await?;
     let mut tx = match idem.begin(&mut client).await? {
         Begun::Fresh(tx) => tx,
         Begun::Answered(answer) => return Ok(answer),
     };
-    let outcome = bookings::confirm(&mut tx, &state.engine, &user, id).await;
+    let outcome = match b.allow_late {
+        Some(true) => bookings::confirm_late(&mut tx, &state.engine, &user, id).await,
+        _ => bookings::confirm(&mut tx, &state.engine, &user, id).await,
+    };
     let created = matches!(outcome, Ok(ref c) if c.created);
     let event = outcome.as_ref().ok().and_then(|c| c.event.clone());
     let outcome = outcome

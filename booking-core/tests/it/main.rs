@@ -16,6 +16,7 @@ mod expiry;
 mod feed;
 mod feed_xids;
 mod inventory;
+mod late;
 mod parsing;
 mod races;
 mod ttl;

@@ -150,6 +150,15 @@ impl From<CoreError> for ApiError {
             CoreError::BookingNotFound => {
                 ApiError::new(S::NOT_FOUND, "booking_not_found", "No booking has this id.")
             }
+            CoreError::HoldExpiredTaken { seats } => ApiError::new(
+                S::GONE,
+                "hold_expired",
+                format!(
+                    "The hold expired and some of its seats were taken since: {}. Nothing was booked; hold seats again.",
+                    seat_list(&seats)
+                ),
+            )
+            .with_seats(&seats),
             CoreError::HoldExpired => ApiError::new(
                 S::GONE,
                 "hold_expired",

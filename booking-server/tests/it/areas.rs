@@ -362,3 +362,40 @@ async fn bad_area_input_gets_the_documented_errors_and_writes_nothing() {
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert_eq!(missing.error(), "show_not_found");
 }
+
+/// A late payment over HTTP: `allow_late` books an expired hold whose seats and
+/// places nobody took; one whose seat someone took is `410` naming it.
+#[tokio::test]
+async fn a_late_payment_books_what_nobody_took_and_names_what_was_taken() {
+    let s = TestServer::start().await;
+    let show = gig(&s, 4).await;
+    let path = format!("/shows/{show}/holds");
+    let hold = |user: &str, body: Value| s.post(&path).user(user).json(body).send();
+    let mine = hold("alice", json!({"seats": ["A1"], "areas": {"FLOOR": 2}})).await;
+    let id = mine.json["hold_id"].as_str().unwrap().to_owned();
+    s.lapse(&id).await;
+    let confirm = |user: &str, id: &str, body: Value| {
+        s.post(&format!("/holds/{id}/confirm"))
+            .user(user)
+            .json(body)
+            .send()
+    };
+    let on_time = confirm("alice", &id, json!({})).await;
+    assert_eq!(on_time.status, StatusCode::GONE, "{}", on_time.text());
+    let bad = confirm("alice", &id, json!({"allow_late": null})).await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    let late = confirm("alice", &id, json!({"allow_late": true})).await;
+    assert_eq!(late.status, StatusCode::CREATED, "{}", late.text());
+    assert_eq!(late.json["areas"], json!({"FLOOR": 2}));
+    assert_eq!(floor(&s, &show).await, (2, 0, 2));
+
+    let theirs = hold("bob", json!({"seats": ["A2"]})).await;
+    let id = theirs.json["hold_id"].as_str().unwrap().to_owned();
+    s.lapse(&id).await;
+    let carol = hold("carol", json!({"seats": ["A2"]})).await;
+    assert_eq!(carol.status, StatusCode::CREATED, "{}", carol.text());
+    let late = confirm("bob", &id, json!({"allow_late": true})).await;
+    assert_eq!(late.status, StatusCode::GONE, "{}", late.text());
+    assert_eq!(late.error(), "hold_expired");
+    assert_eq!(late.json["seats"], json!(["A2"]));
+}
