@@ -63,6 +63,15 @@ pub enum Error {
         /// The hold's seats and places now held, booked or blocked by others.
         seats: Vec<SeatLabel>,
     },
+    /// The hold does not have these seats, or places of these areas; nothing changed.
+    /// `409 not_in_hold` with `seats` and `areas`.
+    #[error("not in the hold: {}{}", labels(.seats), codes(.areas))]
+    NotInHold {
+        /// The seats named that the hold does not have.
+        seats: Vec<SeatLabel>,
+        /// The areas named in which the hold has no places.
+        areas: Vec<AreaCode>,
+    },
     /// The hold was released by its owner; hold the seats again. `409 hold_released`.
     #[error("hold was released")]
     HoldReleased,

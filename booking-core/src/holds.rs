@@ -46,12 +46,14 @@ mod lock;
 mod place_batch;
 mod places;
 mod pooled;
+mod retype;
 mod take;
 
 pub use lifecycle::{extend, release};
 pub(crate) use limit::check as check_user_limit;
 pub(crate) use lock::{lock_hold, lock_hold_seats};
 pub use pooled::hold_pooled;
+pub use retype::change_tickets;
 pub use take::hold;
 pub(crate) use take::{write_hold, WRITTEN_BEFORE_US};
 

@@ -38,7 +38,8 @@
 //!   when nobody else touches the seats), read (`holds.rs`), extend and release
 //!   (`holds/lifecycle.rs`), with the hold-then-seats locking of `holds/lock.rs` and
 //!   the limit per buyer of `holds/limit.rs` and the places of standing areas of
-//!   `holds/places.rs`.
+//!   `holds/places.rs`; new ticket types for a hold's seats (`holds/retype.rs`,
+//!   [`holds::change_tickets`]).
 //!   [`holds::batch`] (`holds/batch.rs`): the holds of many callers written by one
 //!   statement (`Batcher`, `hold_all`), each still all-or-none with its own answer;
 //!   holds of places only by a statement of their own (`holds/place_batch.rs`).

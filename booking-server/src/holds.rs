@@ -62,6 +62,12 @@ struct BestBody {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct TicketsBody {
+    ticket_types: BTreeMap<String, TypesBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ExtendBody {
     ttl_seconds: Int,
 }
@@ -417,6 +423,56 @@ pub async fn extend(
         Begun::Answered(answer) => return Ok(answer),
     };
     let outcome = holds::extend(&mut tx, &state.engine, &user, id, ttl)
+        .await
+        .map(|h| Reply::json(StatusCode::OK, &h))
+        .map_err(ApiError::from);
+    idem.finish(tx, outcome).await
+}
+
+/// `POST /holds/{hold_id}/tickets`: sell some of the hold's seats and places as other
+/// ticket types; `200` with the hold, its new prices and total.
+pub async fn retype(
+    state: &AppState,
+    parts: &Parts,
+    body: Bytes,
+    raw_id: &str,
+) -> Result<Reply, ApiError> {
+    let user = http::user(&parts.headers)?;
+    let idem = Idempotency::from_request(
+        &parts.headers,
+        Scope::User(&user),
+        &parts.method,
+        parts.uri.path(),
+        &body,
+    )?;
+    let id = hold_id(raw_id)?;
+    let b: TicketsBody = http::parse_json(&body)?;
+    let mut seats = Vec::new();
+    let mut areas = Vec::new();
+    for (key, types) in b.ticket_types {
+        match types {
+            TypesBody::Seat(name) => {
+                let label = SeatLabel::parse(&key).map_err(|_| {
+                    ApiError::invalid("ticket_types", format!("{key:?} is not a seat label."))
+                })?;
+                seats.push((label, TicketTypeName::parse(&name)?));
+            }
+            TypesBody::Places(names) => {
+                let area = AreaCode::parse_as(&key, "ticket_types")?;
+                let names = names
+                    .iter()
+                    .map(|n| TicketTypeName::parse(n))
+                    .collect::<Result<Vec<_>, _>>()?;
+                areas.push((area, names));
+            }
+        }
+    }
+    let mut client = state.client().await?;
+    let mut tx = match idem.begin(&mut client).await? {
+        Begun::Fresh(tx) => tx,
+        Begun::Answered(answer) => return Ok(answer),
+    };
+    let outcome = holds::change_tickets(&mut tx, &state.engine, &user, id, &seats, &areas)
         .await
         .map(|h| Reply::json(StatusCode::OK, &h))
         .map_err(ApiError::from);

@@ -48,6 +48,8 @@ pub enum Route<'a> {
     ConfirmHold(&'a str),
     /// `POST /holds/{hold_id}/extend`.
     ExtendHold(&'a str),
+    /// `POST /holds/{hold_id}/tickets`.
+    RetypeHold(&'a str),
     /// `DELETE /holds/{hold_id}`.
     ReleaseHold(&'a str),
     /// `GET /bookings/{booking_id}`.
@@ -90,6 +92,7 @@ impl Route<'_> {
             Route::GetHold(_) => "GET /holds/{hold_id}",
             Route::ConfirmHold(_) => "POST /holds/{hold_id}/confirm",
             Route::ExtendHold(_) => "POST /holds/{hold_id}/extend",
+            Route::RetypeHold(_) => "POST /holds/{hold_id}/tickets",
             Route::ReleaseHold(_) => "DELETE /holds/{hold_id}",
             Route::GetBooking(_) => "GET /bookings/{booking_id}",
             Route::CancelBooking(_) => "POST /bookings/{booking_id}/cancel",
@@ -114,6 +117,7 @@ impl Route<'_> {
                 | Route::CreateBestHold(_)
                 | Route::ConfirmHold(_)
                 | Route::ExtendHold(_)
+                | Route::RetypeHold(_)
                 | Route::CancelBooking(_)
         )
     }
@@ -173,6 +177,8 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["holds", _, "confirm"] => allow("POST"),
         ["holds", id, "extend"] if post => Ok(Route::ExtendHold(id)),
         ["holds", _, "extend"] => allow("POST"),
+        ["holds", id, "tickets"] if post => Ok(Route::RetypeHold(id)),
+        ["holds", _, "tickets"] => allow("POST"),
         ["bookings", id] if get => Ok(Route::GetBooking(id)),
         ["bookings", _] => allow("GET"),
         ["bookings", id, "cancel"] if post => Ok(Route::CancelBooking(id)),
@@ -224,6 +230,7 @@ pub async fn dispatch(
         Route::GetHold(id) => holds::get(state, &parts, id).await,
         Route::ConfirmHold(id) => holds::confirm(state, &parts, body, id).await,
         Route::ExtendHold(id) => holds::extend(state, &parts, body, id).await,
+        Route::RetypeHold(id) => holds::retype(state, &parts, body, id).await,
         Route::ReleaseHold(id) => holds::release(state, &parts, id).await,
         Route::GetBooking(id) => bookings::get(state, &parts, id).await,
         Route::CancelBooking(id) => bookings::cancel(state, &parts, body, id).await,
@@ -258,6 +265,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("DELETE", "/holds/{hold_id}"),
     ("POST", "/holds/{hold_id}/confirm"),
     ("POST", "/holds/{hold_id}/extend"),
+    ("POST", "/holds/{hold_id}/tickets"),
     ("GET", "/bookings/{booking_id}"),
     ("POST", "/bookings/{booking_id}/cancel"),
     ("GET", "/users/me/bookings"),

@@ -80,6 +80,9 @@ CROSS_FIELD_RULES = [
     ("POST /shows/{show_id}/holds", "ticket_types", "is not one of the areas asked for"),
     ("POST /shows/{show_id}/holds", "ticket_types", "is not a seat label"),
     ("POST /shows/{show_id}/holds", "ticket_types", "name one ticket type for each of the"),
+    # TicketsRequest.ticket_types: a type for a seat label, a list for an area code.
+    ("POST /holds/{hold_id}/tickets", "ticket_types", "is not a seat label"),
+    ("POST /holds/{hold_id}/tickets", "ticket_types", "an area code is"),
     # BestHoldRequest.ticket_types: one per seat (as many as `count`), of types the show
     # has.
     ("POST /shows/{show_id}/holds/best", "ticket_types", "name one ticket type per seat"),

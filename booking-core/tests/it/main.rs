@@ -19,4 +19,5 @@ mod inventory;
 mod late;
 mod parsing;
 mod races;
+mod retype;
 mod ttl;

@@ -150,6 +150,20 @@ impl From<CoreError> for ApiError {
             CoreError::BookingNotFound => {
                 ApiError::new(S::NOT_FOUND, "booking_not_found", "No booking has this id.")
             }
+            CoreError::NotInHold { seats, areas } => {
+                let mut named: Vec<String> = seats.iter().map(|s| s.as_str().to_owned()).collect();
+                named.extend(areas.iter().map(|a| format!("places of {a}")));
+                let mut e = ApiError::new(
+                    S::CONFLICT,
+                    "not_in_hold",
+                    format!("The hold does not have {}. Nothing was changed.", named.join(", ")),
+                )
+                .with_seats(&seats);
+                if !areas.is_empty() {
+                    e.detail.get_or_insert_with(Default::default).areas = Some(codes(&areas));
+                }
+                e
+            }
             CoreError::HoldExpiredTaken { seats } => ApiError::new(
                 S::GONE,
                 "hold_expired",

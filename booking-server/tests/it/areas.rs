@@ -399,3 +399,60 @@ async fn a_late_payment_books_what_nobody_took_and_names_what_was_taken() {
     assert_eq!(late.error(), "hold_expired");
     assert_eq!(late.json["seats"], json!(["A2"]));
 }
+
+/// `POST /holds/{id}/tickets`: new types for a seat and an area's places, the new
+/// total; `409 not_in_hold` for a seat the hold lacks.
+#[tokio::test]
+async fn a_holds_ticket_types_change_over_http() {
+    let s = TestServer::start().await;
+    let show = gig(&s, 4).await;
+    let held = s
+        .post(&format!("/shows/{show}/holds"))
+        .user("alice")
+        .json(json!({"seats": ["A1"], "areas": {"FLOOR": 2}}))
+        .send()
+        .await;
+    let id = held.json["hold_id"].as_str().unwrap().to_owned();
+    let path = format!("/holds/{id}/tickets");
+    let changed = s
+        .post(&path)
+        .user("alice")
+        .key("retype-1")
+        .json(json!({"ticket_types": {"FLOOR": ["child", "child"]}}))
+        .send()
+        .await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text());
+    assert_eq!(changed.json["total"], 5000 + 2 * 1500);
+    assert_eq!(changed.json["expires_at"], held.json["expires_at"]);
+    let replay = s
+        .post(&path)
+        .user("alice")
+        .key("retype-1")
+        .json(json!({"ticket_types": {"FLOOR": ["child", "child"]}}))
+        .send()
+        .await;
+    assert_eq!(replay.json, changed.json);
+    let missing = s
+        .post(&path)
+        .user("alice")
+        .json(json!({"ticket_types": {"A4": "adult"}}))
+        .send()
+        .await;
+    assert_eq!(missing.status, StatusCode::CONFLICT, "{}", missing.text());
+    assert_eq!(missing.error(), "not_in_hold");
+    assert_eq!(missing.json["seats"], json!(["A4"]));
+    let bad = s
+        .post(&path)
+        .user("alice")
+        .json(json!({"ticket_types": {"FLOOR": ["child"]}}))
+        .send()
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST, "{}", bad.text());
+    let other = s
+        .post(&path)
+        .user("bob")
+        .json(json!({"ticket_types": {"A1": "adult"}}))
+        .send()
+        .await;
+    assert_eq!(other.status, StatusCode::FORBIDDEN);
+}
