@@ -40,6 +40,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub mod batch;
+mod checks;
 mod lifecycle;
 mod limit;
 mod lock;

@@ -5,9 +5,11 @@
 //! [`hold`], the one round trip of [`super::hold_pooled`] (`pooled.rs`), the batches of
 //! [`super::batch`] and best available all write through it.
 
+pub(super) use super::checks::check;
+use super::checks::{check_versions, refuse_taken, refuse_tickets};
 use super::{places, Hold, HoldRequest};
 use crate::database::Cached;
-use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
 use crate::domain::{HoldId, HoldStatus, HoldTtl, SeatLabel, SeatState, TicketTypeName, UserId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -575,123 +577,4 @@ pub(super) fn snapshot_of(req: &HoldRequest, rows: &[tokio_postgres::Row]) -> Re
         max_seats_per_user,
         by_label,
     })
-}
-
-/// Refuses the seats whose ticket type the show does not have ([`Error::Invalid`],
-/// field `ticket_types`) or does not sell for their category
-/// ([`Error::TicketTypeUnavailable`]); `known_sells` gives both for a label.
-fn refuse_tickets<'a>(
-    req: &HoldRequest,
-    known_sells: impl Fn(&SeatLabel) -> (bool, bool),
-    ticket_type: impl Fn(&SeatLabel) -> &'a TicketTypeName,
-) -> Result<()> {
-    let labels = req.seats.labels();
-    if let Some(l) = labels.iter().find(|l| !known_sells(l).0) {
-        return Err(Error::invalid(
-            "ticket_types",
-            format!("the show has no ticket type {}", ticket_type(l)),
-        ));
-    }
-    let refused: Vec<(SeatLabel, TicketTypeName)> = labels
-        .iter()
-        .filter(|l| !known_sells(l).1)
-        .map(|l| (l.clone(), ticket_type(l).clone()))
-        .collect();
-    if refused.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::TicketTypeUnavailable {
-            tickets: refused,
-            areas: Vec::new(),
-        })
-    }
-}
-
-/// Checks what a request says of itself before anything is read: its ticket types
-/// and versions name only seats it asks for, it asks for 1 to
-/// [`Settings::max_seats_per_hold`] seats and places together, each area once; and its
-/// ttl, which is returned.
-pub(super) fn check(req: &HoldRequest, settings: &Settings) -> Result<HoldTtl> {
-    check_if_versions(req)?;
-    check_ticket_types(req)?;
-    let size = req.size();
-    if size == 0 {
-        return Err(Error::invalid("seats", "name at least one seat or place"));
-    }
-    if size > settings.max_seats_per_hold {
-        return Err(Error::invalid(
-            "areas",
-            format!(
-                "at most {} seats and places in one hold",
-                settings.max_seats_per_hold
-            ),
-        ));
-    }
-    for (i, w) in req.areas.iter().enumerate() {
-        if req.areas[..i].iter().any(|o| o.area == w.area) {
-            return Err(Error::invalid(
-                "areas",
-                format!("{} is listed twice", w.area),
-            ));
-        }
-    }
-    settings.hold_ttl(req.ttl)
-}
-
-/// `req.ticket_types` may only name seats of `req.seats` ([`Error::Invalid`], field
-/// `ticket_types`).
-fn check_ticket_types(req: &HoldRequest) -> Result<()> {
-    for (label, _) in &req.ticket_types {
-        if !req.seats.labels().contains(label) {
-            return Err(Error::invalid(
-                "ticket_types",
-                format!("{label} is not one of the seats asked for"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_if_versions(req: &HoldRequest) -> Result<()> {
-    for (label, _) in &req.if_versions {
-        if !req.seats.labels().contains(label) {
-            return Err(Error::invalid(
-                "if_versions",
-                format!("{label} is not one of the seats asked for"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-fn check_versions<'a>(req: &HoldRequest, current: impl Fn(&SeatLabel) -> &'a str) -> Result<()> {
-    let moved: Vec<SeatLabel> = req
-        .if_versions
-        .iter()
-        .filter(|(label, v)| current(label) != v.as_str())
-        .map(|(label, _)| label.clone())
-        .collect();
-    if moved.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::StaleVersion { seats: moved })
-    }
-}
-
-fn refuse_taken(req: &HoldRequest, taken: impl Fn(&SeatLabel) -> bool) -> Result<()> {
-    let blocked: Vec<SeatLabel> = req
-        .seats
-        .labels()
-        .iter()
-        .filter(|l| taken(l))
-        .cloned()
-        .collect();
-    if blocked.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::SeatsUnavailable {
-            seats: blocked,
-            areas: Vec::new(),
-        })
-    }
 }
