@@ -1,11 +1,11 @@
-//! Bookings: confirming a hold into one, reading, listing and cancelling them.
+//! Bookings: confirming a hold into one, reading and listing them; `change.rs`
+//! cancels them (whole or in part) and exchanges their seats.
 //!
 //! Lock order, as everywhere in this crate: the hold (or booking) row first, then its
 //! seats in ascending id order. A transaction holds at most one hold or booking lock
 //! before it locks seats, so no two transactions can wait on each other in a cycle.
 
 use crate::database::Cached;
-use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
 use crate::domain::{
     Actor, BookingId, BookingStatus, HoldId, HoldStatus, SeatLabel, SeatState, ShowId, UserId,
 };
@@ -13,12 +13,16 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause};
 use crate::holds::{lock_hold, lock_hold_seats, WRITTEN_BEFORE_US};
-use crate::tickets::{tickets_from_json, tickets_of_hold, Ticket};
+use crate::tickets::{tickets_from_json, tickets_of_booking, Ticket, BOOKED_NOW};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
+
+mod change;
+
+pub use change::{cancel, cancel_part, exchange, CancelPart, Cancellation, Exchange, Exchanged};
 
 /// A booking as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -31,13 +35,15 @@ pub struct Booking {
     pub show_id: ShowId,
     /// The booking's owner: the owner of its hold.
     pub user_id: UserId,
-    /// In seat-map order (row, then number). Still listed once cancelled.
+    /// In seat-map order (row, then number): the seats it has now; once cancelled,
+    /// those it had when it was cancelled.
     pub seats: Vec<SeatLabel>,
     /// Places of standing areas booked, by area; empty when none (and then left out of
     /// the JSON).
     #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub areas: std::collections::BTreeMap<crate::domain::AreaCode, u32>,
-    /// Each seat as sold (its hold's tickets), in seat-map order.
+    /// Each seat and place as sold (at the confirm, from its hold; by an exchange, at
+    /// the prices then), as [`Booking::seats`], in seat-map order.
     pub tickets: Vec<Ticket>,
     /// Confirmed, or cancelled.
     pub status: BookingStatus,
@@ -46,8 +52,8 @@ pub struct Booking {
     /// When it was cancelled (database clock); `None` while confirmed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cancelled_at: Option<DateTime<Utc>>,
-    /// The hold's total: sum of the tickets' prices in minor units (tickets without a
-    /// price count 0).
+    /// Sum of the tickets' prices in minor units (tickets without a price count 0):
+    /// the hold's total, changed by partial cancels and exchanges.
     pub total: i64,
     /// The show's currency (ISO 4217 code) of `total`.
     pub currency: String,
@@ -74,10 +80,11 @@ static SELECT_BOOKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
                    FROM booking_seats bs
                    JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
                   WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND s.area IS NULL
+                    AND {BOOKED_NOW}
                   ORDER BY s.row_index, s.number) AS seats
       FROM bookings b
       JOIN shows sh ON sh.id = b.show_id",
-        tickets = tickets_of_hold("b.show_id", "b.hold_id")
+        tickets = tickets_of_booking()
     )
 });
 
@@ -104,7 +111,7 @@ fn booking_from_row(r: &Row) -> Result<Booking> {
     })
 }
 
-async fn load<C: GenericClient>(client: &C, id: BookingId) -> Result<Option<Booking>> {
+pub(crate) async fn load<C: GenericClient>(client: &C, id: BookingId) -> Result<Option<Booking>> {
     let sql = format!("{} WHERE b.show_id = $1 AND b.id = $2", *SELECT_BOOKING);
     match client.cq_opt(&sql, &[&id.show().get(), &id.key()]).await? {
         Some(r) => Ok(Some(booking_from_row(&r)?)),
@@ -253,8 +260,10 @@ static CONFIRM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
                  SELECT show_id, $3, id, user_id, total FROM holds WHERE show_id = $1 AND id = $2
                  RETURNING id
              ), bs AS (
-                 INSERT INTO booking_seats (show_id, booking_id, seat_id)
-                 SELECT $1, $3, unnest($4::bigint[])
+                 INSERT INTO booking_seats (show_id, booking_id, seat_id, ticket_type, price)
+                 SELECT $1, $3, hs.seat_id, hs.ticket_type, hs.price
+                   FROM hold_seats hs
+                  WHERE hs.show_id = $1 AND hs.hold_id = $2 AND hs.seat_id = ANY($4::bigint[])
              ), booked AS (
                  UPDATE seats s SET hold_id = NULL, booking_id = $3
                    FROM unnest($4::bigint[], $5::text[]) AS seen(id, xmin)
@@ -335,88 +344,7 @@ pub async fn get_booking<C: GenericClient>(
     id: BookingId,
 ) -> Result<Booking> {
     let booking = load(client, id).await?.ok_or(Error::BookingNotFound)?;
-    authorise(actor, &booking.user_id)?;
-    Ok(booking)
-}
-
-fn authorise(actor: &Actor, owner: &UserId) -> Result<()> {
-    match actor {
-        Actor::Admin => Ok(()),
-        Actor::User(u) if u == owner => Ok(()),
-        Actor::User(_) => Err(Error::Forbidden),
-    }
-}
-
-/// Cancels the booking: its seats become available. Cancelling a cancelled booking
-/// returns it unchanged. The owner or an admin may cancel.
-///
-/// Runs in its own transaction, or as a savepoint inside the caller's. Errors:
-/// [`Error::BookingNotFound`], [`Error::Forbidden`] (another user's booking),
-/// [`Error::Busy`] when a row lock is not had within the lock timeout.
-#[tracing::instrument(skip_all, fields(booking = %id))]
-pub async fn cancel<C>(
-    client: &mut C,
-    engine: &Engine,
-    actor: &Actor,
-    id: BookingId,
-) -> Result<Booking>
-where
-    C: GenericClient + Send,
-{
-    let lock_timeout = lock_timeout_value(engine.settings());
-    let tx = client.transaction().await?;
-    let (_, row) = futures_util::future::try_join(
-        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
-        tx.cq_opt(
-            "SELECT user_id, status FROM bookings WHERE show_id = $1 AND id = $2 FOR NO KEY UPDATE",
-            &[&id.show().get(), &id.key()],
-        ),
-    )
-    .await?;
-    let row = row.ok_or(Error::BookingNotFound)?;
-    authorise(actor, &UserId::from_db(row.get("user_id")))?;
-    if row.get::<_, &str>("status") == "confirmed" {
-        let seats = tx
-            .cq(
-                "SELECT id FROM seats WHERE show_id = $1 AND booking_id = $2 ORDER BY id FOR UPDATE",
-                &[&id.show().get(), &id.key()],
-            )
-            .await?;
-        let sql = format!(
-            "WITH freed AS (
-                     UPDATE seats SET booking_id = NULL
-                      WHERE show_id = $1 AND booking_id = $2 RETURNING id, label, xmin, area
-                 ), gone AS (
-                     UPDATE booking_seats SET live = false
-                      WHERE show_id = $1 AND booking_id = $2 AND live RETURNING seat_id
-                 ), b AS (
-                     UPDATE bookings SET status = 'cancelled', cancelled_at = now()
-                      WHERE show_id = $1 AND id = $2
-                 ), {event}
-                 SELECT (SELECT count(*) FROM freed) AS freed, (SELECT count(*) FROM gone) AS gone",
-            event = feed::EventsSql {
-                show: "$1",
-                cause: Cause::Cancel,
-                state: SeatState::Available,
-                until: None,
-                was: None,
-                from: "freed",
-                per: None,
-            }
-            .cte(),
-        );
-        let r = tx.cq_one(&sql, &[&id.show().get(), &id.key()]).await?;
-        let (freed, gone): (i64, i64) = (r.get("freed"), r.get("gone"));
-        if freed != gone || freed != seats.len() as i64 {
-            return Err(Error::Invariant(format!(
-                "cancel freed {freed} seats of {gone} booked ({} locked)",
-                seats.len()
-            )));
-        }
-    }
-    let booking = load(&tx, id).await?.ok_or(Error::BookingNotFound)?;
-    tx.commit().await?;
-    engine.committed(None);
+    actor.authorise(&booking.user_id)?;
     Ok(booking)
 }
 

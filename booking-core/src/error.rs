@@ -72,6 +72,19 @@ pub enum Error {
         /// The areas named in which the hold has no places.
         areas: Vec<AreaCode>,
     },
+    /// The booking does not have these seats (never had, or they were exchanged away),
+    /// or not that many places of these areas; nothing changed. `409 not_in_booking`
+    /// with `seats` and `areas`.
+    #[error("not in the booking: {}{}", labels(.seats), codes(.areas))]
+    NotInBooking {
+        /// The seats named that the booking does not have.
+        seats: Vec<SeatLabel>,
+        /// The areas named in which the booking has fewer live places than asked.
+        areas: Vec<AreaCode>,
+    },
+    /// The booking is cancelled: nothing in it can be exchanged. `409 booking_cancelled`.
+    #[error("booking is cancelled")]
+    BookingCancelled,
     /// The hold was released by its owner; hold the seats again. `409 hold_released`.
     #[error("hold was released")]
     HoldReleased,

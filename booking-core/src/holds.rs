@@ -20,7 +20,8 @@
 //! transaction of [`hold`]), `pooled.rs` in one round trip ([`hold_pooled`]); `batch.rs` makes
 //! the holds of many callers in one statement; `lock.rs` locks a hold and its seats for
 //! the operations that change it (here and in [`crate::bookings`]); `lifecycle.rs`
-//! releases and extends. Reading a hold is here.
+//! releases and extends; `cart.rs` adds seats and places to a hold and removes them;
+//! `retype.rs` changes their ticket types. Reading a hold is here.
 //!
 //! Expiry is decided by the database clock (`now()`), when read: a hold past its
 //! `expires_at` blocks nobody even before the sweeper visits it, and its seats are taken
@@ -40,6 +41,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 pub mod batch;
+mod cart;
 mod checks;
 mod lifecycle;
 mod limit;
@@ -50,6 +52,7 @@ mod pooled;
 mod retype;
 mod take;
 
+pub use cart::{add, remove, HoldAddition};
 pub use lifecycle::{extend, release};
 pub(crate) use limit::check as check_user_limit;
 pub(crate) use lock::{lock_hold, lock_hold_seats};

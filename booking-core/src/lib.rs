@@ -39,7 +39,8 @@
 //!   (`holds/lifecycle.rs`), with the hold-then-seats locking of `holds/lock.rs` and
 //!   the limit per buyer of `holds/limit.rs` and the places of standing areas of
 //!   `holds/places.rs`; new ticket types for a hold's seats (`holds/retype.rs`,
-//!   [`holds::change_tickets`]).
+//!   [`holds::change_tickets`]); seats and places added to and removed from a live
+//!   hold (`holds/cart.rs`: [`holds::add`], [`holds::remove`]).
 //!   [`holds::batch`] (`holds/batch.rs`): the holds of many callers written by one
 //!   statement (`Batcher`, `hold_all`), each still all-or-none with its own answer;
 //!   holds of places only by a statement of their own (`holds/place_batch.rs`, run by
@@ -50,7 +51,9 @@
 //!   that nobody else is taking (`best/attempt.rs`, with `FOR UPDATE SKIP LOCKED`:
 //!   concurrent callers skip each other, nobody waits), all run by [`best::hold_best`].
 //! - [`bookings`]: confirm a hold into a booking (idempotent; late, for an expired hold
-//!   whose seats nobody took: [`bookings::confirm_late`]), read, list, cancel.
+//!   whose seats nobody took: [`bookings::confirm_late`]), read, list; cancel whole or
+//!   in part and exchange seats (`bookings/change.rs`: [`bookings::cancel_part`],
+//!   [`bookings::exchange`]).
 //! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop,
 //!   which also prunes old idempotency keys and feed events.
 //! - [`idempotency`]: store a request's answer with its work; replay it to retries.
@@ -127,7 +130,7 @@ pub mod venues;
 pub use areas::Area;
 pub use best::{BestHold, BestRequest};
 pub use blocks::Block;
-pub use bookings::{Booking, Confirmation};
+pub use bookings::{Booking, CancelPart, Cancellation, Confirmation, Exchange, Exchanged};
 pub use database::{PoolOptions, Settings};
 pub use domain::{
     Actor, AreaCode, AreaSpec, AreaWant, BlockId, BookingId, BookingStatus, Category, Currency,
@@ -138,7 +141,7 @@ pub use domain::{
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use feed::{AreaChange, Feed, Listener, Position, SeatEvent, Subscription};
-pub use holds::{Hold, HoldRequest};
+pub use holds::{Hold, HoldAddition, HoldRequest};
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;
 pub use sweeper::SweepOutcome;

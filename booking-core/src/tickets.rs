@@ -2,8 +2,8 @@
 //! price, and the ticket types of a show.
 //!
 //! A hold fixes the type and the price of each of its seats when it is made
-//! (`hold_seats.ticket_type`, `hold_seats.price`); its booking's tickets are its
-//! hold's. A type is sold only for the categories it lists in `ticket_prices`: the one
+//! (`hold_seats.ticket_type`, `hold_seats.price`); a confirm copies them into its
+//! booking (`booking_seats`), where a seat taken by an exchange gets its own. A type is sold only for the categories it lists in `ticket_prices`: the one
 //! rule of which seat may be sold as what is `PRICE_JOIN` (with `SEAT_TICKET`, the
 //! columns every hold path reads).
 
@@ -59,7 +59,24 @@ pub(crate) fn tickets_of_hold(show: &str, hold: &str) -> String {
     )
 }
 
-/// Reads the JSON of [`tickets_of_hold`].
+/// SQL: which rows `bs` of `booking_seats` are a booking `b`'s now: the live ones, or
+/// for a cancelled booking those it still had when it was cancelled.
+pub(crate) const BOOKED_NOW: &str =
+    "(bs.live OR (b.status = 'cancelled' AND bs.ended_at = b.cancelled_at))";
+
+/// SQL: the column `tickets` of the booking `b` (as [`tickets_of_hold`]): each seat it
+/// has now ([`BOOKED_NOW`]) as it was sold to it.
+pub(crate) fn tickets_of_booking() -> String {
+    format!(
+        "(SELECT coalesce(jsonb_agg(jsonb_build_object(
+                 'seat', s.label, 'area', s.area, 'type', bs.ticket_type, 'price', bs.price)
+                 ORDER BY s.row_index, s.number), '[]')
+            FROM booking_seats bs JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
+           WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND {BOOKED_NOW}) AS tickets"
+    )
+}
+
+/// Reads the JSON of [`tickets_of_hold`] (and of [`tickets_of_booking`]).
 pub(crate) fn tickets_from_json(value: serde_json::Value) -> Result<Vec<Ticket>> {
     let bad = || Error::Invariant("tickets of a hold".into());
     let list = value.as_array().ok_or_else(bad)?;

@@ -60,6 +60,17 @@ impl serde::Serialize for UserId {
 pub enum Actor {
     /// This user: may act on what they own only.
     User(UserId),
-    /// The holder of the admin token: may cancel anyone's booking.
+    /// The holder of the admin token: may change anyone's holds and bookings.
     Admin,
+}
+
+impl Actor {
+    /// May this actor change what `owner` owns? [`Error::Forbidden`] if not.
+    pub fn authorise(&self, owner: &UserId) -> Result<()> {
+        match self {
+            Actor::Admin => Ok(()),
+            Actor::User(u) if u == owner => Ok(()),
+            Actor::User(_) => Err(Error::Forbidden),
+        }
+    }
 }

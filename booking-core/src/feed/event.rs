@@ -103,6 +103,13 @@ crate::domain::text_enum! {
         Expire = "expire",
         /// A booking was cancelled: its seats are `available` again.
         Cancel = "cancel",
+        /// Seats or places were added to an active hold: they are now `held`.
+        Add = "add",
+        /// Seats or places were removed from an active hold: `available` again.
+        Remove = "remove",
+        /// A booking gave back some seats (`available`) and took others (`booked`), in
+        /// one transaction: each entry says its own state.
+        Exchange = "exchange",
         /// An admin (or the venue's layout) took the seats off sale: `blocked`.
         Block = "block",
         /// A block was deleted: its seats are `available` again.
@@ -115,9 +122,9 @@ impl Cause {
     /// places of a lapsed hold says otherwise in its event: they were held).
     pub(crate) fn place_was(self) -> SeatState {
         match self {
-            Cause::Hold | Cause::Block | Cause::Unblock => SeatState::Available,
-            Cause::Cancel => SeatState::Booked,
-            Cause::Confirm | Cause::Release | Cause::Expire => SeatState::Held,
+            Cause::Hold | Cause::Add | Cause::Block | Cause::Unblock => SeatState::Available,
+            Cause::Cancel | Cause::Exchange => SeatState::Booked,
+            Cause::Confirm | Cause::Release | Cause::Expire | Cause::Remove => SeatState::Held,
         }
     }
 }

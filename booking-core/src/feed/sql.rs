@@ -38,7 +38,18 @@ pub(crate) struct EventsSql<'a> {
 }
 
 impl EventsSql<'_> {
+    /// The CTE, every row with [`EventsSql::state`].
     pub(crate) fn cte(&self) -> String {
+        self.cte_with(&format!("'{}'", self.state.as_str()))
+    }
+
+    /// The CTE, each row with its own state: the text column `state` of `from` (an
+    /// exchange frees some seats and books others in one event).
+    pub(crate) fn cte_stated(&self) -> String {
+        self.cte_with("state")
+    }
+
+    fn cte_with(&self, state: &str) -> String {
         let until = self
             .until
             .map(|u| format!(", 'until', {u}"))
@@ -55,14 +66,13 @@ impl EventsSql<'_> {
             "ev AS (INSERT INTO seat_events (show_id, cause, seats)
                     SELECT {show}, '{cause}',
                            jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
-                                         'label', label, 'state', '{state}',
+                                         'label', label, 'state', {state},
                                          'version', xmin::text{until}, 'area', area{was}))
                                      ORDER BY id)
                       FROM {from} {grouping}
                     RETURNING show_id, xid::text AS xid_text, id, seats)",
             show = self.show,
             cause = self.cause.as_str(),
-            state = self.state.as_str(),
             from = self.from,
         )
     }

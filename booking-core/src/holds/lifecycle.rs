@@ -47,7 +47,7 @@ where
 /// Ends a hold with `status` and frees the seats that still point at it (a lapsed
 /// hold's seats may have been taken over already: those are left alone). Returns how
 /// many seats it freed and the event it wrote, if any.
-async fn free_seats_of<C: GenericClient>(
+pub(super) async fn free_seats_of<C: GenericClient>(
     tx: &C,
     id: HoldId,
     status: HoldStatus,

@@ -29,6 +29,19 @@ impl LockedHold {
     }
 }
 
+impl LockedHold {
+    /// Refuses anything but an active hold, as a confirm does: [`Error::HoldExpired`],
+    /// [`Error::HoldReleased`], [`Error::HoldConfirmed`].
+    pub fn active(&self) -> Result<()> {
+        match self.effective_status() {
+            HoldStatus::Active => Ok(()),
+            HoldStatus::Confirmed => Err(Error::HoldConfirmed),
+            HoldStatus::Released => Err(Error::HoldReleased),
+            HoldStatus::Expired => Err(Error::HoldExpired),
+        }
+    }
+}
+
 /// Bounds lock waits, then locks the hold row. Holds are always locked before seats.
 pub(crate) async fn lock_hold<C: GenericClient>(
     tx: &C,

@@ -4,7 +4,7 @@
 use super::lock::lock_hold;
 use super::{load, Hold};
 use crate::database::Cached;
-use crate::domain::{AreaCode, HoldId, HoldStatus, SeatLabel, TicketTypeName, UserId};
+use crate::domain::{AreaCode, HoldId, SeatLabel, TicketTypeName, UserId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use deadpool_postgres::GenericClient;
@@ -40,12 +40,7 @@ where
     if locked.user_id != user.as_str() {
         return Err(Error::Forbidden);
     }
-    match locked.effective_status() {
-        HoldStatus::Active => {}
-        HoldStatus::Confirmed => return Err(Error::HoldConfirmed),
-        HoldStatus::Released => return Err(Error::HoldReleased),
-        HoldStatus::Expired => return Err(Error::HoldExpired),
-    }
+    locked.active()?;
     // The hold's seats and places, in id order (places of an area in number order).
     let rows = tx
         .cq(

@@ -71,12 +71,83 @@ pub(crate) async fn hold_as<C>(
 where
     C: GenericClient + Send,
 {
-    let settings = engine.settings();
-    let ttl = check(req, settings)?;
-    let lock_timeout = lock_timeout_value(settings);
-    let bound: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&lock_timeout];
-
+    let ttl = check(req, engine.settings())?;
     let tx = client.transaction().await?;
+    let taking = take(&tx, engine, req).await?;
+    // 6. Write: insert the hold, point the seats and places at it, wake the sweeper
+    //    if needed.
+    let (ids, seen, tickets) = taking.columns();
+    let written = write_hold(&tx, hold_id, &req.user, ttl, &ids, &seen, &tickets).await?;
+    tx.commit().await?;
+    engine.committed(Some(written.expires_at));
+    Ok(taking.into_hold(req, hold_id, written))
+}
+
+/// What steps 1 to 5 of [`hold`] took for a request: its seats, locked and checked,
+/// and its places, claimed; not yet written.
+pub(super) struct Taking {
+    snap: Snapshot,
+    /// The seats' ids, ascending.
+    ids: Vec<i64>,
+    /// The version each seat was locked at.
+    xmins: HashMap<i64, String>,
+    places: Vec<places::Claimed>,
+}
+
+impl Taking {
+    /// Every seat and place taken, in id order: ids, the versions they were locked at,
+    /// and each one's ticket (type and price), as [`write_hold`] takes them.
+    #[allow(clippy::type_complexity)]
+    pub(super) fn columns(&self) -> (Vec<i64>, Vec<&str>, Vec<(&str, Option<i64>)>) {
+        let by_id: HashMap<i64, &Candidate> =
+            self.snap.by_label.values().map(|c| (c.id, c)).collect();
+        let mut rows: Vec<(i64, &str, &str, Option<i64>)> = self
+            .ids
+            .iter()
+            .map(|id| {
+                let c = by_id[id];
+                (
+                    *id,
+                    self.xmins[id].as_str(),
+                    c.ticket_type.as_str(),
+                    c.price,
+                )
+            })
+            .chain(self.places.iter().map(|p| {
+                (
+                    p.id,
+                    p.xmin.as_str(),
+                    p.ticket.ticket_type.as_str(),
+                    p.ticket.price,
+                )
+            }))
+            .collect();
+        rows.sort_unstable_by_key(|r| r.0);
+        (
+            rows.iter().map(|r| r.0).collect(),
+            rows.iter().map(|r| r.1).collect(),
+            rows.iter().map(|r| (r.2, r.3)).collect(),
+        )
+    }
+
+    /// The new hold `hold_id` of `req` on what was taken, as `written`.
+    pub(super) fn into_hold(self, req: &HoldRequest, hold_id: HoldId, written: Written) -> Hold {
+        let mut hold = self.snap.into_hold(req, hold_id, written);
+        places::add_to(&mut hold, self.places);
+        hold
+    }
+}
+
+/// Steps 1 to 5 of [`hold`] in the transaction `tx`: reads, locks and checks `req`'s
+/// seats, claims its places and checks the buyer's limit for them (counted on top of
+/// what the user has: a hold being added to counts already). Writes nothing.
+pub(super) async fn take<C: GenericClient>(
+    tx: &C,
+    engine: &Engine,
+    req: &HoldRequest,
+) -> Result<Taking> {
+    let lock_timeout = lock_timeout_value(engine.settings());
+    let bound: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&lock_timeout];
 
     // 1. The snapshot read, pipelined with the lock bound and what the wanted places
     //    are sold as. A hold of places only claims them in the same round trip: it has
@@ -84,11 +155,11 @@ where
     let places_only = req.seats.is_empty();
     let (set, snap, place_tickets, early) = futures_util::join!(
         tx.cexec(SET_LOCK_TIMEOUT, &bound).map_err(Error::from),
-        snapshot(&tx, req),
-        places::tickets(&tx, req),
+        snapshot(tx, req),
+        places::tickets(tx, req),
         async {
             match places_only {
-                true => places::claim(&tx, req).await.map(Some),
+                true => places::claim(tx, req).await.map(Some),
                 false => Ok(None),
             }
         },
@@ -101,74 +172,40 @@ where
         }
         both => both,
     };
-    let (snap, place_tickets) = refusals_in_order(&tx, req, snap, place_tickets, &early).await?;
-    let Snapshot {
-        currency,
-        max_seats_per_user,
-        mut by_label,
-    } = snap;
+    let (mut snap, place_tickets) = refusals_in_order(tx, req, snap, place_tickets, &early).await?;
 
     // 2. Lock the candidates in the global seat order.
-    let mut ids: Vec<i64> = by_label.values().map(|c| c.id).collect();
+    let mut ids: Vec<i64> = snap.by_label.values().map(|c| c.id).collect();
     ids.sort_unstable();
     let mut xmins: HashMap<i64, String> = HashMap::new();
     if !ids.is_empty() {
-        lock_and_check(&tx, req, &ids, &mut by_label, &mut xmins).await?;
+        lock_and_check(tx, req, &ids, &mut snap.by_label, &mut xmins).await?;
     }
 
     // 4. The places, after the seats (a claim skips locked places: it never waits).
     let claimed = match early? {
         Some(rows) => rows,
-        None => places::claim(&tx, req).await?,
+        None => places::claim(tx, req).await?,
     };
     let places = places::assign(req, claimed, &place_tickets)?;
 
     // 5. The buyer's limit, under the user's lock (after every row lock, as everywhere).
-    if let Some(limit) = max_seats_per_user {
+    if let Some(limit) = snap.max_seats_per_user {
         super::limit::check(
-            &tx,
+            tx,
             req.show,
             &req.user,
-            by_label.len() + places.len(),
+            snap.by_label.len() + places.len(),
             limit,
         )
         .await?;
     }
-
-    // 6. Take them: insert the hold, point the seats and places at it, wake the sweeper
-    //    if needed.
-    let by_id: HashMap<i64, &Candidate> = by_label.values().map(|c| (c.id, c)).collect();
-    let mut rows: Vec<(i64, &str, &str, Option<i64>)> = ids
-        .iter()
-        .map(|id| {
-            let c = by_id[id];
-            (*id, xmins[id].as_str(), c.ticket_type.as_str(), c.price)
-        })
-        .chain(places.iter().map(|p| {
-            (
-                p.id,
-                p.xmin.as_str(),
-                p.ticket.ticket_type.as_str(),
-                p.ticket.price,
-            )
-        }))
-        .collect();
-    rows.sort_unstable_by_key(|r| r.0);
-    let all_ids: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    let seen: Vec<&str> = rows.iter().map(|r| r.1).collect();
-    let tickets: Vec<(&str, Option<i64>)> = rows.iter().map(|r| (r.2, r.3)).collect();
-    let written = write_hold(&tx, hold_id, &req.user, ttl, &all_ids, &seen, &tickets).await?;
-    tx.commit().await?;
-    engine.committed(Some(written.expires_at));
-
-    let mut hold = Snapshot {
-        currency,
-        max_seats_per_user,
-        by_label,
-    }
-    .into_hold(req, hold_id, written);
-    places::add_to(&mut hold, places);
-    Ok(hold)
+    Ok(Taking {
+        snap,
+        ids,
+        xmins,
+        places,
+    })
 }
 
 /// What step 1 found, refused in the documented order: versions, then taken seats and

@@ -209,10 +209,21 @@ impl TestDb {
                     AND s.hold_id IS DISTINCT FROM h.id",
             ),
             (
-                "a confirmed booking is missing some of its seats",
+                "a confirmed booking is missing some of its seats, or a seat its booking's row",
                 "SELECT b.id::text FROM bookings b JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
                    JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
-                  WHERE b.status = 'confirmed' AND (s.booking_id IS DISTINCT FROM b.id OR NOT bs.live)",
+                  WHERE b.status = 'confirmed' AND bs.live AND s.booking_id IS DISTINCT FROM b.id
+                 UNION ALL
+                 SELECT s.label FROM seats s
+                  WHERE s.booking_id IS NOT NULL AND NOT EXISTS
+                        (SELECT 1 FROM booking_seats bs WHERE bs.show_id = s.show_id
+                            AND bs.booking_id = s.booking_id AND bs.seat_id = s.id AND bs.live)",
+            ),
+            (
+                "a confirmed booking has no live seat",
+                "SELECT b.id::text FROM bookings b WHERE b.status = 'confirmed' AND NOT EXISTS
+                   (SELECT 1 FROM booking_seats bs
+                     WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND bs.live)",
             ),
             (
                 "a cancelled booking still has live seats",
@@ -245,9 +256,21 @@ impl TestDb {
                                      WHERE hs.show_id = h.show_id AND hs.hold_id = h.id)",
             ),
             (
-                "a booking's total differs from its hold's",
+                "a booking's owner differs from its hold's, or its total from its tickets'",
                 "SELECT b.id::text FROM bookings b JOIN holds h ON h.show_id = b.show_id AND h.id = b.hold_id
-                  WHERE b.total <> h.total OR b.user_id <> h.user_id",
+                  WHERE b.user_id <> h.user_id
+                     OR b.total <> (SELECT coalesce(sum(bs.price), 0) FROM booking_seats bs
+                                     WHERE bs.show_id = b.show_id AND bs.booking_id = b.id
+                                       AND (bs.live OR (b.status = 'cancelled'
+                                                        AND bs.ended_at = b.cancelled_at)))",
+            ),
+            (
+                "a booked ticket is not priced as its type prices its seat's category",
+                "SELECT s.label FROM booking_seats bs
+                   JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
+                   LEFT JOIN ticket_prices tp ON tp.show_id = bs.show_id AND tp.type = bs.ticket_type
+                                             AND tp.category = s.category
+                  WHERE tp.type IS NULL OR tp.price IS DISTINCT FROM bs.price",
             ),
             (
                 "a blocked seat is in an unexpired active hold or a live booking",

@@ -10,6 +10,8 @@ mod areas;
 mod batch;
 mod best;
 mod bookings;
+mod cart;
+mod changes;
 mod common;
 mod engine;
 mod expiry;

@@ -164,6 +164,25 @@ impl From<CoreError> for ApiError {
                 }
                 e
             }
+            CoreError::NotInBooking { seats, areas } => {
+                let mut named: Vec<String> = seats.iter().map(|s| s.as_str().to_owned()).collect();
+                named.extend(areas.iter().map(|a| format!("that many places of {a}")));
+                let mut e = ApiError::new(
+                    S::CONFLICT,
+                    "not_in_booking",
+                    format!("The booking does not have {}. Nothing was changed.", named.join(", ")),
+                )
+                .with_seats(&seats);
+                if !areas.is_empty() {
+                    e.detail.get_or_insert_with(Default::default).areas = Some(codes(&areas));
+                }
+                e
+            }
+            CoreError::BookingCancelled => ApiError::new(
+                S::CONFLICT,
+                "booking_cancelled",
+                "The booking is cancelled; nothing in it can be changed.",
+            ),
             CoreError::HoldExpiredTaken { seats } => ApiError::new(
                 S::GONE,
                 "hold_expired",

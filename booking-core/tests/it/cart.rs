@@ -1,0 +1,411 @@
+//! A hold as a cart (`holds::add`, `holds::remove`): seats and places added and removed
+//! all-or-none, the same id and deadline, limits kept; adds racing other holds of the
+//! same seats give each seat to one hold at most.
+
+use crate::areas::{code, create, gig, ticket, want};
+use crate::common::{patient, user, TestDb};
+use booking_core::feed::Cause;
+use booking_core::{bookings, holds, Actor, AreaWant, Engine, Error, HoldAddition, HoldStatus};
+use booking_core::{SeatLabel, SeatSelection};
+
+fn label(s: &str) -> SeatLabel {
+    SeatLabel::parse(s).unwrap()
+}
+
+fn seats(labels: &[&str]) -> SeatSelection {
+    SeatSelection::parse_or_none(labels, 100).unwrap()
+}
+
+fn floor(n: i64) -> Vec<AreaWant> {
+    vec![AreaWant::new(code("FLOOR"), n).unwrap()]
+}
+
+pub(crate) fn adding(labels: &[&str], places: i64) -> HoldAddition {
+    HoldAddition {
+        seats: seats(labels),
+        areas: if places > 0 { floor(places) } else { vec![] },
+        ticket_types: vec![],
+    }
+}
+
+fn alice() -> Actor {
+    Actor::User(user("alice"))
+}
+
+#[tokio::test]
+async fn seats_and_places_come_and_go_with_the_same_id_and_deadline() {
+    let db = TestDb::new().await;
+    let engine = Engine::default();
+    let show = create(&db, gig(&[("A", 6)], 10, None)).await;
+    let mut client = db.client().await;
+    let first = holds::hold(
+        &mut client,
+        &engine,
+        &want(&show, "alice", &["A1", "A2"], 0),
+    )
+    .await
+    .unwrap();
+
+    let mut more = adding(&["A3"], 2);
+    more.areas[0].ticket_types = vec![ticket("child"), ticket("adult")];
+    let added = holds::add(&mut client, &engine, &alice(), first.hold_id, &more)
+        .await
+        .unwrap();
+    assert_eq!(added.hold_id, first.hold_id);
+    assert_eq!(added.expires_at, first.expires_at);
+    assert_eq!(added.seats, vec![label("A1"), label("A2"), label("A3")]);
+    assert_eq!(added.areas.get(&code("FLOOR")), Some(&2));
+    assert_eq!(added.total, 3 * 5000 + 1500 + 3000);
+    let event = added.event.clone().expect("an add event");
+    assert_eq!(event.cause, Cause::Add);
+    assert_eq!(
+        event.seats.len(),
+        1,
+        "only the seat that changed: {event:?}"
+    );
+    assert_eq!(event.seats[0].label, label("A3"));
+    assert_eq!((event.areas[0].available, event.areas[0].held), (-2, 2));
+    assert_eq!(
+        holds::get_hold(&client, &user("alice"), first.hold_id)
+            .await
+            .unwrap(),
+        added
+    );
+
+    // A repeat names seats the hold has: nothing is added twice, no event.
+    let again = holds::add(
+        &mut client,
+        &engine,
+        &alice(),
+        first.hold_id,
+        &adding(&["A3"], 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(again, added);
+    assert!(again.event.is_none());
+
+    // Remove a seat and the highest-numbered place.
+    let smaller = holds::remove(
+        &mut client,
+        &engine,
+        &alice(),
+        first.hold_id,
+        &seats(&["A1"]),
+        &floor(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(smaller.seats, vec![label("A2"), label("A3")]);
+    assert_eq!(smaller.areas.get(&code("FLOOR")), Some(&1));
+    let kept = smaller.tickets.iter().find(|t| t.area.is_some()).unwrap();
+    assert_eq!(kept.ticket_type, ticket("child"), "the first place stays");
+    assert_eq!(smaller.total, 2 * 5000 + 1500);
+    assert_eq!(smaller.expires_at, first.expires_at);
+    let event = smaller.event.clone().unwrap();
+    assert_eq!(event.cause, Cause::Remove);
+    assert_eq!(event.seats.len(), 1);
+    assert_eq!((event.areas[0].available, event.areas[0].held), (1, -1));
+
+    // Seats it does not have: refused, naming them, nothing changed.
+    let r = holds::remove(
+        &mut client,
+        &engine,
+        &alice(),
+        first.hold_id,
+        &seats(&["A1", "A2"]),
+        &floor(2),
+    )
+    .await;
+    match r {
+        Err(Error::NotInHold { seats, areas }) => {
+            assert_eq!(seats, vec![label("A1")]);
+            assert_eq!(areas, vec![code("FLOOR")]);
+        }
+        other => panic!("expected not_in_hold, got {other:?}"),
+    }
+
+    // Removing everything releases it.
+    let gone = holds::remove(
+        &mut client,
+        &engine,
+        &alice(),
+        first.hold_id,
+        &seats(&["A2", "A3"]),
+        &floor(1),
+    )
+    .await
+    .unwrap();
+    assert_eq!(gone.status, HoldStatus::Released);
+    assert_eq!(gone.event.unwrap().cause, Cause::Release);
+    db.audit().await;
+}
+
+#[tokio::test]
+async fn an_add_is_all_or_none_and_keeps_every_limit() {
+    let db = TestDb::new().await;
+    let engine = Engine::default();
+    let show = create(&db, gig(&[("A", 6)], 2, Some(4))).await;
+    let mut client = db.client().await;
+    let mine = holds::hold(&mut client, &engine, &want(&show, "alice", &["A1"], 0))
+        .await
+        .unwrap();
+    let bobs = holds::hold(&mut client, &engine, &want(&show, "bob", &["A3"], 0))
+        .await
+        .unwrap();
+
+    // A3 is bob's: neither A3 nor A4 is added, nor the place.
+    let r = holds::add(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&["A3", "A4"], 1),
+    )
+    .await;
+    match r {
+        Err(Error::SeatsUnavailable { seats, .. }) => assert_eq!(seats, vec![label("A3")]),
+        other => panic!("expected seats_unavailable, got {other:?}"),
+    }
+    // More places than are left.
+    let r = holds::add(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&[], 3),
+    )
+    .await;
+    assert!(
+        matches!(&r, Err(Error::SeatsUnavailable { areas, .. }) if areas == &vec![code("FLOOR")]),
+        "{r:?}"
+    );
+    let read = holds::get_hold(&client, &user("alice"), mine.hold_id)
+        .await
+        .unwrap();
+    assert_eq!(
+        read,
+        {
+            let mut m = mine.clone();
+            m.event = None;
+            m
+        },
+        "unchanged"
+    );
+
+    // The buyer's limit (4) counts what the hold has.
+    let r = holds::add(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&["A4", "A5"], 2),
+    )
+    .await;
+    assert!(
+        matches!(
+            r,
+            Err(Error::UserLimitReached {
+                limit: 4,
+                current: 1
+            })
+        ),
+        "{r:?}"
+    );
+    // Another user may not; an admin may.
+    let r = holds::add(
+        &mut client,
+        &engine,
+        &Actor::User(user("bob")),
+        mine.hold_id,
+        &adding(&["A4"], 0),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::Forbidden)), "{r:?}");
+    let by_admin = holds::add(
+        &mut client,
+        &engine,
+        &Actor::Admin,
+        mine.hold_id,
+        &adding(&["A4"], 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(by_admin.seats, vec![label("A1"), label("A4")]);
+    // A ticket type for a seat not being added.
+    let mut odd = adding(&["A5"], 0);
+    odd.ticket_types = vec![(label("A6"), ticket("adult"))];
+    let r = holds::add(&mut client, &engine, &alice(), mine.hold_id, &odd).await;
+    assert!(
+        matches!(r, Err(Error::Invalid { ref field, .. }) if field == "ticket_types"),
+        "{r:?}"
+    );
+
+    // Only an active hold.
+    bookings::confirm(&mut client, &engine, &user("bob"), bobs.hold_id)
+        .await
+        .unwrap();
+    let bob = Actor::User(user("bob"));
+    let r = holds::add(
+        &mut client,
+        &engine,
+        &bob,
+        bobs.hold_id,
+        &adding(&["A6"], 0),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::HoldConfirmed)), "{r:?}");
+    db.lapse(mine.hold_id).await;
+    let r = holds::add(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&["A6"], 0),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::HoldExpired)), "{r:?}");
+    let r = holds::remove(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &seats(&["A1"]),
+        &[],
+    )
+    .await;
+    assert!(matches!(r, Err(Error::HoldExpired)), "{r:?}");
+    let third = holds::hold(&mut client, &engine, &want(&show, "carol", &["A6"], 0))
+        .await
+        .unwrap();
+    holds::release(&mut client, &engine, &user("carol"), third.hold_id)
+        .await
+        .unwrap();
+    let carol = Actor::User(user("carol"));
+    let r = holds::add(
+        &mut client,
+        &engine,
+        &carol,
+        third.hold_id,
+        &adding(&["A5"], 0),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::HoldReleased)), "{r:?}");
+    db.audit().await;
+}
+
+#[tokio::test]
+async fn an_add_stays_within_the_seats_of_one_hold() {
+    let db = TestDb::new().await;
+    let engine = Engine::new(booking_core::Settings {
+        max_seats_per_hold: 3,
+        ..Default::default()
+    });
+    let show = create(&db, gig(&[("A", 6)], 5, None)).await;
+    let mut client = db.client().await;
+    let mine = holds::hold(
+        &mut client,
+        &engine,
+        &want(&show, "alice", &["A1", "A2"], 0),
+    )
+    .await
+    .unwrap();
+    let r = holds::add(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&["A3"], 1),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::Invalid { .. })), "{r:?}");
+    holds::add(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&[], 1),
+    )
+    .await
+    .unwrap();
+    db.audit().await;
+}
+
+/// Users with a hold each add overlapping pairs of seats while others make new holds of
+/// the same seats: every seat ends in at most one hold, every add is all or none, and
+/// nothing deadlocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn adds_racing_holds_of_the_same_seats_give_each_seat_once() {
+    let db = TestDb::with_pool(24).await;
+    let engine = patient();
+    let show = create(&db, gig(&[("A", 12), ("B", 16)], 20, None)).await;
+    let mut client = db.client().await;
+    let mut carts = Vec::new();
+    for i in 0..16 {
+        let b = format!("B{}", i + 1);
+        let h = holds::hold(
+            &mut client,
+            &engine,
+            &want(&show, &format!("cart{i}"), &[b.as_str()], 0),
+        )
+        .await
+        .unwrap();
+        carts.push(h);
+    }
+    let mut tasks = Vec::new();
+    for (i, cart) in carts.iter().enumerate() {
+        let (pool, engine, id) = (db.pool.clone(), engine.clone(), cart.hold_id);
+        let pair = [format!("A{}", i % 11 + 1), format!("A{}", i % 11 + 2)];
+        tasks.push(tokio::spawn(async move {
+            let mut c = pool.get().await.unwrap();
+            let add = HoldAddition {
+                seats: SeatSelection::parse(&pair, 10).unwrap(),
+                areas: vec![AreaWant::new(code("FLOOR"), 2).unwrap()],
+                ticket_types: vec![],
+            };
+            let actor = Actor::User(user(&format!("cart{i}")));
+            (i, holds::add(&mut c, &engine, &actor, id, &add).await)
+        }));
+    }
+    let mut rivals = Vec::new();
+    for i in 0..16 {
+        let (pool, engine) = (db.pool.clone(), engine.clone());
+        let seat = format!("A{}", (i * 5) % 12 + 1);
+        let req = want(&show, &format!("rival{i}"), &[seat.as_str()], 1);
+        rivals.push(tokio::spawn(async move {
+            let mut c = pool.get().await.unwrap();
+            holds::hold(&mut c, &engine, &req).await
+        }));
+    }
+    let mut added = 0;
+    for t in tasks {
+        let (i, r) = t.await.unwrap();
+        let read = holds::get_hold(&client, &user(&format!("cart{i}")), carts[i].hold_id)
+            .await
+            .unwrap();
+        match r {
+            Ok(h) => {
+                added += 1;
+                assert_eq!(h.seats.len(), 3, "{h:?}");
+                assert_eq!(h.areas.get(&code("FLOOR")), Some(&2));
+            }
+            Err(Error::SeatsUnavailable { .. }) => {
+                assert_eq!(
+                    read.seats.len(),
+                    1,
+                    "a refused add changed the hold: {read:?}"
+                );
+                assert!(read.areas.is_empty());
+            }
+            Err(e) => panic!("cart {i}: unexpected {e:?}"),
+        }
+    }
+    for t in rivals {
+        match t.await.unwrap() {
+            Ok(_) | Err(Error::SeatsUnavailable { .. }) => {}
+            Err(e) => panic!("rival: unexpected {e:?}"),
+        }
+    }
+    assert!(added > 0, "some add won");
+    db.audit().await;
+}
