@@ -409,3 +409,38 @@ async fn adds_racing_holds_of_the_same_seats_give_each_seat_once() {
     assert!(added > 0, "some add won");
     db.audit().await;
 }
+
+/// Inside the caller's transaction an add is a savepoint: rolled back with it, it leaves
+/// the hold as it was and writes no event.
+#[tokio::test]
+async fn an_add_inside_the_callers_transaction_rolls_back_with_it() {
+    let db = TestDb::new().await;
+    let engine = Engine::default();
+    let show = create(&db, gig(&[("A", 4)], 2, None)).await;
+    let mut client = db.client().await;
+    let mine = holds::hold(&mut client, &engine, &want(&show, "alice", &["A1"], 0))
+        .await
+        .unwrap();
+    let events = db.count("SELECT count(*) FROM seat_events").await;
+    {
+        let mut tx = client.transaction().await.unwrap();
+        let added = holds::add(
+            &mut tx,
+            &engine,
+            &alice(),
+            mine.hold_id,
+            &adding(&["A2"], 1),
+        )
+        .await
+        .unwrap();
+        assert_eq!(added.seats.len(), 2);
+        tx.rollback().await.unwrap();
+    }
+    let read = holds::get_hold(&client, &user("alice"), mine.hold_id)
+        .await
+        .unwrap();
+    assert_eq!(read.seats, vec![label("A1")]);
+    assert!(read.areas.is_empty());
+    assert_eq!(db.count("SELECT count(*) FROM seat_events").await, events);
+    db.audit().await;
+}
