@@ -1,11 +1,12 @@
-//! Bookings: confirming a hold into one, reading and listing them; `change.rs`
-//! cancels them (whole or in part) and exchanges their seats.
+//! Bookings: confirming a hold into one, reading and listing them; `cancel.rs` cancels
+//! them (whole or in part), `exchange.rs` exchanges their seats for others.
 //!
 //! Lock order, as everywhere in this crate: the hold (or booking) row first, then its
 //! seats in ascending id order. A transaction holds at most one hold or booking lock
 //! before it locks seats, so no two transactions can wait on each other in a cycle.
 
 use crate::database::Cached;
+use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
 use crate::domain::{
     Actor, BookingId, BookingStatus, HoldId, HoldStatus, SeatLabel, SeatState, ShowId, UserId,
 };
@@ -20,9 +21,11 @@ use serde::Serialize;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
-mod change;
+mod cancel;
+mod exchange;
 
-pub use change::{cancel, cancel_part, exchange, CancelPart, Cancellation, Exchange, Exchanged};
+pub use cancel::{cancel, cancel_part, CancelPart, Cancellation};
+pub use exchange::{exchange, Exchange, Exchanged};
 
 /// A booking as its owner sees it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -334,6 +337,40 @@ async fn show_limit<C: GenericClient>(tx: &C, id: HoldId) -> Result<Option<u32>>
         .await?
         .get::<_, Option<i32>>(0)
         .map(|m| m as u32))
+}
+
+/// The locked booking row.
+pub(super) struct LockedBooking {
+    pub owner: UserId,
+    pub confirmed: bool,
+    pub total: i64,
+}
+
+/// Bounds lock waits, then locks the booking row (before any seat, as everywhere).
+pub(super) async fn lock_booking<C: GenericClient>(
+    tx: &C,
+    engine: &Engine,
+    actor: &Actor,
+    id: BookingId,
+) -> Result<LockedBooking> {
+    let lock_timeout = lock_timeout_value(engine.settings());
+    let (_, row) = futures_util::future::try_join(
+        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.cq_opt(
+            "SELECT user_id, status, total FROM bookings
+              WHERE show_id = $1 AND id = $2 FOR NO KEY UPDATE",
+            &[&id.show().get(), &id.key()],
+        ),
+    )
+    .await?;
+    let row = row.ok_or(Error::BookingNotFound)?;
+    let owner = UserId::from_db(row.get("user_id"));
+    actor.authorise(&owner)?;
+    Ok(LockedBooking {
+        owner,
+        confirmed: row.get::<_, &str>("status") == "confirmed",
+        total: row.get("total"),
+    })
 }
 
 /// The booking `id` as its owner sees it: [`Error::BookingNotFound`], or

@@ -17,7 +17,8 @@
 //!    and is reported as [`Error::Invariant`], never papered over.
 //!
 //! The files: `take.rs` makes holds (the one statement that writes a hold, and the
-//! transaction of [`hold`]), `pooled.rs` in one round trip ([`hold_pooled`]); `batch.rs` makes
+//! transaction of [`hold`]) after the snapshot read of `snapshot.rs`, `pooled.rs` in
+//! one round trip ([`hold_pooled`]); `batch.rs` makes
 //! the holds of many callers in one statement; `lock.rs` locks a hold and its seats for
 //! the operations that change it (here and in [`crate::bookings`]); `lifecycle.rs`
 //! releases and extends; `cart.rs` adds seats and places to a hold and removes them;
@@ -50,6 +51,7 @@ mod place_batch;
 mod places;
 mod pooled;
 mod retype;
+mod snapshot;
 mod take;
 
 pub use cart::{add, remove, HoldAddition};

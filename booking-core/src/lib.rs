@@ -36,9 +36,9 @@
 //! - [`holds`]: hold seats all-or-none (`holds/take.rs`: [`holds::hold`];
 //!   `holds/pooled.rs`: [`holds::hold_pooled`], one round trip on a pooled connection
 //!   when nobody else touches the seats), read (`holds.rs`), extend and release
-//!   (`holds/lifecycle.rs`), with the hold-then-seats locking of `holds/lock.rs` and
-//!   the limit per buyer of `holds/limit.rs` and the places of standing areas of
-//!   `holds/places.rs`; new ticket types for a hold's seats (`holds/retype.rs`,
+//!   (`holds/lifecycle.rs`), with the snapshot read of `holds/snapshot.rs`, the
+//!   hold-then-seats locking of `holds/lock.rs`, the limit per buyer of
+//!   `holds/limit.rs` and the places of standing areas of `holds/places.rs`; new ticket types for a hold's seats (`holds/retype.rs`,
 //!   [`holds::change_tickets`]); seats and places added to and removed from a live
 //!   hold (`holds/cart.rs`: [`holds::add`], [`holds::remove`]).
 //!   [`holds::batch`] (`holds/batch.rs`): the holds of many callers written by one
@@ -52,8 +52,8 @@
 //!   concurrent callers skip each other, nobody waits), all run by [`best::hold_best`].
 //! - [`bookings`]: confirm a hold into a booking (idempotent; late, for an expired hold
 //!   whose seats nobody took: [`bookings::confirm_late`]), read, list; cancel whole or
-//!   in part and exchange seats (`bookings/change.rs`: [`bookings::cancel_part`],
-//!   [`bookings::exchange`]).
+//!   in part (`bookings/cancel.rs`: [`bookings::cancel_part`]), exchange seats
+//!   (`bookings/exchange.rs`: [`bookings::exchange`]).
 //! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop,
 //!   which also prunes old idempotency keys and feed events.
 //! - [`idempotency`]: store a request's answer with its work; replay it to retries.
