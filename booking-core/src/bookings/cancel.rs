@@ -82,26 +82,26 @@ where
     }
     let tx = client.transaction().await?;
     let locked = lock_booking(&tx, engine, actor, id).await?;
+    // A cancelled booking has nothing live to cancel, but what it never had is still
+    // refused, as for a confirmed one.
+    let rows = tx
+        .cq(
+            "SELECT s.id, s.label, s.area, bs.live, bs.ended_by, bs.ticket_type, bs.price
+               FROM booking_seats bs JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
+              WHERE bs.show_id = $1 AND bs.booking_id = $2
+              ORDER BY s.row_index, s.number",
+            &[&id.show().get(), &id.key()],
+        )
+        .await?;
+    let picked = pick(&rows, part)?;
+    let live = rows.iter().filter(|r| r.get::<_, bool>("live")).count();
     let mut cancelled = Vec::new();
     let mut event = None;
-    if locked.confirmed {
-        let rows = tx
-            .cq(
-                "SELECT s.id, s.label, s.area, bs.live, bs.ended_by, bs.ticket_type, bs.price
-                   FROM booking_seats bs JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
-                  WHERE bs.show_id = $1 AND bs.booking_id = $2
-                  ORDER BY s.row_index, s.number",
-                &[&id.show().get(), &id.key()],
-            )
-            .await?;
-        let picked = pick(&rows, part)?;
-        let live = rows.iter().filter(|r| r.get::<_, bool>("live")).count();
-        if !picked.is_empty() {
-            let mut ids: Vec<i64> = picked.iter().map(|r| r.get("id")).collect();
-            ids.sort_unstable();
-            event = free(&tx, id, &ids, picked.len() == live).await?;
-            cancelled = picked.iter().map(|r| ticket_of(r)).collect();
-        }
+    if locked.confirmed && !picked.is_empty() {
+        let mut ids: Vec<i64> = picked.iter().map(|r| r.get("id")).collect();
+        ids.sort_unstable();
+        event = free(&tx, id, &ids, picked.len() == live).await?;
+        cancelled = picked.iter().map(|r| ticket_of(r)).collect();
     }
     let booking = load(&tx, id).await?.ok_or(Error::BookingNotFound)?;
     tx.commit().await?;

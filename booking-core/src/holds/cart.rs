@@ -100,8 +100,14 @@ where
     }
     let max = engine.settings().max_seats_per_hold;
     if mine.len() + req.size() > max {
+        // Named as a new hold names it: `seats` when seats are added, else `areas`.
+        let field = if req.seats.is_empty() {
+            "areas"
+        } else {
+            "seats"
+        };
         return Err(Error::invalid(
-            "seats",
+            field,
             format!(
                 "at most {max} seats and places in one hold; it has {}",
                 mine.len()

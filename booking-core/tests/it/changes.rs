@@ -461,3 +461,38 @@ async fn no_mix_of_changes_deadlocks() {
     }
     db.audit().await;
 }
+
+/// A cancelled booking refuses, as a confirmed one does, seats it never had; seats it
+/// had pass as done.
+#[tokio::test]
+async fn a_cancelled_booking_still_refuses_seats_it_never_had() {
+    let db = TestDb::new().await;
+    let engine = Engine::default();
+    let show = create(&db, gig(&[("A", 4)], 2, None)).await;
+    let mut client = db.client().await;
+    let b = booked(&db, &engine, &show, "alice", &["A1", "A2"], 0).await;
+    bookings::cancel(&mut client, &engine, &alice(), b.booking_id)
+        .await
+        .unwrap();
+    let r = bookings::cancel_part(
+        &mut client,
+        &engine,
+        &alice(),
+        b.booking_id,
+        Some(&part(&["A3"], 0)),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::NotInBooking { .. })), "{r:?}");
+    let again = bookings::cancel_part(
+        &mut client,
+        &engine,
+        &alice(),
+        b.booking_id,
+        Some(&part(&["A1"], 0)),
+    )
+    .await
+    .unwrap();
+    assert!(again.cancelled.is_empty());
+    assert_eq!(again.booking.status, BookingStatus::Cancelled);
+    db.audit().await;
+}
