@@ -9,9 +9,10 @@
 #   2. starts booking-server (ADMIN_TOKEN set, LOG_FORMAT=json, RUST_LOG=warn) on a
 #      free loopback port and a fresh database, which it migrates;
 #   3. runs the HTTP scenarios of booking-bench (fanout, expiry, holds at concurrency
-#      1, holds, holds of 1 place of a standing area, holds of 4 seats, book, seatmap,
-#      seatmap with inventory, mixed, herd, the herd on a standing area, best), each
-#      creating its own shows through the API;
+#      1, holds, holds of 1 place of a standing area, adds of 1 seat to live holds,
+#      holds of 4 seats, book, cart sessions, seatmap, seatmap with inventory, mixed,
+#      herd, the herd on a standing area, best), each creating its own shows through
+#      the API;
 #   4. creates shows for pgbench in that same database (bench/setup.sql) and runs
 #      pgbench with each reference script (bench/hold1.sql, hold4.sql, seatmap.sql,
 #      herd.sql; -n -c N -j 2 -T SECS) at the same concurrency, and hold1.sql at
@@ -24,7 +25,8 @@
 # --quick: every scenario for 2 s with small numbers (herd 500, area herd 500 on 100
 # places, place holds on an area of 20,000, fanout 200; best on a 400-seat show until
 # sold out); checks that each ran, that the herd had exactly one winner, that the area
-# herd had exactly as many winners as places (and the area's counts agree), and that
+# herd had exactly as many winners as places (and the area's counts agree), that every
+# cart session and every add answered as expected (and the seat maps agree), and that
 # best sold out with no seat in two holds, never timings. Defaults: 10 s per scenario,
 # concurrency 32, herd 10,000, area herd 10,000 on 2,000 places, place holds on an
 # area of 100,000, fanout 10,000 subscribers.
@@ -48,7 +50,7 @@ while [ $# -gt 0 ]; do
         --concurrency=*) concurrency="${1#*=}"; shift ;;
         --out) out="$2"; shift 2 ;;
         --out=*) out="${1#*=}"; shift ;;
-        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -209,8 +211,15 @@ scenario holds holds "${common[@]}" --concurrency "$concurrency" --shows "$holds
 # Holds of 1 place each, all on one standing area, measured as holds is: the report
 # gives its rate as a ratio to holds' (target >= 0.8).
 scenario area-holds area-holds "${common[@]}" --concurrency "$concurrency" --capacity "$area_capacity"
+# Adds of 1 seat each to a live hold of the worker's own, the twin of holds (shows of
+# the same size, same concurrency and duration; more of them: each hold grows to 10
+# seats): the report gives its rate as a ratio to holds' (target >= 0.8).
+scenario adds adds "${common[@]}" --concurrency "$concurrency" --shows "$holds4_shows"
 scenario holds-4 holds "${common[@]}" --concurrency "$concurrency" --shows "$holds4_shows" --seats 4
 scenario book book "${common[@]}" --concurrency "$concurrency" --shows "$book_shows"
+# Cart sessions: hold 2 seats, add 1, remove 1, confirm; sessions/s and each step's
+# latency, every answer and the seat maps checked.
+scenario cart cart "${common[@]}" --concurrency "$concurrency" --shows "$book_shows"
 scenario seatmap seatmap "${common[@]}" --concurrency "$concurrency"
 # The same map with two ticket types, seat features and a blocked seat a row: the
 # report gives its rate as a ratio to the plain one's (target >= 0.9).

@@ -23,7 +23,7 @@ mod stats;
 
 use clap::{Parser, Subcommand};
 use common::{Common, Ctx, Sampler};
-use scenarios::{areas, best, book, expiry, fanout, herd, holds, mixed, seatmap};
+use scenarios::{adds, areas, best, book, cart, expiry, fanout, herd, holds, mixed, seatmap};
 use stats::RunResult;
 use std::process::ExitCode;
 
@@ -43,6 +43,10 @@ enum Command {
     Holds(holds::Args),
     /// Hold then confirm: a booking is the pair.
     Book(book::Args),
+    /// Cart sessions: hold 2 seats, add 1, remove 1, confirm (the 2 left are booked).
+    Cart(cart::CartArgs),
+    /// Adds of 1 free seat each to a live hold of one's own, measured as `holds` is.
+    Adds(adds::AddsArgs),
     /// Best available groups of 2-6 on one 2,000-seat show until it sells out.
     Best(best::Args),
     /// N clients released at once on one free seat: exactly one must win.
@@ -72,6 +76,8 @@ impl Command {
         Some(match self {
             Command::Holds(a) => &a.common,
             Command::Book(a) => &a.common,
+            Command::Cart(a) => &a.common,
+            Command::Adds(a) => &a.common,
             Command::Best(a) => &a.common,
             Command::Herd(a) => &a.common,
             Command::AreaHerd(a) => &a.common,
@@ -105,6 +111,8 @@ async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
     let mut r = match cmd {
         Command::Holds(a) => holds::run(&ctx, a).await?,
         Command::Book(a) => book::run(&ctx, a).await?,
+        Command::Cart(a) => cart::run_cart(&ctx, a).await?,
+        Command::Adds(a) => adds::run_adds(&ctx, a).await?,
         Command::Best(a) => best::run(&ctx, a).await?,
         Command::Herd(a) => herd::run(&ctx, a).await?,
         Command::AreaHerd(a) => areas::run_herd(&ctx, a).await?,

@@ -290,6 +290,14 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
         "holds",
         Some(0.8),
     );
+    // Nor this: adds of 1 seat to a live hold against new holds of 1 seat, measured
+    // alike (issue 16: within 20%).
+    compare(
+        "adds, 1 seat to a live hold, c=32 vs holds, 1 seat (req/s)",
+        "adds",
+        "holds",
+        Some(0.8),
+    );
     compare(
         "herd (req/s = N / wall) vs herd.sql",
         "herd",
@@ -342,6 +350,37 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
                     && passed("exact")
                     && passed("sold_out"),
             ),
+        });
+    }
+    if let Some(r) = results.get("cart") {
+        let o = r.ops.get("session").cloned().unwrap_or_default();
+        let steps: Vec<String> = ["hold", "add", "remove", "confirm"]
+            .iter()
+            .map(|s| match r.ops.get(*s) {
+                Some(o) => format!(
+                    "{s} {} / {}",
+                    fmt_ms(o.latency.p50_ms),
+                    fmt_ms(o.latency.p99_ms)
+                ),
+                None => format!("{s} -"),
+            })
+            .collect();
+        lines.push(Line {
+            what: format!(
+                "cart sessions (hold 2, add 1, remove 1, confirm), c={}",
+                r.concurrency
+            ),
+            http: format!(
+                "{} sessions/s (p50 {} / p99 {} ms); steps p50 / p99 ms: {}",
+                fmt_rate(o.throughput_rps),
+                fmt_ms(o.latency.p50_ms),
+                fmt_ms(o.latency.p99_ms),
+                steps.join(", ")
+            ),
+            twin: String::new(),
+            ratio: String::new(),
+            target: "every step as expected, the 2 seats left booked".into(),
+            met: Some(o.requests > 0 && r.ok()),
         });
     }
     if let Some(o) = op("holds-c1") {

@@ -9,9 +9,11 @@
 //!
 //! [`Common`]: crate::common::Common
 
+pub mod adds;
 pub mod areas;
 pub mod best;
 pub mod book;
+pub mod cart;
 pub mod expiry;
 pub mod fanout;
 pub mod herd;
