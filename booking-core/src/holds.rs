@@ -54,7 +54,7 @@ mod retype;
 mod snapshot;
 mod take;
 
-pub use cart::{add, remove, HoldAddition};
+pub use cart::{add, add_pooled, remove, HoldAddition};
 pub use lifecycle::{extend, release};
 pub(crate) use limit::check as check_user_limit;
 pub(crate) use lock::{lock_hold, lock_hold_seats};

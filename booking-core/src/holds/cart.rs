@@ -8,7 +8,7 @@
 
 use super::lifecycle::free_seats_of;
 use super::lock::lock_hold;
-use super::take::{check, take};
+use super::take::{check, snapshot_sql, take};
 use super::{load, Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::{Actor, AreaCode, AreaWant, HoldId, HoldStatus, SeatLabel, SeatSelection};
@@ -17,7 +17,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause, SeatEvent};
 use deadpool_postgres::GenericClient;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 
 /// What to add to a hold.
 #[derive(Debug, Clone)]
@@ -53,16 +53,7 @@ pub async fn add<C>(
 where
     C: GenericClient + Send,
 {
-    if let Some((l, _)) = addition
-        .ticket_types
-        .iter()
-        .find(|(l, _)| !addition.seats.labels().contains(l))
-    {
-        return Err(Error::invalid(
-            "ticket_types",
-            format!("{l} is not a seat being added"),
-        ));
-    }
+    check_types(addition)?;
     let tx = client.transaction().await?;
     let owner = lock_own_active(&tx, engine, actor, id).await?;
     let mine = tx
@@ -122,6 +113,151 @@ where
     hold.event = event;
     tx.commit().await?;
     engine.committed(None);
+    Ok(hold)
+}
+
+/// Refuses ticket types named for seats not being added.
+fn check_types(addition: &HoldAddition) -> Result<()> {
+    match addition
+        .ticket_types
+        .iter()
+        .find(|(l, _)| !addition.seats.labels().contains(l))
+    {
+        Some((l, _)) => Err(Error::invalid(
+            "ticket_types",
+            format!("{l} is not a seat being added"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The statement of [`add_pooled`]. Built once: it is on every add's path.
+static ADD_POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH hl AS (
+             SELECT user_id, status = 'active' AND expires_at > now() AS live,
+                    xmin::text AS x
+               FROM holds WHERE show_id = $1 AND id = $2 FOR NO KEY UPDATE
+         ), seen AS (
+             SELECT xmin::text AS x,
+                    (SELECT count(*) FROM hold_seats hs
+                      WHERE hs.show_id = $1 AND hs.hold_id = $2) AS n
+               FROM holds WHERE show_id = $1 AND id = $2
+         ), snap AS ({snapshot}), go AS (
+             SELECT coalesce((SELECT live FROM hl), false)
+                    AND ($3::text IS NULL OR (SELECT user_id FROM hl) = $3)
+                    AND (SELECT x FROM hl) = (SELECT x FROM seen)
+                    AND (SELECT n FROM seen) + cardinality($4::text[]) <= $6
+                    AND count(snap.id) = cardinality($4::text[])
+                    AND coalesce(bool_and(snap.clean AND snap.sells
+                                          AND snap.max_seats_per_user IS NULL), false) AS ok
+               FROM snap
+         ), locked AS (
+             SELECT id, xmin::text AS x FROM seats
+              WHERE show_id = $1 AND id IN (SELECT id FROM snap) AND (SELECT ok FROM go)
+              ORDER BY id FOR UPDATE
+         ), verdict AS (
+             SELECT (SELECT ok FROM go) AND count(*) = cardinality($4::text[])
+                    AND coalesce(bool_and(l.x = snap.xmin), false) AS ok
+               FROM locked l JOIN snap ON snap.id = l.id
+         ), wanted AS (
+             SELECT id, xmin, ticket_type, price FROM snap WHERE (SELECT ok FROM verdict)
+         ), hs AS (
+             INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
+             SELECT $1, $2, id, ticket_type, price FROM wanted
+         ), h AS (
+             UPDATE holds SET total = total + (SELECT coalesce(sum(price), 0) FROM wanted)
+              WHERE show_id = $1 AND id = $2 AND (SELECT ok FROM verdict)
+             RETURNING expires_at
+         ), taken AS (
+             UPDATE seats s SET hold_id = $2
+               FROM wanted w
+              WHERE s.show_id = $1 AND s.id = w.id AND s.xmin::text = w.xmin
+             RETURNING s.id, s.label, s.xmin, s.area
+         ), {event}
+         SELECT (SELECT ok FROM verdict) AS ok, (SELECT count(*) FROM taken) AS taken,
+                {columns}",
+        snapshot = snapshot_sql("$1", "$4::text[]", "$5::text[]"),
+        event = feed::EventsSql {
+            show: "$1",
+            cause: Cause::Add,
+            state: SeatState::Held,
+            until: Some("h.expires_at"),
+            was: None,
+            from: "taken CROSS JOIN h",
+            per: None,
+        }
+        .cte(),
+        columns = feed::EVENT_COLUMNS,
+    )
+});
+
+/// [`add`] on a pooled connection, in one statement when only seats are added, each
+/// free and untouched meanwhile, to an active hold nobody else is changing (the common
+/// case of a cart); anything else goes to [`add`] in a transaction of its own.
+///
+/// The statement locks the hold row first and reads the seats in its snapshot; only if
+/// the hold is live, the actor's, unchanged since the snapshot (its row version), with
+/// room for the seats, and every seat is there, points at nothing and is sold as asked
+/// (on a show without a limit per buyer) does it lock the seats in id order, check that
+/// none changed since the snapshot, and write. Refusals are then decided by [`add`],
+/// which reads again under its locks.
+#[tracing::instrument(skip_all, fields(hold = %id))]
+pub async fn add_pooled(
+    client: &mut deadpool_postgres::Client,
+    engine: &Engine,
+    actor: &Actor,
+    id: HoldId,
+    addition: &HoldAddition,
+) -> Result<Hold> {
+    if !addition.areas.is_empty() || addition.seats.is_empty() {
+        return add(client, engine, actor, id, addition).await;
+    }
+    check_types(addition)?;
+    let labels: Vec<&str> = addition
+        .seats
+        .labels()
+        .iter()
+        .map(SeatLabel::as_str)
+        .collect();
+    let types: Vec<Option<&str>> = addition
+        .seats
+        .labels()
+        .iter()
+        .map(|l| {
+            addition
+                .ticket_types
+                .iter()
+                .find(|(t, _)| t == l)
+                .map(|(_, n)| n.as_str())
+        })
+        .collect();
+    let owner: Option<&str> = match actor {
+        Actor::User(u) => Some(u.as_str()),
+        Actor::Admin => None,
+    };
+    let max = engine.settings().max_seats_per_hold as i64;
+    let row = client
+        .cq_one(
+            &ADD_POOLED_SQL,
+            &[&id.show().get(), &id.key(), &owner, &labels, &types, &max],
+        )
+        .await?;
+    if !row.get::<_, bool>("ok") {
+        return add(client, engine, actor, id, addition).await;
+    }
+    let taken: i64 = row.get("taken");
+    if taken != labels.len() as i64 {
+        return Err(Error::Invariant(format!(
+            "pointed {taken} of {} locked seats at the hold added to",
+            labels.len()
+        )));
+    }
+    // The statement committed on its own (autocommit).
+    let event = feed::written_event(&row, id.show(), Cause::Add)?;
+    engine.committed(None);
+    let mut hold = load(&*client, id).await?.ok_or(Error::HoldNotFound)?;
+    hold.event = event;
     Ok(hold)
 }
 

@@ -360,11 +360,20 @@ async fn adds_racing_holds_of_the_same_seats_give_each_seat_once() {
             let mut c = pool.get().await.unwrap();
             let add = HoldAddition {
                 seats: SeatSelection::parse(&pair, 10).unwrap(),
-                areas: vec![AreaWant::new(code("FLOOR"), 2).unwrap()],
+                areas: match i % 4 {
+                    0 | 1 => vec![AreaWant::new(code("FLOOR"), 2).unwrap()],
+                    _ => vec![],
+                },
                 ticket_types: vec![],
             };
             let actor = Actor::User(user(&format!("cart{i}")));
-            (i, holds::add(&mut c, &engine, &actor, id, &add).await)
+            // Half take the one-statement path, half the transaction: they must agree.
+            let r = if i % 2 == 0 {
+                holds::add_pooled(&mut c, &engine, &actor, id, &add).await
+            } else {
+                holds::add(&mut c, &engine, &actor, id, &add).await
+            };
+            (i, r)
         }));
     }
     let mut rivals = Vec::new();
@@ -387,7 +396,9 @@ async fn adds_racing_holds_of_the_same_seats_give_each_seat_once() {
             Ok(h) => {
                 added += 1;
                 assert_eq!(h.seats.len(), 3, "{h:?}");
-                assert_eq!(h.areas.get(&code("FLOOR")), Some(&2));
+                let places = if i % 4 < 2 { Some(&2) } else { None };
+                assert_eq!(h.areas.get(&code("FLOOR")), places);
+                assert_eq!(read, h, "as read back");
             }
             Err(Error::SeatsUnavailable { .. }) => {
                 assert_eq!(
@@ -442,5 +453,109 @@ async fn an_add_inside_the_callers_transaction_rolls_back_with_it() {
     assert_eq!(read.seats, vec![label("A1")]);
     assert!(read.areas.is_empty());
     assert_eq!(db.count("SELECT count(*) FROM seat_events").await, events);
+    db.audit().await;
+}
+
+/// The one-statement add decides as the transaction does: it writes only the plain
+/// case, and hands every other to `holds::add`.
+#[tokio::test]
+async fn the_one_statement_add_decides_as_the_transaction() {
+    let db = TestDb::new().await;
+    let engine = Engine::default();
+    let show = create(&db, gig(&[("A", 8)], 2, None)).await;
+    let mut client = db.pool.get().await.unwrap();
+    let mine = holds::hold(&mut client, &engine, &want(&show, "alice", &["A1"], 0))
+        .await
+        .unwrap();
+    let mut typed = adding(&["A2"], 0);
+    typed.ticket_types = vec![(label("A2"), ticket("adult"))];
+    let added = holds::add_pooled(&mut client, &engine, &alice(), mine.hold_id, &typed)
+        .await
+        .unwrap();
+    assert_eq!(added.seats, vec![label("A1"), label("A2")]);
+    assert_eq!((added.expires_at, added.total), (mine.expires_at, 10000));
+    let event = added.event.clone().unwrap();
+    assert_eq!((event.cause, event.seats.len()), (Cause::Add, 1));
+    assert_eq!(event.seats[0].held_until, Some(mine.expires_at));
+    // Already in the hold: passed over (by the transaction).
+    let again = holds::add_pooled(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&["A2"], 0),
+    )
+    .await
+    .unwrap();
+    assert!(again.event.is_none());
+    assert_eq!(again.seats.len(), 2);
+    // A seat of a lapsed hold is taken over; a live one's is refused.
+    let old = holds::hold(&mut client, &engine, &want(&show, "bob", &["A3"], 0))
+        .await
+        .unwrap();
+    db.lapse(old.hold_id).await;
+    holds::hold(&mut client, &engine, &want(&show, "carol", &["A4"], 0))
+        .await
+        .unwrap();
+    let over = holds::add_pooled(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&["A3"], 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(over.seats.len(), 3);
+    let r = holds::add_pooled(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&["A4", "A5"], 0),
+    )
+    .await;
+    assert!(
+        matches!(&r, Err(Error::SeatsUnavailable { seats, .. }) if seats == &vec![label("A4")]),
+        "{r:?}"
+    );
+    let r = holds::add_pooled(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&["Z9"], 0),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::SeatNotFound { .. })), "{r:?}");
+    let r = holds::add_pooled(
+        &mut client,
+        &engine,
+        &Actor::User(user("bob")),
+        mine.hold_id,
+        &adding(&["A5"], 0),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::Forbidden)), "{r:?}");
+    let admin = holds::add_pooled(
+        &mut client,
+        &engine,
+        &Actor::Admin,
+        mine.hold_id,
+        &adding(&["A5"], 0),
+    )
+    .await
+    .unwrap();
+    assert_eq!(admin.seats.len(), 4);
+    db.lapse(mine.hold_id).await;
+    let r = holds::add_pooled(
+        &mut client,
+        &engine,
+        &alice(),
+        mine.hold_id,
+        &adding(&["A6"], 0),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::HoldExpired)), "{r:?}");
     db.audit().await;
 }
