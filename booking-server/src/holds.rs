@@ -34,9 +34,78 @@ struct HoldBody {
 /// places, one per place.
 #[derive(Deserialize)]
 #[serde(untagged)]
-enum TypesBody {
+pub(crate) enum TypesBody {
     Seat(String),
     Places(Vec<String>),
+}
+
+/// A body's `ticket_types`, read: `{label: type}` for seats, `{area: [type, ...]}` for
+/// places, each malformed key or name `400` on `ticket_types`.
+pub(crate) struct TicketTypes {
+    /// The type of each seat named.
+    pub seats: Vec<(SeatLabel, TicketTypeName)>,
+    /// The types of each area's places, one per place.
+    pub areas: Vec<(AreaCode, Vec<TicketTypeName>)>,
+}
+
+impl TicketTypes {
+    /// Reads a body's `ticket_types`: a string value is a seat's type, a list an
+    /// area's places' types.
+    pub(crate) fn parse(body: BTreeMap<String, TypesBody>) -> Result<TicketTypes, ApiError> {
+        let mut types = TicketTypes {
+            seats: Vec::new(),
+            areas: Vec::new(),
+        };
+        for (key, value) in body {
+            match value {
+                TypesBody::Seat(name) => {
+                    let label = SeatLabel::parse(&key).map_err(|_| {
+                        ApiError::invalid("ticket_types", format!("{key:?} is not a seat label."))
+                    })?;
+                    types.seats.push((label, TicketTypeName::parse(&name)?));
+                }
+                TypesBody::Places(names) => {
+                    let area = AreaCode::parse_as(&key, "ticket_types")?;
+                    let names = names
+                        .iter()
+                        .map(|n| TicketTypeName::parse(n))
+                        .collect::<Result<Vec<_>, _>>()?;
+                    types.areas.push((area, names));
+                }
+            }
+        }
+        Ok(types)
+    }
+
+    /// Gives the places' types to the places asked for (`wants`: an area not among
+    /// them is `400`); returns the seats' types.
+    pub(crate) fn onto(
+        self,
+        wants: &mut [AreaWant],
+    ) -> Result<Vec<(SeatLabel, TicketTypeName)>, ApiError> {
+        for (area, names) in self.areas {
+            let want = wants.iter_mut().find(|w| w.area == area).ok_or_else(|| {
+                ApiError::invalid(
+                    "ticket_types",
+                    format!("{:?} is not one of the areas asked for.", area.as_str()),
+                )
+            })?;
+            *want = want.clone().with_ticket_types(names)?;
+        }
+        Ok(self.seats)
+    }
+}
+
+/// A body's `areas`, `{code: count}`: the places asked for (`400` on `areas` for a
+/// malformed code or a count out of range).
+pub(crate) fn area_wants(areas: &BTreeMap<String, Int>) -> Result<Vec<AreaWant>, ApiError> {
+    areas
+        .iter()
+        .map(|(code, count)| {
+            let area = AreaCode::parse_as(code, "areas")?;
+            Ok(AreaWant::new(area, count.get())?)
+        })
+        .collect()
 }
 
 #[derive(Deserialize)]
@@ -82,7 +151,7 @@ struct ConfirmBody {
 }
 
 /// A hold id from the path; one that cannot exist is simply not found.
-fn hold_id(raw: &str) -> Result<HoldId, ApiError> {
+pub(crate) fn hold_id(raw: &str) -> Result<HoldId, ApiError> {
     HoldId::parse(raw).map_err(|_| booking_core::Error::HoldNotFound.into())
 }
 
@@ -121,38 +190,8 @@ pub async fn create(
         })?;
         if_versions.push((label, Version::new(version)));
     }
-    let mut areas = Vec::with_capacity(b.areas.len());
-    for (code, count) in &b.areas {
-        let area = AreaCode::parse_as(code, "areas")?;
-        areas.push(AreaWant::new(area, count.get())?);
-    }
-    let mut ticket_types = Vec::with_capacity(b.ticket_types.len());
-    for (key, types) in b.ticket_types {
-        match types {
-            TypesBody::Seat(ticket_type) => {
-                let label = SeatLabel::parse(&key).map_err(|_| {
-                    ApiError::invalid("ticket_types", format!("{key:?} is not a seat label."))
-                })?;
-                ticket_types.push((label, TicketTypeName::parse(&ticket_type)?));
-            }
-            TypesBody::Places(names) => {
-                let want = areas
-                    .iter_mut()
-                    .find(|w| w.area.as_str() == key)
-                    .ok_or_else(|| {
-                        ApiError::invalid(
-                            "ticket_types",
-                            format!("{key:?} is not one of the areas asked for."),
-                        )
-                    })?;
-                let names = names
-                    .iter()
-                    .map(|n| TicketTypeName::parse(n))
-                    .collect::<Result<Vec<_>, _>>()?;
-                *want = want.clone().with_ticket_types(names)?;
-            }
-        }
-    }
+    let mut areas = area_wants(&b.areas)?;
+    let ticket_types = TicketTypes::parse(b.ticket_types)?.onto(&mut areas)?;
     let request = HoldRequest {
         show,
         user,
@@ -189,9 +228,9 @@ pub async fn create(
     Ok(reply)
 }
 
-/// Counts a hold refused for the show's limit per buyer (stored answers replayed under
-/// a key are not counted: they did not run).
-fn count_limit_refusal<T>(state: &AppState, outcome: &booking_core::Result<T>) {
+/// Counts a hold (or an add, or an exchange) refused for the show's limit per buyer
+/// (stored answers replayed under a key are not counted: they did not run).
+pub(crate) fn count_limit_refusal<T>(state: &AppState, outcome: &booking_core::Result<T>) {
     if matches!(outcome, Err(booking_core::Error::UserLimitReached { .. })) {
         state.metrics.user_limit_refusals.inc();
     }
@@ -447,26 +486,7 @@ pub async fn retype(
     )?;
     let id = hold_id(raw_id)?;
     let b: TicketsBody = http::parse_json(&body)?;
-    let mut seats = Vec::new();
-    let mut areas = Vec::new();
-    for (key, types) in b.ticket_types {
-        match types {
-            TypesBody::Seat(name) => {
-                let label = SeatLabel::parse(&key).map_err(|_| {
-                    ApiError::invalid("ticket_types", format!("{key:?} is not a seat label."))
-                })?;
-                seats.push((label, TicketTypeName::parse(&name)?));
-            }
-            TypesBody::Places(names) => {
-                let area = AreaCode::parse_as(&key, "ticket_types")?;
-                let names = names
-                    .iter()
-                    .map(|n| TicketTypeName::parse(n))
-                    .collect::<Result<Vec<_>, _>>()?;
-                areas.push((area, names));
-            }
-        }
-    }
+    let TicketTypes { seats, areas } = TicketTypes::parse(b.ticket_types)?;
     let mut client = state.client().await?;
     let mut tx = match idem.begin(&mut client).await? {
         Begun::Fresh(tx) => tx,

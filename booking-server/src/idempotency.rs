@@ -10,7 +10,7 @@
 use crate::http::{self, ApiError, Reply};
 use booking_core::deadpool_postgres::{Client, Transaction};
 use booking_core::idempotency::{self, Claim, Stored};
-use booking_core::UserId;
+use booking_core::{Actor, UserId};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 use sha2::{Digest, Sha256};
@@ -40,6 +40,16 @@ pub enum Scope<'a> {
     User(&'a UserId),
     /// The holder of the admin token (one scope for every admin request).
     Admin,
+}
+
+impl<'a> Scope<'a> {
+    /// The scope of `actor`'s keys.
+    pub fn of(actor: &'a Actor) -> Scope<'a> {
+        match actor {
+            Actor::User(u) => Scope::User(u),
+            Actor::Admin => Scope::Admin,
+        }
+    }
 }
 
 impl Idempotency {

@@ -11,7 +11,8 @@
 //! - [`routes`]: `match` over method and path segments, one function per endpoint.
 //! - [`shows`], [`holds`], [`bookings`], [`venues`], [`blocks`]: the endpoints, by the
 //!   noun they serve (`holds` includes best available; `shows` parses the row specs
-//!   that venues share).
+//!   that venues share; `bookings` cancels whole or in part and exchanges seats).
+//! - [`cart`]: `POST /holds/{id}/add` and `/remove`, a live hold changed as a cart.
 //! - [`events`]: `GET /shows/{id}/events`, the change feed as Server-Sent Events.
 //! - [`ops`]: `/healthz`, `/readyz`, `/metrics`, `/openapi.json` (the document is
 //!   `src/openapi.json`, compiled into the binary).
@@ -46,6 +47,7 @@
 pub mod areas;
 pub mod blocks;
 pub mod bookings;
+pub mod cart;
 pub mod config;
 pub mod demo;
 pub mod events;

@@ -51,16 +51,27 @@ pub struct Metrics {
     pub confirms: Counter,
     /// `booking_releases_total`: releases answered `204`, repeats of a release included.
     pub releases: Counter,
-    /// `booking_cancels_total`: cancels answered `200`, repeats of a cancel included
-    /// (replays under an `Idempotency-Key` not).
+    /// `booking_cancels_total`: cancels of a whole booking answered `200`, repeats of a
+    /// cancel included (replays under an `Idempotency-Key` not).
     pub cancels: Counter,
+    /// `booking_hold_adds_total`: adds to holds answered `200` (replays under an
+    /// `Idempotency-Key` not counted, as below).
+    pub hold_adds: Counter,
+    /// `booking_hold_removes_total`: removes from holds answered `200`.
+    pub hold_removes: Counter,
+    /// `booking_partial_cancels_total`: cancels of some of a booking's seats and places
+    /// answered `200` (not in `booking_cancels_total`, also when nothing was left).
+    pub partial_cancels: Counter,
+    /// `booking_exchanges_total`: exchanges of a booking's seats answered `200`.
+    pub exchanges: Counter,
     /// `booking_expiries_total`: holds expired by this process's sweeper.
     pub expiries: Counter,
     /// `booking_blocks_total`: blocks created (`201`, replays not counted).
     pub blocks: Counter,
     /// `booking_unblocks_total`: blocks deleted (`204`).
     pub unblocks: Counter,
-    /// `booking_user_limit_refusals_total`: holds refused `409 user_limit_reached`.
+    /// `booking_user_limit_refusals_total`: holds, adds to holds and exchanges refused
+    /// `409 user_limit_reached`.
     pub user_limit_refusals: Counter,
     /// `booking_lock_timeouts_total`: row-lock waits that ran out (LOCK_TIMEOUT_MS):
     /// counted where an answer is sent, from [`crate::http::Reply::lock_timeout`].
@@ -120,6 +131,19 @@ impl Default for Metrics {
         let confirms = counter("booking_confirms", "Holds confirmed into bookings");
         let releases = counter("booking_releases", "Holds released by their owner");
         let cancels = counter("booking_cancels", "Bookings cancelled");
+        let hold_adds = counter("booking_hold_adds", "Seats and places added to live holds");
+        let hold_removes = counter(
+            "booking_hold_removes",
+            "Seats and places removed from live holds",
+        );
+        let partial_cancels = counter(
+            "booking_partial_cancels",
+            "Cancels of some of a booking's seats and places (not in booking_cancels_total)",
+        );
+        let exchanges = counter(
+            "booking_exchanges",
+            "Bookings whose seats were exchanged for others",
+        );
         let expiries = counter(
             "booking_expiries",
             "Holds expired by this process's sweeper",
@@ -128,7 +152,7 @@ impl Default for Metrics {
         let unblocks = counter("booking_unblocks", "Blocks deleted (seats back on sale)");
         let user_limit_refusals = counter(
             "booking_user_limit_refusals",
-            "Holds refused because the user would pass the show's max_seats_per_user",
+            "Holds, adds and exchanges refused because the user would pass the show's max_seats_per_user",
         );
         let lock_timeouts = counter(
             "booking_lock_timeouts",
@@ -149,6 +173,10 @@ impl Default for Metrics {
             confirms,
             releases,
             cancels,
+            hold_adds,
+            hold_removes,
+            partial_cancels,
+            exchanges,
             expiries,
             blocks,
             unblocks,

@@ -2,7 +2,7 @@
 
 use crate::http::{self, Answer, ApiError};
 use crate::state::AppState;
-use crate::{areas, blocks, bookings, events, holds, ops, shows, venues, web};
+use crate::{areas, blocks, bookings, cart, events, holds, ops, shows, venues, web};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
@@ -50,15 +50,22 @@ pub enum Route<'a> {
     ExtendHold(&'a str),
     /// `POST /holds/{hold_id}/tickets`.
     RetypeHold(&'a str),
+    /// `POST /holds/{hold_id}/add` (owner or admin).
+    AddToHold(&'a str),
+    /// `POST /holds/{hold_id}/remove` (owner or admin).
+    RemoveFromHold(&'a str),
     /// `DELETE /holds/{hold_id}`.
     ReleaseHold(&'a str),
     /// `GET /bookings/{booking_id}`.
     GetBooking(&'a str),
     /// `POST /bookings/{booking_id}/cancel` (owner or admin).
     CancelBooking(&'a str),
+    /// `POST /bookings/{booking_id}/exchange` (owner or admin).
+    ExchangeSeats(&'a str),
     /// `GET /users/me/bookings`.
     MyBookings,
-    /// `GET /`, `GET /app.js`, `GET /areas.js`, `GET /style.css`: the web page.
+    /// `GET /`, `GET /app.js`, `GET /areas.js`, `GET /cart.js`, `GET /style.css`: the web
+    /// page.
     Page(web::Asset),
     /// `GET /healthz`.
     Healthz,
@@ -93,9 +100,12 @@ impl Route<'_> {
             Route::ConfirmHold(_) => "POST /holds/{hold_id}/confirm",
             Route::ExtendHold(_) => "POST /holds/{hold_id}/extend",
             Route::RetypeHold(_) => "POST /holds/{hold_id}/tickets",
+            Route::AddToHold(_) => "POST /holds/{hold_id}/add",
+            Route::RemoveFromHold(_) => "POST /holds/{hold_id}/remove",
             Route::ReleaseHold(_) => "DELETE /holds/{hold_id}",
             Route::GetBooking(_) => "GET /bookings/{booking_id}",
             Route::CancelBooking(_) => "POST /bookings/{booking_id}/cancel",
+            Route::ExchangeSeats(_) => "POST /bookings/{booking_id}/exchange",
             Route::MyBookings => "GET /users/me/bookings",
             Route::Page(web::Asset::Index) => "GET /",
             Route::Page(_) => "GET /{asset}",
@@ -118,7 +128,10 @@ impl Route<'_> {
                 | Route::ConfirmHold(_)
                 | Route::ExtendHold(_)
                 | Route::RetypeHold(_)
+                | Route::AddToHold(_)
+                | Route::RemoveFromHold(_)
                 | Route::CancelBooking(_)
+                | Route::ExchangeSeats(_)
         )
     }
 }
@@ -179,17 +192,24 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["holds", _, "extend"] => allow("POST"),
         ["holds", id, "tickets"] if post => Ok(Route::RetypeHold(id)),
         ["holds", _, "tickets"] => allow("POST"),
+        ["holds", id, "add"] if post => Ok(Route::AddToHold(id)),
+        ["holds", _, "add"] => allow("POST"),
+        ["holds", id, "remove"] if post => Ok(Route::RemoveFromHold(id)),
+        ["holds", _, "remove"] => allow("POST"),
         ["bookings", id] if get => Ok(Route::GetBooking(id)),
         ["bookings", _] => allow("GET"),
         ["bookings", id, "cancel"] if post => Ok(Route::CancelBooking(id)),
         ["bookings", _, "cancel"] => allow("POST"),
+        ["bookings", id, "exchange"] if post => Ok(Route::ExchangeSeats(id)),
+        ["bookings", _, "exchange"] => allow("POST"),
         ["users", "me", "bookings"] if get => Ok(Route::MyBookings),
         ["users", "me", "bookings"] => allow("GET"),
         [] if get => Ok(Route::Page(web::Asset::Index)),
         ["app.js"] if get => Ok(Route::Page(web::Asset::Script)),
         ["areas.js"] if get => Ok(Route::Page(web::Asset::Areas)),
+        ["cart.js"] if get => Ok(Route::Page(web::Asset::Cart)),
         ["style.css"] if get => Ok(Route::Page(web::Asset::Style)),
-        [] | ["app.js"] | ["areas.js"] | ["style.css"] => allow("GET"),
+        [] | ["app.js"] | ["areas.js"] | ["cart.js"] | ["style.css"] => allow("GET"),
         ["healthz"] if get => Ok(Route::Healthz),
         ["readyz"] if get => Ok(Route::Readyz),
         ["metrics"] if get => Ok(Route::Metrics),
@@ -231,9 +251,12 @@ pub async fn dispatch(
         Route::ConfirmHold(id) => holds::confirm(state, &parts, body, id).await,
         Route::ExtendHold(id) => holds::extend(state, &parts, body, id).await,
         Route::RetypeHold(id) => holds::retype(state, &parts, body, id).await,
+        Route::AddToHold(id) => cart::add(state, &parts, body, id).await,
+        Route::RemoveFromHold(id) => cart::remove(state, &parts, body, id).await,
         Route::ReleaseHold(id) => holds::release(state, &parts, id).await,
         Route::GetBooking(id) => bookings::get(state, &parts, id).await,
         Route::CancelBooking(id) => bookings::cancel(state, &parts, body, id).await,
+        Route::ExchangeSeats(id) => bookings::exchange(state, &parts, body, id).await,
         Route::MyBookings => bookings::mine(state, &parts).await,
         Route::Page(asset) => Ok(web::serve(asset)),
         Route::Healthz => Ok(ops::healthz()),
@@ -266,12 +289,16 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/holds/{hold_id}/confirm"),
     ("POST", "/holds/{hold_id}/extend"),
     ("POST", "/holds/{hold_id}/tickets"),
+    ("POST", "/holds/{hold_id}/add"),
+    ("POST", "/holds/{hold_id}/remove"),
     ("GET", "/bookings/{booking_id}"),
     ("POST", "/bookings/{booking_id}/cancel"),
+    ("POST", "/bookings/{booking_id}/exchange"),
     ("GET", "/users/me/bookings"),
     ("GET", "/"),
     ("GET", "/app.js"),
     ("GET", "/areas.js"),
+    ("GET", "/cart.js"),
     ("GET", "/style.css"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),

@@ -14,6 +14,8 @@ pub enum Asset {
     Script,
     /// `GET /areas.js`: `web/areas.js` (standing areas; loaded before `app.js`).
     Areas,
+    /// `GET /cart.js`: `web/cart.js` (the hold, the page's cart; loaded before `app.js`).
+    Cart,
     /// `GET /style.css`: `web/style.css`.
     Style,
 }
@@ -32,6 +34,10 @@ impl Asset {
             Asset::Areas => (
                 "text/javascript; charset=utf-8",
                 include_str!("../web/areas.js"),
+            ),
+            Asset::Cart => (
+                "text/javascript; charset=utf-8",
+                include_str!("../web/cart.js"),
             ),
             Asset::Style => ("text/css; charset=utf-8", include_str!("../web/style.css")),
         }

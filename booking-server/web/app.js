@@ -1,4 +1,7 @@
-// The seat-map page: plain JavaScript, no build step, talking to the JSON API.
+// The seat-map page: plain JavaScript, no build step, talking to the JSON API. This file
+// has the page's state and helpers, the map, the panel, loading and live updates;
+// areas.js (standing areas) and cart.js (the hold) are loaded before it, and main() at
+// its end starts the page once all three are there.
 "use strict";
 
 const MAX_SEATS = 10;
@@ -27,6 +30,9 @@ const state = {
   placeTypes: new Map(), // area code -> the ticket type of each chosen place
   drawn: null,       // the selection the ticket list was drawn for
   hold: null,        // the user's current hold on this show, if any
+  heldDrawn: null,   // the hold's tickets the list of them was drawn for
+  pending: new Set(),// seats (and "area:CODE") whose change of the hold is on its way
+  turn: Promise.resolve(), // the last change of the hold asked for (see inTurn)
   events: null,      // EventSource
   timer: null,
 };
@@ -43,15 +49,18 @@ function say(text, ok = false) {
 }
 
 // Every call names the user; every error becomes a readable sentence (the answer's
-// body stays on the error as `data`).
-async function api(method, path, body) {
+// body stays on the error as `data`). `key`: the Idempotency-Key of a change.
+async function api(method, path, body, { key } = {}) {
   const headers = { "X-User-Id": userId() };
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (key) headers["Idempotency-Key"] = key;
   let res;
   try {
     res = await fetch(path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   } catch (e) {
-    throw new Error("The server cannot be reached. Check your connection and try again.");
+    const err = new Error("The server cannot be reached. Check your connection and try again.");
+    err.unreachable = true;
+    throw err;
   }
   if (res.status === 204) return null;
   let data = null;
@@ -69,18 +78,19 @@ async function api(method, path, body) {
 }
 
 // The refusals a buyer can do something about, in their words.
-// `asked`: the places the request asked for, {area: count}.
-function explain(e, asked = {}) {
+// `asked`: the places the request asked for, {area: count}; `nothing`: what the refusal
+// left as it was.
+function explain(e, asked = {}, nothing = "Nothing was held.") {
   const d = e.data || {};
   if (e.code === "user_limit_reached") {
     const left = Math.max(0, d.limit - d.current);
     const places = state.areas.length ? " (standing places count as seats)" : "";
     return `You can have at most ${d.limit} seats for this show${places} and you already have ${d.current} (held or booked), `
-      + (left ? `so you can take ${left} more. Nothing was held.` : "so you cannot take more. Nothing was held.");
+      + (left ? `so you can take ${left} more. ${nothing}` : `so you cannot take more. ${nothing}`);
   }
   if (e.code === "ticket_type_unavailable" && Array.isArray(d.tickets)) {
     const list = d.tickets.map((t) => (t.area ? `${t.type} for places in ${t.area}` : `${t.type} for seat ${t.seat}`));
-    return `These tickets are not sold: ${[...new Set(list)].join(", ")}. Choose another ticket type. Nothing was held.`;
+    return `These tickets are not sold: ${[...new Set(list)].join(", ")}. Choose another ticket type. ${nothing}`;
   }
   if (e.code === "seats_unavailable" && Array.isArray(d.areas) && d.areas.length) {
     const short = d.areas.map((code) => {
@@ -89,10 +99,10 @@ function explain(e, asked = {}) {
       return asked[code] ? `${code} (you asked for ${asked[code]}, ${left})` : `${code} (${left})`;
     });
     const seats = Array.isArray(d.seats) && d.seats.length ? ` Seats already taken: ${d.seats.join(", ")}.` : "";
-    return `Not enough standing places left in ${short.join(", ")}.${seats} Nothing was held.`;
+    return `Not enough standing places left in ${short.join(", ")}.${seats} ${nothing}`;
   }
   if (e.code === "area_not_found" && Array.isArray(d.areas)) {
-    return `This show has no standing area ${d.areas.join(", ")} (any more). The map was reloaded. Nothing was held.`;
+    return `This show has no standing area ${d.areas.join(", ")} (any more). The map was reloaded. ${nothing}`;
   }
   return e.message;
 }
@@ -123,6 +133,12 @@ function priceOf(seat, type) {
   return t ? t.prices[seat.category] : seat.price;
 }
 
+// A choice of ticket type for a seat or area: the type and its price there.
+function typeOption(t, item) {
+  const price = t.prices[item.category];
+  return new Option(`${t.type} — ${price != null ? money(price) : "no price"}`, t.type);
+}
+
 function onSale(seat) {
   return state.types.length === 0 || typesFor(seat).length > 0;
 }
@@ -142,9 +158,19 @@ function ticketsOf(h) {
   return h.tickets || h.seats.map((seat) => ({ seat }));
 }
 
-// The most seats one selection may have, standing places included.
+// The most seats one selection (or hold) may have, standing places included.
 function cap() {
   return state.limit ? Math.min(MAX_SEATS, state.limit) : MAX_SEATS;
+}
+
+// Whether the buyer has a hold to change: the map is then its cart.
+function holding() {
+  return Boolean(state.hold && state.hold.status === "active");
+}
+
+// The seats and places a hold has.
+function heldCount(h) {
+  return h.seats.length + placesHeld(h);
 }
 
 // ---- The map ------------------------------------------------------------------
@@ -172,6 +198,7 @@ function renderSeat(seat) {
   el.className = `seat ${cls}`;
   el.setAttribute("aria-label", describe(seat, cls));
   el.setAttribute("aria-pressed", cls === "selected" ? "true" : "false");
+  el.setAttribute("aria-busy", state.pending.has(seat.label) ? "true" : "false");
   el.dataset.state = cls;
 }
 
@@ -301,10 +328,7 @@ function renderTickets(sel) {
         const select = document.createElement("select");
         select.dataset.ticket = label;
         select.setAttribute("aria-label", `Ticket type for ${label}`);
-        for (const t of typesFor(seat)) {
-          const price = t.prices[seat.category];
-          select.appendChild(new Option(`${t.type} — ${price != null ? money(price) : "no price"}`, t.type));
-        }
+        select.append(...typesFor(seat).map((t) => typeOption(t, seat)));
         select.value = state.choice.get(label);
         select.addEventListener("change", () => {
           state.choice.set(label, select.value);
@@ -337,45 +361,47 @@ function renderTotal(sel) {
 
 function renderPanel() {
   state.areas.forEach(renderArea);
+  const h = state.hold;
+  const active = holding();
   const sel = selection();
   const chosen = [...sel, placesText(Object.fromEntries(state.want))].filter(Boolean);
-  $("selection").textContent = chosen.length
-    ? `Selected: ${chosen.join(", ")}`
-    : "Select seats by clicking them (or Tab to a seat and press Enter)"
-      + (state.areas.length ? ", or choose a number of standing places." : ".");
+  if (active) {
+    $("selection").textContent = "Click a free seat to add it to your hold, or one of yours to take it out"
+      + (state.areas.length ? "; a standing area's picker sets how many places it has there." : ".");
+  } else {
+    $("selection").textContent = chosen.length
+      ? `Selected: ${chosen.join(", ")}`
+      : "Select seats by clicking them (or Tab to a seat and press Enter)"
+        + (state.areas.length ? ", or choose a number of standing places." : ".");
+  }
   $("limit").hidden = !state.limit;
   $("limit").textContent = state.limit
     ? `At most ${state.limit} seats per person for this show${state.areas.length ? ", standing places included" : ""}.`
     : "";
   renderTickets(sel);
+  // A second hold would leave this one behind: while it lives, seats go into it.
+  $("hold").hidden = active;
+  $("best").hidden = active;
   $("hold").disabled = sel.length === 0 && placesWanted() === 0;
-  const h = state.hold;
-  const active = h && h.status === "active";
   $("holdbox").hidden = !active;
   if (active) {
     $("held-seats").textContent = heldText(h);
     $("total").textContent = money(h.total, h.currency);
-    $("held-tickets").replaceChildren(...ticketsOf(h).map((t) => {
-      const li = document.createElement("li");
-      li.textContent = ticketText(t);
-      li.dataset.held = t.seat;
-      if (t.area) li.dataset.area = t.area;
-      return li;
-    }));
+    $("total").dataset.cents = String(h.total);
+    renderHeldTickets(h);
+  } else if (state.heldDrawn !== null) {
+    state.heldDrawn = null; // no choice of an ended hold's tickets stays behind
+    $("held-tickets").textContent = "";
   }
   tick();
 }
 
-function tick() {
-  const h = state.hold;
-  if (!h || h.status !== "active") return;
-  const left = Math.max(0, Math.round((Date.parse(h.expires_at) - Date.now()) / 1000));
-  $("countdown").textContent = `${Math.floor(left / 60)}:${String(left % 60).padStart(2, "0")}`;
-  if (left === 0) refreshHold();
-}
-
 function toggle(label) {
   const seat = state.seats.get(label);
+  if (holding()) {
+    cartClick(seat);
+    return;
+  }
   if (state.selected.has(label)) {
     state.selected.delete(label);
     state.choice.delete(label);
@@ -395,26 +421,39 @@ function toggle(label) {
     const types = typesFor(seat);
     if (types.length) state.choice.set(label, types[0].type);
     say("");
-  } else if (seatClass(seat) === "mine") {
-    say(`Seat ${label} is already held by you.`, true);
-    return;
-  } else if (seat.state === "held") {
-    say(`Seat ${label} is held by someone else right now. It may come free if they do not book it.`);
-    return;
-  } else if (seat.state === "blocked") {
-    say(`Seat ${label} is not for sale.`);
-    return;
   } else {
-    say(`Seat ${label} is already booked.`);
+    refuseClick(seat);
     return;
   }
   renderSeat(seat);
   renderPanel();
 }
 
+// Why a seat that is not free cannot be chosen.
+function refuseClick(seat) {
+  const label = seat.label;
+  if (seatClass(seat) === "mine") {
+    say(`Seat ${label} is already held by you.`, true);
+  } else if (seat.state === "held") {
+    say(`Seat ${label} is held by someone else right now. It may come free if they do not book it.`);
+  } else if (seat.state === "blocked") {
+    say(`Seat ${label} is not for sale.`);
+  } else {
+    say(`Seat ${label} is already booked.`);
+  }
+}
+
 function deselect(label) {
   state.selected.delete(label);
   state.choice.delete(label);
+}
+
+// Forgets the seats and places chosen: a hold takes their place.
+function clearChoice() {
+  state.selected.clear();
+  state.choice.clear();
+  state.want.clear();
+  state.placeTypes.clear();
 }
 
 // ---- Loading ------------------------------------------------------------------
@@ -470,35 +509,6 @@ async function loadMap() {
   renderPanel();
 }
 
-async function restoreHold() {
-  const id = localStorage.getItem(holdKey());
-  if (!id) return;
-  try {
-    state.hold = await api("GET", `/holds/${id}`);
-  } catch (e) {
-    state.hold = null;
-  }
-  if (!state.hold || state.hold.status !== "active") {
-    localStorage.removeItem(holdKey());
-    state.hold = null;
-  }
-  state.order.forEach((l) => renderSeat(state.seats.get(l)));
-  renderPanel();
-}
-
-async function refreshHold() {
-  if (!state.hold) return;
-  try {
-    state.hold = await api("GET", `/holds/${state.hold.hold_id}`);
-    if (state.hold.status === "expired") say("Your hold expired and its seats were let go.");
-  } catch (e) {
-    say(e.message);
-  }
-  if (state.hold && state.hold.status !== "active") localStorage.removeItem(holdKey());
-  state.hold.seats.forEach((l) => state.seats.has(l) && renderSeat(state.seats.get(l)));
-  renderPanel();
-}
-
 // Live updates: every change of a seat arrives once (held, booked, blocked, available
 // again), and of a standing area's counts as deltas added to the counts of the map
 // loaded; the browser resumes with Last-Event-ID by itself when the connection drops.
@@ -548,121 +558,6 @@ function renderCategories(seats) {
   select.value = categories.includes(current) ? current : "";
 }
 
-// ---- Actions ------------------------------------------------------------------
-
-// A hold was made (by hand or best available): show it as ours.
-function took(hold) {
-  state.hold = hold;
-  localStorage.setItem(holdKey(), hold.hold_id);
-  state.selected.clear();
-  state.choice.clear();
-  state.want.clear();
-  state.placeTypes.clear();
-  for (const l of hold.seats) {
-    const seat = state.seats.get(l);
-    seat.state = "held";
-    renderSeat(seat);
-  }
-  say(`Held ${heldText(hold)}. Confirm before the time runs out.`, true);
-}
-
-async function doBest() {
-  const count = Number($("best-count").value);
-  if (!Number.isInteger(count) || count < 1 || count > cap()) {
-    say(`Ask for 1 to ${cap()} seats.`);
-    return;
-  }
-  const body = { count, adjacent: $("best-adjacent").checked };
-  if ($("best-category").value) body.category = $("best-category").value;
-  $("best-hold").disabled = true;
-  try {
-    took(await api("POST", `/shows/${state.show}/holds/best`, body));
-  } catch (e) {
-    say(explain(e));
-    if (e.code === "seats_unavailable") await loadMap();
-  } finally {
-    $("best-hold").disabled = false;
-  }
-  renderPanel();
-}
-
-async function doHold() {
-  const seats = selection();
-  const if_versions = {};
-  const ticket_types = {};
-  const fallback = state.types.length ? state.types[0].type : null;
-  for (const l of seats) {
-    if_versions[l] = state.seats.get(l).version;
-    const type = state.choice.get(l);
-    if (type && type !== fallback) ticket_types[l] = type;
-  }
-  const body = seats.length ? { seats, if_versions } : {};
-  const areas = Object.fromEntries(state.want);
-  if (Object.keys(areas).length) body.areas = areas;
-  for (const [code, types] of state.placeTypes) {
-    if (types.some((t) => t && t !== fallback)) ticket_types[code] = types;
-  }
-  if (Object.keys(ticket_types).length) body.ticket_types = ticket_types;
-  $("hold").disabled = true;
-  try {
-    took(await api("POST", `/shows/${state.show}/holds`, body));
-  } catch (e) {
-    if (["stale_version", "seats_unavailable", "area_not_found"].includes(e.code)) {
-      try { await loadMap(); } catch (reload) { /* the message below says what happened */ }
-    }
-    say(explain(e, areas));
-  }
-  renderPanel();
-}
-
-async function doConfirm() {
-  try {
-    const booking = await api("POST", `/holds/${state.hold.hold_id}/confirm`);
-    localStorage.removeItem(holdKey());
-    for (const l of booking.seats) {
-      const seat = state.seats.get(l);
-      if (seat) { seat.state = "booked"; }
-    }
-    state.hold = null;
-    state.order.forEach((l) => renderSeat(state.seats.get(l)));
-    $("booked").hidden = false;
-    $("booked").textContent = `Booked ${ticketsOf(booking).map(ticketText).join(", ")} `
-      + `(${money(booking.total, booking.currency)} in all). Booking ${booking.booking_id}.`;
-    say(booking.areas ? "Your tickets are booked." : "Your seats are booked.", true);
-  } catch (e) {
-    say(e.message);
-    await refreshHold();
-  }
-  renderPanel();
-}
-
-async function doExtend() {
-  try {
-    state.hold = await api("POST", `/holds/${state.hold.hold_id}/extend`, { ttl_seconds: 600 });
-    say("Your hold was extended.", true);
-  } catch (e) {
-    say(e.message);
-  }
-  renderPanel();
-}
-
-async function doRelease() {
-  const h = state.hold;
-  try {
-    await api("DELETE", `/holds/${h.hold_id}`);
-    localStorage.removeItem(holdKey());
-    state.hold = null;
-    for (const l of h.seats) {
-      const seat = state.seats.get(l);
-      if (seat && seat.state === "held") { seat.state = "available"; renderSeat(seat); }
-    }
-    say(`Released ${heldText(h)}.`, true);
-  } catch (e) {
-    say(e.message);
-  }
-  renderPanel();
-}
-
 async function main() {
   let user = localStorage.getItem("booking.user");
   if (!user) {
@@ -684,9 +579,9 @@ async function main() {
   $("show").addEventListener("change", () => openShow($("show").value).catch((e) => say(e.message)));
   $("hold").addEventListener("click", doHold);
   $("best-hold").addEventListener("click", doBest);
-  $("confirm").addEventListener("click", doConfirm);
-  $("extend").addEventListener("click", doExtend);
-  $("release").addEventListener("click", doRelease);
+  $("confirm").addEventListener("click", () => inTurn(doConfirm));
+  $("extend").addEventListener("click", () => inTurn(doExtend));
+  $("release").addEventListener("click", () => inTurn(doRelease));
   state.timer = setInterval(tick, 1000);
   try {
     if (await loadShows()) await openShow($("show").value);

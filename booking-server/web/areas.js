@@ -18,17 +18,42 @@ function placesText(areas) {
   return Object.entries(areas || {}).map(([code, n]) => `${n} ${n === 1 ? "place" : "places"} in ${code}`).join(", ");
 }
 
+// The places a hold has, in all its areas.
+function placesHeld(h) {
+  return Object.values(h.areas || {}).reduce((n, count) => n + count, 0);
+}
+
+// The places the current hold has in an area (0 without a hold).
+function heldIn(code) {
+  return holding() && state.hold.areas ? state.hold.areas[code] || 0 : 0;
+}
+
 // What a hold or booking has: its seats, then its places.
 function heldText(h) {
   return [...h.seats, placesText(h.areas)].filter(Boolean).join(", ");
 }
 
 // The most places the buyer may choose in `area` now: what is left, and what the hold
-// limit and the limit per buyer leave beside the other seats and places chosen.
+// limit and the limit per buyer leave beside the other seats and places chosen. With a
+// hold, the places it has here count as chosen, and are always on offer.
 function maxPlaces(area) {
   if (!onSale(area)) return 0;
+  if (holding()) {
+    const mine = heldIn(area.area);
+    const room = cap() - heldCount(state.hold) + mine;
+    return Math.max(mine, Math.min(mine + Math.max(0, area.available), room));
+  }
   const room = cap() - state.selected.size - placesWanted(area.area);
   return Math.max(0, Math.min(area.available, room));
+}
+
+// With a hold, an area's picker is its count of places there: moving it adds or takes
+// out the difference (the API takes out the hold's highest-numbered places).
+function changePlaces(code, count) {
+  const held = heldIn(code);
+  if (count === held) return;
+  const body = { areas: { [code]: Math.abs(count - held) } };
+  changeHold(count > held ? "add" : "remove", body, [`area:${code}`]);
 }
 
 // Sets the places chosen in an area (0: none), keeping the types chosen so far.
@@ -67,6 +92,10 @@ function areaBox(area) {
   picker.dataset.areaCount = area.area;
   picker.setAttribute("aria-label", `Places in ${area.area}`);
   picker.addEventListener("change", () => {
+    if (holding()) {
+      changePlaces(area.area, Number(picker.value));
+      return;
+    }
     setWant(area.area, Number(picker.value));
     say("");
     renderPanel();
@@ -97,16 +126,18 @@ function renderArea(area) {
   const max = maxPlaces(area);
   if ((state.want.get(area.area) || 0) > max) setWant(area.area, max);
   const picker = box.querySelector("select");
-  if (picker.dataset.max !== String(max)) {
+  const busy = state.pending.has(`area:${area.area}`);
+  if (picker.dataset.max !== String(max) && !busy) {
     picker.dataset.max = String(max);
     const options = [];
     for (let n = 0; n <= max; n += 1) options.push(new Option(String(n), String(n)));
     picker.replaceChildren(...options);
   }
-  picker.value = String(state.want.get(area.area) || 0);
-  picker.disabled = max === 0;
-  const h = state.hold;
-  const held = h && h.status === "active" && h.areas ? h.areas[area.area] || 0 : 0;
+  const held = heldIn(area.area);
+  // While a change is on its way the picker keeps the count asked for.
+  if (!busy) picker.value = String(holding() ? held : state.want.get(area.area) || 0);
+  picker.disabled = max === 0 || busy;
+  picker.setAttribute("aria-busy", busy ? "true" : "false");
   box.querySelector(".area-mine").textContent = held ? `${held} held by you` : "";
   box.querySelector(".area-mine").hidden = !held;
 }
@@ -189,10 +220,7 @@ function placeLines(list, area) {
       select.dataset.placeTicket = area.area;
       select.dataset.index = String(i);
       select.setAttribute("aria-label", `Ticket type for place ${i + 1} in ${area.area}`);
-      for (const t of types) {
-        const price = t.prices[area.category];
-        select.appendChild(new Option(`${t.type} — ${price != null ? money(price) : "no price"}`, t.type));
-      }
+      select.append(...types.map((t) => typeOption(t, area)));
       select.value = chosen[i];
       select.addEventListener("change", () => {
         chosen[i] = select.value;

@@ -14,6 +14,6 @@ pub mod request;
 
 pub use reply::{Answer, ApiError, Body, Reply, JSON};
 pub use request::{
-    admin, idempotency_key, parse_json, read_body, require_admin, user, user_for_log, BODY_LIMIT,
-    IDEMPOTENCY_KEY,
+    actor, admin, idempotency_key, parse_json, read_body, require_admin, user, user_for_log,
+    BODY_LIMIT, IDEMPOTENCY_KEY,
 };

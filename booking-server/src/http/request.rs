@@ -3,7 +3,7 @@
 //! value with the documented [`ApiError`].
 
 use super::reply::ApiError;
-use booking_core::UserId;
+use booking_core::{Actor, UserId};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
@@ -166,6 +166,17 @@ pub fn admin(headers: &HeaderMap, token: Option<&str>) -> Result<bool, ApiError>
         );
         e.bearer_challenge = true;
         Err(e)
+    }
+}
+
+/// The caller of a route that the owner or an admin may call: the admin when the
+/// request carries an `Authorization` header (the token must be right), else the user
+/// of `X-User-Id`.
+pub fn actor(headers: &HeaderMap, token: Option<&str>) -> Result<Actor, ApiError> {
+    if admin(headers, token)? {
+        Ok(Actor::Admin)
+    } else {
+        Ok(Actor::User(user(headers)?))
     }
 }
 

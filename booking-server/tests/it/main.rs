@@ -10,6 +10,7 @@
 mod api;
 mod areas;
 mod bad_input;
+mod cart;
 mod common;
 mod events;
 mod idempotency;

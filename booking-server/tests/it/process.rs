@@ -192,7 +192,9 @@ async fn a_request_in_flight_when_sigterm_arrives_completes_and_the_server_exits
 }
 
 /// Starts the real binary on `database_url`; returns it and a client once it is ready.
-async fn spawn_ready(database_url: &str) -> (tokio::process::Child, crate::common::Client) {
+pub(crate) async fn spawn_ready(
+    database_url: &str,
+) -> (tokio::process::Child, crate::common::Client) {
     let port = {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()

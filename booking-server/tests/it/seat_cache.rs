@@ -37,6 +37,21 @@ async fn converges(s: &TestServer, show: &str) -> Vec<u8> {
     );
 }
 
+/// The `seats` of a hold or booking.
+fn labels_of(v: &Value) -> Vec<String> {
+    v["seats"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// How many seats and places a hold has: its tickets.
+fn size_of(hold: &Value) -> usize {
+    hold["tickets"].as_array().unwrap().len()
+}
+
 fn seat<'a>(map: &'a Value, label: &str) -> &'a Value {
     map["seats"]
         .as_array()
@@ -72,8 +87,9 @@ async fn the_patched_map_equals_the_database_after_a_random_mix_of_concurrent_ch
     let path = format!("/shows/{show}/seats");
     assert_eq!(a.get(&path).send().await.status, StatusCode::OK);
 
-    // Act: eight users hold, confirm, release, extend and cancel at random through
-    // either process, and let short holds lapse; `a`'s map is read all along.
+    // Act: eight users hold, confirm, release, extend, add to and remove from holds,
+    // cancel (whole or in part) and exchange at random through either process, and let
+    // short holds lapse; `a`'s map is read all along.
     let mut tasks = Vec::new();
     for w in 0..8 {
         let (a, b, show, labels, path) = (
@@ -86,13 +102,15 @@ async fn the_patched_map_equals_the_database_after_a_random_mix_of_concurrent_ch
         tasks.push(tokio::spawn(async move {
             let user = format!("user-{w}");
             let mut holds: Vec<(String, Vec<String>, bool)> = Vec::new();
-            let mut bookings: Vec<String> = Vec::new();
+            let mut bookings: Vec<(String, Vec<String>)> = Vec::new();
+            // Seats and places of each hold: an add stays within MAX_SEATS_PER_HOLD.
+            let mut sizes: std::collections::HashMap<String, usize> = Default::default();
             for _ in 0..40 {
                 let (via_a, action, n, ttl, pick, places) = {
                     let mut rng = rand::thread_rng();
                     (
                         rng.gen_bool(0.5),
-                        rng.gen_range(0..10),
+                        rng.gen_range(0..14),
                         rng.gen_range(1..=3usize),
                         if rng.gen_bool(0.3) { 1 } else { 600 },
                         rng.gen_range(0..usize::MAX),
@@ -124,6 +142,7 @@ async fn the_patched_map_equals_the_database_after_a_random_mix_of_concurrent_ch
                                     assert_eq!(seat(&map, l)["state"], "held", "{l} just held");
                                 }
                             }
+                            sizes.insert(id.clone(), size_of(&res.json));
                             holds.push((id, seats, ttl == 600));
                         }
                     }
@@ -142,7 +161,10 @@ async fn the_patched_map_equals_the_database_after_a_random_mix_of_concurrent_ch
                                     assert_eq!(seat(&map, l)["state"], "booked", "{l} just booked");
                                 }
                             }
-                            bookings.push(res.json["booking_id"].as_str().unwrap().to_owned());
+                            bookings.push((
+                                res.json["booking_id"].as_str().unwrap().to_owned(),
+                                labels_of(&res.json),
+                            ));
                         }
                     }
                     6 if !holds.is_empty() => {
@@ -175,13 +197,112 @@ async fn the_patched_map_equals_the_database_after_a_random_mix_of_concurrent_ch
                         assert!(matches!(res.status.as_u16(), 200 | 410), "{}", res.text());
                     }
                     8 if !bookings.is_empty() => {
-                        let id = bookings.remove(pick % bookings.len());
+                        let (id, _) = bookings.remove(pick % bookings.len());
                         let res = s
                             .post(&format!("/bookings/{id}/cancel"))
                             .user(&user)
                             .send()
                             .await;
                         assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+                    }
+                    10 if !holds.is_empty() => {
+                        let i = pick % holds.len();
+                        let start = pick % (labels.len() - n);
+                        let seats: Vec<String> = labels[start..start + n].to_vec();
+                        if sizes[&holds[i].0] + n + places as usize > 10 {
+                            continue;
+                        }
+                        let mut body = json!({ "seats": seats });
+                        if places > 0 {
+                            body["areas"] = json!({"FLOOR": places});
+                        }
+                        let res = s
+                            .post(&format!("/holds/{}/add", holds[i].0))
+                            .user(&user)
+                            .json(body)
+                            .send()
+                            .await;
+                        assert!(
+                            matches!(res.status.as_u16(), 200 | 409 | 410),
+                            "{}",
+                            res.text()
+                        );
+                        if res.status == StatusCode::OK {
+                            if via_a && holds[i].2 {
+                                let map = a.get(&path).send().await.json;
+                                for l in &seats {
+                                    assert_eq!(seat(&map, l)["state"], "held", "{l} just added");
+                                }
+                            }
+                            holds[i].1 = labels_of(&res.json);
+                            sizes.insert(holds[i].0.clone(), size_of(&res.json));
+                        }
+                    }
+                    11 if holds.iter().any(|h| !h.1.is_empty()) => {
+                        let i = holds.iter().position(|h| !h.1.is_empty()).unwrap();
+                        let gone = holds[i].1[0].clone();
+                        let res = s
+                            .post(&format!("/holds/{}/remove", holds[i].0))
+                            .user(&user)
+                            .json(json!({"seats": [gone]}))
+                            .send()
+                            .await;
+                        assert!(matches!(res.status.as_u16(), 200 | 410), "{}", res.text());
+                        if res.status == StatusCode::OK {
+                            if res.json["status"] == "released" {
+                                holds.remove(i);
+                            } else {
+                                holds[i].1 = labels_of(&res.json);
+                                sizes.insert(holds[i].0.clone(), size_of(&res.json));
+                            }
+                        }
+                    }
+                    12 if !bookings.is_empty() => {
+                        let i = pick % bookings.len();
+                        let Some(gone) = bookings[i].1.first().cloned() else {
+                            continue;
+                        };
+                        let res = s
+                            .post(&format!("/bookings/{}/cancel", bookings[i].0))
+                            .user(&user)
+                            .json(json!({"seats": [gone]}))
+                            .send()
+                            .await;
+                        assert_eq!(res.status, StatusCode::OK, "{}", res.text());
+                        if res.json["status"] == "cancelled" {
+                            bookings.remove(i);
+                        } else {
+                            bookings[i].1 = labels_of(&res.json);
+                        }
+                    }
+                    13 if !bookings.is_empty() => {
+                        let i = pick % bookings.len();
+                        let Some(given) = bookings[i].1.first().cloned() else {
+                            continue;
+                        };
+                        let taken = labels[pick % labels.len()].clone();
+                        if bookings[i].1.contains(&taken) {
+                            continue;
+                        }
+                        let res = s
+                            .post(&format!("/bookings/{}/exchange", bookings[i].0))
+                            .user(&user)
+                            .json(json!({"release": [given], "take": [taken]}))
+                            .send()
+                            .await;
+                        assert!(matches!(res.status.as_u16(), 200 | 409), "{}", res.text());
+                        if res.status == StatusCode::OK {
+                            if via_a {
+                                // Only this user changes this booking: still booked.
+                                let map = a.get(&path).send().await.json;
+                                assert_eq!(
+                                    seat(&map, &taken)["state"],
+                                    "booked",
+                                    "{taken} just taken"
+                                );
+                            }
+                            bookings[i].1 = labels_of(&res.json);
+                        }
                     }
                     _ => {
                         let res = a.get(&path).send().await;

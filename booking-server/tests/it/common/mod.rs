@@ -1,6 +1,7 @@
 //! Test support: a server on port 0 against a fresh database of its own, and a small
 //! HTTP client that can also send what a well-behaved client never would.
 
+pub mod audit;
 pub mod contract;
 
 use booking_core::deadpool_postgres::Pool;
