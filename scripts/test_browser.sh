@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # The seat-map page in headless Chromium: two users on one show, then one on a show
 # with sections, blocked seats, seat features, ticket types and a limit per buyer, then
-# two on a show with seats and a standing area (browser-tests/; the test creates those
-# shows itself with the admin token).
+# two on a show with seats and a standing area (browser-tests/seatmap.test.mjs), then
+# the page as a cart of the current hold: seats and places added, taken out and retyped
+# (browser-tests/cart.test.mjs). The tests create those shows themselves with the admin
+# token.
 #
 #   scripts/test_browser.sh
 #
 # Installs what it needs when missing (Debian's chromium, playwright-core from npm),
-# starts a server on a fresh database with a show, runs the test, stops the server.
+# starts a server on a fresh database with a show, runs the tests, stops the server.
 # Screenshots: target/browser/*.png.
 set -euo pipefail
 
@@ -66,5 +68,10 @@ show=$(curl -fsS -X POST "http://127.0.0.1:$port/shows" -H "Authorization: Beare
     | python3 -c 'import json,sys; print(json.load(sys.stdin)["id"])')
 
 cd browser-tests
-BASE_URL="http://127.0.0.1:$port" SHOW_ID="$show" ADMIN_TOKEN="$token" CHROMIUM="$chromium_bin" \
-    SHOT_DIR="$here/target/browser" node seatmap.test.mjs
+status=0
+for test in seatmap cart; do
+    echo "test_browser.sh: $test.test.mjs" >&2
+    BASE_URL="http://127.0.0.1:$port" SHOW_ID="$show" ADMIN_TOKEN="$token" CHROMIUM="$chromium_bin" \
+        SHOT_DIR="$here/target/browser" node "$test.test.mjs" || status=1
+done
+exit "$status"
