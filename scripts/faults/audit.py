@@ -7,25 +7,49 @@ every acknowledgement the load received.
 
 Checks, printing each problem and exiting 1 when there is any:
 - no seat in two live holds/bookings (the tables and the seat pointers agree);
-- no partial hold or booking (an active hold owns all its seats, a booking all of its);
+- no partial hold or booking (an active hold owns all its seats, a confirmed booking
+  all its live ones; every seat pointing at a booking is a live row of it);
 - no blocked seat in an unexpired active hold or a live booking; no block without seats;
 - no user with more seats of a show (unexpired active holds plus live bookings) than
   the show's max_seats_per_user;
 - every ticket (hold_seats row) of a type the show sells for its seat's category, at
-  that type's price for the category (ticket_prices); every hold's total the sum of its
-  tickets (and a booking's its hold's);
+  that type's price for the category (ticket_prices), booked tickets (booking_seats)
+  too; every hold's total the sum of its tickets;
+- bookings that change (issue 16, migrations/V7): a booking has a row of every seat
+  of its hold, and its other rows are seats (taken by exchanges); a confirmed booking
+  has at least one live row and its total is the sum of their prices; a cancelled one
+  has none, and its total is the price of the rows its cancel ended; no row of it ended
+  after its cancel; an `exchange` event both gives back and takes seats (entries
+  `available` and `booked`, no places);
 - every acknowledged hold, confirm, cancel, release, block and unblock is in the
   database as it was acknowledged (ids, user, seats, tickets, total, status; a block's
   seats blocked by it unless an unblock of it was tried; an unblocked block gone), and
-  nothing happened that nobody asked for (no block but those tried);
+  nothing happened that nobody asked for (no block but those tried; no hold released
+  but by a release or a remove, no booking cancelled but by a cancel);
+- every hold and booking the load changed (adds, removes, new ticket types, late
+  confirms, partial cancels and their repeats, exchanges, cancels), followed through the
+  log in order: each acknowledged change is the state before it plus exactly what it
+  asked (seats added or taken, places counted, the highest-numbered places given back,
+  the total its tickets' sum and, for an exchange, the old total plus its
+  `difference`), a refused one changes nothing, and the database ends as the last one
+  acknowledged left it (or, when the last answer never came, as it would have left
+  it): an added seat is in the hold, a seat taken by an exchange is the booking's, a
+  seat cancelled is not;
 - no active hold past its expiry once the sweeper has had `--sweep-wait` seconds;
-- idempotency records agree with the holds, bookings and blocks they answered;
-- the change feed has one event per seat change (counted per cause; for blocks, whose
+- idempotency records agree with the holds, bookings and blocks they answered (a
+  confirm's that made a booking lists its hold's seats and places; with a log, the
+  latest answer of each hold and booking lists what it has now);
+- the change feed has one event per seat change (for holds: hold + add - remove
+  changes = hold_seats rows; confirms = booking rows of their holds' seats; confirm +
+  exchange `booked` - cancel - exchange `available` = live booking rows; cancels and
+  exchanges at least one per row they ended or took, with a log exactly, and the
+  adds, removes and exchanges those the log acknowledged; for blocks, whose
   rows are deleted by an unblock: block seat-changes = unblock seat-changes + seats
   blocked now, and with a log, exactly the seats of the blocks acknowledged or found,
   and unblock seat-changes exactly the seats of the acknowledged blocks now gone), and
   replaying it in feed order gives every seat's current state (available, held,
-  booked, blocked) and version;
+  booked, blocked) and version, each entry in its cause's state (available -> booked
+  only by an exchange or a late confirm);
 - standing areas (issue 15), per area of every show: as many place rows as its
   capacity, numbered 1 to capacity (`{area}-{n}`, of the area's category); held (rows
   pointing at a hold) plus booked (rows pointing at a booking) never over the capacity;
@@ -124,7 +148,7 @@ TABLE_CHECKS = [
           UNION ALL
           SELECT bs.show_id, bs.seat_id FROM booking_seats bs
             JOIN bookings b ON b.show_id = bs.show_id AND b.id = bs.booking_id
-           WHERE b.status = 'confirmed') x
+           WHERE b.status = 'confirmed' AND bs.live) x
         GROUP BY show_id, seat_id HAVING count(*) > 1"""),
     ("a seat points at a hold that is not active",
      """SELECT s.label FROM seats s JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id
@@ -140,23 +164,61 @@ TABLE_CHECKS = [
      """SELECT h.id FROM holds h JOIN hold_seats hs ON hs.show_id = h.show_id AND hs.hold_id = h.id
           JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
          WHERE h.status = 'active' AND s.hold_id IS DISTINCT FROM h.id"""),
-    ("a confirmed booking does not own all its seats (partial booking)",
-     """SELECT b.id FROM bookings b JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
+    ("a confirmed booking does not own all its live seats (partial booking)",
+     """SELECT b.id, s.label FROM bookings b JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
           JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
-         WHERE b.status = 'confirmed' AND (s.booking_id IS DISTINCT FROM b.id OR NOT bs.live)"""),
+         WHERE b.status = 'confirmed' AND bs.live AND s.booking_id IS DISTINCT FROM b.id"""),
+    ("a seat points at a booking that has no live row of it (cancelled or exchanged "
+     "away, yet still taken)",
+     """SELECT s.show_id, s.label, s.booking_id FROM seats s WHERE s.booking_id IS NOT NULL
+           AND NOT EXISTS (SELECT 1 FROM booking_seats bs WHERE bs.show_id = s.show_id
+                              AND bs.booking_id = s.booking_id AND bs.seat_id = s.id AND bs.live)"""),
+    ("a confirmed booking has no live seat or place left",
+     """SELECT b.show_id, b.id FROM bookings b WHERE b.status = 'confirmed' AND NOT EXISTS
+          (SELECT 1 FROM booking_seats bs WHERE bs.show_id = b.show_id AND bs.booking_id = b.id
+              AND bs.live)"""),
+    ("a confirmed booking's total is not the sum of its live tickets",
+     """SELECT b.show_id, b.id, b.total, sum(coalesce(bs.price, 0)) AS tickets FROM bookings b
+          JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id AND bs.live
+         WHERE b.status = 'confirmed'
+         GROUP BY b.show_id, b.id, b.total HAVING b.total <> sum(coalesce(bs.price, 0))"""),
+    ("a cancelled booking's total is not the price of what it had when cancelled, or it "
+     "had nothing then",
+     """SELECT b.show_id, b.id, b.total,
+               (SELECT sum(coalesce(bs.price, 0)) FROM booking_seats bs
+                 WHERE bs.show_id = b.show_id AND bs.booking_id = b.id
+                   AND bs.ended_at = b.cancelled_at AND bs.ended_by = 'cancel') AS tickets
+          FROM bookings b WHERE b.status = 'cancelled'
+           AND b.total IS DISTINCT FROM
+               (SELECT sum(coalesce(bs.price, 0)) FROM booking_seats bs
+                 WHERE bs.show_id = b.show_id AND bs.booking_id = b.id
+                   AND bs.ended_at = b.cancelled_at AND bs.ended_by = 'cancel')"""),
+    ("a cancelled booking has a seat that left it after its cancel",
+     """SELECT b.show_id, b.id, bs.seat_id, bs.ended_at, bs.ended_by FROM bookings b
+          JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
+         WHERE b.status = 'cancelled' AND bs.ended_at > b.cancelled_at"""),
     ("a cancelled booking still has live seats",
      """SELECT b.id FROM bookings b JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
          WHERE b.status = 'cancelled' AND bs.live"""),
     ("a confirmed hold has no booking, or a booking's hold is not confirmed",
      """SELECT h.id FROM holds h LEFT JOIN bookings b ON b.show_id = h.show_id AND b.hold_id = h.id
          WHERE (h.status = 'confirmed') <> (b.id IS NOT NULL)"""),
-    ("a booking's seats differ from its hold's",
-     """SELECT b.id FROM bookings b WHERE
-          (SELECT array_agg(seat_id ORDER BY seat_id) FROM booking_seats bs
-            WHERE bs.show_id = b.show_id AND bs.booking_id = b.id)
-          IS DISTINCT FROM
-          (SELECT array_agg(seat_id ORDER BY seat_id) FROM hold_seats hs
-            WHERE hs.show_id = b.show_id AND hs.hold_id = b.hold_id)"""),
+    # A booking's rows are its hold's seats (confirmed with it), and seats exchanges
+    # took: the hold keeps its rows (hold_seats is not changed by exchanges or cancels).
+    ("a booking has no row of a seat of its hold",
+     """SELECT b.id, hs.seat_id FROM bookings b
+          JOIN hold_seats hs ON hs.show_id = b.show_id AND hs.hold_id = b.hold_id
+          LEFT JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
+               AND bs.seat_id = hs.seat_id
+         WHERE bs.seat_id IS NULL"""),
+    ("a booking row of a seat its hold did not have is not a seat (exchanges take seats, "
+     "not places)",
+     """SELECT b.id, s.label FROM bookings b
+          JOIN booking_seats bs ON bs.show_id = b.show_id AND bs.booking_id = b.id
+          JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
+         WHERE s.area IS NOT NULL AND NOT EXISTS
+               (SELECT 1 FROM hold_seats hs WHERE hs.show_id = b.show_id
+                   AND hs.hold_id = b.hold_id AND hs.seat_id = bs.seat_id)"""),
     ("a hold or booking has no seats",
      """SELECT h.id FROM holds h WHERE NOT EXISTS
           (SELECT 1 FROM hold_seats hs WHERE hs.show_id = h.show_id AND hs.hold_id = h.id)
@@ -197,13 +259,28 @@ TABLE_CHECKS = [
           LEFT JOIN ticket_prices tp ON tp.show_id = hs.show_id AND tp.type = hs.ticket_type
                AND tp.category = s.category
          WHERE tp.type IS NULL OR tp.price IS DISTINCT FROM hs.price"""),
+    ("a booked ticket's type is not sold for its seat's category, or its price is not "
+     "that type's (booking_seats: as the hold sold it, or as an exchange did)",
+     """SELECT bs.show_id, bs.booking_id, s.label, s.category, bs.ticket_type, bs.price,
+               tp.price AS listed FROM booking_seats bs
+          JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
+          LEFT JOIN ticket_prices tp ON tp.show_id = bs.show_id AND tp.type = bs.ticket_type
+               AND tp.category = s.category
+         WHERE tp.type IS NULL OR tp.price IS DISTINCT FROM bs.price"""),
     ("a hold's total is not the sum of its tickets",
      """SELECT h.show_id, h.id, h.total, sum(coalesce(hs.price, 0)) AS tickets FROM holds h
           JOIN hold_seats hs ON hs.show_id = h.show_id AND hs.hold_id = h.id
          GROUP BY h.show_id, h.id, h.total HAVING h.total <> sum(coalesce(hs.price, 0))"""),
-    ("a booking's total or user differs from its hold's",
+    ("a booking's user differs from its hold's",
      """SELECT b.id FROM bookings b JOIN holds h ON h.show_id = b.show_id AND h.id = b.hold_id
-         WHERE b.total <> h.total OR b.user_id <> h.user_id"""),
+         WHERE b.user_id <> h.user_id"""),
+    ("an exchange event does not both give back and take seats (one event, each entry "
+     "with its own state)",
+     """SELECT ev.show_id, ev.id FROM seat_events ev WHERE ev.cause = 'exchange' AND NOT (
+          EXISTS (SELECT 1 FROM jsonb_array_elements(ev.seats) e WHERE e->>'state' = 'available')
+          AND EXISTS (SELECT 1 FROM jsonb_array_elements(ev.seats) e WHERE e->>'state' = 'booked')
+          AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements(ev.seats) e
+                           WHERE e->>'state' NOT IN ('available', 'booked') OR e ? 'area'))"""),
     ("an idempotency record names a hold that does not exist or is another user's",
      """SELECT k.key FROM idempotency_keys k
           CROSS JOIN LATERAL (SELECT convert_from(k.body, 'UTF8')::jsonb AS doc) d
@@ -226,37 +303,21 @@ TABLE_CHECKS = [
                  WHERE s.show_id = b.show_id AND s.block_id = b.id)
                IS DISTINCT FROM
                (SELECT array_agg(x ORDER BY x) FROM jsonb_array_elements_text(d.doc->'seats') x)"""),
-    ("an idempotency record of a hold or booking lists other seats, places or area counts "
-     "than it has",
-     """SELECT k.key, d.doc->>'hold_id' AS hold FROM idempotency_keys k
-          CROSS JOIN LATERAL (SELECT convert_from(k.body, 'UTF8')::jsonb AS doc) d
-          JOIN holds h ON h.show_id::text || '-' || h.id::text = d.doc->>'hold_id'
-         WHERE k.status BETWEEN 200 AND 299 AND d.doc ? 'tickets' AND (
-               (SELECT array_agg(s.label ORDER BY s.label) FROM hold_seats hs
-                  JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
-                 WHERE hs.show_id = h.show_id AND hs.hold_id = h.id)
-               IS DISTINCT FROM
-               (SELECT array_agg(t->>'seat' ORDER BY t->>'seat')
-                  FROM jsonb_array_elements(d.doc->'tickets') t)
-            OR (SELECT jsonb_object_agg(area, n) FROM (
-                  SELECT s.area, count(*) AS n FROM hold_seats hs
-                    JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
-                   WHERE hs.show_id = h.show_id AND hs.hold_id = h.id AND s.area IS NOT NULL
-                   GROUP BY s.area) c)
-               IS DISTINCT FROM (d.doc->'areas'))"""),
     ("a standing area's place is blocked, or has a row or section",
      """SELECT s.show_id, s.label FROM seats s WHERE s.area IS NOT NULL
           AND (s.block_id IS NOT NULL OR s.row_label IS NOT NULL OR s.section IS NOT NULL)"""),
 ]
 
-# Seats and places of a hold, or of a booking, beyond the server's MAX_SEATS_PER_HOLD
-# (formatted with --max-per-hold).
+# Seats and places of a hold, or of a booking (its live rows, or what it had when
+# cancelled), beyond the server's MAX_SEATS_PER_HOLD (formatted with --max-per-hold).
 OVERSIZED = """
 SELECT 'hold' AS what, show_id, hold_id::text AS id, count(*) AS n FROM hold_seats
  GROUP BY show_id, hold_id HAVING count(*) > {max}
 UNION ALL
-SELECT 'booking', show_id, booking_id::text, count(*) FROM booking_seats
- GROUP BY show_id, booking_id HAVING count(*) > {max}
+SELECT 'booking', bs.show_id, bs.booking_id::text, count(*) FROM booking_seats bs
+  JOIN bookings b ON b.show_id = bs.show_id AND b.id = bs.booking_id
+ WHERE bs.live OR bs.ended_at = b.cancelled_at
+ GROUP BY bs.show_id, bs.booking_id HAVING count(*) > {max}
 """
 
 # Each standing area with its place rows counted as the server counts them (held: rows
@@ -292,27 +353,52 @@ SELECT ev.show_id::text AS show, ev.xid::text || '.' || ev.id AS pos, ev.cause,
 
 # What a place was before a change of each cause, unless its event says (`was`).
 PLACE_WAS = {"hold": "available", "confirm": "held", "release": "held", "expire": "held",
-             "cancel": "booked", "block": "available", "unblock": "available"}
+             "cancel": "booked", "block": "available", "unblock": "available",
+             "add": "available", "remove": "held", "exchange": "booked"}
 
-# Seat changes the tables imply, per cause; the feed must hold exactly as many.
+# The state each cause gives a seat (an exchange frees some and books others).
+CAUSE_STATES = {"hold": {"held"}, "add": {"held"}, "confirm": {"booked"},
+                "release": {"available"}, "expire": {"available"}, "remove": {"available"},
+                "cancel": {"available"}, "exchange": {"available", "booked"},
+                "block": {"blocked"}, "unblock": {"available"}}
+
+# Seat changes the tables imply. Every hold_seats row was written by a hold or an add,
+# and a remove deletes the rows it frees (so hold + add = these rows + remove); a
+# release or an expiry leaves the rows. A booking's rows of its hold's seats were
+# written by its confirm; its other rows by exchanges that took seats; a row ends by
+# a cancel or an exchange (ended_by), and an exchange may take back a seat the booking
+# had (the row lives again), so the ends and exchange takes are at least these rows.
 EXPECTED_EVENTS = """
-SELECT 'hold' AS cause, count(*) AS n FROM hold_seats
-UNION ALL SELECT 'confirm', count(*) FROM booking_seats
-UNION ALL SELECT 'cancel', count(*) FROM booking_seats bs JOIN bookings b
-           ON b.show_id = bs.show_id AND b.id = bs.booking_id WHERE b.status = 'cancelled'
+SELECT 'hold_rows' AS what, count(*) AS n FROM hold_seats
+UNION ALL SELECT 'confirm', count(*) FROM booking_seats bs
+  JOIN bookings b ON b.show_id = bs.show_id AND b.id = bs.booking_id
+  JOIN hold_seats hs ON hs.show_id = b.show_id AND hs.hold_id = b.hold_id AND hs.seat_id = bs.seat_id
+UNION ALL SELECT 'exchange_rows', count(*) FROM booking_seats bs
+  JOIN bookings b ON b.show_id = bs.show_id AND b.id = bs.booking_id
+ WHERE NOT EXISTS (SELECT 1 FROM hold_seats hs WHERE hs.show_id = b.show_id
+                      AND hs.hold_id = b.hold_id AND hs.seat_id = bs.seat_id)
+UNION ALL SELECT 'ended_by_cancel', count(*) FROM booking_seats WHERE ended_by = 'cancel'
+UNION ALL SELECT 'ended_by_exchange', count(*) FROM booking_seats WHERE ended_by = 'exchange'
+UNION ALL SELECT 'live_rows', count(*) FROM booking_seats WHERE live
 UNION ALL SELECT 'release', count(*) FROM hold_seats hs JOIN holds h
            ON h.show_id = hs.show_id AND h.id = hs.hold_id WHERE h.status = 'released'
 UNION ALL SELECT 'expire', count(*) FROM hold_seats hs JOIN holds h
            ON h.show_id = hs.show_id AND h.id = hs.hold_id WHERE h.status = 'expired'
+UNION ALL SELECT 'expire_then_late_confirm', count(*) FROM hold_seats hs
+  JOIN holds h ON h.show_id = hs.show_id AND h.id = hs.hold_id
+  JOIN bookings b ON b.show_id = h.show_id AND b.hold_id = h.id
+ WHERE h.status = 'confirmed' AND b.confirmed_at >= h.expires_at
 """
 
+# Seat changes of the feed per cause and state.
 FEED_EVENTS = """
-SELECT show_id, cause, count(*) AS n FROM seat_events, jsonb_array_elements(seats) e
- GROUP BY show_id, cause
+SELECT show_id, cause, e->>'state' AS state, count(*) AS n
+  FROM seat_events, jsonb_array_elements(seats) e
+ GROUP BY show_id, cause, e->>'state'
 """
 
 FEED_EVENTS_IN_ORDER = """
-SELECT ev.show_id, e.seat->>'label' AS label, e.seat->>'state' AS state,
+SELECT ev.show_id, ev.cause, e.seat->>'label' AS label, e.seat->>'state' AS state,
        e.seat->>'version' AS version, e.seat->>'area' AS area
   FROM seat_events ev, jsonb_array_elements(ev.seats) e(seat)
  ORDER BY ev.xid, ev.id
@@ -346,6 +432,288 @@ SELECT show_id, cause, count(*) AS n FROM seat_events, jsonb_array_elements(seat
 """
 
 SHOWS = "SELECT id::text AS show, default_ticket_type, max_seats_per_user FROM shows"
+
+# Stored 2xx answers naming a hold or a booking: what they list, for the Python checks
+# (check_records): the key (the load's keys start with the operation's name), when.
+RECORDS = """
+SELECT k.scope, k.key, k.status, (extract(epoch FROM k.created_at) * 1000000)::bigint AS at,
+       d.doc->>'hold_id' AS hold, d.doc->>'booking_id' AS booking,
+       d.doc->>'status' AS doc_status, d.doc ? 'difference' AS exchange,
+       d.doc ? 'cancelled' AS cancel,
+       (SELECT array_agg(t->>'seat' ORDER BY t->>'seat')
+          FROM jsonb_array_elements(d.doc->'tickets') t) AS labels,
+       d.doc->'areas' AS areas
+  FROM idempotency_keys k
+  CROSS JOIN LATERAL (SELECT convert_from(k.body, 'UTF8')::jsonb AS doc) d
+ WHERE k.status BETWEEN 200 AND 299 AND jsonb_typeof(d.doc) = 'object'
+   AND (d.doc ? 'hold_id' OR d.doc ? 'booking_id') AND d.doc ? 'tickets'
+"""
+
+
+# ------------------------------------------------------- changes of holds and bookings
+
+# The changes the load makes to a hold (issue 16) and to a booking, as its log names them.
+HOLD_CHANGES = ("add", "remove", "retype")
+BOOKING_CHANGES = ("cancel_part", "cancel_repeat", "exchange", "cancel")
+
+
+def number(place):
+    return int(place.rsplit("-", 1)[1])
+
+
+def highest(places, area, n):
+    """The `n` highest-numbered places of `area` among `places` (what a remove or a
+    partial cancel of n places of the area gives back)."""
+    mine = sorted((l for l in places if l.rsplit("-", 1)[0] == area), key=number)
+    return set(mine[len(mine) - n:]) if n > 0 else set()
+
+
+def counts_by_area(places):
+    return dict(Counter(l.rsplit("-", 1)[0] for l in places or []))
+
+
+def state_from_ack(r):
+    """A hold's or booking's state from the load's `ack` of it: a change's `state`, or
+    the fields of a hold's or confirm's acknowledgement."""
+    if "state" in r:
+        st = dict(r["state"])
+    else:
+        st = {k: r.get(k) for k in ("seats", "places", "areas", "tickets", "total")}
+        st["status"] = "confirmed" if r["what"] == "confirm" else "active"
+    st["seats"] = sorted(st.get("seats") or [])
+    st["places"] = sorted(st.get("places") or [])
+    st["areas"] = st.get("areas") or {}
+    st["tickets"] = st.get("tickets") or []
+    return st
+
+
+def after(what, prev, body):
+    """What a change leaves, from the state before it and what it asked: (status,
+    seats, area counts, place labels or None when not known: an add's new numbers).
+    Removing or cancelling everything leaves the seats listed as they were, released
+    or cancelled."""
+    body = body or {}
+    seats, places = set(prev["seats"]), set(prev["places"])
+    areas = Counter(prev["areas"])
+    status = prev["status"]
+    asked_seats = set(body.get("seats") or [])
+    asked_areas = body.get("areas") or {}
+    if what == "add":
+        seats |= asked_seats
+        for c, n in asked_areas.items():
+            areas[c] += n
+        places = None
+    elif what in ("remove", "cancel_part"):
+        seats -= asked_seats
+        for c, n in asked_areas.items():
+            places -= highest(prev["places"], c, n)
+            areas[c] -= n
+        if not seats and not places:
+            return ("released" if what == "remove" else "cancelled", prev["seats"],
+                    prev["areas"], prev["places"])
+    elif what == "exchange":
+        seats = (seats - set(body.get("release") or [])) | set(body.get("take") or [])
+    elif what == "cancel":
+        return "cancelled", prev["seats"], prev["areas"], prev["places"]
+    return (status, sorted(seats), {c: n for c, n in areas.items() if n > 0},
+            None if places is None else sorted(places))
+
+
+def shape(st):
+    return st["status"], st["seats"], st["areas"], st["places"]
+
+
+def matches(st, want):
+    """Whether a state has the status, seats, area counts and (when known) places of
+    `want` (as `after` returns)."""
+    status, seats, areas, places = want
+    return (st["status"] == status and st["seats"] == seats and st["areas"] == areas
+            and (places is None or st["places"] == places))
+
+
+def priced(st):
+    return sum(t.get("price") or 0 for t in st["tickets"])
+
+
+def follow_changes(recs, problems):
+    """Follows every hold and booking the load changed through its log, in order: each
+    acknowledged change must be the state before it plus what it asked (nothing done
+    twice, nothing left out), a refused one changes nothing. Returns, per hold id and
+    per booking id, (the state the database must show, the other state it may show
+    when the last change's answer never came, or None), the seat changes the feed
+    must have for adds, removes and exchanges ({what: [least, most]}), and whether an
+    exchange may have taken back a seat its booking had before."""
+    per = defaultdict(list)
+    for r in recs:
+        if r.get("op") not in ("try", "ack", "refused"):
+            continue
+        what = r.get("what")
+        if what in ("hold",) + HOLD_CHANGES:
+            per[("hold", r.get("hold_id"))].append(r)
+        elif what == "confirm":
+            per[("hold", r.get("hold_id"))].append(r)
+            if r["op"] == "ack":
+                per[("booking", r["booking_id"])].append(r)
+        elif what in BOOKING_CHANGES:
+            per[("booking", r.get("booking_id"))].append(r)
+    finals = {"hold": {}, "booking": {}}
+    feed = defaultdict(lambda: [0, 0])
+    took_back = 0
+    for (kind, oid), ops in per.items():
+        first = "hold" if kind == "hold" else "confirm"
+        start = next((i for i, r in enumerate(ops) if r["op"] == "ack" and r["what"] == first),
+                     None)
+        if start is None:
+            continue
+        st = state_from_ack(ops[start])
+        ever = set(st["seats"])
+        pending = None
+        changed = False
+        for r in ops[start + 1:]:
+            what, op = r["what"], r["op"]
+            changes = HOLD_CHANGES if kind == "hold" else BOOKING_CHANGES
+            if what not in changes:
+                continue
+            if op == "try":
+                pending = r
+                if what == "exchange" and set(r["body"].get("take") or []) & ever:
+                    took_back += 1
+                continue
+            if pending is None or pending["what"] != what:
+                problems.append(f"{kind} {oid}: a {op} of {what} without its try")
+                continue
+            body = pending.get("body")
+            pending = None
+            if op == "refused":
+                continue
+            new = state_from_ack(r)
+            want = after(what, st, body)
+            why = None
+            if not matches(new, want):
+                why = f"{shape(new)}, expected {want}"
+            elif new["total"] != priced(new):
+                why = f"total {new['total']}, its tickets {priced(new)}"
+            elif what == "exchange" and new["total"] != st["total"] + (r.get("difference") or 0):
+                why = f"total {new['total']}, was {st['total']}, difference {r.get('difference')}"
+            elif what in ("cancel_part", "cancel") and new["status"] == "cancelled" \
+                    and new["total"] != st["total"]:
+                why = f"cancelled at total {new['total']}, it had {st['total']}"
+            elif what == "cancel_repeat" and (new["tickets"] != st["tickets"]
+                                              or new["total"] != st["total"]):
+                why = "a repeat changed the booking"
+            if why:
+                problems.append(f"acknowledged {what} of {kind} {oid} is not the {kind} before "
+                                f"it with what was asked: {why} (asked {body})")
+            # Seat changes this change wrote to the feed.
+            if what == "add":
+                n = (len(new["seats"]) - len(st["seats"])
+                     + sum(new["areas"].values()) - sum(st["areas"].values()))
+                feed["add"][0] += n
+                feed["add"][1] += n
+            elif what == "remove" and new["status"] == "active":
+                n = len(st["seats"]) - len(new["seats"]) + len(st["places"]) - len(new["places"])
+                feed["remove"][0] += n
+                feed["remove"][1] += n
+            elif what == "exchange":
+                for k, n in (("given", len(body.get("release") or [])),
+                             ("taken", len(body.get("take") or []))):
+                    feed[k][0] += n
+                    feed[k][1] += n
+                ever |= set(new["seats"])
+            st = new
+            changed = True
+        doubt = None
+        if pending is not None:
+            # The last change's answer never came (the load gave up after its stop): it
+            # may have committed or not.
+            what, body = pending["what"], pending.get("body") or {}
+            doubt = after(what, st, body)
+            if what == "add":
+                feed["add"][1] += (len(set(body.get("seats") or []) - set(st["seats"]))
+                                   + sum((body.get("areas") or {}).values()))
+            elif what == "remove" and doubt[0] == "active":
+                feed["remove"][1] += (len(set(body.get("seats") or []) & set(st["seats"]))
+                                      + sum((body.get("areas") or {}).values()))
+            elif what == "exchange":
+                feed["given"][1] += len(body.get("release") or [])
+                feed["taken"][1] += len(body.get("take") or [])
+        finals[kind][oid] = (st, doubt, changed or doubt is not None)
+    return finals, dict(feed), took_back
+
+
+def check_final(kind, oid, row, final, problems):
+    """The database's hold or booking `row` against the state the log left it in.
+    Returns how many acknowledged places it lacks (None when it matches)."""
+    st, doubt, _ = final
+    have = {"status": row["status"], "seats": sorted(row["seats"] or []),
+            "places": sorted(row["places"] or []), "tickets": row["tickets"] or [],
+            "total": row["total"]}
+    have["areas"] = counts_by_area(have["places"])
+    tickets = lambda ts: sorted((t["seat"], t["type"], t.get("price")) for t in ts or [])
+    # A lapsed hold reads `expired` (or `active` until the sweeper comes); a hold left
+    # active by its changes may since have been confirmed, released or expired.
+    status_ok = (have["status"] == st["status"] or kind == "hold")
+    if (status_ok and have["seats"] == st["seats"] and have["places"] == st["places"]
+            and tickets(have["tickets"]) == tickets(st["tickets"]) and have["total"] == st["total"]):
+        return None
+    if doubt is not None:
+        d_status, d_seats, d_areas, d_places = doubt
+        if ((kind == "hold" or have["status"] == d_status) and have["seats"] == d_seats
+                and have["areas"] == d_areas and (d_places is None or have["places"] == d_places)):
+            return None
+    problems.append(f"{kind} {oid} is not as the load last had it acknowledged: "
+                    f"{have['status']} {have['seats']} {have['places']} {have['total']}, "
+                    f"acknowledged {st['status']} {st['seats']} {st['places']} {st['total']}"
+                    + (f" (or, the last change in doubt, {doubt})" if doubt else ""))
+    return len(set(st["places"]) - set(have["places"]))
+
+
+def check_records(record_rows, holds, bookings, logged, problems):
+    """Stored idempotency answers of holds and bookings against the rows: the answer
+    of a confirm that made a booking (201) lists exactly its hold's seats, places and
+    area counts (a hold's rows stay as they were confirmed). With the load's log (then
+    every change is keyed), also the latest answer of each hold and of each booking
+    lists exactly what it has now, so holds and bookings whose last answer was lost
+    are checked too. Returns how many answers were compared."""
+    def listed(r):
+        return sorted(r["labels"] or []), r["areas"] or {}
+
+    def has(row):
+        labels = sorted((row["seats"] or []) + (row["places"] or []))
+        return labels, counts_by_area(row["places"])
+
+    latest = {}
+    compared = 0
+    wrong = []
+    for r in record_rows:
+        if r["booking"]:
+            b = bookings.get(r["booking"])
+            if b is None:
+                continue  # a TABLE_CHECKS query names it
+            if r["status"] == 201 and not r["exchange"] and not r["cancel"]:
+                h = holds.get(b["hid"])
+                compared += 1
+                if h is None or listed(r) != has(h):
+                    wrong.append((r["key"], r["booking"], listed(r), h and has(h)))
+            key = ("booking", r["booking"])
+        elif r["hold"]:
+            key = ("hold", r["hold"])
+        else:
+            continue
+        if key not in latest or r["at"] > latest[key]["at"]:
+            latest[key] = r
+    if logged:
+        for (kind, oid), r in latest.items():
+            row = (bookings if kind == "booking" else holds).get(oid)
+            if row is None:
+                continue
+            compared += 1
+            if listed(r) != has(row):
+                wrong.append((r["key"], oid, listed(r), has(row)))
+    if wrong:
+        problems.append(f"{len(wrong)} stored idempotency answers of holds or bookings list "
+                        f"other seats, places or area counts than they have, e.g. {wrong[:3]}")
+    return compared
 
 
 def read_logs(paths):
@@ -638,15 +1006,25 @@ def main():
                      FROM hold_seats hs JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
                     WHERE hs.show_id = h.show_id AND hs.hold_id = h.id) AS tickets
              FROM holds h"""
-    # A booking's seats and places (booking_seats), and the places that point at it now.
-    BOOKINGS = """SELECT b.show_id::text || '-' || b.id::text AS bid,
+    # A booking's seats, places and tickets now (booking_seats: its live rows, or for a
+    # cancelled booking the rows its cancel ended, what it had then), and the places
+    # that point at it now.
+    now_rows = ("(CASE WHEN b.status = 'confirmed' THEN bs.live "
+                "ELSE bs.ended_at = b.cancelled_at AND bs.ended_by = 'cancel' END)")
+    BOOKINGS = f"""SELECT b.show_id::text || '-' || b.id::text AS bid,
                   b.show_id::text || '-' || b.hold_id::text AS hid, b.user_id, b.status, b.total,
                   (SELECT array_agg(s.label ORDER BY s.label) FROM booking_seats bs JOIN seats s
                      ON s.show_id = bs.show_id AND s.id = bs.seat_id
-                    WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND s.area IS NULL) AS seats,
+                    WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND s.area IS NULL
+                      AND {now_rows}) AS seats,
                   (SELECT array_agg(s.label ORDER BY s.label) FROM booking_seats bs JOIN seats s
                      ON s.show_id = bs.show_id AND s.id = bs.seat_id
-                    WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND s.area IS NOT NULL) AS places,
+                    WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND s.area IS NOT NULL
+                      AND {now_rows}) AS places,
+                  (SELECT json_agg(json_build_object('seat', s.label, 'type', bs.ticket_type,
+                                                     'price', bs.price, 'area', s.area))
+                     FROM booking_seats bs JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
+                    WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND {now_rows}) AS tickets,
                   (SELECT array_agg(s.label ORDER BY s.label) FROM seats s
                     WHERE s.show_id = b.show_id AND s.booking_id = b.id AND s.area IS NOT NULL) AS owned
              FROM bookings b"""
@@ -655,7 +1033,7 @@ def main():
     results = db.snapshot([sql for _, sql in TABLE_CHECKS] + [
         EXPECTED_EVENTS, FEED_EVENTS, FEED_EVENTS_IN_ORDER, SEAT_STATES, HOLDS, BOOKINGS,
         BLOCKS, BLOCKED_NOW, FEED_BLOCKS, SHOWS, OVERSIZED.format(max=args.max_per_hold),
-        AREA_COUNTS, FEED_PLACES, show_events])
+        AREA_COUNTS, FEED_PLACES, show_events, RECORDS])
     checks = results[:len(TABLE_CHECKS)]
     # Known deviations from the documented contract, tolerated (each place that counts
     # one says which): reported, not failed.
@@ -663,7 +1041,7 @@ def main():
     (expected_rows, feed_rows, events_in_order, seat_states, hold_rows,
      booking_rows, block_rows, blocked_now_rows, feed_block_rows,
      show_rows, oversized_rows, area_rows, feed_place_rows,
-     show_event_rows) = results[len(TABLE_CHECKS):]
+     show_event_rows, record_rows) = results[len(TABLE_CHECKS):]
     for (what, _), rows in zip(TABLE_CHECKS, checks):
         if rows:
             problems.append(f"{what}: {len(rows)} rows, e.g. {rows[:3]}")
@@ -672,16 +1050,50 @@ def main():
                         f"{args.max_per_hold} seats and places, e.g. {oversized_rows[:3]}")
     area_counts, area_summary = check_areas(area_rows, feed_place_rows, problems)
 
-    expected = {r["cause"]: r["n"] for r in expected_rows}
-    got = Counter()
+    # One event per seat change: the feed's seat changes per cause (and, for exchanges,
+    # per state) against what the tables imply (EXPECTED_EVENTS).
+    implied = {r["what"]: r["n"] for r in expected_rows}
+    feed = Counter()
     for r in feed_rows:
-        got[r["cause"]] += r["n"]
-    for cause, n in expected.items():
-        # A lapsed hold's seat may be taken by a new hold before the sweeper comes: that
-        # change is the new hold's event, and the sweeper has nothing left to publish.
-        if got.get(cause, 0) != n and not (cause == "expire" and got.get(cause, 0) < n):
-            problems.append(f"the feed has {got.get(cause, 0)} '{cause}' seat changes, "
-                            f"the tables imply {n} (one event per change)")
+        feed[r["cause"]] += r["n"]
+        if r["cause"] == "exchange":
+            feed[f"exchange {r['state']}"] += r["n"]
+    given, taken = feed["exchange available"], feed["exchange booked"]
+    exact = [
+        ("'confirm' seat changes", feed["confirm"], implied["confirm"],
+         "booking rows of their holds' seats"),
+        ("'release' seat changes", feed["release"], implied["release"],
+         "seats of released holds"),
+        ("'hold' + 'add' - 'remove' seat changes",
+         feed["hold"] + feed["add"] - feed["remove"], implied["hold_rows"], "hold_seats rows"),
+        ("'confirm' + exchange 'booked' - 'cancel' - exchange 'available' seat changes",
+         feed["confirm"] + taken - feed["cancel"] - given, implied["live_rows"],
+         "live booking rows"),
+    ]
+    for what, n, want, of in exact:
+        if n != want:
+            problems.append(f"the feed's {what} are {n}, the tables imply {want} ({of}; "
+                            "one event per change)")
+    # Rows end once each, but an exchange may take back a seat its booking gave up
+    # (the row lives again and may end again): at least one change per row. With the
+    # load's log (which never takes a seat back), exactly: see below.
+    at_least = [("'cancel'", feed["cancel"], implied["ended_by_cancel"],
+                 "booking rows ended by a cancel"),
+                ("exchange 'available'", given, implied["ended_by_exchange"],
+                 "booking rows ended by an exchange"),
+                ("exchange 'booked'", taken, implied["exchange_rows"],
+                 "booking rows of seats their holds did not have")]
+    for what, n, want, of in at_least:
+        if n < want:
+            problems.append(f"the feed has {n} {what} seat changes, fewer than the {want} "
+                            f"{of}")
+    # A lapsed hold's seat may be taken by a new hold before the sweeper comes: that
+    # change is the new hold's event, and the sweeper has nothing left to publish. A
+    # hold confirmed late may have been expired first.
+    expire_max = implied["expire"] + implied["expire_then_late_confirm"]
+    if feed["expire"] > expire_max:
+        problems.append(f"the feed has {feed['expire']} 'expire' seat changes, more than the "
+                        f"{expire_max} seats of expired holds and of holds confirmed late")
     # Blocks: an unblock deletes the block's row, so the tables keep only the blocks of
     # now. What they still prove: every seat blocked now had its 'block' change, and
     # every 'block' change not undone by an 'unblock' change is a seat blocked now.
@@ -703,6 +1115,11 @@ def main():
     allowed = {("available", "held"), ("held", "held"), ("held", "booked"),
                ("held", "available"), ("booked", "available"),
                ("available", "blocked"), ("held", "blocked"), ("blocked", "available")}
+    # Issue 16: an exchange takes a free seat, and a late confirm takes back one its
+    # expired hold had (freed by the sweeper): available -> booked, by those only. An
+    # add holds like a hold, a remove frees like a release; each entry's state is its
+    # cause's (an exchange's entries: available or booked).
+    allowed_by = {("available", "booked"): {"confirm", "exchange"}}
     #
     # A standing area's place (issue 15) is held to the same, except for its order:
     # places are exempt from the seats' written-before-us rule (DESIGN.md: a claim may
@@ -714,13 +1131,17 @@ def main():
     # still fails.
     folded = {}
     published = defaultdict(set)
-    broken, broken_places = [], []
+    broken, broken_places, misstated = [], [], []
     for e in events_in_order:
         key = (e["show_id"], e["label"])
         prev = folded.get(key, ("available", None))
-        if prev[1] == e["version"] or ((prev[0], e["state"]) not in allowed and not e["area"]):
+        if e["state"] not in CAUSE_STATES.get(e["cause"], ()):
+            misstated.append({"seat": e["label"], "cause": e["cause"], "state": e["state"]})
+        move = (prev[0], e["state"])
+        ok = move in allowed or e["cause"] in allowed_by.get(move, ())
+        if prev[1] == e["version"] or (not ok and not e["area"]):
             broken.append({"seat": e["label"], "from": prev, "to": [e["state"], e["version"]]})
-        elif (prev[0], e["state"]) not in allowed:
+        elif not ok:
             broken_places.append({"place": e["label"], "from": prev,
                                   "to": [e["state"], e["version"]]})
         folded[key] = (e["state"], e["version"])
@@ -728,6 +1149,9 @@ def main():
     if broken:
         problems.append(f"the feed has {len(broken)} changes a seat cannot make "
                         f"(or the same change twice), e.g. {broken[:3]}")
+    if misstated:
+        problems.append(f"the feed has {len(misstated)} entries whose state is not their "
+                        f"cause's, e.g. {misstated[:3]}")
     bad, bad_places = [], []
     for st in seat_states:
         key = (st["show_id"], st["label"])
@@ -780,6 +1204,9 @@ def main():
                 short_areas[f"{r.get('show', '?')} {a}"] += 1
         elif op == "unexpected":
             unexpected.append(r)
+        elif op == "crash":
+            problems.append(f"a worker of the load crashed (its share of the load stopped): "
+                            f"{r.get('error')}")
         elif op == "deviation":
             deviations[r.get("why", "?")] += 1
 
@@ -795,6 +1222,9 @@ def main():
     places_lost = 0
     place_acks = Counter()
     acked_blocks = {}
+    # Issue 16: every hold and booking the load changed, followed through its log.
+    finals, change_feed, took_back = follow_changes(recs, problems)
+    changed_holds = {k for k, f in finals["hold"].items() if f[2]}
     for r in recs:
         if r.get("op") != "ack":
             continue
@@ -805,7 +1235,14 @@ def main():
             if h is None:
                 lost += 1
                 problems.append(f"acknowledged hold {r['hold_id']} is not in the database")
-            elif h["user_id"] != r["user"] or sorted(h["seats"] or []) != r["seats"]:
+            elif h["user_id"] != r["user"]:
+                problems.append(f"hold {r['hold_id']} is {h['user_id']}'s, acknowledged to "
+                                f"{r['user']}")
+            elif r["hold_id"] in changed_holds:
+                # Changed since (adds, removes, new types): its final state is checked
+                # against the last change acknowledged, below.
+                pass
+            elif sorted(h["seats"] or []) != r["seats"]:
                 problems.append(f"hold {r['hold_id']} differs from its acknowledgement: "
                                 f"{h['user_id']} {h['seats']} vs {r['user']} {r['seats']}")
             elif "places" in r and (sorted(h["places"] or []) != r["places"]
@@ -842,30 +1279,40 @@ def main():
                 place_acks["holds"] += 1
                 place_acks["places_held"] += len(r["places"])
         elif what == "confirm":
+            # A booking is confirmed with its hold's seats, places and tickets (the
+            # hold's rows stay as they were then); what it has now is checked below,
+            # against its last change acknowledged.
             b = bookings.get(r["booking_id"])
             h = holds.get(r["hold_id"])
+            final = finals["booking"].get(r["booking_id"])
             if b is None:
                 lost += 1
                 problems.append(f"acknowledged booking {r['booking_id']} is not in the database")
-            elif b["hid"] != r["hold_id"] or sorted(b["seats"] or []) != r["seats"]:
+            elif b["hid"] != r["hold_id"] or h is None or sorted(h["seats"] or []) != r["seats"]:
                 problems.append(f"booking {r['booking_id']} differs from its acknowledgement")
-            elif "tickets" in r and (b["total"] != r["total"] or h is None
+            elif "tickets" in r and (h["total"] != r["total"]
                                      or tickets_of(h["tickets"]) != tickets_of(r["tickets"])):
                 problems.append(f"booking {r['booking_id']}'s tickets or total differ from its "
                                 f"acknowledgement: {r['tickets']} {r['total']}")
-            elif "places" in r and (sorted(b["places"] or []) != r["places"]
-                                    or areas_of(b["places"]) != r["areas"]):
-                places_lost += len(set(r["places"]) - set(b["places"] or []))
+            elif "places" in r and (sorted(h["places"] or []) != r["places"]
+                                    or areas_of(h["places"]) != r["areas"]):
+                places_lost += len(set(r["places"]) - set(h["places"] or []))
                 problems.append(f"booking {r['booking_id']}'s places differ from its "
-                                f"acknowledgement: {b['places']} vs {r['places']}")
-            elif b["status"] != "confirmed" and r["booking_id"] not in tried["cancel"]:
+                                f"acknowledgement: {h['places']} vs {r['places']}")
+            elif (b["status"] != "confirmed" and r["booking_id"] not in tried["cancel"]
+                  and r["booking_id"] not in tried["cancel_part"]):
                 problems.append(f"booking {r['booking_id']} is {b['status']} but nobody cancelled it")
-            elif (b["status"] == "confirmed" and "places" in r
-                  and sorted(b["owned"] or []) != r["places"]):
-                # A live booking owns its places now, exactly those acknowledged.
-                places_lost += len(set(r["places"]) - set(b["owned"] or []))
-                problems.append(f"booking {r['booking_id']} (confirmed) owns places "
-                                f"{b['owned']}, acknowledged {r['places']}")
+            elif final is not None:
+                lacking = check_final("booking", r["booking_id"], b, final, problems)
+                if lacking is not None:
+                    lost += 1
+                    places_lost += lacking
+                elif (b["status"] == "confirmed"
+                      and sorted(b["owned"] or []) != sorted(b["places"] or [])):
+                    # A live booking owns its places now, exactly those acknowledged.
+                    places_lost += len(set(b["places"] or []) - set(b["owned"] or []))
+                    problems.append(f"booking {r['booking_id']} (confirmed) owns places "
+                                    f"{b['owned']}, has {b['places']}")
             if b is not None and r.get("places"):
                 place_acks["bookings"] += 1
                 place_acks["places_booked"] += len(r["places"])
@@ -902,16 +1349,44 @@ def main():
                 lost += 1
                 problems.append(f"acknowledged unblock of {key} is not in the database: "
                                 f"the block still has seats {blocks[key]['seats']}")
+    # Holds changed by the load (issue 16): each as its last change acknowledged left
+    # it (or, that change's answer lost, as it would have left it).
+    for hid in sorted(changed_holds):
+        h = holds.get(hid)
+        if h is not None:
+            lacking = check_final("hold", hid, h, finals["hold"][hid], problems)
+            if lacking is not None:
+                lost += 1
+                places_lost += lacking
     # Nothing happened that nobody asked for (only when this load was the only writer).
     if recs:
         for hid, h in holds.items():
             if h["status"] == "confirmed" and hid not in tried["confirm"]:
                 problems.append(f"hold {hid} is confirmed but nobody asked to confirm it")
-            if h["status"] == "released" and hid not in tried["release"]:
+            if (h["status"] == "released" and hid not in tried["release"]
+                    and hid not in tried["remove"]):
                 problems.append(f"hold {hid} is released but nobody asked to release it")
         for bid, b in bookings.items():
-            if b["status"] == "cancelled" and bid not in tried["cancel"]:
+            if (b["status"] == "cancelled" and bid not in tried["cancel"]
+                    and bid not in tried["cancel_part"]):
                 problems.append(f"booking {bid} is cancelled but nobody asked to cancel it")
+        # The feed's adds, removes and exchanges are those the log acknowledged (and at
+        # most those whose answer never came); a row ends once, and is taken by an
+        # exchange once, since the load never takes back a seat a booking had.
+        for what, n in (("add", feed["add"]), ("remove", feed["remove"]),
+                        ("given", given), ("taken", taken)):
+            lo, hi = change_feed.get(what, (0, 0))
+            if not lo <= n <= hi:
+                name = {"given": "exchange 'available'", "taken": "exchange 'booked'"}.get(
+                    what, f"'{what}'")
+                problems.append(f"the feed has {n} {name} seat changes; the load's log "
+                                f"acknowledged {lo}" + (f" (and at most {hi - lo} more in doubt)"
+                                                       if hi > lo else ""))
+        if not took_back:
+            for what, n, want, of in at_least:
+                if n != want:
+                    problems.append(f"the feed has {n} {what} seat changes, the tables imply "
+                                    f"{want} ({of}; no seat was taken back)")
         # A block not acknowledged must be one whose answer was lost: tried with those
         # seats (the box office never learnt its id, so never unblocked it).
         found = {k: b for k, b in blocks.items() if k not in acked_blocks}
@@ -941,6 +1416,7 @@ def main():
                                            area_counts, problems)
                         for path in args.sse_data if args.show] or None
     api_summary = check_area_api(db, args.url, problems)
+    records_compared = check_records(record_rows, holds, bookings, bool(recs), problems)
 
     acked = [r for r in recs if r.get("op") == "ack"]
     summary = {
@@ -961,6 +1437,14 @@ def main():
         # Holds acknowledged without an idempotency key (written by the hold batches).
         "holds_acked_unkeyed": sum(1 for r in acked if r["what"] == "hold" and r.get("keyed") is False),
         "lost": lost,
+        # Issue 16: seat changes of the feed by cause, holds and bookings the load
+        # changed (and of those, whose last change is in doubt), stored answers checked.
+        "feed_seat_changes": dict(sorted(feed.items())),
+        "holds_changed": len(changed_holds),
+        "bookings_changed": sum(1 for f in finals["booking"].values() if f[2]),
+        "changes_in_doubt": sum(1 for k in finals.values() for f in k.values()
+                                if f[1] is not None),
+        "idempotency_answers_compared": records_compared,
         "holds_in_db": len(holds),
         "bookings_in_db": len(bookings),
         "problems": problems,
@@ -998,6 +1482,12 @@ def main():
           f"lost {lost}, after retry {summary['acked_after_retry']} "
           f"(in-doubt commits replayed {summary['in_doubt_commits_replayed']}), "
           f"{len(holds)} holds and {len(bookings)} bookings in the database")
+    changes = {w: acks[w] for w in HOLD_CHANGES + BOOKING_CHANGES if acks.get(w)}
+    late = sum(1 for r in recs if r.get("op") == "ack" and r.get("late"))
+    print(f"audit: changes acknowledged {changes}, late confirms {late}; holds changed "
+          f"{summary['holds_changed']}, bookings changed {summary['bookings_changed']} "
+          f"({summary['changes_in_doubt']} with the last change in doubt); feed seat changes "
+          f"{summary['feed_seat_changes']}; {records_compared} stored answers compared")
     print(f"audit: refusals {summary['refusals']}; {len(blocks)} blocks "
           f"({summary['seats_blocked_now']} seats) in the database, feed seat changes "
           f"block {feed_block_total} / unblock {feed_unblock_total}")

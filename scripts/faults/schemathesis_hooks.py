@@ -8,9 +8,12 @@ file (check, operation, what), for fuzz.sh to report.
 
 1. positive_data_acceptance (ST202, "schema-valid request rejected"), when the answer is
    the server enforcing one of the documented rules in CROSS_FIELD_RULES, which tie two
-   fields of one body together and so cannot be written in JSON Schema: a
+   fields of one body together (or a body to what the hold or show already has: a
+   hold's seat count, a show's ticket types) and so cannot be written in JSON Schema: a
    `400 invalid_request` with the rule's `field` and words in its `message`. Any other
-   rejection of schema-valid data still fails.
+   rejection of schema-valid data still fails. The operations of issue 16 (add to and
+   remove from a hold, exchange, a partial cancel) are held to the same: their bodies
+   follow a new hold's rules, and an exchange's `take` must not repeat `release`.
 
 2. use_after_free (ST301, "deleted resource still available"), when the deleted
    resource is a hold and reading it back answers `200` with that hold, `released` (or
@@ -80,9 +83,33 @@ CROSS_FIELD_RULES = [
     ("POST /shows/{show_id}/holds", "ticket_types", "is not one of the areas asked for"),
     ("POST /shows/{show_id}/holds", "ticket_types", "is not a seat label"),
     ("POST /shows/{show_id}/holds", "ticket_types", "name one ticket type for each of the"),
+    # HoldRequest.ticket_types: a type for a seat label, a list for an area code (the
+    # key's form decides which; JSON Schema cannot tie a value's form to its key's).
+    ("POST /shows/{show_id}/holds", "ticket_types", "an area code is"),
     # TicketsRequest.ticket_types: a type for a seat label, a list for an area code.
     ("POST /holds/{hold_id}/tickets", "ticket_types", "is not a seat label"),
     ("POST /holds/{hold_id}/tickets", "ticket_types", "an area code is"),
+    # HoldAddRequest (issue 16), "as a new hold asks for them": ticket_types for seats
+    # of `seats` and areas of `areas` only, a list of exactly as many types as places
+    # added, a type for a seat label and a list for an area code, of types the show
+    # has; seats and places together, with the hold's own, at most MAX_SEATS_PER_HOLD
+    # (the hold's count is state the schema cannot see: "400 invalid_request on
+    # `seats` past it").
+    ("POST /holds/{hold_id}/add", "ticket_types", "is not a seat being added"),
+    ("POST /holds/{hold_id}/add", "ticket_types", "is not one of the seats asked for"),
+    ("POST /holds/{hold_id}/add", "ticket_types", "is not one of the areas asked for"),
+    ("POST /holds/{hold_id}/add", "ticket_types", "is not a seat label"),
+    ("POST /holds/{hold_id}/add", "ticket_types", "an area code is"),
+    ("POST /holds/{hold_id}/add", "ticket_types", "name one ticket type for each of the"),
+    ("POST /holds/{hold_id}/add", "ticket_types", "the show has no ticket type"),
+    ("POST /holds/{hold_id}/add", "seats", "seats and places in one hold"),
+    ("POST /holds/{hold_id}/add", "areas", "seats and places in one hold"),
+    # ExchangeRequest.take: "none of them in `release` (400 invalid_request on
+    # `take`)"; ExchangeRequest.ticket_types: "for seats of `take` (another seat ... or
+    # one the show does not have: 400 invalid_request on `ticket_types`)".
+    ("POST /bookings/{booking_id}/exchange", "take", "is both given back and taken"),
+    ("POST /bookings/{booking_id}/exchange", "ticket_types", "is not a seat taken"),
+    ("POST /bookings/{booking_id}/exchange", "ticket_types", "the show has no ticket type"),
     # BestHoldRequest.ticket_types: one per seat (as many as `count`), of types the show
     # has.
     ("POST /shows/{show_id}/holds/best", "ticket_types", "name one ticket type per seat"),
