@@ -299,7 +299,7 @@ static CONFIRM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
 /// one's id and row version, if every one can be taken again now (still pointing at the
 /// hold, or free); else [`Error::HoldExpiredTaken`] naming the others. A free seat last
 /// written by a transaction younger than ours is not taken (the feed's order, as for a
-/// hold: see `holds/take.rs`); a place may be (its events carry deltas).
+/// hold: see `holds/take.rs`), nor is a place.
 async fn lock_to_retake<C: GenericClient>(tx: &C, id: HoldId) -> Result<Vec<(i64, String)>> {
     let rows = tx
         .cq(
@@ -307,7 +307,7 @@ async fn lock_to_retake<C: GenericClient>(tx: &C, id: HoldId) -> Result<Vec<(i64
                 "SELECT s.id, s.label, s.xmin::text AS xmin,
                         s.hold_id IS NOT DISTINCT FROM $2
                         OR (s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL
-                            AND (s.area IS NOT NULL OR {WRITTEN_BEFORE_US})) AS takeable
+                            AND {WRITTEN_BEFORE_US}) AS takeable
                    FROM seats s
                   WHERE s.show_id = $1
                     AND s.id IN (SELECT seat_id FROM hold_seats WHERE show_id = $1 AND hold_id = $2)

@@ -34,7 +34,10 @@
 //!   ours for any seat they share, so ours stays on top exactly as long as it is the
 //!   newest. (Waiting instead for the feed to reach the write would add the feed's lag,
 //!   up to its retry delay while older transactions run, to every write's answer.)
-//!   Cancels drop the map (rare; the next request reads it afresh).
+//!   Seats only: the counts of standing areas are sums, and an own delta added on top
+//!   before an older one of another process that it follows (a confirm here of a hold
+//!   made there) shows counts that never were, below zero. An area's counts are the
+//!   feed's, trailing by its lag.
 //! - **Cut off.** A subscription that falls behind ends; the show's map is then dropped
 //!   and read afresh by the next request.
 //!

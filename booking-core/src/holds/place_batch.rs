@@ -20,7 +20,7 @@
 //!   dealt to it or to another short request are free again after the commit, and
 //!   places of lapsed holds may be taken over).
 
-use super::take::written_by;
+use super::take::{written_by, S_WRITTEN_BEFORE_US};
 use super::{Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::{AreaCode, HoldId, HoldStatus, TicketTypeName};
@@ -78,6 +78,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                     SELECT s.id, s.label, s.xmin::text AS xmin FROM seats s
                      WHERE s.show_id = n.show_id AND s.area = n.area
                        AND s.hold_id IS NULL AND s.booking_id IS NULL
+                       AND {S_WRITTEN_BEFORE_US}
                      ORDER BY s.id LIMIT n.total
                        FOR UPDATE OF s SKIP LOCKED) p
          ), matched AS MATERIALIZED (

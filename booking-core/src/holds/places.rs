@@ -13,6 +13,7 @@
 //! existing hold keeps too: its seats, then its places, by id), and before the buyer's
 //! limit lock of `limit.rs`.
 
+use super::take::S_WRITTEN_BEFORE_US;
 use super::{Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::{AreaCode, SeatLabel, TicketTypeName};
@@ -126,8 +127,10 @@ pub(super) async fn tickets<C: GenericClient>(
         .collect())
 }
 
-/// SQL: claim up to `w.n` places of each wanted area `w`, skipping locked rows; `from`
-/// picks the rows and `filter` which of them can be taken.
+/// SQL: claim up to `w.n` places of each wanted area `w`, skipping locked rows and rows
+/// last written by a transaction younger than ours (the feed's order, as for seats: see
+/// "Places follow the seats' rule" in DESIGN.md); `join` and `filter` pick which rows
+/// can be taken.
 fn claim_sql(join: &str, filter: &str) -> String {
     format!(
         "SELECT w.area, p.id, p.label, p.xmin, p.hold_id
@@ -135,7 +138,7 @@ fn claim_sql(join: &str, filter: &str) -> String {
            CROSS JOIN LATERAL (
                 SELECT s.id, s.label, s.xmin::text AS xmin, s.hold_id FROM seats s {join}
                  WHERE s.show_id = $1 AND s.area = w.area AND {filter}
-                   AND NOT (s.id = ANY($4::bigint[]))
+                   AND NOT (s.id = ANY($4::bigint[])) AND {S_WRITTEN_BEFORE_US}
                  ORDER BY s.id LIMIT w.n
                    FOR UPDATE OF s SKIP LOCKED) p"
     )

@@ -31,6 +31,13 @@ pub(crate) const WRITTEN_BEFORE_US: &str = "(xmin::text IN ('1', '2')
      OR ((pg_current_xact_id()::text::bigint - xmin::text::bigint) % 4294967296
          + 4294967296) % 4294967296 < 2147483648)";
 
+/// SQL: [`WRITTEN_BEFORE_US`] of the row `s` (in statements that join other tables):
+/// the rule for claiming places, checked on the newest row version a `FOR UPDATE` lock
+/// reaches.
+pub(crate) const S_WRITTEN_BEFORE_US: &str = "(s.xmin::text IN ('1', '2')
+     OR ((pg_current_xact_id()::text::bigint - s.xmin::text::bigint) % 4294967296
+         + 4294967296) % 4294967296 < 2147483648)";
+
 /// Holds all of `req.seats` for `req.ttl`, or none of them.
 ///
 /// Runs in its own transaction on a pooled client, or as a savepoint inside the

@@ -284,12 +284,14 @@ impl ShowState {
         let map = self.usable(now)?;
         let mut short = Vec::new();
         if !req.areas.is_empty() {
-            let mut areas = map.areas.clone();
-            for e in &self.own {
-                apply_areas(&mut areas, &e.areas);
-            }
+            // The counts as the feed left them, without this process's own changes on
+            // top: a count is a sum, and an own delta added before an older one of
+            // another process (a confirm here of a hold made there) shows counts that
+            // never were, below zero. Seats are states, so the newest wins; counts are
+            // not. Until the feed brings an own change, the map refuses less, never
+            // more (the database decides the rest).
             for w in &req.areas {
-                let a = areas.iter().find(|a| a.area == w.area)?;
+                let a = map.areas.iter().find(|a| a.area == w.area)?;
                 if a.available < i64::from(w.count) {
                     short.push(w.area.clone());
                 }
@@ -337,7 +339,8 @@ impl ShowState {
     }
 }
 
-/// The map's JSON: `{"show_id":"..","seats":[..],"areas":[..]}`, own changes on top.
+/// The map's JSON: `{"show_id":"..","seats":[..],"areas":[..]}`, own seat changes on
+/// top.
 ///
 /// Written here rather than by serde from a `SeatMap`: each seat's fixed part (label,
 /// section, row, number, category, price, aisle, features) was rendered once when the map was read, and an
@@ -382,12 +385,10 @@ fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
         }
         out.extend_from_slice(s.tail.as_bytes());
     }
+    // The areas as the feed left them: own changes are not added on top (see
+    // `ShowState::taken`).
     out.extend_from_slice(b"],\"areas\":");
-    let mut areas = map.areas.clone();
-    for e in own {
-        apply_areas(&mut areas, &e.areas);
-    }
-    out.extend_from_slice(&serde_json::to_vec(&areas).unwrap_or_else(|_| b"[]".to_vec()));
+    out.extend_from_slice(&serde_json::to_vec(&map.areas).unwrap_or_else(|_| b"[]".to_vec()));
     out.push(b'}');
     out.into()
 }
