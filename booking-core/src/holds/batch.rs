@@ -34,6 +34,7 @@
 //! is found and answered, never held twice.
 
 mod places;
+mod queue;
 
 use super::pooled::hold_pooled_as;
 use super::take::{hold_as, named_types, snapshot_of, wanted_versions, written_by};
@@ -46,11 +47,12 @@ use crate::seats::{HELD, JOIN_HOLD, VERSION};
 use crate::tickets::{PRICE_JOIN, SEAT_TICKET};
 use deadpool_postgres::Pool;
 use places::{refuse_sold_out, run_places};
+use queue::{dispatch, STOPPED};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_util::sync::CancellationToken;
 
 /// How a [`Batcher`] groups requests.
@@ -83,8 +85,8 @@ impl Default for BatchOptions {
 }
 
 /// Takes hold requests from many tasks and writes them in batches (see the module
-/// documentation). Cheap to clone; the dispatcher and the batches are tasks of the
-/// engine it was started with, and stop when its token fires (requests still queued
+/// documentation). Cheap to clone; the dispatcher (`queue.rs`) and the batches are
+/// tasks of the engine it was started with, and stop when its token fires (requests still queued
 /// then are answered [`Error::Busy`]) or once every clone is dropped.
 #[derive(Clone)]
 pub struct Batcher {
@@ -225,73 +227,6 @@ pub async fn hold_all(
     }
     out
 }
-
-/// The reason of [`Error::Busy`] for a request that waited past
-/// [`BatchOptions::max_wait`].
-const QUEUED_TOO_LONG: &str = "no database connection free in time for the hold";
-
-async fn dispatch(
-    mut jobs: mpsc::UnboundedReceiver<Job>,
-    pool: Pool,
-    engine: Engine,
-    options: BatchOptions,
-    counters: Arc<Counters>,
-    cancel: CancellationToken,
-) {
-    let slots = Arc::new(Semaphore::new(options.in_flight.max(1)));
-    loop {
-        // Wait for a free slot first: while every slot is busy, requests gather in the
-        // queue and the next batch takes them all.
-        let slot = tokio::select! {
-            _ = cancel.cancelled() => break,
-            slot = slots.clone().acquire_owned() => match slot {
-                Ok(slot) => slot,
-                Err(_) => return,
-            },
-        };
-        let first = tokio::select! {
-            _ = cancel.cancelled() => break,
-            first = jobs.recv() => match first {
-                Some(first) => first,
-                None => return,
-            },
-        };
-        let mut batch = Vec::new();
-        let (mut others, mut places) = (0, 0);
-        let mut next = Some(first);
-        while let Some(job) = next {
-            if job.reply.is_closed() {
-                // The caller has gone (its request timed out, say): hold nothing for it.
-            } else if job.queued.elapsed() > options.max_wait {
-                let _ = job.reply.send(Err(Error::Busy(QUEUED_TOO_LONG)));
-            } else {
-                match place_batch::batchable(&job.req) {
-                    true => places += 1,
-                    false => others += 1,
-                }
-                batch.push(job);
-            }
-            next = if others < options.max_batch.max(1) && places < options.max_place_batch.max(1) {
-                jobs.try_recv().ok()
-            } else {
-                None
-            };
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        let (pool, task_engine, counters) = (pool.clone(), engine.clone(), counters.clone());
-        engine.spawn(async move { run(batch, &pool, &task_engine, Some(slot), &counters).await });
-    }
-    // Stopping: nothing queued now or later is written.
-    jobs.close();
-    while let Some(job) = jobs.recv().await {
-        let _ = job.reply.send(Err(Error::Busy(STOPPED)));
-    }
-}
-
-/// The reason of [`Error::Busy`] for a request queued while the batcher stopped.
-const STOPPED: &str = "the server is shutting down";
 
 /// Writes one batch and answers each of its requests: holds of seats by the statement
 /// below, holds of places only by the statement of `place_batch.rs`, next to each

@@ -1,0 +1,83 @@
+//! The batcher's queue: requests wait in one channel, and the dispatcher takes all that
+//! have gathered into the next batch once a slot is free (see the module documentation
+//! of [`super`]).
+
+use super::{run, BatchOptions, Counters, Job};
+use crate::engine::Engine;
+use crate::error::Error;
+use crate::holds::place_batch;
+use deadpool_postgres::Pool;
+use std::sync::Arc;
+use tokio::sync::{mpsc, Semaphore};
+use tokio_util::sync::CancellationToken;
+
+/// The reason of [`Error::Busy`] for a request that waited past
+/// [`BatchOptions::max_wait`].
+const QUEUED_TOO_LONG: &str = "no database connection free in time for the hold";
+
+/// Takes what has gathered in the queue into a batch whenever a slot is free, and runs
+/// it as a task of `engine`: up to `max_batch` holds of seats and `max_place_batch`
+/// holds of places only a batch. Until `cancel` fires (then everything still queued is
+/// answered [`Error::Busy`]) or every sender is dropped.
+pub(super) async fn dispatch(
+    mut jobs: mpsc::UnboundedReceiver<Job>,
+    pool: Pool,
+    engine: Engine,
+    options: BatchOptions,
+    counters: Arc<Counters>,
+    cancel: CancellationToken,
+) {
+    let slots = Arc::new(Semaphore::new(options.in_flight.max(1)));
+    loop {
+        // Wait for a free slot first: while every slot is busy, requests gather in the
+        // queue and the next batch takes them all.
+        let slot = tokio::select! {
+            _ = cancel.cancelled() => break,
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(slot) => slot,
+                Err(_) => return,
+            },
+        };
+        let first = tokio::select! {
+            _ = cancel.cancelled() => break,
+            first = jobs.recv() => match first {
+                Some(first) => first,
+                None => return,
+            },
+        };
+        let mut batch = Vec::new();
+        let (mut others, mut places) = (0, 0);
+        let mut next = Some(first);
+        while let Some(job) = next {
+            if job.reply.is_closed() {
+                // The caller has gone (its request timed out, say): hold nothing for it.
+            } else if job.queued.elapsed() > options.max_wait {
+                let _ = job.reply.send(Err(Error::Busy(QUEUED_TOO_LONG)));
+            } else {
+                match place_batch::batchable(&job.req) {
+                    true => places += 1,
+                    false => others += 1,
+                }
+                batch.push(job);
+            }
+            next = if others < options.max_batch.max(1) && places < options.max_place_batch.max(1) {
+                jobs.try_recv().ok()
+            } else {
+                None
+            };
+        }
+        if batch.is_empty() {
+            continue;
+        }
+        let (pool, task_engine, counters) = (pool.clone(), engine.clone(), counters.clone());
+        engine.spawn(async move { run(batch, &pool, &task_engine, Some(slot), &counters).await });
+    }
+    // Stopping: nothing queued now or later is written.
+    jobs.close();
+    while let Some(job) = jobs.recv().await {
+        let _ = job.reply.send(Err(Error::Busy(STOPPED)));
+    }
+}
+
+/// The reason of [`Error::Busy`] for a request queued while the batcher stopped.
+pub(super) const STOPPED: &str = "the server is shutting down";
