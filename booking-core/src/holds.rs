@@ -18,10 +18,11 @@
 //!
 //! The files: `take.rs` makes holds (the one statement that writes a hold, and the
 //! transaction of [`hold`]) after the snapshot read of `snapshot.rs`, `pooled.rs` in
-//! one round trip ([`hold_pooled`]); `batch.rs` makes
-//! the holds of many callers in one statement; `lock.rs` locks a hold and its seats for
-//! the operations that change it (here and in [`crate::bookings`]); `lifecycle.rs`
-//! releases and extends; `cart.rs` adds seats and places to a hold and removes them;
+//! one round trip ([`hold_pooled`]); `batch.rs` makes the holds of many callers in one
+//! statement (`place_batch.rs` those of places only), and their adds to live holds in
+//! another (`add_batch.rs`); `lock.rs` locks a hold and its seats for the operations
+//! that change it (here and in [`crate::bookings`]); `lifecycle.rs` releases and
+//! extends; `cart.rs` adds seats and places to a hold and removes them;
 //! `retype.rs` changes their ticket types. Reading a hold is here.
 //!
 //! Expiry is decided by the database clock (`now()`), when read: a hold past its
@@ -41,6 +42,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use uuid::Uuid;
 
+mod add_batch;
 pub mod batch;
 mod cart;
 mod checks;

@@ -44,7 +44,10 @@
 //!   [`holds::batch`] (`holds/batch.rs`): the holds of many callers written by one
 //!   statement (`Batcher`, `hold_all`), each still all-or-none with its own answer;
 //!   holds of places only by a statement of their own (`holds/place_batch.rs`, run by
-//!   `holds/batch/places.rs`). What a request must say of itself: `holds/checks.rs`.
+//!   `holds/batch/places.rs`), adds of seats to live holds by another
+//!   (`holds/add_batch.rs`, run by `holds/batch/adds.rs`: `Batcher::add`, `add_all`),
+//!   all from one queue (`holds/batch/queue.rs`). What a request must say of itself:
+//!   `holds/checks.rs`.
 //! - [`best`]: best available: rank the free groups of `count` seats (`best/rank.rs`,
 //!   [`best::rank`], pure: rows from two thirds back, centre of the row, aisles, no
 //!   stranded single seat) of the house read by `best/house.rs`, and hold the best one

@@ -32,7 +32,13 @@
 //! connection is lost, say), each request is retried alone under the same id, after
 //! looking for a hold of that id first: a batch that committed without our hearing it
 //! is found and answered, never held twice.
+//!
+//! Adds of seats to live holds ([`Batcher::add`]) share the queue (`queue.rs`): a
+//! batch takes up to [`BatchOptions::max_batch`] of them too, written by a statement of
+//! their own next to the holds' (`adds.rs`, and `add_batch.rs` for the statement), each
+//! add it could not decide then decided by [`super::add`] alone.
 
+mod adds;
 mod places;
 mod queue;
 
@@ -45,9 +51,11 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
 use crate::tickets::{PRICE_JOIN, SEAT_TICKET};
+pub use adds::add_all;
+use adds::{run_adds, AddJob};
 use deadpool_postgres::Pool;
 use places::{refuse_sold_out, run_places};
-use queue::{dispatch, STOPPED};
+use queue::{dispatch, Queued, STOPPED};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -58,7 +66,8 @@ use tokio_util::sync::CancellationToken;
 /// How a [`Batcher`] groups requests.
 #[derive(Debug, Clone)]
 pub struct BatchOptions {
-    /// Most requests written by one statement.
+    /// Most requests written by one statement (holds of seats, and adds to holds, each
+    /// kind in a statement of its own).
     pub max_batch: usize,
     /// Most holds of standing places only in one batch, on top of `max_batch` others:
     /// their statement (`place_batch.rs`) claims a whole batch's places with one scan
@@ -84,13 +93,14 @@ impl Default for BatchOptions {
     }
 }
 
-/// Takes hold requests from many tasks and writes them in batches (see the module
-/// documentation). Cheap to clone; the dispatcher (`queue.rs`) and the batches are
-/// tasks of the engine it was started with, and stop when its token fires (requests still queued
-/// then are answered [`Error::Busy`]) or once every clone is dropped.
+/// Takes hold requests (and adds to holds) from many tasks and writes them in batches
+/// (see the module documentation). Cheap to clone; the dispatcher (`queue.rs`) and the
+/// batches are tasks of the engine it was started with, and stop when its token fires
+/// (requests still queued then are answered [`Error::Busy`]) or once every clone is
+/// dropped.
 #[derive(Clone)]
 pub struct Batcher {
-    queue: mpsc::UnboundedSender<Job>,
+    queue: mpsc::UnboundedSender<Queued>,
     counters: Arc<Counters>,
     engine: Engine,
 }
@@ -100,7 +110,8 @@ pub struct Batcher {
 pub struct BatchCounts {
     /// Batch statements run.
     pub batches: u64,
-    /// Requests those statements carried: `requests / batches` is the mean batch size.
+    /// Requests (holds and adds) those statements carried: `requests / batches` is the
+    /// mean batch size.
     pub requests: u64,
     /// Requests a batch could not decide, decided alone after it.
     pub decided_alone: u64,
@@ -172,12 +183,12 @@ impl Batcher {
         let (reply, answer) = oneshot::channel();
         let hold_id = HoldId::generate(req.show);
         self.queue
-            .send(Job {
+            .send(Queued::Hold(Job {
                 queued: Instant::now(),
                 req,
                 hold_id,
                 reply,
-            })
+            }))
             .map_err(|_| Error::Busy(STOPPED))?;
         answer
             .await
@@ -215,7 +226,7 @@ pub async fn hold_all(
         answers.push(answer);
     }
     if !jobs.is_empty() {
-        run(jobs, pool, engine, None, &Counters::default()).await;
+        run(jobs, Vec::new(), pool, engine, None, &Counters::default()).await;
     }
     let mut out = Vec::with_capacity(answers.len());
     for answer in answers {
@@ -229,16 +240,24 @@ pub async fn hold_all(
 }
 
 /// Writes one batch and answers each of its requests: holds of seats by the statement
-/// below, holds of places only by the statement of `place_batch.rs`, next to each
-/// other; holds of seats and places together are decided alone (their places are
-/// claimed after the seats' locks, in a transaction), at once.
+/// below, holds of places only by the statement of `place_batch.rs`, adds by that of
+/// `add_batch.rs`, next to each other; holds of seats and places together are decided
+/// alone (their places are claimed after the seats' locks, in a transaction), at once.
 async fn run(
     batch: Vec<Job>,
+    adds: Vec<AddJob>,
     pool: &Pool,
     engine: &Engine,
     slot: Option<OwnedSemaphorePermit>,
     counters: &Counters,
 ) {
+    // The slot goes with the holds' statements when there are any (the adds' statement
+    // then runs on top, as the places' one does next to the seats'), else with the
+    // adds'.
+    let (slot, add_slot) = match batch.is_empty() {
+        true => (None, slot),
+        false => (slot, None),
+    };
     let batch = refuse_sold_out(batch, counters);
     let (with_places, seats): (Vec<Job>, Vec<Job>) =
         batch.into_iter().partition(|j| !j.req.areas.is_empty());
@@ -253,10 +272,11 @@ async fn run(
     } else {
         (slot, None)
     };
-    futures_util::future::join3(
+    futures_util::future::join4(
         run_seats(seats, pool, engine, seat_slot, counters),
         run_places(places, pool, engine, place_slot, counters),
         mixed,
+        run_adds(adds, pool, engine, add_slot, counters),
     )
     .await;
 }

@@ -117,7 +117,7 @@ where
 }
 
 /// Refuses ticket types named for seats not being added.
-fn check_types(addition: &HoldAddition) -> Result<()> {
+pub(super) fn check_types(addition: &HoldAddition) -> Result<()> {
     match addition
         .ticket_types
         .iter()

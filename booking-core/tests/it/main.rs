@@ -5,6 +5,7 @@
 // the library's own code never unwraps (`[workspace.lints]`).
 #![allow(clippy::unwrap_used)]
 
+mod add_batch;
 mod area_batch;
 mod areas;
 mod batch;

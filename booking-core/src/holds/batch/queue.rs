@@ -1,26 +1,50 @@
-//! The batcher's queue: requests wait in one channel, and the dispatcher takes all that
-//! have gathered into the next batch once a slot is free (see the module documentation
-//! of [`super`]).
+//! The batcher's queue: requests of both kinds (new holds, adds to holds) wait in one
+//! channel, and the dispatcher takes all that have gathered into the next batch once a
+//! slot is free (see the module documentation of [`super`]).
 
+use super::adds::AddJob;
 use super::{run, BatchOptions, Counters, Job};
 use crate::engine::Engine;
-use crate::error::Error;
-use crate::holds::place_batch;
+use crate::error::{Error, Result};
+use crate::holds::{place_batch, Hold};
 use deadpool_postgres::Pool;
 use std::sync::Arc;
-use tokio::sync::{mpsc, Semaphore};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
+
+/// What the queue carries: both kinds are answered with a hold.
+pub(super) enum Queued {
+    Hold(Job),
+    Add(AddJob),
+}
+
+impl Queued {
+    fn parts(&self) -> (Instant, &oneshot::Sender<Result<Hold>>) {
+        match self {
+            Queued::Hold(j) => (j.queued, &j.reply),
+            Queued::Add(j) => (j.queued, &j.reply),
+        }
+    }
+
+    fn answer(self, answer: Result<Hold>) {
+        let _ = match self {
+            Queued::Hold(j) => j.reply.send(answer),
+            Queued::Add(j) => j.reply.send(answer),
+        };
+    }
+}
 
 /// The reason of [`Error::Busy`] for a request that waited past
 /// [`BatchOptions::max_wait`].
 const QUEUED_TOO_LONG: &str = "no database connection free in time for the hold";
 
 /// Takes what has gathered in the queue into a batch whenever a slot is free, and runs
-/// it as a task of `engine`: up to `max_batch` holds of seats and `max_place_batch`
-/// holds of places only a batch. Until `cancel` fires (then everything still queued is
-/// answered [`Error::Busy`]) or every sender is dropped.
+/// it as a task of `engine`: up to `max_batch` holds of seats and `max_batch` adds,
+/// and `max_place_batch` holds of places only, a batch. Until `cancel` fires (then
+/// everything still queued is answered [`Error::Busy`]) or every sender is dropped.
 pub(super) async fn dispatch(
-    mut jobs: mpsc::UnboundedReceiver<Job>,
+    mut jobs: mpsc::UnboundedReceiver<Queued>,
     pool: Pool,
     engine: Engine,
     options: BatchOptions,
@@ -45,37 +69,46 @@ pub(super) async fn dispatch(
                 None => return,
             },
         };
-        let mut batch = Vec::new();
+        let (mut batch, mut adds) = (Vec::new(), Vec::new());
         let (mut others, mut places) = (0, 0);
+        let max = options.max_batch.max(1);
         let mut next = Some(first);
-        while let Some(job) = next {
-            if job.reply.is_closed() {
-                // The caller has gone (its request timed out, say): hold nothing for it.
-            } else if job.queued.elapsed() > options.max_wait {
-                let _ = job.reply.send(Err(Error::Busy(QUEUED_TOO_LONG)));
+        while let Some(queued) = next {
+            let (at, reply) = queued.parts();
+            if reply.is_closed() {
+                // The caller has gone (its request timed out, say): write nothing for it.
+            } else if at.elapsed() > options.max_wait {
+                queued.answer(Err(Error::Busy(QUEUED_TOO_LONG)));
             } else {
-                match place_batch::batchable(&job.req) {
-                    true => places += 1,
-                    false => others += 1,
+                match queued {
+                    Queued::Hold(job) => {
+                        match place_batch::batchable(&job.req) {
+                            true => places += 1,
+                            false => others += 1,
+                        }
+                        batch.push(job);
+                    }
+                    Queued::Add(job) => adds.push(job),
                 }
-                batch.push(job);
             }
-            next = if others < options.max_batch.max(1) && places < options.max_place_batch.max(1) {
+            next = if others < max && adds.len() < max && places < options.max_place_batch.max(1) {
                 jobs.try_recv().ok()
             } else {
                 None
             };
         }
-        if batch.is_empty() {
+        if batch.is_empty() && adds.is_empty() {
             continue;
         }
         let (pool, task_engine, counters) = (pool.clone(), engine.clone(), counters.clone());
-        engine.spawn(async move { run(batch, &pool, &task_engine, Some(slot), &counters).await });
+        engine.spawn(
+            async move { run(batch, adds, &pool, &task_engine, Some(slot), &counters).await },
+        );
     }
     // Stopping: nothing queued now or later is written.
     jobs.close();
-    while let Some(job) = jobs.recv().await {
-        let _ = job.reply.send(Err(Error::Busy(STOPPED)));
+    while let Some(queued) = jobs.recv().await {
+        queued.answer(Err(Error::Busy(STOPPED)));
     }
 }
 
