@@ -29,10 +29,12 @@
 
 use super::{areas_of, Hold, HoldAddition};
 use crate::database::Cached;
-use crate::domain::{Actor, HoldId, HoldStatus, SeatLabel, SeatState, UserId};
+use crate::domain::{
+    Actor, AreaCode, HoldId, HoldStatus, SeatLabel, SeatState, TicketTypeName, UserId,
+};
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause};
-use crate::tickets::{tickets_from_json, PRICE_JOIN, SEAT_TICKET};
+use crate::tickets::{Ticket, PRICE_JOIN, SEAT_TICKET};
 use std::sync::LazyLock;
 
 /// One add of a batch.
@@ -134,15 +136,15 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                        FROM taken t) t
               GROUP BY item
          ), tickets AS (
-             -- The hold's tickets after the add, as `load` reads them: its rows in the
-             -- snapshot (unchanged since: its row was locked at that version) and the
-             -- seats added (the statement does not see its own inserts).
-             SELECT m.item,
-                    jsonb_agg(jsonb_build_object('seat', s.label, 'area', s.area,
-                                                 'type', m.ticket_type, 'price', m.price)
-                              ORDER BY s.row_index, s.number) AS tickets,
-                    array_agg(s.label ORDER BY s.row_index, s.number)
-                        FILTER (WHERE s.area IS NULL) AS seats
+             -- The hold's tickets after the add, in the order `load` reads them: its
+             -- rows in the snapshot (unchanged since: its row was locked at that
+             -- version) and the seats added (the statement does not see its own
+             -- inserts). As arrays, not JSON: JSON made the statement about a tenth
+             -- slower (pgbench, a batch of 7 adds to holds of 2 seats).
+             SELECT m.item, array_agg(s.label ORDER BY s.row_index, s.number) AS labels,
+                    array_agg(s.area ORDER BY s.row_index, s.number) AS areas,
+                    array_agg(m.ticket_type ORDER BY s.row_index, s.number) AS types,
+                    array_agg(m.price ORDER BY s.row_index, s.number) AS prices
                FROM (SELECT o.item, o.show_id, hs.seat_id, hs.ticket_type, hs.price
                        FROM ok_items o
                        JOIN hold_seats hs ON hs.show_id = o.show_id AND hs.hold_id = o.hold_id
@@ -153,7 +155,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
               GROUP BY m.item
          )
          SELECT i.item, o.item IS NOT NULL AS ok, h.user_id, h.created_at, h.expires_at,
-                h.total, sh.currency, t.tickets, t.seats,
+                h.total, sh.currency, t.labels, t.areas, t.types, t.prices,
                 coalesce(c.taken_count, 0) AS taken_count, (SELECT count(*) FROM wanted w
                                                              WHERE w.item = i.item) AS asked,
                 e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
@@ -240,16 +242,15 @@ pub(super) async fn write(
                     "pointed {taken} of {asked} locked seats at the hold added to"
                 )));
             }
-            let tickets = tickets_from_json(r.get("tickets"))?;
+            let tickets = tickets_of(r)?;
             Ok(Some(Hold {
                 hold_id: a.id,
                 show_id: a.id.show(),
                 user_id: UserId::from_db(r.get("user_id")),
-                seats: r
-                    .get::<_, Option<Vec<String>>>("seats")
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(SeatLabel::from_db)
+                seats: tickets
+                    .iter()
+                    .filter(|t| t.area.is_none())
+                    .map(|t| t.seat.clone())
                     .collect(),
                 areas: areas_of(&tickets),
                 tickets,
@@ -265,4 +266,27 @@ pub(super) async fn write(
             }))
         })
         .collect()
+}
+
+/// The tickets of a written hold, from the statement's arrays (one element a ticket, in
+/// seat-map order).
+fn tickets_of(r: &tokio_postgres::Row) -> Result<Vec<Ticket>> {
+    let labels: Vec<String> = r.get("labels");
+    let areas: Vec<Option<String>> = r.get("areas");
+    let types: Vec<String> = r.get("types");
+    let prices: Vec<Option<i64>> = r.get("prices");
+    if areas.len() != labels.len() || types.len() != labels.len() || prices.len() != labels.len() {
+        return Err(Error::Invariant("tickets of a hold added to".into()));
+    }
+    Ok(labels
+        .into_iter()
+        .zip(areas)
+        .zip(types.into_iter().zip(prices))
+        .map(|((label, area), (ticket_type, price))| Ticket {
+            seat: SeatLabel::from_db(label),
+            area: area.map(AreaCode::from_db),
+            ticket_type: TicketTypeName::from_db(ticket_type),
+            price,
+        })
+        .collect())
 }

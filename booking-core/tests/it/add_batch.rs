@@ -33,7 +33,15 @@ fn one_slot() -> BatchOptions {
 /// Holds of a fixed shape, made alike on any fresh database: each owner's hold (by
 /// owner name) and the show.
 async fn carts(db: &TestDb, engine: &Engine) -> (Show, BTreeMap<&'static str, HoldId>) {
-    let show = create(db, gig(&[("A", 8), ("B", 8), ("C", 8), ("D", 8)], 10, None)).await;
+    let show = create(
+        db,
+        gig(
+            &[("A", 8), ("B", 8), ("C", 8), ("D", 8), ("E", 4)],
+            10,
+            None,
+        ),
+    )
+    .await;
     let mut client = db.client().await;
     let mut ids = BTreeMap::new();
     let made: &[(&str, &[&str])] = &[
@@ -59,6 +67,11 @@ async fn carts(db: &TestDb, engine: &Engine) -> (Show, BTreeMap<&'static str, Ho
             .unwrap();
         ids.insert(*who, h.hold_id);
     }
+    // A hold with places too: its answer lists them after the seats.
+    let pat = holds::hold(&mut client, engine, &want(&show, "pat", &["E1"], 2))
+        .await
+        .unwrap();
+    ids.insert("pat", pat.hold_id);
     db.lapse(ids["frank"]).await;
     db.lapse(ids["nick"]).await;
     holds::release(&mut client, engine, &user("mia"), ids["mia"])
@@ -108,6 +121,9 @@ fn the_adds(ids: &BTreeMap<&str, HoldId>, show: &Show) -> Vec<(Actor, HoldId, Ho
         // B7 points at nick's lapsed hold: taken over.
         (me("olive"), ids["olive"], adding(&["B7"])),
         (me("olive"), HoldId::generate(show.id), adding(&["C7"])),
+        // A hold with places: written (4 seats and places, the most), its answer
+        // listing them after the seats.
+        (me("pat"), ids["pat"], adding(&["E2"])),
     ]
 }
 
@@ -181,6 +197,9 @@ async fn each_add_of_a_batch_is_answered_as_an_add_alone() {
     assert!(matches!(answers[8], Err(Error::Invalid { .. })));
     assert!(matches!(answers[16], Err(Error::HoldReleased)));
     assert!(matches!(answers[18], Err(Error::HoldNotFound)));
+    let pat = answers[19].as_ref().unwrap();
+    assert_eq!(pat.seats, vec![label("E1"), label("E2")]);
+    assert_eq!(pat.areas.get(&code("FLOOR")), Some(&2));
     let busiest = batched
         .count(
             "SELECT max(n) FROM (SELECT count(*) AS n FROM seat_events
