@@ -74,8 +74,8 @@ pub async fn add(
         areas,
         ticket_types,
     };
-    let mut client = state.client().await?;
     let (reply, event) = if idem.is_keyed() {
+        let mut client = state.client().await?;
         let mut tx = match idem.begin(&mut client).await? {
             Begun::Fresh(tx) => tx,
             Begun::Answered(answer) => return Ok(answer),
@@ -89,8 +89,15 @@ pub async fn add(
         (idem.finish(tx, outcome).await?, event)
     } else {
         // Without a key nothing else goes in the transaction: one statement, in the
-        // common case (see `holds::add_pooled`).
-        let outcome = holds::add_pooled(&mut client, &state.engine, &actor, id, &addition).await;
+        // common case, for many callers' adds (`holds::batch`), or for this one alone
+        // when batching is off (`holds::add_pooled`).
+        let outcome = match &state.holds {
+            Some(batcher) => batcher.add(actor, id, addition).await,
+            None => {
+                let mut client = state.client().await?;
+                holds::add_pooled(&mut client, &state.engine, &actor, id, &addition).await
+            }
+        };
         count_limit_refusal(state, &outcome);
         let hold = outcome?;
         (Reply::json(StatusCode::OK, &hold), hold.event)

@@ -205,17 +205,17 @@ impl Metrics {
         for (name, help, value) in [
             (
                 "booking_hold_batches",
-                "Statements that wrote holds of several requests at once (HOLD_BATCHES)",
+                "Statements that wrote holds (or adds to holds) of several requests at once (HOLD_BATCHES)",
                 b.batches,
             ),
             (
                 "booking_hold_batch_requests",
-                "Hold requests those statements carried (over batches: the mean batch size)",
+                "Hold and add requests those statements carried (over batches: the mean batch size)",
                 b.requests,
             ),
             (
                 "booking_hold_batch_decided_alone",
-                "Batched hold requests their batch could not decide, decided alone after it",
+                "Batched hold and add requests their batch could not decide, decided alone after it",
                 b.decided_alone,
             ),
             (

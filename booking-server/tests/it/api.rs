@@ -276,7 +276,14 @@ async fn operations_endpoints_answer() {
     assert_eq!(r.status, StatusCode::OK);
 
     let show = s.show(&[("A", 4)]).await;
-    s.hold(&show, "alice", &["A1"]).await;
+    let hold = s.hold(&show, "alice", &["A1"]).await;
+    let added = s
+        .post(&format!("/holds/{hold}/add"))
+        .user("alice")
+        .json(json!({"seats": ["A2"]}))
+        .send()
+        .await;
+    assert_eq!(added.status, StatusCode::OK, "{}", added.text());
     let m = s.get("/metrics").send().await;
     assert_eq!(m.status, StatusCode::OK);
     assert!(m.header("content-type").unwrap().starts_with("text/plain"));
@@ -285,9 +292,10 @@ async fn operations_endpoints_answer() {
         "booking_http_requests_total{route=\"POST /shows/{show_id}/holds\",status=\"201\"} 1",
         "booking_http_request_duration_seconds_bucket{route=\"POST /shows\",status=\"201\",le=\"+Inf\"} 1",
         "booking_holds_total 1",
-        // The hold had no idempotency key: a batch of one.
-        "booking_hold_batches_total 1",
-        "booking_hold_batch_requests_total 1",
+        "booking_hold_adds_total 1",
+        // The hold and the add had no idempotency key: a batch of one each.
+        "booking_hold_batches_total 2",
+        "booking_hold_batch_requests_total 2",
         "booking_hold_batch_decided_alone_total 0",
         "booking_hold_batch_failures_total 0",
         "booking_confirms_total 0",
