@@ -1,9 +1,12 @@
 //! Batched holds (`holds::batch`): many real concurrent requests, some written by one
-//! statement together, racing ordinary holds; then an audit of the tables and the feed.
+//! statement together, racing ordinary holds; a failing batch, of holds and of adds
+//! (the rest of the batched adds: `add_batch.rs`); then an audit of the tables and the
+//! feed.
 
 use crate::common::{patient, request, TestDb};
 use booking_core::holds::batch::{self, BatchOptions, Batcher};
-use booking_core::{database, holds, CancellationToken, Error, HoldRequest, SeatLabel};
+use booking_core::{database, holds, Actor, CancellationToken, Error, HoldAddition, HoldRequest};
+use booking_core::{SeatLabel, SeatSelection};
 use rand::seq::SliceRandom;
 use std::time::Duration;
 
@@ -287,6 +290,72 @@ async fn a_failing_batch_is_retried_request_by_request() {
         db.count("SELECT count(*) FROM holds").await,
         27,
         "each other request held once"
+    );
+    db.audit().await;
+}
+
+/// The same for adds to holds: a batch of adds that fails is retried add by add by
+/// `holds::add`, which passes over seats its hold has, so nothing is added twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_add_batch_is_retried_add_by_add() {
+    let db = TestDb::with_pool(16).await;
+    let show = db.show(2, 30).await;
+    db.client()
+        .await
+        .batch_execute(
+            "CREATE FUNCTION explode() RETURNS trigger LANGUAGE plpgsql AS $$
+             BEGIN RAISE EXCEPTION 'boom'; END $$;
+             CREATE TRIGGER explode BEFORE UPDATE ON holds FOR EACH ROW
+               WHEN (NEW.user_id = 'doomed' AND NEW.total <> OLD.total)
+               EXECUTE FUNCTION explode();",
+        )
+        .await
+        .unwrap();
+    let engine = patient();
+    let mut client = db.client().await;
+    let mut carts = Vec::new();
+    for n in 1..=30 {
+        let user = if n % 10 == 3 {
+            "doomed".to_owned()
+        } else {
+            format!("user-{n}")
+        };
+        let req = request(&show, &user, &[&format!("A{n}")]);
+        carts.push(holds::hold(&mut client, &engine, &req).await.unwrap());
+    }
+    let batcher = Batcher::start(
+        engine,
+        db.pool.clone(),
+        one_slot(),
+        CancellationToken::new(),
+    );
+    let mut tasks = Vec::new();
+    for (n, h) in carts.iter().enumerate() {
+        let (b, id, actor) = (batcher.clone(), h.hold_id, Actor::User(h.user_id.clone()));
+        let add = HoldAddition {
+            seats: SeatSelection::parse([format!("B{}", n + 1)], 10).unwrap(),
+            areas: vec![],
+            ticket_types: vec![],
+        };
+        tasks.push(tokio::spawn(async move { b.add(actor, id, add).await }));
+    }
+    let mut failed = 0;
+    for (h, t) in carts.iter().zip(tasks) {
+        match t.await.unwrap() {
+            Ok(added) => {
+                assert_ne!(h.user_id.as_str(), "doomed");
+                assert_eq!(added.seats.len(), 2, "{added:?}");
+            }
+            Err(Error::Database(_)) if h.user_id.as_str() == "doomed" => failed += 1,
+            Err(e) => panic!("{}: unexpected error: {e}", h.user_id),
+        }
+    }
+    assert_eq!(failed, 3, "only the doomed adds fail");
+    assert!(batcher.counts().failed >= 1, "{:?}", batcher.counts());
+    assert_eq!(
+        db.count("SELECT count(*) FROM hold_seats").await,
+        30 + 27,
+        "each other add made once"
     );
     db.audit().await;
 }
