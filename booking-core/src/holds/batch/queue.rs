@@ -37,7 +37,7 @@ impl Queued {
 
 /// The reason of [`Error::Busy`] for a request that waited past
 /// [`BatchOptions::max_wait`].
-const QUEUED_TOO_LONG: &str = "no database connection free in time for the hold";
+const QUEUED_TOO_LONG: &str = "no database connection free in time for the request";
 
 /// Takes what has gathered in the queue into a batch whenever a slot is free, and runs
 /// it as a task of `engine`: up to `max_batch` holds of seats and `max_batch` adds,
