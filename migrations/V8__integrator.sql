@@ -13,6 +13,10 @@ ALTER TABLE bookings
     ADD COLUMN external_ref text CHECK (external_ref ~ '^[!-~]{1,128}$'),
     ADD COLUMN metadata     jsonb CHECK (jsonb_typeof(metadata) = 'object'
                                          AND octet_length(metadata::text) <= 4096);
+-- When a hold was released (by its owner, an admin, or the show's cancellation, which
+-- gives it the show's cancelled_at): what a show's cancellation released is then found
+-- by that time, as the bookings it cancelled are by their cancelled_at.
+ALTER TABLE holds ADD COLUMN released_at timestamptz;
 CREATE UNIQUE INDEX bookings_external_ref ON bookings (show_id, external_ref)
     WHERE external_ref IS NOT NULL;
 
