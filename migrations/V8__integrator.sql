@@ -4,15 +4,17 @@
 -- An integrator's own order number and free-form data. A hold may carry them (its
 -- confirm copies them, or replaces them with the confirm's own); a booking keeps them.
 -- The reference names one booking of its show for ever: cancelled bookings keep theirs,
--- so a lookup by reference never finds two.
+-- so a lookup by reference never finds two. Metadata is checked at 4 KiB of compact
+-- JSON by the engine; jsonb prints a space after each ':' and ',', so the backstop here
+-- allows twice that.
 ALTER TABLE holds
     ADD COLUMN external_ref text CHECK (external_ref ~ '^[!-~]{1,128}$'),
     ADD COLUMN metadata     jsonb CHECK (jsonb_typeof(metadata) = 'object'
-                                         AND octet_length(metadata::text) <= 4096);
+                                         AND octet_length(metadata::text) <= 8192);
 ALTER TABLE bookings
     ADD COLUMN external_ref text CHECK (external_ref ~ '^[!-~]{1,128}$'),
     ADD COLUMN metadata     jsonb CHECK (jsonb_typeof(metadata) = 'object'
-                                         AND octet_length(metadata::text) <= 4096);
+                                         AND octet_length(metadata::text) <= 8192);
 -- When a hold was released (by its owner, an admin, or the show's cancellation, which
 -- gives it the show's cancelled_at): what a show's cancellation released is then found
 -- by that time, as the bookings it cancelled are by their cancelled_at.

@@ -6,8 +6,10 @@
 use booking_core::{bookings, database, holds, shows, sweeper, CancellationToken, Engine};
 use booking_core::{Category, PoolOptions};
 use booking_core::{
-    Currency, HoldRequest, NewShow, RowLabel, RowSpec, SeatSelection, Settings, UserId,
+    Currency, ExternalRef, HoldRequest, NewShow, Reference, RowLabel, RowSpec, SeatSelection,
+    Settings, UserId,
 };
+use bookings::ConfirmRequest;
 use std::collections::BTreeMap;
 
 #[tokio::main]
@@ -65,6 +67,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             if_versions: vec![],
             ticket_types: vec![],
             areas: vec![],
+            reference: Reference::default(),
         },
     )
     .await?;
@@ -80,9 +83,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         hold.currency
     );
 
-    // The booking and the payment commit together, or neither does.
+    // The booking and the payment commit together, or neither does. The booking carries
+    // the shop's order number, unique among the show's bookings.
     let mut tx = client.transaction().await?;
-    let confirmed = bookings::confirm(&mut tx, &engine, &user, hold.hold_id).await?;
+    let order = ConfirmRequest {
+        late: false,
+        reference: Reference {
+            external_ref: Some(ExternalRef::parse("order-1001")?),
+            metadata: None,
+        },
+    };
+    let confirmed = bookings::confirm_with(&mut tx, &engine, &user, hold.hold_id, &order).await?;
     tx.execute(
         "INSERT INTO payments (hold_id, amount) VALUES ($1, $2)",
         &[&hold.hold_id.to_string(), &confirmed.booking.total],

@@ -76,12 +76,12 @@ use crate::engine::best_memory::Memory;
 
 use crate::database::{lock_timeout_value, Cached, SET_LOCK_TIMEOUT};
 use crate::domain::{
-    Category, Feature, HoldId, HoldStatus, HoldTtl, SeatCount, SeatLabel, Section, ShowId,
-    TicketTypeName, UserId,
+    Category, Feature, HoldId, HoldStatus, HoldTtl, Reference, SeatCount, SeatLabel, Section,
+    ShowId, TicketTypeName, UserId,
 };
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::holds::{write_hold, Hold};
+use crate::holds::{write_hold, Hold, NewHold};
 use crate::tickets::Ticket;
 use attempt::{try_lock, undo, Attempt, Claims, LockedSeat, SAVEPOINT};
 use deadpool_postgres::GenericClient;
@@ -131,6 +131,8 @@ pub struct BestRequest {
     /// chosen seats in seat-map order; only seats of categories every one of them is
     /// sold for are considered. Empty: every seat as the show's default type.
     pub ticket_types: Vec<TicketTypeName>,
+    /// The integrator's reference and metadata, kept with the hold.
+    pub reference: Reference,
 }
 
 impl BestRequest {
@@ -148,6 +150,7 @@ impl BestRequest {
             require: Vec::new(),
             avoid: Vec::new(),
             ticket_types: Vec::new(),
+            reference: Reference::default(),
         }
     }
 }
@@ -477,7 +480,13 @@ async fn write<C: GenericClient>(
         .iter()
         .map(|id| (by_id_ticket[id].0.as_str(), by_id_ticket[id].1))
         .collect();
-    let written = write_hold(tx, hold_id, &req.user, ttl, &ids, &seen, &sold).await?;
+    let new = NewHold {
+        id: hold_id,
+        user: &req.user,
+        reference: &req.reference,
+        ttl,
+    };
+    let written = write_hold(tx, &new, &ids, &seen, &sold).await?;
     Ok(Hold {
         hold_id,
         show_id: req.show,
@@ -491,6 +500,7 @@ async fn write<C: GenericClient>(
         expires_at: written.expires_at,
         currency: house.currency.clone(),
         booking_id: None,
+        reference: req.reference.clone(),
         event: written.event,
     })
 }

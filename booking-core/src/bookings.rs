@@ -8,7 +8,8 @@
 use crate::database::Cached;
 use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
 use crate::domain::{
-    Actor, BookingId, BookingStatus, HoldId, HoldStatus, SeatLabel, SeatState, ShowId, UserId,
+    Actor, BookingId, BookingStatus, HoldId, HoldStatus, Reference, SeatLabel, SeatState, ShowId,
+    UserId,
 };
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -60,6 +61,9 @@ pub struct Booking {
     pub total: i64,
     /// The show's currency (ISO 4217 code) of `total`.
     pub currency: String,
+    /// The integrator's reference and metadata: the confirm's, else its hold's.
+    #[serde(flatten)]
+    pub reference: Reference,
 }
 
 /// What [`confirm`] did.
@@ -78,7 +82,7 @@ pub struct Confirmation {
 static SELECT_BOOKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT b.show_id, b.id, b.hold_id, b.user_id, b.status, b.confirmed_at, b.cancelled_at,
-           b.total, sh.currency, {tickets},
+           b.total, sh.currency, b.external_ref, b.metadata::text AS metadata, {tickets},
            array(SELECT s.label
                    FROM booking_seats bs
                    JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
@@ -111,6 +115,7 @@ fn booking_from_row(r: &Row) -> Result<Booking> {
         cancelled_at: r.get("cancelled_at"),
         total: r.get("total"),
         currency: r.get("currency"),
+        reference: Reference::from_row(r)?,
     })
 }
 
@@ -153,7 +158,34 @@ pub async fn confirm<C>(
 where
     C: GenericClient + Send,
 {
-    confirm_as(client, engine, user, id, false).await
+    confirm_with(client, engine, user, id, &ConfirmRequest::default()).await
+}
+
+/// How a hold is confirmed ([`confirm_with`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfirmRequest {
+    /// Book it even if it expired, as [`confirm_late`] does.
+    pub late: bool,
+    /// The booking's reference and metadata; each part not given is the hold's.
+    pub reference: Reference,
+}
+
+/// [`confirm`] (or [`confirm_late`] when `req.late`), the booking carrying
+/// `req.reference` over its hold's. [`Error::ExternalRefTaken`] when another booking of
+/// the show has that `external_ref` (cancelled ones included); nothing is booked then.
+/// A repeat of a confirmed hold answers its booking as it is, whatever `req` says.
+#[tracing::instrument(skip_all, fields(hold = %id, user = %user, late = req.late))]
+pub async fn confirm_with<C>(
+    client: &mut C,
+    engine: &Engine,
+    user: &UserId,
+    id: HoldId,
+    req: &ConfirmRequest,
+) -> Result<Confirmation>
+where
+    C: GenericClient + Send,
+{
+    confirm_as(client, engine, user, id, req).await
 }
 
 /// [`confirm`], also for a hold that expired (by its deadline, not released) if every
@@ -173,7 +205,11 @@ pub async fn confirm_late<C>(
 where
     C: GenericClient + Send,
 {
-    confirm_as(client, engine, user, id, true).await
+    let req = ConfirmRequest {
+        late: true,
+        reference: Reference::default(),
+    };
+    confirm_as(client, engine, user, id, &req).await
 }
 
 async fn confirm_as<C>(
@@ -181,7 +217,7 @@ async fn confirm_as<C>(
     engine: &Engine,
     user: &UserId,
     id: HoldId,
-    late: bool,
+    req: &ConfirmRequest,
 ) -> Result<Confirmation>
 where
     C: GenericClient + Send,
@@ -202,7 +238,7 @@ where
             });
         }
         HoldStatus::Released => return Err(Error::HoldReleased),
-        HoldStatus::Expired if !late => return Err(Error::HoldExpired),
+        HoldStatus::Expired if !req.late => return Err(Error::HoldExpired),
         HoldStatus::Expired | HoldStatus::Active => {}
     }
     let expired = locked.effective_status() == HoldStatus::Expired;
@@ -223,13 +259,22 @@ where
             crate::holds::check_user_limit(&tx, id.show(), &user, seats.len(), limit).await?;
         }
     }
+    refuse_taken_ref(&tx, id, &req.reference).await?;
     let booking_key = Uuid::new_v4();
     let ids: Vec<i64> = seats.iter().map(|(id, _)| *id).collect();
     let seen: Vec<&str> = seats.iter().map(|(_, x)| x.as_str()).collect();
     let row = tx
         .cq_one(
             &CONFIRM_SQL,
-            &[&id.show().get(), &id.key(), &booking_key, &ids, &seen],
+            &[
+                &id.show().get(),
+                &id.key(),
+                &booking_key,
+                &ids,
+                &seen,
+                &req.reference.ref_param(),
+                &req.reference.metadata_param(),
+            ],
         )
         .await?;
     let (bookings, booked): (i64, i64) = (row.get("bookings"), row.get("booked"));
@@ -259,8 +304,11 @@ where
 static CONFIRM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH b AS (
-                 INSERT INTO bookings (show_id, id, hold_id, user_id, total)
-                 SELECT show_id, $3, id, user_id, total FROM holds WHERE show_id = $1 AND id = $2
+                 INSERT INTO bookings (show_id, id, hold_id, user_id, total, external_ref,
+                                       metadata)
+                 SELECT show_id, $3, id, user_id, total, coalesce($6::text, external_ref),
+                        coalesce($7::text::jsonb, metadata)
+                   FROM holds WHERE show_id = $1 AND id = $2
                  RETURNING id
              ), bs AS (
                  INSERT INTO booking_seats (show_id, booking_id, seat_id, ticket_type, price)
@@ -325,6 +373,30 @@ async fn lock_to_retake<C: GenericClient>(tx: &C, id: HoldId) -> Result<Vec<(i64
         return Err(Error::HoldExpiredTaken { seats: taken });
     }
     Ok(rows.iter().map(|r| (r.get("id"), r.get("xmin"))).collect())
+}
+
+/// [`Error::ExternalRefTaken`] when another booking of the show has the reference the
+/// booking of hold `id` would get (`reference`'s, else the hold's). Concurrent confirms
+/// with one reference both pass here; the unique index `bookings_external_ref` then
+/// refuses the later insert, mapped to the same error.
+async fn refuse_taken_ref<C: GenericClient>(
+    tx: &C,
+    id: HoldId,
+    reference: &Reference,
+) -> Result<()> {
+    let taken = tx
+        .cq_opt(
+            "SELECT 1 FROM bookings b
+              WHERE b.show_id = $1
+                AND b.external_ref = coalesce($3::text,
+                        (SELECT h.external_ref FROM holds h WHERE h.show_id = $1 AND h.id = $2))",
+            &[&id.show().get(), &id.key(), &reference.ref_param()],
+        )
+        .await?;
+    match taken {
+        Some(_) => Err(Error::ExternalRefTaken),
+        None => Ok(()),
+    }
 }
 
 /// The show's limit of seats per buyer, if it has one.

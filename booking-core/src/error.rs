@@ -85,6 +85,10 @@ pub enum Error {
     /// The booking is cancelled: nothing in it can be exchanged. `409 booking_cancelled`.
     #[error("booking is cancelled")]
     BookingCancelled,
+    /// Another booking of the show has this `external_ref` (cancelled ones keep
+    /// theirs); nothing was booked. `409 external_ref_taken`.
+    #[error("another booking of the show has this external_ref")]
+    ExternalRefTaken,
     /// The hold was released by its owner; hold the seats again. `409 hold_released`.
     #[error("hold was released")]
     HoldReleased,
@@ -210,6 +214,15 @@ impl From<tokio_postgres::Error> for Error {
             Some(c) if *c == SqlState::LOCK_NOT_AVAILABLE => Error::Busy(LOCK_WAIT),
             // statement_timeout (or a cancel request) ended the statement.
             Some(c) if *c == SqlState::QUERY_CANCELED => Error::Busy("statement timed out"),
+            // Two confirms with one reference raced past the look-up before the insert:
+            // the unique index decides, and the loser is told as the look-up would.
+            Some(c)
+                if *c == SqlState::UNIQUE_VIOLATION
+                    && e.as_db_error().and_then(|d| d.constraint())
+                        == Some("bookings_external_ref") =>
+            {
+                Error::ExternalRefTaken
+            }
             _ => Error::Database(e),
         }
     }

@@ -31,7 +31,7 @@
 
 use crate::database::Cached;
 use crate::domain::{AreaCode, AreaWant, BookingId, HoldId, HoldStatus, HoldTtl, SeatLabel};
-use crate::domain::{SeatSelection, ShowId, TicketTypeName, UserId, Version};
+use crate::domain::{Reference, SeatSelection, ShowId, TicketTypeName, UserId, Version};
 use crate::error::{Error, Result};
 use crate::feed::SeatEvent;
 use crate::tickets::{tickets_from_json, tickets_of_hold, Ticket};
@@ -63,7 +63,7 @@ pub(crate) use lock::{lock_hold, lock_hold_seats};
 pub use pooled::hold_pooled;
 pub use retype::change_tickets;
 pub use take::hold;
-pub(crate) use take::{write_hold, WRITTEN_BEFORE_US};
+pub(crate) use take::{write_hold, NewHold, WRITTEN_BEFORE_US};
 
 /// A request to hold seats, already parsed.
 #[derive(Debug, Clone)]
@@ -90,6 +90,9 @@ pub struct HoldRequest {
     /// [`Settings::max_seats_per_hold`](crate::Settings::max_seats_per_hold). Empty:
     /// seats only.
     pub areas: Vec<AreaWant>,
+    /// The integrator's reference and metadata, kept with the hold and copied to its
+    /// booking by the confirm unless the confirm names its own.
+    pub reference: Reference,
 }
 
 impl HoldRequest {
@@ -104,6 +107,7 @@ impl HoldRequest {
             if_versions: Vec::new(),
             ticket_types: Vec::new(),
             areas: Vec::new(),
+            reference: Reference::default(),
         }
     }
 
@@ -146,6 +150,9 @@ pub struct Hold {
     /// Set once the hold is confirmed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub booking_id: Option<BookingId>,
+    /// The integrator's reference and metadata given when the hold was made.
+    #[serde(flatten)]
+    pub reference: Reference,
     /// The seat event this call wrote (any call that makes a hold, and [`release`]),
     /// once committed: the caller's process may apply it to what it caches before the
     /// feed brings it (read your writes). `None` from reads and extends. Not part of
@@ -171,6 +178,7 @@ impl PartialEq for Hold {
             total,
             currency,
             booking_id,
+            reference,
             event: _,
         } = self;
         *hold_id == other.hold_id
@@ -185,6 +193,7 @@ impl PartialEq for Hold {
             && *total == other.total
             && *currency == other.currency
             && *booking_id == other.booking_id
+            && *reference == other.reference
     }
 }
 
@@ -206,6 +215,7 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Opt
             &format!(
                 "SELECT h.user_id, h.status, h.expires_at <= now() AS lapsed, h.created_at,
                     h.expires_at, h.total, sh.currency, b.id AS booking_key, {tickets},
+                    h.external_ref, h.metadata::text AS metadata,
                     array(SELECT s.label
                             FROM hold_seats hs
                             JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
@@ -246,6 +256,7 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Opt
         booking_id: r
             .get::<_, Option<Uuid>>("booking_key")
             .map(|k| BookingId::from_parts(id.show(), k)),
+        reference: Reference::from_row(&r)?,
         event: None,
     }))
 }

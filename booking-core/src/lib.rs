@@ -17,7 +17,8 @@
 //!   ([`Version`]), `names.rs` ([`Category`], [`Feature`], [`TicketTypeName`],
 //!   [`Currency`]), `layout.rs` (rows: [`Layout`], [`RowSpec`], [`ShowLayout`]),
 //!   `pricing.rs` ([`Pricing`], [`TicketType`]), `new_show.rs` ([`NewShow`]),
-//!   `area.rs` ([`AreaCode`], [`AreaSpec`], [`AreaWant`]); ids of
+//!   `area.rs` ([`AreaCode`], [`AreaSpec`], [`AreaWant`]), `reference.rs` (an
+//!   integrator's [`Reference`]: [`ExternalRef`], [`Metadata`]); ids of
 //!   venues and blocks ([`VenueId`], [`BlockId`]) and sections ([`Section`]) too.
 //! - [`engine`]: the [`Engine`] handle every operation takes: [`Settings`] and what one
 //!   process shares in memory (the local-change signal, the sweeper's hint, best
@@ -137,9 +138,9 @@ pub use bookings::{Booking, CancelPart, Cancellation, Confirmation, Exchange, Ex
 pub use database::{PoolOptions, Settings};
 pub use domain::{
     Actor, AreaCode, AreaSpec, AreaWant, BlockId, BookingId, BookingStatus, Category, Currency,
-    Feature, HoldId, HoldStatus, HoldTtl, Layout, NewShow, Pricing, RowLabel, RowSpec, SeatCount,
-    SeatLabel, SeatSelection, SeatState, Section, ShowId, ShowLayout, TicketType, TicketTypeName,
-    UserId, VenueId, Version,
+    ExternalRef, Feature, HoldId, HoldStatus, HoldTtl, Layout, Metadata, NewShow, Pricing,
+    Reference, RowLabel, RowSpec, SeatCount, SeatLabel, SeatSelection, SeatState, Section, ShowId,
+    ShowLayout, TicketType, TicketTypeName, UserId, VenueId, Version,
 };
 pub use engine::Engine;
 pub use error::{Error, Result};

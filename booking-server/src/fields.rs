@@ -76,6 +76,20 @@ where
     T::deserialize(d).map(Some)
 }
 
+/// A body's `external_ref` and `metadata` (holds, best available, confirms), checked.
+pub fn reference(
+    external_ref: Option<String>,
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
+) -> Result<booking_core::Reference, crate::http::ApiError> {
+    Ok(booking_core::Reference {
+        external_ref: external_ref
+            .as_deref()
+            .map(booking_core::ExternalRef::parse)
+            .transpose()?,
+        metadata: metadata.map(booking_core::Metadata::parse).transpose()?,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -6,8 +6,9 @@ use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::shows::show_id;
 use crate::state::AppState;
 use booking_core::{
-    best, bookings, holds, AreaCode, AreaWant, BestRequest, Category, Feature, HoldId, HoldRequest,
-    HoldTtl, SeatCount, SeatLabel, SeatSelection, Section, TicketTypeName, Version,
+    best, bookings, bookings::ConfirmRequest, holds, AreaCode, AreaWant, BestRequest, Category,
+    Feature, HoldId, HoldRequest, HoldTtl, SeatCount, SeatLabel, SeatSelection, Section,
+    TicketTypeName, Version,
 };
 use bytes::Bytes;
 use hyper::http::request::Parts;
@@ -28,6 +29,10 @@ struct HoldBody {
     if_versions: BTreeMap<String, String>,
     #[serde(default)]
     ticket_types: BTreeMap<String, TypesBody>,
+    #[serde(default, deserialize_with = "fields::present")]
+    external_ref: Option<String>,
+    #[serde(default, deserialize_with = "fields::present")]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A value of a hold's `ticket_types`: the type of a seat, or the types of an area's
@@ -127,6 +132,10 @@ struct BestBody {
     adjacent: Option<bool>,
     #[serde(default, deserialize_with = "fields::present")]
     ttl_seconds: Option<Int>,
+    #[serde(default, deserialize_with = "fields::present")]
+    external_ref: Option<String>,
+    #[serde(default, deserialize_with = "fields::present")]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -148,6 +157,10 @@ struct ExtendBody {
 struct ConfirmBody {
     #[serde(default, deserialize_with = "fields::present")]
     allow_late: Option<bool>,
+    #[serde(default, deserialize_with = "fields::present")]
+    external_ref: Option<String>,
+    #[serde(default, deserialize_with = "fields::present")]
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 /// A hold id from the path; one that cannot exist is simply not found.
@@ -200,6 +213,7 @@ pub async fn create(
         if_versions,
         ticket_types,
         areas,
+        reference: fields::reference(b.external_ref, b.metadata)?,
     };
 
     // Seats the in-memory map shows taken (and current for this request) are refused
@@ -333,6 +347,7 @@ pub async fn create_best(
         require: features(&b.require)?,
         avoid: features(&b.avoid)?,
         ticket_types,
+        reference: fields::reference(b.external_ref, b.metadata)?,
     };
 
     let mut client = state.client().await?;
@@ -409,15 +424,16 @@ pub async fn confirm(
     } else {
         http::parse_json(&body)?
     };
+    let req = ConfirmRequest {
+        late: b.allow_late == Some(true),
+        reference: fields::reference(b.external_ref, b.metadata)?,
+    };
     let mut client = state.client().await?;
     let mut tx = match idem.begin(&mut client).await? {
         Begun::Fresh(tx) => tx,
         Begun::Answered(answer) => return Ok(answer),
     };
-    let outcome = match b.allow_late {
-        Some(true) => bookings::confirm_late(&mut tx, &state.engine, &user, id).await,
-        _ => bookings::confirm(&mut tx, &state.engine, &user, id).await,
-    };
+    let outcome = bookings::confirm_with(&mut tx, &state.engine, &user, id, &req).await;
     let created = matches!(outcome, Ok(ref c) if c.created);
     let event = outcome.as_ref().ok().and_then(|c| c.event.clone());
     let outcome = outcome

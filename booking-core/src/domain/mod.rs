@@ -7,6 +7,7 @@ mod layout;
 mod names;
 mod new_show;
 mod pricing;
+mod reference;
 mod seat_count;
 mod seat_label;
 mod user_id;
@@ -19,6 +20,7 @@ pub use layout::{Layout, RowSpec, ShowLayout};
 pub use names::{Category, Currency, Feature, TicketTypeName};
 pub use new_show::NewShow;
 pub use pricing::{Pricing, TicketType, MAX_PRICE, MAX_TICKET_TYPES};
+pub use reference::{ExternalRef, Metadata, Reference};
 
 /// Checks a free text of the API (a show's title, a venue's name, a block's reason): 1
 /// to 200 characters, not blank, no control characters; [`crate::Error::Invalid`]

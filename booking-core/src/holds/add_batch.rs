@@ -30,7 +30,7 @@
 use super::{areas_of, Hold, HoldAddition};
 use crate::database::Cached;
 use crate::domain::{
-    Actor, AreaCode, HoldId, HoldStatus, SeatLabel, SeatState, TicketTypeName, UserId,
+    Actor, AreaCode, HoldId, HoldStatus, Reference, SeatLabel, SeatState, TicketTypeName, UserId,
 };
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause};
@@ -123,7 +123,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
              UPDATE holds x SET total = x.total + i.total
                FROM ok_items i
               WHERE x.show_id = i.show_id AND x.id = i.hold_id
-             RETURNING i.item AS hold_item, x.user_id, x.created_at, x.expires_at, x.total
+             RETURNING i.item AS hold_item, x.user_id, x.created_at, x.expires_at, x.total,
+                       x.external_ref, x.metadata::text AS metadata
          ), taken AS (
              UPDATE seats s SET hold_id = i.hold_id
                FROM wanted w JOIN ok_items i USING (item)
@@ -155,7 +156,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
               GROUP BY m.item
          )
          SELECT i.item, o.item IS NOT NULL AS ok, h.user_id, h.created_at, h.expires_at,
-                h.total, sh.currency, t.labels, t.areas, t.types, t.prices,
+                h.external_ref, h.metadata, h.total, sh.currency, t.labels, t.areas, t.types, t.prices,
                 coalesce(c.taken_count, 0) AS taken_count, (SELECT count(*) FROM wanted w
                                                              WHERE w.item = i.item) AS asked,
                 e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
@@ -262,6 +263,7 @@ pub(super) async fn write(
                 total: r.get("total"),
                 currency: r.get("currency"),
                 booking_id: None,
+                reference: Reference::from_row(r)?,
                 event: feed::written_event(r, a.id.show(), Cause::Add)?,
             }))
         })

@@ -358,7 +358,7 @@ async fn run_seats(
     for (job, outcome) in batch.into_iter().zip(outcomes) {
         match outcome {
             Outcome::Done(hold) => {
-                let _ = job.reply.send(Ok(hold));
+                let _ = job.reply.send(Ok(*hold));
             }
             Outcome::Refused(e) => {
                 let _ = job.reply.send(Err(e));
@@ -390,7 +390,8 @@ fn same_error(e: &Error) -> Error {
 }
 
 enum Outcome {
-    Done(Hold),
+    // Boxed: a hold is far larger than the other outcomes.
+    Done(Box<Hold>),
     Refused(Error),
     Undecided,
 }
@@ -400,8 +401,10 @@ enum Outcome {
 static SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH items AS (
-             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[])
-                    WITH ORDINALITY AS i(show_id, hold_id, user_id, ttl, item)
+             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[],
+                                  $9::text[], $10::text[])
+                    WITH ORDINALITY
+                    AS i(show_id, hold_id, user_id, ttl, external_ref, metadata, item)
          ), snap AS (
              SELECT w.item, sh.currency, sh.max_seats_per_user, s.id, s.label, s.row_index,
                     s.number,
@@ -435,8 +438,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                FROM snap JOIN go USING (item) LEFT JOIN locked l ON l.id = snap.id
               GROUP BY snap.item
          ), ok_items AS (
-             SELECT i.item, i.show_id, i.hold_id, i.user_id, i.ttl,
-                    (SELECT coalesce(sum(snap.price), 0) FROM snap WHERE snap.item = i.item)::bigint
+             SELECT i.item, i.show_id, i.hold_id, i.user_id, i.ttl, i.external_ref,
+                    i.metadata, (SELECT coalesce(sum(snap.price), 0) FROM snap WHERE snap.item = i.item)::bigint
                         AS total
                FROM items i JOIN verdict v USING (item) WHERE v.ok
          ), wanted AS (
@@ -476,6 +479,11 @@ async fn write(
         .iter()
         .map(|j| j.req.ttl.unwrap_or(engine.settings().default_ttl).secs() as i32)
         .collect();
+    let refs: Vec<Option<&str>> = batch.iter().map(|j| j.req.reference.ref_param()).collect();
+    let metas: Vec<Option<String>> = batch
+        .iter()
+        .map(|j| j.req.reference.metadata_param())
+        .collect();
     let mut seat_items: Vec<i64> = Vec::new();
     let mut labels: Vec<&str> = Vec::new();
     let mut versions: Vec<Option<&str>> = Vec::new();
@@ -500,6 +508,8 @@ async fn write(
                 &labels,
                 &versions,
                 &types,
+                &refs,
+                &metas,
             ],
         )
         .await?;
@@ -527,7 +537,7 @@ async fn write(
             Ok(snap) => {
                 let written = written_by(&mine[0], &job.req)?;
                 wrote = Some(wrote.map_or(written.expires_at, |w| w.min(written.expires_at)));
-                Outcome::Done(snap.into_hold(&job.req, job.hold_id, written))
+                Outcome::Done(Box::new(snap.into_hold(&job.req, job.hold_id, written)))
             }
         };
         outcomes.push(outcome);

@@ -12,7 +12,7 @@ use super::take::{check, snapshot_sql, take};
 use super::{load, Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::{Actor, AreaCode, AreaWant, HoldId, HoldStatus, SeatLabel, SeatSelection};
-use crate::domain::{SeatState, TicketTypeName, UserId};
+use crate::domain::{Reference, SeatState, TicketTypeName, UserId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause, SeatEvent};
@@ -82,6 +82,8 @@ where
             .cloned()
             .collect(),
         areas: addition.areas.clone(),
+        // An add changes what the hold has, not what it is for.
+        reference: Reference::default(),
     };
     if req.size() == 0 {
         // Everything named is in the hold already.

@@ -31,7 +31,8 @@ use std::sync::LazyLock;
 
 /// What the statement did for one request.
 pub(super) enum Outcome {
-    Done(Hold),
+    // Boxed: a hold is far larger than the other outcomes.
+    Done(Box<Hold>),
     Refused(Error),
     Undecided,
 }
@@ -43,8 +44,10 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
     // hundreds costs little more than one of a few.
     format!(
         "WITH items AS (
-             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[])
-                    WITH ORDINALITY AS i(show_id, hold_id, user_id, ttl, item)
+             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[],
+                                  $8::text[], $9::text[])
+                    WITH ORDINALITY
+                    AS i(show_id, hold_id, user_id, ttl, external_ref, metadata, item)
          ), asked AS (
              SELECT w.item, w.area, w.type, w.ord, i.show_id,
                     row_number() OVER (PARTITION BY i.show_id, w.area ORDER BY w.ord) AS k,
@@ -116,7 +119,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
               WHERE v.sound AND NOT v.placed
                 AND (p.show_id IS NOT NULL OR v.show_id IN (SELECT show_id FROM lapsed_holds))
          ), ok_items AS (
-             SELECT i.item, i.show_id, i.hold_id, i.user_id, i.ttl, v.total
+             SELECT i.item, i.show_id, i.hold_id, i.user_id, i.ttl, i.external_ref,
+                    i.metadata, v.total
                FROM items i JOIN verdict v USING (item) WHERE v.sound AND v.placed
          ), wanted AS (
              SELECT m.item, m.id, m.xmin, m.ticket_type, m.price
@@ -165,6 +169,11 @@ pub(super) async fn write(
         .iter()
         .map(|(r, _)| r.ttl.unwrap_or(engine.settings().default_ttl).secs() as i32)
         .collect();
+    let refs: Vec<Option<&str>> = jobs.iter().map(|(r, _)| r.reference.ref_param()).collect();
+    let metas: Vec<Option<String>> = jobs
+        .iter()
+        .map(|(r, _)| r.reference.metadata_param())
+        .collect();
     let mut items: Vec<i64> = Vec::new();
     let mut areas: Vec<&str> = Vec::new();
     let mut types: Vec<Option<&str>> = Vec::new();
@@ -180,7 +189,9 @@ pub(super) async fn write(
     let rows = client
         .cq(
             &SQL,
-            &[&shows, &keys, &users, &ttls, &items, &areas, &types],
+            &[
+                &shows, &keys, &users, &ttls, &items, &areas, &types, &refs, &metas,
+            ],
         )
         .await?;
     if rows.len() != jobs.len() {
@@ -197,7 +208,7 @@ pub(super) async fn write(
             let written = written_by(r, req)?;
             wrote = Some(wrote.map_or(written.expires_at, |w| w.min(written.expires_at)));
             let tickets = tickets_from_json(r.get("tickets"))?;
-            Outcome::Done(Hold {
+            Outcome::Done(Box::new(Hold {
                 hold_id: *hold_id,
                 show_id: req.show,
                 user_id: req.user.clone(),
@@ -210,8 +221,9 @@ pub(super) async fn write(
                 expires_at: written.expires_at,
                 currency: r.get("currency"),
                 booking_id: None,
+                reference: req.reference.clone(),
                 event: written.event,
-            })
+            }))
         } else if r.get::<_, bool>("sound") && !r.get::<_, bool>("lapsed") {
             let short: Vec<String> = r.get::<_, Option<Vec<String>>>("short").unwrap_or_default();
             // In the order asked.

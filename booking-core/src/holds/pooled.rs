@@ -33,7 +33,8 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
                FROM locked l JOIN snap ON snap.id = l.id
          ), items AS (
              SELECT 1::bigint AS item, $1::bigint AS show_id, $2::uuid AS hold_id,
-                    $3::text AS user_id, $4::int AS ttl,
+                    $3::text AS user_id, $4::int AS ttl, $8::text AS external_ref,
+                    $9::text AS metadata,
                     (SELECT coalesce(sum(price), 0) FROM snap)::bigint AS total
               WHERE (SELECT ok FROM verdict)
          ), wanted AS (
@@ -91,7 +92,7 @@ pub(crate) async fn hold_pooled_as(
         // Places only: the statement of a batch of places, for one.
         let outcome = place_batch::write(client, engine, &[(req, hold_id)]).await?;
         return match outcome.into_iter().next() {
-            Some(place_batch::Outcome::Done(hold)) => Ok(hold),
+            Some(place_batch::Outcome::Done(hold)) => Ok(*hold),
             Some(place_batch::Outcome::Refused(e)) => Err(e),
             _ => hold_as(client, engine, req, hold_id).await,
         };
@@ -115,6 +116,8 @@ pub(crate) async fn hold_pooled_as(
                 &labels,
                 &wanted,
                 &types,
+                &req.reference.ref_param(),
+                &req.reference.metadata_param(),
             ],
         )
         .await?;

@@ -60,6 +60,7 @@ impl Snapshot {
             total: self.by_label.values().filter_map(|c| c.price).sum(),
             currency: self.currency,
             booking_id: None,
+            reference: req.reference.clone(),
             event: written.event,
         }
     }

@@ -12,7 +12,7 @@ use super::snapshot::{snapshot, Candidate, Snapshot};
 use super::{places, Hold, HoldRequest};
 use crate::database::Cached;
 use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
-use crate::domain::{HoldId, HoldTtl, SeatState, UserId};
+use crate::domain::{HoldId, HoldTtl, Reference, SeatState, UserId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause, SeatEvent};
@@ -74,7 +74,13 @@ where
     // 6. Write: insert the hold, point the seats and places at it, wake the sweeper
     //    if needed.
     let (ids, seen, tickets) = taking.columns();
-    let written = write_hold(&tx, hold_id, &req.user, ttl, &ids, &seen, &tickets).await?;
+    let new = NewHold {
+        id: hold_id,
+        user: &req.user,
+        reference: &req.reference,
+        ttl,
+    };
+    let written = write_hold(&tx, &new, &ids, &seen, &tickets).await?;
     tx.commit().await?;
     engine.committed(Some(written.expires_at));
     Ok(taking.into_hold(req, hold_id, written))
@@ -329,7 +335,7 @@ async fn lock_and_check<C: GenericClient>(
 /// SQL: the CTEs that write new holds, the one definition of a hold's write, shared by
 /// every path that makes holds (one, one in a round trip, a batch, best available):
 /// - `h` inserts each hold of `items` (columns `item`, `show_id`, `hold_id`, `user_id`,
-///   `ttl` in seconds, `total`) and returns `hold_show`, `hold_key`, `created_at`,
+///   `ttl` in seconds, `total`, `external_ref`, `metadata` as text) and returns `hold_show`, `hold_key`, `created_at`,
 ///   `expires_at`;
 /// - `hs` records the seats `wanted` (columns `item`, `id`, `xmin`, `ticket_type`,
 ///   `price`) of each, sold as `ticket_type` at `price`;
@@ -344,8 +350,9 @@ async fn lock_and_check<C: GenericClient>(
 pub(super) fn write_ctes(items: &str, wanted: &str) -> String {
     format!(
         "h AS (
-             INSERT INTO holds (show_id, id, user_id, expires_at, total)
-             SELECT show_id, hold_id, user_id, now() + ttl * interval '1 second', total
+             INSERT INTO holds (show_id, id, user_id, expires_at, total, external_ref, metadata)
+             SELECT show_id, hold_id, user_id, now() + ttl * interval '1 second', total,
+                    external_ref, metadata::jsonb
                FROM {items}
              RETURNING show_id AS hold_show, id AS hold_key, created_at, expires_at
          ), hs AS (
@@ -382,6 +389,14 @@ pub(crate) struct Written {
     pub event: Option<Arc<SeatEvent>>,
 }
 
+/// Who a hold written by [`write_hold`] is for, and for how long.
+pub(crate) struct NewHold<'a> {
+    pub id: HoldId,
+    pub user: &'a UserId,
+    pub reference: &'a Reference,
+    pub ttl: HoldTtl,
+}
+
 /// Step 5 of [`hold`], shared with [`crate::best`]: inserts the hold, points the seats
 /// `ids` (ascending, locked by the caller, read at row versions `seen`, sold as
 /// `tickets`: type and price of each) at it and writes the change-feed event, all in
@@ -389,9 +404,7 @@ pub(crate) struct Written {
 /// `ids.len()` means a seat changed under our lock: [`Error::Invariant`].
 pub(crate) async fn write_hold<C: GenericClient>(
     tx: &C,
-    hold_id: HoldId,
-    user: &UserId,
-    ttl: HoldTtl,
+    new: &NewHold<'_>,
     ids: &[i64],
     seen: &[&str],
     tickets: &[(&str, Option<i64>)],
@@ -403,7 +416,8 @@ pub(crate) async fn write_hold<C: GenericClient>(
                     AS w(id, xmin, ticket_type, price)
          ), items AS (
              SELECT 1::bigint AS item, $1::bigint AS show_id, $2::uuid AS hold_id,
-                    $3::text AS user_id, $4::int AS ttl,
+                    $3::text AS user_id, $4::int AS ttl, $9::text AS external_ref,
+                    $10::text AS metadata,
                     (SELECT coalesce(sum(price), 0) FROM wanted)::bigint AS total
          ), {write}
          SELECT h.created_at, h.expires_at, (SELECT count(*) FROM taken) AS taken, {columns}
@@ -417,14 +431,16 @@ pub(crate) async fn write_hold<C: GenericClient>(
         .cq_one(
             &sql,
             &[
-                &hold_id.show().get(),
-                &hold_id.key(),
-                &user.as_str(),
-                &(ttl.secs() as i32),
+                &new.id.show().get(),
+                &new.id.key(),
+                &new.user.as_str(),
+                &(new.ttl.secs() as i32),
                 &ids,
                 &seen,
                 &types,
                 &prices,
+                &new.reference.ref_param(),
+                &new.reference.metadata_param(),
             ],
         )
         .await?;
@@ -438,7 +454,7 @@ pub(crate) async fn write_hold<C: GenericClient>(
     Ok(Written {
         created_at: row.get("created_at"),
         expires_at: row.get("expires_at"),
-        event: feed::written_event(&row, hold_id.show(), Cause::Hold)?,
+        event: feed::written_event(&row, new.id.show(), Cause::Hold)?,
     })
 }
 

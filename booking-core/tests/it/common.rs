@@ -402,6 +402,7 @@ pub fn request(show: &Show, user_name: &str, seats: &[&str]) -> HoldRequest {
         if_versions: vec![],
         ticket_types: vec![],
         areas: vec![],
+        reference: Default::default(),
     }
 }
 

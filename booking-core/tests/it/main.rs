@@ -22,5 +22,6 @@ mod inventory;
 mod late;
 mod parsing;
 mod races;
+mod references;
 mod retype;
 mod ttl;

@@ -178,6 +178,11 @@ impl From<CoreError> for ApiError {
                 }
                 e
             }
+            CoreError::ExternalRefTaken => ApiError::new(
+                S::CONFLICT,
+                "external_ref_taken",
+                "Another booking of this show has this external_ref; nothing was booked. Use another reference, or find that booking by it.",
+            ),
             CoreError::BookingCancelled => ApiError::new(
                 S::CONFLICT,
                 "booking_cancelled",

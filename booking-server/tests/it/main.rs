@@ -17,5 +17,6 @@ mod idempotency;
 mod inventory;
 mod parsing;
 mod process;
+mod references;
 mod seat_cache;
 mod shutdown;

@@ -105,7 +105,7 @@ pub(super) async fn run_places(
     for (job, outcome) in batch.into_iter().zip(outcomes) {
         match outcome {
             place_batch::Outcome::Done(hold) => {
-                let _ = job.reply.send(Ok(hold));
+                let _ = job.reply.send(Ok(*hold));
             }
             place_batch::Outcome::Refused(e) => {
                 if let Error::SeatsUnavailable { areas, .. } = &e {
