@@ -85,6 +85,11 @@ pub enum Error {
     /// The booking is cancelled: nothing in it can be exchanged. `409 booking_cancelled`.
     #[error("booking is cancelled")]
     BookingCancelled,
+    /// A follower asked to resume the feed from before what is kept of it: events it
+    /// needs may be gone. Read the seat map again and follow from its `position`.
+    /// `410 position_expired`.
+    #[error("feed position older than the retained feed")]
+    PositionExpired,
     /// Another booking of the show has this `external_ref` (cancelled ones keep
     /// theirs); nothing was booked. `409 external_ref_taken`.
     #[error("another booking of the show has this external_ref")]

@@ -46,6 +46,8 @@
 //!   [`Position`], [`TxSnapshot`]) and how it is read from its row.
 //! - `sql.rs`: writing events (`EventsSql`, the one insert into `seat_events`) and the
 //!   queries that read them ([`read`], [`head`], [`prune`]).
+//! - `map_position.rs`: where a seat map stands in the feed ([`MapPosition`]), so that
+//!   a client reading the map follows on from exactly there.
 //! - `follow.rs`: the per-process pump and its subscribers ([`Feed`], [`FeedOptions`],
 //!   [`Subscription`]).
 //! - `notify.rs`: one `pg_notify` on [`EVENTS_CHANNEL`] for this process's changes;
@@ -55,12 +57,14 @@
 mod event;
 mod follow;
 mod listen;
+mod map_position;
 mod notify;
 mod sql;
 
 pub use event::{AreaChange, Cause, Position, SeatChange, SeatEvent, TxSnapshot};
 pub use follow::{Feed, FeedOptions, Subscription};
 pub use listen::{Follower, Listener, Wakeup};
+pub use map_position::MapPosition;
 pub use notify::EVENTS_CHANNEL;
-pub use sql::{head, prune, read};
+pub use sql::{head, horizon, prune, read};
 pub(crate) use sql::{written_event, EventsSql, EVENT_COLUMNS};

@@ -144,7 +144,7 @@ pub use domain::{
 };
 pub use engine::Engine;
 pub use error::{Error, Result};
-pub use feed::{AreaChange, Feed, Listener, Position, SeatEvent, Subscription};
+pub use feed::{AreaChange, Feed, Listener, MapPosition, Position, SeatEvent, Subscription};
 pub use holds::{Hold, HoldAddition, HoldRequest};
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;

@@ -122,6 +122,10 @@ pub struct SeatMap {
     /// follower of the feed applies exactly the events this snapshot does not see.
     #[serde(skip)]
     pub snapshot: Option<crate::feed::TxSnapshot>,
+    /// Where the map stands in the feed: a follower that subscribes from it
+    /// ([`crate::Feed::subscribe_from`], `?since=` of the events stream) gets exactly
+    /// the events the map does not reflect.
+    pub position: crate::feed::MapPosition,
 }
 
 /// The seat map of `show`, its seats read in one statement (one snapshot), or
@@ -204,14 +208,15 @@ async fn read_map<C: GenericClient>(client: &C, show: ShowId, reasons: bool) -> 
             }
         })
         .collect();
-    let snapshot = Some(crate::feed::TxSnapshot::parse(head.get("snapshot"))?);
+    let snapshot = crate::feed::TxSnapshot::parse(head.get("snapshot"))?;
     Ok(SeatMap {
         show_id: show,
         ticket_types,
         seats,
         areas,
         lapses_at,
-        snapshot,
+        position: crate::feed::MapPosition::of_snapshot(snapshot.clone()),
+        snapshot: Some(snapshot),
     })
 }
 

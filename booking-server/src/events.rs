@@ -1,8 +1,10 @@
 //! `GET /shows/{show_id}/events`: the show's seat changes as Server-Sent Events.
 //!
 //! Each event is `id: <position>`, `event: seats`, `data: <json>`; a client resumes
-//! with `Last-Event-ID` (browsers send it when they reconnect) or `?since=<position>`,
-//! and gets every change after that position first, then live ones. A `: ping`
+//! with `Last-Event-ID` (browsers send it when they reconnect) or `?since=<position>`
+//! (an event id, or a seat map's `position`), and gets every change after that
+//! position first, then live ones; a position older than the retained feed is
+//! `410 position_expired`. A `: ping`
 //! comment keeps idle connections open; the stream ends when the server shuts down
 //! or when the client falls too far behind (it then reconnects and resumes).
 //!
@@ -15,7 +17,7 @@
 use crate::http::{Answer, ApiError, Body};
 use crate::shows::show_id;
 use crate::state::AppState;
-use booking_core::feed::Position;
+use booking_core::feed::{MapPosition, Position};
 use booking_core::{shows, Subscription};
 use bytes::Bytes;
 use http_body_util::{BodyExt, StreamBody};
@@ -31,16 +33,18 @@ use tokio_util::sync::CancellationToken;
 pub const PING_EVERY: Duration = Duration::from_secs(10);
 
 /// Where to resume: `Last-Event-ID` (newest, sent by a reconnecting browser) or
-/// `?since=`; neither: from now on.
-fn since(parts: &Parts) -> Result<Option<Position>, ApiError> {
+/// `?since=` (an event id or a seat map's `position`); neither: from now on.
+fn since(parts: &Parts) -> Result<Option<MapPosition>, ApiError> {
     if let Some(v) = parts.headers.get("last-event-id") {
         let text = v
             .to_str()
             .map_err(|_| ApiError::invalid("Last-Event-ID", "Last-Event-ID is not an event id."))?;
         if !text.is_empty() {
-            return Position::parse(text).map(Some).map_err(|_| {
-                ApiError::invalid("Last-Event-ID", "Last-Event-ID is not an event id.")
-            });
+            return Position::parse(text)
+                .map(|p| Some(MapPosition::at(p)))
+                .map_err(|_| {
+                    ApiError::invalid("Last-Event-ID", "Last-Event-ID is not an event id.")
+                });
         }
     }
     // Percent-decoded (`since=123%2E45` is `123.45`); the first `since` counts.
@@ -49,17 +53,17 @@ fn since(parts: &Parts) -> Result<Option<Position>, ApiError> {
     else {
         return Ok(None);
     };
-    Position::parse(&value).map(Some).map_err(|_| {
+    MapPosition::parse(&value, "since").map(Some).map_err(|_| {
         ApiError::invalid(
             "since",
-            "since is not an event id (use the `id:` of an event).",
+            "since is not a feed position (use the `id:` of an event, or a seat map's `position`).",
         )
     })
 }
 
 /// `GET /shows/{show_id}/events`: `200 text/event-stream` from the resume point (see
 /// the module docs), or `404 show_not_found`, `400 invalid_request` (`Last-Event-ID`
-/// or `since`) or `503` before the stream starts.
+/// or `since`), `410 position_expired` or `503` before the stream starts.
 pub async fn stream(state: &AppState, parts: &Parts, raw_show: &str) -> Result<Answer, ApiError> {
     let show = show_id(raw_show)?;
     let since = since(parts)?;
@@ -68,7 +72,10 @@ pub async fn stream(state: &AppState, parts: &Parts, raw_show: &str) -> Result<A
         // Existence only: the show-with-counts query counts every seat of the show.
         shows::ensure_exists(&client, show).await?;
     }
-    let subscription = state.feed.subscribe(show, since).await?;
+    let subscription = match since {
+        Some(since) => state.feed.subscribe_from(show, &since).await?,
+        None => state.feed.subscribe(show, None).await?,
+    };
     let body = StreamBody::new(futures_util::stream::unfold(
         Some(Stream {
             subscription,

@@ -21,6 +21,7 @@ const state = {
   types: [],         // the show's ticket types, the default first
   seats: new Map(),  // label -> seat from the seat map (state, version, ...)
   areas: [],         // standing areas from the seat map, in the show's order, with live counts
+  position: null,    // the seat map's feed position: the live stream follows on from it
   areaEls: new Map(),// area code -> its box
   els: new Map(),    // label -> its button
   order: [],         // labels in seat-map order
@@ -488,11 +489,13 @@ async function openShow(id) {
   if (Number($("best-count").value) > cap()) $("best-count").value = String(cap());
   await loadMap();
   await restoreHold();
-  follow();
 }
 
+// Reads the seat map and follows the show's changes from its position on (a stream
+// from an earlier map would add again the area deltas this map already counts).
 async function loadMap() {
   const map = await api("GET", `/shows/${state.show}/seats`);
+  state.position = map.position;
   state.types = map.ticket_types || [];
   state.seats = new Map(map.seats.map((s) => [s.label, s]));
   state.order = map.seats.map((s) => s.label);
@@ -507,20 +510,34 @@ async function loadMap() {
   renderAreas();
   renderLegend();
   renderPanel();
+  follow();
 }
 
-// Live updates: every change of a seat arrives once (held, booked, blocked, available
-// again), and of a standing area's counts as deltas added to the counts of the map
-// loaded; the browser resumes with Last-Event-ID by itself when the connection drops.
+// Live updates, from the map's position on: every change the map does not show
+// arrives once (seats held, booked, blocked, available again; a standing area's counts
+// as deltas added to the counts of the map loaded). The browser resumes with
+// Last-Event-ID by itself when the connection drops. A stream that cannot resume (the
+// server answered an error, such as 410 position_expired after a day away) is closed
+// by the browser: the map is then read again and followed from its new position.
 function follow() {
   if (state.events) state.events.close();
-  const es = new EventSource(`/shows/${state.show}/events`);
+  const since = state.position ? `?since=${encodeURIComponent(state.position)}` : "";
+  const es = new EventSource(`/shows/${state.show}/events${since}`);
   state.events = es;
-  es.addEventListener("open", () => {
-    $("live").textContent = "Live updates: on";
-    reconcileAreas();
+  es.addEventListener("open", () => { $("live").textContent = "Live updates: on"; });
+  es.addEventListener("error", () => {
+    $("live").textContent = "Live updates: reconnecting…";
+    if (es.readyState !== EventSource.CLOSED || state.events !== es) return;
+    const show = state.show;
+    setTimeout(async () => {
+      if (state.events !== es || state.show !== show) return;
+      try {
+        await loadMap();
+      } catch (_) {
+        follow(); // Try again; the next error comes back here.
+      }
+    }, 1000);
   });
-  es.addEventListener("error", () => { $("live").textContent = "Live updates: reconnecting…"; });
   es.addEventListener("seats", (ev) => {
     const data = JSON.parse(ev.data);
     let touchesMine = false;

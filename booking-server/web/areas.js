@@ -154,50 +154,15 @@ function renderAreas() {
   list.hidden = state.areas.length === 0;
 }
 
-// The counts as read whole, taking the place of what the deltas made of them.
-function setAreaCounts(fresh) {
-  for (const f of fresh) {
-    const area = areaOf(f.area);
-    if (area) Object.assign(area, { available: f.available, held: f.held, booked: f.booked });
-  }
-}
-
-// Deltas keep the counts live. A change committed between reading the map and the
-// stream's start would be missed (or counted twice) for good, though: so a second
-// after the stream opens, and a second after changes stop arriving, the counts are
-// read again whole (again, if changes came while that read was under way).
-const reconcile = { timer: null, busy: false, again: false };
-function reconcileAreas() {
-  if (!state.areas.length) return;
-  if (reconcile.busy) { reconcile.again = true; return; }
-  clearTimeout(reconcile.timer);
-  const show = state.show;
-  reconcile.timer = setTimeout(async () => {
-    reconcile.busy = true;
-    reconcile.again = false;
-    try {
-      const data = await api("GET", `/shows/${show}/areas`);
-      if (state.show === show && !reconcile.again) {
-        setAreaCounts(data.areas);
-        renderPanel();
-      }
-    } catch (_) {
-      // The next change or reconnection tries again.
-    } finally {
-      reconcile.busy = false;
-      if (reconcile.again) reconcileAreas();
-    }
-  }, 1000);
-}
-
-// A live change of an area's counts: deltas, a count not named did not change.
+// A live change of an area's counts: deltas, a count not named did not change. The
+// stream follows on from the map's `position`, so each change is added exactly once
+// to the counts the map was read with.
 function applyAreaChange(change) {
   const area = areaOf(change.area);
   if (!area) return;
   area.available += change.available || 0;
   area.held += change.held || 0;
   area.booked += change.booked || 0;
-  reconcileAreas();
   const wanted = state.want.get(area.area) || 0;
   if (wanted > Math.max(0, area.available)) {
     say(`Only ${Math.max(0, area.available)} places are left in ${area.area} now: your choice was lowered.`);

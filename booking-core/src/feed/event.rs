@@ -24,6 +24,11 @@ impl Position {
         self.xid
     }
 
+    /// The event's own id, from the sequence of `seat_events`.
+    pub fn id(&self) -> i64 {
+        self.id
+    }
+
     /// Parses the `{xid}.{id}` form (as sent in `Last-Event-ID`).
     pub fn parse(s: &str) -> Result<Position> {
         let bad = || Error::invalid("since", "not an event id (as sent in the `id:` field)");
@@ -86,6 +91,39 @@ impl TxSnapshot {
     /// committed) are visible in this snapshot: `pg_visible_in_snapshot`.
     pub fn sees(&self, xid: u64) -> bool {
         xid < self.xmin || (xid < self.xmax && !self.running.contains(&xid))
+    }
+
+    pub(super) fn new(xmin: u64, xmax: u64, running: Vec<u64>) -> TxSnapshot {
+        TxSnapshot {
+            xmin,
+            xmax,
+            running,
+        }
+    }
+
+    /// The oldest transaction still running when the snapshot was taken: every older
+    /// one has ended.
+    pub fn xmin(&self) -> u64 {
+        self.xmin
+    }
+
+    /// The first transaction not yet begun when the snapshot was taken.
+    pub fn xmax(&self) -> u64 {
+        self.xmax
+    }
+}
+
+/// The text form `xmin:xmax:xip,xip,...`, as PostgreSQL writes it.
+impl fmt::Display for TxSnapshot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:", self.xmin, self.xmax)?;
+        for (i, x) in self.running.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            write!(f, "{x}")?;
+        }
+        Ok(())
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::listen::{Listener, Wakeup};
 use super::notify::{notifier, EVENTS_CHANNEL};
-use super::{head, read, Position, SeatEvent};
+use super::{head, read, MapPosition, Position, SeatEvent};
 use crate::database::Cached;
 use crate::domain::ShowId;
 use crate::engine::Engine;
@@ -173,8 +173,28 @@ impl Feed {
 
     /// Follows `show` from after `since` (`None`: from now on). Events between `since`
     /// and now are read from the database first, then live ones follow, with no gap and
-    /// no repeat.
+    /// no repeat. [`Error::PositionExpired`](crate::Error::PositionExpired) when `since`
+    /// is older than the retained feed ([`super::horizon`]).
     pub async fn subscribe(&self, show: ShowId, since: Option<Position>) -> Result<Subscription> {
+        match since {
+            Some(p) => self.subscribe_from(show, &MapPosition::at(p)).await,
+            None => self.subscribe_at(show, None).await,
+        }
+    }
+
+    /// Follows `show` from a seat map's position: exactly the events the map does not
+    /// reflect, in feed order, then live ones. [`Error::PositionExpired`] as
+    /// [`Feed::subscribe`].
+    ///
+    /// [`Error::PositionExpired`]: crate::Error::PositionExpired
+    pub async fn subscribe_from(&self, show: ShowId, since: &MapPosition) -> Result<Subscription> {
+        let mut sub = self.subscribe_at(show, Some(since.after())).await?;
+        sub.reflected = Some(since.clone());
+        sub.backlog.retain(|e| !since.includes(e.position));
+        Ok(sub)
+    }
+
+    async fn subscribe_at(&self, show: ShowId, since: Option<Position>) -> Result<Subscription> {
         let (tx, rx) = mpsc::channel(self.inner.buffer);
         // Register and note the position under one lock: every event after it reaches
         // the channel, every event up to it is in the database below the watermark.
@@ -199,6 +219,11 @@ impl Feed {
                         break;
                     }
                 }
+                // After the backlog's read: a prune that deleted some of it committed
+                // before, and shows here.
+                if since < super::horizon(&client).await? {
+                    return Err(crate::Error::PositionExpired);
+                }
             }
         }
         Ok(Subscription {
@@ -206,6 +231,7 @@ impl Feed {
             live: rx,
             after: since.unwrap_or(now).max(Position::START),
             stopped: self.inner.stopped.clone(),
+            reflected: None,
         })
     }
 
@@ -326,6 +352,8 @@ pub struct Subscription {
     live: mpsc::Receiver<Arc<SeatEvent>>,
     after: Position,
     stopped: CancellationToken,
+    /// Events a seat map reflects already ([`Feed::subscribe_from`]): skipped.
+    reflected: Option<MapPosition>,
 }
 
 impl Subscription {
@@ -345,6 +373,13 @@ impl Subscription {
             // not handed out yet: skip what it already has.
             if e.position > self.after {
                 self.after = e.position;
+                if self
+                    .reflected
+                    .as_ref()
+                    .is_some_and(|m| m.includes(e.position))
+                {
+                    continue;
+                }
                 return Some(e);
             }
         }

@@ -164,12 +164,42 @@ pub async fn head<C: GenericClient>(client: &C) -> Result<Position> {
     })
 }
 
-/// Deletes events older than `retention`; returns how many.
+/// Deletes events older than `retention`; returns how many. The newest position
+/// deleted becomes the feed's [`horizon`], in the same statement: no follower can then
+/// resume from before it without being told.
 pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<u64> {
-    Ok(client
-        .cexec(
-            "DELETE FROM seat_events WHERE created_at < now() - $1::bigint * interval '1 second'",
+    let row = client
+        .cq_one(
+            "WITH gone AS (
+                 DELETE FROM seat_events
+                  WHERE created_at < now() - $1::bigint * interval '1 second'
+                 RETURNING xid, id
+             ), newest AS (
+                 SELECT xid, id FROM gone ORDER BY xid DESC, id DESC LIMIT 1
+             ), moved AS (
+                 INSERT INTO feed_horizon (xid, id) SELECT xid, id FROM newest
+                 ON CONFLICT (one) DO UPDATE SET xid = excluded.xid, id = excluded.id
+                  WHERE (feed_horizon.xid, feed_horizon.id) < (excluded.xid, excluded.id)
+             )
+             SELECT count(*) FROM gone",
             &[&(retention.as_secs() as i64)],
         )
-        .await?)
+        .await?;
+    Ok(row.get::<_, i64>(0) as u64)
+}
+
+/// The feed's retention horizon: the newest position pruned so far
+/// ([`Position::START`] while nothing was). Events after it are all kept; a follower
+/// resuming from before it may have missed some ([`crate::Error::PositionExpired`]).
+pub async fn horizon<C: GenericClient>(client: &C) -> Result<Position> {
+    let row = client
+        .cq_opt("SELECT xid::text AS xid_text, id FROM feed_horizon", &[])
+        .await?;
+    Ok(match row {
+        None => Position::START,
+        Some(r) => Position {
+            xid: parse_xid(r.get("xid_text"))?,
+            id: r.get("id"),
+        },
+    })
 }

@@ -410,6 +410,66 @@ async fn the_sweeper_publishes_expire_events_and_old_events_are_pruned() {
     stop.cancel();
 }
 
+/// Resuming from before what the feed still keeps is refused, not answered with a
+/// hole: the prune moves the horizon in the statement that deletes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn resuming_from_before_the_pruned_feed_is_refused() {
+    let db = TestDb::new().await;
+    let show = db.show(1, 4).await;
+    let engine = Engine::default();
+    let stop = CancellationToken::new();
+    let feed = Feed::start(
+        &engine,
+        db.pool.clone(),
+        options(&engine, &db, &stop),
+        stop.clone(),
+    )
+    .await
+    .unwrap();
+    let mut client = db.client().await;
+    assert_eq!(feed::horizon(&client).await.unwrap(), Position::START);
+    let mut sub = feed.subscribe(show.id, None).await.unwrap();
+    for seat in ["A1", "A2", "A3"] {
+        holds::hold(&mut client, &engine, &request(&show, "alice", &[seat]))
+            .await
+            .unwrap();
+    }
+    let events = take(&mut sub, 3).await;
+    let (first, second) = (events[0].position, events[1].position);
+    client
+        .execute(
+            "UPDATE seat_events SET created_at = now() - interval '25 hours'
+              WHERE (xid, id) <= ($1::text::xid8, $2)",
+            &[&first.xid().to_string(), &first.id()],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        feed::prune(&client, Duration::from_secs(24 * 3600))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(feed::horizon(&client).await.unwrap(), first);
+    // From before the first event: it is gone.
+    let gone = feed.subscribe(show.id, Some(Position::START)).await;
+    assert!(
+        matches!(gone, Err(booking_core::Error::PositionExpired)),
+        "{:?}",
+        gone.err()
+    );
+    // From the pruned event itself: everything after it is kept.
+    let mut from = feed.subscribe(show.id, Some(first)).await.unwrap();
+    let rest = take(&mut from, 2).await;
+    assert_eq!(rest[0].position, second);
+    // A prune of nothing leaves the horizon where it is.
+    feed::prune(&client, Duration::from_secs(24 * 3600))
+        .await
+        .unwrap();
+    assert_eq!(feed::horizon(&client).await.unwrap(), first);
+    stop.cancel();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_refuses_a_seat_written_by_a_younger_transaction_so_the_feed_keeps_commit_order() {
     let db = TestDb::new().await;

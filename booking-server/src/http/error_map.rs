@@ -178,6 +178,11 @@ impl From<CoreError> for ApiError {
                 }
                 e
             }
+            CoreError::PositionExpired => ApiError::new(
+                S::GONE,
+                "position_expired",
+                "Events since this position are no longer kept (24 hours); read the seat map again and follow from its position.",
+            ),
             CoreError::ExternalRefTaken => ApiError::new(
                 S::CONFLICT,
                 "external_ref_taken",

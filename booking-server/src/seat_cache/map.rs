@@ -3,7 +3,7 @@
 //! database had), and its JSON.
 
 use crate::http::Reply;
-use booking_core::feed::TxSnapshot;
+use booking_core::feed::{MapPosition, TxSnapshot};
 use booking_core::{Area, AreaChange, AreaCode, HoldRequest, Position, SeatEvent, SeatLabel};
 use booking_core::{SeatMap, SeatState, ShowId};
 use bytes::Bytes;
@@ -226,7 +226,8 @@ impl ShowState {
             }
         }
         let map = self.map.as_ref()?;
-        let body = render(map, &self.own);
+        let position = MapPosition::with_snapshot(self.seen, map.snapshot.clone());
+        let body = render(map, &position);
         let etag: Arc<str> = format!("\"{epoch}-{generation}\"").into();
         let entry = Entry {
             reply: Reply::json_bytes(StatusCode::OK, body),
@@ -234,6 +235,16 @@ impl ShowState {
         };
         self.rendered = Some((generation, entry.clone()));
         Some(entry)
+    }
+
+    /// The newest of this process's own changes that the follower has not applied yet.
+    pub(super) fn own_newest(&self) -> Option<Position> {
+        self.own.last().map(|e| e.position)
+    }
+
+    /// The last event of the show the follower applied (or passed over).
+    pub(super) fn seen(&self) -> Position {
+        self.seen
     }
 
     /// The follower saw `event`, the next event of the show.
@@ -339,8 +350,10 @@ impl ShowState {
     }
 }
 
-/// The map's JSON: `{"show_id":"..","seats":[..],"areas":[..]}`, own seat changes on
-/// top.
+/// The map's JSON: `{"show_id":"..","seats":[..],"areas":[..],"position":".."}`, as
+/// the feed left it (this process's own changes not on top: the caller waits for the
+/// feed to bring those its client must see, so that `position` says exactly what the
+/// map reflects).
 ///
 /// Written here rather than by serde from a `SeatMap`: each seat's fixed part (label,
 /// section, row, number, category, price, aisle, features) was rendered once when the map was read, and an
@@ -348,16 +361,7 @@ impl ShowState {
 /// A generic serializer would format every field of every seat on every change, on the
 /// hottest read of an on-sale; so this renderer stays (the seat-cache tests check its
 /// output byte for byte against serde's).
-fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
-    // The own changes that are not in the map yet, newest last (so newest wins).
-    let mut over: HashMap<u32, (SeatState, &str)> = HashMap::new();
-    for e in own {
-        for c in &e.seats {
-            if let Some(&i) = map.index.get(&c.label) {
-                over.insert(i, (c.state, c.version.as_str()));
-            }
-        }
-    }
+fn render(map: &Map, position: &MapPosition) -> Bytes {
     let mut out =
         Vec::with_capacity(64 + map.seats.iter().map(|s| s.head.len() + 48).sum::<usize>());
     out.extend_from_slice(b"{\"show_id\":");
@@ -369,10 +373,7 @@ fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
         if i > 0 {
             out.push(b',');
         }
-        let (state, version) = match over.get(&(i as u32)) {
-            Some(&(state, version)) => (state, version),
-            None => (s.state, s.version.as_str()),
-        };
+        let (state, version) = (s.state, s.version.as_str());
         out.extend_from_slice(s.head.as_bytes());
         out.extend_from_slice(state.as_str().as_bytes());
         out.extend_from_slice(b"\",\"version\":");
@@ -389,7 +390,9 @@ fn render(map: &Map, own: &[Arc<SeatEvent>]) -> Bytes {
     // `ShowState::taken`).
     out.extend_from_slice(b"],\"areas\":");
     out.extend_from_slice(&serde_json::to_vec(&map.areas).unwrap_or_else(|_| b"[]".to_vec()));
-    out.push(b'}');
+    out.extend_from_slice(b",\"position\":\"");
+    out.extend_from_slice(position.to_string().as_bytes());
+    out.extend_from_slice(b"\"}");
     out.into()
 }
 
@@ -431,6 +434,7 @@ mod tests {
             areas: vec![],
             lapses_at: None,
             snapshot: None,
+            position: MapPosition::at(Position::START),
         };
         let mut state = ShowState::default();
         let snapshot = TxSnapshot::parse("100:100:").unwrap();

@@ -210,7 +210,13 @@ async fn a_seat_map_served_from_memory_follows_changes_made_through_another_serv
         .await
         .unwrap();
     let served = a.get(&path).send().await;
-    assert_eq!(served.json, serde_json::to_value(&fresh).unwrap());
+    let mut fresh = serde_json::to_value(&fresh).unwrap();
+    let mut served = served.json;
+    for m in [&mut fresh, &mut served] {
+        assert!(m["position"].is_string(), "{m}");
+        m.as_object_mut().unwrap().remove("position");
+    }
+    assert_eq!(served, fresh);
     a.stop().await;
     b.stop().await;
 }

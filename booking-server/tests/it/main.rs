@@ -15,6 +15,7 @@ mod common;
 mod events;
 mod idempotency;
 mod inventory;
+mod map_follow;
 mod parsing;
 mod process;
 mod references;

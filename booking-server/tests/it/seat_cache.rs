@@ -7,12 +7,31 @@ use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// The seat map as the database has it now, serialised as the server would.
+/// The seat map as the database has it now, serialised as the server would, without
+/// its `position` (see [`without_position`]).
 async fn db_map(s: &TestServer, show: &str) -> Vec<u8> {
     let client = s.pool.get().await.unwrap();
     let id = booking_core::ShowId::parse(show).unwrap();
     let map = booking_core::seats::seat_map(&client, id).await.unwrap();
-    serde_json::to_vec(&map).unwrap()
+    without_position(&serde_json::to_vec(&map).unwrap())
+}
+
+/// A map's JSON without its last field, `position`: two reads of one state name it
+/// differently (the cache by the last event it applied, a read by its snapshot), so
+/// maps are compared byte for byte up to it. Whether a position is right is checked by
+/// following from it (`events.rs`).
+pub(crate) fn without_position(body: &[u8]) -> Vec<u8> {
+    let text = std::str::from_utf8(body).unwrap();
+    let at = text
+        .rfind(",\"position\":\"")
+        .expect("a map has a position");
+    assert!(
+        text.ends_with("\"}"),
+        "position is the map's last field: {text}"
+    );
+    let mut out = text.as_bytes()[..at].to_vec();
+    out.push(b'}');
+    out
 }
 
 /// Waits until server `s`'s map of `show` is byte for byte the database's map, read
@@ -25,7 +44,7 @@ async fn converges(s: &TestServer, show: &str) -> Vec<u8> {
         let served = s.get(&path).send().await;
         let after = db_map(s, show).await;
         assert_eq!(served.status, StatusCode::OK);
-        if before == after && served.body[..] == before[..] {
+        if before == after && without_position(&served.body) == before {
             return before;
         }
         last = served.text();
