@@ -140,6 +140,11 @@ class Db:
 
 # Each: what it means when rows come back, and the query.
 TABLE_CHECKS = [
+    ("a booking's external_ref is not the one its confirm named (load.py names "
+     "'order-' and the hold id, or nothing)",
+     """SELECT b.show_id, b.id, b.external_ref FROM bookings b
+         WHERE b.external_ref IS NOT NULL
+           AND b.external_ref <> 'order-' || b.show_id || '-' || b.hold_id::text"""),
     ("a seat is in two live holds or bookings",
      """SELECT show_id, seat_id, count(*) AS n FROM (
           SELECT hs.show_id, hs.seat_id FROM hold_seats hs

@@ -900,12 +900,23 @@ class Worker(Crashing):
                     continue
             if plan < 0.55:
                 self.log.write(op="try", what="confirm", hold_id=hold)
+                # Issue 17: one confirm in two names the integrator's order (its own
+                # per hold, so never taken) and metadata; the audit checks the booking
+                # kept them.
+                order = {}
+                if self.rng.random() < 0.5:
+                    order = {"external_ref": f"order-{hold}", "metadata": {"load": True}}
                 status, doc, attempts = self.call(
-                    "confirm", "POST", f"/holds/{hold}/confirm", {}, extra={"hold_id": hold})
+                    "confirm", "POST", f"/holds/{hold}/confirm", order,
+                    extra={"hold_id": hold})
                 if status in (200, 201):
                     # The booking has what the hold had: as asked, or as last changed.
                     wrong = (same(cur, doc) if changed
                              else self.check_held(show, body, seats, areas, doc))
+                    if not wrong and status == 201 and order and (
+                            doc.get("external_ref") != order["external_ref"]
+                            or doc.get("metadata") != order["metadata"]):
+                        wrong = f"the booking lost its reference: {doc}"
                     if wrong:
                         self.unexpected("confirm", status, doc, wrong)
                     booking = self.booking_confirmed(show, hold, doc, status, attempts)
