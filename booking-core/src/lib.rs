@@ -66,6 +66,10 @@
 //!   LISTEN connection outside the pool ([`Listener`], `feed/listen.rs`) and its
 //!   notifier (`feed/notify.rs`) wake the pumps of the other processes.
 //! - [`error`]: the one [`Error`] enum.
+//! - [`pages`]: pages of lists by keyset: their size ([`Limit`]), the opaque cursor
+//!   where the next one starts ([`Cursor`]), a page ([`Page`]).
+//! - [`queries`]: a show's holds and bookings and a user's bookings, filtered, in
+//!   pages, each served by an index of `migrations/V10__query_indexes.sql`.
 //!
 //! # Running operations
 //!
@@ -123,6 +127,8 @@ pub mod error;
 pub mod feed;
 pub mod holds;
 pub mod idempotency;
+pub mod pages;
+pub mod queries;
 pub mod rank;
 pub mod seats;
 pub mod shows;
@@ -145,6 +151,8 @@ pub use engine::Engine;
 pub use error::{Error, Result};
 pub use feed::{AreaChange, Feed, Listener, Position, SeatEvent, Subscription};
 pub use holds::{Hold, HoldAddition, HoldRequest};
+pub use pages::{Cursor, Limit, Page};
+pub use queries::{BookingQuery, HoldQuery};
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;
 pub use sweeper::SweepOutcome;

@@ -207,16 +207,3 @@ pub async fn exchange(
     }
     Ok(reply)
 }
-
-#[derive(Serialize)]
-struct BookingList {
-    bookings: Vec<booking_core::Booking>,
-}
-
-/// `GET /users/me/bookings`: the caller's bookings, newest first.
-pub async fn mine(state: &AppState, parts: &Parts) -> Result<Reply, ApiError> {
-    let user = http::user(&parts.headers)?;
-    let client = state.client().await?;
-    let bookings = bookings::list_for_user(&client, &user).await?;
-    Ok(Reply::json(StatusCode::OK, &BookingList { bookings }))
-}

@@ -33,6 +33,8 @@
 //! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
 //! - [`web`]: the seat-map page (`booking-server/web/`, compiled into the binary).
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.
+//! - [`queries`]: lists in pages (a show's holds and bookings, `/users/me/bookings`):
+//!   the query string (`limit`, `cursor`, filters) parsed once, the page's JSON.
 //!
 //! Binaries:
 //!
@@ -57,6 +59,7 @@ pub mod http;
 pub mod idempotency;
 pub mod metrics;
 pub mod ops;
+pub mod queries;
 pub mod routes;
 pub mod seat_cache;
 pub mod show_list;

@@ -2,7 +2,7 @@
 
 use crate::http::{self, Answer, ApiError};
 use crate::state::AppState;
-use crate::{areas, blocks, bookings, cart, events, holds, ops, shows, venues, web};
+use crate::{areas, blocks, bookings, cart, events, holds, ops, queries, shows, venues, web};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
@@ -64,6 +64,10 @@ pub enum Route<'a> {
     ExchangeSeats(&'a str),
     /// `GET /users/me/bookings`.
     MyBookings,
+    /// `GET /shows/{show_id}/holds` (admin).
+    ListShowHolds(&'a str),
+    /// `GET /shows/{show_id}/bookings` (admin).
+    ListShowBookings(&'a str),
     /// `GET /`, `GET /app.js`, `GET /areas.js`, `GET /cart.js`, `GET /style.css`: the web
     /// page.
     Page(web::Asset),
@@ -107,6 +111,8 @@ impl Route<'_> {
             Route::CancelBooking(_) => "POST /bookings/{booking_id}/cancel",
             Route::ExchangeSeats(_) => "POST /bookings/{booking_id}/exchange",
             Route::MyBookings => "GET /users/me/bookings",
+            Route::ListShowHolds(_) => "GET /shows/{show_id}/holds",
+            Route::ListShowBookings(_) => "GET /shows/{show_id}/bookings",
             Route::Page(web::Asset::Index) => "GET /",
             Route::Page(_) => "GET /{asset}",
             Route::Healthz => "GET /healthz",
@@ -180,7 +186,10 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["shows", id, "events"] if get => Ok(Route::Events(id)),
         ["shows", _, "events"] => allow("GET"),
         ["shows", id, "holds"] if post => Ok(Route::CreateHold(id)),
-        ["shows", _, "holds"] => allow("POST"),
+        ["shows", id, "holds"] if get => Ok(Route::ListShowHolds(id)),
+        ["shows", _, "holds"] => allow("GET, POST"),
+        ["shows", id, "bookings"] if get => Ok(Route::ListShowBookings(id)),
+        ["shows", _, "bookings"] => allow("GET"),
         ["shows", id, "holds", "best"] if post => Ok(Route::CreateBestHold(id)),
         ["shows", _, "holds", "best"] => allow("POST"),
         ["holds", id] if get => Ok(Route::GetHold(id)),
@@ -257,7 +266,9 @@ pub async fn dispatch(
         Route::GetBooking(id) => bookings::get(state, &parts, id).await,
         Route::CancelBooking(id) => bookings::cancel(state, &parts, body, id).await,
         Route::ExchangeSeats(id) => bookings::exchange(state, &parts, body, id).await,
-        Route::MyBookings => bookings::mine(state, &parts).await,
+        Route::MyBookings => queries::my_bookings(state, &parts).await,
+        Route::ListShowHolds(id) => queries::show_holds(state, &parts, id).await,
+        Route::ListShowBookings(id) => queries::show_bookings(state, &parts, id).await,
         Route::Page(asset) => Ok(web::serve(asset)),
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(state).await,
@@ -295,6 +306,8 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/bookings/{booking_id}/cancel"),
     ("POST", "/bookings/{booking_id}/exchange"),
     ("GET", "/users/me/bookings"),
+    ("GET", "/shows/{show_id}/holds"),
+    ("GET", "/shows/{show_id}/bookings"),
     ("GET", "/"),
     ("GET", "/app.js"),
     ("GET", "/areas.js"),

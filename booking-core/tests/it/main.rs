@@ -21,6 +21,7 @@ mod feed_xids;
 mod inventory;
 mod late;
 mod parsing;
+mod queries;
 mod races;
 mod retype;
 mod ttl;
