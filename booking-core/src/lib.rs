@@ -70,6 +70,8 @@
 //!   where the next one starts ([`Cursor`]), a page ([`Page`]).
 //! - [`queries`]: a show's holds and bookings and a user's bookings, filtered, in
 //!   pages, each served by an index of `migrations/V10__query_indexes.sql`.
+//! - [`reports`]: a show's report ([`reports::show_report`]): counts and revenue by
+//!   category, ticket type and area, cancellations and exchanges, in one snapshot.
 //!
 //! # Running operations
 //!
@@ -130,6 +132,7 @@ pub mod idempotency;
 pub mod pages;
 pub mod queries;
 pub mod rank;
+pub mod reports;
 pub mod seats;
 pub mod shows;
 pub mod sweeper;

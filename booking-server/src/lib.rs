@@ -35,6 +35,7 @@
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.
 //! - [`queries`]: lists in pages (a show's holds and bookings, `/users/me/bookings`):
 //!   the query string (`limit`, `cursor`, filters) parsed once, the page's JSON.
+//! - [`reports`]: `GET /shows/{id}/report`, a show's counts and revenue.
 //!
 //! Binaries:
 //!
@@ -60,6 +61,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod ops;
 pub mod queries;
+pub mod reports;
 pub mod routes;
 pub mod seat_cache;
 pub mod show_list;

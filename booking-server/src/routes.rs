@@ -2,7 +2,9 @@
 
 use crate::http::{self, Answer, ApiError};
 use crate::state::AppState;
-use crate::{areas, blocks, bookings, cart, events, holds, ops, queries, shows, venues, web};
+use crate::{
+    areas, blocks, bookings, cart, events, holds, ops, queries, reports, shows, venues, web,
+};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
@@ -68,6 +70,8 @@ pub enum Route<'a> {
     ListShowHolds(&'a str),
     /// `GET /shows/{show_id}/bookings` (admin).
     ListShowBookings(&'a str),
+    /// `GET /shows/{show_id}/report` (admin).
+    ShowReport(&'a str),
     /// `GET /`, `GET /app.js`, `GET /areas.js`, `GET /cart.js`, `GET /style.css`: the web
     /// page.
     Page(web::Asset),
@@ -113,6 +117,7 @@ impl Route<'_> {
             Route::MyBookings => "GET /users/me/bookings",
             Route::ListShowHolds(_) => "GET /shows/{show_id}/holds",
             Route::ListShowBookings(_) => "GET /shows/{show_id}/bookings",
+            Route::ShowReport(_) => "GET /shows/{show_id}/report",
             Route::Page(web::Asset::Index) => "GET /",
             Route::Page(_) => "GET /{asset}",
             Route::Healthz => "GET /healthz",
@@ -190,6 +195,8 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["shows", _, "holds"] => allow("GET, POST"),
         ["shows", id, "bookings"] if get => Ok(Route::ListShowBookings(id)),
         ["shows", _, "bookings"] => allow("GET"),
+        ["shows", id, "report"] if get => Ok(Route::ShowReport(id)),
+        ["shows", _, "report"] => allow("GET"),
         ["shows", id, "holds", "best"] if post => Ok(Route::CreateBestHold(id)),
         ["shows", _, "holds", "best"] => allow("POST"),
         ["holds", id] if get => Ok(Route::GetHold(id)),
@@ -269,6 +276,7 @@ pub async fn dispatch(
         Route::MyBookings => queries::my_bookings(state, &parts).await,
         Route::ListShowHolds(id) => queries::show_holds(state, &parts, id).await,
         Route::ListShowBookings(id) => queries::show_bookings(state, &parts, id).await,
+        Route::ShowReport(id) => reports::show_report(state, &parts, id).await,
         Route::Page(asset) => Ok(web::serve(asset)),
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(state).await,
@@ -308,6 +316,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/users/me/bookings"),
     ("GET", "/shows/{show_id}/holds"),
     ("GET", "/shows/{show_id}/bookings"),
+    ("GET", "/shows/{show_id}/report"),
     ("GET", "/"),
     ("GET", "/app.js"),
     ("GET", "/areas.js"),

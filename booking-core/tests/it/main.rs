@@ -23,5 +23,6 @@ mod late;
 mod parsing;
 mod queries;
 mod races;
+mod reports;
 mod retype;
 mod ttl;

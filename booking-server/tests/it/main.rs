@@ -18,5 +18,6 @@ mod inventory;
 mod pages;
 mod parsing;
 mod process;
+mod reports;
 mod seat_cache;
 mod shutdown;
