@@ -68,8 +68,9 @@
 //! - [`error`]: the one [`Error`] enum.
 //! - [`pages`]: pages of lists by keyset: their size ([`Limit`]), the opaque cursor
 //!   where the next one starts ([`Cursor`]), a page ([`Page`]).
-//! - [`queries`]: a show's holds and bookings and a user's bookings, filtered, in
-//!   pages, each served by an index of `migrations/V10__query_indexes.sql`.
+//! - [`queries`]: a show's holds and bookings, a user's bookings and the shows (by
+//!   start, without live counts: [`ShowListing`]), filtered, in pages, each served by
+//!   an index of `migrations/V10__query_indexes.sql`.
 //! - [`reports`]: a show's report ([`reports::show_report`]): counts and revenue by
 //!   category, ticket type and area, cancellations and exchanges, in one snapshot.
 //!
@@ -155,7 +156,7 @@ pub use error::{Error, Result};
 pub use feed::{AreaChange, Feed, Listener, Position, SeatEvent, Subscription};
 pub use holds::{Hold, HoldAddition, HoldRequest};
 pub use pages::{Cursor, Limit, Page};
-pub use queries::{BookingQuery, HoldQuery};
+pub use queries::{BookingQuery, HoldQuery, ShowListing, ShowQuery};
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;
 pub use sweeper::SweepOutcome;

@@ -1,8 +1,8 @@
-//! Queries of holds and bookings, in pages (see [`crate::pages`]): a show's holds and
-//! bookings for its admins, a user's bookings across shows.
+//! Queries in pages (see [`crate::pages`]): a show's holds and bookings for its admins,
+//! a user's bookings across shows, and the shows by their start.
 //!
 //! Newest first: holds by `created_at`, bookings by `confirmed_at`, ties broken by id
-//! (descending). Each query is one range scan of an index in that order (named at each
+//! (descending); shows soonest first, by `starts_at` then id ([`shows`]). Each query is one range scan of an index in that order (named at each
 //! query; `migrations/V10__query_indexes.sql` makes them, `tests/it/queries.rs` checks
 //! with `EXPLAIN` that they are used), starting at the cursor: never `OFFSET`.
 //!
@@ -13,12 +13,15 @@
 
 use crate::bookings::{booking_from_row, SELECT_BOOKING};
 use crate::database::Cached;
-use crate::domain::{BookingStatus, HoldId, HoldStatus, ShowId, UserId};
+use crate::domain::{BookingStatus, HoldId, HoldStatus, ShowId, TicketType, UserId, VenueId};
 use crate::error::{Error, Result};
 use crate::holds::Hold;
 use crate::pages::{Cursor, Limit, List, Page};
+use crate::tickets::{types_from_json, TYPES_OF_SHOW};
 use crate::Booking;
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
+use serde::Serialize;
 use tokio_postgres::types::ToSql;
 use uuid::Uuid;
 
@@ -240,6 +243,99 @@ impl Statement {
         ));
         Ok(st)
     }
+
+    /// The statement of [`shows`]. Index: `shows_by_start` (starts_at, id).
+    pub fn shows(q: &ShowQuery) -> Result<Statement> {
+        let cursor = q.cursor.map(|c| c.of(List::Shows, None)).transpose()?;
+        let mut st = Statement::new(&format!(
+            "SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total,
+                    sh.max_seats_per_user, sh.venue_id, {TYPES_OF_SHOW}
+               FROM shows sh WHERE true"
+        ));
+        if let Some(from) = q.from {
+            let p = st.bind(from);
+            st.push(&format!(" AND sh.starts_at >= {p}"));
+        }
+        if let Some(to) = q.to {
+            let p = st.bind(to);
+            st.push(&format!(" AND sh.starts_at < {p}"));
+        }
+        if let Some(c) = cursor {
+            let (at, id) = (st.bind(c.at), st.bind(c.show));
+            st.push(&format!(" AND (sh.starts_at, sh.id) > ({at}, {id})"));
+        }
+        let p = st.bind(q.limit.fetch());
+        st.push(&format!(" ORDER BY sh.starts_at, sh.id LIMIT {p}"));
+        Ok(st)
+    }
+}
+
+/// Which shows to list.
+#[derive(Debug, Clone, Default)]
+pub struct ShowQuery {
+    /// Only shows starting at or after this time.
+    pub from: Option<DateTime<Utc>>,
+    /// Only shows starting before this time.
+    pub to: Option<DateTime<Utc>>,
+    /// Rows a page.
+    pub limit: Limit,
+    /// Where the page starts: the `next_cursor` of the page before; `None`: the first.
+    pub cursor: Option<Cursor>,
+}
+
+/// A show as the list of shows gives it: what it is, not how many of its seats are
+/// taken right now. Live counts would cost a look at every taken seat of every listed
+/// show on each request; [`crate::shows::get_show`] (and the seat map, and the report)
+/// give them exactly, for one show.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ShowListing {
+    /// The show's id.
+    pub id: ShowId,
+    /// Its title.
+    pub title: String,
+    /// When it starts.
+    pub starts_at: DateTime<Utc>,
+    /// The ISO 4217 code of its prices.
+    pub currency: String,
+    /// How many seats it has; fixed at creation (places of standing areas not
+    /// counted, as in [`crate::Show`]).
+    pub seats_total: i64,
+    /// What its seats are sold as, the default first.
+    pub ticket_types: Vec<TicketType>,
+    /// Most seats one user may have in active holds and live bookings of the show.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_seats_per_user: Option<u32>,
+    /// The venue whose rows it copied, if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub venue_id: Option<VenueId>,
+}
+
+/// A page of shows, soonest first (by `starts_at`, then id), from `from` (inclusive) to
+/// `to` (exclusive) when given; a cursor of another list is [`Error::Invalid`]
+/// (`cursor`). Index: see [`Statement::shows`]: a page reads its own rows of the index
+/// and each show's ticket types, however many shows there are.
+pub async fn shows<C: GenericClient>(client: &C, q: &ShowQuery) -> Result<Page<ShowListing>> {
+    let rows = Statement::shows(q)?.rows(client).await?;
+    let shows = rows
+        .iter()
+        .map(|r| {
+            Ok(ShowListing {
+                id: ShowId::from_db(r.get("id")),
+                title: r.get("title"),
+                starts_at: r.get("starts_at"),
+                currency: r.get("currency"),
+                seats_total: i64::from(r.get::<_, i32>("seats_total")),
+                ticket_types: types_from_json(r.get("ticket_types"))?,
+                max_seats_per_user: r
+                    .get::<_, Option<i32>>("max_seats_per_user")
+                    .map(|m| m as u32),
+                venue_id: r.get::<_, Option<i64>>("venue_id").map(VenueId::from_db),
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::of(shows, q.limit, |s| {
+        Cursor::new(List::Shows, s.starts_at, s.id.get(), Uuid::nil())
+    }))
 }
 
 /// A page of `show`'s holds, newest first (see the module docs), or

@@ -249,7 +249,7 @@ pub async fn dispatch(
     };
     let reply = match route {
         Route::Events(id) => return events::stream(state, &parts, id).await,
-        Route::ListShows => shows::list(state).await,
+        Route::ListShows => shows::list(state, &parts).await,
         Route::CreateShow => shows::create(state, &parts, body).await,
         Route::GetShow(id) => shows::get(state, id).await,
         Route::SeatMap(id) => shows::seat_map(state, &parts, id).await,

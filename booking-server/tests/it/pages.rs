@@ -247,3 +247,81 @@ async fn bad_queries_are_refused_naming_the_parameter() {
         .await;
     assert_eq!(res.status, StatusCode::METHOD_NOT_ALLOWED);
 }
+
+#[tokio::test]
+async fn shows_are_listed_by_start_in_pages_without_live_counts() {
+    let s = TestServer::start().await;
+    let mut made = Vec::new();
+    for day in [5, 1, 3, 2, 4] {
+        let res = s
+            .post("/shows")
+            .admin()
+            .json(serde_json::json!({
+                "title": format!("Day {day}"),
+                "starts_at": format!("2031-01-0{day}T20:00:00Z"),
+                "prices": {"standard": 1000}, "rows": [{"row": "A", "seats": 3}]
+            }))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+        made.push((day, res.json["id"].as_str().unwrap().to_owned()));
+    }
+    let (listed, sizes) = walk(&s, "/shows", "shows", 2, Some("anyone")).await;
+    assert_eq!(sizes, [2, 2, 1]);
+    let titles: Vec<&str> = listed
+        .iter()
+        .map(|v| v["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Day 1", "Day 2", "Day 3", "Day 4", "Day 5"]);
+    for v in &listed {
+        assert_eq!(v["seats_total"], 3);
+        assert!(v.get("available").is_none(), "no live counts: {v}");
+    }
+    let (window, _) = walk(
+        &s,
+        "/shows?from=2031-01-02T20:00:00Z&to=2031-01-04T20:00:00Z",
+        "shows",
+        50,
+        Some("anyone"),
+    )
+    .await;
+    let titles: Vec<&str> = window
+        .iter()
+        .map(|v| v["title"].as_str().unwrap())
+        .collect();
+    assert_eq!(titles, ["Day 2", "Day 3"], "from inclusive, to exclusive");
+    // A time with an offset is the same instant (`+` percent-encoded).
+    let (offset, _) = walk(
+        &s,
+        "/shows?from=2031-01-04T21:00:00%2B01:00",
+        "shows",
+        50,
+        Some("anyone"),
+    )
+    .await;
+    assert_eq!(offset.len(), 2);
+    // The plain list is the first page.
+    let plain = s.get("/shows").send().await;
+    assert_eq!(plain.json["shows"].as_array().unwrap().len(), 5);
+    assert!(plain.json.get("next_cursor").is_none());
+    for (path, field) in [
+        ("/shows?from=tomorrow", "from"),
+        ("/shows?to=2031-01-01", "to"),
+        ("/shows?limit=0", "limit"),
+        ("/shows?cursor=%00", "cursor"),
+        ("/shows?sort=title", "sort"),
+    ] {
+        let res = s.get(path).send().await;
+        assert_eq!(res.status, StatusCode::BAD_REQUEST, "{path}");
+        assert_eq!(res.json["field"], field, "{path}");
+    }
+    // A cursor of the show list is no cursor of a show's bookings.
+    let page = s.get("/shows?limit=1").send().await;
+    let cursor = page.json["next_cursor"].as_str().unwrap();
+    let res = s
+        .get(&format!("/shows/{}/bookings?cursor={cursor}", made[0].1))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(res.json["field"], "cursor");
+}
