@@ -83,6 +83,8 @@ pub(crate) enum List {
     ShowBookings = 2,
     UserBookings = 3,
     Shows = 4,
+    Venues = 5,
+    ShowBlocks = 6,
 }
 
 impl List {
@@ -92,6 +94,8 @@ impl List {
             2 => List::ShowBookings,
             3 => List::UserBookings,
             4 => List::Shows,
+            5 => List::Venues,
+            6 => List::ShowBlocks,
             _ => return None,
         })
     }
@@ -114,6 +118,19 @@ const VERSION: u8 = 1;
 const BYTES: usize = 2 + 8 + 8 + 16;
 
 impl Cursor {
+    /// The cursor after the row numbered `id` of a list ordered by such numbers (venues:
+    /// `show` is the venue's id; a show's blocks: `show` is the show, `key` the block's
+    /// number).
+    pub(crate) fn numbered(list: List, show: i64, id: Option<i64>) -> Cursor {
+        let key = id.map_or(Uuid::nil(), |n| Uuid::from_u64_pair(0, n as u64));
+        Cursor::new(list, DateTime::UNIX_EPOCH, show, key)
+    }
+
+    /// The number [`Cursor::numbered`] put in `key`.
+    pub(crate) fn number(&self) -> i64 {
+        self.key.as_u64_pair().1 as i64
+    }
+
     pub(crate) fn new(list: List, at: DateTime<Utc>, show: i64, key: Uuid) -> Cursor {
         Cursor {
             list,

@@ -257,7 +257,7 @@ pub async fn dispatch(
         Route::ListBlocks(id) => blocks::list(state, &parts, id).await,
         Route::CreateBlock(id) => blocks::create(state, &parts, body, id).await,
         Route::DeleteBlock(id, block) => blocks::delete(state, &parts, id, block).await,
-        Route::ListVenues => venues::list(state).await,
+        Route::ListVenues => venues::list(state, &parts).await,
         Route::CreateVenue => venues::create(state, &parts, body).await,
         Route::GetVenue(id) => venues::get(state, id).await,
         Route::UpdateVenue(id) => venues::update(state, &parts, body, id).await,

@@ -325,3 +325,67 @@ async fn shows_are_listed_by_start_in_pages_without_live_counts() {
         .await;
     assert_eq!(res.json["field"], "cursor");
 }
+
+#[tokio::test]
+async fn venues_and_blocks_are_paged_too() {
+    let s = TestServer::start().await;
+    for i in 0..3 {
+        let res = s
+            .post("/venues")
+            .admin()
+            .json(serde_json::json!({"name": format!("Hall {i}"),
+                                     "rows": [{"row": "A", "seats": 4}]}))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    }
+    let (venues, sizes) = walk(&s, "/venues", "venues", 2, Some("anyone")).await;
+    assert_eq!(sizes, [2, 1]);
+    let names: Vec<&str> = venues.iter().map(|v| v["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Hall 0", "Hall 1", "Hall 2"], "oldest first");
+
+    let show = s.show(&[("A", 6)]).await;
+    for seat in ["A1", "A2", "A3"] {
+        let res = s
+            .post(&format!("/shows/{show}/blocks"))
+            .admin()
+            .json(serde_json::json!({"seats": [seat], "reason": "broken"}))
+            .send()
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{}", res.text());
+    }
+    let (blocks, sizes) = walk(&s, &format!("/shows/{show}/blocks"), "blocks", 2, None).await;
+    assert_eq!(sizes, [2, 1]);
+    let seats: Vec<&Value> = blocks.iter().map(|b| &b["seats"][0]).collect();
+    assert_eq!(seats, ["A1", "A2", "A3"]);
+    // A venue cursor is no block cursor, nor one of another show's blocks.
+    let venue_cursor = s.get("/venues?limit=1").send().await.json["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let other = s.show(&[("A", 2)]).await;
+    let block_cursor = s
+        .get(&format!("/shows/{show}/blocks?limit=1"))
+        .admin()
+        .send()
+        .await
+        .json["next_cursor"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    for path in [
+        format!("/shows/{show}/blocks?cursor={venue_cursor}"),
+        format!("/shows/{other}/blocks?cursor={block_cursor}"),
+        format!("/venues?cursor={block_cursor}"),
+        "/venues?limit=0".to_owned(),
+        "/venues?name=x".to_owned(),
+    ] {
+        let res = s.get(&path).admin().send().await;
+        assert_eq!(
+            res.status,
+            StatusCode::BAD_REQUEST,
+            "{path}: {}",
+            res.text()
+        );
+    }
+}
