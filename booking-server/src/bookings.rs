@@ -1,5 +1,5 @@
-//! `/bookings/{id}` and `/users/me/bookings`: read, cancel (whole or in part),
-//! exchange seats, list.
+//! `/bookings/{id}`: read, cancel (whole or in part), exchange seats (the caller's
+//! bookings, `/users/me/bookings`, are listed in pages by [`crate::queries`]).
 
 use crate::fields::{self, Int};
 use crate::holds::{area_wants, count_limit_refusal, TicketTypes, TypesBody};
