@@ -16,7 +16,7 @@
 use crate::error::{Error, Result};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, Datelike, Utc};
 use serde::Serialize;
 use uuid::Uuid;
 
@@ -163,7 +163,11 @@ impl Cursor {
             w.copy_from_slice(&bytes[at..at + 8]);
             i64::from_be_bytes(w)
         };
-        let at = DateTime::from_timestamp_micros(word(2)).ok_or_else(refusal)?;
+        // Within what PostgreSQL stores (a time outside its range would fail the
+        // statement, not the cursor), and what this API writes.
+        let at = DateTime::from_timestamp_micros(word(2))
+            .filter(|t| (1..=9999).contains(&t.year()))
+            .ok_or_else(refusal)?;
         let show = word(10);
         let mut key = [0u8; 16];
         key.copy_from_slice(&bytes[18..34]);
@@ -265,6 +269,18 @@ mod tests {
                 Err(Error::Invalid { field, .. }) => assert_eq!(field, "cursor"),
                 other => panic!("{bad:?} gave {other:?}"),
             }
+        }
+    }
+
+    #[test]
+    fn a_time_postgresql_cannot_store_is_refused() {
+        for micros in [i64::MIN, -200_000 * 31_556_952_000_000, i64::MAX] {
+            let mut bytes = vec![VERSION, List::Shows as u8];
+            bytes.extend_from_slice(&micros.to_be_bytes());
+            bytes.extend_from_slice(&7i64.to_be_bytes());
+            bytes.extend_from_slice(Uuid::nil().as_bytes());
+            let text = URL_SAFE_NO_PAD.encode(bytes);
+            assert!(Cursor::parse(&text).is_err(), "{micros}");
         }
     }
 
