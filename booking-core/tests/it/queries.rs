@@ -175,6 +175,22 @@ async fn a_shows_holds_and_bookings_come_newest_first_and_filtered() {
     })
     .await;
     assert!(by_ref.items.is_empty(), "no booking has that reference");
+    // Confirms set references in another branch of issue 17; until they meet, the
+    // column is written here, to see the filter find exactly its booking.
+    client
+        .execute(
+            "UPDATE bookings SET external_ref = 'ORD-1' WHERE show_id = $1 AND id = $2",
+            &[&show.id.get(), &a3.booking_id.key()],
+        )
+        .await
+        .unwrap();
+    let by_ref = booking_page(BookingQuery {
+        external_ref: Some("ORD-1".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(by_ref.items.len(), 1);
+    assert_eq!(by_ref.items[0].booking_id, a3.booking_id);
 
     // A user's bookings across shows.
     let mine = queries::user_bookings(&client, &user("bob"), Limit::default(), None)
