@@ -370,27 +370,58 @@ pub async fn list_blocks<C: GenericClient>(client: &C, show: ShowId) -> Result<V
     crate::seats::ensure_exists(client, show).await?;
     let rows = client
         .cq(
-            "SELECT b.id, b.reason, b.created_at,
-                    array(SELECT s.label FROM seats s
-                           WHERE s.show_id = b.show_id AND s.block_id = b.id
-                           ORDER BY s.row_index, s.number) AS seats
-               FROM blocks b WHERE b.show_id = $1 ORDER BY b.id",
-            &[&show.get()],
+            &format!("{SELECT_BLOCKS} ORDER BY b.id"),
+            &[&show.get(), &0i64],
         )
         .await?;
-    Ok(rows
-        .iter()
-        .map(|r| Block {
-            block_id: BlockId::from_db(r.get("id")),
-            show_id: show,
-            seats: r
-                .get::<_, Vec<String>>("seats")
-                .into_iter()
-                .map(SeatLabel::from_db)
-                .collect(),
-            reason: r.get("reason"),
-            created_at: r.get("created_at"),
-            event: None,
-        })
-        .collect())
+    Ok(rows.iter().map(|r| block_from_row(show, r)).collect())
+}
+
+/// A page of the blocks of `show`, oldest first (by id), after `cursor` (the
+/// `next_cursor` of the page before; another list's or show's is [`Error::Invalid`],
+/// field `cursor`), or [`Error::ShowNotFound`]. Index: the primary key.
+pub async fn blocks_page<C: GenericClient>(
+    client: &C,
+    show: ShowId,
+    limit: crate::pages::Limit,
+    cursor: Option<crate::pages::Cursor>,
+) -> Result<crate::pages::Page<Block>> {
+    use crate::pages::{Cursor, List, Page};
+    let after = match cursor {
+        Some(c) => c.of(List::ShowBlocks, Some(show.get()))?.number(),
+        None => 0,
+    };
+    crate::seats::ensure_exists(client, show).await?;
+    let rows = client
+        .cq(
+            &format!("{SELECT_BLOCKS} ORDER BY b.id LIMIT $3"),
+            &[&show.get(), &after, &limit.fetch()],
+        )
+        .await?;
+    let blocks = rows.iter().map(|r| block_from_row(show, r)).collect();
+    Ok(Page::of(blocks, limit, |b: &Block| {
+        Cursor::numbered(List::ShowBlocks, show.get(), Some(b.block_id.get()))
+    }))
+}
+
+/// The blocks of show `$1` numbered after `$2`, with their seats.
+const SELECT_BLOCKS: &str = "SELECT b.id, b.reason, b.created_at,
+        array(SELECT s.label FROM seats s
+               WHERE s.show_id = b.show_id AND s.block_id = b.id
+               ORDER BY s.row_index, s.number) AS seats
+   FROM blocks b WHERE b.show_id = $1 AND b.id > $2";
+
+fn block_from_row(show: ShowId, r: &tokio_postgres::Row) -> Block {
+    Block {
+        block_id: BlockId::from_db(r.get("id")),
+        show_id: show,
+        seats: r
+            .get::<_, Vec<String>>("seats")
+            .into_iter()
+            .map(SeatLabel::from_db)
+            .collect(),
+        reason: r.get("reason"),
+        created_at: r.get("created_at"),
+        event: None,
+    }
 }

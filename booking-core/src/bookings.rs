@@ -79,7 +79,7 @@ pub struct Confirmation {
     pub event: Option<std::sync::Arc<feed::SeatEvent>>,
 }
 
-static SELECT_BOOKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+pub(crate) static SELECT_BOOKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "SELECT b.show_id, b.id, b.hold_id, b.user_id, b.status, b.confirmed_at, b.cancelled_at,
            b.total, sh.currency, b.external_ref, b.metadata::text AS metadata, {tickets},
@@ -95,7 +95,7 @@ static SELECT_BOOKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(||
     )
 });
 
-fn booking_from_row(r: &Row) -> Result<Booking> {
+pub(crate) fn booking_from_row(r: &Row) -> Result<Booking> {
     let show = ShowId::from_db(r.get("show_id"));
     let tickets = tickets_from_json(r.get("tickets"))?;
     Ok(Booking {

@@ -67,6 +67,13 @@
 //!   LISTEN connection outside the pool ([`Listener`], `feed/listen.rs`) and its
 //!   notifier (`feed/notify.rs`) wake the pumps of the other processes.
 //! - [`error`]: the one [`Error`] enum.
+//! - [`pages`]: pages of lists by keyset: their size ([`Limit`]), the opaque cursor
+//!   where the next one starts ([`Cursor`]), a page ([`Page`]).
+//! - [`queries`]: a show's holds and bookings, a user's bookings and the shows (by
+//!   start, without live counts: [`ShowListing`]), filtered, in pages, each served by
+//!   an index of `migrations/V10__query_indexes.sql`.
+//! - [`reports`]: a show's report ([`reports::show_report`]): counts and revenue by
+//!   category, ticket type and area, cancellations and exchanges, in one snapshot.
 //!
 //! # Running operations
 //!
@@ -124,7 +131,10 @@ pub mod error;
 pub mod feed;
 pub mod holds;
 pub mod idempotency;
+pub mod pages;
+pub mod queries;
 pub mod rank;
+pub mod reports;
 pub mod seats;
 pub mod shows;
 pub mod sweeper;
@@ -146,6 +156,8 @@ pub use engine::Engine;
 pub use error::{Error, Result};
 pub use feed::{AreaChange, Feed, Listener, MapPosition, Position, SeatEvent, Subscription};
 pub use holds::{Hold, HoldAddition, HoldRequest};
+pub use pages::{Cursor, Limit, Page};
+pub use queries::{BookingQuery, HoldQuery, ShowListing, ShowQuery};
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;
 pub use sweeper::SweepOutcome;

@@ -148,3 +148,31 @@ pub(crate) async fn layout_for_show<C: GenericClient>(client: &C, id: VenueId) -
         .ok_or(Error::VenueNotFound)?;
     Layout::from_json(row.get("rows"), row.get("areas"))
 }
+
+/// A page of venues, oldest first (by id), after `cursor` (the `next_cursor` of the
+/// page before; another list's is [`Error::Invalid`], field `cursor`). Index: the
+/// primary key.
+pub async fn venues_page<C: GenericClient>(
+    client: &C,
+    limit: crate::pages::Limit,
+    cursor: Option<crate::pages::Cursor>,
+) -> Result<crate::pages::Page<Venue>> {
+    use crate::pages::{Cursor, List, Page};
+    let after = match cursor {
+        Some(c) => c.of(List::Venues, None)?.show,
+        None => 0,
+    };
+    let rows = client
+        .cq(
+            &format!("SELECT {COLUMNS} FROM venues WHERE id > $1 ORDER BY id LIMIT $2"),
+            &[&after, &limit.fetch()],
+        )
+        .await?;
+    let venues = rows
+        .iter()
+        .map(venue_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Page::of(venues, limit, |v| {
+        Cursor::numbered(List::Venues, v.venue_id.get(), None)
+    }))
+}

@@ -8,7 +8,7 @@ use booking_core::{blocks, BlockId, SeatSelection};
 use bytes::Bytes;
 use hyper::http::request::Parts;
 use hyper::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,18 +56,16 @@ pub async fn create(
     Ok(reply)
 }
 
-#[derive(Serialize)]
-struct BlockList {
-    blocks: Vec<blocks::Block>,
-}
-
-/// `GET /shows/{show_id}/blocks` (admin).
+/// `GET /shows/{show_id}/blocks?limit=&cursor=` (admin): oldest first, in pages.
 pub async fn list(state: &AppState, parts: &Parts, raw_show: &str) -> Result<Reply, ApiError> {
     http::require_admin(&parts.headers, state.admin_token.as_deref())?;
     let show = show_id(raw_show)?;
+    let mut qs = crate::queries::QueryString::of(parts)?;
+    let (limit, cursor) = qs.page()?;
+    qs.finish()?;
     let client = state.client().await?;
-    let blocks = blocks::list_blocks(&client, show).await?;
-    Ok(Reply::json(StatusCode::OK, &BlockList { blocks }))
+    let page = blocks::blocks_page(&client, show, limit, cursor).await?;
+    Ok(crate::queries::page_reply("blocks", &page))
 }
 
 /// `DELETE /shows/{show_id}/blocks/{block_id}` (admin): `204`, the seats on sale again.

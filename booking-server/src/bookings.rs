@@ -1,5 +1,5 @@
-//! `/bookings/{id}` and `/users/me/bookings`: read, cancel (whole or in part),
-//! exchange seats, list.
+//! `/bookings/{id}`: read, cancel (whole or in part), exchange seats (the caller's
+//! bookings, `/users/me/bookings`, are listed in pages by [`crate::queries`]).
 
 use crate::fields::{self, Int};
 use crate::holds::{area_wants, count_limit_refusal, TicketTypes, TypesBody};
@@ -206,17 +206,4 @@ pub async fn exchange(
         state.metrics.exchanges.inc();
     }
     Ok(reply)
-}
-
-#[derive(Serialize)]
-struct BookingList {
-    bookings: Vec<booking_core::Booking>,
-}
-
-/// `GET /users/me/bookings`: the caller's bookings, newest first.
-pub async fn mine(state: &AppState, parts: &Parts) -> Result<Reply, ApiError> {
-    let user = http::user(&parts.headers)?;
-    let client = state.client().await?;
-    let bookings = bookings::list_for_user(&client, &user).await?;
-    Ok(Reply::json(StatusCode::OK, &BookingList { bookings }))
 }

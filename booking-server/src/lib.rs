@@ -33,6 +33,9 @@
 //! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
 //! - [`web`]: the seat-map page (`booking-server/web/`, compiled into the binary).
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.
+//! - [`queries`]: lists in pages (a show's holds and bookings, `/users/me/bookings`):
+//!   the query string (`limit`, `cursor`, filters) parsed once, the page's JSON.
+//! - [`reports`]: `GET /shows/{id}/report`, a show's counts and revenue.
 //!
 //! Binaries:
 //!
@@ -57,6 +60,8 @@ pub mod http;
 pub mod idempotency;
 pub mod metrics;
 pub mod ops;
+pub mod queries;
+pub mod reports;
 pub mod routes;
 pub mod seat_cache;
 pub mod show_list;

@@ -2,7 +2,9 @@
 
 use crate::http::{self, Answer, ApiError};
 use crate::state::AppState;
-use crate::{areas, blocks, bookings, cart, events, holds, ops, shows, venues, web};
+use crate::{
+    areas, blocks, bookings, cart, events, holds, ops, queries, reports, shows, venues, web,
+};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
@@ -64,6 +66,12 @@ pub enum Route<'a> {
     ExchangeSeats(&'a str),
     /// `GET /users/me/bookings`.
     MyBookings,
+    /// `GET /shows/{show_id}/holds` (admin).
+    ListShowHolds(&'a str),
+    /// `GET /shows/{show_id}/bookings` (admin).
+    ListShowBookings(&'a str),
+    /// `GET /shows/{show_id}/report` (admin).
+    ShowReport(&'a str),
     /// `GET /`, `GET /app.js`, `GET /areas.js`, `GET /cart.js`, `GET /style.css`: the web
     /// page.
     Page(web::Asset),
@@ -107,6 +115,9 @@ impl Route<'_> {
             Route::CancelBooking(_) => "POST /bookings/{booking_id}/cancel",
             Route::ExchangeSeats(_) => "POST /bookings/{booking_id}/exchange",
             Route::MyBookings => "GET /users/me/bookings",
+            Route::ListShowHolds(_) => "GET /shows/{show_id}/holds",
+            Route::ListShowBookings(_) => "GET /shows/{show_id}/bookings",
+            Route::ShowReport(_) => "GET /shows/{show_id}/report",
             Route::Page(web::Asset::Index) => "GET /",
             Route::Page(_) => "GET /{asset}",
             Route::Healthz => "GET /healthz",
@@ -180,7 +191,12 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["shows", id, "events"] if get => Ok(Route::Events(id)),
         ["shows", _, "events"] => allow("GET"),
         ["shows", id, "holds"] if post => Ok(Route::CreateHold(id)),
-        ["shows", _, "holds"] => allow("POST"),
+        ["shows", id, "holds"] if get => Ok(Route::ListShowHolds(id)),
+        ["shows", _, "holds"] => allow("GET, POST"),
+        ["shows", id, "bookings"] if get => Ok(Route::ListShowBookings(id)),
+        ["shows", _, "bookings"] => allow("GET"),
+        ["shows", id, "report"] if get => Ok(Route::ShowReport(id)),
+        ["shows", _, "report"] => allow("GET"),
         ["shows", id, "holds", "best"] if post => Ok(Route::CreateBestHold(id)),
         ["shows", _, "holds", "best"] => allow("POST"),
         ["holds", id] if get => Ok(Route::GetHold(id)),
@@ -233,7 +249,7 @@ pub async fn dispatch(
     };
     let reply = match route {
         Route::Events(id) => return events::stream(state, &parts, id).await,
-        Route::ListShows => shows::list(state).await,
+        Route::ListShows => shows::list(state, &parts).await,
         Route::CreateShow => shows::create(state, &parts, body).await,
         Route::GetShow(id) => shows::get(state, id).await,
         Route::SeatMap(id) => shows::seat_map(state, &parts, id).await,
@@ -241,7 +257,7 @@ pub async fn dispatch(
         Route::ListBlocks(id) => blocks::list(state, &parts, id).await,
         Route::CreateBlock(id) => blocks::create(state, &parts, body, id).await,
         Route::DeleteBlock(id, block) => blocks::delete(state, &parts, id, block).await,
-        Route::ListVenues => venues::list(state).await,
+        Route::ListVenues => venues::list(state, &parts).await,
         Route::CreateVenue => venues::create(state, &parts, body).await,
         Route::GetVenue(id) => venues::get(state, id).await,
         Route::UpdateVenue(id) => venues::update(state, &parts, body, id).await,
@@ -257,7 +273,10 @@ pub async fn dispatch(
         Route::GetBooking(id) => bookings::get(state, &parts, id).await,
         Route::CancelBooking(id) => bookings::cancel(state, &parts, body, id).await,
         Route::ExchangeSeats(id) => bookings::exchange(state, &parts, body, id).await,
-        Route::MyBookings => bookings::mine(state, &parts).await,
+        Route::MyBookings => queries::my_bookings(state, &parts).await,
+        Route::ListShowHolds(id) => queries::show_holds(state, &parts, id).await,
+        Route::ListShowBookings(id) => queries::show_bookings(state, &parts, id).await,
+        Route::ShowReport(id) => reports::show_report(state, &parts, id).await,
         Route::Page(asset) => Ok(web::serve(asset)),
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => ops::readyz(state).await,
@@ -295,6 +314,9 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("POST", "/bookings/{booking_id}/cancel"),
     ("POST", "/bookings/{booking_id}/exchange"),
     ("GET", "/users/me/bookings"),
+    ("GET", "/shows/{show_id}/holds"),
+    ("GET", "/shows/{show_id}/bookings"),
+    ("GET", "/shows/{show_id}/report"),
     ("GET", "/"),
     ("GET", "/app.js"),
     ("GET", "/areas.js"),

@@ -1,11 +1,12 @@
 //! `GET /shows`, answered from memory for up to [`LIST_MAX_AGE`].
 //!
-//! The list counts the seats of every show, which costs a look at every taken seat of
-//! every show (the held ones against their holds' deadlines). Under an on-sale of many
-//! shows that is far more than a listing is worth on every request. So one request at
-//! a time reads it, and the answer is reused for up to [`LIST_MAX_AGE`]: counts may
-//! trail by that much; a show created through this process is listed at once
-//! ([`ListCache::forget`]).
+//! Only the plain first page (`GET /shows` without a query, what the web page and most
+//! clients ask for) is reused. The list no longer counts seats (a page is one range of
+//! the index `shows_by_start`, see `booking_core::queries::shows`), so a read is cheap;
+//! the reuse keeps a crowd of page loads from becoming as many database reads. One
+//! request at a time reads it, and the answer is reused for up to [`LIST_MAX_AGE`]: a
+//! show may trail by that much; one created or changed through this process is listed
+//! at once ([`ListCache::forget`]).
 
 use crate::http::{ApiError, Reply};
 use std::future::Future;

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use hyper::header::{HeaderValue, ETAG, IF_NONE_MATCH};
 use hyper::http::request::Parts;
 use hyper::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use std::collections::BTreeMap;
 
 #[derive(Deserialize)]
@@ -260,22 +260,45 @@ pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Repl
     Ok(reply)
 }
 
-#[derive(Serialize)]
-struct ShowList {
-    shows: Vec<shows::Show>,
-}
-
-/// `GET /shows`: every show with its seat counts, reused for up to
-/// [`LIST_MAX_AGE`](crate::show_list::LIST_MAX_AGE) (see [`crate::show_list`]).
-pub async fn list(state: &AppState) -> Result<Reply, ApiError> {
-    state
-        .show_list
-        .get_or_read(|| async {
-            let client = state.client().await?;
-            let shows = shows::list_shows(&client).await?;
-            Ok(Reply::json(StatusCode::OK, &ShowList { shows }))
+/// `GET /shows?from=&to=&limit=&cursor=`: shows by `starts_at`, in pages, without
+/// live counts (`booking_core::queries::shows`). The plain first page (no query) is
+/// reused for up to [`LIST_MAX_AGE`](crate::show_list::LIST_MAX_AGE) (see
+/// [`crate::show_list`]).
+pub async fn list(state: &AppState, parts: &Parts) -> Result<Reply, ApiError> {
+    let mut qs = crate::queries::QueryString::of(parts)?;
+    let (limit, cursor) = qs.page()?;
+    let time = |name: &str, v: Option<String>| {
+        v.map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .map(|t| t.with_timezone(&Utc))
+                .map_err(|_| {
+                    ApiError::invalid(
+                        name,
+                        format!("Invalid {name}: an RFC 3339 time such as 2026-12-01T20:00:00Z."),
+                    )
+                })
         })
-        .await
+        .transpose()
+    };
+    let from = time("from", qs.take("from"))?;
+    let to = time("to", qs.take("to"))?;
+    qs.finish()?;
+    let q = booking_core::ShowQuery {
+        from,
+        to,
+        limit,
+        cursor,
+    };
+    let read = || async {
+        let client = state.client().await?;
+        let page = booking_core::queries::shows(&client, &q).await?;
+        Ok(crate::queries::page_reply("shows", &page))
+    };
+    if parts.uri.query().is_none() {
+        state.show_list.get_or_read(read).await
+    } else {
+        read().await
+    }
 }
 
 /// A show id from the path; one that cannot exist is simply not found.

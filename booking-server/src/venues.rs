@@ -8,7 +8,7 @@ use booking_core::{venues, NewVenue, VenueId};
 use bytes::Bytes;
 use hyper::http::request::Parts;
 use hyper::StatusCode;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -70,16 +70,14 @@ pub async fn update(
     Ok(Reply::json(StatusCode::OK, &venue))
 }
 
-#[derive(Serialize)]
-struct VenueList {
-    venues: Vec<venues::Venue>,
-}
-
-/// `GET /venues`.
-pub async fn list(state: &AppState) -> Result<Reply, ApiError> {
+/// `GET /venues?limit=&cursor=`: oldest first, in pages.
+pub async fn list(state: &AppState, parts: &Parts) -> Result<Reply, ApiError> {
+    let mut qs = crate::queries::QueryString::of(parts)?;
+    let (limit, cursor) = qs.page()?;
+    qs.finish()?;
     let client = state.client().await?;
-    let venues = venues::list_venues(&client).await?;
-    Ok(Reply::json(StatusCode::OK, &VenueList { venues }))
+    let page = venues::venues_page(&client, limit, cursor).await?;
+    Ok(crate::queries::page_reply("venues", &page))
 }
 
 /// `GET /venues/{venue_id}`.

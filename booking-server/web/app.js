@@ -459,14 +459,22 @@ function clearChoice() {
 
 // ---- Loading ------------------------------------------------------------------
 
+// The list comes in pages (API.md, "Pages"): follow next_cursor, up to 1,000 shows. It
+// carries no live counts; the seat map of the show opened has them.
 async function loadShows() {
-  const { shows } = await api("GET", "/shows");
+  const shows = [];
+  let page = await api("GET", "/shows");
+  shows.push(...page.shows);
+  while (page.next_cursor && shows.length < 1000) {
+    page = await api("GET", `/shows?limit=200&cursor=${encodeURIComponent(page.next_cursor)}`);
+    shows.push(...page.shows);
+  }
   const select = $("show");
   select.textContent = "";
   for (const s of shows) {
     const o = document.createElement("option");
     o.value = s.id;
-    o.textContent = `${s.title} — ${new Date(s.starts_at).toLocaleString()} (${s.available} free)`;
+    o.textContent = `${s.title} — ${new Date(s.starts_at).toLocaleString()} (${s.seats_total} seats)`;
     select.appendChild(o);
   }
   const wanted = new URLSearchParams(location.search).get("show");

@@ -100,16 +100,25 @@ async fn free_seat(target: &Target, args: &Args) -> Result<(String, String), Str
     let mut shows: Vec<String> = match &args.show {
         Some(s) => vec![s.clone()],
         None => {
+            // The list carries no counts: each show's own answer says what is free.
             let (_, list) = call(target, Method::GET, "/shows", &[], None).await?;
-            list["shows"]
+            let ids: Vec<String> = list["shows"]
                 .as_array()
                 .map(|a| {
                     a.iter()
-                        .filter(|s| s["available"].as_i64() > Some(0))
                         .filter_map(|s| s["id"].as_str().map(str::to_owned))
                         .collect()
                 })
-                .unwrap_or_default()
+                .unwrap_or_default();
+            let mut free = Vec::new();
+            for id in ids {
+                let (_, show) =
+                    call(target, Method::GET, &format!("/shows/{id}"), &[], None).await?;
+                if show["available"].as_i64() > Some(0) {
+                    free.push(id);
+                }
+            }
+            free
         }
     };
     if shows.is_empty() {
