@@ -59,6 +59,7 @@ pub mod metrics;
 pub mod ops;
 pub mod routes;
 pub mod seat_cache;
+pub mod show_lifecycle;
 pub mod show_list;
 pub mod shows;
 pub mod state;

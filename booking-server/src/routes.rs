@@ -1,6 +1,7 @@
 //! Routing: a plain `match` over method and path segments, one function per endpoint.
 
 use crate::http::{self, Answer, ApiError};
+use crate::show_lifecycle;
 use crate::state::AppState;
 use crate::{areas, blocks, bookings, cart, events, holds, ops, shows, venues, web};
 use hyper::body::Incoming;
@@ -75,6 +76,10 @@ pub enum Route<'a> {
     Metrics,
     /// `GET /openapi.json`.
     OpenApi,
+    /// `PATCH /shows/{show_id}` (admin).
+    UpdateShow(&'a str),
+    /// `POST /shows/{show_id}/cancel` (admin).
+    CancelShow(&'a str),
 }
 
 impl Route<'_> {
@@ -113,6 +118,8 @@ impl Route<'_> {
             Route::Readyz => "GET /readyz",
             Route::Metrics => "GET /metrics",
             Route::OpenApi => "GET /openapi.json",
+            Route::UpdateShow(_) => "PATCH /shows/{show_id}",
+            Route::CancelShow(_) => "POST /shows/{show_id}/cancel",
         }
     }
 
@@ -132,6 +139,7 @@ impl Route<'_> {
                 | Route::RemoveFromHold(_)
                 | Route::CancelBooking(_)
                 | Route::ExchangeSeats(_)
+                | Route::UpdateShow(_)
         )
     }
 }
@@ -161,7 +169,10 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["shows"] if post => Ok(Route::CreateShow),
         ["shows"] => allow("GET, POST"),
         ["shows", id] if get => Ok(Route::GetShow(id)),
-        ["shows", _] => allow("GET"),
+        ["shows", id] if method == Method::PATCH => Ok(Route::UpdateShow(id)),
+        ["shows", _] => allow("GET, PATCH"),
+        ["shows", id, "cancel"] if post => Ok(Route::CancelShow(id)),
+        ["shows", _, "cancel"] => allow("POST"),
         ["shows", id, "seats"] if get => Ok(Route::SeatMap(id)),
         ["shows", _, "seats"] => allow("GET"),
         ["shows", id, "areas"] if get => Ok(Route::ListAreas(id)),
@@ -263,7 +274,12 @@ pub async fn dispatch(
         Route::Readyz => ops::readyz(state).await,
         Route::Metrics => Ok(ops::metrics(state)),
         Route::OpenApi => Ok(ops::openapi()),
+        Route::UpdateShow(id) => show_lifecycle::update(state, &parts, body, id).await,
+        Route::CancelShow(id) => show_lifecycle::cancel(state, &parts, id).await,
     };
+    if matches!(&reply, Err(e) if e.code == "not_on_sale") {
+        state.metrics.not_on_sale.inc();
+    }
     reply.map(Answer::Reply)
 }
 
@@ -304,4 +320,6 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("PATCH", "/shows/{show_id}"),
+    ("POST", "/shows/{show_id}/cancel"),
 ];

@@ -15,6 +15,7 @@ mod common;
 mod events;
 mod idempotency;
 mod inventory;
+mod lifecycle;
 mod parsing;
 mod process;
 mod seat_cache;
