@@ -417,3 +417,155 @@ async fn the_feed_carries_the_cancellation() {
     assert_eq!(data["cause"], "show_cancel");
     assert_eq!(data["seats"].as_array().unwrap().len(), 4);
 }
+
+/// Many holds, places, best-available holds, adds and exchanges through two processes
+/// race one cancellation: afterwards nothing of the show is held or booked, every
+/// answer was a success or a documented refusal, both maps end as the database's, and
+/// the audit passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_takers_against_a_cancel_leave_nothing_taken() {
+    let a = TestServer::start().await;
+    let b = std::sync::Arc::new(TestServer::start_on(&a.database_url, |_| {}).await);
+    let res = a
+        .post("/shows")
+        .admin()
+        .json(json!({
+            "title": "Race", "starts_at": "2030-01-01T20:00:00Z",
+            "rows": [{"row": "A", "seats": 10}, {"row": "B", "seats": 10}, {"row": "C", "seats": 10}],
+            "areas": [{"area": "FLOOR", "capacity": 40, "category": "standing"}],
+            "ticket_types": [{"type": "adult", "prices": {"standard": 5000, "standing": 3000}}]
+        }))
+        .send()
+        .await;
+    let show = res.json["id"].as_str().unwrap().to_owned();
+    // Carts to add to (C1..C5) and bookings to exchange (C6..C10).
+    let mut carts = Vec::new();
+    let mut bookings = Vec::new();
+    for n in 1..=5 {
+        carts.push((
+            format!("c{n}"),
+            a.hold(&show, &format!("c{n}"), &[&format!("C{n}")]).await,
+        ));
+        let h = a
+            .hold(&show, &format!("b{n}"), &[&format!("C{}", n + 5)])
+            .await;
+        let r = a
+            .post(&format!("/holds/{h}/confirm"))
+            .user(&format!("b{n}"))
+            .send()
+            .await;
+        bookings.push((
+            format!("b{n}"),
+            r.json["booking_id"].as_str().unwrap().to_owned(),
+            format!("C{}", n + 5),
+        ));
+    }
+    let a = std::sync::Arc::new(a);
+    let mut tasks = Vec::new();
+    for i in 0..80usize {
+        let s = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let show = show.clone();
+        let (cart_user, cart) = carts[i % carts.len()].clone();
+        let (owner, booking, had) = bookings[i % bookings.len()].clone();
+        let seat = format!("{}{}", ["A", "B"][i % 2], i % 10 + 1);
+        tasks.push(tokio::spawn(async move {
+            let user = format!("u{i}");
+            let r = match i % 6 {
+                0 => {
+                    s.post(&format!("/shows/{show}/holds"))
+                        .user(&user)
+                        .json(json!({"seats": [seat]}))
+                        .send()
+                        .await
+                }
+                1 => {
+                    s.post(&format!("/shows/{show}/holds"))
+                        .user(&user)
+                        .json(json!({"areas": {"FLOOR": 2}}))
+                        .send()
+                        .await
+                }
+                2 => {
+                    s.post(&format!("/shows/{show}/holds"))
+                        .user(&user)
+                        .key(&format!("k{i}"))
+                        .json(json!({"seats": [seat], "areas": {"FLOOR": 1}}))
+                        .send()
+                        .await
+                }
+                3 => {
+                    s.post(&format!("/shows/{show}/holds/best"))
+                        .user(&user)
+                        .json(json!({"count": 2}))
+                        .send()
+                        .await
+                }
+                4 => {
+                    s.post(&format!("/holds/{cart}/add"))
+                        .user(&cart_user)
+                        .json(json!({"seats": [seat]}))
+                        .send()
+                        .await
+                }
+                _ => {
+                    s.post(&format!("/bookings/{booking}/exchange"))
+                        .user(&owner)
+                        .json(json!({"release": [had], "take": [seat]}))
+                        .send()
+                        .await
+                }
+            };
+            let code = match r.status.is_success() {
+                true => String::new(),
+                false => r.error().to_owned(),
+            };
+            (i, r.status, code)
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let done = a
+        .post(&format!("/shows/{show}/cancel"))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(done.status, StatusCode::OK, "{}", done.text());
+    let mut answers: std::collections::BTreeMap<String, usize> = Default::default();
+    for t in tasks {
+        let (i, status, code) = t.await.unwrap();
+        *answers
+            .entry(format!("{} {code}", status.as_u16()))
+            .or_default() += 1;
+        let fine = status.is_success()
+            || matches!(
+                code.as_str(),
+                "show_cancelled"
+                    | "seats_unavailable"
+                    | "hold_released"
+                    | "booking_cancelled"
+                    | "not_in_booking"
+            );
+        assert!(fine, "request {i}: {status} {code}");
+    }
+    // What the racers were told (for the log: how they interleaved varies).
+    eprintln!("answers: {answers:?}");
+    let left = a
+        .count(&format!(
+            "SELECT count(*) FROM seats WHERE show_id = {show}
+              AND (hold_id IS NOT NULL OR booking_id IS NOT NULL)"
+        ))
+        .await;
+    assert_eq!(left, 0, "taken after the cancel");
+    let active = a
+        .count(&format!(
+            "SELECT (SELECT count(*) FROM holds WHERE show_id = {show} AND status = 'active')
+                  + (SELECT count(*) FROM bookings WHERE show_id = {show} AND status = 'confirmed')"
+        ))
+        .await;
+    assert_eq!(active, 0);
+    converges(&a, &show).await;
+    converges(&b, &show).await;
+    let url = a.database_url.clone();
+    drop(b);
+    std::sync::Arc::try_unwrap(a).ok().unwrap().stop().await;
+    audit(&url).await;
+}
