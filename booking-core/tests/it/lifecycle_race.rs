@@ -253,3 +253,72 @@ async fn nothing_is_taken_after_a_show_cancel_commits() {
     );
     db.audit().await;
 }
+
+/// Waits until `n` sessions of the test's database wait for a lock (a hang guard, not a
+/// timing check).
+async fn lock_waiters(db: &TestDb, n: i64) {
+    for _ in 0..2000 {
+        let waiting = db
+            .count(
+                "SELECT count(*) FROM pg_stat_activity
+                  WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .await;
+        if waiting >= n {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    panic!("fewer than {n} sessions ever waited for a lock");
+}
+
+/// A hold whose read of the show came before the cancellation's close committed, and
+/// whose lock came after, is refused: `holds::hold` by its read of the show after its
+/// locks, `hold_pooled` (one statement, one snapshot) because the close rewrote the seat
+/// it locked. Each fails without its rule (the hold is written, and swept a moment later).
+#[tokio::test]
+async fn a_hold_that_read_the_show_before_the_close_is_refused_after_it() {
+    for pooled in [false, true] {
+        let db = TestDb::new().await;
+        let engine = patient();
+        let show = db.show(1, 5).await;
+        // Someone holds A5's row: the close will lock A1 to A4 and wait there.
+        let mut locker = db.client().await;
+        let tx = locker.transaction().await.unwrap();
+        tx.execute(
+            "SELECT 1 FROM seats WHERE show_id = $1 AND label = 'A5' FOR UPDATE",
+            &[&show.id.get()],
+        )
+        .await
+        .unwrap();
+        let cancel = {
+            let (pool, engine, id) = (db.pool.clone(), engine.clone(), show.id);
+            tokio::spawn(
+                async move { shows::cancel(&mut pool.get().await.unwrap(), &engine, id).await },
+            )
+        };
+        lock_waiters(&db, 1).await;
+        // The hold reads the show on sale, then waits for A1, which the close has.
+        let hold = {
+            let (pool, engine) = (db.pool.clone(), engine.clone());
+            let req = crate::common::request(&show, "late", &["A1"]);
+            tokio::spawn(async move {
+                let mut c = pool.get().await.unwrap();
+                match pooled {
+                    true => holds::hold_pooled(&mut c, &engine, &req).await,
+                    false => holds::hold(&mut c, &engine, &req).await,
+                }
+            })
+        };
+        lock_waiters(&db, 2).await;
+        tx.commit().await.unwrap();
+        let done = cancel.await.unwrap().unwrap();
+        let held = hold.await.unwrap();
+        assert!(
+            matches!(held, Err(Error::ShowCancelled)),
+            "pooled {pooled}: {held:?}"
+        );
+        assert_eq!((done.holds_released, done.bookings_cancelled), (0, 0));
+        db.audit().await;
+    }
+}
