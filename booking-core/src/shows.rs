@@ -15,7 +15,7 @@ use tokio_postgres::Row;
 mod cancel;
 mod sale;
 mod update;
-pub use cancel::{cancel, ShowCancellation};
+pub use cancel::{cancel, finish_cancellations, ShowCancellation};
 pub use sale::ShowStatus;
 pub(crate) use sale::{check as check_on_sale, refusal as sale_refusal, ON_SALE, SALE_COLUMNS};
 pub(crate) use sale::{check_live, SHOW_STATUS};

@@ -30,7 +30,8 @@
 //!
 //! A crash between the two leaves a cancelled show that refuses everything but still
 //! has its holds and bookings: a repeat of the cancellation finds them and sweeps (a
-//! repeat of a completed one writes nothing).
+//! repeat of a completed one writes nothing), as does [`finish_cancellations`], which
+//! the sweeper runs about once a minute.
 
 use super::{get_show, Show};
 use crate::database::{lock_timeout_value, Cached, SET_LOCK_TIMEOUT};
@@ -104,6 +105,37 @@ where
     Err(Error::Busy(
         "a show cancellation kept meeting holds locked by others",
     ))
+}
+
+/// Finishes cancellations that a crash (or a `503`) left between close and sweep:
+/// sweeps up to 16 cancelled shows that still have an active hold or a confirmed
+/// booking, each as a repeat of [`cancel`] would. Returns how many it swept. The
+/// sweeper's loop runs it about once a minute (`sweeper::run`), so such a show's holds
+/// and bookings are let go even when nobody repeats the cancellation.
+pub async fn finish_cancellations(
+    client: &mut deadpool_postgres::Client,
+    engine: &Engine,
+) -> Result<u64> {
+    // Few shows are ever cancelled: a scan of `shows` for them, then two index probes.
+    let rows = client
+        .cq(
+            "SELECT sh.id FROM shows sh
+              WHERE sh.cancelled_at IS NOT NULL
+                AND (EXISTS (SELECT 1 FROM holds h
+                              WHERE h.show_id = sh.id AND h.status = 'active')
+                     OR EXISTS (SELECT 1 FROM bookings b
+                                 WHERE b.show_id = sh.id AND b.status = 'confirmed'))
+              ORDER BY sh.id LIMIT 16",
+            &[],
+        )
+        .await?;
+    let mut swept = 0;
+    for r in rows {
+        let id = ShowId::from_db(r.get("id"));
+        cancel(client, engine, id).await?;
+        swept += 1;
+    }
+    Ok(swept)
 }
 
 /// Step 1 of the module docs: the show's `cancelled_at`, and whether this call set it.

@@ -484,3 +484,66 @@ async fn a_show_nobody_held_is_cancelled_with_one_event() {
     );
     db.audit().await;
 }
+
+#[tokio::test]
+async fn a_cancellation_interrupted_after_its_close_is_finished() {
+    let db = TestDb::new().await;
+    let engine = patient();
+    let (show, hold, booking) = sold_gig(&db).await;
+    // As if the server died between the close and the sweep.
+    db.client()
+        .await
+        .execute(
+            "UPDATE shows SET cancelled_at = now() WHERE id = $1",
+            &[&show.id.get()],
+        )
+        .await
+        .unwrap();
+    let r = holds::hold(
+        &mut db.client().await,
+        &engine,
+        &want(&show, "late", &["A1"], 0),
+    )
+    .await;
+    assert!(matches!(r, Err(Error::ShowCancelled)), "{r:?}");
+    let mut c = db.client().await;
+    assert_eq!(
+        shows::finish_cancellations(&mut c, &engine).await.unwrap(),
+        1
+    );
+    assert_eq!(
+        shows::finish_cancellations(&mut c, &engine).await.unwrap(),
+        0
+    );
+    let at = shows::get_show(&c, show.id)
+        .await
+        .unwrap()
+        .cancelled_at
+        .unwrap();
+    let h = holds::get_hold(&c, &hold.user_id, hold.hold_id)
+        .await
+        .unwrap();
+    assert_eq!(h.status, booking_core::HoldStatus::Released);
+    let b = bookings::get_booking(&c, &Actor::Admin, booking.booking_id)
+        .await
+        .unwrap();
+    assert_eq!(b.status, booking_core::BookingStatus::Cancelled);
+    assert_eq!(
+        db.count("SELECT count(*) FROM seat_events WHERE cause = 'show_cancel'")
+            .await,
+        1
+    );
+    let released_at: Option<chrono::DateTime<Utc>> = c
+        .query_one(
+            "SELECT released_at FROM holds WHERE show_id = $1 AND id = $2",
+            &[&show.id.get(), &hold.hold_id.key()],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(released_at, Some(at));
+    // A repeat of the cancellation now writes nothing.
+    let again = shows::cancel(&mut c, &engine, show.id).await.unwrap();
+    assert!(!again.cancelled_now && again.event.is_none());
+    db.audit().await;
+}
