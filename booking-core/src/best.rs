@@ -450,6 +450,9 @@ async fn write<C: GenericClient>(
     locked: Vec<LockedSeat>,
     ttl: HoldTtl,
 ) -> Result<Hold> {
+    // Does the show still sell, now that the group is ours? A new statement sees a show
+    // cancellation that committed while we locked (see `shows/sale.rs`).
+    crate::shows::check_on_sale(tx, req.show).await?;
     if let Some(limit) = house.max_seats_per_user {
         crate::holds::check_user_limit(tx, req.show, &req.user, group.len(), limit).await?;
     }

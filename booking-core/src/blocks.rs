@@ -116,6 +116,9 @@ async fn block_in<C: GenericClient>(
     if rows.is_empty() {
         return Err(Error::ShowNotFound);
     }
+    // A cancelled show takes no more blocks (nor anything else); its window does not
+    // matter to an admin.
+    crate::shows::check_live(tx, show).await?;
     let mut by_id: HashMap<i64, (SeatLabel, (i32, i32))> = HashMap::new();
     let mut taken = Vec::new();
     for r in rows

@@ -254,6 +254,10 @@ where
         seats
     };
     if expired {
+        // Taking seats back from nothing is a new sale: only while the show sells. (A
+        // live hold may be paid for until it expires, after `sales_end` too: it was
+        // made inside the window. A cancelled show has released every hold.)
+        crate::shows::check_on_sale(&tx, id.show()).await?;
         if let Some(limit) = show_limit(&tx, id).await? {
             let user = UserId::from_db(locked.user_id.clone());
             crate::holds::check_user_limit(&tx, id.show(), &user, seats.len(), limit).await?;

@@ -119,6 +119,19 @@ pub enum Error {
         /// Seats the user has in active holds and live bookings of the show now.
         current: u32,
     },
+    /// The show is not on sale now (database clock): before its `sales_start` or at
+    /// or after its `sales_end`; nothing was taken. `409 not_on_sale`, with the window.
+    #[error("not on sale: the window is {sales_start:?} to {sales_end:?}")]
+    NotOnSale {
+        /// When sales open; `None`: open from the show's creation.
+        sales_start: Option<chrono::DateTime<chrono::Utc>>,
+        /// When sales close; `None`: they do not close.
+        sales_end: Option<chrono::DateTime<chrono::Utc>>,
+    },
+    /// The show was cancelled ([`crate::shows::cancel`]): it refuses every hold, add,
+    /// block and change for ever. `409 show_cancelled`.
+    #[error("show cancelled")]
+    ShowCancelled,
     /// No venue has this id. `404 venue_not_found`.
     #[error("venue not found")]
     VenueNotFound,

@@ -27,7 +27,10 @@
 //! - [`database`]: connection pool ([`PoolOptions`]), migrations (embedded from the
 //!   workspace's `migrations/`), [`Settings`].
 //! - [`shows`]: create a show from rows of seats (or a venue's); read and list shows
-//!   with seat counts.
+//!   with seat counts. Its lifecycle: whether it sells now (`shows/sale.rs`: the sales
+//!   window and the cancellation, checked by every path that takes seats), changes
+//!   (`shows/update.rs`: [`shows::update`]) and cancellation (`shows/cancel.rs`:
+//!   [`shows::cancel`]).
 //! - [`venues`]: saved layouts that shows copy when they are created.
 //! - [`areas`]: standing areas (places sold by quantity, one row each) and their counts;
 //!   holds claim places in `holds/places.rs`.
@@ -107,6 +110,7 @@
 //!     if_versions: vec![],
 //!     ticket_types: vec![],
 //!     areas: vec![],
+//!     reference: Default::default(),
 //! }).await?;
 //!
 //! // Confirm inside our own transaction, next to a row of our own.
@@ -146,6 +150,7 @@ pub use best::{BestHold, BestRequest};
 pub use blocks::Block;
 pub use bookings::{Booking, CancelPart, Cancellation, Confirmation, Exchange, Exchanged};
 pub use database::{PoolOptions, Settings};
+pub use domain::SalesWindow;
 pub use domain::{
     Actor, AreaCode, AreaSpec, AreaWant, BlockId, BookingId, BookingStatus, Category, Currency,
     ExternalRef, Feature, HoldId, HoldStatus, HoldTtl, Layout, Metadata, NewShow, Pricing,
@@ -160,6 +165,7 @@ pub use pages::{Cursor, Limit, Page};
 pub use queries::{BookingQuery, HoldQuery, ShowListing, ShowQuery};
 pub use seats::{Seat, SeatMap};
 pub use shows::Show;
+pub use shows::{ShowCancellation, ShowChanges, ShowStatus};
 pub use sweeper::SweepOutcome;
 pub use tickets::Ticket;
 pub use venues::{NewVenue, Venue};

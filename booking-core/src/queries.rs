@@ -17,6 +17,7 @@ use crate::domain::{BookingStatus, HoldId, HoldStatus, ShowId, TicketType, UserI
 use crate::error::{Error, Result};
 use crate::holds::Hold;
 use crate::pages::{Cursor, Limit, List, Page};
+use crate::shows::SHOW_STATUS;
 use crate::tickets::{types_from_json, TYPES_OF_SHOW};
 use crate::Booking;
 use chrono::{DateTime, Utc};
@@ -249,7 +250,8 @@ impl Statement {
         let cursor = q.cursor.map(|c| c.of(List::Shows, None)).transpose()?;
         let mut st = Statement::new(&format!(
             "SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total,
-                    sh.max_seats_per_user, sh.venue_id, {TYPES_OF_SHOW}
+                    sh.max_seats_per_user, sh.venue_id, {TYPES_OF_SHOW},
+                    sh.sales_start, sh.sales_end, sh.cancelled_at, {SHOW_STATUS}
                FROM shows sh WHERE true"
         ));
         if let Some(from) = q.from {
@@ -308,6 +310,14 @@ pub struct ShowListing {
     /// The venue whose rows it copied, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub venue_id: Option<VenueId>,
+    /// When sales open (`null`: from creation on), as in [`crate::Show`].
+    pub sales_start: Option<DateTime<Utc>>,
+    /// When sales close (`null`: never).
+    pub sales_end: Option<DateTime<Utc>>,
+    /// When the show was cancelled (`null`: it was not).
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// On sale, not on sale or cancelled, by the database clock of the read.
+    pub status: crate::shows::ShowStatus,
 }
 
 /// A page of shows, soonest first (by `starts_at`, then id), from `from` (inclusive) to
@@ -330,6 +340,10 @@ pub async fn shows<C: GenericClient>(client: &C, q: &ShowQuery) -> Result<Page<S
                     .get::<_, Option<i32>>("max_seats_per_user")
                     .map(|m| m as u32),
                 venue_id: r.get::<_, Option<i64>>("venue_id").map(VenueId::from_db),
+                sales_start: r.get("sales_start"),
+                sales_end: r.get("sales_end"),
+                cancelled_at: r.get("cancelled_at"),
+                status: crate::shows::ShowStatus::from_db(r.get("status"))?,
             })
         })
         .collect::<Result<Vec<_>>>()?;

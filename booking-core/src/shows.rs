@@ -12,6 +12,15 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 use tokio_postgres::Row;
 
+mod cancel;
+mod sale;
+mod update;
+pub use cancel::{cancel, finish_cancellations, ShowCancellation};
+pub use sale::ShowStatus;
+pub(crate) use sale::{check as check_on_sale, refusal as sale_refusal, ON_SALE, SALE_COLUMNS};
+pub(crate) use sale::{check_live, SHOW_STATUS};
+pub use update::{update, ShowChanges};
+
 /// A show with how many of its seats are in each state right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Show {
@@ -41,6 +50,14 @@ pub struct Show {
     /// The venue whose rows it copied, if any.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub venue_id: Option<VenueId>,
+    /// When sales open (`null`: from creation on).
+    pub sales_start: Option<DateTime<Utc>>,
+    /// When sales close (`null`: never).
+    pub sales_end: Option<DateTime<Utc>>,
+    /// When the show was cancelled (`null`: it was not).
+    pub cancelled_at: Option<DateTime<Utc>>,
+    /// Whether it sells at the moment of this read (database clock).
+    pub status: ShowStatus,
 }
 
 /// Creates a show and all its seats in one transaction (on `client`, or nested inside
@@ -66,11 +83,14 @@ where
     let types = new.pricing().ticket_types(&layout)?;
     let seats = SeatColumns::of(&layout);
     let n = seats.labels.len();
-    let id: i64 = tx
+    let id = tx
         .cq_one(
-            "INSERT INTO shows (title, starts_at, currency, seats_total, venue_id,
-                                max_seats_per_user, default_ticket_type)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+            &format!(
+                "INSERT INTO shows AS sh (title, starts_at, currency, seats_total, venue_id,
+                                          max_seats_per_user, default_ticket_type,
+                                          sales_start, sales_end)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) RETURNING id, {SHOW_STATUS}"
+            ),
             &[
                 &new.title(),
                 &new.starts_at(),
@@ -79,10 +99,13 @@ where
                 &venue.map(VenueId::get),
                 &new.max_seats_per_user().map(|m| m as i32),
                 &types[0].name.as_str(),
+                &new.sales_window().start,
+                &new.sales_window().end,
             ],
         )
-        .await?
-        .get(0);
+        .await?;
+    let status = ShowStatus::from_db(id.get("status"))?;
+    let id: i64 = id.get("id");
     insert_types(&tx, id, &types).await?;
     let inserted = tx
         .cexec(
@@ -135,6 +158,10 @@ where
         ticket_types: types,
         max_seats_per_user: new.max_seats_per_user(),
         venue_id: venue,
+        sales_start: new.sales_window().start,
+        sales_end: new.sales_window().end,
+        cancelled_at: None,
+        status,
     })
 }
 
@@ -234,6 +261,7 @@ fn shows_with_counts() -> String {
     format!(
         "SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total::bigint AS seats_total,
            sh.max_seats_per_user, sh.venue_id, {TYPES_OF_SHOW},
+           sh.sales_start, sh.sales_end, sh.cancelled_at, {SHOW_STATUS},
            (SELECT count(*) FROM seats s
              WHERE s.show_id = sh.id AND s.area IS NULL AND s.booking_id IS NOT NULL) AS booked,
            (SELECT count(*) FROM seats s
@@ -266,6 +294,10 @@ fn show_from_row(row: &Row) -> Result<Show> {
             .get::<_, Option<i32>>("max_seats_per_user")
             .map(|m| m as u32),
         venue_id: row.get::<_, Option<i64>>("venue_id").map(VenueId::from_db),
+        sales_start: row.get("sales_start"),
+        sales_end: row.get("sales_end"),
+        cancelled_at: row.get("cancelled_at"),
+        status: ShowStatus::from_db(row.get("status"))?,
     })
 }
 

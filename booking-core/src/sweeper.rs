@@ -5,7 +5,8 @@
 //! [`sweep_once`] is one step that tests call directly; [`run`] wraps it in a loop that
 //! sleeps until the earliest `expires_at`, wakes early when a hold made through the same
 //! [`Engine`] is due sooner (through the engine's memory, not NOTIFY), falls back to a
-//! periodic tick, prunes old idempotency keys and feed events about once a minute, and
+//! periodic tick, prunes old idempotency keys and feed events (and finishes show
+//! cancellations a crash interrupted, `shows::finish_cancellations`) about once a minute, and
 //! stops on a cancellation token.
 //!
 //! Any number of sweepers may run against one database: each claims a batch of due
@@ -205,6 +206,9 @@ pub async fn run(engine: Engine, pool: Pool, options: SweeperOptions, cancel: Ca
             if let Err(e) = prune(&pool, &options).await {
                 tracing::warn!(error = %e, "pruning old idempotency keys or events failed");
             }
+            if let Err(e) = finish_cancellations(&pool, &engine).await {
+                tracing::warn!(error = %e, "finishing interrupted show cancellations failed");
+            }
         }
         hint_moved.borrow_and_update();
         let delay = match step(&pool, &engine, &options).await {
@@ -240,6 +244,16 @@ pub async fn run(engine: Engine, pool: Pool, options: SweeperOptions, cancel: Ca
 }
 
 const PRUNE_EVERY: Duration = Duration::from_secs(60);
+
+/// Sweeps shows whose cancellation was interrupted ([`crate::shows::finish_cancellations`]).
+async fn finish_cancellations(pool: &Pool, engine: &Engine) -> Result<()> {
+    let mut client = crate::database::client(pool).await?;
+    let n = crate::shows::finish_cancellations(&mut client, engine).await?;
+    if n > 0 {
+        tracing::info!(shows = n, "finished interrupted show cancellations");
+    }
+    Ok(())
+}
 
 async fn prune(pool: &Pool, options: &SweeperOptions) -> Result<()> {
     let client = crate::database::client(pool).await?;

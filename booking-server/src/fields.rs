@@ -8,6 +8,8 @@
 //!   any other value of the wrong type. Use `#[serde(default, deserialize_with =
 //!   "fields::present")]` on every `Option` field (collections with `#[serde(default)]`
 //!   refuse `null` by themselves).
+//! - The exception: the fields that `null` clears in `PATCH /shows/{id}` (`sales_start`,
+//!   `sales_end`, `max_seats_per_user`) use [`nullable`]: absent, `null` or a value.
 
 use serde::de::{self, Deserialize, Deserializer, Unexpected, Visitor};
 use std::fmt;
@@ -88,6 +90,17 @@ pub fn reference(
             .transpose()?,
         metadata: metadata.map(booking_core::Metadata::parse).transpose()?,
     })
+}
+
+/// A field that may be absent (`None`), `null` (`Some(None)`: clear it) or a value
+/// (`Some(Some(v))`): with `#[serde(default, deserialize_with = "fields::nullable")]`.
+/// Only where the API documents `null` as "clear" (see the module docs).
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
 }
 
 #[cfg(test)]

@@ -222,7 +222,7 @@ pub async fn create(
     if !idem.is_keyed() && request.if_versions.is_empty() {
         if let Some((seats, areas)) = state
             .seat_cache
-            .taken(show, &request, &state.feed, arrived)
+            .taken(show, &request, &state.feed, &state.feed_pool, arrived)
             .await
         {
             return Err(booking_core::Error::SeatsUnavailable { seats, areas }.into());

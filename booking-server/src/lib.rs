@@ -64,6 +64,7 @@ pub mod queries;
 pub mod reports;
 pub mod routes;
 pub mod seat_cache;
+pub mod show_lifecycle;
 pub mod show_list;
 pub mod shows;
 pub mod state;

@@ -78,6 +78,11 @@ pub struct Metrics {
     pub lock_timeouts: Counter,
     /// `booking_unavailable_total`: every answer with status 503.
     pub unavailable: Counter,
+    /// `booking_not_on_sale_total`: requests answered `409 not_on_sale` (outside a
+    /// show's sales window).
+    pub not_on_sale: Counter,
+    /// `booking_show_cancels_total`: shows cancelled by this process (repeats not).
+    pub show_cancels: Counter,
 }
 
 /// What the pool says right now.
@@ -162,6 +167,14 @@ impl Default for Metrics {
             "booking_unavailable",
             "Requests answered 503 (lock wait, pool wait or database down)",
         );
+        let not_on_sale = counter(
+            "booking_not_on_sale",
+            "Requests refused 409 not_on_sale: outside the show's sales window",
+        );
+        let show_cancels = counter(
+            "booking_show_cancels",
+            "Shows cancelled (repeats of a cancellation not counted)",
+        );
         Metrics {
             registry,
             requests,
@@ -183,6 +196,8 @@ impl Default for Metrics {
             user_limit_refusals,
             lock_timeouts,
             unavailable,
+            not_on_sale,
+            show_cancels,
         }
     }
 }

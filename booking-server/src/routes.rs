@@ -1,6 +1,7 @@
 //! Routing: a plain `match` over method and path segments, one function per endpoint.
 
 use crate::http::{self, Answer, ApiError};
+use crate::show_lifecycle;
 use crate::state::AppState;
 use crate::{
     areas, blocks, bookings, cart, events, holds, ops, queries, reports, shows, venues, web,
@@ -83,6 +84,10 @@ pub enum Route<'a> {
     Metrics,
     /// `GET /openapi.json`.
     OpenApi,
+    /// `PATCH /shows/{show_id}` (admin).
+    UpdateShow(&'a str),
+    /// `POST /shows/{show_id}/cancel` (admin).
+    CancelShow(&'a str),
 }
 
 impl Route<'_> {
@@ -124,6 +129,8 @@ impl Route<'_> {
             Route::Readyz => "GET /readyz",
             Route::Metrics => "GET /metrics",
             Route::OpenApi => "GET /openapi.json",
+            Route::UpdateShow(_) => "PATCH /shows/{show_id}",
+            Route::CancelShow(_) => "POST /shows/{show_id}/cancel",
         }
     }
 
@@ -143,6 +150,7 @@ impl Route<'_> {
                 | Route::RemoveFromHold(_)
                 | Route::CancelBooking(_)
                 | Route::ExchangeSeats(_)
+                | Route::UpdateShow(_)
         )
     }
 }
@@ -172,7 +180,10 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["shows"] if post => Ok(Route::CreateShow),
         ["shows"] => allow("GET, POST"),
         ["shows", id] if get => Ok(Route::GetShow(id)),
-        ["shows", _] => allow("GET"),
+        ["shows", id] if method == Method::PATCH => Ok(Route::UpdateShow(id)),
+        ["shows", _] => allow("GET, PATCH"),
+        ["shows", id, "cancel"] if post => Ok(Route::CancelShow(id)),
+        ["shows", _, "cancel"] => allow("POST"),
         ["shows", id, "seats"] if get => Ok(Route::SeatMap(id)),
         ["shows", _, "seats"] => allow("GET"),
         ["shows", id, "areas"] if get => Ok(Route::ListAreas(id)),
@@ -282,7 +293,12 @@ pub async fn dispatch(
         Route::Readyz => ops::readyz(state).await,
         Route::Metrics => Ok(ops::metrics(state)),
         Route::OpenApi => Ok(ops::openapi()),
+        Route::UpdateShow(id) => show_lifecycle::update(state, &parts, body, id).await,
+        Route::CancelShow(id) => show_lifecycle::cancel(state, &parts, id).await,
     };
+    if matches!(&reply, Err(e) if e.code == "not_on_sale") {
+        state.metrics.not_on_sale.inc();
+    }
     reply.map(Answer::Reply)
 }
 
@@ -326,4 +342,6 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("PATCH", "/shows/{show_id}"),
+    ("POST", "/shows/{show_id}/cancel"),
 ];

@@ -51,7 +51,8 @@
 //!
 //! Hold requests for seats the map shows taken are refused from it when it is current
 //! for the request (see [`SeatCache::taken`]), so a herd on one seat does not reach the
-//! database.
+//! database; and only for a show known, within the last second, to sell now
+//! (`sale.rs`): a show not on sale or cancelled is refused by the database first.
 //!
 //! The `ETag` is the cache's random epoch and a generation bumped by every change of
 //! the map: equal tags mean equal bodies, so `If-None-Match` can answer `304`.
@@ -61,6 +62,7 @@
 //! feed for them and answers from them.
 
 pub mod map;
+mod sale;
 
 pub use map::Entry;
 
@@ -103,6 +105,8 @@ pub struct SeatCache {
     /// Runs the followers and background reads as the engine's tasks, so that a
     /// shutdown waits for them.
     engine: Engine,
+    /// Whether each show sells, for refusals from memory (`seat_cache/sale.rs`).
+    sales: Arc<sale::Sales>,
 }
 
 impl SeatCache {
@@ -122,6 +126,7 @@ impl SeatCache {
             epoch: format!("{mix:x}"),
             generations: Generations::default(),
             engine,
+            sales: Default::default(),
         }
     }
 }
@@ -199,6 +204,10 @@ impl SeatCache {
         }
         let read = async {
             let client = booking_core::database::client(pool).await?;
+            // Whether it sells, read with the map (before it: never newer than the map).
+            let began = std::time::Instant::now();
+            let sale = sale::read_sale_on(&client, show).await?;
+            self.sales.read(show, sale, began);
             booking_core::seats::seat_map(&client, show).await
         }
         .await;
@@ -279,6 +288,11 @@ impl SeatCache {
         let (cache, s) = (Arc::clone(self), Arc::clone(s));
         self.engine.spawn(async move {
             while let Some(event) = sub.next().await {
+                if event.cause == booking_core::feed::Cause::ShowCancel {
+                    // Whichever process cancelled it: no refusal from memory again.
+                    let now = std::time::Instant::now();
+                    cache.sales.read(show, Some(sale::Sale::Cancelled), now);
+                }
                 s.state.lock().on_event(&event, &cache.generations);
                 s.applied.notify_waiters();
             }
@@ -335,9 +349,26 @@ impl SeatCache {
         show: ShowId,
         req: &HoldRequest,
         feed: &Feed,
+        pool: &booking_core::deadpool_postgres::Pool,
         arrived: std::time::Instant,
     ) -> Option<(Vec<SeatLabel>, Vec<AreaCode>)> {
         let refused = |t: &(Vec<SeatLabel>, Vec<AreaCode>)| !t.0.is_empty() || !t.1.is_empty();
+        // A show that may not sell now is refused by the database first (not on sale,
+        // cancelled): not from here.
+        match self.sales.sells(show) {
+            Some((sells, stale)) => {
+                if stale {
+                    self.read_sale(show, pool);
+                }
+                if !sells {
+                    return None;
+                }
+            }
+            None => {
+                self.read_sale(show, pool);
+                return None;
+            }
+        }
         let s = self.show(show)?;
         // Cheap first look: nothing to wait for unless a seat looks taken (or an area
         // short).
@@ -391,6 +422,30 @@ impl SeatCache {
             return; // Not cached: the next read of the map comes after our commit.
         };
         s.state.lock().on_own(event, &self.generations);
+    }
+
+    /// Reads whether `show` sells in the background, unless a read is in flight.
+    fn read_sale(&self, show: ShowId, pool: &booking_core::deadpool_postgres::Pool) {
+        if !self.sales.begin_read(show) {
+            return;
+        }
+        let (sales, pool) = (self.sales.clone(), pool.clone());
+        self.engine.spawn(async move {
+            let began = std::time::Instant::now();
+            match sale::read_sale(&pool, show).await {
+                Ok(found) => sales.read(show, found, began),
+                Err(e) => {
+                    tracing::debug!(error = %e, "reading a show's window in the background failed");
+                    sales.read(show, None, began);
+                }
+            }
+        });
+    }
+
+    /// Forgets whether `show` sells (its window or cancellation changed through this
+    /// process): no refusal from memory until it is read again.
+    pub fn forget_sale(&self, show: ShowId) {
+        self.sales.forget(show);
     }
 
     /// Drops the show's map: the next request reads it afresh.

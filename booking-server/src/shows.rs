@@ -35,6 +35,10 @@ struct NewShowBody {
     venue_id: Option<String>,
     #[serde(default, deserialize_with = "fields::present")]
     max_seats_per_user: Option<Int>,
+    #[serde(default, deserialize_with = "fields::present")]
+    sales_start: Option<DateTime<Utc>>,
+    #[serde(default, deserialize_with = "fields::present")]
+    sales_end: Option<DateTime<Utc>>,
 }
 
 #[derive(Deserialize)]
@@ -231,7 +235,10 @@ fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
             new.with_prices(parsed)?
         }
     };
-    Ok(new.with_max_seats_per_user(b.max_seats_per_user.map(Int::get))?)
+    let window = booking_core::SalesWindow::new(b.sales_start, b.sales_end)?;
+    Ok(new
+        .with_max_seats_per_user(b.max_seats_per_user.map(Int::get))?
+        .with_sales_window(window))
 }
 
 /// `POST /shows` (admin).

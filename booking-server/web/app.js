@@ -102,6 +102,16 @@ function explain(e, asked = {}, nothing = "Nothing was held.") {
     const seats = Array.isArray(d.seats) && d.seats.length ? ` Seats already taken: ${d.seats.join(", ")}.` : "";
     return `Not enough standing places left in ${short.join(", ")}.${seats} ${nothing}`;
   }
+  if (e.code === "not_on_sale") {
+    state.sale = { status: "not_on_sale", sales_start: d.sales_start ?? null, sales_end: d.sales_end ?? null };
+    renderSale();
+    return `${saleText(state.sale)} ${nothing}`;
+  }
+  if (e.code === "show_cancelled") {
+    state.sale = { status: "cancelled" };
+    renderSale();
+    return `This show was cancelled: nothing can be held. ${nothing}`;
+  }
   if (e.code === "area_not_found" && Array.isArray(d.areas)) {
     return `This show has no standing area ${d.areas.join(", ")} (any more). The map was reloaded. ${nothing}`;
   }
@@ -384,6 +394,10 @@ function renderPanel() {
   $("hold").hidden = active;
   $("best").hidden = active;
   $("hold").disabled = sel.length === 0 && placesWanted() === 0;
+  // A show that does not sell takes no hold: say why instead (renderSale).
+  const closed = state.sale && state.sale.status !== "on_sale";
+  if (closed) $("hold").disabled = true;
+  $("best-hold").disabled = Boolean(closed);
   $("holdbox").hidden = !active;
   if (active) {
     $("held-seats").textContent = heldText(h);
@@ -457,6 +471,31 @@ function clearChoice() {
   state.placeTypes.clear();
 }
 
+// ---- The sales window ---------------------------------------------------------
+
+// What the show's window or cancellation means to a buyer, in a sentence.
+function saleText(sale) {
+  const when = (t) => new Date(t).toLocaleString();
+  if (sale.status === "cancelled") return "This show was cancelled.";
+  if (sale.status === "not_on_sale") {
+    if (sale.sales_start && new Date(sale.sales_start) > new Date()) return `Not on sale yet: sales open ${when(sale.sales_start)}.`;
+    if (sale.sales_end) return `Not on sale: sales closed ${when(sale.sales_end)}.`;
+    return "Not on sale.";
+  }
+  return sale.sales_end ? `On sale until ${when(sale.sales_end)}.` : "";
+}
+
+// Shows the window above the map (hidden while on sale without an end); `panel`: also
+// redraw the panel (its hold buttons), once a map is loaded.
+function renderSale(panel = true) {
+  const box = $("sale");
+  const text = state.sale ? saleText(state.sale) : "";
+  box.textContent = text;
+  box.hidden = !text;
+  box.classList.toggle("cancelled", Boolean(state.sale && state.sale.status === "cancelled"));
+  if (panel) renderPanel();
+}
+
 // ---- Loading ------------------------------------------------------------------
 
 // The list comes in pages (API.md, "Pages"): follow next_cursor, up to 1,000 shows. It
@@ -474,7 +513,8 @@ async function loadShows() {
   for (const s of shows) {
     const o = document.createElement("option");
     o.value = s.id;
-    o.textContent = `${s.title} — ${new Date(s.starts_at).toLocaleString()} (${s.seats_total} seats)`;
+    const status = { cancelled: ", cancelled", not_on_sale: ", not on sale" }[s.status] || "";
+    o.textContent = `${s.title} — ${new Date(s.starts_at).toLocaleString()} (${s.seats_total} seats${status})`;
     select.appendChild(o);
   }
   const wanted = new URLSearchParams(location.search).get("show");
@@ -493,6 +533,8 @@ async function openShow(id) {
   const show = await api("GET", `/shows/${id}`);
   state.currency = show.currency || "EUR";
   state.limit = show.max_seats_per_user || null;
+  state.sale = show;
+  renderSale(false);
   $("best-count").max = String(cap());
   if (Number($("best-count").value) > cap()) $("best-count").value = String(cap());
   await loadMap();
@@ -570,6 +612,11 @@ function follow() {
       if (state.hold && state.hold.areas && state.hold.areas[change.area]) touchesMine = true;
     }
     if (touchesMine && data.cause === "expire") refreshHold();
+    if (data.cause === "show_cancel") {
+      state.sale = { status: "cancelled" };
+      renderSale();
+      if (state.hold) refreshHold();
+    }
     renderPanel();
   });
 }

@@ -50,6 +50,11 @@ Checks, printing each problem and exiting 1 when there is any:
   replaying it in feed order gives every seat's current state (available, held,
   booked, blocked) and version, each entry in its cause's state (available -> booked
   only by an exchange or a late confirm);
+- cancelled shows (issue 17): the holds a show's cancellation released and the booking
+  rows it ended (`released_at`, `ended_at` the show's `cancelled_at`) are its
+  `show_cancel` event's, not `release` or `cancel` changes, and nobody asked for them
+  by name; its event rewrites every seat (available -> available, blocked -> blocked
+  are its moves);
 - standing areas (issue 15), per area of every show: as many place rows as its
   capacity, numbered 1 to capacity (`{area}-{n}`, of the area's category); held (rows
   pointing at a hold) plus booked (rows pointing at a booking) never over the capacity;
@@ -359,17 +364,23 @@ SELECT ev.show_id::text AS show, ev.xid::text || '.' || ev.id AS pos, ev.cause,
 # What a place was before a change of each cause, unless its event says (`was`).
 PLACE_WAS = {"hold": "available", "confirm": "held", "release": "held", "expire": "held",
              "cancel": "booked", "block": "available", "unblock": "available",
-             "add": "available", "remove": "held", "exchange": "booked"}
+             "add": "available", "remove": "held", "exchange": "booked",
+             # Issue 17: its entries always say.
+             "show_cancel": "held"}
 
 # The state each cause gives a seat (an exchange frees some and books others).
 CAUSE_STATES = {"hold": {"held"}, "add": {"held"}, "confirm": {"booked"},
                 "release": {"available"}, "expire": {"available"}, "remove": {"available"},
                 "cancel": {"available"}, "exchange": {"available", "booked"},
-                "block": {"blocked"}, "unblock": {"available"}}
+                "block": {"blocked"}, "unblock": {"available"},
+                # Issue 17: a show's cancellation lists every seat, blocked ones as such.
+                "show_cancel": {"available", "blocked"}}
 
 # Seat changes the tables imply. Every hold_seats row was written by a hold or an add,
 # and a remove deletes the rows it frees (so hold + add = these rows + remove); a
-# release or an expiry leaves the rows. A booking's rows of its hold's seats were
+# release or an expiry leaves the rows. Issue 17: a show's cancellation releases holds
+# and ends booking rows (`released_at`, `ended_at` the show's `cancelled_at`) in its one
+# `show_cancel` event, not in `release` or `cancel` ones. A booking's rows of its hold's seats were
 # written by its confirm; its other rows by exchanges that took seats; a row ends by
 # a cancel or an exchange (ended_by), and an exchange may take back a seat the booking
 # had (the row lives again), so the ends and exchange takes are at least these rows.
@@ -387,6 +398,13 @@ UNION ALL SELECT 'ended_by_exchange', count(*) FROM booking_seats WHERE ended_by
 UNION ALL SELECT 'live_rows', count(*) FROM booking_seats WHERE live
 UNION ALL SELECT 'release', count(*) FROM hold_seats hs JOIN holds h
            ON h.show_id = hs.show_id AND h.id = hs.hold_id WHERE h.status = 'released'
+           AND NOT coalesce(h.released_at = (SELECT sh.cancelled_at FROM shows sh
+                                               WHERE sh.id = h.show_id), false)
+UNION ALL SELECT 'ended_by_show_cancel', count(*) FROM booking_seats bs
+  JOIN bookings b ON b.show_id = bs.show_id AND b.id = bs.booking_id
+  JOIN shows sh ON sh.id = b.show_id
+ WHERE bs.ended_by = 'cancel' AND bs.ended_at = sh.cancelled_at
+   AND b.cancelled_at = sh.cancelled_at
 UNION ALL SELECT 'expire', count(*) FROM hold_seats hs JOIN holds h
            ON h.show_id = hs.show_id AND h.id = hs.hold_id WHERE h.status = 'expired'
 UNION ALL SELECT 'expire_then_late_confirm', count(*) FROM hold_seats hs
@@ -1000,6 +1018,8 @@ def main():
 
     HOLDS = """SELECT h.show_id::text || '-' || h.id::text AS hid, h.user_id, h.status,
                   h.show_id::text AS show, h.total,
+                  coalesce(h.released_at = (SELECT sh.cancelled_at FROM shows sh
+                                             WHERE sh.id = h.show_id), false) AS by_show_cancel,
                   (SELECT array_agg(s.label ORDER BY s.label) FROM hold_seats hs JOIN seats s
                      ON s.show_id = hs.show_id AND s.id = hs.seat_id
                     WHERE hs.show_id = h.show_id AND hs.hold_id = h.id AND s.area IS NULL) AS seats,
@@ -1018,6 +1038,8 @@ def main():
                 "ELSE bs.ended_at = b.cancelled_at AND bs.ended_by = 'cancel' END)")
     BOOKINGS = f"""SELECT b.show_id::text || '-' || b.id::text AS bid,
                   b.show_id::text || '-' || b.hold_id::text AS hid, b.user_id, b.status, b.total,
+                  coalesce(b.cancelled_at = (SELECT sh.cancelled_at FROM shows sh
+                                              WHERE sh.id = b.show_id), false) AS by_show_cancel,
                   (SELECT array_agg(s.label ORDER BY s.label) FROM booking_seats bs JOIN seats s
                      ON s.show_id = bs.show_id AND s.id = bs.seat_id
                     WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND s.area IS NULL
@@ -1071,9 +1093,10 @@ def main():
          "seats of released holds"),
         ("'hold' + 'add' - 'remove' seat changes",
          feed["hold"] + feed["add"] - feed["remove"], implied["hold_rows"], "hold_seats rows"),
-        ("'confirm' + exchange 'booked' - 'cancel' - exchange 'available' seat changes",
-         feed["confirm"] + taken - feed["cancel"] - given, implied["live_rows"],
-         "live booking rows"),
+        ("'confirm' + exchange 'booked' - 'cancel' - exchange 'available' seat changes"
+         " - rows ended by a show's cancellation",
+         feed["confirm"] + taken - feed["cancel"] - given - implied["ended_by_show_cancel"],
+         implied["live_rows"], "live booking rows"),
     ]
     for what, n, want, of in exact:
         if n != want:
@@ -1082,8 +1105,9 @@ def main():
     # Rows end once each, but an exchange may take back a seat its booking gave up
     # (the row lives again and may end again): at least one change per row. With the
     # load's log (which never takes a seat back), exactly: see below.
-    at_least = [("'cancel'", feed["cancel"], implied["ended_by_cancel"],
-                 "booking rows ended by a cancel"),
+    at_least = [("'cancel'", feed["cancel"],
+                 implied["ended_by_cancel"] - implied["ended_by_show_cancel"],
+                 "booking rows ended by a cancel (not a show's)"),
                 ("exchange 'available'", given, implied["ended_by_exchange"],
                  "booking rows ended by an exchange"),
                 ("exchange 'booked'", taken, implied["exchange_rows"],
@@ -1124,7 +1148,11 @@ def main():
     # expired hold had (freed by the sweeper): available -> booked, by those only. An
     # add holds like a hold, a remove frees like a release; each entry's state is its
     # cause's (an exchange's entries: available or booked).
-    allowed_by = {("available", "booked"): {"confirm", "exchange"}}
+    allowed_by = {("available", "booked"): {"confirm", "exchange"},
+                  # Issue 17: a show's cancellation rewrites every seat, free and
+                  # blocked ones too (a new version, the same state).
+                  ("available", "available"): {"show_cancel"},
+                  ("blocked", "blocked"): {"show_cancel"}}
     #
     # A standing area's place (issue 15) is held to the same, except for its order:
     # places are exempt from the seats' written-before-us rule (DESIGN.md: a claim may
@@ -1369,11 +1397,11 @@ def main():
             if h["status"] == "confirmed" and hid not in tried["confirm"]:
                 problems.append(f"hold {hid} is confirmed but nobody asked to confirm it")
             if (h["status"] == "released" and hid not in tried["release"]
-                    and hid not in tried["remove"]):
+                    and hid not in tried["remove"] and not h["by_show_cancel"]):
                 problems.append(f"hold {hid} is released but nobody asked to release it")
         for bid, b in bookings.items():
             if (b["status"] == "cancelled" and bid not in tried["cancel"]
-                    and bid not in tried["cancel_part"]):
+                    and bid not in tried["cancel_part"] and not b["by_show_cancel"]):
                 problems.append(f"booking {bid} is cancelled but nobody asked to cancel it")
         # The feed's adds, removes and exchanges are those the log acknowledged (and at
         # most those whose answer never came); a row ends once, and is taken by an

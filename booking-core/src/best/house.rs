@@ -8,6 +8,7 @@ use crate::engine::best_memory::{Layout, Memory, LAYOUTS_KEPT};
 use crate::error::{Error, Result};
 use crate::rank::Place;
 use crate::seats::{HELD, JOIN_HOLD};
+use crate::shows::SALE_COLUMNS;
 use crate::tickets::{types_from_json, TYPES_OF_SHOW};
 use deadpool_postgres::GenericClient;
 use std::collections::HashMap;
@@ -82,7 +83,7 @@ pub(super) async fn read_house<C: GenericClient>(
     filter: &Filter<'_>,
 ) -> Result<House> {
     let sql = format!(
-        "SELECT sh.currency, sh.max_seats_per_user,
+        "SELECT sh.currency, sh.max_seats_per_user, {SALE_COLUMNS},
                 array(SELECT s.id FROM seats s {JOIN_HOLD}
                        WHERE s.show_id = sh.id AND s.booking_id IS NULL AND s.block_id IS NULL
                          AND s.area IS NULL AND {HELD} IS NOT TRUE) AS free
@@ -93,6 +94,7 @@ pub(super) async fn read_house<C: GenericClient>(
         .cq_opt(&sql, &[&show])
         .await?
         .ok_or(Error::ShowNotFound)?;
+    crate::shows::sale_refusal(&row)?;
     let layout = layout(tx, memory, show).await?;
     let mut all = layout.places.clone();
     for id in row.get::<_, Vec<i64>>("free") {

@@ -73,6 +73,10 @@ where
     if !locked.confirmed {
         return Err(Error::BookingCancelled);
     }
+    // An exchange takes seats: only while the show sells. The booking row is locked, so
+    // a show cancellation (which locks every live booking first) is either done, and the
+    // booking read cancelled above, or waits for us and cancels what we leave.
+    crate::shows::check_on_sale(&tx, id.show()).await?;
     let want = Wanted::read(&tx, id, ex).await?;
 
     // Every seat touched, given back and taken, locked in one ascending pass.

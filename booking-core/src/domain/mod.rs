@@ -18,7 +18,7 @@ pub use hold_ttl::HoldTtl;
 pub use ids::{BlockId, BookingId, HoldId, ShowId, VenueId};
 pub use layout::{Layout, RowSpec, ShowLayout};
 pub use names::{Category, Currency, Feature, TicketTypeName};
-pub use new_show::NewShow;
+pub use new_show::{NewShow, SalesWindow};
 pub use pricing::{Pricing, TicketType, MAX_PRICE, MAX_TICKET_TYPES};
 pub use reference::{ExternalRef, Metadata, Reference};
 

@@ -17,6 +17,30 @@ pub struct NewShow {
     pricing: Pricing,
     layout: ShowLayout,
     max_seats_per_user: Option<u32>,
+    sales_window: SalesWindow,
+}
+
+/// When a show sells: from `start` (included) to `end` (excluded), either end open when
+/// `None`. Checked: `start` before `end` when both are given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct SalesWindow {
+    /// When sales open; `None`: at once.
+    pub start: Option<DateTime<Utc>>,
+    /// When sales close; `None`: never.
+    pub end: Option<DateTime<Utc>>,
+}
+
+impl SalesWindow {
+    /// The window from `start` to `end`; [`Error::Invalid`] (field `sales_end`) unless
+    /// `start` is before `end` (when both are given).
+    pub fn new(start: Option<DateTime<Utc>>, end: Option<DateTime<Utc>>) -> Result<Self> {
+        if let (Some(s), Some(e)) = (start, end) {
+            if s >= e {
+                return Err(Error::invalid("sales_end", "must be after sales_start"));
+            }
+        }
+        Ok(SalesWindow { start, end })
+    }
 }
 
 impl NewShow {
@@ -57,6 +81,7 @@ impl NewShow {
             pricing: Pricing::Prices(BTreeMap::new()),
             layout,
             max_seats_per_user: None,
+            sales_window: SalesWindow::default(),
         })
     }
 
@@ -108,6 +133,17 @@ impl NewShow {
             Some(_) => return Err(Error::invalid("max_seats_per_user", "must be 1 to 100000")),
         };
         Ok(self)
+    }
+
+    /// Sells only inside `window` (by default: from its creation on, without end).
+    pub fn with_sales_window(mut self, window: SalesWindow) -> Self {
+        self.sales_window = window;
+        self
+    }
+
+    /// When it sells.
+    pub fn sales_window(&self) -> SalesWindow {
+        self.sales_window
     }
 
     /// The show's title, as given.

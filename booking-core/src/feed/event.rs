@@ -152,6 +152,11 @@ crate::domain::text_enum! {
         Block = "block",
         /// A block was deleted: its seats are `available` again.
         Unblock = "unblock",
+        /// The show was cancelled: every held and booked seat and place is `available`
+        /// again. One event per cancellation, listing every seat and place of the show
+        /// (each row was rewritten: `available`, or `blocked` for a blocked one, at its
+        /// new version), each place saying what it was (`was`).
+        ShowCancel = "show_cancel",
     }
 }
 
@@ -163,6 +168,8 @@ impl Cause {
             Cause::Hold | Cause::Add | Cause::Block | Cause::Unblock => SeatState::Available,
             Cause::Cancel | Cause::Exchange => SeatState::Booked,
             Cause::Confirm | Cause::Release | Cause::Expire | Cause::Remove => SeatState::Held,
+            // Its entries always say (`was`).
+            Cause::ShowCancel => SeatState::Held,
         }
     }
 }

@@ -19,7 +19,9 @@ use std::time::Duration;
 /// one: readers fold places into per-area deltas ([`super::AreaChange`]). One event per group of rows
 /// with the same `per` columns, or with `per: None` one event for all of them, and
 /// none when no row was written. `ev` returns `show_id`, `xid_text`, `id` and `seats`
-/// of each event (see [`EVENT_COLUMNS`] and [`written_event`]).
+/// of each event (see [`EVENT_COLUMNS`] and [`written_event`]). `per: Some("()")`
+/// writes exactly one event, with `[]` as its seats when no row was written (a show's
+/// cancellation, the one cause allowed no seats).
 pub(crate) struct EventsSql<'a> {
     /// The show of the events: a parameter (`$1`) or a column of `from`.
     pub show: &'a str,
@@ -65,10 +67,10 @@ impl EventsSql<'_> {
         format!(
             "ev AS (INSERT INTO seat_events (show_id, cause, seats)
                     SELECT {show}, '{cause}',
-                           jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+                           coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                                          'label', label, 'state', {state},
                                          'version', xmin::text{until}, 'area', area{was}))
-                                     ORDER BY id)
+                                     ORDER BY id), '[]')
                       FROM {from} {grouping}
                     RETURNING show_id, xid::text AS xid_text, id, seats)",
             show = self.show,

@@ -34,6 +34,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause};
+use crate::shows::ON_SALE;
 use crate::tickets::{Ticket, PRICE_JOIN, SEAT_TICKET};
 use std::sync::LazyLock;
 
@@ -76,7 +77,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                            GROUP BY hs.show_id, hs.hold_id) n
                  ON n.show_id = i.show_id AND n.hold_id = i.hold_id
          ), snap AS (
-             SELECT w.item, sh.max_seats_per_user, s.id, s.xmin::text AS xmin,
+             SELECT w.item, sh.max_seats_per_user, {ON_SALE} AS on_sale, s.id,
+                    s.xmin::text AS xmin,
                     s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL AS clean,
                     {SEAT_TICKET},
                     row_number() OVER (PARTITION BY s.show_id, s.id ORDER BY w.item) AS claim
@@ -88,7 +90,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
          ), per_item AS (
              SELECT item, count(*) AS asked, coalesce(sum(price), 0)::bigint AS total,
                     bool_and(coalesce(id IS NOT NULL AND clean AND claim = 1 AND sells
-                                      AND max_seats_per_user IS NULL, false)) AS seats_ok
+                                      AND on_sale AND max_seats_per_user IS NULL, false))
+                        AS seats_ok
                FROM snap GROUP BY item
          ), go AS (
              SELECT i.item, i.show_id, i.hold_id, p.total,

@@ -50,6 +50,7 @@ use crate::domain::{AreaCode, HoldId, ShowId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
+use crate::shows::SALE_COLUMNS;
 use crate::tickets::{PRICE_JOIN, SEAT_TICKET};
 pub use adds::add_all;
 use adds::{run_adds, AddJob};
@@ -413,7 +414,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                     s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL AS clean,
                     {VERSION} AS version, s.xmin::text AS xmin, w.version AS wanted_version,
                     {SEAT_TICKET},
-                    row_number() OVER (PARTITION BY s.show_id, s.id ORDER BY w.item) AS claim
+                    row_number() OVER (PARTITION BY s.show_id, s.id ORDER BY w.item) AS claim,
+                    {SALE_COLUMNS}
                FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[])
                     AS w(item, label, version, type)
                JOIN items i ON i.item = w.item
@@ -423,7 +425,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                {PRICE_JOIN}
          ), go AS (
              SELECT item, bool_and(coalesce(id IS NOT NULL AND clean AND claim = 1 AND sells
-                                            AND max_seats_per_user IS NULL
+                                            AND show_on_sale AND max_seats_per_user IS NULL
                                             AND (wanted_version IS NULL
                                                  OR wanted_version = version), false)) AS ok
                FROM snap GROUP BY item
@@ -448,7 +450,9 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
          ), {write}
          SELECT snap.item, snap.currency, snap.max_seats_per_user, snap.id, snap.label,
                 snap.ticket_type, snap.price, snap.sells, snap.type_known, snap.row_index,
-                snap.number, snap.taken, snap.version, v.ok, h.created_at, h.expires_at,
+                snap.number, snap.taken, snap.version, snap.show_cancelled_at,
+                snap.show_sales_start, snap.show_sales_end, snap.show_on_sale, v.ok,
+                h.created_at, h.expires_at,
                 (SELECT count(*) FROM taken t WHERE t.item = snap.item) AS taken_count,
                 e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
            FROM snap

@@ -26,6 +26,7 @@ use crate::database::Cached;
 use crate::domain::{AreaCode, HoldId, HoldStatus, TicketTypeName};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::shows::ON_SALE;
 use crate::tickets::{tickets_from_json, PRICE_JOIN, SEAT_TICKET};
 use std::sync::LazyLock;
 
@@ -57,13 +58,17 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                JOIN items i USING (item)
          ), priced AS (
              SELECT w.item, w.area, w.ord, w.k, w.asked, w.show_id, sh.max_seats_per_user,
-                    s.area IS NOT NULL AS known, {SEAT_TICKET}
+                    s.area IS NOT NULL AS known, {SEAT_TICKET}, {ON_SALE} AS on_sale
                FROM asked w
                JOIN shows sh ON sh.id = w.show_id
                LEFT JOIN areas s ON s.show_id = sh.id AND s.area = w.area
                {PRICE_JOIN}
          ), need AS (
-             SELECT show_id, area, count(*)::int AS total FROM asked GROUP BY show_id, area
+             -- Only shows that sell now (a request of another is decided alone, and
+             -- refused there): no place of theirs is locked.
+             SELECT a.show_id, a.area, count(*)::int AS total
+               FROM asked a JOIN shows sh ON sh.id = a.show_id AND {ON_SALE}
+              GROUP BY a.show_id, a.area
          ), lapsed_holds AS (
              -- Shows of the batch with a lapsed hold of some places: few, found through
              -- the sweeper's index of deadlines, not by reading every held place.
@@ -82,6 +87,12 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                      WHERE s.show_id = n.show_id AND s.area = n.area
                        AND s.hold_id IS NULL AND s.booking_id IS NULL
                        AND {S_WRITTEN_BEFORE_US}
+                       -- Unchanged since our snapshot, as every one-statement path
+                       -- takes only such rows: the lock rechecks a row changed since
+                       -- on its newest version, and a show's cancellation leaves its
+                       -- places free but rewritten (see `shows/sale.rs`).
+                       AND s.xmin = (SELECT o.xmin FROM seats o
+                                      WHERE o.show_id = s.show_id AND o.id = s.id)
                      ORDER BY s.id LIMIT n.total
                        FOR UPDATE OF s SKIP LOCKED) p
          ), matched AS MATERIALIZED (
@@ -90,7 +101,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                LEFT JOIN claimed c ON c.show_id = w.show_id AND c.area = w.area AND c.k = w.k
          ), per_item AS (
              SELECT item, count(*) = min(asked)
-                          AND bool_and(known AND sells AND max_seats_per_user IS NULL) AS sound,
+                          AND bool_and(known AND sells AND on_sale
+                                       AND max_seats_per_user IS NULL) AS sound,
                     bool_and(id IS NOT NULL) AS placed,
                     array_agg(DISTINCT area) FILTER (WHERE id IS NULL) AS short,
                     coalesce(sum(price), 0)::bigint AS total,

@@ -17,7 +17,7 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH snap AS ({snapshot}), go AS (
              SELECT count(snap.id) = cardinality($5::text[])
-                    AND coalesce(bool_and(snap.clean AND snap.sells
+                    AND coalesce(bool_and(snap.clean AND snap.sells AND snap.show_on_sale
                                           AND snap.max_seats_per_user IS NULL
                                           AND (w.version IS NULL OR w.version = snap.version)),
                                  false) AS ok

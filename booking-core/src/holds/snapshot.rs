@@ -10,6 +10,7 @@ use crate::database::Cached;
 use crate::domain::{HoldId, HoldStatus, SeatLabel, TicketTypeName};
 use crate::error::{Error, Result};
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
+use crate::shows::{sale_refusal, SALE_COLUMNS};
 use crate::tickets::{Ticket, PRICE_JOIN, SEAT_TICKET};
 use deadpool_postgres::GenericClient;
 use std::collections::HashMap;
@@ -100,7 +101,8 @@ pub(super) fn snapshot_sql(show: &str, labels: &str, types: &str) -> String {
         "SELECT sh.currency, sh.max_seats_per_user, s.id, s.label, s.row_index, s.number,
                 s.booking_id IS NOT NULL OR s.block_id IS NOT NULL OR {HELD} IS TRUE AS taken,
                 s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL AS clean,
-                {VERSION} AS version, s.xmin::text AS xmin, {SEAT_TICKET}
+                {VERSION} AS version, s.xmin::text AS xmin, {SEAT_TICKET},
+                {SALE_COLUMNS}
            FROM shows sh
            LEFT JOIN (unnest({labels}, {types}) AS w(label, type)
                       JOIN seats s ON s.show_id = {show} AND s.label = w.label) ON true
@@ -123,12 +125,14 @@ pub(super) fn named_types(req: &HoldRequest) -> impl Iterator<Item = Option<&str
 
 /// Reads the rows of a snapshot query (one per wanted seat that exists, or one with
 /// no seat when none does; none when the show does not exist) and refuses what they
-/// show cannot be held: unknown seats, then moved versions, then taken seats.
+/// show cannot be held: a show not on sale or cancelled, unknown seats, then moved versions, then taken seats.
 pub(super) fn snapshot_of(req: &HoldRequest, rows: &[tokio_postgres::Row]) -> Result<Snapshot> {
     let first = rows.first().ok_or(Error::ShowNotFound)?;
     let currency: String = first
         .get::<_, Option<String>>("currency")
         .ok_or(Error::ShowNotFound)?;
+    // A show that does not sell now refuses whatever it is asked for.
+    sale_refusal(first)?;
     let max_seats_per_user = first
         .get::<_, Option<i32>>("max_seats_per_user")
         .map(|m| m as u32);

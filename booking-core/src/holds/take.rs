@@ -41,7 +41,8 @@ pub(crate) const S_WRITTEN_BEFORE_US: &str = "(s.xmin::text IN ('1', '2')
 /// Holds all of `req.seats` for `req.ttl`, or none of them.
 ///
 /// Runs in its own transaction on a pooled client, or as a savepoint inside the
-/// caller's transaction. Errors: [`Error::ShowNotFound`], [`Error::SeatNotFound`]
+/// caller's transaction. Errors: [`Error::ShowNotFound`], [`Error::ShowCancelled`],
+/// [`Error::NotOnSale`] (outside the show's sales window), [`Error::SeatNotFound`]
 /// (naming the unknown labels), [`Error::StaleVersion`] (naming the seats whose
 /// version moved), [`Error::SeatsUnavailable`] (naming the seats held, booked or
 /// blocked), [`Error::Invalid`] (field `ticket_types`: a type the show does not have),
@@ -168,6 +169,11 @@ pub(super) async fn take<C: GenericClient>(
         },
     );
     set?;
+    // A show that does not sell now, before anything is said of its seats.
+    let snap = match snap {
+        Err(e @ (Error::ShowCancelled | Error::NotOnSale { .. })) => return Err(e),
+        other => other,
+    };
     // Unknown seats, then unknown areas, before anything else is said of either.
     let (snap, place_tickets) = match (snap, place_tickets) {
         (Err(e @ Error::SeatNotFound { .. }), _) | (_, Err(e @ Error::AreaNotFound { .. })) => {
@@ -191,6 +197,12 @@ pub(super) async fn take<C: GenericClient>(
         None => places::claim(tx, req).await?,
     };
     let places = places::assign(req, claimed, &place_tickets)?;
+
+    // 4b. Does the show still sell, now that every seat and place is ours? A new
+    //     statement sees a show cancellation that committed while we waited for a lock
+    //     (it rewrote every seat and place of the show, so it had to wait for ours or
+    //     we for its). See `shows/sale.rs`.
+    crate::shows::check_on_sale(tx, req.show).await?;
 
     // 5. The buyer's limit, under the user's lock (after every row lock, as everywhere).
     if let Some(limit) = snap.max_seats_per_user {

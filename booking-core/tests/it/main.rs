@@ -20,6 +20,8 @@ mod feed;
 mod feed_xids;
 mod inventory;
 mod late;
+mod lifecycle;
+mod lifecycle_race;
 mod parsing;
 mod queries;
 mod races;

@@ -129,6 +129,7 @@ impl From<CoreError> for ApiError {
                     ),
                     limit: None,
                     areas: None,
+                    ..Default::default()
                 }));
                 e
             }
@@ -143,9 +144,40 @@ impl From<CoreError> for ApiError {
                     tickets: None,
                     limit: Some((limit, current)),
                     areas: None,
+                    ..Default::default()
                 }));
                 e
             }
+            CoreError::NotOnSale {
+                sales_start,
+                sales_end,
+            } => {
+                let when = match (sales_start, sales_end) {
+                    (Some(s), None) => format!("Sales open at {}", s.to_rfc3339()),
+                    (None, Some(e)) => format!("Sales closed at {}", e.to_rfc3339()),
+                    (Some(s), Some(e)) => format!(
+                        "The show sells from {} to {}",
+                        s.to_rfc3339(),
+                        e.to_rfc3339()
+                    ),
+                    (None, None) => "The show is not on sale".to_owned(),
+                };
+                let mut e = ApiError::new(
+                    S::CONFLICT,
+                    "not_on_sale",
+                    format!("{when}; nothing was held."),
+                );
+                e.detail = Some(Box::new(Detail {
+                    window: Some((sales_start, sales_end)),
+                    ..Default::default()
+                }));
+                e
+            }
+            CoreError::ShowCancelled => ApiError::new(
+                S::CONFLICT,
+                "show_cancelled",
+                "The show was cancelled; nothing can be held or changed.",
+            ),
             CoreError::HoldNotFound => ApiError::new(S::NOT_FOUND, "hold_not_found", "No hold has this id."),
             CoreError::BookingNotFound => {
                 ApiError::new(S::NOT_FOUND, "booking_not_found", "No booking has this id.")

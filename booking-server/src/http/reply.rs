@@ -3,6 +3,7 @@
 //! answer, [`ApiError`], with its JSON shape.
 
 use bytes::Bytes;
+use chrono::{DateTime, Utc};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::header::{HeaderValue, ALLOW, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
@@ -148,6 +149,9 @@ pub struct ApiError {
     pub lock_timeout: bool,
 }
 
+/// A show's sales window in an error body: start and end, `None` when open.
+pub type SalesWindow = (Option<DateTime<Utc>>, Option<DateTime<Utc>>);
+
 /// Fields of the body that only some codes have.
 #[derive(Debug, Clone, Default)]
 pub struct Detail {
@@ -159,6 +163,8 @@ pub struct Detail {
     pub limit: Option<(u32, u32)>,
     /// The `areas` (area codes), when the code names standing areas.
     pub areas: Option<Vec<String>>,
+    /// The `sales_start` and `sales_end` (`not_on_sale`), each `null` when open.
+    pub window: Option<SalesWindow>,
 }
 
 /// A seat (or a standing area) and the ticket type asked for it, in an error body.
@@ -191,6 +197,11 @@ struct ErrorBody<'a> {
     limit: Option<u32>,
     #[serde(skip_serializing_if = "Option::is_none")]
     current: Option<u32>,
+    // `Some(None)` is sent as `null`: an open end of the window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sales_start: Option<Option<DateTime<Utc>>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sales_end: Option<Option<DateTime<Utc>>>,
 }
 
 impl ApiError {
@@ -266,6 +277,8 @@ impl ApiError {
             limit: self.detail.as_ref().and_then(|d| d.limit).map(|(l, _)| l),
             current: self.detail.as_ref().and_then(|d| d.limit).map(|(_, c)| c),
             field: self.field.as_deref(),
+            sales_start: self.detail.as_ref().and_then(|d| d.window).map(|(s, _)| s),
+            sales_end: self.detail.as_ref().and_then(|d| d.window).map(|(_, e)| e),
         };
         let mut reply = Reply {
             status: self.status,

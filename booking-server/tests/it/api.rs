@@ -33,11 +33,15 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
             "available",
             "blocked",
             "booked",
+            "cancelled_at",
             "currency",
             "held",
             "id",
+            "sales_end",
+            "sales_start",
             "seats_total",
             "starts_at",
+            "status",
             "ticket_types",
             "title"
         ]
