@@ -63,4 +63,4 @@ pub use follow::{Feed, FeedOptions, Subscription};
 pub use listen::{Follower, Listener, Wakeup};
 pub use notify::EVENTS_CHANNEL;
 pub use sql::{head, prune, read};
-pub(crate) use sql::{written_event, EventsSql, EVENT_COLUMNS};
+pub(crate) use sql::{written_event, EventsSql, Subject, EVENT_COLUMNS};

@@ -99,7 +99,10 @@ where
             from: "freed",
             per: Some("show_id, hold_id"),
         }
-        .cte(),
+        .cte_of(&crate::feed::Subject {
+            hold: Some("hold_id"),
+            ..Default::default()
+        }),
     );
     let row = tx.cq_one(&sql, &[&shows, &keys]).await?;
     let freed = row.get::<_, i64>(0) as u64;
