@@ -66,6 +66,12 @@
 //!   LISTEN connection outside the pool ([`Listener`], `feed/listen.rs`) and its
 //!   notifier (`feed/notify.rs`) wake the pumps of the other processes.
 //! - [`error`]: the one [`Error`] enum.
+//! - [`webhooks`]: endpoints ([`webhooks::create`], `webhooks.rs`) that get the feed's
+//!   events pushed, signed the Standard Webhooks way (`webhooks/sign.rs`), URLs checked
+//!   by `webhooks/url.rs`; events routed into per-endpoint deliveries
+//!   (`webhooks/route.rs`), delivered in order per show with leases, timeouts and
+//!   backed-off retries (`webhooks/deliver.rs`) by one worker per process
+//!   ([`webhooks::worker::run`], `webhooks/worker.rs`).
 //!
 //! # Running operations
 //!
@@ -129,6 +135,7 @@ pub mod shows;
 pub mod sweeper;
 pub mod tickets;
 pub mod venues;
+pub mod webhooks;
 
 pub use areas::Area;
 pub use best::{BestHold, BestRequest};

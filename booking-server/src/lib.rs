@@ -33,6 +33,8 @@
 //! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
 //! - [`web`]: the seat-map page (`booking-server/web/`, compiled into the binary).
 //! - [`demo`]: the demo show of `DEMO_SHOW=true`.
+//! - [`webhooks`]: `/webhooks` (admin): endpoints and their deliveries; the delivery
+//!   worker (`booking_core::webhooks::worker`) is started by [`run`].
 //!
 //! Binaries:
 //!
@@ -64,6 +66,7 @@ pub mod shows;
 pub mod state;
 pub mod venues;
 pub mod web;
+pub mod webhooks;
 
 pub use config::Config;
 pub use state::AppState;
@@ -133,6 +136,19 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
         stop_sweeper.clone(),
     ));
 
+    // Webhooks are delivered in the background, on their own pool; they stop with the
+    // requests (a delivery cut off is sent again later: at least once).
+    let mut webhook_options = state.webhook_options.clone();
+    let webhook_state = state.clone();
+    webhook_options.observer = Some(Arc::new(move |seen| {
+        webhook_state.metrics.webhooks.observe(seen)
+    }));
+    state.engine.spawn(booking_core::webhooks::worker::run(
+        state.engine.clone(),
+        state.webhook_pool.clone(),
+        webhook_options,
+        state.shutdown.child_token(),
+    ));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -191,6 +207,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
     // Every connection goes back to the database: the server leaves none open.
     state.pool.close();
     state.feed_pool.close();
+    state.webhook_pool.close();
     tracing::info!("stopped");
 }
 

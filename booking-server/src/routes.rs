@@ -2,7 +2,7 @@
 
 use crate::http::{self, Answer, ApiError};
 use crate::state::AppState;
-use crate::{areas, blocks, bookings, cart, events, holds, ops, shows, venues, web};
+use crate::{areas, blocks, bookings, cart, events, holds, ops, shows, venues, web, webhooks};
 use hyper::body::Incoming;
 use hyper::{Method, Request};
 
@@ -75,6 +75,14 @@ pub enum Route<'a> {
     Metrics,
     /// `GET /openapi.json`.
     OpenApi,
+    /// `POST /webhooks` (admin).
+    CreateWebhook,
+    /// `GET /webhooks/{webhook_id}` (admin).
+    GetWebhook(&'a str),
+    /// `DELETE /webhooks/{webhook_id}` (admin).
+    DeleteWebhook(&'a str),
+    /// `GET /webhooks/{webhook_id}/deliveries` (admin).
+    WebhookDeliveries(&'a str),
 }
 
 impl Route<'_> {
@@ -113,6 +121,10 @@ impl Route<'_> {
             Route::Readyz => "GET /readyz",
             Route::Metrics => "GET /metrics",
             Route::OpenApi => "GET /openapi.json",
+            Route::CreateWebhook => "POST /webhooks",
+            Route::GetWebhook(_) => "GET /webhooks/{webhook_id}",
+            Route::DeleteWebhook(_) => "DELETE /webhooks/{webhook_id}",
+            Route::WebhookDeliveries(_) => "GET /webhooks/{webhook_id}/deliveries",
         }
     }
 
@@ -132,6 +144,7 @@ impl Route<'_> {
                 | Route::RemoveFromHold(_)
                 | Route::CancelBooking(_)
                 | Route::ExchangeSeats(_)
+                | Route::CreateWebhook
         )
     }
 }
@@ -215,6 +228,13 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["metrics"] if get => Ok(Route::Metrics),
         ["openapi.json"] if get => Ok(Route::OpenApi),
         ["healthz"] | ["readyz"] | ["metrics"] | ["openapi.json"] => allow("GET"),
+        ["webhooks"] if post => Ok(Route::CreateWebhook),
+        ["webhooks"] => allow("POST"),
+        ["webhooks", id] if get => Ok(Route::GetWebhook(id)),
+        ["webhooks", id] if delete => Ok(Route::DeleteWebhook(id)),
+        ["webhooks", _] => allow("GET, DELETE"),
+        ["webhooks", id, "deliveries"] if get => Ok(Route::WebhookDeliveries(id)),
+        ["webhooks", _, "deliveries"] => allow("GET"),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -263,6 +283,10 @@ pub async fn dispatch(
         Route::Readyz => ops::readyz(state).await,
         Route::Metrics => Ok(ops::metrics(state)),
         Route::OpenApi => Ok(ops::openapi()),
+        Route::CreateWebhook => webhooks::create(state, &parts, body).await,
+        Route::GetWebhook(id) => webhooks::get(state, &parts, id).await,
+        Route::DeleteWebhook(id) => webhooks::delete(state, &parts, id).await,
+        Route::WebhookDeliveries(id) => webhooks::deliveries(state, &parts, id).await,
     };
     reply.map(Answer::Reply)
 }
@@ -304,4 +328,8 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/readyz"),
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
+    ("POST", "/webhooks"),
+    ("GET", "/webhooks/{webhook_id}"),
+    ("DELETE", "/webhooks/{webhook_id}"),
+    ("GET", "/webhooks/{webhook_id}/deliveries"),
 ];

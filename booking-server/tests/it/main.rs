@@ -19,3 +19,4 @@ mod parsing;
 mod process;
 mod seat_cache;
 mod shutdown;
+mod webhooks;

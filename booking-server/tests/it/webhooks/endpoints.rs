@@ -1,0 +1,224 @@
+//! Endpoints: what bad requests get, and an endpoint whose retries run out marked
+//! failing (in `GET /webhooks/{id}` and `/metrics`) until a delivery succeeds.
+
+use super::{all_deliveries, create_hook, ALL, PATIENCE};
+use crate::common::receiver::Receiver;
+use crate::common::TestServer;
+use hyper::StatusCode;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_that_runs_out_of_retries_marks_its_endpoint_failing() {
+    let mut rx = Receiver::down_from_start().await;
+    let mut s = TestServer::start_with(|c| {
+        c.webhook_timeout_ms = 500;
+        c.webhook_retry_seconds = 1;
+    })
+    .await;
+    let (hook, secret) = create_hook(&s, &rx.url()).await;
+    let show = s.show(&[("A", 8)]).await;
+    s.hold(&show, "alice", &["A1"]).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let r = s.get(&format!("/webhooks/{hook}")).admin().send().await;
+        assert!(r.json.get("secret").is_none(), "the secret is shown once");
+        if r.json["failing_since"].is_string() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never marked failing: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let d = all_deliveries(&s, &hook, 50).await;
+    assert_eq!(d[0]["status"], "failed", "{:?}", d);
+    assert!(d[0]["failed_at"].is_string());
+    let metrics = wait_for_metric(&s, "booking_webhooks_failing 1").await;
+    assert!(
+        metrics.contains("booking_webhook_deliveries_total{result=\"gave_up\"} 1"),
+        "{metrics}"
+    );
+
+    // Back: the next event is delivered and the mark is cleared.
+    rx.up().await;
+    s.hold(&show, "bob", &["A2"]).await;
+    rx.wait_for(PATIENCE, "the next event", |g| {
+        g.iter().any(|g| g.answered == 204)
+    })
+    .await;
+    let verifier = standardwebhooks::Webhook::new(&secret).unwrap();
+    verifier
+        .verify(&rx.got()[0].body, &rx.got()[0].headers)
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let r = s.get(&format!("/webhooks/{hook}")).admin().send().await;
+        if r.json.get("failing_since").is_none() {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "still failing: {}",
+            r.json
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    wait_for_metric(&s, "booking_webhooks_failing 0").await;
+    s.stop().await;
+}
+
+async fn wait_for_metric(s: &TestServer, line: &str) -> String {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let m = s.get("/metrics").send().await.text();
+        if m.lines().any(|l| l == line) {
+            return m;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no {line:?} in /metrics:\n{m}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn bad_webhook_requests_get_documented_errors() {
+    let mut s = TestServer::start().await;
+    let url = "http://127.0.0.1:9/hook";
+    let r = s
+        .post("/webhooks")
+        .json(json!({"url": url, "events": ALL}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    for (body, field) in [
+        (
+            json!({"url": "ftp://h/x", "events": ["hold.created"]}),
+            "url",
+        ),
+        (
+            json!({"url": "https://h/x", "events": ["hold.created"]}),
+            "url",
+        ),
+        (
+            json!({"url": "http://u:p@h/x", "events": ["hold.created"]}),
+            "url",
+        ),
+        (
+            json!({"url": format!("http://h/{}", "a".repeat(2048)), "events": ["hold.created"]}),
+            "url",
+        ),
+        (json!({"url": url, "events": []}), "events"),
+        (json!({"url": url, "events": ["seat.moved"]}), "events"),
+        (
+            json!({"url": url, "events": ["hold.created"], "shows": []}),
+            "shows",
+        ),
+        (
+            json!({"url": url, "events": ["hold.created"], "shows": ["x"]}),
+            "shows",
+        ),
+        (
+            json!({"url": url, "events": ["hold.created"], "shows": null}),
+            "shows",
+        ),
+        (
+            json!({"url": url, "events": ["hold.created"], "secret": "mine"}),
+            "",
+        ),
+        (json!({"events": ["hold.created"]}), ""),
+    ] {
+        let r = s.post("/webhooks").admin().json(body.clone()).send().await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text());
+        assert_eq!(r.error(), "invalid_request");
+        if !field.is_empty() {
+            assert_eq!(r.json["field"], field, "{body}: {}", r.text());
+        }
+    }
+    let big = format!(
+        "{{\"url\": \"{url}\", \"events\": [{}]}}",
+        "\"hold.created\",".repeat(7000) + "\"hold.created\""
+    );
+    let r = s
+        .post("/webhooks")
+        .admin()
+        .raw(big)
+        .header("content-type", "application/json")
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE);
+    let r = s
+        .post("/webhooks")
+        .admin()
+        .json(json!({"url": url, "events": ALL, "shows": ["999"]}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::NOT_FOUND, "show_not_found")
+    );
+
+    let show = s.show(&[("A", 2)]).await;
+    let r = s
+        .post("/webhooks")
+        .admin()
+        .json(json!({"url": url, "events": ["hold.created", "hold.created"], "shows": [show]}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    assert_eq!(r.json["events"], json!(["hold.created"]));
+    assert_eq!(r.json["shows"], json!([show]));
+    assert!(r.json["secret"].as_str().unwrap().starts_with("whsec_"));
+    let id = r.json["id"].as_str().unwrap().to_owned();
+    let path = format!("/webhooks/{id}");
+    assert_eq!(s.get(&path).send().await.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(s.get(&path).admin().send().await.status, StatusCode::OK);
+    for bad in [
+        "limit=0",
+        "limit=201",
+        "limit=x",
+        "limit=07",
+        "cursor=zz",
+        "cursor=d",
+    ] {
+        let r = s
+            .get(&format!("{path}/deliveries?{bad}"))
+            .admin()
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.text());
+    }
+    let r = s.get(&format!("{path}/deliveries")).admin().send().await;
+    assert_eq!(r.json, json!({"deliveries": []}));
+    for missing in [
+        "/webhooks/nope",
+        "/webhooks/0B6C2F1E-5D0A-4C1E-9A57-3F7F2D9B8E11",
+    ] {
+        let r = s.get(missing).admin().send().await;
+        assert_eq!(
+            (r.status, r.error()),
+            (StatusCode::NOT_FOUND, "webhook_not_found")
+        );
+    }
+    assert_eq!(
+        s.delete(&path).admin().send().await.status,
+        StatusCode::NO_CONTENT
+    );
+    let r = s.delete(&path).admin().send().await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::NOT_FOUND, "webhook_not_found")
+    );
+    let r = s.get(&format!("{path}/deliveries")).admin().send().await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::NOT_FOUND, "webhook_not_found")
+    );
+    let r = s.call(hyper::Method::PUT, "/webhooks").admin().send().await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    s.stop().await;
+}
