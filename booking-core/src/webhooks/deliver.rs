@@ -7,24 +7,34 @@ use crate::error::{Error, Result};
 use bytes::Bytes;
 use deadpool_postgres::GenericClient;
 use http_body_util::Full;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
 use rand::Rng;
 use std::time::Duration;
 use uuid::Uuid;
 
-/// The HTTP client of deliveries: HTTP/1.1, connections kept for reuse.
-pub(super) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+/// The HTTP client of deliveries: HTTP/1.1, `http` or `https` (rustls with ring,
+/// verifying against the Mozilla roots of `webpki-roots`), connections kept for reuse.
+pub(super) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
 /// A client whose connects give up after `timeout`.
-pub(super) fn http_client(timeout: Duration) -> HttpClient {
+pub(super) fn http_client(timeout: Duration) -> Result<HttpClient> {
     let mut connector = HttpConnector::new();
+    // The TLS layer above it takes https URLs.
+    connector.enforce_http(false);
     connector.set_connect_timeout(Some(timeout));
     connector.set_nodelay(true);
-    Client::builder(TokioExecutor::new())
+    let https = HttpsConnectorBuilder::new()
+        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
+        .map_err(|e| Error::Invariant(format!("TLS for webhooks: {e}")))?
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(connector);
+    Ok(Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(30))
         .pool_max_idle_per_host(4)
-        .build(connector)
+        .build(https))
 }
 
 /// The `webhook-id` of a delivery: its event's feed position, the same at every

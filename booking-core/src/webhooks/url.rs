@@ -1,12 +1,12 @@
-//! What an endpoint's URL must be: absolute `http` (or `https`, when this build can
-//! send over TLS: it cannot yet), a host, at most 2048 bytes of visible ASCII.
+//! What an endpoint's URL must be: absolute `http` or `https`, a host, at most 2048
+//! bytes of visible ASCII.
 
 use crate::error::{Error, Result};
 
 /// Longest URL accepted.
 pub const MAX_URL_BYTES: usize = 2048;
 
-/// An endpoint's URL, checked: `http://host[:port]/path[?query]`.
+/// An endpoint's URL, checked: `http(s)://host[:port]/path[?query]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookUrl {
     text: String,
@@ -15,7 +15,7 @@ pub struct WebhookUrl {
 
 impl WebhookUrl {
     /// Checks `s`: [`Error::Invalid`] on `url` when it is longer than
-    /// [`MAX_URL_BYTES`], not visible ASCII, not absolute, not `http`, without a host,
+    /// [`MAX_URL_BYTES`], not visible ASCII, not absolute, not `http` or `https`, without a host,
     /// with credentials (`user:pass@`) or a fragment.
     pub fn parse(s: &str) -> Result<WebhookUrl> {
         let bad = |why: &str| Error::invalid("url", why);
@@ -31,14 +31,8 @@ impl WebhookUrl {
             return Err(bad("must not have a fragment"));
         }
         let uri: hyper::Uri = s.parse().map_err(|_| bad("not a URL"))?;
-        match uri.scheme_str() {
-            Some("http") => {}
-            Some("https") => {
-                return Err(bad(
-                    "https is not supported by this server yet: use http (behind a TLS proxy)",
-                ))
-            }
-            _ => return Err(bad("must start with http://")),
+        if !matches!(uri.scheme_str(), Some("http" | "https")) {
+            return Err(bad("must start with http:// or https://"));
         }
         let authority = uri.authority().ok_or_else(|| bad("must name a host"))?;
         if authority.as_str().contains('@') {
@@ -69,8 +63,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn accepts_http_and_refuses_the_rest() {
+    fn accepts_http_and_https_and_refuses_the_rest() {
         for ok in [
+            "https://hooks.example.com/booking",
             "http://127.0.0.1:9000/hook",
             "http://example.com",
             "http://h/p?q=1",
@@ -86,7 +81,6 @@ mod tests {
             "http://user:pw@h/",
             "http://h/a b",
             "http://h/#frag",
-            "https://h/",
             "http:///nohost",
             long.as_str(),
         ] {

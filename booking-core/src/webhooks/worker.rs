@@ -84,7 +84,14 @@ const FAILING_EVERY: Duration = Duration::from_secs(2);
 /// gives up. Runs on `pool` only (two connections are plenty: no connection is held
 /// while an endpoint is waited for).
 pub async fn run(engine: Engine, pool: Pool, options: WorkerOptions, stop: CancellationToken) {
-    let http = deliver::http_client(options.timeout);
+    let http = match deliver::http_client(options.timeout) {
+        Ok(h) => h,
+        Err(e) => {
+            // Only a TLS provider without safe protocol versions: nothing to retry.
+            tracing::error!(error = %e, "webhooks: no HTTP client; no webhook is delivered");
+            return;
+        }
+    };
     let retry = Retry {
         first: options.first_retry,
         max: options.max_retry_delay,

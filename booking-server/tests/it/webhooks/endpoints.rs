@@ -101,10 +101,6 @@ async fn bad_webhook_requests_get_documented_errors() {
             "url",
         ),
         (
-            json!({"url": "https://h/x", "events": ["hold.created"]}),
-            "url",
-        ),
-        (
             json!({"url": "http://u:p@h/x", "events": ["hold.created"]}),
             "url",
         ),
@@ -220,5 +216,36 @@ async fn bad_webhook_requests_get_documented_errors() {
     );
     let r = s.call(hyper::Method::PUT, "/webhooks").admin().send().await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_endpoint_is_spoken_to_over_tls() {
+    // A plain-HTTP receiver behind an https URL: the server must open TLS, which the
+    // receiver cannot answer, so every attempt fails with a TLS error and the receiver
+    // never sees a webhook request.
+    let rx = Receiver::start().await;
+    let mut s = TestServer::start_with(|c| c.webhook_timeout_ms = 1000).await;
+    let (hook, _) = create_hook(&s, &format!("https://{}/hook", rx.addr)).await;
+    let show = s.show(&[("A", 2)]).await;
+    s.hold(&show, "alice", &["A1"]).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let d = loop {
+        let d = all_deliveries(&s, &hook, 50).await;
+        if d.first().is_some_and(|d| d["last_error"].is_string()) {
+            break d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed attempt: {d:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    // rustls reading the receiver's plain "HTTP/1.1 400" as a TLS record.
+    let error = d[0]["last_error"].as_str().unwrap();
+    assert!(error.contains("corrupt message"), "{error}");
+    assert_eq!(d[0]["status"], "pending");
+    assert!(d[0].get("last_status").is_none(), "{}", d[0]);
+    assert!(rx.got().is_empty(), "the receiver got a request in clear");
     s.stop().await;
 }
