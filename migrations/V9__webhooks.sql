@@ -56,6 +56,10 @@ CREATE TABLE webhook_deliveries (
     UNIQUE (webhook_id, xid, event_id)
 );
 
+-- Pruning: finished deliveries by age (pending ones are never pruned).
+CREATE INDEX webhook_deliveries_finished ON webhook_deliveries (created_at)
+    WHERE delivered_at IS NOT NULL OR failed_at IS NOT NULL;
+
 -- The heads: the oldest pending delivery of each (endpoint, show).
 CREATE INDEX webhook_deliveries_pending ON webhook_deliveries (webhook_id, show_id, xid, event_id)
     WHERE delivered_at IS NULL AND failed_at IS NULL;

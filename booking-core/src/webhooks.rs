@@ -57,6 +57,7 @@ use crate::error::{Error, Result};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use std::time::Duration;
 use uuid::Uuid;
 
 crate::domain::text_enum! {
@@ -366,6 +367,23 @@ pub struct DeliveryPage {
     /// The cursor of the next page; absent on the last.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
+}
+
+/// Deletes up to `batch` finished (delivered or failed) deliveries routed more than
+/// `retention` ago, oldest first, by the partial index `webhook_deliveries_finished`;
+/// pending ones stay however old. Returns how many.
+pub async fn prune<C: GenericClient>(client: &C, retention: Duration, batch: i64) -> Result<u64> {
+    Ok(client
+        .cexec(
+            "DELETE FROM webhook_deliveries
+              WHERE (webhook_id, seq) IN (
+                    SELECT webhook_id, seq FROM webhook_deliveries
+                     WHERE created_at < now() - $1 * interval '1 millisecond'
+                       AND (delivered_at IS NOT NULL OR failed_at IS NOT NULL)
+                     ORDER BY created_at LIMIT $2)",
+            &[&(retention.as_millis() as f64), &batch],
+        )
+        .await?)
 }
 
 /// Parses a cursor of [`deliveries`] (`d` and a sequence number; opaque to clients).

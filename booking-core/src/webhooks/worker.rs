@@ -39,6 +39,9 @@ pub struct WorkerOptions {
     /// How often to look for new events and due retries when nothing wakes the worker
     /// (this process's own writes do). Default: 250 ms.
     pub tick: Duration,
+    /// How long finished (delivered or failed) deliveries are kept and listed; pending
+    /// ones are kept until delivered. Default: 7 days.
+    pub retention: Duration,
     /// Called with each attempt's outcome and the count of failing endpoints.
     pub observer: Option<Arc<dyn Fn(Observed) + Send + Sync>>,
 }
@@ -52,6 +55,7 @@ impl Default for WorkerOptions {
             max_retry_delay: Duration::from_secs(3600),
             in_flight: 16,
             tick: Duration::from_millis(250),
+            retention: Duration::from_secs(7 * 24 * 3600),
             observer: None,
         }
     }
@@ -78,6 +82,10 @@ const MIN_GAP: Duration = Duration::from_millis(50);
 /// How often the count of failing endpoints is read.
 const FAILING_EVERY: Duration = Duration::from_secs(2);
 
+/// How often old deliveries are pruned, and most rows deleted at a time.
+const PRUNE_EVERY: Duration = Duration::from_secs(60);
+const PRUNE_BATCH: i64 = 5000;
+
 /// Routes and delivers until `stop` fires: then aborts the attempts in flight (their
 /// leases run out and they are sent again later, by this process or another) and
 /// returns. Database errors are logged and retried at the next tick: the worker never
@@ -101,12 +109,17 @@ pub async fn run(engine: Engine, pool: Pool, options: WorkerOptions, stop: Cance
     let mut changes = engine.changes();
     let mut running: JoinSet<()> = JoinSet::new();
     let mut last_failing = Instant::now() - FAILING_EVERY;
+    let mut last_prune = Instant::now();
     loop {
         let started = Instant::now();
         let found = round(&pool, &http, &retry, lease, &options, &mut running).await;
         if started.duration_since(last_failing) >= FAILING_EVERY {
             last_failing = started;
             report_failing(&pool, &options).await;
+        }
+        if started.duration_since(last_prune) >= PRUNE_EVERY {
+            last_prune = started;
+            prune(&pool, options.retention).await;
         }
         let gap = tokio::time::sleep(MIN_GAP);
         tokio::select! {
@@ -238,5 +251,17 @@ async fn report_failing(pool: &Pool, options: &WorkerOptions) {
     };
     if let Ok(n) = n {
         f(Observed::Failing(n as u64));
+    }
+}
+
+async fn prune(pool: &Pool, retention: Duration) {
+    let pruned = match crate::database::client(pool).await {
+        Ok(client) => super::prune(&client, retention, PRUNE_BATCH).await,
+        Err(e) => Err(e),
+    };
+    match pruned {
+        Ok(0) => {}
+        Ok(n) => tracing::debug!(deliveries = n, "webhooks: pruned old deliveries"),
+        Err(e) => tracing::warn!(error = %e, "webhooks: pruning failed; trying again later"),
     }
 }

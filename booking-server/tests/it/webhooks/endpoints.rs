@@ -249,3 +249,51 @@ async fn an_https_endpoint_is_spoken_to_over_tls() {
     assert!(rx.got().is_empty(), "the receiver got a request in clear");
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_finished_deliveries_are_pruned_and_pending_ones_kept() {
+    let mut rx = Receiver::start().await;
+    let mut s = TestServer::start().await;
+    let (hook, _) = create_hook(&s, &rx.url()).await;
+    let show = s.show(&[("A", 4)]).await;
+    s.hold(&show, "alice", &["A1"]).await;
+    rx.wait_for(PATIENCE, "the first event", |g| !g.is_empty())
+        .await;
+    rx.down();
+    s.hold(&show, "bob", &["A2"]).await;
+    let client = crate::common::audit::connect(&s.database_url).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while client
+        .query_one("SELECT count(*) FROM webhook_deliveries", &[])
+        .await
+        .unwrap()
+        .get::<_, i64>(0)
+        < 2
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the second event was not routed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    client
+        .execute(
+            "UPDATE webhook_deliveries SET created_at = now() - interval '8 days'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let pool = s.pool.clone();
+    let c = pool.get().await.unwrap();
+    let week = Duration::from_secs(7 * 24 * 3600);
+    let n = booking_core::webhooks::prune(&c, week, 100).await.unwrap();
+    assert_eq!(n, 1, "the delivered one is pruned");
+    let d = all_deliveries(&s, &hook, 50).await;
+    assert_eq!(d.len(), 1);
+    assert_eq!(d[0]["status"], "pending");
+    assert_eq!(
+        booking_core::webhooks::prune(&c, week, 100).await.unwrap(),
+        0
+    );
+    s.stop().await;
+}

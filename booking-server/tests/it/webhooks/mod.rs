@@ -442,3 +442,90 @@ async fn a_show_cancellation_names_what_it_cancelled() {
     assert_eq!(last["data"]["seats"], json!([]));
     s.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn late_confirms_exchanges_and_keyed_holds_name_what_they_changed() {
+    let rx = Receiver::start().await;
+    let mut s = TestServer::start().await;
+    let show = s.show(&[("A", 8)]).await;
+    let other = s.show(&[("A", 8)]).await;
+    // Only `show`'s bookings: the other show's events and the holds are not sent.
+    let r = s
+        .post("/webhooks")
+        .admin()
+        .json(json!({"url": rx.url(), "shows": [show],
+                     "events": ["booking.confirmed", "booking.changed"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    let secret = r.json["secret"].as_str().unwrap().to_owned();
+    // A hold under an Idempotency-Key is written alone, not batched.
+    let keyed = s
+        .post(&format!("/shows/{show}/holds"))
+        .user("alice")
+        .key("k-1")
+        .json(json!({"seats": ["A1"]}))
+        .send()
+        .await;
+    assert_eq!(keyed.status, StatusCode::CREATED, "{}", keyed.text());
+    let hold = keyed.json["hold_id"].as_str().unwrap().to_owned();
+    s.lapse(&hold).await;
+    let late = s
+        .post(&format!("/holds/{hold}/confirm"))
+        .user("alice")
+        .json(json!({"allow_late": true}))
+        .send()
+        .await;
+    assert_eq!(late.status, StatusCode::CREATED, "{}", late.text());
+    let booking = late.json["booking_id"].as_str().unwrap().to_owned();
+    let r = s
+        .post(&format!("/bookings/{booking}/exchange"))
+        .user("alice")
+        .json(json!({"release": ["A1"], "take": ["A5"]}))
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    let h = s.hold(&other, "bob", &["A1"]).await;
+    let r = s
+        .post(&format!("/holds/{h}/confirm"))
+        .user("bob")
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::CREATED);
+
+    rx.wait_for(PATIENCE, "the late confirm and the exchange", |g| {
+        g.len() >= 2
+    })
+    .await;
+    // Whatever else was coming has had time to come.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let got = rx.got();
+    // What was asked for: the bookings' events of `show` (the sweeper may have
+    // expired the lapsed hold before the late confirm: that is not sent either).
+    let client = crate::common::audit::connect(&s.database_url).await;
+    let of_show: Vec<(String, String)> = client
+        .query(
+            "SELECT show_id::text, 'evt_' || xid::text || '_' || id FROM seat_events
+              WHERE show_id = $1 AND cause IN ('confirm', 'exchange') ORDER BY xid, id",
+            &[&show.parse::<i64>().unwrap()],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(of_show.len(), 2);
+    check_against_feed(&got, &of_show, &secret);
+    let (confirmed, exchanged) = (&got[0].json, &got[1].json);
+    assert_eq!(confirmed["type"], "booking.confirmed");
+    assert_eq!(confirmed["data"]["hold_id"], hold.as_str());
+    assert_eq!(confirmed["data"]["booking_id"], booking.as_str());
+    assert_eq!(exchanged["type"], "booking.changed");
+    assert_eq!(exchanged["data"]["cause"], "exchange");
+    assert_eq!(exchanged["data"]["booking_id"], booking.as_str());
+    assert_eq!(
+        exchanged["data"]["seats"],
+        json!([{"label": "A1", "state": "available"}, {"label": "A5", "state": "booked"}])
+    );
+    s.stop().await;
+}
