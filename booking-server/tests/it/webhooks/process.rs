@@ -1,6 +1,7 @@
 //! Webhooks across processes: `kill -9` of the real binary mid-delivery loses no event
 //! (the one in flight comes again, with the same webhook-id), and two servers on one
-//! database never send one event twice at once.
+//! database never send one event twice at once; a receiver that stalls takes no
+//! connection from bookings.
 
 use super::{check_against_feed, create_hook, feed, PATIENCE};
 use crate::common::receiver::{Answer, Receiver};
@@ -167,4 +168,60 @@ async fn two_servers_deliver_each_event_once_at_a_time() {
     check_against_feed(&to_b, &feed, &secret_b);
     let _ = child.kill().await;
     a.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_receiver_takes_no_connection_from_bookings() {
+    // Every endpoint's receiver holds its requests open: each process's worker fills
+    // its slots with attempts that hang, while bookings go on, on the main pool.
+    let rx = Receiver::start().await;
+    rx.answer(Answer::Slow(Duration::from_secs(120)));
+    let mut s = TestServer::start_with(|c| {
+        c.webhook_timeout_ms = 60_000;
+        c.pool_size = Some(2);
+    })
+    .await;
+    for i in 0..20 {
+        create_hook(&s, &format!("{}/{i}", rx.url())).await;
+    }
+    let show = s.show(&[("A", 40)]).await;
+    s.hold(&show, "alice", &["A1"]).await;
+    // 16 attempts in flight (the worker's cap), each waiting for its receiver. All are
+    // the same event (the hold), to 16 of the 20 endpoints.
+    rx.wait_for(PATIENCE, "the worker's attempts in flight", |g| {
+        g.len() >= 16
+    })
+    .await;
+    for i in 2..=30 {
+        let h = s.hold(&show, &format!("u{i}"), &[&format!("A{i}")]).await;
+        let r = s
+            .post(&format!("/holds/{h}/confirm"))
+            .user(&format!("u{i}"))
+            .send()
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.text());
+    }
+    let client = crate::common::audit::connect(&s.database_url).await;
+    let webhook_connections: i64 = client
+        .query_one(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND application_name = 'booking-webhooks'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert!(
+        webhook_connections <= 2,
+        "{webhook_connections} connections"
+    );
+    // Nothing later was sent to an endpoint while its first event hangs (a timed-out
+    // attempt would be retried, never skipped).
+    let got = rx.got();
+    let first = got[0].id().to_owned();
+    assert!(
+        got.iter().all(|g| g.id() == first),
+        "a later event overtook the first"
+    );
+    s.stop().await;
 }
