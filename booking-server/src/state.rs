@@ -120,7 +120,12 @@ impl AppState {
         let webhook_pool = Self::pool_on(config, webhook_pg, WEBHOOK_POOL_SIZE)?;
         Ok(AppState {
             webhook_pool,
-            webhook_options: config.webhook_options(),
+            webhook_options: config.webhook_options().map_err(|reason| {
+                booking_core::Error::Invalid {
+                    field: "WEBHOOK_CA_FILE".into(),
+                    reason,
+                }
+            })?,
             holds,
             seat_cache: std::sync::Arc::new(crate::seat_cache::SeatCache::new(engine.clone())),
             show_list: Default::default(),

@@ -18,16 +18,32 @@ use uuid::Uuid;
 /// verifying against the Mozilla roots of `webpki-roots`), connections kept for reuse.
 pub(super) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A client whose connects give up after `timeout`.
-pub(super) fn http_client(timeout: Duration) -> Result<HttpClient> {
+/// A client whose connects give up after `timeout`, trusting the Mozilla roots and
+/// `extra_roots`.
+pub(super) fn http_client(
+    timeout: Duration,
+    extra_roots: &[rustls::pki_types::CertificateDer<'static>],
+) -> Result<HttpClient> {
     let mut connector = HttpConnector::new();
     // The TLS layer above it takes https URLs.
     connector.enforce_http(false);
     connector.set_connect_timeout(Some(timeout));
     connector.set_nodelay(true);
+    let tls_error = |e: rustls::Error| Error::invalid("webhook roots", e.to_string());
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for root in extra_roots {
+        roots.add(root.clone()).map_err(tls_error)?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(tls_error)?
+    .with_root_certificates(roots)
+    .with_no_client_auth();
     let https = HttpsConnectorBuilder::new()
-        .with_provider_and_webpki_roots(rustls::crypto::ring::default_provider())
-        .map_err(|e| Error::Invariant(format!("TLS for webhooks: {e}")))?
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(connector);

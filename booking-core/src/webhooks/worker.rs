@@ -42,6 +42,9 @@ pub struct WorkerOptions {
     /// How long finished (delivered or failed) deliveries are kept and listed; pending
     /// ones are kept until delivered. Default: 7 days.
     pub retention: Duration,
+    /// Certificates trusted for `https` endpoints besides the Mozilla roots (a private
+    /// CA of the receivers). Default: none.
+    pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Called with each attempt's outcome and the count of failing endpoints.
     pub observer: Option<Arc<dyn Fn(Observed) + Send + Sync>>,
 }
@@ -56,6 +59,7 @@ impl Default for WorkerOptions {
             in_flight: 16,
             tick: Duration::from_millis(250),
             retention: Duration::from_secs(7 * 24 * 3600),
+            extra_roots: Vec::new(),
             observer: None,
         }
     }
@@ -92,10 +96,11 @@ const PRUNE_BATCH: i64 = 5000;
 /// gives up. Runs on `pool` only (two connections are plenty: no connection is held
 /// while an endpoint is waited for).
 pub async fn run(engine: Engine, pool: Pool, options: WorkerOptions, stop: CancellationToken) {
-    let http = match deliver::http_client(options.timeout) {
+    let http = match deliver::http_client(options.timeout, &options.extra_roots) {
         Ok(h) => h,
         Err(e) => {
-            // Only a TLS provider without safe protocol versions: nothing to retry.
+            // A root the TLS library refuses (check_roots catches that at start):
+            // nothing to retry.
             tracing::error!(error = %e, "webhooks: no HTTP client; no webhook is delivered");
             return;
         }
@@ -252,6 +257,22 @@ async fn report_failing(pool: &Pool, options: &WorkerOptions) {
     if let Ok(n) = n {
         f(Observed::Failing(n as u64));
     }
+}
+
+/// Parses PEM certificates (a private CA's) for [`WorkerOptions::extra_roots`], and
+/// checks that the TLS library takes them: [`crate::Error::Invalid`] on
+/// `webhook roots` when the text has no certificate or one is refused.
+pub fn parse_roots(pem: &[u8]) -> crate::Result<Vec<rustls::pki_types::CertificateDer<'static>>> {
+    use rustls::pki_types::pem::PemObject;
+    let bad = |why: String| crate::Error::invalid("webhook roots", why);
+    let roots = rustls::pki_types::CertificateDer::pem_slice_iter(pem)
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
+    if roots.is_empty() {
+        return Err(bad("no certificate in it".into()));
+    }
+    deliver::http_client(Duration::from_secs(1), &roots)?;
+    Ok(roots)
 }
 
 async fn prune(pool: &Pool, retention: Duration) {

@@ -62,6 +62,8 @@ pub struct Receiver {
     pub addr: SocketAddr,
     shared: Arc<Mutex<Shared>>,
     server: Option<JoinHandle<()>>,
+    /// Set: it speaks TLS with this configuration.
+    tls: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl Receiver {
@@ -74,7 +76,16 @@ impl Receiver {
                 ..Shared::default()
             })),
             server: None,
+            tls: None,
         };
+        r.up().await;
+        r
+    }
+
+    /// Listening over TLS with `config` (its URL is `https://127.0.0.1:port/hook`).
+    pub async fn start_tls(config: tokio_rustls::rustls::ServerConfig) -> Receiver {
+        let mut r = Receiver::start().await;
+        r.tls = Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)));
         r.up().await;
         r
     }
@@ -87,7 +98,8 @@ impl Receiver {
     }
 
     pub fn url(&self) -> String {
-        format!("http://{}/hook", self.addr)
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}/hook", self.addr)
     }
 
     /// Stops listening and drops every open connection: connects are refused.
@@ -118,6 +130,7 @@ impl Receiver {
         let listener = socket.listen(64).unwrap();
         self.addr = listener.local_addr().unwrap();
         let shared = self.shared.clone();
+        let tls = self.tls.clone();
         self.server = Some(tokio::spawn(async move {
             // Connections live in this set: aborting the server drops them all.
             let mut conns = JoinSet::new();
@@ -126,11 +139,24 @@ impl Receiver {
                     continue;
                 };
                 let shared = shared.clone();
+                let tls = tls.clone();
                 conns.spawn(async move {
                     let service = service_fn(move |req| handle(shared.clone(), req));
-                    let _ = http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    match tls {
+                        None => {
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            let Ok(stream) = acceptor.accept(stream).await else {
+                                return;
+                            };
+                            let _ = http1::Builder::new()
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                    }
                 });
                 while conns.try_join_next().is_some() {}
             }

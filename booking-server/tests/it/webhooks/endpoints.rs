@@ -297,3 +297,81 @@ async fn old_finished_deliveries_are_pruned_and_pending_ones_kept() {
     );
     s.stop().await;
 }
+
+/// A private CA, and a certificate of 127.0.0.1 it signed: (CA's PEM, server config).
+fn private_ca() -> (String, tokio_rustls::rustls::ServerConfig) {
+    use rcgen::{BasicConstraints, CertificateParams, IsCa, KeyPair};
+    use tokio_rustls::rustls;
+    let ca_key = KeyPair::generate().unwrap();
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &ca, &ca_key)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![cert.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(key.serialize_der().into()),
+    )
+    .unwrap();
+    (ca.pem(), config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_https_endpoint_behind_a_private_ca_is_delivered_to() {
+    let (ca, config) = private_ca();
+    let rx = Receiver::start_tls(config).await;
+    assert!(rx.url().starts_with("https://127.0.0.1:"));
+    let ca_file = std::env::temp_dir().join(format!("webhook-ca-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(&ca_file, ca).unwrap();
+    let mut s = TestServer::start_with(|c| c.webhook_ca_file = Some(ca_file.clone())).await;
+    let (_, secret) = create_hook(&s, &rx.url()).await;
+    let show = s.show(&[("A", 2)]).await;
+    s.hold(&show, "alice", &["A1"]).await;
+    rx.wait_for(PATIENCE, "the event over TLS", |g| {
+        g.iter().any(|g| g.answered == 204)
+    })
+    .await;
+    let got = rx.got();
+    standardwebhooks::Webhook::new(&secret)
+        .unwrap()
+        .verify(&got[0].body, &got[0].headers)
+        .unwrap();
+    assert_eq!(got[0].json["type"], "hold.created");
+    s.stop().await;
+    let _ = std::fs::remove_file(&ca_file);
+
+    // Without the CA the same receiver is not trusted: the attempt fails.
+    let mut s = TestServer::start().await;
+    let (hook, _) = create_hook(&s, &rx.url()).await;
+    let show = s.show(&[("A", 2)]).await;
+    s.hold(&show, "alice", &["A1"]).await;
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    let d = loop {
+        let d = all_deliveries(&s, &hook, 50).await;
+        if d.first().is_some_and(|d| d["last_error"].is_string()) {
+            break d;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no failed attempt: {d:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let error = d[0]["last_error"].as_str().unwrap();
+    assert!(error.contains("certificate"), "{error}");
+    assert_eq!(
+        rx.got().len(),
+        1,
+        "nothing reached the receiver without trust"
+    );
+    s.stop().await;
+}

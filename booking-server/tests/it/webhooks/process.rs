@@ -225,3 +225,24 @@ async fn a_stalled_receiver_takes_no_connection_from_bookings() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn a_webhook_ca_file_that_is_not_one_stops_the_server() {
+    let not_pem = std::env::temp_dir().join(format!("not-a-ca-{}.pem", uuid::Uuid::new_v4()));
+    std::fs::write(&not_pem, "hello").unwrap();
+    for file in [
+        not_pem.clone(),
+        std::env::temp_dir().join("no-such-dir/ca.pem"),
+    ] {
+        let out = Command::new(BIN)
+            .env("DATABASE_URL", "postgres://127.0.0.1:1/none")
+            .env("WEBHOOK_CA_FILE", &file)
+            .output()
+            .await
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{}", file.display());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("WEBHOOK_CA_FILE"), "{err}");
+    }
+    let _ = std::fs::remove_file(&not_pem);
+}
