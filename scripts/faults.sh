@@ -6,9 +6,11 @@
 #   scripts/faults.sh [--quick] [scenario ...]
 #
 # Scenarios (default: all of them, in this order):
-#   kill-server  kill -9 the server 10 times during load, restarting it each time
+#   kill-server  kill -9 the server 10 times during load, restarting it each time (a
+#                webhook receiver must get every event: scripts/faults/webhooks.py)
 #   restart-db   PostgreSQL stopped as by a crash (-m immediate) during load, then started
 #   replicas     three server processes on one database, load spread over all three
+#                (webhooks too)
 #   authz        users reaching for each other's holds and bookings; admin without token
 #   fuzz         schemathesis against /openapi.json (from PyPI, into target/faults/venv)
 #   overload     thousands of connections, far more than the pool, and slow-header clients
@@ -31,7 +33,7 @@ scenarios=()
 for a in "$@"; do
     case "$a" in
         --quick) quick=true ;;
-        -h|--help) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         kill-server|restart-db|replicas|authz|fuzz|overload|failover) scenarios+=("$a") ;;
         *) echo "faults.sh: unknown scenario or flag: $a" >&2; exit 2 ;;
     esac
@@ -201,6 +203,25 @@ limit_per_user=6
 areas_big="FLOOR:120:standing,BOX:20:premium"
 areas_limited="PIT:40:standing"
 
+# Webhooks (issue 17): a real receiver on loopback (scripts/faults/webhooks.py) gets an
+# endpoint for every event type, made before the load; after the load every event of the
+# feed must have reached it, in order per show, signed. It answers 500 to one request in
+# 500, so some deliveries are retried (each failure holds its show back 1-2 s).
+webhook_receiver() { # webhook_receiver SERVER_URL
+    local rx_port
+    rx_port=$(free_port)
+    python3 "$here/scripts/faults/webhooks.py" serve --port "$rx_port" \
+        --out "$out/webhooks.jsonl" --fail-every 500 >/dev/null 2>&1 &
+    pids+=("$!")
+    python3 "$here/scripts/faults/webhooks.py" create --url "$1" --token "$admin_token" \
+        --hook "http://127.0.0.1:$rx_port/hook" --out "$out/webhook.json"
+}
+webhook_check() { # webhook_check DB
+    python3 "$here/scripts/faults/webhooks.py" check --db "$1" --got "$out/webhooks.jsonl" \
+        --hook-file "$out/webhook.json" --wait 300 --json "$out/webhooks.json" \
+        || die "webhooks: the receiver did not get the feed (see above)"
+}
+
 now() { echo "$EPOCHREALTIME"; }
 elapsed() { python3 -c "import sys; print(f'{float(sys.argv[2]) - float(sys.argv[1]):.3f}')" "$1" "$2"; }
 
@@ -215,6 +236,7 @@ scenario_kill_server() {
     wait_ready "$url"
     show=$(create_show "$url" 20 100 "" "$areas_big")
     limited=$(create_show "$url" 10 20 "$limit_per_user" "$areas_limited")
+    webhook_receiver "$url"
     # An event stream of the show through every kill (it resumes with Last-Event-ID);
     # the audit checks it brought each event once, in order, across the boundary.
     python3 "$here/scripts/faults/probe.py" sse --url "$url" --show "$show" --out "$out/sse.txt" \
@@ -256,6 +278,7 @@ scenario_kill_server() {
     audit "$db" --log "$out/load.log" --sweep-wait 15 --show "$show" --straddle "$xid_boundary" \
         --sse "$out/sse.txt" --sse "$out/sse-late.txt" --url "$url" \
         --sse-data "$out/sse-data.txt" --sse-data "$out/sse-late-data.txt"
+    webhook_check "$db"
     kill "$sse" "$sse_late" 2>/dev/null || true
     local recoveries
     recoveries=$(python3 "$here/scripts/faults/probe.py" recovery --url "$url" --show "$show" \
@@ -354,10 +377,12 @@ scenario_replicas() {
     show=$(create_show "${urls[1]}" 20 100 "" "$areas_big")
     local limited
     limited=$(create_show "${urls[1]}" 10 20 "$limit_per_user" "$areas_limited")
+    webhook_receiver "${urls[1]}"
     python3 "$here/scripts/faults/load.py" "${urls[@]}" --show "$show" --show "$limited" --workers 24 \
         --log "$out/load.log" --duration "$seconds" >"$out/load.out" 2>&1 \
         || die "the load generator failed (see $out/load.out)"
     audit "$db" --log "$out/load.log" --sweep-wait 15 "${urls[@]}"
+    webhook_check "$db"
     figures servers=3 seconds="$seconds"
     for i in "${srvs[@]}"; do stop_server "$i"; done
 }

@@ -342,7 +342,11 @@ static CONFIRM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             from: "booked",
             per: None,
         }
-        .cte(),
+        .cte_of(&feed::Subject {
+            hold: Some("$2"),
+            booking: Some("$3"),
+            ended: None
+        }),
         columns = feed::EVENT_COLUMNS,
     )
 });

@@ -141,6 +141,9 @@ pub enum Error {
     /// No booking has this id. `404 booking_not_found`.
     #[error("booking not found")]
     BookingNotFound,
+    /// No webhook endpoint has this id. `404 webhook_not_found`.
+    #[error("webhook not found")]
+    WebhookNotFound,
     /// The hold or booking belongs to another user. `403 forbidden`.
     #[error("forbidden: it belongs to another user")]
     Forbidden,

@@ -67,4 +67,4 @@ pub use listen::{Follower, Listener, Wakeup};
 pub use map_position::MapPosition;
 pub use notify::EVENTS_CHANNEL;
 pub use sql::{head, horizon, prune, read};
-pub(crate) use sql::{written_event, EventsSql, EVENT_COLUMNS};
+pub(crate) use sql::{written_event, EventsSql, Subject, EVENT_COLUMNS};

@@ -77,6 +77,12 @@
 //!   an index of `migrations/V10__query_indexes.sql`.
 //! - [`reports`]: a show's report ([`reports::show_report`]): counts and revenue by
 //!   category, ticket type and area, cancellations and exchanges, in one snapshot.
+//! - [`webhooks`]: endpoints ([`webhooks::create`], `webhooks.rs`) that get the feed's
+//!   events pushed, signed the Standard Webhooks way (`webhooks/sign.rs`), URLs checked
+//!   by `webhooks/url.rs`; events routed into per-endpoint deliveries
+//!   (`webhooks/route.rs`), delivered in order per show with leases, timeouts and
+//!   backed-off retries (`webhooks/deliver.rs`) by one worker per process
+//!   ([`webhooks::worker::run`], `webhooks/worker.rs`).
 //!
 //! # Running operations
 //!
@@ -144,6 +150,7 @@ pub mod shows;
 pub mod sweeper;
 pub mod tickets;
 pub mod venues;
+pub mod webhooks;
 
 pub use areas::Area;
 pub use best::{BestHold, BestRequest};

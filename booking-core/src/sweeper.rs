@@ -83,12 +83,15 @@ where
         &[&shows, &keys],
     )
     .await?;
-    // Free them and publish one `expire` event per hold that still had seats.
+    // Free them and publish one `expire` event per hold that still had seats. The
+    // hold comes from the list, not from the seat: RETURNING gives the new row, whose
+    // hold_id is NULL (grouping by it made one event of all a show's expired holds).
     let sql = format!(
         "WITH freed AS (
-             UPDATE seats SET hold_id = NULL
-              WHERE (show_id, hold_id) IN (SELECT * FROM unnest($1::bigint[], $2::uuid[]))
-             RETURNING show_id, hold_id, id, label, xmin, area
+             UPDATE seats s SET hold_id = NULL
+               FROM unnest($1::bigint[], $2::uuid[]) AS x(show_id, hold_id)
+              WHERE s.show_id = x.show_id AND s.hold_id = x.hold_id
+             RETURNING s.show_id, x.hold_id, s.id, s.label, s.xmin, s.area
          ), {events}
          SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM ev)",
         events = crate::feed::EventsSql {
@@ -100,7 +103,10 @@ where
             from: "freed",
             per: Some("show_id, hold_id"),
         }
-        .cte(),
+        .cte_of(&crate::feed::Subject {
+            hold: Some("hold_id"),
+            ..Default::default()
+        }),
     );
     let row = tx.cq_one(&sql, &[&shows, &keys]).await?;
     let freed = row.get::<_, i64>(0) as u64;

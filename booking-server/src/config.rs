@@ -26,6 +26,9 @@ use std::time::Duration;
 /// | [`request_timeout_ms`](Self::request_timeout_ms) | `REQUEST_TIMEOUT_MS` | ms | 10000 | 100 to 600000 |
 /// | [`demo_show`](Self::demo_show) | `DEMO_SHOW` | | `false` | `true` or `false` |
 /// | [`log_format`](Self::log_format) | `LOG_FORMAT` | | `pretty` | `pretty` or `json` |
+/// | [`webhook_timeout_ms`](Self::webhook_timeout_ms) | `WEBHOOK_TIMEOUT_MS` | ms | 10000 | 100 to 60000 |
+/// | [`webhook_retry_seconds`](Self::webhook_retry_seconds) | `WEBHOOK_RETRY_SECONDS` | s | 86400 | 1 to 604800 |
+/// | [`webhook_ca_file`](Self::webhook_ca_file) | `WEBHOOK_CA_FILE` | | unset | a PEM file of certificates |
 ///
 /// Each flag is the field's name in kebab case (`--pool-wait-ms`).
 #[derive(Debug, Clone, Parser)]
@@ -98,6 +101,23 @@ pub struct Config {
     /// Log format: `pretty` for people, `json` for machines.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Pretty)]
     pub log_format: LogFormat,
+
+    /// Longest wait for a webhook endpoint's answer (connecting included), in ms (100
+    /// to 60000); no answer in time is a failed attempt.
+    #[arg(long, env = "WEBHOOK_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(100..=60_000))]
+    pub webhook_timeout_ms: u64,
+
+    /// How long a webhook delivery is retried from its first attempt, in seconds (1 to
+    /// 604800, default 24 h); then it gives up and its endpoint is marked failing.
+    #[arg(long, env = "WEBHOOK_RETRY_SECONDS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(1..=604_800))]
+    pub webhook_retry_seconds: u64,
+
+    /// A PEM file of certificates trusted for https webhook endpoints besides the
+    /// Mozilla roots (receivers behind a private CA); read at start.
+    #[arg(long, env = "WEBHOOK_CA_FILE")]
+    pub webhook_ca_file: Option<std::path::PathBuf>,
 }
 
 /// How log lines are written (`LOG_FORMAT`, `--log-format`; default `pretty`).
@@ -122,6 +142,7 @@ impl Config {
         if self.max_hold_seconds < u64::from(self.hold_ttl_seconds) {
             return Err("MAX_HOLD_SECONDS must not be less than HOLD_TTL_SECONDS".into());
         }
+        self.webhook_options()?;
         Ok(())
     }
 
@@ -154,6 +175,28 @@ impl Config {
             max_hold: Duration::from_secs(self.max_hold_seconds),
             max_seats_per_hold: usize::from(self.max_seats_per_hold),
         }
+    }
+
+    /// The webhook worker's options: `WEBHOOK_TIMEOUT_MS`, `WEBHOOK_RETRY_SECONDS`,
+    /// the roots of `WEBHOOK_CA_FILE` (read now: an error names the file), the rest at
+    /// their defaults.
+    pub fn webhook_options(&self) -> Result<booking_core::webhooks::worker::WorkerOptions, String> {
+        let extra_roots = match &self.webhook_ca_file {
+            None => Vec::new(),
+            Some(path) => {
+                let pem = std::fs::read(path).map_err(|e| {
+                    format!("WEBHOOK_CA_FILE {} cannot be read: {e}", path.display())
+                })?;
+                booking_core::webhooks::worker::parse_roots(&pem)
+                    .map_err(|e| format!("WEBHOOK_CA_FILE {}: {e}", path.display()))?
+            }
+        };
+        Ok(booking_core::webhooks::worker::WorkerOptions {
+            timeout: Duration::from_millis(self.webhook_timeout_ms),
+            retry_window: Duration::from_secs(self.webhook_retry_seconds),
+            extra_roots,
+            ..Default::default()
+        })
     }
 
     /// A configuration for tests and embedding: defaults, this database, port 0.

@@ -36,6 +36,8 @@
 //! - [`queries`]: lists in pages (a show's holds and bookings, `/users/me/bookings`):
 //!   the query string (`limit`, `cursor`, filters) parsed once, the page's JSON.
 //! - [`reports`]: `GET /shows/{id}/report`, a show's counts and revenue.
+//! - [`webhooks`]: `/webhooks` (admin): endpoints and their deliveries; the delivery
+//!   worker (`booking_core::webhooks::worker`) is started by [`run`].
 //!
 //! Binaries:
 //!
@@ -70,6 +72,7 @@ pub mod shows;
 pub mod state;
 pub mod venues;
 pub mod web;
+pub mod webhooks;
 
 pub use config::Config;
 pub use state::AppState;
@@ -139,6 +142,19 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
         stop_sweeper.clone(),
     ));
 
+    // Webhooks are delivered in the background, on their own pool; they stop with the
+    // requests (a delivery cut off is sent again later: at least once).
+    let mut webhook_options = state.webhook_options.clone();
+    let webhook_state = state.clone();
+    webhook_options.observer = Some(Arc::new(move |seen| {
+        webhook_state.metrics.webhooks.observe(seen)
+    }));
+    state.engine.spawn(booking_core::webhooks::worker::run(
+        state.engine.clone(),
+        state.webhook_pool.clone(),
+        webhook_options,
+        state.shutdown.child_token(),
+    ));
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
@@ -197,6 +213,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
     // Every connection goes back to the database: the server leaves none open.
     state.pool.close();
     state.feed_pool.close();
+    state.webhook_pool.close();
     tracing::info!("stopped");
 }
 

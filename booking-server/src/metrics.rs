@@ -83,6 +83,8 @@ pub struct Metrics {
     pub not_on_sale: Counter,
     /// `booking_show_cancels_total`: shows cancelled by this process (repeats not).
     pub show_cancels: Counter,
+    /// Webhook attempts and failing endpoints.
+    pub webhooks: WebhookMetrics,
 }
 
 /// What the pool says right now.
@@ -175,7 +177,9 @@ impl Default for Metrics {
             "booking_show_cancels",
             "Shows cancelled (repeats of a cancellation not counted)",
         );
+        let webhooks = WebhookMetrics::register(&mut registry);
         Metrics {
+            webhooks,
             registry,
             requests,
             durations,
@@ -271,5 +275,55 @@ impl Metrics {
         let _ = prometheus_text::encode(&mut out, &self.registry);
         let _ = prometheus_text::encode(&mut out, &sampled);
         out
+    }
+}
+
+/// The labels of `booking_webhook_deliveries_total`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AttemptLabels {
+    result: &'static str,
+}
+
+/// The webhook worker's series.
+#[derive(Debug)]
+pub struct WebhookMetrics {
+    attempts: Family<AttemptLabels, Counter>,
+    failing: prometheus_client::metrics::gauge::Gauge,
+}
+
+impl WebhookMetrics {
+    fn register(registry: &mut Registry) -> WebhookMetrics {
+        let attempts = Family::<AttemptLabels, Counter>::default();
+        registry.register(
+            "booking_webhook_deliveries",
+            "Webhook delivery attempts of this process, by result (delivered, retrying, gave_up, lease_lost)",
+            attempts.clone(),
+        );
+        let failing = prometheus_client::metrics::gauge::Gauge::default();
+        registry.register(
+            "booking_webhooks_failing",
+            "Webhook endpoints marked failing (a delivery gave up), read every few seconds",
+            failing.clone(),
+        );
+        WebhookMetrics { attempts, failing }
+    }
+
+    /// Counts what the worker observed.
+    pub fn observe(&self, seen: booking_core::webhooks::worker::Observed) {
+        use booking_core::webhooks::worker::{Observed, Outcome};
+        match seen {
+            Observed::Attempt(outcome) => {
+                let result = match outcome {
+                    Outcome::Delivered => "delivered",
+                    Outcome::Retrying => "retrying",
+                    Outcome::GaveUp => "gave_up",
+                    Outcome::LeaseLost => "lease_lost",
+                };
+                self.attempts.get_or_create(&AttemptLabels { result }).inc();
+            }
+            Observed::Failing(n) => {
+                self.failing.set(i64::try_from(n).unwrap_or(i64::MAX));
+            }
+        }
     }
 }

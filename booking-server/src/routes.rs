@@ -5,6 +5,7 @@ use crate::show_lifecycle;
 use crate::state::AppState;
 use crate::{
     areas, blocks, bookings, cart, events, holds, ops, queries, reports, shows, venues, web,
+    webhooks,
 };
 use hyper::body::Incoming;
 use hyper::{Method, Request};
@@ -88,6 +89,14 @@ pub enum Route<'a> {
     UpdateShow(&'a str),
     /// `POST /shows/{show_id}/cancel` (admin).
     CancelShow(&'a str),
+    /// `POST /webhooks` (admin).
+    CreateWebhook,
+    /// `GET /webhooks/{webhook_id}` (admin).
+    GetWebhook(&'a str),
+    /// `DELETE /webhooks/{webhook_id}` (admin).
+    DeleteWebhook(&'a str),
+    /// `GET /webhooks/{webhook_id}/deliveries` (admin).
+    WebhookDeliveries(&'a str),
 }
 
 impl Route<'_> {
@@ -131,6 +140,10 @@ impl Route<'_> {
             Route::OpenApi => "GET /openapi.json",
             Route::UpdateShow(_) => "PATCH /shows/{show_id}",
             Route::CancelShow(_) => "POST /shows/{show_id}/cancel",
+            Route::CreateWebhook => "POST /webhooks",
+            Route::GetWebhook(_) => "GET /webhooks/{webhook_id}",
+            Route::DeleteWebhook(_) => "DELETE /webhooks/{webhook_id}",
+            Route::WebhookDeliveries(_) => "GET /webhooks/{webhook_id}/deliveries",
         }
     }
 
@@ -151,6 +164,7 @@ impl Route<'_> {
                 | Route::CancelBooking(_)
                 | Route::ExchangeSeats(_)
                 | Route::UpdateShow(_)
+                | Route::CreateWebhook
         )
     }
 }
@@ -242,6 +256,13 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["metrics"] if get => Ok(Route::Metrics),
         ["openapi.json"] if get => Ok(Route::OpenApi),
         ["healthz"] | ["readyz"] | ["metrics"] | ["openapi.json"] => allow("GET"),
+        ["webhooks"] if post => Ok(Route::CreateWebhook),
+        ["webhooks"] => allow("POST"),
+        ["webhooks", id] if get => Ok(Route::GetWebhook(id)),
+        ["webhooks", id] if delete => Ok(Route::DeleteWebhook(id)),
+        ["webhooks", _] => allow("GET, DELETE"),
+        ["webhooks", id, "deliveries"] if get => Ok(Route::WebhookDeliveries(id)),
+        ["webhooks", _, "deliveries"] => allow("GET"),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -295,6 +316,10 @@ pub async fn dispatch(
         Route::OpenApi => Ok(ops::openapi()),
         Route::UpdateShow(id) => show_lifecycle::update(state, &parts, body, id).await,
         Route::CancelShow(id) => show_lifecycle::cancel(state, &parts, id).await,
+        Route::CreateWebhook => webhooks::create(state, &parts, body).await,
+        Route::GetWebhook(id) => webhooks::get(state, &parts, id).await,
+        Route::DeleteWebhook(id) => webhooks::delete(state, &parts, id).await,
+        Route::WebhookDeliveries(id) => webhooks::deliveries(state, &parts, id).await,
     };
     if matches!(&reply, Err(e) if e.code == "not_on_sale") {
         state.metrics.not_on_sale.inc();
@@ -344,4 +369,8 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/openapi.json"),
     ("PATCH", "/shows/{show_id}"),
     ("POST", "/shows/{show_id}/cancel"),
+    ("POST", "/webhooks"),
+    ("GET", "/webhooks/{webhook_id}"),
+    ("DELETE", "/webhooks/{webhook_id}"),
+    ("GET", "/webhooks/{webhook_id}/deliveries"),
 ];

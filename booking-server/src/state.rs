@@ -13,6 +13,10 @@ use std::time::Duration;
 /// at once.
 const FEED_POOL_SIZE: usize = 3;
 
+/// Connections of [`AppState::webhook_pool`]: routing and claiming in turn, and the
+/// outcomes of deliveries (no connection is held while an endpoint is waited for).
+const WEBHOOK_POOL_SIZE: usize = 2;
+
 /// What every request shares, built once by [`crate::prepare`] (or [`AppState::new`]).
 pub struct AppState {
     /// The main pool (`POOL_SIZE` connections): every request's database work.
@@ -43,6 +47,11 @@ pub struct AppState {
     /// connection and the hold batches (the sweeper has a token of its own: it works
     /// on while requests drain).
     pub shutdown: CancellationToken,
+    /// The webhook worker's own connections: a slow endpoint or a backlog of
+    /// deliveries never takes one from requests.
+    pub webhook_pool: Pool,
+    /// The webhook worker's options (`WEBHOOK_*`).
+    pub webhook_options: booking_core::webhooks::worker::WorkerOptions,
 }
 
 impl AppState {
@@ -53,6 +62,14 @@ impl AppState {
 
     fn pool_of(config: &Config, max_size: usize) -> Result<Pool, booking_core::Error> {
         let pg = database::parse_url(&config.database_url)?;
+        Self::pool_on(config, pg, max_size)
+    }
+
+    fn pool_on(
+        config: &Config,
+        pg: booking_core::tokio_postgres::Config,
+        max_size: usize,
+    ) -> Result<Pool, booking_core::Error> {
         database::pool(
             pg.clone(),
             &database::PoolOptions {
@@ -98,7 +115,17 @@ impl AppState {
                 shutdown.child_token(),
             )
         });
+        let mut webhook_pg = database::parse_url(&config.database_url)?;
+        webhook_pg.application_name("booking-webhooks");
+        let webhook_pool = Self::pool_on(config, webhook_pg, WEBHOOK_POOL_SIZE)?;
         Ok(AppState {
+            webhook_pool,
+            webhook_options: config.webhook_options().map_err(|reason| {
+                booking_core::Error::Invalid {
+                    field: "WEBHOOK_CA_FILE".into(),
+                    reason,
+                }
+            })?,
             holds,
             seat_cache: std::sync::Arc::new(crate::seat_cache::SeatCache::new(engine.clone())),
             show_list: Default::default(),

@@ -209,7 +209,11 @@ async fn free<C: GenericClient>(
             from: "freed",
             per: None,
         }
-        .cte(),
+        .cte_of(&feed::Subject {
+            hold: None,
+            booking: Some("$2"),
+            ended: Some("$4")
+        }),
         columns = feed::EVENT_COLUMNS,
     );
     let r = tx

@@ -395,7 +395,10 @@ async fn write_exchange<C: GenericClient>(
             from: "changed",
             per: None,
         }
-        .cte_stated(),
+        .cte_stated_of(&feed::Subject {
+            booking: Some("$2"),
+            ..Default::default()
+        }),
         columns = feed::EVENT_COLUMNS,
     );
     let r = tx

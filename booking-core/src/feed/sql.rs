@@ -39,19 +39,50 @@ pub(crate) struct EventsSql<'a> {
     pub was: Option<&'a str>,
 }
 
+/// SQL for what each event of an [`EventsSql`] is about (the columns `hold_id`,
+/// `booking_id` and `ended` of `seat_events`, read by webhooks): expressions over
+/// `from`'s rows (or parameters), the same for every row of one event. `None`: not
+/// known, stored as NULL.
+#[derive(Default)]
+pub(crate) struct Subject<'a> {
+    /// The hold (its uuid key) whose seats changed.
+    pub hold: Option<&'a str>,
+    /// The booking (its uuid key) whose seats changed.
+    pub booking: Option<&'a str>,
+    /// For a cancel: whether it ended the booking (a boolean).
+    pub ended: Option<&'a str>,
+}
+
 impl EventsSql<'_> {
     /// The CTE, every row with [`EventsSql::state`].
     pub(crate) fn cte(&self) -> String {
-        self.cte_with(&format!("'{}'", self.state.as_str()))
+        self.cte_of(&Subject::default())
+    }
+
+    /// [`EventsSql::cte`], each event about `subject`.
+    pub(crate) fn cte_of(&self, subject: &Subject) -> String {
+        self.cte_with(&format!("'{}'", self.state.as_str()), subject)
     }
 
     /// The CTE, each row with its own state: the text column `state` of `from` (an
-    /// exchange frees some seats and books others in one event).
-    pub(crate) fn cte_stated(&self) -> String {
-        self.cte_with("state")
+    /// exchange frees some seats and books others in one event), each event about
+    /// `subject`.
+    pub(crate) fn cte_stated_of(&self, subject: &Subject) -> String {
+        self.cte_with("state", subject)
     }
 
-    fn cte_with(&self, state: &str) -> String {
+    fn cte_with(&self, state: &str, subject: &Subject) -> String {
+        // The subject is one value per event: any row's (aggregated, so that it fits
+        // both a GROUP BY and the one-group HAVING form).
+        let one = |e: Option<&str>, ty: &str| match e {
+            Some(e) => format!("(array_agg(({e})::{ty}))[1]"),
+            None => format!("NULL::{ty}"),
+        };
+        let (hold, booking, ended) = (
+            one(subject.hold, "uuid"),
+            one(subject.booking, "uuid"),
+            one(subject.ended, "boolean"),
+        );
         let until = self
             .until
             .map(|u| format!(", 'until', {u}"))
@@ -65,12 +96,13 @@ impl EventsSql<'_> {
             None => "HAVING count(*) > 0".to_owned(),
         };
         format!(
-            "ev AS (INSERT INTO seat_events (show_id, cause, seats)
+            "ev AS (INSERT INTO seat_events (show_id, cause, seats, hold_id, booking_id, ended)
                     SELECT {show}, '{cause}',
                            coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                                          'label', label, 'state', {state},
                                          'version', xmin::text{until}, 'area', area{was}))
-                                     ORDER BY id), '[]')
+                                     ORDER BY id), '[]'),
+                           {hold}, {booking}, {ended}
                       FROM {from} {grouping}
                     RETURNING show_id, xid::text AS xid_text, id, seats)",
             show = self.show,

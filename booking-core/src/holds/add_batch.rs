@@ -132,7 +132,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
              UPDATE seats s SET hold_id = i.hold_id
                FROM wanted w JOIN ok_items i USING (item)
               WHERE s.show_id = i.show_id AND s.id = w.id AND s.xmin::text = w.xmin
-             RETURNING w.item, s.show_id, s.id, s.label, s.xmin, s.area
+             RETURNING w.item, s.show_id, s.hold_id, s.id, s.label, s.xmin, s.area
          ), {event}, counted AS (
              SELECT item, count(*) AS taken_count, min(label) FILTER (WHERE first) AS first
                FROM (SELECT t.item, t.label,
@@ -182,7 +182,10 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
             from: "taken t JOIN h ON h.hold_item = t.item",
             per: Some("t.item, t.show_id"),
         }
-        .cte(),
+        .cte_of(&feed::Subject {
+            hold: Some("t.hold_id"),
+            ..Default::default()
+        }),
     )
 });
 

@@ -189,7 +189,10 @@ static ADD_POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
             from: "taken CROSS JOIN h",
             per: None,
         }
-        .cte(),
+        .cte_of(&feed::Subject {
+            hold: Some("$2"),
+            ..Default::default()
+        }),
         columns = feed::EVENT_COLUMNS,
     )
 });
@@ -315,7 +318,10 @@ async fn write_add<C: GenericClient>(
             from: "taken CROSS JOIN h",
             per: None,
         }
-        .cte(),
+        .cte_of(&feed::Subject {
+            hold: Some("$2"),
+            ..Default::default()
+        }),
         columns = feed::EVENT_COLUMNS,
     );
     let types: Vec<&str> = tickets.iter().map(|(t, _)| *t).collect();
@@ -446,7 +452,10 @@ async fn write_remove<C: GenericClient>(
             from: "freed",
             per: None,
         }
-        .cte(),
+        .cte_of(&feed::Subject {
+            hold: Some("$2"),
+            ..Default::default()
+        }),
         columns = feed::EVENT_COLUMNS,
     );
     let r = tx

@@ -81,7 +81,10 @@ pub(super) async fn free_seats_of<C: GenericClient>(
             from: "freed",
             per: None,
         }
-        .cte(),
+        .cte_of(&feed::Subject {
+            hold: Some("$2"),
+            ..Default::default()
+        }),
         columns = feed::EVENT_COLUMNS,
     );
     let row = tx

@@ -389,7 +389,10 @@ pub(super) fn write_ctes(items: &str, wanted: &str) -> String {
             // A place taken over from a lapsed hold was held, not available.
             was: Some("CASE WHEN t.was_held AND t.area IS NOT NULL THEN 'held' END"),
         }
-        .cte(),
+        .cte_of(&feed::Subject {
+            hold: Some("t.hold_id"),
+            ..Default::default()
+        }),
     )
 }
 

@@ -317,7 +317,9 @@ static CANCEL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
             // Exactly one event, even for a show nobody held.
             per: Some("()"),
         }
-        .cte_stated(),
+        // About no one hold or booking: webhooks find what it ended by the show's
+        // cancelled_at.
+        .cte_stated_of(&feed::Subject::default()),
         columns = feed::EVENT_COLUMNS,
     )
 });

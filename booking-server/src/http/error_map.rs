@@ -182,6 +182,9 @@ impl From<CoreError> for ApiError {
             CoreError::BookingNotFound => {
                 ApiError::new(S::NOT_FOUND, "booking_not_found", "No booking has this id.")
             }
+            CoreError::WebhookNotFound => {
+                ApiError::new(S::NOT_FOUND, "webhook_not_found", "No webhook has this id.")
+            }
             CoreError::NotInHold { seats, areas } => {
                 let mut named: Vec<String> = seats.iter().map(|s| s.as_str().to_owned()).collect();
                 named.extend(areas.iter().map(|a| format!("places of {a}")));

@@ -24,3 +24,4 @@ mod references;
 mod reports;
 mod seat_cache;
 mod shutdown;
+mod webhooks;

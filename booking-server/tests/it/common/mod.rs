@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod contract;
+pub mod receiver;
 
 use booking_core::deadpool_postgres::Pool;
 use booking_core::tokio_postgres::{self, NoTls};
