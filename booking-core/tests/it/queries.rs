@@ -425,13 +425,13 @@ async fn a_thousand_bookings_paged_at_fifty_come_once_each_while_more_are_made()
         .await
         .unwrap()
         .next_cursor;
-    let plans: Vec<(&str, Statement)> = vec![
+    let plans: Vec<(&[&str], Statement)> = vec![
         (
-            "holds_page",
+            &["holds_page"][..],
             Statement::show_holds(show.id, &HoldQuery::default()).unwrap(),
         ),
         (
-            "holds_page",
+            &["holds_page"][..],
             Statement::show_holds(
                 show.id,
                 &HoldQuery {
@@ -442,7 +442,7 @@ async fn a_thousand_bookings_paged_at_fifty_come_once_each_while_more_are_made()
             .unwrap(),
         ),
         (
-            "holds_page_by_user",
+            &["holds_page_by_user"][..],
             Statement::show_holds(
                 show.id,
                 &HoldQuery {
@@ -453,7 +453,7 @@ async fn a_thousand_bookings_paged_at_fifty_come_once_each_while_more_are_made()
             .unwrap(),
         ),
         (
-            "bookings_page",
+            &["bookings_page"][..],
             Statement::show_bookings(
                 show.id,
                 &BookingQuery {
@@ -465,7 +465,9 @@ async fn a_thousand_bookings_paged_at_fifty_come_once_each_while_more_are_made()
             .unwrap(),
         ),
         (
-            "bookings_page_by_user",
+            // Both serve (show, user): which one the planner takes depends on its
+            // statistics (CI saw each), and either is one range of the index.
+            &["bookings_page_by_user", "bookings_page_of_user"][..],
             Statement::show_bookings(
                 show.id,
                 &BookingQuery {
@@ -476,7 +478,7 @@ async fn a_thousand_bookings_paged_at_fifty_come_once_each_while_more_are_made()
             .unwrap(),
         ),
         (
-            "bookings_external_ref",
+            &["bookings_external_ref"][..],
             Statement::show_bookings(
                 show.id,
                 &BookingQuery {
@@ -487,15 +489,15 @@ async fn a_thousand_bookings_paged_at_fifty_come_once_each_while_more_are_made()
             .unwrap(),
         ),
         (
-            "bookings_page_of_user",
+            &["bookings_page_of_user"][..],
             Statement::user_bookings(&user("u1"), Limit::default(), user_cursor).unwrap(),
         ),
     ];
-    for (index, st) in plans {
+    for (indexes, st) in plans {
         let plan = st.explain(&client).await.unwrap();
         assert!(
-            plan.contains(&format!("using {index}")),
-            "expected {index}:\n{plan}"
+            indexes.iter().any(|i| plan.contains(&format!("using {i}"))),
+            "expected one of {indexes:?}:\n{plan}"
         );
         assert!(!plan.contains("Seq Scan on holds"), "{plan}");
         assert!(!plan.contains("Seq Scan on bookings"), "{plan}");
