@@ -7,7 +7,8 @@ every check still fails the run. Schemathesis counts what it drops in its summar
 file (check, operation, what), for fuzz.sh to report.
 
 1. positive_data_acceptance (ST202, "schema-valid request rejected"), when the answer is
-   the server enforcing one of the documented rules in CROSS_FIELD_RULES, which tie two
+   the server enforcing one of the documented rules in CROSS_FIELD_RULES (issue 17
+   adds a sales window's two ends and the opaque cursors of pages), which tie two
    fields of one body together (or a body to what the hold or show already has: a
    hold's seat count, a show's ticket types) and so cannot be written in JSON Schema: a
    `400 invalid_request` with the rule's `field` and words in its `message`. Any other
@@ -114,6 +115,25 @@ CROSS_FIELD_RULES = [
     # has.
     ("POST /shows/{show_id}/holds/best", "ticket_types", "name one ticket type per seat"),
     ("POST /shows/{show_id}/holds/best", "ticket_types", "the show has no ticket type"),
+    # Issue 17: NewShow and ShowPatch: "the window must end after it starts", a rule of
+    # two fields (of a PATCH, of the body and the show as it is).
+    ("POST /shows", "sales_end", "must be after sales_start"),
+    ("PATCH /shows/{show_id}", "sales_end", "must be after sales_start"),
+    ("PATCH /shows/{show_id}", "sales_start", "must be before sales_end"),
+    # NewWebhook.url: its pattern says http(s), visible ASCII, no fragment and no
+    # credentials; what it cannot say is that the rest parses as a URL with a host.
+    ("POST /webhooks", "url", "not a URL"),
+    ("POST /webhooks", "url", "must name a host"),
+] + [
+    # Issue 17, "Pages": a cursor is opaque, "the `next_cursor` of this list's page
+    # before", and nothing else: any other string is `400` on `cursor`. JSON Schema has
+    # no way to say "a value the server wrote".
+    (operation, "cursor", "Invalid cursor")
+    for operation in [
+        "GET /shows", "GET /venues", "GET /shows/{show_id}/blocks",
+        "GET /shows/{show_id}/holds", "GET /shows/{show_id}/bookings",
+        "GET /users/me/bookings", "GET /webhooks/{webhook_id}/deliveries",
+    ]
 ]
 
 # What a hold reads after `DELETE /holds/{hold_id}` answered 2xx.
