@@ -57,7 +57,8 @@
 //! The `ETag` is the cache's random epoch and a generation bumped by every change of
 //! the map: equal tags mean equal bodies, so `If-None-Match` can answer `304`.
 //!
-//! [`map`] keeps one show's map (its seats, the events applied, the own changes on top)
+//! [`map`] keeps one show's map (its seats, the events applied, the own changes the feed
+//! has not brought yet)
 //! and writes its JSON; this file keeps the maps of all shows, reads them, follows the
 //! feed for them and answers from them.
 

@@ -1,5 +1,6 @@
 //! One show's seat map in memory: its seats, the feed's events applied to it, this
-//! process's own changes on top (see the parent module for why it equals a state the
+//! process's own changes the feed has not brought yet, for refusals (see the parent
+//! module for why it equals a state the
 //! database had), and its JSON.
 
 use crate::http::Reply;
@@ -62,7 +63,7 @@ pub(super) struct Map {
     areas: Vec<Area>,
     /// What the read saw: events of these transactions are in the map already.
     snapshot: TxSnapshot,
-    /// Bumped on every change of the map or of the own changes on top of it.
+    /// Bumped on every change of the map or of the own changes kept beside it.
     generation: u64,
     /// No later than the earliest `expires_at` of a held seat: past it, the map may be
     /// wrong (a lapse or an extend) and is read afresh.
