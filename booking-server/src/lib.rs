@@ -28,6 +28,10 @@
 //!   change feed.
 //!   - [`seat_cache::map`] (`seat_cache/map.rs`): one show's map, the events applied to
 //!     it, its JSON.
+//!   - [`seat_cache::compact`] (`seat_cache/compact.rs`): the compact form of a map
+//!     (`?format=compact`).
+//! - [`encoding`]: `Accept-Encoding` negotiated, seat maps compressed (gzip, br) once
+//!   per version.
 //! - [`areas`]: `GET /shows/{show_id}/areas`, the standing areas with their counts.
 //! - [`show_list`]: the `GET /shows` answer, read once and reused for up to a second.
 //! - [`metrics`]: the Prometheus registry and its text format (`prometheus-client`).
@@ -55,6 +59,7 @@ pub mod bookings;
 pub mod cart;
 pub mod config;
 pub mod demo;
+pub mod encoding;
 pub mod events;
 pub mod fields;
 pub mod holds;

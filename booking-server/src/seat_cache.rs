@@ -62,9 +62,11 @@
 //! and writes its JSON; this file keeps the maps of all shows, reads them, follows the
 //! feed for them and answers from them.
 
+pub mod compact;
 pub mod map;
 mod sale;
 
+pub use compact::Format;
 pub use map::Entry;
 
 use crate::http::Reply;
@@ -168,33 +170,35 @@ impl SeatCache {
         )
     }
 
-    /// The map of `show` as it is now, if it is cached and still exact.
-    pub fn get(&self, show: ShowId) -> Option<Entry> {
+    /// The map of `show` in `format` as it is now, if it is cached and still exact.
+    pub fn get(&self, show: ShowId, format: Format) -> Option<Entry> {
         let s = self.show(show)?;
         let mut state = s.state.lock();
-        state.entry(&self.epoch, Utc::now())
+        state.entry(&self.epoch, Utc::now(), format)
     }
 
-    /// The map of `show`: from memory when it is there, else read from the database
-    /// (one read per show at a time; the others wait for it and take its result).
+    /// The map of `show` in `format`: from memory when it is there, else read from the
+    /// database (one read per show at a time; the others wait for it and take its
+    /// result).
     pub async fn get_or_read(
         self: &Arc<Self>,
         show: ShowId,
+        format: Format,
         feed: &Feed,
         pool: &booking_core::deadpool_postgres::Pool,
     ) -> Result<Entry, crate::http::ApiError> {
         if !self.caught_up_with_own(show).await {
             // The feed is stuck behind a write of ours: the database has it.
-            return self.read_uncached(show, pool).await;
+            return self.read_uncached(show, format, pool).await;
         }
-        if let Some(entry) = self.get(show) {
+        if let Some(entry) = self.get(show, format) {
             return Ok(entry);
         }
         let Some(s) = self.show_or_new(show) else {
-            return self.read_uncached(show, pool).await;
+            return self.read_uncached(show, format, pool).await;
         };
         let _building = s.build.lock().await;
-        if let Some(entry) = self.get(show) {
+        if let Some(entry) = self.get(show, format) {
             return Ok(entry);
         }
         self.follow(show, &s, feed).await?;
@@ -228,7 +232,7 @@ impl SeatCache {
                 Some(snapshot) if state.followed && state.building.is_some() => {
                     state.install(map, snapshot, &self.generations);
                     // Just read: exact unless a hold lapsed already.
-                    state.entry(&self.epoch, Utc::now())
+                    state.entry(&self.epoch, Utc::now(), format)
                 }
                 _ => {
                     state.building = None;
@@ -238,7 +242,7 @@ impl SeatCache {
         };
         match kept {
             Some(entry) => Ok(entry),
-            None => self.read_uncached(show, pool).await,
+            None => self.read_uncached(show, format, pool).await,
         }
     }
 
@@ -302,7 +306,7 @@ impl SeatCache {
             let mut state = s.state.lock();
             state.followed = false;
             state.map = None;
-            state.rendered = None;
+            state.rendered = Default::default();
             drop(state);
             let mut shows = cache.shows.lock();
             if shows.get(&show).is_some_and(|x| Arc::ptr_eq(x, &s)) {
@@ -317,18 +321,12 @@ impl SeatCache {
     async fn read_uncached(
         &self,
         show: ShowId,
+        format: Format,
         pool: &booking_core::deadpool_postgres::Pool,
     ) -> Result<Entry, crate::http::ApiError> {
         let client = booking_core::database::client(pool).await?;
         let map = booking_core::seats::seat_map(&client, show).await?;
-        let reply = Reply::json(StatusCode::OK, &map);
-        use sha2::{Digest, Sha256};
-        let digest = Sha256::digest(&reply.body);
-        let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
-        Ok(Entry {
-            reply,
-            etag: format!("\"{hex}\"").into(),
-        })
+        Ok(uncached_entry(&map, format))
     }
 
     /// The seats of `labels` that are taken, answered from memory, or `None`: ask the
@@ -408,7 +406,7 @@ impl SeatCache {
         }
         let (cache, feed, pool) = (Arc::clone(self), feed.clone(), pool.clone());
         self.engine.spawn(async move {
-            if let Err(e) = cache.get_or_read(show, &feed, &pool).await {
+            if let Err(e) = cache.get_or_read(show, Format::Full, &feed, &pool).await {
                 tracing::debug!(error = %e.code, "reading a seat map in the background failed");
             }
             s.prefetching.store(false, Ordering::Release);
@@ -454,9 +452,22 @@ impl SeatCache {
         if let Some(s) = self.show(show) {
             let mut state = s.state.lock();
             state.map = None;
-            state.rendered = None;
+            state.rendered = Default::default();
             // A read in flight may have begun before the change: not kept either.
             state.building = None;
         }
     }
+}
+
+/// The answer for a map read from the database and not kept (too many shows cached,
+/// the follower ended, or an admin's map with block reasons): tagged by its content.
+pub fn uncached_entry(map: &booking_core::SeatMap, format: Format) -> Entry {
+    let reply = match format {
+        Format::Full => Reply::json(StatusCode::OK, map),
+        Format::Compact => Reply::json_bytes(StatusCode::OK, compact::of_map(map)),
+    };
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(&reply.body);
+    let hex: String = digest[..12].iter().map(|b| format!("{b:02x}")).collect();
+    Entry::new(reply, format!("\"{hex}\"").into())
 }

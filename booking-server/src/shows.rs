@@ -1,8 +1,10 @@
 //! `/shows`: create (admin), list, read one, its seat map.
 
+use crate::encoding::{self, Coding};
 use crate::fields::{self, Int};
 use crate::http::{self, ApiError, Reply};
 use crate::idempotency::{Begun, Idempotency, Scope};
+use crate::seat_cache::Format;
 use crate::state::AppState;
 use booking_core::{
     seats, shows, AreaCode, AreaSpec, Category, Currency, Feature, Layout, NewShow, RowLabel,
@@ -10,7 +12,7 @@ use booking_core::{
 };
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use hyper::header::{HeaderValue, ETAG, IF_NONE_MATCH};
+use hyper::header::{HeaderValue, CONTENT_ENCODING, ETAG, IF_NONE_MATCH, VARY};
 use hyper::http::request::Parts;
 use hyper::StatusCode;
 use serde::Deserialize;
@@ -323,30 +325,58 @@ pub async fn get(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
     ))
 }
 
-/// `GET /shows/{show_id}/seats`, with an `ETag`: a client that sends it back in
-/// `If-None-Match` gets `304 Not Modified` (no body) while no seat has changed. Served
-/// from [`crate::seat_cache`], kept current from the change feed.
+/// `GET /shows/{show_id}/seats[?format=compact]`, with an `ETag`: a client that sends
+/// it back in `If-None-Match` gets `304 Not Modified` (no body) while no seat has
+/// changed. Served from [`crate::seat_cache`], kept current from the change feed, in
+/// the coding the client's `Accept-Encoding` prefers ([`crate::encoding`]), compressed
+/// once per version of the map.
 ///
-/// With the admin token, the map also gives each blocked seat's `block_reason`: read
-/// from the database for each such request (admins are few), not from the cache.
+/// With the admin token, the map also gives each blocked seat's `block_reason` (the
+/// full form only): read from the database for each such request (admins are few), not
+/// from the cache.
 pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
     let admin = http::admin(&parts.headers, state.admin_token.as_deref())?;
     let id = show_id(raw_id)?;
+    let mut qs = crate::queries::QueryString::of(parts)?;
+    let format = Format::parse(qs.take("format").as_deref())?;
+    qs.finish()?;
     if admin {
+        // Read for this request alone: no tag, no `304` (as before compression).
         let client = state.client().await?;
         let map = seats::seat_map_with_reasons(&client, id).await?;
-        return Ok(Reply::json(StatusCode::OK, &map));
+        let entry = crate::seat_cache::uncached_entry(&map, format);
+        return encoded(parts, entry, false).await;
     }
     let entry = state
         .seat_cache
-        .get_or_read(id, &state.feed, &state.feed_pool)
+        .get_or_read(id, format, &state.feed, &state.feed_pool)
         .await?;
-    respond(parts, entry)
+    encoded(parts, entry, true).await
 }
 
-/// The map, or `304` when the client's `If-None-Match` names its ETag.
-fn respond(parts: &Parts, entry: crate::seat_cache::Entry) -> Result<Reply, ApiError> {
-    let etag_value = HeaderValue::from_str(&entry.etag).map_err(ApiError::internal)?;
+/// The map in the coding the client prefers, or (when `tagged`) `304` when the client's
+/// `If-None-Match` names the tag of any representation of this version (they decode
+/// to the same bytes, so the copy the client has is current). Every answer carries
+/// `Vary: Accept-Encoding`, and when `tagged` the tag of the representation it
+/// selected.
+async fn encoded(
+    parts: &Parts,
+    entry: crate::seat_cache::Entry,
+    tagged: bool,
+) -> Result<Reply, ApiError> {
+    let coding = if entry.reply.body.len() < encoding::MIN_SIZE {
+        Coding::Identity
+    } else {
+        encoding::negotiate(&parts.headers)
+    };
+    // `"<tag>"` -> `"<tag><suffix>"`.
+    let tag_of = |c: Coding| {
+        let base = entry.etag.strip_suffix('"').unwrap_or(&entry.etag);
+        format!("{base}{}\"", c.tag_suffix())
+    };
+    let tags = [Coding::Identity, Coding::Gzip, Coding::Br].map(tag_of);
+    let etag_value = HeaderValue::from_str(&tag_of(coding)).map_err(ApiError::internal)?;
+    let vary = HeaderValue::from_static("Accept-Encoding");
     let matches = parts
         .headers
         .get_all(IF_NONE_MATCH)
@@ -355,10 +385,30 @@ fn respond(parts: &Parts, entry: crate::seat_cache::Entry) -> Result<Reply, ApiE
         .flat_map(|v| v.split(','))
         .any(|tag| {
             let tag = tag.trim();
-            tag == "*" || tag.trim_start_matches("W/") == &*entry.etag
+            tag == "*" || tags.iter().any(|t| tag.trim_start_matches("W/") == t)
         });
-    if matches {
-        return Ok(Reply::empty(StatusCode::NOT_MODIFIED).with_header(ETAG, etag_value));
+    if tagged && matches {
+        return Ok(Reply::empty(StatusCode::NOT_MODIFIED)
+            .with_header(ETAG, etag_value)
+            .with_header(VARY, vary));
     }
-    Ok(entry.reply.with_header(ETAG, etag_value))
+    let mut reply = entry.reply.clone();
+    if let Some(token) = coding.token() {
+        reply.body = match entry.compressed.ready(coding) {
+            Some(body) => body,
+            // The first request for this version in this coding compresses it (a
+            // stadium's map: ~100 ms), off the threads that serve requests.
+            None => {
+                let (compressed, body) = (entry.compressed.clone(), entry.reply.body.clone());
+                tokio::task::spawn_blocking(move || compressed.get(coding, &body))
+                    .await
+                    .map_err(ApiError::internal)?
+            }
+        };
+        reply = reply.with_header(CONTENT_ENCODING, HeaderValue::from_static(token));
+    }
+    if tagged {
+        reply = reply.with_header(ETAG, etag_value);
+    }
+    Ok(reply.with_header(VARY, vary))
 }

@@ -3,6 +3,8 @@
 //! module for why it equals a state the
 //! database had), and its JSON.
 
+use super::compact::{self, Format, Layout};
+use crate::encoding::Compressed;
 use crate::http::Reply;
 use booking_core::feed::{MapPosition, TxSnapshot};
 use booking_core::{Area, AreaChange, AreaCode, HoldRequest, Position, SeatEvent, SeatLabel};
@@ -20,9 +22,41 @@ use std::sync::Arc;
 pub struct Entry {
     /// `200` with the map's JSON.
     pub reply: Reply,
-    /// The `ETag`, quotes included (`"<epoch>-<generation>"`, or a digest of the body
-    /// for a map not kept).
+    /// The `ETag` of the body as it is, quotes included (`"<epoch>-<generation>"`,
+    /// `-c` after the generation for the compact form, or a digest of the body for a
+    /// map not kept). A compressed body's tag adds the coding (see
+    /// [`crate::encoding::Coding::tag_suffix`]).
     pub etag: Arc<str>,
+    /// The body compressed, each coding at most once for all clones of the entry (so
+    /// once per version of a cached map).
+    pub compressed: Arc<Compressed>,
+}
+
+impl Entry {
+    /// An answer not compressed yet.
+    pub fn new(reply: Reply, etag: Arc<str>) -> Entry {
+        Entry {
+            reply,
+            etag,
+            compressed: Arc::default(),
+        }
+    }
+}
+
+/// The last answers of a map, each with its generation: the full and the compact form.
+#[derive(Default)]
+pub(super) struct Rendered {
+    full: Option<(u64, Entry)>,
+    compact: Option<(u64, Entry)>,
+}
+
+impl Rendered {
+    fn of(&mut self, format: Format) -> &mut Option<(u64, Entry)> {
+        match format {
+            Format::Full => &mut self.full,
+            Format::Compact => &mut self.compact,
+        }
+    }
 }
 
 /// Generations of every map of one cache, shows dropped and read again included:
@@ -48,8 +82,8 @@ pub(super) struct ShowState {
     pub(super) building: Option<Vec<Arc<SeatEvent>>>,
     /// This process's own changes that the follower has not seen yet, oldest first.
     own: Vec<Arc<SeatEvent>>,
-    /// The last answer: its generation, body and tag.
-    pub(super) rendered: Option<(u64, Entry)>,
+    /// The last answers: their generation, body and tag.
+    pub(super) rendered: Rendered,
 }
 
 /// A show's seats, compact, in map order.
@@ -59,6 +93,8 @@ pub(super) struct Map {
     ticket_types: Box<str>,
     seats: Vec<Slot>,
     index: HashMap<SeatLabel, u32>,
+    /// The fixed part of the compact form.
+    layout: Layout,
     /// The standing areas with their counts (a few at most: rendered whole each time).
     areas: Vec<Area>,
     /// What the read saw: events of these transactions are in the map already.
@@ -88,6 +124,7 @@ fn json_str(s: &str) -> String {
 
 impl Map {
     fn from_db(map: SeatMap, snapshot: TxSnapshot, generations: &Generations) -> Map {
+        let layout = Layout::of(&map.seats);
         let mut index = HashMap::with_capacity(map.seats.len());
         let mut valid_until = None;
         let seats = map
@@ -149,6 +186,7 @@ impl Map {
             ticket_types: ticket_types.into(),
             seats,
             index,
+            layout,
             areas: map.areas,
             snapshot,
             generation: generations.next(),
@@ -218,23 +256,29 @@ impl ShowState {
         }
     }
 
-    /// The answer for the map as it is now (rendered again only if it changed).
-    pub(super) fn entry(&mut self, epoch: &str, now: DateTime<Utc>) -> Option<Entry> {
+    /// The answer for the map as it is now in `format` (rendered again only if it
+    /// changed).
+    pub(super) fn entry(
+        &mut self,
+        epoch: &str,
+        now: DateTime<Utc>,
+        format: Format,
+    ) -> Option<Entry> {
         let generation = self.usable(now)?.generation;
-        if let Some((g, entry)) = &self.rendered {
+        if let Some((g, entry)) = self.rendered.of(format) {
             if *g == generation {
                 return Some(entry.clone());
             }
         }
         let map = self.map.as_ref()?;
         let position = MapPosition::with_snapshot(self.seen, map.snapshot.clone());
-        let body = render(map, &position);
-        let etag: Arc<str> = format!("\"{epoch}-{generation}\"").into();
-        let entry = Entry {
-            reply: Reply::json_bytes(StatusCode::OK, body),
-            etag,
+        let (body, suffix) = match format {
+            Format::Full => (render(map, &position), ""),
+            Format::Compact => (render_compact(map, &position), "-c"),
         };
-        self.rendered = Some((generation, entry.clone()));
+        let etag: Arc<str> = format!("\"{epoch}-{generation}{suffix}\"").into();
+        let entry = Entry::new(Reply::json_bytes(StatusCode::OK, body), etag);
+        *self.rendered.of(format) = Some((generation, entry.clone()));
         Some(entry)
     }
 
@@ -394,6 +438,21 @@ fn render(map: &Map, position: &MapPosition) -> Bytes {
     out.extend_from_slice(b",\"position\":\"");
     out.extend_from_slice(position.to_string().as_bytes());
     out.extend_from_slice(b"\"}");
+    out.into()
+}
+
+/// The map's compact form (see [`compact`]), as the feed left it like [`render`].
+fn render_compact(map: &Map, position: &MapPosition) -> Bytes {
+    let mut out = Vec::with_capacity(256 + map.layout.as_str().len() + map.seats.len() * 8);
+    compact::render(
+        &mut out,
+        &map.show.to_string(),
+        &map.ticket_types,
+        &map.layout,
+        map.seats.iter().map(|s| (s.state, s.version.as_str())),
+        &serde_json::to_vec(&map.areas).unwrap_or_else(|_| b"[]".to_vec()),
+        &position.to_string(),
+    );
     out.into()
 }
 

@@ -16,6 +16,7 @@ mod events;
 mod idempotency;
 mod inventory;
 mod lifecycle;
+mod map_encoding;
 mod map_follow;
 mod pages;
 mod parsing;

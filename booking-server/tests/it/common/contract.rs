@@ -240,8 +240,9 @@ fn check_body(at: &str, response: &Value, headers: &HeaderMap, body: &[u8]) -> R
     if essence(content_type) != "application/json" {
         return Ok(());
     }
-    let instance: Value =
-        serde_json::from_slice(body).map_err(|e| format!("{at}: the body is not JSON ({e})"))?;
+    let decoded = decode(at, headers, body)?;
+    let instance: Value = serde_json::from_slice(&decoded)
+        .map_err(|e| format!("{at}: the body is not JSON ({e})"))?;
     match media.get("schema") {
         Some(schema) => validate(schema, &instance).map_err(|e| format!("{at}: {e}")),
         None => Ok(()),
@@ -285,4 +286,21 @@ pub fn validate(schema: &Value, instance: &Value) -> Result<(), String> {
             errors.join("; ")
         ))
     }
+}
+
+/// The body without its `Content-Encoding` (gzip or br), as a client would read it.
+pub fn decode(at: &str, headers: &HeaderMap, body: &[u8]) -> Result<Vec<u8>, String> {
+    use std::io::Read as _;
+    let coding = headers
+        .get(hyper::header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok());
+    let mut out = Vec::new();
+    let read = match coding {
+        None => return Ok(body.to_vec()),
+        Some("gzip") => flate2::read::GzDecoder::new(body).read_to_end(&mut out),
+        Some("br") => brotli::Decompressor::new(body, 4096).read_to_end(&mut out),
+        Some(other) => return Err(format!("{at}: unknown Content-Encoding {other:?}")),
+    };
+    read.map_err(|e| format!("{at}: the {coding:?} body does not decode ({e})"))?;
+    Ok(out)
 }
