@@ -3,8 +3,10 @@
 # with sections, blocked seats, seat features, ticket types and a limit per buyer, then
 # two on a show with seats and a standing area (browser-tests/seatmap.test.mjs), then
 # the page as a cart of the current hold: seats and places added, taken out and retyped
-# (browser-tests/cart.test.mjs). The tests create those shows themselves with the admin
-# token.
+# (browser-tests/cart.test.mjs), then a 100,000-seat show drawn on a canvas from the
+# compact map, a seat held from it and another user's hold seen live
+# (browser-tests/bigmap.test.mjs). The tests create those shows themselves with the
+# admin token.
 #
 #   scripts/test_browser.sh
 #
@@ -69,7 +71,7 @@ show=$(curl -fsS -X POST "http://127.0.0.1:$port/shows" -H "Authorization: Beare
 
 cd browser-tests
 status=0
-for test in seatmap cart; do
+for test in seatmap cart bigmap; do
     echo "test_browser.sh: $test.test.mjs" >&2
     BASE_URL="http://127.0.0.1:$port" SHOW_ID="$show" ADMIN_TOKEN="$token" CHROMIUM="$chromium_bin" \
         SHOT_DIR="$here/target/browser" node "$test.test.mjs" || status=1

@@ -16,6 +16,9 @@ pub enum Asset {
     Areas,
     /// `GET /cart.js`: `web/cart.js` (the hold, the page's cart; loaded before `app.js`).
     Cart,
+    /// `GET /bigmap.js`: `web/bigmap.js` (the compact map read, big maps on a canvas;
+    /// loaded before `app.js`).
+    BigMap,
     /// `GET /style.css`: `web/style.css`.
     Style,
 }
@@ -38,6 +41,10 @@ impl Asset {
             Asset::Cart => (
                 "text/javascript; charset=utf-8",
                 include_str!("../web/cart.js"),
+            ),
+            Asset::BigMap => (
+                "text/javascript; charset=utf-8",
+                include_str!("../web/bigmap.js"),
             ),
             Asset::Style => ("text/css; charset=utf-8", include_str!("../web/style.css")),
         }

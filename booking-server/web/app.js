@@ -203,6 +203,7 @@ function describe(seat, cls) {
 }
 
 function renderSeat(seat) {
+  if (isBig()) { drawSeat(seat); return; }
   const el = state.els.get(seat.label);
   if (!el) return;
   const cls = seatClass(seat);
@@ -279,6 +280,7 @@ function rowOf(groups, seat, sectioned) {
 function renderMap() {
   $("rows").textContent = "";
   state.els.clear();
+  if (isBig()) { drawMap(); return; } // bigmap.js
   const sectioned = state.order.some((l) => state.seats.get(l).section);
   const groups = new Map();
   for (const label of state.order) {
@@ -541,21 +543,23 @@ async function openShow(id) {
   await restoreHold();
 }
 
-// Reads the seat map and follows the show's changes from its position on (a stream
-// from an earlier map would add again the area deltas this map already counts).
+// Reads the seat map (its compact form, which the browser gets compressed)
+// and follows the show's changes from its position on (a stream from an earlier map
+// would add again the area deltas this map already counts).
 async function loadMap() {
-  const map = await api("GET", `/shows/${state.show}/seats`);
+  const map = await api("GET", `/shows/${state.show}/seats?format=compact`);
+  const seats = expandCompact(map); // bigmap.js
   state.position = map.position;
   state.types = map.ticket_types || [];
-  state.seats = new Map(map.seats.map((s) => [s.label, s]));
-  state.order = map.seats.map((s) => s.label);
+  state.seats = new Map(seats.map((s) => [s.label, s]));
+  state.order = seats.map((s) => s.label);
   state.areas = map.areas || [];
   for (const l of [...state.selected]) {
     if (!state.seats.has(l) || state.seats.get(l).state !== "available") deselect(l);
   }
   for (const code of [...state.want.keys()]) if (!areaOf(code)) setWant(code, 0);
   state.drawn = null;
-  renderCategories(map.seats);
+  renderCategories(seats);
   renderMap();
   renderAreas();
   renderLegend();
