@@ -7,9 +7,15 @@
 //! event stream on the show measures it: `feed_lag` is the arrival of each background
 //! hold's `hold` event minus the arrival of that hold's 201 (an event that beats the
 //! 201 counts 0).
+//!
+//! `--seats N` makes the show `N` seats (rows of `--per-row`), `--format compact` reads
+//! `?format=compact`, `--encoding gzip|br` sends that `Accept-Encoding`. The result
+//! gives the bytes of one answer on the wire (`map_bytes`) and decoded
+//! (`map_bytes_decoded`), and `cold_ms`: the first read of the map, before the
+//! readers start (the map read from the database, rendered and compressed).
 
 use super::{hold_body, result, workers};
-use crate::client::{scan_event, Caller, Conn, Sse};
+use crate::client::{self, scan_event, Caller, Conn, Failure, Reply, Sse, Target};
 use crate::common::{Common, Ctx, Window};
 use crate::stats::{Dist, Recorder, RunResult};
 use hyper::Method;
@@ -33,22 +39,154 @@ pub struct Args {
     /// blocked seat per row (the background workers leave the blocked seats alone).
     #[arg(long)]
     pub inventory: bool,
+    /// Seats of the show: `ceil(seats / per_row)` rows instead of `--rows`.
+    #[arg(long)]
+    pub seats: Option<usize>,
+    /// The form of the map read: `full` or `compact` (`?format=compact`).
+    #[arg(long, default_value = "full", value_parser = ["full", "compact"])]
+    pub format: String,
+    /// The `Accept-Encoding` sent: `identity` (none), `gzip` or `br`.
+    #[arg(long, default_value = "identity", value_parser = ["identity", "gzip", "br"])]
+    pub encoding: String,
+}
+
+/// A seat-map reader's connection: a GET with the run's `Accept-Encoding`, whose answer
+/// keeps its `Content-Encoding`.
+struct MapConn {
+    target: Arc<Target>,
+    sender: Option<hyper::client::conn::http1::SendRequest<http_body_util::Full<bytes::Bytes>>>,
+    encoding: Option<&'static str>,
+}
+
+impl MapConn {
+    fn new(target: Arc<Target>, encoding: &str) -> MapConn {
+        let encoding = match encoding {
+            "gzip" => Some("gzip"),
+            "br" => Some("br"),
+            _ => None,
+        };
+        MapConn {
+            target,
+            sender: None,
+            encoding,
+        }
+    }
+
+    /// The answer and its `Content-Encoding`.
+    async fn get(&mut self, path: &str) -> (Result<Reply, Failure>, Option<String>) {
+        use http_body_util::BodyExt;
+        if let Some(s) = &mut self.sender {
+            if s.ready().await.is_err() {
+                self.sender = None;
+            }
+        }
+        if self.sender.is_none() {
+            match client::open(&self.target).await {
+                Ok(s) => self.sender = Some(s),
+                Err(e) => return (Err(e), None),
+            }
+        }
+        let mut req = client::build(&self.target, Method::GET, path, Caller::Anonymous, None);
+        if let Some(e) = self.encoding {
+            req.headers_mut().insert(
+                "accept-encoding",
+                hyper::header::HeaderValue::from_static(e),
+            );
+        }
+        let Some(sender) = self.sender.as_mut() else {
+            return (Err(Failure::Connect), None);
+        };
+        let res = tokio::time::timeout(Duration::from_secs(30), async {
+            let res = sender.send_request(req).await.map_err(|_| Failure::Io)?;
+            let status = res.status().as_u16();
+            let coding = res
+                .headers()
+                .get("content-encoding")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned);
+            let body = res
+                .into_body()
+                .collect()
+                .await
+                .map_err(|_| Failure::Io)?
+                .to_bytes();
+            Ok((Reply { status, body }, coding))
+        })
+        .await
+        .unwrap_or(Err(Failure::Timeout));
+        match res {
+            Ok((reply, coding)) => (Ok(reply), coding),
+            Err(e) => {
+                self.sender = None;
+                (Err(e), None)
+            }
+        }
+    }
+}
+
+/// The body without its coding.
+fn decode(body: &[u8], coding: Option<&str>) -> Option<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    match coding {
+        None => return Some(body.to_vec()),
+        Some("gzip") => flate2::read::GzDecoder::new(body)
+            .read_to_end(&mut out)
+            .ok()?,
+        Some("br") => brotli::Decompressor::new(body, 4096)
+            .read_to_end(&mut out)
+            .ok()?,
+        Some(_) => return None,
+    };
+    Some(out)
+}
+
+/// Seats a decoded map lists, full or compact form.
+fn seats_listed(map: &serde_json::Value) -> usize {
+    match map["states"].as_str() {
+        Some(states) => states.len(),
+        None => map["seats"].as_array().map(|a| a.len()).unwrap_or(0),
+    }
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
+    let rows = match args.seats {
+        Some(n) => n.div_ceil(args.per_row.max(1)),
+        None => args.rows,
+    };
     let show = Arc::new(if args.inventory {
-        ctx.create_inventory_show("bench seat map (inventory)", args.rows, args.per_row)
+        ctx.create_inventory_show("bench seat map (inventory)", rows, args.per_row)
             .await?
     } else {
-        ctx.create_show("bench seat map", args.rows, args.per_row)
+        ctx.create_show("bench seat map", rows, args.per_row)
             .await?
     });
     let inventory = args.inventory;
     let c = ctx.common.concurrency.max(1);
     let window = Window::start(ctx.common.warmup, ctx.common.duration);
-    let map_path = Arc::new(format!("/shows/{}/seats", show.id));
+    let query = if args.format == "compact" {
+        "?format=compact"
+    } else {
+        ""
+    };
+    let map_path = Arc::new(format!("/shows/{}/seats{query}", show.id));
     let bad_maps = Arc::new(AtomicU64::new(0));
     let bytes = Arc::new(AtomicU64::new(0));
+    let decoded_bytes = Arc::new(AtomicU64::new(0));
+    let wrong_coding = Arc::new(AtomicU64::new(0));
+    let want_coding = (args.encoding != "identity").then(|| args.encoding.clone());
+    // The first read: the map is not in the server's memory yet.
+    let cold = {
+        let mut conn = MapConn::new(ctx.target.clone(), &args.encoding);
+        let t = Instant::now();
+        let (res, _) = conn.get(&map_path).await;
+        let took = t.elapsed();
+        match res {
+            Ok(r) if r.status == 200 => took,
+            Ok(r) => return Err(format!("the first map read answered {}", r.status)),
+            Err(f) => return Err(format!("the first map read failed ({})", f.name())),
+        }
+    };
     let stop_bg = Arc::new(AtomicBool::new(false));
     // (label, send, 201 arrival) of each measured background hold; (label, arrival) of
     // each `hold` event on the stream.
@@ -156,30 +294,39 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
 
     let seats = show.seats();
     let rec = workers(c, |_| {
-        let (target, map_path, bad_maps, bytes) = (
+        let (target, map_path, bad_maps, bytes, decoded_bytes, wrong_coding, want_coding) = (
             ctx.target.clone(),
             map_path.clone(),
             bad_maps.clone(),
             bytes.clone(),
+            decoded_bytes.clone(),
+            wrong_coding.clone(),
+            want_coding.clone(),
         );
+        let encoding = args.encoding.clone();
         async move {
             let mut rec = Recorder::default();
-            let mut conn = Conn::lazy(target);
+            let mut conn = MapConn::new(target, &encoding);
             let mut checked = false;
             while window.running() {
                 let t = Instant::now();
-                let res = conn.get(&map_path).await;
+                let (res, coding) = conn.get(&map_path).await;
                 if window.counts(t) {
                     rec.record("seatmap", t.elapsed(), &res);
                 }
                 if let Ok(r) = &res {
                     if r.status == 200 {
                         bytes.store(r.body.len() as u64, Ordering::Relaxed);
-                        // Parse one map per worker: it must list every seat.
+                        if coding != want_coding {
+                            wrong_coding.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Decode and parse one map per worker: it must list every seat.
                         if !checked {
                             checked = true;
-                            let n = r.json()["seats"].as_array().map(|a| a.len()).unwrap_or(0);
-                            if n != seats {
+                            let body = decode(&r.body, coding.as_deref()).unwrap_or_default();
+                            decoded_bytes.store(body.len() as u64, Ordering::Relaxed);
+                            let map = serde_json::from_slice(&body).unwrap_or_default();
+                            if seats_listed(&map) != seats {
                                 bad_maps.fetch_add(1, Ordering::Relaxed);
                             }
                         }
@@ -216,13 +363,21 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
     } else {
         "seatmap"
     };
-    let mut r = result(ctx, name, "seatmap", c);
+    let name = match (args.format.as_str(), args.encoding.as_str()) {
+        ("full", "identity") => name.to_owned(),
+        (f, e) => format!("{name}-{f}-{e}"),
+    };
+    let mut r = result(ctx, &name, "seatmap", c);
     r.elapsed_s = secs;
     r.add_ops(rec, secs);
     r.add_ops(bg_rec, secs);
     r.extra("seats", seats);
     r.extra("background_workers", args.background);
     r.extra("map_bytes", bytes.load(Ordering::Relaxed));
+    r.extra("map_bytes_decoded", decoded_bytes.load(Ordering::Relaxed));
+    r.extra("format", args.format.clone());
+    r.extra("encoding", args.encoding.clone());
+    r.extra("cold_ms", cold.as_secs_f64() * 1000.0);
     r.delays.insert("feed_lag".into(), Dist::from_us(lags));
     r.extra("feed_lag_missing", missing);
     r.check_ran();
@@ -230,6 +385,15 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
         "feed_events",
         missing == 0,
         format!("{missing} background holds without their event on the stream"),
+    );
+    let wrong = wrong_coding.load(Ordering::Relaxed);
+    r.check(
+        "content_encoding",
+        wrong == 0,
+        format!(
+            "{wrong} maps not in the coding asked for ({})",
+            args.encoding
+        ),
     );
     let bad = bad_maps.load(Ordering::Relaxed);
     r.check(
