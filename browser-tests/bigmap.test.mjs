@@ -87,6 +87,17 @@ try {
     assert.equal(await seatState("B7"), "held");
   });
 
+  await step("the keyboard moves from seat to seat on the canvas and chooses one", async () => {
+    await page.focus(".bigmap canvas"); // the cursor is where the last click was: B7
+    await page.keyboard.press("ArrowRight"); // B7 -> B8
+    await page.keyboard.press("ArrowDown"); // B8 -> C8
+    assert.match(await page.getAttribute(".bigmap canvas", "aria-label"), /^C8, standard/);
+    await page.keyboard.press("Enter");
+    await waitSeat("C8", "selected");
+    await page.keyboard.press("Enter"); // again: deselected
+    await waitSeat("C8", "available");
+  });
+
   await page.screenshot({ path: `${shots}/stadium.png` });
   await finish();
 } catch (e) {

@@ -48,7 +48,7 @@ function expandCompact(c) {
 
 // The canvas of a big map: where each seat is (grid cells, an aisle or a new section
 // leaving a gap), and which seat each cell holds.
-const big = { canvas: null, index: new Map(), x: null, y: null, grid: null, cols: 0, rows: 0 };
+const big = { canvas: null, index: new Map(), x: null, y: null, grid: null, cols: 0, rows: 0, focus: -1 };
 
 function isBig() {
   return state.order.length > BIG_MAP;
@@ -86,18 +86,57 @@ function drawMap() {
   canvas.dataset.seats = String(n);
   canvas.addEventListener("click", (ev) => {
     const i = seatAt(ev);
-    if (i >= 0) toggle(state.order[i]);
+    if (i < 0) return;
+    moveFocus(i);
+    toggle(state.order[i]);
   });
   canvas.addEventListener("mousemove", (ev) => {
     const i = seatAt(ev);
     const seat = i >= 0 ? state.seats.get(state.order[i]) : null;
     canvas.title = seat ? describe(seat, seatClass(seat)) : "";
   });
+  // The keyboard: arrows move a cursor from seat to seat, Enter or Space chooses it.
+  canvas.addEventListener("focus", () => moveFocus(big.focus >= 0 ? big.focus : 0));
+  canvas.addEventListener("keydown", (ev) => {
+    const i = big.focus;
+    const step = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] }[ev.key];
+    if (step) {
+      ev.preventDefault();
+      const next = step[1] === 0 ? i + step[0] : nearestInLine(i, step[1]);
+      if (next >= 0 && next < state.order.length) moveFocus(next);
+    } else if ((ev.key === "Enter" || ev.key === " ") && i >= 0) {
+      ev.preventDefault();
+      toggle(state.order[i]);
+    }
+  });
   box.appendChild(canvas);
   $("rows").replaceChildren(box);
   big.canvas = canvas;
+  big.focus = -1;
   const ctx = canvas.getContext("2d");
   for (let i = 0; i < n; i += 1) paint(ctx, i, seatClass(state.seats.get(state.order[i])));
+}
+
+// The seat in the next line up (dy -1) or down (1) nearest to seat i's column, or -1.
+function nearestInLine(i, dy) {
+  for (let y = big.y[i] + dy; y >= 0 && y < big.rows; y += dy) {
+    for (let d = 0; d < big.cols; d += 1) {
+      for (const x of [big.x[i] - d, big.x[i] + d]) {
+        if (x >= 0 && x < big.cols && big.grid[y * big.cols + x] >= 0) return big.grid[y * big.cols + x];
+      }
+    }
+  }
+  return -1;
+}
+
+// Puts the keyboard cursor on seat i: outlined, named in the canvas's label.
+function moveFocus(i) {
+  const old = big.focus;
+  big.focus = i;
+  if (old >= 0 && old !== i) drawSeat(state.seats.get(state.order[old]));
+  const seat = state.seats.get(state.order[i]);
+  drawSeat(seat);
+  big.canvas.setAttribute("aria-label", describe(seat, seatClass(seat)));
 }
 
 // The seat under the pointer, or -1.
@@ -116,6 +155,10 @@ function paint(ctx, i, cls) {
   if (state.pending.has(state.order[i])) {
     ctx.fillStyle = "#ffffff";
     ctx.fillRect(big.x[i] * CELL + 2, big.y[i] * CELL + 2, CELL - 5, CELL - 5);
+  }
+  if (i === big.focus) {
+    ctx.strokeStyle = "#ff6f00";
+    ctx.strokeRect(big.x[i] * CELL + 0.5, big.y[i] * CELL + 0.5, CELL - 2, CELL - 2);
   }
 }
 
