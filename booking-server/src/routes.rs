@@ -249,9 +249,16 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["app.js"] if get => Ok(Route::Page(web::Asset::Script)),
         ["areas.js"] if get => Ok(Route::Page(web::Asset::Areas)),
         ["cart.js"] if get => Ok(Route::Page(web::Asset::Cart)),
+        ["show.js"] if get => Ok(Route::Page(web::Asset::Show)),
         ["bigmap.js"] if get => Ok(Route::Page(web::Asset::BigMap)),
         ["style.css"] if get => Ok(Route::Page(web::Asset::Style)),
-        [] | ["app.js"] | ["areas.js"] | ["cart.js"] | ["style.css"] => allow("GET"),
+        []
+        | ["app.js"]
+        | ["areas.js"]
+        | ["cart.js"]
+        | ["show.js"]
+        | ["bigmap.js"]
+        | ["style.css"] => allow("GET"),
         ["healthz"] if get => Ok(Route::Healthz),
         ["readyz"] if get => Ok(Route::Readyz),
         ["metrics"] if get => Ok(Route::Metrics),
@@ -363,6 +370,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/app.js"),
     ("GET", "/areas.js"),
     ("GET", "/cart.js"),
+    ("GET", "/show.js"),
     ("GET", "/bigmap.js"),
     ("GET", "/style.css"),
     ("GET", "/healthz"),

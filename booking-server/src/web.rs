@@ -16,6 +16,9 @@ pub enum Asset {
     Areas,
     /// `GET /cart.js`: `web/cart.js` (the hold, the page's cart; loaded before `app.js`).
     Cart,
+    /// `GET /show.js`: `web/show.js` (ticket types, features, the sales window; loaded
+    /// before `app.js`).
+    Show,
     /// `GET /bigmap.js`: `web/bigmap.js` (the compact map read, big maps on a canvas;
     /// loaded before `app.js`).
     BigMap,
@@ -41,6 +44,10 @@ impl Asset {
             Asset::Cart => (
                 "text/javascript; charset=utf-8",
                 include_str!("../web/cart.js"),
+            ),
+            Asset::Show => (
+                "text/javascript; charset=utf-8",
+                include_str!("../web/show.js"),
             ),
             Asset::BigMap => (
                 "text/javascript; charset=utf-8",
