@@ -86,6 +86,11 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
     let mut lines = Vec::new();
     let mut compare = |what: &str, http: &str, twin: &str, factor: Option<f64>| {
         let (h, t) = (op(http), op(twin));
+        // A batched twin's primary figure is holds, not transactions (pgbench.rs).
+        let unit = match results.get(twin).is_some_and(|r| r.primary == "holds") {
+            true => "holds/s",
+            false => "tps",
+        };
         let ratio = match (h, t) {
             (Some(h), Some(t)) if t.throughput_rps > 0.0 => {
                 Some(h.throughput_rps / t.throughput_rps)
@@ -107,7 +112,7 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
             twin: t
                 .map(|t| {
                     format!(
-                        "{} tps (p50 {} / p99 {} ms)",
+                        "{} {unit} (p50 {} / p99 {} ms)",
                         fmt_rate(t.throughput_rps),
                         fmt_ms(t.latency.p50_ms),
                         fmt_ms(t.latency.p99_ms)
