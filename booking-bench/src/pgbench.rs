@@ -171,4 +171,63 @@ mod tests {
         );
         assert_eq!(number_after(out, "duration:"), Some(3.0));
     }
+
+    /// A pgbench run of `processed` transactions at `tps`, written to a fresh directory:
+    /// its output and one per-transaction log (3 ms each).
+    fn run_files(tag: &str, processed: u64, tps: f64) -> (PathBuf, PathBuf) {
+        let dir = std::env::temp_dir().join(format!("booking-bench-{tag}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let out = dir.join("out.txt");
+        std::fs::write(
+            &out,
+            format!(
+                "duration: 10 s\nnumber of transactions actually processed: {processed}\n\
+                 tps = {tps} (without initial connection time)\n"
+            ),
+        )
+        .expect("output");
+        let log: String = (0..processed)
+            .map(|i| format!("0 {i} 3000 0 1700000000 0\n"))
+            .collect();
+        std::fs::write(dir.join("run.123"), log).expect("log");
+        (out, dir.join("run"))
+    }
+
+    fn args(out: PathBuf, log_prefix: PathBuf, per: u64, did: Option<u64>) -> PgbenchArgs {
+        PgbenchArgs {
+            name: "hold-batch".into(),
+            output: out,
+            log_prefix,
+            clients: 32,
+            holds_per_transaction: per,
+            did,
+            json: None,
+        }
+    }
+
+    #[test]
+    fn a_batched_twin_counts_holds() {
+        let (out, prefix) = run_files("batch", 100, 10.0);
+        let r = pgbench(&args(out.clone(), prefix.clone(), 32, Some(3200))).expect("converted");
+        assert_eq!(r.primary, "holds");
+        let holds = &r.ops["holds"];
+        assert_eq!(holds.requests, 3200);
+        assert_eq!(holds.throughput_rps, 320.0);
+        assert_eq!(r.ops["transaction"].requests, 100);
+        assert!(r.ok(), "{:?}", r.checks);
+        // A pool that ran out: fewer holds than 32 a transaction fails the check.
+        let short = pgbench(&args(out, prefix.clone(), 32, Some(3199))).expect("converted");
+        assert!(!short.ok());
+        let _ = std::fs::remove_dir_all(prefix.parent().expect("a directory"));
+    }
+
+    #[test]
+    fn a_per_request_twin_counts_transactions() {
+        let (out, prefix) = run_files("one", 50, 5.0);
+        let r = pgbench(&args(out, prefix.clone(), 1, Some(50))).expect("converted");
+        assert_eq!(r.primary, "hold-batch");
+        assert_eq!(r.ops[&r.primary].throughput_rps, 5.0);
+        assert!(r.ok(), "{:?}", r.checks);
+        let _ = std::fs::remove_dir_all(prefix.parent().expect("a directory"));
+    }
 }
