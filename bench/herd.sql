@@ -1,4 +1,6 @@
 -- pgbench twin of the herd: every client, every transaction, on the same seat.
+-- Run with -M prepared (as the server runs its statements): every value is a pgbench
+-- variable, sent as a parameter; none is \gset text pasted into quotes.
 --
 -- Variables: show, first (the seat fought over: the herd show's first seat).
 --
@@ -30,8 +32,8 @@ INSERT INTO holds (show_id, id, user_id, expires_at, total)
 VALUES (:show, gen_random_uuid(), 'pgbench-herd', now() + interval '3600 seconds', :price)
 RETURNING id AS hold_id \gset
 INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
-VALUES (:show, ':hold_id', :first, 'full', :price);
-UPDATE seats SET hold_id = ':hold_id'
- WHERE show_id = :show AND id = :first AND xmin::text = ':seen';
+VALUES (:show, :hold_id, :first, 'full', :price);
+UPDATE seats SET hold_id = :hold_id
+ WHERE show_id = :show AND id = :first AND xmin::text = :seen;
 \endif
 END;

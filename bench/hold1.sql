@@ -1,4 +1,6 @@
 -- pgbench twin of an uncontended one-seat HTTP hold (POST /shows/{id}/holds, 1 seat).
+-- Run with -M prepared (as the server runs its statements): every value is a pgbench
+-- variable, sent as a parameter; none is \gset text pasted into quotes.
 --
 -- Variables (pgbench -D, set by scripts/bench.sh from setup.sql's output):
 --   show, first, pool  the pool show, its first seat id, its number of seats
@@ -46,8 +48,8 @@ INSERT INTO holds (show_id, id, user_id, expires_at, total)
 VALUES (:show, gen_random_uuid(), 'pgbench-hold1', now() + interval '600 seconds', :price)
 RETURNING id AS hold_id \gset
 INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
-VALUES (:show, ':hold_id', :seat, 'full', :price);
-UPDATE seats SET hold_id = ':hold_id'
- WHERE show_id = :show AND id = :seat AND xmin::text = ':seen';
+VALUES (:show, :hold_id, :seat, 'full', :price);
+UPDATE seats SET hold_id = :hold_id
+ WHERE show_id = :show AND id = :seat AND xmin::text = :seen;
 \endif
 END;

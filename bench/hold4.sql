@@ -1,4 +1,6 @@
 -- pgbench twin of an uncontended four-seat HTTP hold (4 adjacent seats of one row).
+-- Run with -M prepared (as the server runs its statements): every value is a pgbench
+-- variable, sent as a parameter; none is \gset text pasted into quotes.
 --
 -- Variables as for hold1.sql (show, first, pool, clients, n); pool is a multiple of 4
 -- and of the row length. Group k of client c is the 4 seats from
@@ -39,12 +41,12 @@ INSERT INTO holds (show_id, id, user_id, expires_at, total)
 VALUES (:show, gen_random_uuid(), 'pgbench-hold4', now() + interval '600 seconds', :total)
 RETURNING id AS hold_id \gset
 INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
-SELECT :show, ':hold_id', id, 'full', nullif(price, '')::bigint
+SELECT :show, :hold_id, id, 'full', nullif(price, '')::bigint
   FROM unnest(ARRAY[:base, :base + 1, :base + 2, :base + 3]::bigint[],
-              string_to_array(':prices', ',')) AS p(id, price);
-UPDATE seats s SET hold_id = ':hold_id'
+              string_to_array(:prices, ',')) AS p(id, price);
+UPDATE seats s SET hold_id = :hold_id
   FROM unnest(ARRAY[:base, :base + 1, :base + 2, :base + 3]::bigint[],
-              string_to_array(':seen', ',')) AS seen(id, xmin)
+              string_to_array(:seen, ',')) AS seen(id, xmin)
  WHERE s.show_id = :show AND s.id = seen.id AND s.xmin::text = seen.xmin;
 \endif
 END;

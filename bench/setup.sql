@@ -1,36 +1,43 @@
 -- Shows for the pgbench reference scripts, created directly in the server's database
 -- (after the server has migrated it). Run by scripts/bench.sh:
 --
---   psql -v pool1=200000 -v pool4=400000 -f bench/setup.sql
+--   psql -v pool1=200000 -v pool4=400000 -v full_shows=3 -v batch_shows=15 -f bench/setup.sql
 --
--- Creates four shows and prints one `name=value` line per pgbench variable:
+-- Creates these shows and prints one `name=value` line per pgbench variable:
 --   hold1: a pool of :pool1 free seats (rows of 200) for hold1.sql, ids contiguous;
 --   hold4: a pool of :pool4 free seats for hold4.sql;
+--   full: :full_shows shows of 100,000 seats (500 rows of 200) for hold_full.sql,
+--         consecutive show ids, seat ids contiguous across them;
+--   batch: :batch_shows shows of 100,000 seats alike for hold_batch.sql;
 --   seatmap: 20 rows x 50 seats = 1,000 seats, 100 of them held (an active hold each),
 --            the same shape as the HTTP seatmap scenario's show;
 --   herd: one row of 10 seats; herd.sql fights over its first seat.
+-- scripts/bench.sh sizes the pools from the run's duration and a generous bound on
+-- the rate (issue 18, point 5), and checks afterwards that no transaction missed.
 \set ON_ERROR_STOP on
 \pset tuples_only on
 \pset format unaligned
 
-CREATE TEMP TABLE bench_shows (name text PRIMARY KEY, show_id bigint, seats int, per_row int);
+CREATE TEMP TABLE bench_shows (name text, idx int, show_id bigint, seats int, per_row int,
+                                PRIMARY KEY (name, idx));
 
-WITH s AS (
-    INSERT INTO shows (title, starts_at, seats_total) VALUES
-        ('pgbench hold1 pool', '2030-01-01T20:00:00Z', :pool1),
-        ('pgbench hold4 pool', '2030-01-01T20:00:00Z', :pool4),
-        ('pgbench seat map', '2030-01-01T20:00:00Z', 1000),
-        ('pgbench herd', '2030-01-01T20:00:00Z', 10)
+-- One INSERT in pool order, so that the shows of a pool have consecutive ids.
+WITH wanted (name, idx, seats, per_row) AS (
+    VALUES ('hold1', 0, :pool1, 200), ('hold4', 0, :pool4, 200),
+           ('seatmap', 0, 1000, 50), ('herd', 0, 10, 10)
+    UNION ALL SELECT 'full', g, 100000, 200 FROM generate_series(0, :full_shows - 1) g
+    UNION ALL SELECT 'batch', g, 100000, 200 FROM generate_series(0, :batch_shows - 1) g
+), numbered AS (
+    SELECT *, row_number() OVER (ORDER BY name, idx) AS n FROM wanted
+), s AS (
+    INSERT INTO shows (title, starts_at, seats_total)
+    SELECT 'pgbench ' || name || ' ' || idx, '2030-01-01T20:00:00Z', seats
+      FROM numbered ORDER BY n
     RETURNING id, title
 )
 INSERT INTO bench_shows
-SELECT CASE title WHEN 'pgbench hold1 pool' THEN 'hold1' WHEN 'pgbench hold4 pool' THEN 'hold4'
-                  WHEN 'pgbench seat map' THEN 'seatmap' ELSE 'herd' END,
-       id,
-       CASE title WHEN 'pgbench hold1 pool' THEN :pool1 WHEN 'pgbench hold4 pool' THEN :pool4
-                  WHEN 'pgbench seat map' THEN 1000 ELSE 10 END,
-       CASE title WHEN 'pgbench seat map' THEN 50 WHEN 'pgbench herd' THEN 10 ELSE 200 END
-  FROM s;
+SELECT n.name, n.idx, s.id, n.seats, n.per_row
+  FROM s JOIN numbered n ON s.title = 'pgbench ' || n.name || ' ' || n.idx;
 
 -- One show at a time, in order, so that each show's seat ids are contiguous. Row label
 -- of row index r: A..Z, AA..ZZ, AAA..ZZZ (as the schema allows).
@@ -74,21 +81,27 @@ ANALYZE seats;
 ANALYZE holds;
 ANALYZE hold_seats;
 
--- Every show's seat ids must be contiguous (the scripts address seats as first + offset).
+-- Every show's seat ids must be contiguous (the scripts address seats as first + offset),
+-- and so must a pool's: its shows' ids consecutive, its seat ids one run.
 DO $$
 DECLARE bad text;
 BEGIN
-    SELECT string_agg(b.name, ', ') INTO bad
-      FROM bench_shows b
-      JOIN LATERAL (SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM seats WHERE show_id = b.show_id) x ON true
-     WHERE x.hi - x.lo + 1 <> x.n OR x.n <> b.seats;
+    SELECT string_agg(DISTINCT b.name, ', ') INTO bad
+      FROM (SELECT name, min(show_id) AS lo, max(show_id) AS hi, count(*) AS n, sum(seats) AS seats
+              FROM bench_shows GROUP BY name) b
+      JOIN LATERAL (SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM seats
+                     WHERE show_id BETWEEN b.lo AND b.hi) x ON true
+     WHERE b.hi - b.lo + 1 <> b.n OR x.hi - x.lo + 1 <> x.n OR x.n <> b.seats;
     IF bad IS NOT NULL THEN
         RAISE EXCEPTION 'seat ids not contiguous for %', bad;
     END IF;
 END $$;
 
-SELECT b.name || '_show=' || b.show_id FROM bench_shows b
+SELECT b.name || '_show=' || min(b.show_id) FROM bench_shows b GROUP BY b.name
 UNION ALL
-SELECT b.name || '_first=' || (SELECT min(id) FROM seats WHERE show_id = b.show_id) FROM bench_shows b
+SELECT b.name || '_first=' || (SELECT min(id) FROM seats WHERE show_id = min(b.show_id))
+  FROM bench_shows b GROUP BY b.name
 UNION ALL
-SELECT b.name || '_seats=' || b.seats FROM bench_shows b;
+SELECT b.name || '_seats=' || sum(b.seats) FROM bench_shows b GROUP BY b.name
+UNION ALL
+SELECT b.name || '_shows=' || count(*) FROM bench_shows b GROUP BY b.name;

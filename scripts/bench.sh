@@ -2,6 +2,7 @@
 # The benchmark: booking-server over HTTP next to pgbench running the same work in SQL.
 #
 #   scripts/bench.sh [--quick] [--duration SECS] [--concurrency N] [--out DIR]
+#                    [--profile | --no-profile]
 #
 # In one run, against one PostgreSQL (DATABASE_URL's server when set, else the
 # throwaway cluster of scripts/pg.sh, started and stopped again if it was not running):
@@ -9,27 +10,37 @@
 #   2. starts booking-server (ADMIN_TOKEN set, LOG_FORMAT=json, RUST_LOG=warn) on a
 #      free loopback port and a fresh database, which it migrates;
 #   3. runs the HTTP scenarios of booking-bench (fanout, expiry, holds at concurrency
-#      1, holds, holds of 1 place of a standing area, adds of 1 seat to live holds,
-#      holds of 4 seats, book, cart sessions, seatmap, seatmap with inventory, mixed,
-#      herd, the herd on a standing area, best), each creating its own shows through
-#      the API;
-#   4. creates shows for pgbench in that same database (bench/setup.sql) and runs
-#      pgbench with each reference script (bench/hold1.sql, hold4.sql, seatmap.sql,
-#      herd.sql; -n -c N -j 2 -T SECS) at the same concurrency, and hold1.sql at
-#      concurrency 1 (the twin of holds-c1);
-#   5. prints each HTTP figure next to its pgbench twin, the targets, the server's peak
+#      1, holds, holds on random seats of 100,000-seat shows (holds-100k), holds with
+#      an Idempotency-Key each (holds-keyed), holds of 1 place of a standing area, adds
+#      of 1 seat to live holds, holds of 4 seats, book, cart sessions, seatmap, seatmap
+#      with inventory, mixed, herd, the herd with keys (herd-keyed: every refusal
+#      replayed exactly to a retry with its key), the herd on a standing area, best),
+#      each creating its own shows through the API, every pool of seats sized from the
+#      duration and a generous bound on the rate (BENCH_HTTP_BOUND requests/s, 20,000);
+#   4. --profile (the default of full runs): holds-100k once more under `perf record
+#      -a` for its measured window, folded and drawn by inferno (cargo install inferno)
+#      into profile/ (server.svg, postgres.svg, all.svg, *.folded, summary.txt);
+#      skipped with a warning when perf or inferno is missing or perf may not record;
+#   5. creates shows for pgbench in that same database (bench/setup.sql, pools sized
+#      from BENCH_TWIN_BOUND transactions/s, 20,000, and BENCH_BATCH_BOUND holds/s,
+#      150,000) and runs pgbench with each reference script (bench/hold1.sql,
+#      hold_full.sql, hold_batch.sql, hold4.sql, seatmap.sql, herd.sql; -n -M prepared
+#      -c N -j 2 -T SECS: every value a pgbench variable, sent as a parameter) at the
+#      same concurrency, and hold1.sql at concurrency 1 (the twin of holds-c1);
+#   6. prints each HTTP figure next to its pgbench twin, the targets, the server's peak
 #      RSS (VmHWM) and CPU time; results go to target/bench/<run>/ (JSON per scenario,
 #      report.md, summary.json, server.log, metrics.txt, waits/ with what the database
-#      sessions waited on during each run), target/bench/latest links it.
+#      sessions waited on during each run, profile/), target/bench/latest links it.
 #
 # --quick: every scenario for 2 s with small numbers (herd 500, area herd 500 on 100
-# places, place holds on an area of 20,000, fanout 200; best on a 400-seat show until
-# sold out); checks that each ran, that the herd had exactly one winner, that the area
-# herd had exactly as many winners as places (and the area's counts agree), that every
-# cart session and every add answered as expected (and the seat maps agree), and that
-# best sold out with no seat in two holds, never timings. Defaults: 10 s per scenario,
-# concurrency 32, herd 10,000, area herd 10,000 on 2,000 places, place holds on an
-# area of 100,000, fanout 10,000 subscribers.
+# places, fanout 200; holds-100k on shows of 10,000 seats; best on a 400-seat show
+# until sold out), no profile; checks that each ran, that the herds had exactly one
+# winner (the keyed one every refusal replayed exactly), that the area herd had exactly
+# as many winners as places (and the area's counts agree), that every cart session and
+# every add answered as expected (and the seat maps agree), that no pool ran out, and
+# that best sold out with no seat in two holds, never timings. Defaults: 10 s per
+# scenario, concurrency 32, herd 10,000, area herd 10,000 on 2,000 places, fanout
+# 10,000 subscribers.
 # Exits non-zero when a scenario or pgbench run fails a check. Cleans up everything
 # it started (server, database, cluster) on exit.
 set -euo pipefail
@@ -38,6 +49,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
 quick=""
+profile_run=""
 duration=10
 concurrency=32
 out=""
@@ -50,7 +62,9 @@ while [ $# -gt 0 ]; do
         --concurrency=*) concurrency="${1#*=}"; shift ;;
         --out) out="$2"; shift 2 ;;
         --out=*) out="${1#*=}"; shift ;;
-        -h|--help) sed -n '2,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --profile) profile_run=yes; shift ;;
+        --no-profile) profile_run=no; shift ;;
+        -h|--help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -58,18 +72,46 @@ done
 if [ -n "$quick" ]; then
     duration=2; warmup=0
     herd_clients=500; fanout_subscribers=200
-    area_herd_args=(--clients 500 --capacity 100); area_capacity=20000
+    area_herd_args=(--clients 500 --capacity 100)
     holds_shows=10; holds4_shows=20; book_shows=5; mixed_shows=5
-    pool1=40000; pool4=80000
     best_bound=30; best_args=(--rows 10 --per-row 40)
+    # Shows of 10,000 seats for holds-100k: a debug server makes 100,000 slowly.
+    big_show=(--rows 50 --per-row 200)
+    pool_show=(--rows 10 --per-row 200)
 else
     warmup=1
     herd_clients=10000; fanout_subscribers=10000
-    area_herd_args=(--clients 10000 --capacity 2000); area_capacity=100000
+    area_herd_args=(--clients 10000 --capacity 2000)
     holds_shows=50; holds4_shows=100; book_shows=50; mixed_shows=20
-    pool1=200000; pool4=400000
     best_bound=120; best_args=()
+    big_show=(--rows 500 --per-row 200)
+    # Pools sized for the rate bounds below in fewer, larger shows (they are made
+    # through the API, one request each).
+    pool_show=(--rows 50 --per-row 200)
 fi
+# The profile (perf, flame graphs) is part of full runs, not of --quick ones.
+[ -n "$profile_run" ] || { [ -n "$quick" ] && profile_run=no || profile_run=yes; }
+# Pools of seats, sized from the duration and a generous bound on the rate (issue 18,
+# point 5: a faster machine must not run out of seats and fail the instrument's own
+# check). booking-bench sizes its scenarios' pools from --rate-bound the same way;
+# the pgbench pools below are sized here: per-request twins at most $twin_bound
+# transactions/s a run (4x the 5,239 tps issue 18 measured for the full hold), the
+# batched twin at most $batch_bound holds/s (2x the 70,000 it measured). The checks
+# still say when a pool ran out.
+twin_bound=${BENCH_TWIN_BOUND:-20000}
+batch_bound=${BENCH_BATCH_BOUND:-150000}
+http_bound=${BENCH_HTTP_BOUND:-20000}
+pool_for() { echo $(( ($1 * ${2%.*} + 999) / 1000 * 1000 )); }  # rate x secs, rounded up
+pool1=$(( 2 * $(pool_for "$twin_bound" "$duration") ))          # hold1 at c=N and at c=1
+pool1=$(( (pool1 + 799) / 800 * 800 ))                             # whole rows, and /4
+pool4=$(( 4 * $(pool_for "$((twin_bound / 2))" "$duration") ))
+pool4=$(( (pool4 + 799) / 800 * 800 ))
+full_shows=$(( ($(pool_for "$twin_bound" "$duration") + 99999) / 100000 ))
+batch_shows=$(( ($(pool_for "$batch_bound" "$duration") + 99999) / 100000 ))
+# An area has at most 100,000 places (the server's limit): area-holds runs out only
+# above some 9,000 holds/s (10 s runs).
+area_capacity=$(( $(pool_for "$http_bound" "$duration") + http_bound * warmup ))
+[ "$area_capacity" -le 100000 ] || area_capacity=100000
 
 log() { printf '\n== bench.sh: %s\n' "$*"; }
 die() { printf 'bench.sh: %s\n' "$*" >&2; exit 1; }
@@ -206,60 +248,164 @@ scenario() {
 common=(--duration "$duration" --warmup "$warmup")
 scenario fanout fanout "${common[@]}" --subscribers "$fanout_subscribers" --rate 20
 scenario expiry expiry "${common[@]}" --rate 20
-scenario holds-c1 holds "${common[@]}" --concurrency 1 --shows 5
-scenario holds holds "${common[@]}" --concurrency "$concurrency" --shows "$holds_shows"
+scenario holds-c1 holds "${common[@]}" --concurrency 1 --shows 5 "${pool_show[@]}" \
+    --rate-bound "$http_bound"
+scenario holds holds "${common[@]}" "${pool_show[@]}" --concurrency "$concurrency" --shows "$holds_shows" \
+    --rate-bound "$http_bound"
+# The headline of issue 18, like with like: random seats of 100,000-seat shows, the
+# twins' (hold_full.sql, hold_batch.sql) as well; the pool makes as many shows as
+# --rate-bound needs.
+scenario holds-100k holds "${common[@]}" --concurrency "$concurrency" --shows 1 "${big_show[@]}" \
+    --rate-bound "$http_bound"
+# The same as holds with an Idempotency-Key on every request, as careful clients send:
+# the report gives its rate as a ratio to holds' (target >= 0.9).
+scenario holds-keyed holds "${common[@]}" "${pool_show[@]}" --concurrency "$concurrency" --shows "$holds_shows" \
+    --rate-bound "$http_bound" --keyed
 # Holds of 1 place each, all on one standing area, measured as holds is: the report
 # gives its rate as a ratio to holds' (target >= 0.8).
 scenario area-holds area-holds "${common[@]}" --concurrency "$concurrency" --capacity "$area_capacity"
 # Adds of 1 seat each to a live hold of the worker's own, the twin of holds (shows of
 # the same size, same concurrency and duration; more of them: each hold grows to 10
 # seats): the report gives its rate as a ratio to holds' (target >= 0.8).
-scenario adds adds "${common[@]}" --concurrency "$concurrency" --shows "$holds4_shows"
-scenario holds-4 holds "${common[@]}" --concurrency "$concurrency" --shows "$holds4_shows" --seats 4
-scenario book book "${common[@]}" --concurrency "$concurrency" --shows "$book_shows"
+scenario adds adds "${common[@]}" "${pool_show[@]}" --concurrency "$concurrency" --shows "$holds4_shows" \
+    --rate-bound "$http_bound"
+scenario holds-4 holds "${common[@]}" "${pool_show[@]}" --concurrency "$concurrency" --shows "$holds4_shows" --seats 4 \
+    --rate-bound "$((http_bound / 2))"
+scenario book book "${common[@]}" "${pool_show[@]}" --concurrency "$concurrency" --shows "$book_shows" \
+    --rate-bound "$http_bound"
 # Cart sessions: hold 2 seats, add 1, remove 1, confirm; sessions/s and each step's
 # latency, every answer and the seat maps checked.
-scenario cart cart "${common[@]}" --concurrency "$concurrency" --shows "$book_shows"
+scenario cart cart "${common[@]}" "${pool_show[@]}" --concurrency "$concurrency" --shows "$book_shows" \
+    --rate-bound "$http_bound"
 scenario seatmap seatmap "${common[@]}" --concurrency "$concurrency"
 # The same map with two ticket types, seat features and a blocked seat a row: the
 # report gives its rate as a ratio to the plain one's (target >= 0.9).
 scenario seatmap-inventory seatmap "${common[@]}" --concurrency "$concurrency" --inventory
 scenario mixed mixed "${common[@]}" --concurrency "$concurrency" --shows "$mixed_shows"
 scenario herd herd "${common[@]}" --clients "$herd_clients"
+# The herd with a key per client; each refused client retries once with its key and
+# must get its refusal replayed exactly.
+scenario herd-keyed herd "${common[@]}" --clients "$herd_clients" --keyed
 # The herd on a standing area: N buyers of 1 place at once, exactly capacity winners.
 scenario area-herd area-herd "${common[@]}" "${area_herd_args[@]}"
 # Best available until the show sells out (--duration only bounds it): requests/s,
 # p99, lock attempts per success, single seats stranded at sell-out.
 scenario best best --duration "$best_bound" --warmup 0 --concurrency "$concurrency" "${best_args[@]}"
 
+# ---------------------------------------------------------------- the profile
+# holds-100k once more, under `perf record -a` (every process: the server, PostgreSQL's
+# backends, the load generator, the kernel) for the measured window only, folded and
+# drawn by inferno (`cargo install inferno`) into $out/profile/: server.svg (the
+# server's threads), postgres.svg (every postgres process), all.svg, the folded stacks
+# and summary.txt (CPU samples per process and the hottest functions). Its figures go
+# to profile/holds-100k-profiled.json, not next to the others: perf slows what it sees.
+find_tool() { command -v "$1" 2>/dev/null || { [ -x "$HOME/.cargo/bin/$1" ] && echo "$HOME/.cargo/bin/$1"; }; }
+profile_holds() {
+    local perf collapse flame
+    perf=$(command -v perf || true); collapse=$(find_tool inferno-collapse-perf || true)
+    flame=$(find_tool inferno-flamegraph || true)
+    if [ -z "$perf" ] || [ -z "$collapse" ] || [ -z "$flame" ]; then
+        echo "bench.sh: warning: no profile: perf or inferno (cargo install inferno) is missing" >&2
+        return 0
+    fi
+    if ! "$perf" record -a -o /dev/null -- true >/dev/null 2>&1; then
+        echo "bench.sh: warning: no profile: perf may not record here (perf_event_paranoid, or not root)" >&2
+        return 0
+    fi
+    local dir="$out/profile" ready="$out/profile/ready"
+    mkdir -p "$dir"; rm -f "$ready"
+    log "profile: holds-100k under perf record -a for ${duration} s"
+    "$bench_bin" holds --url "$url" --server-pid "$server_pid" --name holds-100k-profiled \
+        --json "$dir/holds-100k-profiled.json" --duration "$duration" --warmup "$warmup" \
+        --concurrency "$concurrency" --shows 1 "${big_show[@]}" --rate-bound "$http_bound" \
+        --ready-file "$ready" >"$dir/holds-100k-profiled.txt" 2>&1 &
+    local bench_pid=$!
+    while [ ! -e "$ready" ] && kill -0 "$bench_pid" 2>/dev/null; do sleep 0.1; done
+    # The warm-up, then the measured window: DWARF call graphs (release builds and
+    # Debian's PostgreSQL keep no frame pointers; their unwind tables suffice).
+    sleep "$warmup"
+    "$perf" record -a -F 149 --call-graph dwarf,16384 -o "$dir/perf.data" -- sleep "$duration" \
+        >"$dir/perf-record.txt" 2>&1 || true
+    wait "$bench_pid" || failures+=("holds-100k-profiled")
+    [ -s "$dir/perf.data" ] || { echo "bench.sh: warning: perf recorded nothing" >&2; return 0; }
+    log "profile: folding and drawing (perf script, inferno)"
+    # One pass of perf script (DWARF unwinding is its slow part); the stacks are split
+    # by their first frame, the process name and pid (--pid).
+    "$perf" script --no-inline -F +pid -i "$dir/perf.data" 2>/dev/null | "$collapse" --all --pid >"$dir/all.folded" 2>/dev/null || true
+    grep -E "^[^;]*-$server_pid(/[0-9]+)?;" "$dir/all.folded" >"$dir/server.folded" || true
+    grep -E '^postgres-[0-9]+(/[0-9]+)?;' "$dir/all.folded" >"$dir/postgres.folded" || true
+    local f
+    for f in all server postgres; do
+        [ -s "$dir/$f.folded" ] && "$flame" --title "holds-100k, c=$concurrency: $f" \
+            "$dir/$f.folded" >"$dir/$f.svg" 2>/dev/null || true
+    done
+    python3 - "$dir" "$server_pid" "$duration" <<'PY' >"$dir/summary.txt" || true
+import collections, re, sys
+d, server, secs = sys.argv[1], sys.argv[2], sys.argv[3]
+def read(name):
+    rows = []
+    for line in open(f"{d}/{name}.folded"):
+        stack, _, n = line.rstrip().rpartition(" ")
+        if stack:
+            rows.append((stack.split(";"), int(n)))
+    return rows
+rows = read("all")
+total = sum(n for _, n in rows) or 1
+by = collections.Counter()
+for frames, n in rows:
+    proc = re.sub(r"-\d+(/\d+)?$", "", frames[0])
+    if frames[0].startswith(f"{proc}-{server}"):
+        proc = "booking-server (" + proc + ")"
+    by[proc] += n
+print(f"# CPU samples per process: {total} in {secs} s (perf record -a -F 149)")
+for p, n in by.most_common(12):
+    print(f"{100 * n / total:6.1f}%  {n:7d}  {p}")
+for name in ("server", "postgres"):
+    sub = read(name)
+    t = sum(n for _, n in sub) or 1
+    own = collections.Counter()
+    for frames, n in sub:
+        own[frames[-1]] += n
+    print(f"\n# {name}: {t} samples ({100 * t / total:.1f}% of all); hottest functions, self time")
+    for f, n in own.most_common(30):
+        print(f"{100 * n / t:6.1f}%  {f[:150]}")
+PY
+    rm -f "$dir/perf.data" "$ready"  # large; the folded stacks keep what it said
+    sed -n '1,12p' "$dir/summary.txt"
+}
+if [ "$profile_run" = yes ]; then profile_holds; fi
+
 # ---------------------------------------------------------------- pgbench twins
 # After the HTTP scenarios, in the same database (whose tables now hold their data too):
 # shows of their own for the scripts, created directly in SQL.
-log "pgbench: creating its shows (pools of $pool1 and $pool4 seats)"
+log "pgbench: creating its shows (pools of $pool1 and $pool4 seats, $full_shows and $batch_shows shows of 100,000)"
 vars_file="$out/pgbench/vars.txt"
-psql_db -v pool1="$pool1" -v pool4="$pool4" -f bench/setup.sql >"$vars_file"
+psql_db -v pool1="$pool1" -v pool4="$pool4" -v full_shows="$full_shows" \
+    -v batch_shows="$batch_shows" -f bench/setup.sql >"$vars_file"
 declare -A v
 while IFS='=' read -r key value; do
     [[ "$key" =~ ^[a-z0-9_]+$ && "$value" =~ ^[0-9]+$ ]] && v[$key]=$value
 done <"$vars_file"
-for k in hold1_show hold1_first hold1_seats hold4_show hold4_first hold4_seats seatmap_show herd_show herd_first; do
+for k in hold1_show hold1_first hold1_seats hold4_show hold4_first hold4_seats seatmap_show \
+    herd_show herd_first full_show full_first full_seats batch_show batch_seats batch_shows; do
     [ -n "${v[$k]:-}" ] || die "bench/setup.sql did not print $k"
 done
 
-# run_pgbench NAME SCRIPT CLIENTS COUNT_SQL [pgbench args]: runs bench/SCRIPT.sql; COUNT_SQL
-# (optional) counts the holds the script made, before and after: every transaction
-# must have made one (the seat pool was large enough).
+# run_pgbench NAME SCRIPT CLIENTS COUNT_SQL PER [pgbench args]: runs bench/SCRIPT.sql
+# with -M prepared (values are pgbench variables, sent as parameters, as the server
+# sends its own); COUNT_SQL (optional) counts the holds the script made, before and
+# after: every transaction must have made PER of them (the seat pool was large enough).
 run_pgbench() {
-    local name=$1 script=$2 clients=$3 count_sql=$4; shift 4
-    log "pgbench $script.sql ($name): -c $clients -j 2 -T $duration"
+    local name=$1 script=$2 clients=$3 count_sql=$4 per=$5; shift 5
+    log "pgbench $script.sql ($name): -M prepared -c $clients -j 2 -T $duration"
     local prefix="$out/pgbench/$name" before=0
     rm -f "$prefix".*
     if [ -n "$count_sql" ]; then before=$(psql_db -At -c "$count_sql"); fi
     local rc=0 threads=2
     if [ "$clients" -lt 2 ]; then threads=1; fi
     waits_start "pgbench-$name"
-    "$pgbench_bin" -n -c "$clients" -j "$threads" -T "$duration" "$@" -f "bench/$script.sql" \
-        -l --log-prefix="$prefix" "$db_url" >"$out/pgbench-$name.txt" 2>&1 || rc=$?
+    "$pgbench_bin" -n -M prepared -c "$clients" -j "$threads" -T "$duration" "$@" \
+        -f "bench/$script.sql" -l --log-prefix="$prefix" "$db_url" >"$out/pgbench-$name.txt" 2>&1 || rc=$?
     waits_stop "pgbench-$name"
     grep -E "^(number of|latency|tps)" "$out/pgbench-$name.txt" || true
     if [ $rc -ne 0 ]; then
@@ -270,24 +416,31 @@ run_pgbench() {
     local did_args=()
     if [ -n "$count_sql" ]; then did_args=(--did "$(( $(psql_db -At -c "$count_sql") - before ))"); fi
     "$bench_bin" pgbench --name "$name" --output "$out/pgbench-$name.txt" --log-prefix "$prefix" \
-        --clients "$clients" "${did_args[@]}" --json "$out/pgbench-$name.json" >/dev/null \
+        --clients "$clients" --holds-per-transaction "$per" "${did_args[@]}" \
+        --json "$out/pgbench-$name.json" >/dev/null \
         || failures+=("pgbench $name (checks)")
 }
-count1="SELECT count(*) FROM holds WHERE user_id = 'pgbench-hold1'"
-count4="SELECT count(*) FROM holds WHERE user_id = 'pgbench-hold4'"
-run_pgbench hold1 hold1 "$concurrency" "$count1" \
+count_of() { echo "SELECT count(*) FROM holds WHERE user_id = 'pgbench-$1'"; }
+run_pgbench hold1 hold1 "$concurrency" "$(count_of hold1)" 1 \
     -D show="${v[hold1_show]}" -D first="${v[hold1_first]}" -D pool="${v[hold1_seats]}" \
     -D clients="$concurrency" -D n=0 -D offset=0
 # The same at concurrency 1 (the twin of holds-c1), further along the pool's sequence.
-run_pgbench hold1-c1 hold1 1 "$count1" \
+run_pgbench hold1-c1 hold1 1 "$(count_of hold1)" 1 \
     -D show="${v[hold1_show]}" -D first="${v[hold1_first]}" -D pool="${v[hold1_seats]}" \
     -D clients=1 -D n=0 -D offset="$(( v[hold1_seats] / 2 ))"
-run_pgbench hold4 hold4 "$concurrency" "$count4" \
+# The server's complete hold, per request (the event insert included), and its batch
+# statement, 32 holds a transaction: both on random seats of 100,000-seat shows, as
+# holds-100k takes them over HTTP.
+run_pgbench hold-full hold_full "$concurrency" "$(count_of full)" 1 \
+    -D show0="${v[full_show]}" -D first="${v[full_first]}" -D clients="$concurrency" -D n=0
+run_pgbench hold-batch hold_batch "$concurrency" "$(count_of batch)" 32 \
+    -D show0="${v[batch_show]}" -D shows="${v[batch_shows]}" -D clients="$concurrency" -D n=0
+run_pgbench hold4 hold4 "$concurrency" "$(count_of hold4)" 1 \
     -D show="${v[hold4_show]}" -D first="${v[hold4_first]}" -D pool="${v[hold4_seats]}" \
     -D clients="$concurrency" -D n=0
-run_pgbench seatmap seatmap "$concurrency" "" -D show="${v[seatmap_show]}"
-run_pgbench herd herd "$concurrency" "" -D show="${v[herd_show]}" -D first="${v[herd_first]}"
-herd_winners=$(psql_db -At -c "SELECT count(*) FROM holds WHERE user_id = 'pgbench-herd'")
+run_pgbench seatmap seatmap "$concurrency" "" 1 -D show="${v[seatmap_show]}"
+run_pgbench herd herd "$concurrency" "" 1 -D show="${v[herd_show]}" -D first="${v[herd_first]}"
+herd_winners=$(psql_db -At -c "$(count_of herd)")
 [ "$herd_winners" = 1 ] || failures+=("pgbench herd: $herd_winners winners")
 rm -f "$out"/pgbench/*.[0-9]*  # per-transaction logs: summarised in pgbench-*.json
 

@@ -72,6 +72,8 @@ impl Failure {
 pub struct Reply {
     pub status: u16,
     pub body: Bytes,
+    /// The answer said `Idempotent-Replayed: true`: a stored answer, replayed.
+    pub replayed: bool,
 }
 
 impl Reply {
@@ -85,6 +87,8 @@ impl Reply {
 pub enum Caller<'a> {
     Anonymous,
     User(&'a str),
+    /// A user sending an `Idempotency-Key` (user, key).
+    Keyed(&'a str, &'a str),
     Admin,
 }
 
@@ -119,6 +123,7 @@ pub fn build(
     match caller {
         Caller::Anonymous => {}
         Caller::User(u) => b = b.header("x-user-id", u),
+        Caller::Keyed(u, key) => b = b.header("x-user-id", u).header("idempotency-key", key),
         Caller::Admin => {
             if let Some(t) = &target.admin_token {
                 b = b.header("authorization", format!("Bearer {t}"));
@@ -187,13 +192,21 @@ impl Conn {
         let res = tokio::time::timeout(REQUEST_TIMEOUT, async {
             let res = sender.send_request(req).await.map_err(|_| Failure::Io)?;
             let status = res.status().as_u16();
+            let replayed = res
+                .headers()
+                .get("idempotent-replayed")
+                .is_some_and(|v| v.as_bytes() == b"true");
             let body = res
                 .into_body()
                 .collect()
                 .await
                 .map_err(|_| Failure::Io)?
                 .to_bytes();
-            Ok(Reply { status, body })
+            Ok(Reply {
+                status,
+                body,
+                replayed,
+            })
         })
         .await
         .unwrap_or(Err(Failure::Timeout));

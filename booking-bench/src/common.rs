@@ -36,6 +36,21 @@ pub struct Common {
     /// Pid of the server process: sample its RSS and CPU time during the scenario.
     #[arg(long)]
     pub server_pid: Option<u32>,
+    /// Create this file when the load starts, its shows made (`holds` only): a profiler
+    /// started then sees the run, not the setup (scripts/bench.sh --profile).
+    #[arg(long)]
+    pub ready_file: Option<PathBuf>,
+}
+
+impl Common {
+    /// Says the load starts now: creates `--ready-file`, if given.
+    pub fn load_starts(&self) {
+        if let Some(p) = &self.ready_file {
+            if let Err(e) = std::fs::write(p, b"") {
+                eprintln!("booking-bench: warning: {}: {e}", p.display());
+            }
+        }
+    }
 }
 
 /// The shared state of a scenario run.

@@ -17,6 +17,7 @@
 
 mod client;
 mod common;
+mod pgbench;
 mod report;
 mod scenarios;
 mod stats;
@@ -66,7 +67,7 @@ enum Command {
     /// Many SSE subscribers on one show while holds happen: delivery latency, misses.
     Fanout(fanout::Args),
     /// Convert a pgbench run (output + per-transaction logs) into a result JSON.
-    Pgbench(report::PgbenchArgs),
+    Pgbench(pgbench::PgbenchArgs),
     /// Print the HTTP results next to their pgbench twins, and the targets.
     Report(report::ReportArgs),
 }
@@ -138,7 +139,7 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match &cli.command {
         Command::Report(a) => report::report(a).map(|ok| (ok, None)),
-        Command::Pgbench(a) => report::pgbench(a).and_then(|r| {
+        Command::Pgbench(a) => pgbench::pgbench(a).and_then(|r| {
             write_json(a.json.as_deref(), &r)?;
             Ok((r.ok(), Some(r)))
         }),

@@ -90,21 +90,15 @@ pub async fn run_adds(ctx: &Ctx, args: &AddsArgs) -> Result<RunResult, String> {
     if size < 2 {
         return Err("--hold-size must be at least 2".into());
     }
-    let (shows, pool) = make_pool(ctx, "bench adds", &args.pool, size).await?;
-    let c = ctx.common.concurrency.max(1);
-    let ttl = args.ttl;
-
-    // The holds to add to, made before the run: enough for --prepare-rate adds a second.
+    // The holds to add to, made before the run: enough for --prepare-rate adds a second;
+    // and the pool lasts for --rate-bound adds a second on top (a worker whose hold is
+    // full makes a new one from the pool).
     let span = ctx.common.warmup.max(0.0) + ctx.common.duration.max(0.0);
     let wanted = (args.prepare_rate.max(1.0) * span / (size - 1) as f64).ceil() as usize;
-    if wanted > pool.len() {
-        eprintln!(
-            "booking-bench: warning: adds: {wanted} holds wanted for {} adds/s, the pool \
-             has {} seat groups (give more --shows)",
-            args.prepare_rate,
-            pool.len()
-        );
-    }
+    let more = PoolArgs::groups_for(args.pool.rate_bound / (size - 1) as f64, &ctx.common);
+    let (shows, pool) = make_pool(ctx, "bench adds", &args.pool, size, wanted + more).await?;
+    let c = ctx.common.concurrency.max(1);
+    let ttl = args.ttl;
     let per_worker = wanted.min(pool.len()).div_ceil(c);
     let started = Instant::now();
     let made = futures_util::future::join_all((0..c).map(|w| {

@@ -20,7 +20,7 @@
 //! the area's counts afterwards: `held` = places of all the 201s (warm-up included),
 //! `available` = capacity - held.
 
-use super::herd::{herd_result, release};
+use super::herd::{herd_result, release, Herd};
 use super::{result, workers};
 use crate::client::{Caller, Conn, Reply};
 use crate::common::{Common, Ctx, Show, Window};
@@ -122,15 +122,14 @@ pub async fn run_herd(ctx: &Ctx, args: &HerdArgs) -> Result<RunResult, String> {
         show.id
     );
     let body = json!({"areas": {AREA: 1}, "ttl_seconds": 600});
-    let h = release(
-        ctx,
-        n,
-        args.connect_concurrency,
-        &show.holds_path(),
+    let path = show.holds_path();
+    let herd = Herd {
+        path: &path,
         body,
-        "area-herd-",
-    )
-    .await;
+        user_prefix: "area-herd-",
+        keyed: None,
+    };
+    let h = release(ctx, n, args.connect_concurrency, herd).await;
 
     // What the 201s and 409s said.
     let mut places = HashSet::new();
@@ -321,6 +320,7 @@ mod tests {
         Reply {
             status,
             body: bytes::Bytes::from(body.to_owned()),
+            replayed: false,
         }
     }
 

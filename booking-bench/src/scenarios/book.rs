@@ -22,7 +22,9 @@ pub struct Args {
 }
 
 pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
-    let (shows, pool) = make_pool(ctx, "bench book", &args.pool, args.seats).await?;
+    // A booking is two requests (hold, confirm) on one seat group.
+    let needed = PoolArgs::groups_for(args.pool.rate_bound / 2.0, &ctx.common);
+    let (shows, pool) = make_pool(ctx, "bench book", &args.pool, args.seats, needed).await?;
     let c = ctx.common.concurrency.max(1);
     let window = Window::start(ctx.common.warmup, ctx.common.duration);
     let seats = args.seats;

@@ -120,7 +120,9 @@ pub(super) async fn seat_states(ctx: &Ctx, show: &Show) -> Result<Vec<(String, S
 }
 
 pub async fn run_cart(ctx: &Ctx, args: &CartArgs) -> Result<RunResult, String> {
-    let (shows, pool) = make_pool(ctx, "bench cart", &args.pool, 3).await?;
+    // A session is four requests (hold, add, remove, confirm) on one seat group.
+    let needed = PoolArgs::groups_for(args.pool.rate_bound / 4.0, &ctx.common);
+    let (shows, pool) = make_pool(ctx, "bench cart", &args.pool, 3, needed).await?;
     let c = ctx.common.concurrency.max(1);
     let window = Window::start(ctx.common.warmup, ctx.common.duration);
     let ttl = args.ttl;
@@ -318,6 +320,7 @@ mod tests {
         Ok(Reply {
             status,
             body: bytes::Bytes::from(body.to_owned()),
+            replayed: false,
         })
     }
 

@@ -2,6 +2,11 @@
 //! same instant on one free seat. Latency is counted from the release (when the last
 //! client was ready) to each answer. Checks: exactly one 201, N-1 409s, no failures.
 //!
+//! `--keyed`: every client sends an `Idempotency-Key` of its own, and every refused
+//! client retries once with it at once: the retry must be the stored answer replayed
+//! (`Idempotent-Replayed: true`, the same status and the same body, byte for byte).
+//! The retries are op `replay`; they do not count in the herd's latency.
+//!
 //! [`release`] is the herd itself, shared with `area-herd` (N buyers of places).
 
 use super::result;
@@ -25,29 +30,67 @@ pub struct Args {
     /// Connections being opened at once before the release.
     #[arg(long, default_value_t = 200)]
     pub connect_concurrency: usize,
+    /// Every client sends an `Idempotency-Key`; each refused one retries once with it.
+    #[arg(long)]
+    pub keyed: bool,
 }
 
 /// What a herd got: answers recorded as op `hold` (latency from the release), the
 /// answers themselves (in no particular order), when the last one came, and how long
-/// opening the connections took.
+/// opening the connections took; for a keyed herd, the retries of refused clients
+/// (op `replay`) and how many of them were not their first answer replayed exactly.
 pub struct Released {
     pub rec: Recorder,
     pub replies: Vec<Reply>,
     pub wall: Duration,
     pub connect_s: f64,
+    pub replays: u64,
+    pub replays_not_exact: u64,
+}
+
+/// What a herd's clients send: the path, the body, each client's user
+/// (`{user_prefix}{i}`), and with `keyed` a key of its own (`{keyed:x}-{i}`), under
+/// which a refused client retries once.
+pub struct Herd<'a> {
+    pub path: &'a str,
+    pub body: Value,
+    pub user_prefix: &'a str,
+    pub keyed: Option<u64>,
+}
+
+/// A refused client's retry under its key: when it was answered, the answer, and
+/// whether it replayed the first one exactly.
+type Retry = Option<(Duration, Result<Reply, Failure>, bool)>;
+
+/// Sends the retry of a refused client (`first`, status 409) with its key, and says
+/// whether it got `first` replayed: `Idempotent-Replayed: true`, same status, same body.
+async fn retry(
+    conn: &mut Conn,
+    path: &str,
+    user: &str,
+    key: &str,
+    body: &Value,
+    first: &Reply,
+) -> Retry {
+    let t = Instant::now();
+    let res = conn
+        .send(Method::POST, path, Caller::Keyed(user, key), Some(body))
+        .await;
+    let exact =
+        matches!(&res, Ok(r) if r.replayed && r.status == first.status && r.body == first.body);
+    Some((t.elapsed(), res, exact))
 }
 
 /// Opens `n` connections (`connect_concurrency` at a time), then releases all of them
 /// at once: client i POSTs `body` to `path` as user `{user_prefix}{i}`. Connections
 /// stay open until every client is answered.
-pub async fn release(
-    ctx: &Ctx,
-    n: usize,
-    connect_concurrency: usize,
-    path: &str,
-    body: Value,
-    user_prefix: &str,
-) -> Released {
+pub async fn release(ctx: &Ctx, n: usize, connect_concurrency: usize, herd: Herd<'_>) -> Released {
+    let Herd {
+        path,
+        body,
+        user_prefix,
+        keyed,
+    } = herd;
     let limit = raise_fd_limit();
     if (limit as usize) < n + 100 {
         eprintln!("booking-bench: warning: open-file limit {limit} is below {n} clients");
@@ -85,12 +128,22 @@ pub async fn release(
             ready.fetch_add(1, Ordering::Relaxed);
             barrier.wait().await;
             let mut conn = conn?;
-            let res = conn
-                .send(Method::POST, &path, Caller::User(&user), Some(&*body))
-                .await;
+            let key = keyed.map(|k| format!("{k:x}-{i}"));
+            let caller = match &key {
+                Some(key) => Caller::Keyed(&user, key),
+                None => Caller::User(&user),
+            };
+            let res = conn.send(Method::POST, &path, caller, Some(&*body)).await;
             let t0 = *release.get().expect("set before the release");
+            let elapsed = t0.elapsed();
+            let again = match (&key, &res) {
+                (Some(key), Ok(first)) if first.status == 409 => {
+                    retry(&mut conn, &path, &user, key, &body, first).await
+                }
+                _ => None,
+            };
             // Keep the connection open until every client is answered.
-            Ok::<_, Failure>((t0.elapsed(), res, conn))
+            Ok::<_, Failure>((elapsed, res, again, conn))
         }));
     }
     while ready.load(Ordering::Relaxed) < n {
@@ -104,11 +157,17 @@ pub async fn release(
     let mut last = Duration::ZERO;
     let mut conns = Vec::with_capacity(n);
     let mut replies = Vec::with_capacity(n);
+    let (mut replays, mut replays_not_exact) = (0, 0);
     for t in tasks {
         match t.await {
-            Ok(Ok((elapsed, res, conn))) => {
+            Ok(Ok((elapsed, res, again, conn))) => {
                 last = last.max(elapsed);
                 rec.record("hold", elapsed, &res);
+                if let Some((took, res, exact)) = again {
+                    rec.record("replay", took, &res);
+                    replays += 1;
+                    replays_not_exact += u64::from(!exact);
+                }
                 if let Ok(reply) = res {
                     replies.push(reply);
                 }
@@ -124,6 +183,8 @@ pub async fn release(
         replies,
         wall: last,
         connect_s,
+        replays,
+        replays_not_exact,
     }
 }
 
@@ -150,9 +211,17 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
         show.id
     );
     let body = json!({"seats": [seat], "ttl_seconds": 600});
-    let h = release(ctx, n, args.connect_concurrency, &path, body, "herd-").await;
+    let herd = Herd {
+        path: &path,
+        body,
+        user_prefix: "herd-",
+        keyed: args.keyed.then(rand::random),
+    };
+    let h = release(ctx, n, args.connect_concurrency, herd).await;
+    let (replays, not_exact) = (h.replays, h.replays_not_exact);
     let mut r = herd_result(ctx, "herd", n, h);
     r.extra("show", show.id.clone());
+    r.extra("keyed", args.keyed);
     let o = r.ops.get("hold").cloned().unwrap_or_default();
     let (won, lost, errors) = (o.status_count(201), o.status_count(409), o.error_count());
     let others = o.requests - won - lost;
@@ -162,5 +231,16 @@ pub async fn run(ctx: &Ctx, args: &Args) -> Result<RunResult, String> {
         won == 1 && lost == n as u64 - 1 && others == 0 && errors == 0,
         format!("{won} x 201, {lost} x 409, {others} other answers, {errors} failures (want 1, {}, 0, 0)", n - 1),
     );
+    if args.keyed {
+        r.extra("replays", replays);
+        r.check(
+            "replayed_exactly",
+            replays == lost && not_exact == 0,
+            format!(
+                "{replays} retries of {lost} refusals, {not_exact} not the refusal replayed \
+                 exactly (Idempotent-Replayed: true, same status and body)"
+            ),
+        );
+    }
     Ok(r)
 }
