@@ -78,6 +78,7 @@ if [ -n "$quick" ]; then
     # Shows of 10,000 seats for holds-100k: a debug server makes 100,000 slowly.
     big_show=(--rows 50 --per-row 200)
     pool_show=(--rows 10 --per-row 200)
+    stadium=(--seats 20000 --per-row 200)
 else
     warmup=1
     herd_clients=10000; fanout_subscribers=10000
@@ -88,6 +89,7 @@ else
     # Pools sized for the rate bounds below in fewer, larger shows (they are made
     # through the API, one request each).
     pool_show=(--rows 50 --per-row 200)
+    stadium=(--seats 100000 --per-row 200)
 fi
 # The profile (perf, flame graphs) is part of full runs, not of --quick ones.
 [ -n "$profile_run" ] || { [ -n "$quick" ] && profile_run=no || profile_run=yes; }
@@ -281,6 +283,12 @@ scenario seatmap seatmap "${common[@]}" --concurrency "$concurrency"
 # The same map with two ticket types, seat features and a blocked seat a row: the
 # report gives its rate as a ratio to the plain one's (target >= 0.9).
 scenario seatmap-inventory seatmap "${common[@]}" --concurrency "$concurrency" --inventory
+# A stadium's map (issue 18): 100,000 seats (20,000 in --quick), read as the page reads
+# it (compact, gzip) and in full with gzip; bytes sent, latency, a cold read.
+scenario seatmap-stadium-full-gzip seatmap "${common[@]}" --concurrency "$concurrency" \
+    "${stadium[@]}" --format full --encoding gzip
+scenario seatmap-stadium-compact-gzip seatmap "${common[@]}" --concurrency "$concurrency" \
+    "${stadium[@]}" --format compact --encoding gzip
 scenario mixed mixed "${common[@]}" --concurrency "$concurrency" --shows "$mixed_shows"
 scenario herd herd "${common[@]}" --clients "$herd_clients"
 # The herd with a key per client; each refused client retries once with its key and

@@ -306,6 +306,34 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
             met: Some(o.requests > 0 && r.ok()),
         });
     }
+    // Issue 18: a stadium's map (100,000 seats), as sent: full and compact, gzip.
+    for (name, target) in [
+        ("seatmap-stadium-full-gzip", None),
+        ("seatmap-stadium-compact-gzip", Some(300_000u64)),
+    ] {
+        let Some(r) = results.get(name) else { continue };
+        let o = r.ops.get("seatmap").cloned().unwrap_or_default();
+        let num = |k: &str| r.extra.get(k).and_then(Value::as_f64).unwrap_or(0.0);
+        let (seats, bytes) = (num("seats") as u64, num("map_bytes") as u64);
+        lines.push(Line {
+            what: format!("seat map of {seats} seats, {name}"),
+            http: format!(
+                "{bytes} bytes sent ({} decoded); {} req/s (p50 {} / p99 {} ms), cold {} ms",
+                num("map_bytes_decoded") as u64,
+                fmt_rate(o.throughput_rps),
+                fmt_ms(o.latency.p50_ms),
+                fmt_ms(o.latency.p99_ms),
+                fmt_ms(num("cold_ms"))
+            ),
+            twin: String::new(),
+            ratio: String::new(),
+            target: match target {
+                Some(t) => format!("100,000 seats: <= {} KB compressed", t / 1000),
+                None => "(none)".into(),
+            },
+            met: target.map(|t| seats >= 100_000 && bytes > 0 && bytes <= t && r.ok()),
+        });
+    }
     if let Some(o) = op("holds-c1") {
         lines.push(Line {
             what: "one uncontended hold, c=1".into(),

@@ -110,7 +110,14 @@ impl MapConn {
                 .await
                 .map_err(|_| Failure::Io)?
                 .to_bytes();
-            Ok((Reply { status, body }, coding))
+            Ok((
+                Reply {
+                    status,
+                    body,
+                    replayed: false,
+                },
+                coding,
+            ))
         })
         .await
         .unwrap_or(Err(Failure::Timeout));
