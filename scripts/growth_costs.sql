@@ -119,10 +119,10 @@ BEGIN
         t0 := clock_timestamp();
         SELECT count(*) INTO n FROM (
             SELECT xid::text AS xid_text, id, show_id, cause, seats FROM seat_events
-             WHERE (xid, id) > (show_xid, show_id_)
+             WHERE show_id = one_show
+               AND (xid, id) > (show_xid, show_id_)
                AND (xid, id) <= ('9223372036854775807'::xid8, 9223372036854775807)
                AND xid < pg_snapshot_xmin(pg_current_snapshot())
-               AND show_id = one_show
              ORDER BY xid, id LIMIT 500) r;
         times := times || extract(epoch FROM clock_timestamp() - t0) * 1e6;
     END LOOP;
