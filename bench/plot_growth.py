@@ -99,6 +99,12 @@ def table(runs):
         ratio = b / a
         verdict = "met" if ratio <= bound else "NOT met"
         lines.append(f"- {label}: {fmt(a)} → {fmt(b)}, ×{ratio:.2f} (target ≤ ×{bound}): {verdict}")
+    stall = os.path.join(OUT, "feed-stall.json")
+    if os.path.exists(stall):
+        lines += ["", "The feed behind a long transaction (a hold's 201 to its event on the SSE stream):", ""]
+        for row in json.load(open(stall)):
+            lines.append(f"- a {row['long_transaction_s']:g}-second transaction in database "
+                         f"`{row['database']}`: {fmt(row['hold_to_event_ms'])} ms")
     checks = [(r["size"], c) for r in runs for c in r["http"]["checks"] if not c["ok"]]
     lines += ["", "Checks: " + ("all passed" if not checks else
                                 "; ".join(f"{s}: {c['name']} ({c['detail']})" for s, c in checks))]
@@ -138,8 +144,12 @@ def plot(runs, path):
     fig.savefig(path, dpi=110)
 
 
+OUT = "."
+
+
 def main():
-    out = sys.argv[1] if len(sys.argv) > 1 else "."
+    global OUT
+    out = OUT = sys.argv[1] if len(sys.argv) > 1 else "."
     runs = load(out)
     if not runs:
         sys.exit(f"plot_growth.py: no growth-*.json in {out}")

@@ -18,7 +18,10 @@
 #      on shows of its own and on random old shows of the fill: see
 #      booking-bench/src/scenarios/growth.rs) and times the sweeper's and the feed's
 #      statements per change in SQL (scripts/growth_costs.sql);
-#   3. writes DIR/growth-<size>.json per size (the HTTP result, the SQL costs, the fill's
+#   3. after the last size, times a hold's event to its SSE subscriber behind a long
+#      transaction (5 s; 2 with --quick) in another database of the cluster and in the
+#      server's own (bench/feed_stall.py: DIR/feed-stall.json);
+#   4. writes DIR/growth-<size>.json per size (the HTTP result, the SQL costs, the fill's
 #      time and the table sizes), DIR/growth.md (the table) and DIR/growth.png (latency
 #      against size, drawn from the JSON by bench/plot_growth.py; matplotlib is
 #      installed with pip when missing).
@@ -27,8 +30,9 @@
 # --quick: sizes 1, 10 and 100, 2,000 events, 1-second runs, herds of 200, 50 confirms:
 # seconds, not minutes. It checks outcomes only (every hold and confirm 201, each herd
 # exactly one winner, `GET /shows` lists every show once, the sweeper expired every
-# lapsed hold and freed its seat), never timings. Exits non-zero when a check fails.
-# Cleans up everything it started (server, database, cluster) on exit.
+# lapsed hold and freed its seat, the stalled event arrived), never timings. Exits
+# non-zero when a check fails. Cleans up everything it started (server, database,
+# cluster) on exit.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -46,16 +50,16 @@ while [ $# -gt 0 ]; do
         --duration=*) duration="${1#*=}"; shift ;;
         --events) events="$2"; shift 2 ;;
         --events=*) events="${1#*=}"; shift ;;
-        -h|--help) sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench_growth.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
 if [ -n "$quick" ]; then
     sizes="${sizes:-1,10,100}"; duration="${duration:-1}"; events="${events:-2000}"
-    herd=200; confirms=50; own_shows=2; page_reads=20; lapsed=50; reps=5; warmup=0
+    herd=200; confirms=50; own_shows=2; page_reads=20; lapsed=50; reps=5; warmup=0; stall_s=2
 else
     sizes="${sizes:-1,1000,10000}"; duration="${duration:-5}"; events="${events:-500000}"
-    herd=10000; confirms=2000; own_shows=40; page_reads=200; lapsed=500; reps=20; warmup=1
+    herd=10000; confirms=2000; own_shows=40; page_reads=200; lapsed=500; reps=20; warmup=1; stall_s=5
 fi
 IFS=, read -r -a size_list <<<"$sizes"
 prev=0
@@ -151,8 +155,20 @@ for n in "${size_list[@]}"; do
     [ -n "$first_step" ] && step_events=$events
     log "filling: $add show(s) more (to $n), $step_events events"
     t0=$(date +%s.%N)
-    psql_db -At -v add="$add" -v events="$step_events" -v seq="$filled" \
-        -f scripts/growth_fill.sql >"$out/old-ids-$n.txt"
+    done_shows=0
+    while [ "$done_shows" -lt "$add" ]; do
+        chunk=$(( add - done_shows < 500 ? add - done_shows : 500 ))
+        psql_db -At -v add="$chunk" -v events=0 -v seq="$((filled + done_shows))" \
+            -f scripts/growth_fill.sql >"$out/old-ids-$n.txt"
+        done_shows=$((done_shows + chunk))
+    done
+    done_events=0
+    while [ "$done_events" -lt "$step_events" ]; do
+        chunk=$(( step_events - done_events < 100000 ? step_events - done_events : 100000 ))
+        psql_db -At -v add=0 -v events="$chunk" -v seq=0 -f scripts/growth_fill.sql >/dev/null
+        done_events=$((done_events + chunk))
+    done
+    psql_db -c "ANALYZE"
     fill_s=$(python3 -c "import time; print(round(time.time() - $t0, 1))")
     echo "filled in $fill_s s"
     filled=$n; first_step=""
@@ -194,6 +210,24 @@ print(f"sweeper: {sweeper.get('sweeper_holds')} of {lapsed} lapsed holds expired
 sys.exit(0 if ok else 1)
 PY
 done
+
+# The feed's watermark: a hold's event on its SSE stream behind a long transaction in
+# another database of the cluster (DATABASE_URL's own), then in the server's database.
+log "the feed behind a ${stall_s}-second transaction, in another database and in its own"
+stall_show=$(curl -fsS -X POST "$url/shows" -H "Authorization: Bearer $ADMIN_TOKEN" \
+    -d '{"title": "growth stall", "starts_at": "2030-01-01T20:00:00Z", "prices": {"standard": 1200}, "rows": [{"row": "A", "seats": 10}]}' \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+{
+    python3 bench/feed_stall.py "$url" "$stall_show" A1 "$psql_bin" "$DATABASE_URL" "$stall_s"
+    python3 bench/feed_stall.py "$url" "$stall_show" A2 "$psql_bin" "$db_url" "$stall_s"
+} >"$out/feed-stall.txt" || failures+=("feed stall")
+cat "$out/feed-stall.txt"
+python3 - "$out" <<'PY' || failures+=("feed stall (no event)")
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1] + "/feed-stall.txt") if l.strip()]
+json.dump(rows, open(sys.argv[1] + "/feed-stall.json", "w"), indent=2)
+sys.exit(0 if len(rows) == 2 and all(r["hold_to_event_ms"] is not None for r in rows) else 1)
+PY
 
 log "report ($out)"
 if ! python3 -c 'import matplotlib' 2>/dev/null; then
