@@ -1,7 +1,8 @@
 -- The per-change costs of scripts/bench_growth.sh, timed in the database (psql -v
 -- lapsed=N -v reps=N): prints two lines of JSON.
 --
--- sweeper: :lapsed holds of 1 seat each on fill shows, lapsed 10 minutes ago, made in
+-- sweeper: :lapsed holds of 1 seat each on random shows (of the fill or the bench's
+--   own: at 1 show the fill has no free seat left by then), lapsed 10 minutes ago, made in
 --   this transaction (so that the server's own sweeper, which cannot see them, leaves
 --   them alone), then the sweeper's three statements as sweeper.rs runs them (claim
 --   the due holds, lock their seats in id order, free them with one `expire` event per
@@ -17,8 +18,7 @@ CREATE TEMP TABLE cost_results (name text PRIMARY KEY, value float8) ON COMMIT D
 CREATE TEMP TABLE cost_lapsed ON COMMIT DROP AS
 SELECT s.show_id, s.id AS seat_id, s.label, gen_random_uuid() AS hold_id
   FROM seats s
- WHERE s.show_id IN (SELECT id FROM shows WHERE title LIKE 'growth %' AND title NOT LIKE 'growth own%'
-                      ORDER BY random() LIMIT greatest(1, :lapsed / 10))
+ WHERE s.show_id IN (SELECT id FROM shows ORDER BY random() LIMIT greatest(1, :lapsed / 10))
    AND s.area IS NULL AND s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL
  ORDER BY random() LIMIT :lapsed;
 INSERT INTO holds (show_id, id, user_id, status, created_at, expires_at, total)
