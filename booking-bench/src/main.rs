@@ -24,7 +24,9 @@ mod stats;
 
 use clap::{Parser, Subcommand};
 use common::{Common, Ctx, Sampler};
-use scenarios::{adds, areas, best, book, cart, expiry, fanout, herd, holds, mixed, seatmap};
+use scenarios::{
+    adds, areas, best, book, cart, expiry, fanout, growth, herd, holds, mixed, seatmap,
+};
 use stats::RunResult;
 use std::process::ExitCode;
 
@@ -66,6 +68,9 @@ enum Command {
     Expiry(expiry::Args),
     /// Many SSE subscribers on one show while holds happen: delivery latency, misses.
     Fanout(fanout::Args),
+    /// Holds, seat maps, confirms, herds and `GET /shows` on shows of its own and on
+    /// old shows of a filled database (scripts/bench_growth.sh).
+    Growth(growth::Args),
     /// Convert a pgbench run (output + per-transaction logs) into a result JSON.
     Pgbench(pgbench::PgbenchArgs),
     /// Print the HTTP results next to their pgbench twins, and the targets.
@@ -87,6 +92,7 @@ impl Command {
             Command::Mixed(a) => &a.common,
             Command::Expiry(a) => &a.common,
             Command::Fanout(a) => &a.common,
+            Command::Growth(a) => &a.common,
             Command::Pgbench(_) | Command::Report(_) => return None,
         })
     }
@@ -122,6 +128,7 @@ async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
         Command::Mixed(a) => mixed::run(&ctx, a).await?,
         Command::Expiry(a) => expiry::run(&ctx, a).await?,
         Command::Fanout(a) => fanout::run(&ctx, a).await?,
+        Command::Growth(a) => growth::run(&ctx, a).await?,
         Command::Pgbench(_) | Command::Report(_) => unreachable!("not a scenario"),
     };
     if let Some(s) = sampler {

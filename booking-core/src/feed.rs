@@ -20,8 +20,9 @@
 //! reader that trusts `id > last_seen` skips the events of a transaction that took its
 //! id early and committed late. So each event also stores its transaction's id (`xid`,
 //! from `pg_current_xact_id()`), readers order by `(xid, id)` and take only events of
-//! transactions older than every transaction still running
-//! (`xid < pg_snapshot_xmin(pg_current_snapshot())`). Such a transaction has finished:
+//! transactions older than every transaction still running in this database (the
+//! watermark, `WATERMARK` of `sql.rs`: the snapshot's `xmin` less the transactions of
+//! other databases, which cannot write these events). Such a transaction has finished:
 //! no event can ever appear before a position a reader has passed. The position of an
 //! event, `{xid}.{id}`, is the cursor clients resume from.
 //!

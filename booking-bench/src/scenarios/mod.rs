@@ -16,6 +16,7 @@ pub mod book;
 pub mod cart;
 pub mod expiry;
 pub mod fanout;
+pub mod growth;
 pub mod herd;
 pub mod holds;
 pub mod mixed;

@@ -17,6 +17,7 @@ mod common;
 mod engine;
 mod expiry;
 mod feed;
+mod feed_watermark;
 mod feed_xids;
 mod inventory;
 mod late;
