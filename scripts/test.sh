@@ -7,7 +7,8 @@
 # server for every test); otherwise starts the throwaway cluster of scripts/pg.sh and
 # stops it again at the end. Runs formatting and lint checks, the whole workspace's
 # tests (doctests included), the embedding example, the HTTP contention test, the
-# browser test, every benchmark scenario briefly, and the fast fault scenarios.
+# browser test, every benchmark scenario briefly, the growth run at small sizes, and
+# the fast fault scenarios.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -72,6 +73,9 @@ scripts/test_browser.sh
 
 step "scripts/bench.sh --quick: every benchmark scenario runs and checks its outcome (no timing assertions)"
 scripts/bench.sh --quick
+
+step "scripts/bench_growth.sh --quick: the growth run at 1, 10 and 100 shows checks its outcomes (no timing assertions)"
+scripts/bench_growth.sh --quick
 
 step "scripts/faults.sh --quick: kill-server, restart-db, replicas, authz, fuzz (each audited)"
 # Its own throwaway cluster (it crashes it on purpose), its own ports; failover,
