@@ -21,7 +21,7 @@
 //!
 //! Checks are outcomes only (counts, statuses, the herd's one winner), never timings.
 
-use super::herd::release;
+use super::herd::{release, Herd};
 use super::{result, workers};
 use crate::client::{Caller, Conn};
 use crate::common::{Common, Ctx, Show, Window};
@@ -403,7 +403,14 @@ async fn herd(ctx: &Ctx, r: &mut RunResult, kind: &str, show: &Show, label: &str
     let n = n.max(1);
     let body = json!({"seats": [label], "ttl_seconds": 600});
     let prefix = format!("growth-herd-{kind}-");
-    let h = release(ctx, n, 200, &show.holds_path(), body, &prefix).await;
+    let path = show.holds_path();
+    let herd = Herd {
+        path: &path,
+        body,
+        user_prefix: &prefix,
+        keyed: None,
+    };
+    let h = release(ctx, n, 200, herd).await;
     let wall = h.wall.as_secs_f64().max(1e-6);
     let mut rec = h.rec;
     let stats = rec.ops.remove("hold").unwrap_or_default();
