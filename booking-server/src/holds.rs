@@ -2,9 +2,11 @@
 
 use crate::fields::{self, Int};
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{Begun, Idempotency, Scope};
+use crate::idempotency::{self as idem_store, answer_claim, Begun, Idempotency, Scope};
 use crate::shows::show_id;
 use crate::state::AppState;
+use booking_core::holds::batch::{Batcher, Keyed, Render};
+use booking_core::idempotency::{Claim, Key};
 use booking_core::{
     best, bookings, bookings::ConfirmRequest, holds, AreaCode, AreaWant, BestRequest, Category,
     Feature, HoldId, HoldRequest, HoldTtl, SeatCount, SeatLabel, SeatSelection, Section,
@@ -15,6 +17,7 @@ use hyper::http::request::Parts;
 use hyper::StatusCode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -217,19 +220,36 @@ pub async fn create(
     };
 
     // Seats the in-memory map shows taken (and current for this request) are refused
-    // without the database: a herd on one seat does not queue for connections. Not
-    // with a key (its answer is stored with the work) or `if_versions` (412 first).
-    if !idem.is_keyed() && request.if_versions.is_empty() {
+    // without the database: a herd on one seat does not queue for connections. With a
+    // key, the refusal is stored under it first, with many others in one statement, so
+    // that a retry replays it (without batches, keyed requests go to the database).
+    // Not with `if_versions` (412 first).
+    let memory = match (idem.batch_key(), &state.holds) {
+        (None, _) => Some(None),
+        (Some(key), Some(batcher)) => Some(Some((key, batcher))),
+        (Some(_), None) => None,
+    };
+    if let (Some(keyed), true) = (memory, request.if_versions.is_empty()) {
         if let Some((seats, areas)) = state
             .seat_cache
             .taken(show, &request, &state.feed, &state.feed_pool, arrived)
             .await
         {
-            return Err(booking_core::Error::SeatsUnavailable { seats, areas }.into());
+            let refusal = booking_core::Error::SeatsUnavailable { seats, areas }.into();
+            let Some((key, batcher)) = keyed else {
+                return Err(refusal);
+            };
+            if let Some(reply) = refuse_keyed(batcher, key, refusal).await? {
+                return Ok(reply);
+            }
         }
     }
     let reply = hold_in_db(state, &idem, &request).await;
-    if matches!(&reply, Err(e) if e.status == StatusCode::CONFLICT) {
+    let refused = match &reply {
+        Ok(r) => r.status == StatusCode::CONFLICT && r.header("idempotent-replayed").is_none(),
+        Err(e) => e.status == StatusCode::CONFLICT,
+    };
+    if refused {
         state
             .seat_cache
             .prefetch(show, &state.feed, &state.feed_pool);
@@ -250,14 +270,95 @@ pub(crate) fn count_limit_refusal<T>(state: &AppState, outcome: &booking_core::R
     }
 }
 
+/// A refusal decided from memory, stored under the request's key: the answer to send
+/// (the refusal, or what the key had stored already), or `None` when that could not be
+/// decided cheaply and the database must decide the request.
+async fn refuse_keyed(
+    batcher: &Batcher,
+    key: Key,
+    refusal: ApiError,
+) -> Result<Option<Reply>, ApiError> {
+    let reply = refusal.into_reply();
+    let Some(stored) = idem_store::stored(&reply) else {
+        return Ok(None);
+    };
+    match batcher.store_decided(key, stored).await {
+        None => Ok(None),
+        Some(Claim::Fresh) => Ok(Some(reply)),
+        Some(found) => answer_claim(found),
+    }
+}
+
+/// A keyed hold's answer as its batch rendered it, and what the server does with it
+/// once it is committed.
+struct Rendered {
+    reply: Reply,
+    event: Option<Arc<booking_core::feed::SeatEvent>>,
+    limit_refused: bool,
+}
+
+/// A keyed hold through the batcher: the answer is rendered by the batch (to store it
+/// with the hold) and kept here to send.
+async fn hold_keyed(
+    state: &AppState,
+    batcher: &Batcher,
+    key: Key,
+    request: &HoldRequest,
+) -> Result<Reply, ApiError> {
+    let slot: Arc<parking_lot::Mutex<Option<Rendered>>> = Arc::default();
+    let render: Render = {
+        let slot = slot.clone();
+        Arc::new(move |outcome: booking_core::Result<holds::Hold>| {
+            let limit_refused =
+                matches!(outcome, Err(booking_core::Error::UserLimitReached { .. }));
+            let event = outcome.as_ref().ok().and_then(|h| h.event.clone());
+            let reply = match outcome {
+                Ok(h) => Reply::json(StatusCode::CREATED, &h),
+                Err(e) => ApiError::from(e).into_reply(),
+            };
+            let stored = idem_store::stored(&reply);
+            *slot.lock() = Some(Rendered {
+                reply,
+                event,
+                limit_refused,
+            });
+            stored
+        })
+    };
+    match batcher.hold_keyed(request.clone(), key, render).await {
+        Keyed::Rendered => {
+            let r = slot
+                .lock()
+                .take()
+                .ok_or_else(|| ApiError::internal("a keyed hold ended without its answer"))?;
+            if r.limit_refused {
+                state.metrics.user_limit_refusals.inc();
+            }
+            if r.reply.status == StatusCode::CREATED {
+                // Committed: read your writes (see `seat_cache`).
+                state.seat_cache.own_write(r.event.as_ref());
+            }
+            Ok(r.reply)
+        }
+        Keyed::Found(claim) => answer_claim(claim)?
+            .ok_or_else(|| ApiError::internal("a keyed hold's claim came back fresh")),
+        Keyed::Failed(e) => Err(e.into()),
+    }
+}
+
 async fn hold_in_db(
     state: &AppState,
     idem: &Idempotency,
     request: &HoldRequest,
 ) -> Result<Reply, ApiError> {
+    if let (Some(key), Some(batcher)) = (idem.batch_key(), &state.holds) {
+        // With a key: claimed, held and stored in a batch's transaction.
+        return hold_keyed(state, batcher, key, request).await;
+    }
     let reply = if idem.is_keyed() {
         let mut client = state.client().await?;
-        // With a key, the hold and its stored answer commit together.
+        // With a key and no batches, the hold and its stored answer commit together in
+        // a transaction of their own.
         let mut tx = match idem.begin(&mut client).await? {
             Begun::Fresh(tx) => tx,
             Begun::Answered(answer) => return Ok(answer),
