@@ -182,17 +182,41 @@ pub async fn claim_many<C: GenericClient>(tx: &C, keys: &[&Key]) -> Result<Vec<C
         .collect())
 }
 
-/// [`record`] for many keys in one statement, in the transaction that did their work
-/// (each key claimed [`Claim::Fresh`] by [`claim_many`] or [`claim`] in it). A key
-/// stored meanwhile is a unique violation: the transaction must then roll back.
-pub async fn record_many<C: GenericClient>(tx: &C, answers: &[(&Key, &Stored)]) -> Result<()> {
+/// [`record`] for many keys in one statement, then `COMMIT`, sent together (one round
+/// trip), in the transaction that did their work (opened with `BEGIN` on `client`,
+/// each key claimed [`Claim::Fresh`] by [`claim_many`] in it). A key stored meanwhile
+/// is a unique violation: the insert fails, the `COMMIT` after it is a rollback, and
+/// the error is returned.
+pub async fn record_many_and_commit(
+    client: &deadpool_postgres::Client,
+    answers: &[(&Key, &Stored)],
+) -> Result<()> {
     let (scopes, names, prints, statuses, bodies) = columns(answers);
-    tx.cexec(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body)
-         SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[], $5::bytea[])",
-        &[&scopes, &names, &prints, &statuses, &bodies],
+    // Prepared first: the insert must be on the wire before the `COMMIT` (a statement
+    // still being prepared would let the `COMMIT` overtake it).
+    let insert = client
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[],
+                                  $5::bytea[])",
+        )
+        .await?;
+    let (stored, committed) = futures_util::future::join(
+        async {
+            match answers.is_empty() {
+                true => Ok(0),
+                false => {
+                    client
+                        .execute(&insert, &[&scopes, &names, &prints, &statuses, &bodies])
+                        .await
+                }
+            }
+        },
+        client.batch_execute("COMMIT"),
     )
-    .await?;
+    .await;
+    stored?;
+    committed?;
     Ok(())
 }
 

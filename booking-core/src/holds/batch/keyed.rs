@@ -42,7 +42,7 @@ pub(super) struct KeyedReply {
 }
 
 /// Opens the batch's transaction and claims the keys of its keyed requests (one round
-/// trip: `BEGIN` and the claim are sent together). Requests whose key says not to run
+/// trip once the claim is prepared: `BEGIN` goes first, and the claim after it). Requests whose key says not to run
 /// are answered at once and leave `batch`; `true` when a transaction was opened. When no request has a key, nothing
 /// is sent and the statement runs on its own (autocommit).
 pub(super) async fn open(client: &Client, batch: &mut Vec<Job>) -> Result<bool> {
@@ -83,24 +83,6 @@ pub(super) async fn roll_back(client: Client) {
     if client.batch_execute("ROLLBACK").await.is_err() {
         let _ = deadpool_postgres::Client::take(client);
     }
-}
-
-/// Stores the answers and commits (one round trip: the insert and `COMMIT` are sent
-/// together; a failed insert makes the `COMMIT` a rollback, and its error is reported).
-pub(super) async fn store_and_commit(client: &Client, answers: &[(&Key, &Stored)]) -> Result<()> {
-    let (stored, committed) = futures_util::future::join(
-        async {
-            match answers.is_empty() {
-                true => Ok(()),
-                false => idempotency::record_many(client, answers).await,
-            }
-        },
-        client.batch_execute("COMMIT"),
-    )
-    .await;
-    stored?;
-    committed?;
-    Ok(())
 }
 
 /// A keyed hold decided alone, as the server decided every keyed hold before batches

@@ -9,7 +9,7 @@ use crate::domain::HoldId;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::holds::{place_batch, HoldRequest};
-use crate::idempotency::{Key, Stored};
+use crate::idempotency::{self, Key, Stored};
 use deadpool_postgres::Pool;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -147,7 +147,7 @@ pub(super) async fn run_statement(
     let committed = match in_tx {
         true => {
             let refs: Vec<(&Key, &Stored)> = stores.iter().map(|(k, s)| (*k, s)).collect();
-            keyed::store_and_commit(&client, &refs).await
+            idempotency::record_many_and_commit(&client, &refs).await
         }
         false => Ok(()),
     };
