@@ -154,39 +154,48 @@ async fn refusals_from_memory_are_stored_under_their_keys() {
     tx.batch_execute("LOCK TABLE seats IN ACCESS EXCLUSIVE MODE")
         .await
         .unwrap();
+    // Refused from memory when the map is current for the request (within 50 ms of
+    // its arrival: on a loaded machine it may not be, and the request waits for the
+    // database's lock, 503, stored nowhere).
     let mut answers = Vec::new();
     for n in 0..20 {
+        let key = format!("m{n}");
         let r = s
             .post(&path)
             .user("alice")
-            .key(&format!("m{n}"))
+            .key(&key)
             .json(body.clone())
             .send()
             .await;
+        if r.status == StatusCode::SERVICE_UNAVAILABLE {
+            continue;
+        }
         assert_eq!(
             (r.status, r.error()),
             (StatusCode::CONFLICT, "seats_unavailable"),
-            "m{n}: {}",
+            "{key}: {}",
             r.text()
         );
         assert_eq!(r.header("idempotent-replayed"), None);
-        answers.push(r);
+        answers.push((key, r));
     }
+    assert!(!answers.is_empty(), "no refusal came from memory");
+    let (first_key, first) = &answers[0];
     // A retry with a key used before is answered from the key, not from memory.
     let r = s
         .post(&path)
         .user("alice")
-        .key("m0")
+        .key(first_key)
         .json(body.clone())
         .send()
         .await;
     assert_eq!(r.header("idempotent-replayed"), Some("true"));
-    assert_eq!(r.body, answers[0].body);
+    assert_eq!(r.body, first.body);
     // The same key with another body: 422, as the database path answers it.
     let r = s
         .post(&path)
         .user("alice")
-        .key("m1")
+        .key(first_key)
         .json(json!({"seats": ["A1", "A2"]}))
         .send()
         .await;
@@ -196,14 +205,15 @@ async fn refusals_from_memory_are_stored_under_their_keys() {
     );
     tx.rollback().await.unwrap();
 
-    for (n, r) in answers.iter().enumerate() {
-        assert_replays(&s, &path, "alice", &format!("m{n}"), &body, r).await;
+    for (key, r) in &answers {
+        assert_replays(&s, &path, "alice", key, &body, r).await;
     }
     assert_eq!(s.count("SELECT count(*) FROM holds").await, 1);
+    // One row per refusal sent; none for a 503.
     assert_eq!(
         s.count("SELECT count(*) FROM idempotency_keys WHERE key LIKE 'm%'")
             .await,
-        20
+        answers.len() as i64
     );
     s.stop().await;
 }
