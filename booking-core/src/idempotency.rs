@@ -125,7 +125,7 @@ pub struct Key {
 ///
 /// The lookup reads the statement's snapshot, taken before the locks: a request that
 /// stored its answer and committed in between is not seen, and its key looks
-/// [`Claim::Fresh`]. [`record_many`] then fails on the key's primary key, and with it
+/// [`Claim::Fresh`]. [`record_many_and_commit`] then fails on the key's primary key, and with it
 /// the whole transaction: nothing is done twice, and the caller retries each request
 /// through [`claim`], which sees the answer.
 pub async fn claim_many<C: GenericClient>(tx: &C, keys: &[&Key]) -> Result<Vec<Claim>> {

@@ -1,12 +1,12 @@
 //! `/shows/{id}/holds` and `/holds/{id}`: hold, read, confirm, extend, release.
 
+mod keyed;
+
 use crate::fields::{self, Int};
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{self as idem_store, answer_claim, Begun, Idempotency, Scope};
+use crate::idempotency::{Begun, Idempotency, Scope};
 use crate::shows::show_id;
 use crate::state::AppState;
-use booking_core::holds::batch::{Batcher, Keyed, Render};
-use booking_core::idempotency::{Claim, Key};
 use booking_core::{
     best, bookings, bookings::ConfirmRequest, holds, AreaCode, AreaWant, BestRequest, Category,
     Feature, HoldId, HoldRequest, HoldTtl, SeatCount, SeatLabel, SeatSelection, Section,
@@ -17,7 +17,6 @@ use hyper::http::request::Parts;
 use hyper::StatusCode;
 use serde::Deserialize;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -239,7 +238,7 @@ pub async fn create(
             let Some((key, batcher)) = keyed else {
                 return Err(refusal);
             };
-            if let Some(reply) = refuse_keyed(batcher, key, refusal).await? {
+            if let Some(reply) = keyed::refuse(batcher, key, refusal).await? {
                 return Ok(reply);
             }
         }
@@ -270,82 +269,6 @@ pub(crate) fn count_limit_refusal<T>(state: &AppState, outcome: &booking_core::R
     }
 }
 
-/// A refusal decided from memory, stored under the request's key: the answer to send
-/// (the refusal, or what the key had stored already), or `None` when that could not be
-/// decided cheaply and the database must decide the request.
-async fn refuse_keyed(
-    batcher: &Batcher,
-    key: Key,
-    refusal: ApiError,
-) -> Result<Option<Reply>, ApiError> {
-    let reply = refusal.into_reply();
-    let Some(stored) = idem_store::stored(&reply) else {
-        return Ok(None);
-    };
-    match batcher.store_decided(key, stored).await {
-        None => Ok(None),
-        Some(Claim::Fresh) => Ok(Some(reply)),
-        Some(found) => answer_claim(found),
-    }
-}
-
-/// A keyed hold's answer as its batch rendered it, and what the server does with it
-/// once it is committed.
-struct Rendered {
-    reply: Reply,
-    event: Option<Arc<booking_core::feed::SeatEvent>>,
-    limit_refused: bool,
-}
-
-/// A keyed hold through the batcher: the answer is rendered by the batch (to store it
-/// with the hold) and kept here to send.
-async fn hold_keyed(
-    state: &AppState,
-    batcher: &Batcher,
-    key: Key,
-    request: &HoldRequest,
-) -> Result<Reply, ApiError> {
-    let slot: Arc<parking_lot::Mutex<Option<Rendered>>> = Arc::default();
-    let render: Render = {
-        let slot = slot.clone();
-        Arc::new(move |outcome: booking_core::Result<holds::Hold>| {
-            let limit_refused =
-                matches!(outcome, Err(booking_core::Error::UserLimitReached { .. }));
-            let event = outcome.as_ref().ok().and_then(|h| h.event.clone());
-            let reply = match outcome {
-                Ok(h) => Reply::json(StatusCode::CREATED, &h),
-                Err(e) => ApiError::from(e).into_reply(),
-            };
-            let stored = idem_store::stored(&reply);
-            *slot.lock() = Some(Rendered {
-                reply,
-                event,
-                limit_refused,
-            });
-            stored
-        })
-    };
-    match batcher.hold_keyed(request.clone(), key, render).await {
-        Keyed::Rendered => {
-            let r = slot
-                .lock()
-                .take()
-                .ok_or_else(|| ApiError::internal("a keyed hold ended without its answer"))?;
-            if r.limit_refused {
-                state.metrics.user_limit_refusals.inc();
-            }
-            if r.reply.status == StatusCode::CREATED {
-                // Committed: read your writes (see `seat_cache`).
-                state.seat_cache.own_write(r.event.as_ref());
-            }
-            Ok(r.reply)
-        }
-        Keyed::Found(claim) => answer_claim(claim)?
-            .ok_or_else(|| ApiError::internal("a keyed hold's claim came back fresh")),
-        Keyed::Failed(e) => Err(e.into()),
-    }
-}
-
 async fn hold_in_db(
     state: &AppState,
     idem: &Idempotency,
@@ -353,7 +276,7 @@ async fn hold_in_db(
 ) -> Result<Reply, ApiError> {
     if let (Some(key), Some(batcher)) = (idem.batch_key(), &state.holds) {
         // With a key: claimed, held and stored in a batch's transaction.
-        return hold_keyed(state, batcher, key, request).await;
+        return keyed::hold(state, batcher, key, request).await;
     }
     let reply = if idem.is_keyed() {
         let mut client = state.client().await?;

@@ -33,6 +33,13 @@
 //! looking for a hold of that id first: a batch that committed without our hearing it
 //! is found and answered, never held twice.
 //!
+//! A keyed request (with an idempotency key: [`Batcher::hold_keyed`]) is batched too:
+//! its key is claimed before the statement and its answer stored after it, in the
+//! batch's transaction (`keyed.rs`, `statement.rs`); one the batch cannot decide, or
+//! of a failed batch, takes the keyed path alone. Refusals a caller decided from memory
+//! are stored under their keys many to a statement ([`Batcher::store_decided`],
+//! `refusals.rs`).
+//!
 //! Adds of seats to live holds ([`Batcher::add`]) share the queue (`queue.rs`): a
 //! batch takes up to [`BatchOptions::max_batch`] of them too, written by a statement of
 //! their own next to the holds' (`adds.rs`, and `add_batch.rs` for the statement), each
@@ -45,9 +52,8 @@ mod queue;
 mod refusals;
 mod statement;
 
-use super::pooled::hold_pooled_as;
 use super::take::{hold_as, named_types, snapshot_of, wanted_versions, written_by};
-use super::{load, place_batch, Hold, HoldRequest};
+use super::{place_batch, Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::{AreaCode, HoldId, ShowId};
 use crate::engine::Engine;
@@ -59,8 +65,8 @@ use crate::tickets::{PRICE_JOIN, SEAT_TICKET};
 pub use adds::add_all;
 use adds::{run_adds, AddJob};
 use deadpool_postgres::Pool;
-use keyed::KeyedReply;
 pub use keyed::{Keyed, Render};
+use keyed::{KeyedReply, Reply};
 use places::refuse_sold_out;
 use queue::{dispatch, Queued, STOPPED};
 use refusals::Refusal;
@@ -148,60 +154,6 @@ struct Job {
     req: HoldRequest,
     hold_id: HoldId,
     reply: Reply,
-}
-
-/// Where a request's answer goes: a keyed one's answer is stored with its work before
-/// it is sent (`keyed.rs`).
-enum Reply {
-    Plain(oneshot::Sender<Result<Hold>>),
-    Keyed(Box<KeyedReply>),
-}
-
-impl Job {
-    fn keyed(&self) -> Option<&KeyedReply> {
-        match &self.reply {
-            Reply::Plain(_) => None,
-            Reply::Keyed(k) => Some(k),
-        }
-    }
-
-    fn is_closed(&self) -> bool {
-        match &self.reply {
-            Reply::Plain(r) => r.is_closed(),
-            Reply::Keyed(k) => k.reply.is_closed(),
-        }
-    }
-
-    /// Sends `answer` as it is. To a keyed request only an answer never stored: an
-    /// error (the caller answers it unstored, as a failure); its decided answers go
-    /// through [`Job::send_keyed`] once stored.
-    fn answer(self, answer: Result<Hold>) {
-        match self.reply {
-            Reply::Plain(r) => {
-                let _ = r.send(answer);
-            }
-            Reply::Keyed(k) => {
-                let e = answer.err().unwrap_or_else(|| {
-                    Error::Invariant("a keyed hold was answered without its key".into())
-                });
-                let _ = k.reply.send(Keyed::Failed(e));
-            }
-        }
-    }
-
-    /// Sends a keyed request's answer (a plain one gets an invariant error: never sent).
-    fn send_keyed(self, answer: Keyed) {
-        match self.reply {
-            Reply::Keyed(k) => {
-                let _ = k.reply.send(answer);
-            }
-            Reply::Plain(r) => {
-                let _ = r.send(Err(Error::Invariant(
-                    "a hold without a key was answered as keyed".into(),
-                )));
-            }
-        }
-    }
 }
 
 impl Batcher {
@@ -422,16 +374,6 @@ async fn decide_alone(jobs: Vec<Job>, pool: &Pool, engine: &Engine, counters: &C
         job.answer(answer);
     }))
     .await;
-}
-
-/// A request of a failed batch, alone: found if the batch committed after all, else
-/// held under its own id.
-async fn alone(pool: &Pool, engine: &Engine, job: &Job) -> Result<Hold> {
-    let mut client = pool.get().await?;
-    if let Some(hold) = load(&client, job.hold_id).await? {
-        return Ok(hold);
-    }
-    hold_pooled_as(&mut client, engine, &job.req, job.hold_id).await
 }
 
 /// Errors are not `Clone` (a driver error is not): the cases a pool failure gives,

@@ -138,3 +138,57 @@ async fn alone_on(
     }
     Ok(Keyed::Rendered)
 }
+
+/// Where a request's answer goes: a keyed one's answer is stored with its work before
+/// it is sent (`keyed.rs`).
+pub(super) enum Reply {
+    Plain(oneshot::Sender<Result<Hold>>),
+    Keyed(Box<KeyedReply>),
+}
+
+impl Job {
+    pub(super) fn keyed(&self) -> Option<&KeyedReply> {
+        match &self.reply {
+            Reply::Plain(_) => None,
+            Reply::Keyed(k) => Some(k),
+        }
+    }
+
+    pub(super) fn is_closed(&self) -> bool {
+        match &self.reply {
+            Reply::Plain(r) => r.is_closed(),
+            Reply::Keyed(k) => k.reply.is_closed(),
+        }
+    }
+
+    /// Sends `answer` as it is. To a keyed request only an answer never stored: an
+    /// error (the caller answers it unstored, as a failure); its decided answers go
+    /// through [`Job::send_keyed`] once stored.
+    pub(super) fn answer(self, answer: Result<Hold>) {
+        match self.reply {
+            Reply::Plain(r) => {
+                let _ = r.send(answer);
+            }
+            Reply::Keyed(k) => {
+                let e = answer.err().unwrap_or_else(|| {
+                    Error::Invariant("a keyed hold was answered without its key".into())
+                });
+                let _ = k.reply.send(Keyed::Failed(e));
+            }
+        }
+    }
+
+    /// Sends a keyed request's answer (a plain one gets an invariant error: never sent).
+    pub(super) fn send_keyed(self, answer: Keyed) {
+        match self.reply {
+            Reply::Keyed(k) => {
+                let _ = k.reply.send(answer);
+            }
+            Reply::Plain(r) => {
+                let _ = r.send(Err(Error::Invariant(
+                    "a hold without a key was answered as keyed".into(),
+                )));
+            }
+        }
+    }
+}

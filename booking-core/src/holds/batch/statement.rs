@@ -4,11 +4,12 @@
 //! after it (`keyed.rs`); without, it commits on its own.
 
 use super::keyed::{self, Keyed};
-use super::{alone, decide_alone, same_error, Counters, Job, Outcome};
+use super::{decide_alone, same_error, Counters, Job, Outcome};
 use crate::domain::HoldId;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::holds::{place_batch, HoldRequest};
+use crate::holds::pooled::hold_pooled_as;
+use crate::holds::{load, place_batch, Hold, HoldRequest};
 use crate::idempotency::{self, Key, Stored};
 use deadpool_postgres::Pool;
 use std::sync::atomic::Ordering;
@@ -24,7 +25,8 @@ pub(super) enum Kind {
 
 /// What a request of the batch gets once the batch has committed.
 enum Answer {
-    Send(Result<crate::holds::Hold>),
+    // Boxed: a hold is far larger than the other answers.
+    Send(Box<Result<Hold>>),
     Rendered,
     Undecided,
 }
@@ -133,7 +135,7 @@ pub(super) async fn run_statement(
             }
         };
         match job.keyed() {
-            None => answers.push(Answer::Send(decided)),
+            None => answers.push(Answer::Send(Box::new(decided))),
             Some(k) => {
                 // Decided in the batch: the answer commits with the hold (or with the
                 // claim of a refusal), in this transaction.
@@ -172,7 +174,7 @@ pub(super) async fn run_statement(
     let mut undecided = Vec::new();
     for (job, answer) in batch.into_iter().zip(answers) {
         match answer {
-            Answer::Send(a) => job.answer(a),
+            Answer::Send(a) => job.answer(*a),
             Answer::Rendered => job.send_keyed(Keyed::Rendered),
             Answer::Undecided => undecided.push(job),
         }
@@ -211,4 +213,14 @@ fn remember_sold_out(batch: &[Job], outcomes: &[Outcome], began: Instant, counte
             }
         }
     }
+}
+
+/// A request of a failed batch, alone: found if the batch committed after all, else
+/// held under its own id.
+async fn alone(pool: &Pool, engine: &Engine, job: &Job) -> Result<Hold> {
+    let mut client = pool.get().await?;
+    if let Some(hold) = load(&client, job.hold_id).await? {
+        return Ok(hold);
+    }
+    hold_pooled_as(&mut client, engine, &job.req, job.hold_id).await
 }
