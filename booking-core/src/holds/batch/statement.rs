@@ -5,7 +5,7 @@
 
 use super::keyed::{self, Keyed};
 use super::{decide_alone, same_error, Counters, Job, Outcome};
-use crate::domain::HoldId;
+use crate::domain::{AreaCode, HoldId, ShowId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::holds::pooled::hold_pooled_as;
@@ -60,6 +60,7 @@ pub(super) async fn run_statement(
     let in_tx = match keyed::open(&client, &mut batch).await {
         Ok(in_tx) => in_tx,
         Err(e) => {
+            drop(slot);
             counters.failed.fetch_add(1, Ordering::Relaxed);
             tracing::debug!(error = %e, requests = batch.len(), "claiming a batch's keys failed; each request alone");
             keyed::roll_back(client).await;
@@ -69,6 +70,7 @@ pub(super) async fn run_statement(
     };
     if batch.is_empty() {
         // Every key said not to run: nothing to write, the locks go.
+        drop(slot);
         keyed::roll_back(client).await;
         return;
     }
@@ -112,9 +114,11 @@ pub(super) async fn run_statement(
             return;
         }
     };
-    if kind == Kind::Places {
-        remember_sold_out(&batch, &outcomes, began, counters);
-    }
+    // Remembered once committed: a batch rolled back gives its claimed places back.
+    let sold_out = match kind {
+        Kind::Places => sold_out_areas(&batch, &outcomes),
+        Kind::Seats => Vec::new(),
+    };
     // The earliest deadline of the holds written: the sweeper's hint.
     let earliest = outcomes
         .iter()
@@ -165,6 +169,13 @@ pub(super) async fn run_statement(
         }
     }
     drop(client);
+    if !sold_out.is_empty() {
+        let mut memory = counters.sold_out.lock();
+        for key in sold_out {
+            let at = memory.entry(key).or_insert(began);
+            *at = (*at).max(began);
+        }
+    }
     if earliest.is_some() {
         // Committed (the statement of places told the sweeper already, before the
         // commit of a keyed batch: once more is harmless).
@@ -202,17 +213,15 @@ async fn each_alone(batch: Vec<Job>, pool: &Pool, engine: &Engine) {
 }
 
 /// Areas a statement of places found with nothing left (see
-/// [`super::places::refuse_sold_out`]), with when that statement began.
-fn remember_sold_out(batch: &[Job], outcomes: &[Outcome], began: Instant, counters: &Counters) {
+/// [`super::places::refuse_sold_out`]), by show.
+fn sold_out_areas(batch: &[Job], outcomes: &[Outcome]) -> Vec<(ShowId, AreaCode)> {
+    let mut out = Vec::new();
     for (job, outcome) in batch.iter().zip(outcomes) {
         if let Outcome::Refused(Error::SeatsUnavailable { areas, .. }) = outcome {
-            let mut sold_out = counters.sold_out.lock();
-            for a in areas {
-                let at = sold_out.entry((job.req.show, a.clone())).or_insert(began);
-                *at = (*at).max(began);
-            }
+            out.extend(areas.iter().map(|a| (job.req.show, a.clone())));
         }
     }
+    out
 }
 
 /// A request of a failed batch, alone: found if the batch committed after all, else
