@@ -106,3 +106,207 @@ pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<
         )
         .await?)
 }
+
+/// A request's key as a batch carries it: [`claim`]'s `scope`, `key` and `fingerprint`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Key {
+    /// Whose key it is (`user:alice`, `admin`).
+    pub scope: String,
+    /// The key the client sent.
+    pub key: String,
+    /// What request the key is bound to (the server's hash of method, path and body).
+    pub fingerprint: Vec<u8>,
+}
+
+/// [`claim`] for many keys in one statement, in the current transaction (`tx` must be
+/// one): each key is try-locked (never waiting: no lock order to keep) and looked up.
+/// A key named twice is [`Claim::InUse`] after its first (the lock is the session's, so
+/// the second would get it too).
+///
+/// The lookup reads the statement's snapshot, taken before the locks: a request that
+/// stored its answer and committed in between is not seen, and its key looks
+/// [`Claim::Fresh`]. [`record_many_and_commit`] then fails on the key's primary key, and with it
+/// the whole transaction: nothing is done twice, and the caller retries each request
+/// through [`claim`], which sees the answer.
+pub async fn claim_many<C: GenericClient>(tx: &C, keys: &[&Key]) -> Result<Vec<Claim>> {
+    let mut first: std::collections::HashMap<(&str, &str), usize> = Default::default();
+    let mut unique: Vec<&Key> = Vec::new();
+    let mut at = Vec::with_capacity(keys.len());
+    for k in keys {
+        match first.entry((k.scope.as_str(), k.key.as_str())) {
+            std::collections::hash_map::Entry::Occupied(_) => at.push(None),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(unique.len());
+                at.push(Some(unique.len()));
+                unique.push(k);
+            }
+        }
+    }
+    let scopes: Vec<&str> = unique.iter().map(|k| k.scope.as_str()).collect();
+    let names: Vec<&str> = unique.iter().map(|k| k.key.as_str()).collect();
+    let rows = tx
+        .cq(
+            "WITH k AS MATERIALIZED (
+                 SELECT n, scope, key,
+                        pg_try_advisory_xact_lock(hashtextextended(scope || chr(31) || key, 7))
+                            AS got
+                   FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(scope, key, n)
+             )
+             SELECT k.got, ik.fingerprint, ik.status, ik.body
+               FROM k LEFT JOIN idempotency_keys ik
+                 ON k.got AND ik.scope = k.scope AND ik.key = k.key
+              ORDER BY k.n",
+            &[&scopes, &names],
+        )
+        .await?;
+    let claims: Vec<Claim> = rows
+        .iter()
+        .zip(&unique)
+        .map(|(r, k)| {
+            if !r.get::<_, bool>("got") {
+                return Claim::InUse;
+            }
+            match r.get::<_, Option<&[u8]>>("fingerprint") {
+                None => Claim::Fresh,
+                Some(f) if f != k.fingerprint.as_slice() => Claim::Mismatch,
+                Some(_) => Claim::Replay(Stored {
+                    status: r.get::<_, i16>("status") as u16,
+                    body: r.get("body"),
+                }),
+            }
+        })
+        .collect();
+    Ok(at
+        .into_iter()
+        .map(|n| n.map_or(Claim::InUse, |n| claims[n].clone()))
+        .collect())
+}
+
+/// [`record`] for many keys in one statement, then `COMMIT`, sent together (one round
+/// trip), in the transaction that did their work (opened with `BEGIN` on `client`,
+/// each key claimed [`Claim::Fresh`] by [`claim_many`] in it). A key stored meanwhile
+/// is a unique violation: the insert fails, the `COMMIT` after it is a rollback, and
+/// the error is returned.
+pub async fn record_many_and_commit(
+    client: &deadpool_postgres::Client,
+    answers: &[(&Key, &Stored)],
+) -> Result<()> {
+    let (scopes, names, prints, statuses, bodies) = columns(answers);
+    // Prepared first: the insert must be on the wire before the `COMMIT` (a statement
+    // still being prepared would let the `COMMIT` overtake it).
+    let insert = client
+        .prepare_cached(
+            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body)
+             SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[],
+                                  $5::bytea[])",
+        )
+        .await?;
+    let (stored, committed) = futures_util::future::join(
+        async {
+            match answers.is_empty() {
+                true => Ok(0),
+                false => {
+                    client
+                        .execute(&insert, &[&scopes, &names, &prints, &statuses, &bodies])
+                        .await
+                }
+            }
+        },
+        client.batch_execute("COMMIT"),
+    )
+    .await;
+    stored?;
+    committed?;
+    Ok(())
+}
+
+/// Stores answers decided without the database (refusals of seats known taken), many in
+/// one statement that commits on its own: each key is try-locked as [`claim`] does and
+/// stored unless it is there already. For each answer, in order:
+/// - `Some(Claim::Fresh)`: stored now; send it;
+/// - `Some(Claim::InUse)`: another request runs under the key (or the key is named
+///   twice: the second is in use);
+/// - `Some(Claim::Replay(_))` or `Some(Claim::Mismatch)`: the key was stored before;
+/// - `None`: stored by a transaction that committed while this statement ran (its
+///   snapshot does not show the answer): undecided, the caller must take the database
+///   path.
+pub async fn store_decided<C: GenericClient>(
+    client: &C,
+    answers: &[(&Key, &Stored)],
+) -> Result<Vec<Option<Claim>>> {
+    let (scopes, names, prints, statuses, bodies) = columns(answers);
+    // Every key once: a key twice in one INSERT would make the statement fail.
+    let mut seen = std::collections::HashSet::new();
+    let twice: Vec<bool> = answers
+        .iter()
+        .map(|(k, _)| !seen.insert((k.scope.as_str(), k.key.as_str())))
+        .collect();
+    let rows = client
+        .cq(
+            "WITH k AS MATERIALIZED (
+                 SELECT n, scope, key, fp, status, body, twice,
+                        NOT twice AND pg_try_advisory_xact_lock(
+                            hashtextextended(scope || chr(31) || key, 7)) AS got
+                   FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[], $5::bytea[],
+                               $6::bool[])
+                        WITH ORDINALITY AS k(scope, key, fp, status, body, twice, n)
+             ), ins AS (
+                 INSERT INTO idempotency_keys (scope, key, fingerprint, status, body)
+                 SELECT scope, key, fp, status, body FROM k WHERE got
+                 ON CONFLICT (scope, key) DO NOTHING
+                 RETURNING scope, key
+             )
+             SELECT k.got, ins.key IS NOT NULL AS stored, ik.fingerprint, ik.status, ik.body
+               FROM k
+               LEFT JOIN ins ON ins.scope = k.scope AND ins.key = k.key
+               LEFT JOIN idempotency_keys ik
+                 ON k.got AND ik.scope = k.scope AND ik.key = k.key
+              ORDER BY k.n",
+            &[&scopes, &names, &prints, &statuses, &bodies, &twice],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .zip(answers)
+        .map(|(r, (k, _))| {
+            if !r.get::<_, bool>("got") {
+                return Some(Claim::InUse);
+            }
+            if r.get::<_, bool>("stored") {
+                return Some(Claim::Fresh);
+            }
+            // The snapshot is the statement's: an answer stored before it began is
+            // seen, one committed while it ran is not.
+            let print = r.get::<_, Option<&[u8]>>("fingerprint")?;
+            Some(if print != k.fingerprint.as_slice() {
+                Claim::Mismatch
+            } else {
+                Claim::Replay(Stored {
+                    status: r.get::<_, i16>("status") as u16,
+                    body: r.get("body"),
+                })
+            })
+        })
+        .collect())
+}
+
+type Columns<'a> = (
+    Vec<&'a str>,
+    Vec<&'a str>,
+    Vec<&'a [u8]>,
+    Vec<i16>,
+    Vec<&'a [u8]>,
+);
+
+fn columns<'a>(answers: &[(&'a Key, &'a Stored)]) -> Columns<'a> {
+    (
+        answers.iter().map(|(k, _)| k.scope.as_str()).collect(),
+        answers.iter().map(|(k, _)| k.key.as_str()).collect(),
+        answers
+            .iter()
+            .map(|(k, _)| k.fingerprint.as_slice())
+            .collect(),
+        answers.iter().map(|(_, s)| s.status as i16).collect(),
+        answers.iter().map(|(_, s)| s.body.as_slice()).collect(),
+    )
+}

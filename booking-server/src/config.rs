@@ -68,7 +68,7 @@ pub struct Config {
     #[arg(long, env = "POOL_SIZE", value_parser = clap::value_parser!(u16).range(1..=1000))]
     pub pool_size: Option<u16>,
 
-    /// Holds (and adds of seats to holds) without an idempotency key are written in
+    /// Holds (keyed or not, and adds of seats to holds without a key) are written in
     /// batches, one statement for many requests: at most this many batches at once (1
     /// to 64; 0 writes each alone).
     #[arg(long, env = "HOLD_BATCHES", default_value_t = 2,

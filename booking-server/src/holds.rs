@@ -1,5 +1,7 @@
 //! `/shows/{id}/holds` and `/holds/{id}`: hold, read, confirm, extend, release.
 
+mod keyed;
+
 use crate::fields::{self, Int};
 use crate::http::{self, ApiError, Reply};
 use crate::idempotency::{Begun, Idempotency, Scope};
@@ -217,19 +219,36 @@ pub async fn create(
     };
 
     // Seats the in-memory map shows taken (and current for this request) are refused
-    // without the database: a herd on one seat does not queue for connections. Not
-    // with a key (its answer is stored with the work) or `if_versions` (412 first).
-    if !idem.is_keyed() && request.if_versions.is_empty() {
+    // without the database: a herd on one seat does not queue for connections. With a
+    // key, the refusal is stored under it first, with many others in one statement, so
+    // that a retry replays it (without batches, keyed requests go to the database).
+    // Not with `if_versions` (412 first).
+    let memory = match (idem.batch_key(), &state.holds) {
+        (None, _) => Some(None),
+        (Some(key), Some(batcher)) => Some(Some((key, batcher))),
+        (Some(_), None) => None,
+    };
+    if let (Some(keyed), true) = (memory, request.if_versions.is_empty()) {
         if let Some((seats, areas)) = state
             .seat_cache
             .taken(show, &request, &state.feed, &state.feed_pool, arrived)
             .await
         {
-            return Err(booking_core::Error::SeatsUnavailable { seats, areas }.into());
+            let refusal = booking_core::Error::SeatsUnavailable { seats, areas }.into();
+            let Some((key, batcher)) = keyed else {
+                return Err(refusal);
+            };
+            if let Some(reply) = keyed::refuse(batcher, key, refusal).await? {
+                return Ok(reply);
+            }
         }
     }
     let reply = hold_in_db(state, &idem, &request).await;
-    if matches!(&reply, Err(e) if e.status == StatusCode::CONFLICT) {
+    let refused = match &reply {
+        Ok(r) => r.status == StatusCode::CONFLICT && r.header("idempotent-replayed").is_none(),
+        Err(e) => e.status == StatusCode::CONFLICT,
+    };
+    if refused {
         state
             .seat_cache
             .prefetch(show, &state.feed, &state.feed_pool);
@@ -255,9 +274,14 @@ async fn hold_in_db(
     idem: &Idempotency,
     request: &HoldRequest,
 ) -> Result<Reply, ApiError> {
+    if let (Some(key), Some(batcher)) = (idem.batch_key(), &state.holds) {
+        // With a key: claimed, held and stored in a batch's transaction.
+        return keyed::hold(state, batcher, key, request).await;
+    }
     let reply = if idem.is_keyed() {
         let mut client = state.client().await?;
-        // With a key, the hold and its stored answer commit together.
+        // With a key and no batches, the hold and its stored answer commit together in
+        // a transaction of their own.
         let mut tx = match idem.begin(&mut client).await? {
             Begun::Fresh(tx) => tx,
             Begun::Answered(answer) => return Ok(answer),

@@ -88,6 +88,15 @@ impl Idempotency {
         self.key.is_some()
     }
 
+    /// The request's key as the hold batcher carries it (`None` without one).
+    pub fn batch_key(&self) -> Option<idempotency::Key> {
+        self.key.as_ref().map(|k| idempotency::Key {
+            scope: k.scope.clone(),
+            key: k.key.clone(),
+            fingerprint: k.fingerprint.to_vec(),
+        })
+    }
+
     /// Opens the request's transaction and claims its key in it. A request that must not
     /// run (a replay, a reused key, a key in use) gets its answer, and the transaction is
     /// rolled back before the answer goes out: its advisory lock must not outlive it.
@@ -113,20 +122,7 @@ impl Idempotency {
     /// use by a request still running.
     async fn claim(&self, tx: &Transaction<'_>) -> Result<Option<Reply>, ApiError> {
         let Some(k) = &self.key else { return Ok(None) };
-        match idempotency::claim(tx, &k.scope, &k.key, &k.fingerprint).await? {
-            Claim::Fresh => Ok(None),
-            Claim::Replay(stored) => Ok(Some(replay(stored))),
-            Claim::Mismatch => Err(ApiError::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "idempotency_key_reused",
-                "This Idempotency-Key was used with a different request; use a new key.",
-            )),
-            Claim::InUse => Err(ApiError::new(
-                StatusCode::CONFLICT,
-                "idempotency_key_in_use",
-                "A request with this Idempotency-Key is still running; retry when it has answered.",
-            )),
-        }
+        answer_claim(idempotency::claim(tx, &k.scope, &k.key, &k.fingerprint).await?)
     }
 
     /// Turns the outcome of the work into the answer, stores it under the key (not a
@@ -142,11 +138,7 @@ impl Idempotency {
             let _ = tx.rollback().await;
             return Ok(reply);
         }
-        if let Some(k) = &self.key {
-            let stored = Stored {
-                status: reply.status.as_u16(),
-                body: reply.body.to_vec(),
-            };
+        if let (Some(k), Some(stored)) = (&self.key, stored(&reply)) {
             idempotency::record(&tx, &k.scope, &k.key, &k.fingerprint, &stored).await?;
         }
         // A commit that fails after the server may have applied it leaves the outcome in
@@ -155,6 +147,34 @@ impl Idempotency {
         tx.commit().await.map_err(booking_core::Error::from)?;
         Ok(reply)
     }
+}
+
+/// What a key's claim answers: `None` when the request must run ([`Claim::Fresh`]), a
+/// replay, or the error of a reused key or of a key in use.
+pub fn answer_claim(claim: Claim) -> Result<Option<Reply>, ApiError> {
+    match claim {
+        Claim::Fresh => Ok(None),
+        Claim::Replay(stored) => Ok(Some(replay(stored))),
+        Claim::Mismatch => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_key_reused",
+            "This Idempotency-Key was used with a different request; use a new key.",
+        )),
+        Claim::InUse => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "idempotency_key_in_use",
+            "A request with this Idempotency-Key is still running; retry when it has answered.",
+        )),
+    }
+}
+
+/// What is stored of `reply` under a key: its status and body, unless it is a 5xx
+/// (which may be retried for real).
+pub fn stored(reply: &Reply) -> Option<Stored> {
+    (!reply.status.is_server_error()).then(|| Stored {
+        status: reply.status.as_u16(),
+        body: reply.body.to_vec(),
+    })
 }
 
 fn replay(stored: Stored) -> Reply {

@@ -40,7 +40,7 @@ pub struct AppState {
     pub seat_cache: std::sync::Arc<crate::seat_cache::SeatCache>,
     /// `GET /shows`, answered from memory for up to a second (see `show_list`).
     pub show_list: crate::show_list::ListCache,
-    /// Holds, and adds to holds, without an idempotency key, written in batches (see
+    /// Holds (keyed or not), and adds to holds without a key, written in batches (see
     /// `booking_core::holds::batch`); `None` when HOLD_BATCHES is 0.
     pub holds: Option<Batcher>,
     /// Fires when the server shuts down: ends event streams, the feed, its LISTEN

@@ -33,30 +33,44 @@
 //! looking for a hold of that id first: a batch that committed without our hearing it
 //! is found and answered, never held twice.
 //!
+//! A keyed request (with an idempotency key: [`Batcher::hold_keyed`]) is batched too:
+//! its key is claimed before the statement and its answer stored after it, in the
+//! batch's transaction (`keyed.rs`, `statement.rs`); one the batch cannot decide, or
+//! of a failed batch, takes the keyed path alone. Refusals a caller decided from memory
+//! are stored under their keys many to a statement ([`Batcher::store_decided`],
+//! `refusals.rs`).
+//!
 //! Adds of seats to live holds ([`Batcher::add`]) share the queue (`queue.rs`): a
 //! batch takes up to [`BatchOptions::max_batch`] of them too, written by a statement of
 //! their own next to the holds' (`adds.rs`, and `add_batch.rs` for the statement), each
 //! add it could not decide then decided by [`super::add`] alone.
 
 mod adds;
+mod keyed;
 mod places;
 mod queue;
+mod refusals;
+mod statement;
 
-use super::pooled::hold_pooled_as;
 use super::take::{hold_as, named_types, snapshot_of, wanted_versions, written_by};
-use super::{load, place_batch, Hold, HoldRequest};
+use super::{place_batch, Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::{AreaCode, HoldId, ShowId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::idempotency::{Claim, Key, Stored};
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
 use crate::shows::SALE_COLUMNS;
 use crate::tickets::{PRICE_JOIN, SEAT_TICKET};
 pub use adds::add_all;
 use adds::{run_adds, AddJob};
 use deadpool_postgres::Pool;
-use places::{refuse_sold_out, run_places};
+pub use keyed::{Keyed, Render};
+use keyed::{KeyedReply, Reply};
+use places::refuse_sold_out;
 use queue::{dispatch, Queued, STOPPED};
+use refusals::Refusal;
+use statement::{run_statement, Kind};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
@@ -102,8 +116,10 @@ impl Default for BatchOptions {
 #[derive(Clone)]
 pub struct Batcher {
     queue: mpsc::UnboundedSender<Queued>,
+    refusals: mpsc::UnboundedSender<Refusal>,
     counters: Arc<Counters>,
     engine: Engine,
+    pool: Pool,
 }
 
 /// What a [`Batcher`] has done since it started (for metrics).
@@ -137,7 +153,7 @@ struct Job {
     queued: Instant,
     req: HoldRequest,
     hold_id: HoldId,
-    reply: oneshot::Sender<Result<Hold>>,
+    reply: Reply,
 }
 
 impl Batcher {
@@ -149,10 +165,18 @@ impl Batcher {
         cancel: CancellationToken,
     ) -> Batcher {
         let (queue, jobs) = mpsc::unbounded_channel();
+        let (refusals, to_store) = mpsc::unbounded_channel();
         let counters = Arc::new(Counters::default());
+        engine.spawn(refusals::store(
+            to_store,
+            pool.clone(),
+            engine.clone(),
+            options.max_wait,
+            cancel.clone(),
+        ));
         engine.spawn(dispatch(
             jobs,
-            pool,
+            pool.clone(),
             engine.clone(),
             options,
             counters.clone(),
@@ -160,8 +184,10 @@ impl Batcher {
         ));
         Batcher {
             queue,
+            refusals,
             counters,
             engine,
+            pool,
         }
     }
 
@@ -188,12 +214,59 @@ impl Batcher {
                 queued: Instant::now(),
                 req,
                 hold_id,
-                reply,
+                reply: Reply::Plain(reply),
             }))
             .map_err(|_| Error::Busy(STOPPED))?;
         answer
             .await
             .map_err(|_| Error::Invariant("a hold batch ended without an answer".into()))?
+    }
+
+    /// A hold with an idempotency key, batched with the requests of other callers: its
+    /// key is claimed, its hold written and its answer (made by `render`) stored in
+    /// its batch's transaction, all or nothing; a request its batch cannot decide is
+    /// decided alone in a transaction of its own, key included (see `keyed.rs`).
+    pub async fn hold_keyed(&self, req: HoldRequest, key: Key, render: Render) -> Keyed {
+        let (reply, answer) = oneshot::channel();
+        let keyed = Box::new(KeyedReply { key, render, reply });
+        let hold_id = HoldId::generate(req.show);
+        if super::take::check(&req, self.engine.settings()).is_err() {
+            // Refused before any SQL, but a refusal to store: the keyed path does both.
+            return keyed::alone(&self.pool, &self.engine, &req, hold_id, &keyed).await;
+        }
+        let job = Job {
+            queued: Instant::now(),
+            req,
+            hold_id,
+            reply: Reply::Keyed(keyed),
+        };
+        if self.queue.send(Queued::Hold(job)).is_err() {
+            return Keyed::Failed(Error::Busy(STOPPED));
+        }
+        answer.await.unwrap_or_else(|_| {
+            Keyed::Failed(Error::Invariant(
+                "a hold batch ended without an answer".into(),
+            ))
+        })
+    }
+
+    /// Stores `answer`, decided without the database (a refusal of seats the caller
+    /// knows taken), under `key`, with many others in one statement (`refusals.rs`,
+    /// `idempotency::store_decided`): `Some(Claim::Fresh)` when stored now (send it),
+    /// `Some` other claim when the key says otherwise (answer that instead), `None` when
+    /// that could not be decided cheaply: then nothing was stored under the key by this
+    /// call, and the request must take the database path.
+    pub async fn store_decided(&self, key: Key, answer: Stored) -> Option<Claim> {
+        let (reply, stored) = oneshot::channel();
+        self.refusals
+            .send(Refusal {
+                queued: Instant::now(),
+                key,
+                answer,
+                reply,
+            })
+            .ok()?;
+        stored.await.ok().flatten()
     }
 }
 
@@ -217,7 +290,7 @@ pub async fn hold_all(
                     queued: Instant::now(),
                     req,
                     hold_id,
-                    reply,
+                    reply: Reply::Plain(reply),
                 });
             }
             Err(e) => {
@@ -274,8 +347,8 @@ async fn run(
         (slot, None)
     };
     futures_util::future::join4(
-        run_seats(seats, pool, engine, seat_slot, counters),
-        run_places(places, pool, engine, place_slot, counters),
+        run_statement(seats, pool, engine, seat_slot, counters, Kind::Seats),
+        run_statement(places, pool, engine, place_slot, counters, Kind::Places),
         mixed,
         run_adds(adds, pool, engine, add_slot, counters),
     )
@@ -289,96 +362,18 @@ async fn decide_alone(jobs: Vec<Job>, pool: &Pool, engine: &Engine, counters: &C
         .decided_alone
         .fetch_add(jobs.len() as u64, Ordering::Relaxed);
     futures_util::future::join_all(jobs.into_iter().map(|job| async move {
+        if let Some(k) = job.keyed() {
+            let answer = keyed::alone(pool, engine, &job.req, job.hold_id, k).await;
+            return job.send_keyed(answer);
+        }
         let answer = async {
             let mut client = pool.get().await?;
             hold_as(&mut client, engine, &job.req, job.hold_id).await
         }
         .await;
-        let _ = job.reply.send(answer);
+        job.answer(answer);
     }))
     .await;
-}
-
-/// Writes one batch of holds of seats and answers each of its requests. The batch's
-/// `slot` is given back as soon as its statement has run: requests decided alone
-/// afterwards (which may wait on row locks) do not hold up the next batch.
-async fn run_seats(
-    batch: Vec<Job>,
-    pool: &Pool,
-    engine: &Engine,
-    slot: Option<OwnedSemaphorePermit>,
-    counters: &Counters,
-) {
-    if batch.is_empty() {
-        return;
-    }
-    let client = match pool.get().await {
-        Ok(client) => client,
-        Err(e) => {
-            // Nothing was sent: every request gets the pool's answer.
-            let e = Error::from(e);
-            for job in batch {
-                let _ = job.reply.send(Err(same_error(&e)));
-            }
-            return;
-        }
-    };
-    let written = write(&client, engine, &batch).await;
-    drop(slot);
-    counters.batches.fetch_add(1, Ordering::Relaxed);
-    counters
-        .requests
-        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-    if written.is_err() {
-        counters.failed.fetch_add(1, Ordering::Relaxed);
-    }
-    let outcomes = match written {
-        Ok(outcomes) => outcomes,
-        Err(Error::Invariant(what)) => {
-            // A bug, found after the batch committed: report it, never retry over it.
-            tracing::error!(%what, "hold batch broke an invariant");
-            for job in batch {
-                let _ = job.reply.send(Err(Error::Invariant(what.clone())));
-            }
-            return;
-        }
-        Err(e) => {
-            tracing::debug!(error = %e, requests = batch.len(), "hold batch failed; each request alone");
-            drop(client);
-            // At once, not in turn: with the database down, each waits for a connection.
-            futures_util::future::join_all(batch.into_iter().map(|job| async move {
-                let answer = alone(pool, engine, &job).await;
-                let _ = job.reply.send(answer);
-            }))
-            .await;
-            return;
-        }
-    };
-    // Answer what the batch decided first: a request decided alone may wait on a lock.
-    let mut undecided = Vec::new();
-    for (job, outcome) in batch.into_iter().zip(outcomes) {
-        match outcome {
-            Outcome::Done(hold) => {
-                let _ = job.reply.send(Ok(*hold));
-            }
-            Outcome::Refused(e) => {
-                let _ = job.reply.send(Err(e));
-            }
-            Outcome::Undecided => undecided.push(job),
-        }
-    }
-    drop(client);
-    decide_alone(undecided, pool, engine, counters).await;
-}
-
-/// A request of a failed batch, alone: found if the batch committed after all, else
-/// held under its own id.
-async fn alone(pool: &Pool, engine: &Engine, job: &Job) -> Result<Hold> {
-    let mut client = pool.get().await?;
-    if let Some(hold) = load(&client, job.hold_id).await? {
-        return Ok(hold);
-    }
-    hold_pooled_as(&mut client, engine, &job.req, job.hold_id).await
 }
 
 /// Errors are not `Clone` (a driver error is not): the cases a pool failure gives,
@@ -390,6 +385,7 @@ fn same_error(e: &Error) -> Error {
     }
 }
 
+/// What the statement decided for one request.
 enum Outcome {
     // Boxed: a hold is far larger than the other outcomes.
     Done(Box<Hold>),
@@ -520,8 +516,6 @@ async fn write(
 
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut rest = rows.as_slice();
-    // The earliest deadline of the holds written: the sweeper's hint.
-    let mut wrote: Option<chrono::DateTime<chrono::Utc>> = None;
     for (n, job) in batch.iter().enumerate() {
         let item = n as i64 + 1;
         let count = rest
@@ -540,15 +534,12 @@ async fn write(
             Ok(_) if !mine[0].get::<_, bool>("ok") => Outcome::Undecided,
             Ok(snap) => {
                 let written = written_by(&mine[0], &job.req)?;
-                wrote = Some(wrote.map_or(written.expires_at, |w| w.min(written.expires_at)));
                 Outcome::Done(Box::new(snap.into_hold(&job.req, job.hold_id, written)))
             }
         };
         outcomes.push(outcome);
     }
-    // The statement committed on its own (autocommit).
-    if let Some(earliest) = wrote {
-        engine.committed(Some(earliest));
-    }
+    // The caller tells the engine once the statement committed (on its own, or with
+    // the batch's keys).
     Ok(outcomes)
 }

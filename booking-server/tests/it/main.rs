@@ -15,6 +15,7 @@ mod common;
 mod events;
 mod idempotency;
 mod inventory;
+mod keyed_batches;
 mod lifecycle;
 mod map_encoding;
 mod map_follow;

@@ -5,12 +5,12 @@
 use super::adds::AddJob;
 use super::{run, BatchOptions, Counters, Job};
 use crate::engine::Engine;
-use crate::error::{Error, Result};
-use crate::holds::{place_batch, Hold};
+use crate::error::Error;
+use crate::holds::place_batch;
 use deadpool_postgres::Pool;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 /// What the queue carries: both kinds are answered with a hold.
@@ -20,18 +20,22 @@ pub(super) enum Queued {
 }
 
 impl Queued {
-    fn parts(&self) -> (Instant, &oneshot::Sender<Result<Hold>>) {
+    /// When it was queued, and whether its caller has gone.
+    fn parts(&self) -> (Instant, bool) {
         match self {
-            Queued::Hold(j) => (j.queued, &j.reply),
-            Queued::Add(j) => (j.queued, &j.reply),
+            Queued::Hold(j) => (j.queued, j.is_closed()),
+            Queued::Add(j) => (j.queued, j.reply.is_closed()),
         }
     }
 
-    fn answer(self, answer: Result<Hold>) {
-        let _ = match self {
-            Queued::Hold(j) => j.reply.send(answer),
-            Queued::Add(j) => j.reply.send(answer),
-        };
+    /// Answers a request that is not written: `error` is never stored under a key.
+    fn fail(self, error: Error) {
+        match self {
+            Queued::Hold(j) => j.answer(Err(error)),
+            Queued::Add(j) => {
+                let _ = j.reply.send(Err(error));
+            }
+        }
     }
 }
 
@@ -74,11 +78,11 @@ pub(super) async fn dispatch(
         let max = options.max_batch.max(1);
         let mut next = Some(first);
         while let Some(queued) = next {
-            let (at, reply) = queued.parts();
-            if reply.is_closed() {
+            let (at, closed) = queued.parts();
+            if closed {
                 // The caller has gone (its request timed out, say): write nothing for it.
             } else if at.elapsed() > options.max_wait {
-                queued.answer(Err(Error::Busy(QUEUED_TOO_LONG)));
+                queued.fail(Error::Busy(QUEUED_TOO_LONG));
             } else {
                 match queued {
                     Queued::Hold(job) => {
@@ -108,7 +112,7 @@ pub(super) async fn dispatch(
     // Stopping: nothing queued now or later is written.
     jobs.close();
     while let Some(queued) = jobs.recv().await {
-        queued.answer(Err(Error::Busy(STOPPED)));
+        queued.fail(Error::Busy(STOPPED));
     }
 }
 
