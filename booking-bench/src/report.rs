@@ -138,7 +138,7 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
         Some(1.5),
     );
     compare(
-        "holds, 1 seat of 100,000, c=32 vs hold_batch.sql (32 holds a statement; holds/s)",
+        "holds, 1 seat of 100,000, c=32 vs hold_batch.sql (c=4, 32 holds a statement; holds/s)",
         "holds-100k",
         "pgbench-hold-batch",
         None,
