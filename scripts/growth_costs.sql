@@ -1,8 +1,8 @@
 -- The per-change costs of scripts/bench_growth.sh, timed in the database (psql -v
 -- lapsed=N -v reps=N): prints two lines of JSON.
 --
--- sweeper: :lapsed holds of 1 seat each on random shows (of the fill or the bench's
---   own: at 1 show the fill has no free seat left by then), lapsed 10 minutes ago, made in
+-- sweeper: :lapsed holds of 1 seat each on random shows (of the fill, the bench's own,
+--   or one made here of :lapsed free seats, so that there are always enough), lapsed 10 minutes ago, made in
 --   this transaction (so that the server's own sweeper, which cannot see them, leaves
 --   them alone), then the sweeper's three statements as sweeper.rs runs them (claim
 --   the due holds, lock their seats in id order, free them with one `expire` event per
@@ -15,10 +15,28 @@
 BEGIN;
 CREATE TEMP TABLE cost_results (name text PRIMARY KEY, value float8) ON COMMIT DROP;
 
+-- One show of :lapsed free seats, made here and rolled back with the rest, is always
+-- among the candidates: the bench may have taken every free seat of the others (at 1
+-- show the fill's and the bench's own are full when the hold scenario ran out).
+CREATE TEMP TABLE cost_show ON COMMIT DROP AS
+WITH s AS (
+    INSERT INTO shows (title, starts_at, currency, seats_total, default_ticket_type)
+    VALUES ('growth costs', timestamptz '2031-01-01 20:00Z', 'EUR', :lapsed, 'full')
+    RETURNING id
+) SELECT id FROM s;
+INSERT INTO ticket_types (show_id, type, position) SELECT id, 'full', 0 FROM cost_show;
+INSERT INTO ticket_prices (show_id, type, category, price)
+SELECT id, 'full', 'standard', 1200 FROM cost_show;
+INSERT INTO seats (show_id, label, row_label, row_index, number, category)
+SELECT c.id, 'A' || g, 'A', 0, g, 'standard' FROM cost_show c, generate_series(1, :lapsed) g;
+
 CREATE TEMP TABLE cost_lapsed ON COMMIT DROP AS
 SELECT s.show_id, s.id AS seat_id, s.label, gen_random_uuid() AS hold_id
   FROM seats s
- WHERE s.show_id IN (SELECT id FROM shows ORDER BY random() LIMIT greatest(1, :lapsed / 10))
+ WHERE s.show_id IN (SELECT id FROM cost_show
+                     UNION ALL
+                     (SELECT id FROM shows WHERE id NOT IN (SELECT id FROM cost_show)
+                       ORDER BY random() LIMIT greatest(1, :lapsed / 10)))
    AND s.area IS NULL AND s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL
  ORDER BY random() LIMIT :lapsed;
 INSERT INTO holds (show_id, id, user_id, status, created_at, expires_at, total)
