@@ -9,7 +9,7 @@
 //
 // scripts/test_browser.sh starts a server, then runs this.
 import assert from "node:assert/strict";
-import { base, browser, call, finish, shots, step } from "./helpers.mjs";
+import { base, browser, call, finish, shots, step, watchPolicy } from "./helpers.mjs";
 
 const letter = (n) => String.fromCharCode(65 + (n % 26));
 const rowLabel = (i) => (i < 26 ? letter(i) : `${letter(Math.floor((i - 26) / 26))}${letter(i - 26)}`);
@@ -27,6 +27,7 @@ try {
   await context.addInitScript(() => localStorage.setItem("booking.user", "dana"));
   const page = await context.newPage();
   page.on("pageerror", (e) => console.log(`[dana] page error: ${e.message}`));
+  watchPolicy(page, "dana");
   await page.goto(`${base}/?show=${stadium}`);
   await page.waitForSelector('canvas[data-seats="100000"]', { timeout: 60000 });
   await page.waitForFunction(() => document.getElementById("live").textContent.includes("on"), null, { timeout: 30000 });

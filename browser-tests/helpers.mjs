@@ -36,9 +36,20 @@ export async function step(name, fn) {
   }
 }
 
+// What the page's Content-Security-Policy refused (Chromium says so on the console):
+// the page must run under it untouched, so any refusal fails the test at `finish`.
+const refusedByPolicy = [];
+export function watchPolicy(page, who) {
+  page.on("console", (m) => {
+    if (/Content Security Policy/i.test(m.text())) refusedByPolicy.push(`[${who}] ${m.text()}`);
+  });
+}
+
 // Closes the browser, prints the tally and exits: 1 when a step failed or the test
-// stopped with `error` (thrown outside a step).
+// stopped with `error` (thrown outside a step), or the page's policy refused anything.
 export async function finish(error) {
+  for (const r of refusedByPolicy) console.log(`FAILED - refused by the page's policy: ${r}`);
+  if (refusedByPolicy.length) failed += 1;
   if (error) {
     failed = Math.max(failed, 1);
     if (!(error instanceof Object && told.has(error))) console.log(`stopped: ${error.stack || error}`);
@@ -53,6 +64,7 @@ export async function userPage(user, viewport, showId = show, firstSeat = "A1") 
   await context.addInitScript((u) => localStorage.setItem("booking.user", u), user);
   const page = await context.newPage();
   page.on("pageerror", (e) => console.log(`[${user}] page error: ${e.message}`));
+  watchPolicy(page, user);
   await page.goto(`${base}/?show=${showId}`);
   await page.waitForSelector(`[data-seat="${firstSeat}"]`);
   await page.waitForFunction(() => document.getElementById("live").textContent.includes("on"));

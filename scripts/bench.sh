@@ -15,6 +15,9 @@
 #      of 1 seat to live holds, holds of 4 seats, book, cart sessions, seatmap, seatmap
 #      with inventory, mixed, herd, the herd with keys (herd-keyed: every refusal
 #      replayed exactly to a retry with its key), the herd on a standing area, best),
+#      and on a second server with RATE_HOLDS_PER_USER set (issue 19): a crowd of
+#      distinct users alone and next to one user sending 1,000 holds/s
+#      (abuse-baseline, abuse), and the herd (herd-limited),
 #      each creating its own shows through the API, every pool of seats sized from the
 #      duration and a generous bound on the rate (BENCH_HTTP_BOUND requests/s, 20,000);
 #   4. --profile (the default of full runs): holds-100k once more under `perf record
@@ -65,7 +68,7 @@ while [ $# -gt 0 ]; do
         --out=*) out="${1#*=}"; shift ;;
         --profile) profile_run=yes; shift ;;
         --no-profile) profile_run=no; shift ;;
-        -h|--help) sed -n '2,45p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -153,9 +156,10 @@ mkdir -p "$out/pgbench"
 out=$(cd "$out" && pwd)
 ln -sfn "$out" "$here/target/bench/latest" 2>/dev/null || true
 
-started_pg=""; server_pid=""; db=""; waits_pid=""
+started_pg=""; server_pid=""; db=""; waits_pid=""; limited_pid=""
 cleanup() {
     local rc=$?
+    if [ -n "$limited_pid" ]; then kill -TERM "$limited_pid" 2>/dev/null || true; wait "$limited_pid" 2>/dev/null || true; fi
     if [ -n "$waits_pid" ]; then kill "$waits_pid" 2>/dev/null || true; wait "$waits_pid" 2>/dev/null || true; fi
     if [ -n "$server_pid" ]; then
         kill -TERM "$server_pid" 2>/dev/null || true
@@ -241,12 +245,12 @@ scenario() {
     local name=$1 scen=$2; shift 2
     log "booking-bench $scen ($name)"
     waits_start "$name"
-    if ! "$bench_bin" "$scen" --url "$url" --server-pid "$server_pid" --name "$name" \
+    if ! "$bench_bin" "$scen" --url "${scenario_url:-$url}" --server-pid "${scenario_pid:-$server_pid}" --name "$name" \
         --json "$out/$name.json" "$@"; then
         failures+=("$name")
     fi
     waits_stop "$name"
-    kill -0 "$server_pid" 2>/dev/null || die "the server died during $name (log: $out/server.log)"
+    kill -0 "${scenario_pid:-$server_pid}" 2>/dev/null || die "the server died during $name (log: $out/server.log)"
 }
 common=(--duration "$duration" --warmup "$warmup")
 scenario fanout fanout "${common[@]}" --subscribers "$fanout_subscribers" --rate 20
@@ -300,6 +304,39 @@ scenario area-herd area-herd "${common[@]}" "${area_herd_args[@]}"
 # Best available until the show sells out (--duration only bounds it): requests/s,
 # p99, lock attempts per success, single seats stranded at sell-out.
 scenario best best --duration "$best_bound" --warmup 0 --concurrency "$concurrency" "${best_args[@]}"
+
+# ---------------------------------------------------------------- limits per caller
+# Issue 19, point 3, on a second server over the same database with the limit per user
+# on (RATE_HOLDS_PER_USER, BENCH_LIMIT_RATE, 5/s: burst 10): the crowd of distinct
+# users alone (abuse-baseline), the same crowd next to one user sending 1,000 holds/s
+# (abuse: the crowd's p50/p99 beside the baseline's, the abuser's 429s), and the herd
+# of distinct users on one seat (herd-limited, beside herd: not slowed by the limit);
+# then the abuser on the first server, without a limit (abuse-unlimited).
+limit_rate=${BENCH_LIMIT_RATE:-5/s}
+limited_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+limited_url="http://127.0.0.1:$limited_port"
+log "starting a second booking-server on $limited_url with RATE_HOLDS_PER_USER=$limit_rate"
+DATABASE_URL="$db_url" BIND_ADDR="127.0.0.1:$limited_port" LOG_FORMAT=json RUST_LOG=warn \
+    RATE_HOLDS_PER_USER="$limit_rate" "$server_bin" >"$out/server-limited.log" 2>&1 &
+limited_pid=$!
+for _ in $(seq 1 300); do
+    curl -fsS "$limited_url/readyz" >/dev/null 2>&1 && break
+    kill -0 "$limited_pid" 2>/dev/null || { tail -n 20 "$out/server-limited.log" >&2; die "the limited server exited"; }
+    sleep 0.1
+done
+scenario_url=$limited_url; scenario_pid=$limited_pid
+crowd=(--users "$([ -n "$quick" ] && echo 1000 || echo 10000)")
+scenario abuse-baseline abuse "${common[@]}" "${pool_show[@]}" --concurrency "$concurrency" \
+    --shows "$holds_shows" --rate-bound "$http_bound" "${crowd[@]}" --abuser-rate 0
+scenario abuse abuse "${common[@]}" "${pool_show[@]}" --concurrency "$concurrency" \
+    --shows "$holds_shows" --rate-bound "$http_bound" "${crowd[@]}" --abuser-rate 1000
+scenario herd-limited herd "${common[@]}" --clients "$herd_clients"
+unset scenario_url scenario_pid
+# For contrast, the abuser on the first server, which has no limit: its holds served.
+scenario abuse-unlimited abuse "${common[@]}" "${pool_show[@]}" --concurrency "$concurrency" \
+    --shows "$holds_shows" --rate-bound "$http_bound" "${crowd[@]}" --abuser-rate 1000 --unlimited
+curl -fsS "$limited_url/metrics" 2>/dev/null | grep '^booking_rate_limit' >"$out/metrics-limited.txt" || true
+kill -TERM "$limited_pid" 2>/dev/null || true; wait "$limited_pid" 2>/dev/null || true; limited_pid=""
 
 # ---------------------------------------------------------------- the profile
 # holds-100k once more, under `perf record -a` (every process: the server, PostgreSQL's

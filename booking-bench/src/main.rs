@@ -25,7 +25,7 @@ mod stats;
 use clap::{Parser, Subcommand};
 use common::{Common, Ctx, Sampler};
 use scenarios::{
-    adds, areas, best, book, cart, expiry, fanout, growth, herd, holds, mixed, seatmap,
+    abuse, adds, areas, best, book, cart, expiry, fanout, growth, herd, holds, mixed, seatmap,
 };
 use stats::RunResult;
 use std::process::ExitCode;
@@ -71,6 +71,9 @@ enum Command {
     /// Holds, seat maps, confirms, herds and `GET /shows` on shows of its own and on
     /// old shows of a filled database (scripts/bench_growth.sh).
     Growth(growth::Args),
+    /// One user sending holds far past the limit next to a crowd of distinct users
+    /// (issue 19): the crowd's hold latency, the abuser's 429s.
+    Abuse(abuse::Args),
     /// Convert a pgbench run (output + per-transaction logs) into a result JSON.
     Pgbench(pgbench::PgbenchArgs),
     /// Print the HTTP results next to their pgbench twins, and the targets.
@@ -93,6 +96,7 @@ impl Command {
             Command::Expiry(a) => &a.common,
             Command::Fanout(a) => &a.common,
             Command::Growth(a) => &a.common,
+            Command::Abuse(a) => &a.common,
             Command::Pgbench(_) | Command::Report(_) => return None,
         })
     }
@@ -129,6 +133,7 @@ async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
         Command::Expiry(a) => expiry::run(&ctx, a).await?,
         Command::Fanout(a) => fanout::run(&ctx, a).await?,
         Command::Growth(a) => growth::run(&ctx, a).await?,
+        Command::Abuse(a) => abuse::run(&ctx, a).await?,
         Command::Pgbench(_) | Command::Report(_) => unreachable!("not a scenario"),
     };
     if let Some(s) = sampler {

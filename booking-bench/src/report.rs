@@ -200,7 +200,45 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
         None,
     );
 
-    for (name, keyed) in [("herd", false), ("herd-keyed", true)] {
+    // Issue 19: the crowd's holds next to one abusive user against the crowd alone, on
+    // the server with RATE_HOLDS_PER_USER (the figures to compare are the p50/p99).
+    compare(
+        "crowd's holds next to 1 user at 1,000 holds/s vs alone (limit per user on)",
+        "abuse",
+        "abuse-baseline",
+        None,
+    );
+    compare(
+        "crowd's holds next to 1 user at 1,000 holds/s, no limit vs alone with the limit",
+        "abuse-unlimited",
+        "abuse-baseline",
+        None,
+    );
+    if let Some(a) = results.get("abuse") {
+        let o = a.ops.get("abuser").cloned().unwrap_or_default();
+        lines.push(Line {
+            what: "the abuser's holds (limit per user on)".into(),
+            http: format!(
+                "{} sent: {} x 201, {} x 429 (p99 {} ms)",
+                a.extra
+                    .get("abuser_sent")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0),
+                o.status_count(201),
+                o.status_count(429),
+                fmt_ms(o.latency.p99_ms)
+            ),
+            twin: String::new(),
+            ratio: String::new(),
+            target: "(none)".into(),
+            met: None,
+        });
+    }
+    for (name, keyed) in [
+        ("herd", false),
+        ("herd-keyed", true),
+        ("herd-limited", false),
+    ] {
         let Some(h) = results.get(name) else { continue };
         let o = h.ops.get("hold").cloned().unwrap_or_default();
         let passed = |check: &str| h.checks.iter().any(|c| c.name == check && c.ok);
@@ -219,7 +257,11 @@ pub fn report(args: &ReportArgs) -> Result<bool, String> {
         lines.push(Line {
             what: format!(
                 "{}herd of {}: p99, one winner",
-                if keyed { "keyed " } else { "" },
+                match name {
+                    "herd-keyed" => "keyed ",
+                    "herd-limited" => "(limit per user on) ",
+                    _ => "",
+                },
                 h.concurrency
             ),
             http: format!(

@@ -57,6 +57,10 @@ pub async fn add(
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
     let actor = http::actor(&parts.headers, state.admin_token.as_deref())?;
+    // The admin (whose token is a secret of the operator's) is not limited.
+    if let booking_core::Actor::User(user) = &actor {
+        crate::rate_limit::admit(state, parts, user)?;
+    }
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::of(&actor),

@@ -29,6 +29,12 @@ use std::time::Duration;
 /// | [`webhook_timeout_ms`](Self::webhook_timeout_ms) | `WEBHOOK_TIMEOUT_MS` | ms | 10000 | 100 to 60000 |
 /// | [`webhook_retry_seconds`](Self::webhook_retry_seconds) | `WEBHOOK_RETRY_SECONDS` | s | 86400 | 1 to 604800 |
 /// | [`webhook_ca_file`](Self::webhook_ca_file) | `WEBHOOK_CA_FILE` | | unset | a PEM file of certificates |
+/// | [`cors_origins`](Self::cors_origins) | `CORS_ORIGINS` | | unset | exact origins, comma-separated |
+/// | [`rate_holds_per_user`](Self::rate_holds_per_user) | `RATE_HOLDS_PER_USER` | | unset (off) | `N/s`, `N/min`, `N/h`, N 1 to 1000000 |
+/// | [`rate_holds_per_user_burst`](Self::rate_holds_per_user_burst) | `RATE_HOLDS_PER_USER_BURST` | requests | 2 s of the rate | 1 to 1000000 |
+/// | [`rate_holds_per_ip`](Self::rate_holds_per_ip) | `RATE_HOLDS_PER_IP` | | unset (off) | as `RATE_HOLDS_PER_USER` |
+/// | [`rate_holds_per_ip_burst`](Self::rate_holds_per_ip_burst) | `RATE_HOLDS_PER_IP_BURST` | requests | 2 s of the rate | 1 to 1000000 |
+/// | [`rate_max_buckets`](Self::rate_max_buckets) | `RATE_MAX_BUCKETS` | buckets | 100000 | 100 to 10000000 |
 ///
 /// Each flag is the field's name in kebab case (`--pool-wait-ms`).
 #[derive(Debug, Clone, Parser)]
@@ -118,6 +124,41 @@ pub struct Config {
     /// Mozilla roots (receivers behind a private CA); read at start.
     #[arg(long, env = "WEBHOOK_CA_FILE")]
     pub webhook_ca_file: Option<std::path::PathBuf>,
+
+    // ---- browser-facing safety and limits per caller (issue 19)
+    /// Origins whose pages may call the API from a browser (CORS), exact and
+    /// comma-separated (`https://tickets.example.com,http://localhost:3000`); unset or
+    /// empty: no CORS headers at all.
+    #[arg(long, env = "CORS_ORIGINS")]
+    pub cors_origins: Option<String>,
+
+    /// Holds, best-available holds and adds to holds a user may send, refilled at this
+    /// rate (`20/s`, `600/min`, `1000/h`); unset: no limit per user.
+    #[arg(long, env = "RATE_HOLDS_PER_USER", value_parser = crate::rate_limit::Rate::parse)]
+    pub rate_holds_per_user: Option<crate::rate_limit::Rate>,
+
+    /// Such requests a user may send at once after idling (1 to 1000000; default: two
+    /// seconds of RATE_HOLDS_PER_USER, at least 1).
+    #[arg(long, env = "RATE_HOLDS_PER_USER_BURST",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_holds_per_user_burst: Option<u32>,
+
+    /// The same per client address (the TCP peer; IPv6 by its /64); unset: no limit
+    /// per address.
+    #[arg(long, env = "RATE_HOLDS_PER_IP", value_parser = crate::rate_limit::Rate::parse)]
+    pub rate_holds_per_ip: Option<crate::rate_limit::Rate>,
+
+    /// Such requests an address may send at once after idling (1 to 1000000; default:
+    /// two seconds of RATE_HOLDS_PER_IP, at least 1).
+    #[arg(long, env = "RATE_HOLDS_PER_IP_BURST",
+          value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub rate_holds_per_ip_burst: Option<u32>,
+
+    /// Most callers with a bucket in memory, per limit (100 to 10000000); newcomers
+    /// past it are let through unlimited (and counted) until idle buckets go.
+    #[arg(long, env = "RATE_MAX_BUCKETS", default_value_t = 100_000,
+          value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
+    pub rate_max_buckets: u32,
 }
 
 /// How log lines are written (`LOG_FORMAT`, `--log-format`; default `pretty`).
@@ -143,7 +184,49 @@ impl Config {
             return Err("MAX_HOLD_SECONDS must not be less than HOLD_TTL_SECONDS".into());
         }
         self.webhook_options()?;
+        self.cors()?;
+        for (burst, rate, name) in [
+            (
+                self.rate_holds_per_user_burst,
+                &self.rate_holds_per_user,
+                "RATE_HOLDS_PER_USER",
+            ),
+            (
+                self.rate_holds_per_ip_burst,
+                &self.rate_holds_per_ip,
+                "RATE_HOLDS_PER_IP",
+            ),
+        ] {
+            if burst.is_some() && rate.is_none() {
+                return Err(format!("{name}_BURST is set but {name} is not"));
+            }
+        }
         Ok(())
+    }
+
+    /// The limits per caller of `RATE_HOLDS_PER_USER`, `RATE_HOLDS_PER_IP`, their
+    /// bursts and `RATE_MAX_BUCKETS`, refilled by `clock`.
+    pub fn rate_limits(&self, clock: crate::rate_limit::Clock) -> crate::rate_limit::RateLimits {
+        use crate::rate_limit::{Limit, RateLimits};
+        let limit = |rate: Option<crate::rate_limit::Rate>, burst: Option<u32>| {
+            rate.map(|rate| Limit {
+                rate,
+                burst: burst.unwrap_or_else(|| rate.default_burst()),
+            })
+        };
+        RateLimits::new(
+            limit(self.rate_holds_per_user, self.rate_holds_per_user_burst),
+            limit(self.rate_holds_per_ip, self.rate_holds_per_ip_burst),
+            self.rate_max_buckets as usize,
+            clock,
+        )
+    }
+
+    /// The origins of `CORS_ORIGINS`, each checked (`scheme://host[:port]`, nothing
+    /// more).
+    pub fn cors(&self) -> Result<crate::cors::Cors, String> {
+        crate::cors::Cors::parse(self.cors_origins.as_deref().unwrap_or(""))
+            .map_err(|e| format!("CORS_ORIGINS: {e}"))
     }
 
     /// Connections of the main pool: `POOL_SIZE`, or when unset 4 per available CPU

@@ -179,6 +179,7 @@ pub async fn create(
 ) -> Result<Reply, ApiError> {
     let arrived = std::time::Instant::now();
     let user = http::user(&parts.headers)?;
+    crate::rate_limit::admit(state, parts, &user)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::User(&user),
@@ -326,6 +327,7 @@ pub async fn create_best(
     raw_show: &str,
 ) -> Result<Reply, ApiError> {
     let user = http::user(&parts.headers)?;
+    crate::rate_limit::admit(state, parts, &user)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::User(&user),

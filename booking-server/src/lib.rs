@@ -42,6 +42,9 @@
 //! - [`reports`]: `GET /shows/{id}/report`, a show's counts and revenue.
 //! - [`webhooks`]: `/webhooks` (admin): endpoints and their deliveries; the delivery
 //!   worker (`booking_core::webhooks::worker`) is started by [`run`].
+//! - [`rate_limit`]: token buckets per user and per client address for the requests
+//!   that take seats, decided in memory before any database work (`429`).
+//! - [`cors`]: `CORS_ORIGINS`, the preflight and the CORS headers of every answer.
 //!
 //! Binaries:
 //!
@@ -58,6 +61,7 @@ pub mod blocks;
 pub mod bookings;
 pub mod cart;
 pub mod config;
+pub mod cors;
 pub mod demo;
 pub mod encoding;
 pub mod events;
@@ -68,6 +72,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod ops;
 pub mod queries;
+pub mod rate_limit;
 pub mod reports;
 pub mod routes;
 pub mod seat_cache;
@@ -165,7 +170,7 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // Out of file descriptors, say: back off instead of spinning.
@@ -176,7 +181,9 @@ pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Fut
                 };
                 let _ = stream.set_nodelay(true);
                 let state = state.clone();
-                let service = service_fn(move |req| {
+                let service = service_fn(move |mut req: Request<Incoming>| {
+                    // The peer is what a limit per address counts (`rate_limit`).
+                    req.extensions_mut().insert(rate_limit::Peer(peer));
                     let state = state.clone();
                     // Boxed: each connection's task keeps room for its request's future,
                     // which inline would be as large as the largest handler's (a hold's,
@@ -229,6 +236,14 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<http::Body
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let user = http::user_for_log(req.headers());
+    let origin = state.cors.allowed(req.headers());
+    if let Some(mut response) = state.cors.preflight(&method, req.headers()) {
+        web::harden(&mut response);
+        state
+            .metrics
+            .observe("OPTIONS (preflight)", 204, started.elapsed());
+        return response;
+    }
     let (label, answer) = match routes::resolve(&method, &path) {
         Err(e) => ("unmatched", e.into_reply().into()),
         Ok(route) => {
@@ -259,6 +274,9 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<http::Body
         }
         http::Answer::Stream(response) => response,
     };
+    let mut response = response;
+    state.cors.decorate(origin, &mut response);
+    web::harden(&mut response);
     let status = response.status().as_u16();
     let latency = started.elapsed();
     if status == 503 {

@@ -85,6 +85,8 @@ pub struct Metrics {
     pub show_cancels: Counter,
     /// Webhook attempts and failing endpoints.
     pub webhooks: WebhookMetrics,
+    /// Requests refused by the limits per caller, and their buckets.
+    pub rate_limits: RateLimitMetrics,
 }
 
 /// What the pool says right now.
@@ -178,8 +180,10 @@ impl Default for Metrics {
             "Shows cancelled (repeats of a cancellation not counted)",
         );
         let webhooks = WebhookMetrics::register(&mut registry);
+        let rate_limits = RateLimitMetrics::register(&mut registry);
         Metrics {
             webhooks,
+            rate_limits,
             registry,
             requests,
             durations,
@@ -324,6 +328,73 @@ impl WebhookMetrics {
             Observed::Failing(n) => {
                 self.failing.set(i64::try_from(n).unwrap_or(i64::MAX));
             }
+        }
+    }
+}
+
+/// The labels of the rate-limit series: `limit="user"` or `limit="ip"`.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LimitLabels {
+    limit: &'static str,
+}
+
+/// The series of the limits per caller (`crate::rate_limit`).
+#[derive(Debug)]
+pub struct RateLimitMetrics {
+    refused: Family<LimitLabels, Counter>,
+    untracked: Family<LimitLabels, Counter>,
+    buckets: Family<LimitLabels, prometheus_client::metrics::gauge::Gauge>,
+}
+
+impl RateLimitMetrics {
+    fn register(registry: &mut Registry) -> RateLimitMetrics {
+        let refused = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "booking_rate_limited",
+            "Requests refused 429 rate_limited, by the limit that refused them (user, ip)",
+            refused.clone(),
+        );
+        let untracked = Family::<LimitLabels, Counter>::default();
+        registry.register(
+            "booking_rate_limit_untracked",
+            "Requests of new callers let through without a bucket because RATE_MAX_BUCKETS was reached",
+            untracked.clone(),
+        );
+        let buckets = Family::<LimitLabels, prometheus_client::metrics::gauge::Gauge>::default();
+        registry.register(
+            "booking_rate_limit_buckets",
+            "Callers with a bucket in memory (as of the last limited request), by limit",
+            buckets.clone(),
+        );
+        // Both limits show from the start, at zero: a scrape can tell "none refused"
+        // from "not counted".
+        for limit in ["user", "ip"] {
+            let _ = refused.get_or_create(&LimitLabels { limit });
+        }
+        RateLimitMetrics {
+            refused,
+            untracked,
+            buckets,
+        }
+    }
+
+    /// Counts one refusal by `kind`.
+    pub fn refused(&self, kind: crate::rate_limit::Kind) {
+        let limit = kind.label();
+        self.refused.get_or_create(&LimitLabels { limit }).inc();
+    }
+
+    /// Records what an allowed request found: the buckets now, a newcomer untracked.
+    pub fn observe(&self, t: &crate::rate_limit::Tracked) {
+        for (limit, untracked, n) in [
+            ("user", t.untracked_user, t.user_buckets),
+            ("ip", t.untracked_ip, t.ip_buckets),
+        ] {
+            if untracked {
+                self.untracked.get_or_create(&LimitLabels { limit }).inc();
+            }
+            let n = i64::try_from(n).unwrap_or(i64::MAX);
+            self.buckets.get_or_create(&LimitLabels { limit }).set(n);
         }
     }
 }

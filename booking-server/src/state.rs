@@ -52,6 +52,11 @@ pub struct AppState {
     pub webhook_pool: Pool,
     /// The webhook worker's options (`WEBHOOK_*`).
     pub webhook_options: booking_core::webhooks::worker::WorkerOptions,
+    /// The limits per caller (`RATE_HOLDS_PER_USER`, `RATE_HOLDS_PER_IP`), this
+    /// process's own; see `rate_limit`.
+    pub rate_limits: crate::rate_limit::RateLimits,
+    /// The origins allowed to call from a browser (`CORS_ORIGINS`).
+    pub cors: crate::cors::Cors,
 }
 
 impl AppState {
@@ -126,6 +131,13 @@ impl AppState {
                     reason,
                 }
             })?,
+            rate_limits: config.rate_limits(crate::rate_limit::Clock::system()),
+            cors: config
+                .cors()
+                .map_err(|reason| booking_core::Error::Invalid {
+                    field: "CORS_ORIGINS".into(),
+                    reason,
+                })?,
             holds,
             seat_cache: std::sync::Arc::new(crate::seat_cache::SeatCache::new(engine.clone())),
             show_list: Default::default(),

@@ -9,6 +9,7 @@
 //!
 //! [`Common`]: crate::common::Common
 
+pub mod abuse;
 pub mod adds;
 pub mod areas;
 pub mod best;

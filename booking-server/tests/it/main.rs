@@ -17,6 +17,7 @@ mod idempotency;
 mod inventory;
 mod keyed_batches;
 mod lifecycle;
+mod limits;
 mod map_encoding;
 mod map_follow;
 mod pages;

@@ -81,13 +81,24 @@ impl TestServer {
 
     /// Starts on an existing database (another server may be using it too).
     pub async fn start_on(database_url: &str, tweak: impl FnOnce(&mut Config)) -> TestServer {
+        TestServer::start_adjusted(database_url, tweak, |_| {}).await
+    }
+
+    /// Starts on an existing database with the state changed by `adjust` before it
+    /// serves (a limit's manual clock, say).
+    pub async fn start_adjusted(
+        database_url: &str,
+        tweak: impl FnOnce(&mut Config),
+        adjust: impl FnOnce(&mut booking_server::AppState),
+    ) -> TestServer {
         let database_url = database_url.to_owned();
         let mut config = Config::for_database(&database_url);
         config.admin_token = Some(ADMIN.to_owned());
         config.demo_show = false;
         tweak(&mut config);
         config.validate().expect("valid test config");
-        let state = booking_server::prepare(&config).await.expect("prepare");
+        let mut state = booking_server::prepare(&config).await.expect("prepare");
+        adjust(std::sync::Arc::get_mut(&mut state).expect("the state is not shared yet"));
         let pool = state.pool.clone();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
