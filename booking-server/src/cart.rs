@@ -56,7 +56,7 @@ pub async fn add(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    let actor = http::actor(&parts.headers, state.admin_token.as_deref())?;
+    let actor = state.auth.actor(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::of(&actor),
@@ -118,7 +118,7 @@ pub async fn remove(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    let actor = http::actor(&parts.headers, state.admin_token.as_deref())?;
+    let actor = state.auth.actor(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::of(&actor),
