@@ -255,13 +255,15 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["show.js"] if get => Ok(Route::Page(web::Asset::Show)),
         ["bigmap.js"] if get => Ok(Route::Page(web::Asset::BigMap)),
         ["style.css"] if get => Ok(Route::Page(web::Asset::Style)),
+        ["identity.js"] if get => Ok(Route::Page(web::Asset::Identity)),
         []
         | ["app.js"]
         | ["areas.js"]
         | ["cart.js"]
         | ["show.js"]
         | ["bigmap.js"]
-        | ["style.css"] => allow("GET"),
+        | ["style.css"]
+        | ["identity.js"] => allow("GET"),
         ["healthz"] if get => Ok(Route::Healthz),
         ["readyz"] if get => Ok(Route::Readyz),
         ["metrics"] if get => Ok(Route::Metrics),
@@ -382,6 +384,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/show.js"),
     ("GET", "/bigmap.js"),
     ("GET", "/style.css"),
+    ("GET", "/identity.js"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
