@@ -81,6 +81,10 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// The caller named by `X-User-Id`: 1 to 128 visible ASCII characters, exactly once.
+///
+/// `AUTH_MODE=header` only: handlers ask [`crate::auth::Auth::user`]
+/// (`state.auth.user`), which calls this in header mode and verifies the bearer token
+/// in jwt mode. Called directly, it would trust `X-User-Id` in jwt mode too.
 pub fn user(headers: &HeaderMap) -> Result<UserId, ApiError> {
     let unauthorised = |why: &str| {
         ApiError::new(
@@ -139,6 +143,7 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 }
 
 /// Whether the request carries the admin token. `Ok(false)`: no Authorization header.
+/// `AUTH_MODE=header` only, as [`user`]: handlers ask `state.auth.admin`.
 pub fn admin(headers: &HeaderMap, token: Option<&str>) -> Result<bool, ApiError> {
     let Some(value) = headers.get(hyper::header::AUTHORIZATION) else {
         return Ok(false);
@@ -171,7 +176,8 @@ pub fn admin(headers: &HeaderMap, token: Option<&str>) -> Result<bool, ApiError>
 
 /// The caller of a route that the owner or an admin may call: the admin when the
 /// request carries an `Authorization` header (the token must be right), else the user
-/// of `X-User-Id`.
+/// of `X-User-Id`. `AUTH_MODE=header` only, as [`user`]: handlers ask
+/// `state.auth.actor`.
 pub fn actor(headers: &HeaderMap, token: Option<&str>) -> Result<Actor, ApiError> {
     if admin(headers, token)? {
         Ok(Actor::Admin)
@@ -181,6 +187,7 @@ pub fn actor(headers: &HeaderMap, token: Option<&str>) -> Result<Actor, ApiError
 }
 
 /// For admin-only routes: the token must be configured and presented.
+/// `AUTH_MODE=header` only, as [`user`]: handlers ask `state.auth.require_admin`.
 pub fn require_admin(headers: &HeaderMap, token: Option<&str>) -> Result<(), ApiError> {
     if token.is_none() {
         return Err(admin_disabled());
