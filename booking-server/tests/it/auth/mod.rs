@@ -518,6 +518,11 @@ async fn get_auth_tells_the_mode_and_who_the_credentials_name() {
     assert_refused(&res, "token_malformed", "GET /auth");
 
     let h = TestServer::start().await;
+    let res = h.get("/auth").send().await;
+    assert_eq!(
+        res.json,
+        json!({"mode": "header", "user": null, "admin": false})
+    );
     let res = h.get("/auth").user("bob").send().await;
     assert_eq!(
         res.json,
