@@ -114,7 +114,7 @@ impl Auth {
     /// of a verified bearer token (the admin token names no user: `403`).
     pub fn user(&self, headers: &HeaderMap) -> Result<UserId, ApiError> {
         match &self.mode {
-            Mode::Header => http::user(headers),
+            Mode::Header => http::header_user(headers),
             Mode::Jwt(verifier) => {
                 let bearer = verify::bearer(headers)?.ok_or(TokenError::Missing)?;
                 if self.is_admin_token(bearer) {
@@ -133,7 +133,7 @@ impl Auth {
     /// token, or in jwt mode a token with the admin claim), else the user.
     pub fn actor(&self, headers: &HeaderMap) -> Result<Actor, ApiError> {
         match &self.mode {
-            Mode::Header => http::actor(headers, self.admin_token.as_deref()),
+            Mode::Header => http::header_actor(headers, self.admin_token.as_deref()),
             Mode::Jwt(_) => match self.jwt_caller(headers)? {
                 None => Err(TokenError::Missing.into()),
                 Some(Caller::AdminToken) => Ok(Actor::Admin),
@@ -147,7 +147,7 @@ impl Auth {
     /// (header mode: no `Authorization`; jwt mode: also a user's valid token).
     pub fn admin(&self, headers: &HeaderMap) -> Result<bool, ApiError> {
         match &self.mode {
-            Mode::Header => http::admin(headers, self.admin_token.as_deref()),
+            Mode::Header => http::header_admin(headers, self.admin_token.as_deref()),
             Mode::Jwt(_) => Ok(match self.jwt_caller(headers)? {
                 None => false,
                 Some(Caller::AdminToken) => true,
@@ -160,7 +160,7 @@ impl Auth {
     /// when no admin can exist: no `ADMIN_TOKEN` and no `JWT_ADMIN_CLAIM`).
     pub fn require_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Mode::Jwt(verifier) = &self.mode else {
-            return http::require_admin(headers, self.admin_token.as_deref());
+            return http::header_require_admin(headers, self.admin_token.as_deref());
         };
         if self.admin_token.is_none() && !verifier.has_admin_claim() {
             return Err(ApiError::new(
@@ -187,9 +187,9 @@ impl Auth {
         let mode = self.mode_name();
         match &self.mode {
             Mode::Header => {
-                let admin = http::admin(headers, self.admin_token.as_deref())?;
+                let admin = http::header_admin(headers, self.admin_token.as_deref())?;
                 let user = match headers.contains_key("x-user-id") {
-                    true => Some(http::user(headers)?.as_str().to_owned()),
+                    true => Some(http::header_user(headers)?.as_str().to_owned()),
                     false => None,
                 };
                 Ok(WhoAmI { mode, user, admin })
@@ -238,7 +238,7 @@ impl Auth {
         Ok(Some(Caller::Token(verifier.verify(bearer)?)))
     }
 
-    /// In constant time, as `http::admin` compares it (see there for why).
+    /// In constant time, as `http::header_admin` compares it (see there for why).
     fn is_admin_token(&self, presented: &str) -> bool {
         self.admin_token
             .as_deref()
