@@ -5,7 +5,9 @@
 # the page as a cart of the current hold: seats and places added, taken out and retyped
 # (browser-tests/cart.test.mjs), then a 100,000-seat show drawn on a canvas from the
 # compact map, a seat held from it and another user's hold seen live
-# (browser-tests/bigmap.test.mjs). The tests create those shows themselves with the
+# (browser-tests/bigmap.test.mjs), then the page against a second server on the same
+# database in AUTH_MODE=jwt: a token pasted, a hold and a booking made with it, followed
+# live (browser-tests/jwt.test.mjs). The tests create those shows themselves with the
 # admin token.
 #
 #   scripts/test_browser.sh
@@ -32,9 +34,10 @@ fi
 
 cargo build --quiet -p booking-server --bin booking-server
 
-started_pg=""; server_pid=""; db="booking_browser_$$"
+started_pg=""; server_pid=""; jwt_pid=""; db="booking_browser_$$"
 cleanup() {
     if [ -n "$server_pid" ]; then kill -TERM "$server_pid" 2>/dev/null || true; wait "$server_pid" 2>/dev/null || true; fi
+    if [ -n "$jwt_pid" ]; then kill -TERM "$jwt_pid" 2>/dev/null || true; wait "$jwt_pid" 2>/dev/null || true; fi
     scripts/pg.sh psql -q -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $db" >/dev/null 2>&1 || true
     if [ -n "$started_pg" ]; then scripts/pg.sh stop || true; fi
 }
@@ -59,10 +62,20 @@ DATABASE_URL="$server_db" BIND_ADDR="127.0.0.1:$port" ADMIN_TOKEN="$token" \
     HOLD_TTL_SECONDS=300 MAX_HOLD_SECONDS=600 LOG_FORMAT=json RUST_LOG=warn \
     target/debug/booking-server &
 server_pid=$!
-for _ in $(seq 1 300); do
-    curl -fsS "http://127.0.0.1:$port/readyz" >/dev/null 2>&1 && break
-    kill -0 "$server_pid" 2>/dev/null || { echo "test_browser.sh: the server exited" >&2; exit 1; }
-    sleep 0.1
+jwt_port=$((port + 1))
+jwt_secret="browser-test-jwt-secret-$$-0123456789abcdef"
+DATABASE_URL="$server_db" BIND_ADDR="127.0.0.1:$jwt_port" ADMIN_TOKEN="$token" \
+    AUTH_MODE=jwt JWT_SECRET="$jwt_secret" \
+    HOLD_TTL_SECONDS=300 MAX_HOLD_SECONDS=600 LOG_FORMAT=json RUST_LOG=warn \
+    target/debug/booking-server &
+jwt_pid=$!
+for p in "$port" "$jwt_port"; do
+    for _ in $(seq 1 300); do
+        curl -fsS "http://127.0.0.1:$p/readyz" >/dev/null 2>&1 && break
+        kill -0 "$server_pid" 2>/dev/null || { echo "test_browser.sh: the server exited" >&2; exit 1; }
+        kill -0 "$jwt_pid" 2>/dev/null || { echo "test_browser.sh: the jwt server exited" >&2; exit 1; }
+        sleep 0.1
+    done
 done
 show=$(curl -fsS -X POST "http://127.0.0.1:$port/shows" -H "Authorization: Bearer $token" \
     -d '{"title": "Browser test", "starts_at": "2030-01-01T20:00:00Z", "prices": {"standard": 1200},
@@ -76,4 +89,7 @@ for test in seatmap cart bigmap; do
     BASE_URL="http://127.0.0.1:$port" SHOW_ID="$show" ADMIN_TOKEN="$token" CHROMIUM="$chromium_bin" \
         SHOT_DIR="$here/target/browser" node "$test.test.mjs" || status=1
 done
+echo "test_browser.sh: jwt.test.mjs" >&2
+BASE_URL="http://127.0.0.1:$jwt_port" SHOW_ID="$show" ADMIN_TOKEN="$token" JWT_SECRET="$jwt_secret" \
+    CHROMIUM="$chromium_bin" SHOT_DIR="$here/target/browser" node jwt.test.mjs || status=1
 exit "$status"

@@ -22,10 +22,52 @@ pub struct Target {
     pub host: String,
     pub addr: String,
     pub admin_token: Option<String>,
+    /// `--jwt-secret`: users are named by HS256 tokens instead of `X-User-Id`.
+    pub tokens: Option<Tokens>,
+}
+
+/// Per-user bearer tokens for a server in `AUTH_MODE=jwt`, each minted once (valid a
+/// day) and reused: the load measures the server's verification, not our signing.
+pub struct Tokens {
+    key: jsonwebtoken::EncodingKey,
+    minted: std::sync::Mutex<std::collections::HashMap<String, Arc<str>>>,
+}
+
+impl std::fmt::Debug for Tokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Tokens")
+    }
+}
+
+impl Tokens {
+    pub fn new(secret: &str) -> Tokens {
+        Tokens {
+            key: jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+            minted: Default::default(),
+        }
+    }
+
+    /// `Authorization` for `user`.
+    fn bearer(&self, user: &str) -> String {
+        let mut minted = self.minted.lock().expect("not poisoned");
+        let token = minted.entry(user.to_owned()).or_insert_with(|| {
+            let exp = chrono::Utc::now().timestamp() + 86_400;
+            let claims = serde_json::json!({"sub": user, "exp": exp});
+            let header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+            jsonwebtoken::encode(&header, &claims, &self.key)
+                .expect("HS256 signs")
+                .into()
+        });
+        format!("Bearer {token}")
+    }
 }
 
 impl Target {
-    pub fn parse(url: &str, admin_token: Option<String>) -> Result<Arc<Target>, String> {
+    pub fn parse(
+        url: &str,
+        admin_token: Option<String>,
+        jwt_secret: Option<&str>,
+    ) -> Result<Arc<Target>, String> {
         let rest = url
             .strip_prefix("http://")
             .ok_or_else(|| format!("only http:// URLs are supported, not {url}"))?;
@@ -42,6 +84,7 @@ impl Target {
             host,
             addr,
             admin_token,
+            tokens: jwt_secret.map(Tokens::new),
         }))
     }
 }
@@ -122,8 +165,15 @@ pub fn build(
         .header("host", &target.host);
     match caller {
         Caller::Anonymous => {}
-        Caller::User(u) => b = b.header("x-user-id", u),
-        Caller::Keyed(u, key) => b = b.header("x-user-id", u).header("idempotency-key", key),
+        Caller::User(u) | Caller::Keyed(u, _) => {
+            b = match &target.tokens {
+                Some(tokens) => b.header("authorization", tokens.bearer(u)),
+                None => b.header("x-user-id", u),
+            };
+            if let Caller::Keyed(_, key) = caller {
+                b = b.header("idempotency-key", key);
+            }
+        }
         Caller::Admin => {
             if let Some(t) = &target.admin_token {
                 b = b.header("authorization", format!("Bearer {t}"));

@@ -18,6 +18,10 @@ pub struct Common {
     /// Admin token of the server (creates the scenario's shows with POST /shows).
     #[arg(long, env = "ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<String>,
+    /// The server's JWT_SECRET (AUTH_MODE=jwt): users send `Authorization: Bearer`
+    /// with an HS256 token each (minted once per user) instead of `X-User-Id`.
+    #[arg(long, env = "BENCH_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
     /// Concurrent workers (each with its own keep-alive connection).
     #[arg(long, short = 'c', default_value_t = 32)]
     pub concurrency: usize,

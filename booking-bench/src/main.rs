@@ -112,7 +112,11 @@ fn write_json(path: Option<&std::path::Path>, r: &RunResult) -> Result<(), Strin
 }
 
 async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
-    let target = client::Target::parse(&common.url, common.admin_token.clone())?;
+    let target = client::Target::parse(
+        &common.url,
+        common.admin_token.clone(),
+        common.jwt_secret.as_deref(),
+    )?;
     let ctx = Ctx {
         target,
         common: common.clone(),

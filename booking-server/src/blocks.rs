@@ -24,7 +24,7 @@ pub async fn create(
     body: Bytes,
     raw_show: &str,
 ) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::Admin,
@@ -58,7 +58,7 @@ pub async fn create(
 
 /// `GET /shows/{show_id}/blocks?limit=&cursor=` (admin): oldest first, in pages.
 pub async fn list(state: &AppState, parts: &Parts, raw_show: &str) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let show = show_id(raw_show)?;
     let mut qs = crate::queries::QueryString::of(parts)?;
     let (limit, cursor) = qs.page()?;
@@ -75,7 +75,7 @@ pub async fn delete(
     raw_show: &str,
     raw_block: &str,
 ) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let show = show_id(raw_show)?;
     let block = BlockId::parse(raw_block).map_err(|_| booking_core::Error::BlockNotFound)?;
     let mut client = state.client().await?;

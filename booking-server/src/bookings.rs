@@ -22,7 +22,7 @@ fn booking_id(raw: &str) -> Result<BookingId, ApiError> {
 
 /// `GET /bookings/{booking_id}`.
 pub async fn get(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
-    let user = http::user(&parts.headers)?;
+    let user = state.auth.user(&parts.headers)?;
     let id = booking_id(raw_id)?;
     let client = state.client().await?;
     let booking = bookings::get_booking(&client, &Actor::User(user), id).await?;
@@ -74,7 +74,7 @@ pub async fn cancel(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    let actor = http::actor(&parts.headers, state.admin_token.as_deref())?;
+    let actor = state.auth.actor(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::of(&actor),
@@ -155,7 +155,7 @@ pub async fn exchange(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    let actor = http::actor(&parts.headers, state.admin_token.as_deref())?;
+    let actor = state.auth.actor(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::of(&actor),

@@ -56,7 +56,7 @@ pub async fn add(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    let actor = http::actor(&parts.headers, state.admin_token.as_deref())?;
+    let actor = state.auth.actor(&parts.headers)?;
     // The admin (whose token is a secret of the operator's) is not limited.
     if let booking_core::Actor::User(user) = &actor {
         crate::rate_limit::admit(state, parts, user)?;
@@ -122,7 +122,7 @@ pub async fn remove(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    let actor = http::actor(&parts.headers, state.admin_token.as_deref())?;
+    let actor = state.auth.actor(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::of(&actor),

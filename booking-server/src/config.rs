@@ -35,6 +35,14 @@ use std::time::Duration;
 /// | [`rate_holds_per_ip`](Self::rate_holds_per_ip) | `RATE_HOLDS_PER_IP` | | unset (off) | as `RATE_HOLDS_PER_USER` |
 /// | [`rate_holds_per_ip_burst`](Self::rate_holds_per_ip_burst) | `RATE_HOLDS_PER_IP_BURST` | requests | 2 s of the rate | 1 to 1000000 |
 /// | [`rate_max_buckets`](Self::rate_max_buckets) | `RATE_MAX_BUCKETS` | buckets | 100000 | 100 to 10000000 |
+/// | [`auth_mode`](Self::auth_mode) | `AUTH_MODE` | | `header` | `header` or `jwt` |
+/// | [`jwt_secret`](Self::jwt_secret) | `JWT_SECRET` | | unset | at least 32 bytes (HS256) |
+/// | [`jwt_public_key_file`](Self::jwt_public_key_file) | `JWT_PUBLIC_KEY_FILE` | | unset | a PEM public key (RS256, ES256, EdDSA) |
+/// | [`jwks_file`](Self::jwks_file) | `JWKS_FILE` | | unset | a JWKS JSON file, re-read when it changes |
+/// | [`jwt_issuer`](Self::jwt_issuer) | `JWT_ISSUER` | | unset | the required `iss` |
+/// | [`jwt_audience`](Self::jwt_audience) | `JWT_AUDIENCE` | | unset | the required `aud` |
+/// | [`jwt_leeway_seconds`](Self::jwt_leeway_seconds) | `JWT_LEEWAY_SECONDS` | s | 30 | 0 to 300 |
+/// | [`jwt_admin_claim`](Self::jwt_admin_claim) | `JWT_ADMIN_CLAIM` | | unset | `claim=value` |
 ///
 /// Each flag is the field's name in kebab case (`--pool-wait-ms`).
 #[derive(Debug, Clone, Parser)]
@@ -159,6 +167,51 @@ pub struct Config {
     #[arg(long, env = "RATE_MAX_BUCKETS", default_value_t = 100_000,
           value_parser = clap::value_parser!(u32).range(100..=10_000_000))]
     pub rate_max_buckets: u32,
+
+    /// Who the caller is: `header` trusts `X-User-Id` as sent (a gateway in front
+    /// established it); `jwt` verifies `Authorization: Bearer <JWT>` (see `auth`).
+    #[arg(long, env = "AUTH_MODE", value_enum, default_value_t = AuthMode::Header)]
+    pub auth_mode: AuthMode,
+
+    /// AUTH_MODE=jwt: the HS256 secret tokens are signed with (at least 32 bytes).
+    #[arg(long, env = "JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// AUTH_MODE=jwt: a PEM public key (RSA: RS256, EC P-256: ES256, Ed25519: EdDSA).
+    #[arg(long, env = "JWT_PUBLIC_KEY_FILE")]
+    pub jwt_public_key_file: Option<std::path::PathBuf>,
+
+    /// AUTH_MODE=jwt: a JWKS file of public keys chosen by `kid`, re-read when it
+    /// changes (checked at most once a second).
+    #[arg(long, env = "JWKS_FILE")]
+    pub jwks_file: Option<std::path::PathBuf>,
+
+    /// AUTH_MODE=jwt: tokens must carry this `iss`.
+    #[arg(long, env = "JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// AUTH_MODE=jwt: tokens must carry this `aud` (or an array containing it).
+    #[arg(long, env = "JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// AUTH_MODE=jwt: clock skew allowed on `exp` and `nbf`, in seconds (0 to 300).
+    #[arg(long, env = "JWT_LEEWAY_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(0..=300))]
+    pub jwt_leeway_seconds: u64,
+
+    /// AUTH_MODE=jwt: `claim=value`; a token whose claim is that string, or an array
+    /// holding it, is an admin (`role=admin`).
+    #[arg(long, env = "JWT_ADMIN_CLAIM")]
+    pub jwt_admin_claim: Option<String>,
+}
+
+/// How callers are identified (`AUTH_MODE`, `--auth-mode`; default `header`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthMode {
+    /// `X-User-Id` is trusted as sent: for a server behind a gateway that set it.
+    Header,
+    /// `Authorization: Bearer <JWT>`, verified; `X-User-Id` is ignored.
+    Jwt,
 }
 
 /// How log lines are written (`LOG_FORMAT`, `--log-format`; default `pretty`).
@@ -201,6 +254,7 @@ impl Config {
                 return Err(format!("{name}_BURST is set but {name} is not"));
             }
         }
+        crate::auth::Auth::from_config(self)?;
         Ok(())
     }
 

@@ -178,7 +178,7 @@ pub async fn create(
     raw_show: &str,
 ) -> Result<Reply, ApiError> {
     let arrived = std::time::Instant::now();
-    let user = http::user(&parts.headers)?;
+    let user = state.auth.user(&parts.headers)?;
     crate::rate_limit::admit(state, parts, &user)?;
     let idem = Idempotency::from_request(
         &parts.headers,
@@ -326,7 +326,7 @@ pub async fn create_best(
     body: Bytes,
     raw_show: &str,
 ) -> Result<Reply, ApiError> {
-    let user = http::user(&parts.headers)?;
+    let user = state.auth.user(&parts.headers)?;
     crate::rate_limit::admit(state, parts, &user)?;
     let idem = Idempotency::from_request(
         &parts.headers,
@@ -419,7 +419,7 @@ pub async fn create_best(
 
 /// `GET /holds/{hold_id}`.
 pub async fn get(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
-    let user = http::user(&parts.headers)?;
+    let user = state.auth.user(&parts.headers)?;
     let id = hold_id(raw_id)?;
     let client = state.client().await?;
     Ok(Reply::json(
@@ -436,7 +436,7 @@ pub async fn confirm(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    let user = http::user(&parts.headers)?;
+    let user = state.auth.user(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::User(&user),
@@ -487,7 +487,7 @@ pub async fn extend(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    let user = http::user(&parts.headers)?;
+    let user = state.auth.user(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::User(&user),
@@ -518,7 +518,7 @@ pub async fn retype(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    let user = http::user(&parts.headers)?;
+    let user = state.auth.user(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::User(&user),
@@ -543,7 +543,7 @@ pub async fn retype(
 
 /// `DELETE /holds/{hold_id}`: 204, also when already released or expired.
 pub async fn release(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
-    let user = http::user(&parts.headers)?;
+    let user = state.auth.user(&parts.headers)?;
     let id = hold_id(raw_id)?;
     let mut client = state.client().await?;
     let released = holds::release(&mut client, &state.engine, &user, id).await?;

@@ -6,6 +6,9 @@
 //! Modules of the library, one file each unless said:
 //!
 //! - [`config`]: the environment variables / flags, with `--help`.
+//! - [`auth`] (`auth.rs`, `auth/`): who is asking: `X-User-Id` (`AUTH_MODE=header`) or a
+//!   verified JWT (`AUTH_MODE=jwt`: keys, JWKS re-read, each refusal's `401` code), the
+//!   admin; `booking-server token` mints development tokens.
 //! - [`state`]: what requests share ([`AppState`]: the pools, the engine handle, the
 //!   feed, the caches, the hold batcher, metrics, the shutdown token).
 //! - [`routes`]: `match` over method and path segments, one function per endpoint.
@@ -57,6 +60,7 @@
 //! address and wires signals to it, so tests start the same server on port 0.
 
 pub mod areas;
+pub mod auth;
 pub mod blocks;
 pub mod bookings;
 pub mod cart;
@@ -235,7 +239,7 @@ async fn handle(state: &AppState, req: Request<Incoming>) -> Response<http::Body
     let started = Instant::now();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
-    let user = http::user_for_log(req.headers());
+    let user = state.auth.user_for_log(req.headers());
     let origin = state.cors.allowed(req.headers());
     if let Some(mut response) = state.cors.preflight(&method, req.headers()) {
         web::harden(&mut response);

@@ -7,10 +7,14 @@
 //! database ([`booking_server::prepare`]), listens with an accept queue of 4096 and
 //! serves ([`booking_server::run`]) until SIGINT or SIGTERM, then shuts down gracefully.
 //!
+//! `booking-server token --user alice --ttl 3600 [--admin]` prints a development token
+//! instead (`AUTH_MODE=jwt`; see `booking_server::auth::mint`).
+//!
 //! Exit status: 0 after a shutdown; 2 for a bad configuration; 1 when the server cannot
 //! start (the database stays unreachable for 30 s, a migration fails, the address
 //! cannot be bound).
 
+use booking_server::auth::mint::{mint, TokenArgs};
 use booking_server::config::{Config, LogFormat};
 use clap::Parser;
 use std::process::ExitCode;
@@ -18,6 +22,9 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    if std::env::args_os().nth(1).is_some_and(|a| a == "token") {
+        return token();
+    }
     let config = Config::parse();
     if let Err(e) = config.validate() {
         eprintln!("booking-server: {e}");
@@ -48,9 +55,26 @@ async fn main() -> ExitCode {
     };
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "listening");
+        state.auth.warn_if_exposed(addr);
     }
     booking_server::run(listener, state, shutdown_signal()).await;
     ExitCode::SUCCESS
+}
+
+/// `booking-server token --user U [--ttl S] [--admin] [--key FILE] [--kid K]`: prints a
+/// development token (see `booking_server::auth::mint`).
+fn token() -> ExitCode {
+    let args = TokenArgs::parse_from(std::env::args_os().skip(1));
+    match mint(&args) {
+        Ok(token) => {
+            println!("{token}");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("booking-server token: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 /// A listening socket with a deep accept queue: a burst of thousands of connections

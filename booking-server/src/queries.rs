@@ -5,7 +5,7 @@
 //! knows: a typo such as `?stauts=active` is `400 invalid_request` naming it, rather
 //! than a list that silently ignores the filter.
 
-use crate::http::{self, ApiError, Reply};
+use crate::http::{ApiError, Reply};
 use crate::shows::show_id;
 use crate::state::AppState;
 use booking_core::queries::{self, parse_booking_status, parse_hold_status};
@@ -112,7 +112,7 @@ impl<T: Serialize> Serialize for PageBody<'_, T> {
 
 /// `GET /shows/{show_id}/holds?status=&user=&limit=&cursor=` (admin).
 pub async fn show_holds(state: &AppState, parts: &Parts, raw: &str) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let show = show_id(raw)?;
     let mut qs = QueryString::of(parts)?;
     let (limit, cursor) = qs.page()?;
@@ -135,7 +135,7 @@ pub async fn show_holds(state: &AppState, parts: &Parts, raw: &str) -> Result<Re
 
 /// `GET /shows/{show_id}/bookings?status=&user=&external_ref=&limit=&cursor=` (admin).
 pub async fn show_bookings(state: &AppState, parts: &Parts, raw: &str) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let show = show_id(raw)?;
     let mut qs = QueryString::of(parts)?;
     let (limit, cursor) = qs.page()?;
@@ -160,7 +160,7 @@ pub async fn show_bookings(state: &AppState, parts: &Parts, raw: &str) -> Result
 
 /// `GET /users/me/bookings?limit=&cursor=`: the caller's bookings, newest first.
 pub async fn my_bookings(state: &AppState, parts: &Parts) -> Result<Reply, ApiError> {
-    let user = http::user(&parts.headers)?;
+    let user = state.auth.user(&parts.headers)?;
     let mut qs = QueryString::of(parts)?;
     let (limit, cursor) = qs.page()?;
     qs.finish()?;

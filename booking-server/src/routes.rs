@@ -97,6 +97,8 @@ pub enum Route<'a> {
     DeleteWebhook(&'a str),
     /// `GET /webhooks/{webhook_id}/deliveries` (admin).
     WebhookDeliveries(&'a str),
+    /// `GET /auth`: the authentication mode, and who the credentials name.
+    WhoAmI,
 }
 
 impl Route<'_> {
@@ -144,6 +146,7 @@ impl Route<'_> {
             Route::GetWebhook(_) => "GET /webhooks/{webhook_id}",
             Route::DeleteWebhook(_) => "DELETE /webhooks/{webhook_id}",
             Route::WebhookDeliveries(_) => "GET /webhooks/{webhook_id}/deliveries",
+            Route::WhoAmI => "GET /auth",
         }
     }
 
@@ -252,13 +255,15 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["show.js"] if get => Ok(Route::Page(web::Asset::Show)),
         ["bigmap.js"] if get => Ok(Route::Page(web::Asset::BigMap)),
         ["style.css"] if get => Ok(Route::Page(web::Asset::Style)),
+        ["identity.js"] if get => Ok(Route::Page(web::Asset::Identity)),
         []
         | ["app.js"]
         | ["areas.js"]
         | ["cart.js"]
         | ["show.js"]
         | ["bigmap.js"]
-        | ["style.css"] => allow("GET"),
+        | ["style.css"]
+        | ["identity.js"] => allow("GET"),
         ["healthz"] if get => Ok(Route::Healthz),
         ["readyz"] if get => Ok(Route::Readyz),
         ["metrics"] if get => Ok(Route::Metrics),
@@ -271,6 +276,8 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["webhooks", _] => allow("GET, DELETE"),
         ["webhooks", id, "deliveries"] if get => Ok(Route::WebhookDeliveries(id)),
         ["webhooks", _, "deliveries"] => allow("GET"),
+        ["auth"] if get => Ok(Route::WhoAmI),
+        ["auth"] => allow("GET"),
         _ => Err(ApiError::not_found()),
     }
 }
@@ -328,6 +335,10 @@ pub async fn dispatch(
         Route::GetWebhook(id) => webhooks::get(state, &parts, id).await,
         Route::DeleteWebhook(id) => webhooks::delete(state, &parts, id).await,
         Route::WebhookDeliveries(id) => webhooks::deliveries(state, &parts, id).await,
+        Route::WhoAmI => state
+            .auth
+            .who_am_i(&parts.headers)
+            .map(|who| http::Reply::json(hyper::StatusCode::OK, &who)),
     };
     if matches!(&reply, Err(e) if e.code == "not_on_sale") {
         state.metrics.not_on_sale.inc();
@@ -373,6 +384,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/show.js"),
     ("GET", "/bigmap.js"),
     ("GET", "/style.css"),
+    ("GET", "/identity.js"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -383,4 +395,5 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/webhooks/{webhook_id}"),
     ("DELETE", "/webhooks/{webhook_id}"),
     ("GET", "/webhooks/{webhook_id}/deliveries"),
+    ("GET", "/auth"),
 ];

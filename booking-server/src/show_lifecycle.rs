@@ -61,7 +61,7 @@ pub async fn update(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let changes = parse_patch(&body)?;
     let id = show_id(raw_id)?;
     let mut client = state.client().await?;
@@ -76,7 +76,7 @@ pub async fn update(
 /// `POST /shows/{show_id}/cancel` (admin): `200` with the cancelled show, the first time
 /// and every time after (a repeat changes nothing).
 pub async fn cancel(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let id = show_id(raw_id)?;
     let mut client = state.client().await?;
     let done = shows::cancel(&mut client, &state.engine, id).await?;

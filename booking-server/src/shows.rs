@@ -245,7 +245,7 @@ fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
 
 /// `POST /shows` (admin).
 pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::Admin,
@@ -335,7 +335,7 @@ pub async fn get(state: &AppState, raw_id: &str) -> Result<Reply, ApiError> {
 /// full form only): read from the database for each such request (admins are few), not
 /// from the cache.
 pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
-    let admin = http::admin(&parts.headers, state.admin_token.as_deref())?;
+    let admin = state.auth.admin(&parts.headers)?;
     let id = show_id(raw_id)?;
     let mut qs = crate::queries::QueryString::of(parts)?;
     let format = Format::parse(qs.take("format").as_deref())?;

@@ -28,8 +28,8 @@ pub struct AppState {
     /// The engine's settings and shared memory: one per process, given to every
     /// operation.
     pub engine: Engine,
-    /// `ADMIN_TOKEN`; `None`: admin endpoints answer `403 forbidden`.
-    pub admin_token: Option<String>,
+    /// Who is asking (`AUTH_MODE`): `X-User-Id` or a verified JWT, and the admin.
+    pub auth: crate::auth::Auth,
     /// `REQUEST_TIMEOUT_MS`: longest time to produce an answer before `503`.
     pub request_timeout: Duration,
     /// This server's counters and histograms, served at `/metrics`.
@@ -146,7 +146,12 @@ impl AppState {
             pool,
             feed_pool,
             engine,
-            admin_token: config.admin_token.clone(),
+            auth: crate::auth::Auth::from_config(config).map_err(|reason| {
+                booking_core::Error::Invalid {
+                    field: "AUTH_MODE".into(),
+                    reason,
+                }
+            })?,
             request_timeout: config.request_timeout(),
             metrics: Metrics::default(),
         })

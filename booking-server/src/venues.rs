@@ -33,7 +33,7 @@ fn venue_id(raw: &str) -> Result<VenueId, ApiError> {
 
 /// `POST /venues` (admin).
 pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let idem = Idempotency::from_request(
         &parts.headers,
         Scope::Admin,
@@ -62,7 +62,7 @@ pub async fn update(
     body: Bytes,
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let id = venue_id(raw_id)?;
     let new = parse_venue(&body)?;
     let client = state.client().await?;

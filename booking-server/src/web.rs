@@ -24,6 +24,9 @@ pub enum Asset {
     BigMap,
     /// `GET /style.css`: `web/style.css`.
     Style,
+    /// `GET /identity.js`: `web/identity.js` (who the page acts for: a user id, or a
+    /// token in `AUTH_MODE=jwt`; loaded before `app.js`).
+    Identity,
 }
 
 impl Asset {
@@ -54,6 +57,10 @@ impl Asset {
                 include_str!("../web/bigmap.js"),
             ),
             Asset::Style => ("text/css; charset=utf-8", include_str!("../web/style.css")),
+            Asset::Identity => (
+                "text/javascript; charset=utf-8",
+                include_str!("../web/identity.js"),
+            ),
         }
     }
 }

@@ -22,7 +22,7 @@ struct NewWebhookBody {
 
 /// `POST /webhooks` (admin): `201` with the endpoint and its `secret`.
 pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let b: NewWebhookBody = http::parse_json(&body)?;
     let new = NewWebhook::parse(&b.url, &b.events, b.shows.as_deref())?;
     let client = state.client().await?;
@@ -32,7 +32,7 @@ pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Repl
 
 /// `GET /webhooks/{webhook_id}` (admin): the endpoint, without its secret.
 pub async fn get(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let id = WebhookId::parse(raw_id)?;
     let client = state.client().await?;
     let hook = webhooks::get(&client, id).await?;
@@ -41,7 +41,7 @@ pub async fn get(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply,
 
 /// `DELETE /webhooks/{webhook_id}` (admin): `204`; nothing more is sent to it.
 pub async fn delete(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let id = WebhookId::parse(raw_id)?;
     let client = state.client().await?;
     webhooks::delete(&client, id).await?;
@@ -54,7 +54,7 @@ const MAX_LIMIT: i64 = 200;
 
 /// `GET /webhooks/{webhook_id}/deliveries?limit=&cursor=` (admin): newest first.
 pub async fn deliveries(state: &AppState, parts: &Parts, raw_id: &str) -> Result<Reply, ApiError> {
-    http::require_admin(&parts.headers, state.admin_token.as_deref())?;
+    state.auth.require_admin(&parts.headers)?;
     let id = WebhookId::parse(raw_id)?;
     let (mut limit, mut cursor) = (None, None);
     let query = parts.uri.query().unwrap_or("");

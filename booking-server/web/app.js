@@ -37,11 +37,10 @@ const state = {
   turn: Promise.resolve(), // the last change of the hold asked for (see inTurn)
   events: null,      // EventSource
   timer: null,
+  auth: "header",    // the server's AUTH_MODE (GET /auth): "header" or "jwt"
+  token: "",         // jwt mode: the bearer token pasted into "You are"
+  me: "",            // jwt mode: the user the token names (its sub, as the server read it)
 };
-
-function userId() {
-  return $("user").value.trim();
-}
 
 function say(text, ok = false) {
   const m = $("message");
@@ -53,7 +52,7 @@ function say(text, ok = false) {
 // Every call names the user; every error becomes a readable sentence (the answer's
 // body stays on the error as `data`). `key`: the Idempotency-Key of a change.
 async function api(method, path, body, { key } = {}) {
-  const headers = { "X-User-Id": userId() };
+  const headers = credentials();
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (key) headers["Idempotency-Key"] = key;
   let res;
@@ -558,23 +557,13 @@ function renderCategories(seats) {
 }
 
 async function main() {
-  let user = localStorage.getItem("booking.user");
-  if (!user) {
-    user = `guest-${Math.random().toString(36).slice(2, 8)}`;
-    localStorage.setItem("booking.user", user);
+  try {
+    state.auth = (await api("GET", "/auth")).mode;
+  } catch (e) {
+    say(e.message);
   }
-  $("user").value = user;
-  $("user").addEventListener("change", async () => {
-    const u = userId();
-    if (!/^[\x21-\x7e]{1,128}$/.test(u)) {
-      say("A user id is 1 to 128 visible characters, without spaces.");
-      return;
-    }
-    localStorage.setItem("booking.user", u);
-    say("");
-    state.hold = null;
-    await restoreHold();
-  });
+  if (state.auth === "jwt") await startWithToken();
+  else startWithUserId();
   $("show").addEventListener("change", () => openShow($("show").value).catch((e) => say(e.message)));
   $("hold").addEventListener("click", doHold);
   $("best-hold").addEventListener("click", doBest);

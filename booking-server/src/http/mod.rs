@@ -4,9 +4,10 @@
 //!   answer ([`ApiError`]).
 //! - [`error_map`]: the one mapping from `booking_core::Error` to status and code.
 //! - [`request`]: what is read from a request before any work: the body (bounded) and
-//!   its JSON, the caller, the admin token, the `Idempotency-Key`.
+//!   its JSON, header mode's caller and admin token, the `Idempotency-Key`.
 //!
-//! Their items are re-exported here: handlers write `http::user`, `http::Reply`.
+//! Their items are re-exported here: handlers write `http::Reply`, `http::parse_json`
+//! (and ask `state.auth` for the caller: see `crate::auth`).
 
 pub mod error_map;
 pub mod reply;
@@ -14,6 +15,6 @@ pub mod request;
 
 pub use reply::{Answer, ApiError, Body, Reply, JSON};
 pub use request::{
-    actor, admin, idempotency_key, parse_json, read_body, require_admin, user, user_for_log,
-    BODY_LIMIT, IDEMPOTENCY_KEY,
+    header_actor, header_admin, header_require_admin, header_user, idempotency_key, parse_json,
+    read_body, user_for_log, BODY_LIMIT, IDEMPOTENCY_KEY,
 };

@@ -81,7 +81,13 @@ pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
 }
 
 /// The caller named by `X-User-Id`: 1 to 128 visible ASCII characters, exactly once.
-pub fn user(headers: &HeaderMap) -> Result<UserId, ApiError> {
+///
+/// `AUTH_MODE=header` only: handlers ask [`crate::auth::Auth::user`]
+/// (`state.auth.user`), which calls this in header mode and verifies the bearer token
+/// in jwt mode. Called directly, it would trust `X-User-Id` in jwt mode too: hence
+/// its name (it was `http::user`, which no longer compiles, so that no caller written
+/// before jwt mode is left trusting the header).
+pub fn header_user(headers: &HeaderMap) -> Result<UserId, ApiError> {
     let unauthorised = |why: &str| {
         ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -139,7 +145,8 @@ pub fn idempotency_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
 }
 
 /// Whether the request carries the admin token. `Ok(false)`: no Authorization header.
-pub fn admin(headers: &HeaderMap, token: Option<&str>) -> Result<bool, ApiError> {
+/// `AUTH_MODE=header` only, as [`header_user`]: handlers ask `state.auth.admin`.
+pub fn header_admin(headers: &HeaderMap, token: Option<&str>) -> Result<bool, ApiError> {
     let Some(value) = headers.get(hyper::header::AUTHORIZATION) else {
         return Ok(false);
     };
@@ -171,21 +178,23 @@ pub fn admin(headers: &HeaderMap, token: Option<&str>) -> Result<bool, ApiError>
 
 /// The caller of a route that the owner or an admin may call: the admin when the
 /// request carries an `Authorization` header (the token must be right), else the user
-/// of `X-User-Id`.
-pub fn actor(headers: &HeaderMap, token: Option<&str>) -> Result<Actor, ApiError> {
-    if admin(headers, token)? {
+/// of `X-User-Id`. `AUTH_MODE=header` only, as [`header_user`]: handlers ask
+/// `state.auth.actor`.
+pub fn header_actor(headers: &HeaderMap, token: Option<&str>) -> Result<Actor, ApiError> {
+    if header_admin(headers, token)? {
         Ok(Actor::Admin)
     } else {
-        Ok(Actor::User(user(headers)?))
+        Ok(Actor::User(header_user(headers)?))
     }
 }
 
 /// For admin-only routes: the token must be configured and presented.
-pub fn require_admin(headers: &HeaderMap, token: Option<&str>) -> Result<(), ApiError> {
+/// `AUTH_MODE=header` only, as [`header_user`]: handlers ask `state.auth.require_admin`.
+pub fn header_require_admin(headers: &HeaderMap, token: Option<&str>) -> Result<(), ApiError> {
     if token.is_none() {
         return Err(admin_disabled());
     }
-    if admin(headers, token)? {
+    if header_admin(headers, token)? {
         Ok(())
     } else {
         let mut e = ApiError::new(

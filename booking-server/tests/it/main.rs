@@ -9,6 +9,7 @@
 
 mod api;
 mod areas;
+mod auth;
 mod bad_input;
 mod cart;
 mod common;

@@ -75,7 +75,7 @@ proptest! {
         if let Ok(v) = HeaderValue::from_bytes(&raw) {
             headers.insert("x-user-id", v);
         }
-        match http::user(&headers) {
+        match http::header_user(&headers) {
             Ok(u) => {
                 prop_assert!(!raw.is_empty() && raw.len() <= 128);
                 prop_assert!(raw.iter().all(u8::is_ascii_graphic));
@@ -92,7 +92,7 @@ proptest! {
             headers.insert("authorization", v);
         }
         let presented_exact = raw == format!("Bearer {token}");
-        match http::admin(&headers, Some(&token)) {
+        match http::header_admin(&headers, Some(&token)) {
             Ok(true) => prop_assert!(presented_exact),
             Ok(false) => prop_assert!(!headers.contains_key("authorization")),
             Err(e) => { prop_assert!(!presented_exact); prop_assert_eq!(e.status, StatusCode::UNAUTHORIZED); }
@@ -109,7 +109,7 @@ proptest! {
         prop_assert_ne!(&guess, &token);
         let mut headers = HeaderMap::new();
         headers.insert("authorization", HeaderValue::from_str(&format!("Bearer {guess}")).unwrap());
-        let e = http::admin(&headers, Some(&token)).unwrap_err();
+        let e = http::header_admin(&headers, Some(&token)).unwrap_err();
         prop_assert_eq!(e.status, StatusCode::UNAUTHORIZED);
     }
 
