@@ -446,7 +446,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
              SELECT snap.item, snap.id, snap.xmin, snap.ticket_type, snap.price
                FROM snap JOIN verdict v USING (item) WHERE v.ok
          ), {write}
-         SELECT snap.item, snap.currency, snap.max_seats_per_user, snap.id, snap.label,
+         SELECT snap.item, snap.currency, snap.max_seats_per_user, snap.queue_max_seats,
+                snap.id, snap.label,
                 snap.ticket_type, snap.price, snap.sells, snap.type_known, snap.row_index,
                 snap.number, snap.taken, snap.version, snap.show_cancelled_at,
                 snap.show_sales_start, snap.show_sales_end, snap.show_on_sale, v.ok,
