@@ -266,6 +266,7 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["cart.js"] if get => Ok(Route::Page(web::Asset::Cart)),
         ["show.js"] if get => Ok(Route::Page(web::Asset::Show)),
         ["bigmap.js"] if get => Ok(Route::Page(web::Asset::BigMap)),
+        ["queue.js"] if get => Ok(Route::Page(web::Asset::Queue)),
         ["style.css"] if get => Ok(Route::Page(web::Asset::Style)),
         []
         | ["app.js"]
@@ -273,6 +274,7 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         | ["cart.js"]
         | ["show.js"]
         | ["bigmap.js"]
+        | ["queue.js"]
         | ["style.css"] => allow("GET"),
         ["healthz"] if get => Ok(Route::Healthz),
         ["readyz"] if get => Ok(Route::Readyz),
@@ -390,6 +392,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/cart.js"),
     ("GET", "/show.js"),
     ("GET", "/bigmap.js"),
+    ("GET", "/queue.js"),
     ("GET", "/style.css"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
@@ -401,4 +404,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/webhooks/{webhook_id}"),
     ("DELETE", "/webhooks/{webhook_id}"),
     ("GET", "/webhooks/{webhook_id}/deliveries"),
+    ("POST", "/shows/{show_id}/queue"),
+    ("GET", "/shows/{show_id}/queue/me"),
+    ("GET", "/shows/{show_id}/queue/me/events"),
 ];

@@ -1,7 +1,7 @@
 // The seat-map page: plain JavaScript, no build step, talking to the JSON API. This file
 // has the page's state and helpers, the map, the panel, loading and live updates;
 // areas.js (standing areas), cart.js (the hold), show.js (ticket types and the sales
-// window) and bigmap.js (big maps) are loaded before it, and main() at its end starts
+// window), bigmap.js (big maps) and queue.js (the waiting room) are loaded before it, and main() at its end starts
 // the page once all are there.
 "use strict";
 
@@ -37,6 +37,7 @@ const state = {
   turn: Promise.resolve(), // the last change of the hold asked for (see inTurn)
   events: null,      // EventSource
   timer: null,
+  queue: null,       // the show's queue settings, if it has one (queue.js)
 };
 
 function userId() {
@@ -84,6 +85,8 @@ async function api(method, path, body, { key } = {}) {
 // left as it was.
 function explain(e, asked = {}, nothing = "Nothing was held.") {
   const d = e.data || {};
+  const queued = queueExplain(e, nothing); // queue.js
+  if (queued) return queued;
   if (e.code === "user_limit_reached") {
     const left = Math.max(0, d.limit - d.current);
     const places = state.areas.length ? " (standing places count as seats)" : "";
@@ -460,6 +463,8 @@ async function openShow(id) {
   state.limit = show.max_seats_per_user || null;
   state.sale = show;
   renderSale(false);
+  // A queued show: the waiting room first, the map once admitted (queue.js).
+  if (!(await queueGate(show))) return;
   $("best-count").max = String(cap());
   if (Number($("best-count").value) > cap()) $("best-count").value = String(cap());
   await loadMap();
@@ -577,6 +582,7 @@ async function main() {
   });
   $("show").addEventListener("change", () => openShow($("show").value).catch((e) => say(e.message)));
   $("hold").addEventListener("click", doHold);
+  $("queue-join").addEventListener("click", queueJoin);
   $("best-hold").addEventListener("click", doBest);
   $("confirm").addEventListener("click", () => inTurn(doConfirm));
   $("extend").addEventListener("click", () => inTurn(doExtend));
