@@ -25,7 +25,7 @@ mod stats;
 use clap::{Parser, Subcommand};
 use common::{Common, Ctx, Sampler};
 use scenarios::{
-    adds, areas, best, book, cart, expiry, fanout, growth, herd, holds, mixed, seatmap,
+    adds, areas, best, book, cart, expiry, fanout, growth, herd, holds, mixed, queue, seatmap,
 };
 use stats::RunResult;
 use std::process::ExitCode;
@@ -71,6 +71,9 @@ enum Command {
     /// Holds, seat maps, confirms, herds and `GET /shows` on shows of its own and on
     /// old shows of a filled database (scripts/bench_growth.sh).
     Growth(growth::Args),
+    /// Many distinct buyers joining a queued show's waiting room before sales open
+    /// (100,000 by default): join latency, server RSS, the shuffle at the start.
+    Queue(queue::Args),
     /// Convert a pgbench run (output + per-transaction logs) into a result JSON.
     Pgbench(pgbench::PgbenchArgs),
     /// Print the HTTP results next to their pgbench twins, and the targets.
@@ -93,6 +96,7 @@ impl Command {
             Command::Expiry(a) => &a.common,
             Command::Fanout(a) => &a.common,
             Command::Growth(a) => &a.common,
+            Command::Queue(a) => &a.common,
             Command::Pgbench(_) | Command::Report(_) => return None,
         })
     }
@@ -129,6 +133,7 @@ async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
         Command::Expiry(a) => expiry::run(&ctx, a).await?,
         Command::Fanout(a) => fanout::run(&ctx, a).await?,
         Command::Growth(a) => growth::run(&ctx, a).await?,
+        Command::Queue(a) => queue::run(&ctx, a).await?,
         Command::Pgbench(_) | Command::Report(_) => unreachable!("not a scenario"),
     };
     if let Some(s) = sampler {
