@@ -28,7 +28,7 @@ pub(crate) async fn check<C: GenericClient>(
     adding: usize,
     max_seats: u32,
 ) -> Result<()> {
-    admitted(tx, show, user, true).await?;
+    admitted(tx, show, user).await?;
     let current = crate::holds::live_seats(tx, show, user).await?;
     if current as u64 + adding as u64 > u64::from(max_seats) {
         return Err(Error::QueueMaxSeats {
@@ -40,24 +40,11 @@ pub(crate) async fn check<C: GenericClient>(
 }
 
 /// Refuses `user` on `show` unless their entry is admitted now (database clock):
-/// [`Error::NotAdmitted`], [`Error::AdmissionExpired`]. With `lock`, the entry is
-/// locked to the end of the transaction.
-pub(crate) async fn admitted<C: GenericClient>(
-    tx: &C,
-    show: ShowId,
-    user: &UserId,
-    lock: bool,
-) -> Result<()> {
-    let sql = match lock {
-        true => {
-            "SELECT admitted_at IS NOT NULL AS admitted, now() < admission_expires_at AS live
-               FROM queue_entries WHERE show_id = $1 AND user_id = $2 FOR NO KEY UPDATE"
-        }
-        false => {
-            "SELECT admitted_at IS NOT NULL AS admitted, now() < admission_expires_at AS live
-               FROM queue_entries WHERE show_id = $1 AND user_id = $2"
-        }
-    };
+/// [`Error::NotAdmitted`], [`Error::AdmissionExpired`]. The entry stays locked to the
+/// end of the transaction.
+async fn admitted<C: GenericClient>(tx: &C, show: ShowId, user: &UserId) -> Result<()> {
+    let sql = "SELECT admitted_at IS NOT NULL AS admitted, now() < admission_expires_at AS live
+                 FROM queue_entries WHERE show_id = $1 AND user_id = $2 FOR NO KEY UPDATE";
     let row = tx
         .cq_opt(sql, &[&show.get(), &user.as_str()])
         .await?
@@ -72,20 +59,31 @@ pub(crate) async fn admitted<C: GenericClient>(
     }
 }
 
-/// Whether `show` has a queue, and if so refuses `user` unless admitted now (no lock:
-/// the early answer of a server before the taking, which checks again under its
-/// lock). [`Error::ShowNotFound`] when there is no such show.
+/// Whether `show` has a queue, and if so refuses `user` unless admitted now, in one
+/// statement without a lock: the early answer of a server before the taking, which
+/// checks again under its lock. [`Error::ShowNotFound`] when there is no such show.
 pub async fn gate<C: GenericClient>(client: &C, show: ShowId, user: &UserId) -> Result<bool> {
     let row = client
         .cq_opt(
-            "SELECT sh.queue_max_seats IS NOT NULL AS queued FROM shows sh WHERE sh.id = $1",
-            &[&show.get()],
+            "SELECT sh.queue_max_seats IS NOT NULL AS queued,
+                    coalesce(e.admitted_at IS NOT NULL, false) AS admitted,
+                    now() < e.admission_expires_at AS live
+               FROM shows sh
+               LEFT JOIN queue_entries e ON e.show_id = sh.id AND e.user_id = $2
+              WHERE sh.id = $1",
+            &[&show.get(), &user.as_str()],
         )
         .await?
         .ok_or(Error::ShowNotFound)?;
     if !row.get::<_, bool>("queued") {
         return Ok(false);
     }
-    admitted(client, show, user, false).await?;
-    Ok(true)
+    match (
+        row.get::<_, bool>("admitted"),
+        row.get::<_, Option<bool>>("live"),
+    ) {
+        (false, _) => Err(Error::NotAdmitted),
+        (true, Some(true)) => Ok(true),
+        (true, _) => Err(Error::AdmissionExpired),
+    }
 }
