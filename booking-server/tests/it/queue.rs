@@ -291,3 +291,117 @@ async fn a_queued_show_refuses_takings_without_admission_and_keeps_the_allowance
     );
     crate::common::audit::audit(&server.database_url).await;
 }
+
+#[tokio::test]
+async fn queue_settings_are_checked_shown_changed_and_removed() {
+    let server = TestServer::start().await;
+    let mut bad = queued_show(0, 3);
+    let r = server.post("/shows").admin().json(bad.clone()).send().await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    assert_eq!(r.json["field"], "queue.admit_per_minute");
+    bad["queue"] = json!({"admit_per_minute": 10, "admission_minutes": 10, "max_seats": 101});
+    let r = server.post("/shows").admin().json(bad).send().await;
+    assert_eq!(r.json["field"], "queue.max_seats");
+
+    let show = server
+        .post("/shows")
+        .admin()
+        .json(queued_show(600, 3))
+        .send()
+        .await;
+    let show = show.json["id"].as_str().unwrap().to_owned();
+    let listed = server.get("/shows").send().await;
+    let entry = listed.json["shows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["id"] == show.as_str())
+        .cloned()
+        .unwrap();
+    assert_eq!(entry["queue"]["admit_per_minute"], 600);
+    server
+        .post(&format!("/shows/{show}/queue"))
+        .user("early")
+        .send()
+        .await;
+
+    // New settings keep the entry; clearing the start of a queued show is refused.
+    let patch = |body: Value| {
+        server
+            .call(hyper::Method::PATCH, &format!("/shows/{show}"))
+            .admin()
+            .json(body)
+            .send()
+    };
+    let r =
+        patch(json!({"queue": {"admit_per_minute": 60, "admission_minutes": 5, "max_seats": 2}}))
+            .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.json["queue"]["max_seats"], 2);
+    let me = server
+        .get(&format!("/shows/{show}/queue/me"))
+        .user("early")
+        .send()
+        .await;
+    assert_eq!(
+        (me.status, me.json["max_seats"].as_i64()),
+        (StatusCode::OK, Some(2))
+    );
+    let r = patch(json!({"sales_start": null})).await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    assert_eq!(r.json["field"], "sales_start");
+
+    // Removed: no queue, no entries, takings no longer gated (the window still is).
+    let r = patch(json!({"queue": null})).await;
+    assert_eq!(
+        (r.status, r.json["queue"].clone()),
+        (StatusCode::OK, Value::Null)
+    );
+    let r = server
+        .get(&format!("/shows/{show}/queue/me"))
+        .user("early")
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "queue_not_enabled")
+    );
+    assert_eq!(server.count("SELECT count(*) FROM queue_entries").await, 0);
+    let r = server
+        .post(&format!("/shows/{show}/holds"))
+        .user("anyone")
+        .json(json!({"seats": ["A1"]}))
+        .send()
+        .await;
+    assert_eq!((r.status, r.error()), (StatusCode::CONFLICT, "not_on_sale"));
+
+    // A cancelled queued show takes no joins.
+    let other = server
+        .post("/shows")
+        .admin()
+        .json(queued_show(600, 3))
+        .send()
+        .await;
+    let other = other.json["id"].as_str().unwrap().to_owned();
+    let r = server
+        .post(&format!("/shows/{other}/cancel"))
+        .admin()
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = server
+        .post(&format!("/shows/{other}/queue"))
+        .user("late")
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "show_cancelled")
+    );
+}
