@@ -78,7 +78,9 @@ pub async fn add(
     // single-statement path rather than the batcher (see `crate::queue`). An admin is
     // not queued (the allowance still counts the hold's owner, in the add).
     let queued = match &actor {
-        booking_core::Actor::User(u) => crate::queue::gate(state, id.show(), u).await?,
+        booking_core::Actor::User(u) => {
+            crate::queue::gate(state, id.show(), u, idem.is_keyed()).await?
+        }
         booking_core::Actor::Admin => false,
     };
     let batcher = state.holds.as_ref().filter(|_| !queued);

@@ -225,7 +225,7 @@ pub async fn create(
     // Not with `if_versions` (412 first).
     // A queued show: the buyer's admission before anything is said of seats, and the
     // single-statement path rather than the batcher (see `crate::queue`).
-    let queued = crate::queue::gate(state, show, &request.user).await?;
+    let queued = crate::queue::gate(state, show, &request.user, idem.is_keyed()).await?;
     let memory = match (idem.batch_key(), &state.holds) {
         (None, _) => Some(None),
         (Some(key), Some(batcher)) => Some(Some((key, batcher))),
@@ -379,7 +379,7 @@ pub async fn create_best(
         reference: fields::reference(b.external_ref, b.metadata)?,
     };
 
-    crate::queue::gate(state, show, &request.user).await?;
+    crate::queue::gate(state, show, &request.user, idem.is_keyed()).await?;
     let mut client = state.client().await?;
     let mut attempts = None;
     let mut event = None;

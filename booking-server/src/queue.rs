@@ -67,7 +67,16 @@ impl QueueFlags {
 /// single-statement path (not the batcher); `403 not_admitted` or `409
 /// admission_expired` before any seat is looked at. The taking checks again under
 /// its lock (`booking_core::queue`): this early answer only saves it the work.
-pub async fn gate(state: &AppState, show: ShowId, user: &UserId) -> Result<bool, ApiError> {
+///
+/// `keyed`: the request has an `Idempotency-Key`. Its refusal is then left to the
+/// taking, which replays the stored answer of a first try first: a retry of a hold
+/// made while admitted gets that hold again, not `admission_expired`.
+pub async fn gate(
+    state: &AppState,
+    show: ShowId,
+    user: &UserId,
+    keyed: bool,
+) -> Result<bool, ApiError> {
     if state.queue_flags.get(show) == Some(false) {
         return Ok(false);
     }
@@ -76,6 +85,10 @@ pub async fn gate(state: &AppState, show: ShowId, user: &UserId) -> Result<bool,
         Ok(queued) => {
             state.queue_flags.put(show, queued);
             Ok(queued)
+        }
+        Err(booking_core::Error::NotAdmitted | booking_core::Error::AdmissionExpired) if keyed => {
+            state.queue_flags.put(show, true);
+            Ok(true)
         }
         Err(e @ (booking_core::Error::NotAdmitted | booking_core::Error::AdmissionExpired)) => {
             state.queue_flags.put(show, true);

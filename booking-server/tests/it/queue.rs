@@ -405,3 +405,90 @@ async fn queue_settings_are_checked_shown_changed_and_removed() {
         (StatusCode::CONFLICT, "show_cancelled")
     );
 }
+
+#[tokio::test]
+async fn a_keyed_hold_made_while_admitted_is_replayed_after_the_admission_ends() {
+    let server = TestServer::start().await;
+    let show = server
+        .post("/shows")
+        .admin()
+        .json(queued_show(60_000, 3))
+        .send()
+        .await;
+    let show = show.json["id"].as_str().unwrap().to_owned();
+    server
+        .post(&format!("/shows/{show}/queue"))
+        .user("buyer")
+        .send()
+        .await;
+    let r = server
+        .call(hyper::Method::PATCH, &format!("/shows/{show}"))
+        .admin()
+        .json(start_now())
+        .send()
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mut state = Value::Null;
+    for _ in 0..200 {
+        let me = server
+            .get(&format!("/shows/{show}/queue/me"))
+            .user("buyer")
+            .send()
+            .await;
+        state = me.json["state"].clone();
+        if state == "admitted" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert_eq!(state, "admitted");
+    let hold = |user: &str, key: &str| {
+        server
+            .post(&format!("/shows/{show}/holds"))
+            .user(user)
+            .key(key)
+            .json(json!({"seats": ["A1"]}))
+            .send()
+    };
+    let first = hold("buyer", "k-1").await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    server
+        .pool
+        .get()
+        .await
+        .unwrap()
+        .execute(
+            "UPDATE queue_entries SET admission_expires_at = now() - interval '1 second'",
+            &[],
+        )
+        .await
+        .unwrap();
+    // The retry gets its hold again; a new request is refused.
+    let again = hold("buyer", "k-1").await;
+    assert_eq!(again.status, StatusCode::CREATED, "{}", again.text());
+    assert_eq!(again.header("idempotent-replayed"), Some("true"));
+    assert_eq!(again.json["hold_id"], first.json["hold_id"]);
+    let r = server
+        .post(&format!("/shows/{show}/holds"))
+        .user("buyer")
+        .key("k-2")
+        .json(json!({"seats": ["A2"]}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::CONFLICT, "admission_expired")
+    );
+    let r = server
+        .post(&format!("/shows/{show}/holds"))
+        .user("stranger")
+        .key("k-3")
+        .json(json!({"seats": ["A3"]}))
+        .send()
+        .await;
+    assert_eq!(
+        (r.status, r.error()),
+        (StatusCode::FORBIDDEN, "not_admitted")
+    );
+    crate::common::audit::audit(&server.database_url).await;
+}
