@@ -14,7 +14,8 @@
 #      an Idempotency-Key each (holds-keyed), holds of 1 place of a standing area, adds
 #      of 1 seat to live holds, holds of 4 seats, book, cart sessions, seatmap, seatmap
 #      with inventory, mixed, herd, the herd with keys (herd-keyed: every refusal
-#      replayed exactly to a retry with its key), the herd on a standing area, best),
+#      replayed exactly to a retry with its key), the herd on a standing area, best,
+#      queue: 100,000 distinct buyers joining a queued show before its sales open),
 #      and on a second server with RATE_HOLDS_PER_USER set (issue 19): a crowd of
 #      distinct users alone and next to one user sending 1,000 holds/s
 #      (abuse-baseline, abuse), and the herd (herd-limited),
@@ -38,11 +39,12 @@
 #
 # --quick: every scenario for 2 s with small numbers (herd 500, area herd 500 on 100
 # places, fanout 200; holds-100k on shows of 10,000 seats; best on a 400-seat show
-# until sold out), no profile; checks that each ran, that the herds had exactly one
+# until sold out; queue 2,000 joins), no profile; checks that each ran, that the herds had exactly one
 # winner (the keyed one every refusal replayed exactly), that the area herd had exactly
 # as many winners as places (and the area's counts agree), that every cart session and
 # every add answered as expected (and the seat maps agree), that no pool ran out, and
-# that best sold out with no seat in two holds, never timings. Defaults: 10 s per
+# that best sold out with no seat in two holds, that every queue join was answered 201
+# and the pre-queue was shuffled at the start, never timings. Defaults: 10 s per
 # scenario, concurrency 32, herd 10,000, area herd 10,000 on 2,000 places, fanout
 # 10,000 subscribers.
 # Exits non-zero when a scenario or pgbench run fails a check. Cleans up everything
@@ -79,6 +81,7 @@ if [ -n "$quick" ]; then
     area_herd_args=(--clients 500 --capacity 100)
     holds_shows=10; holds4_shows=20; book_shows=5; mixed_shows=5
     best_bound=30; best_args=(--rows 10 --per-row 40)
+    queue_joins=2000
     # Shows of 10,000 seats for holds-100k: a debug server makes 100,000 slowly.
     big_show=(--rows 50 --per-row 200)
     pool_show=(--rows 10 --per-row 200)
@@ -89,6 +92,7 @@ else
     area_herd_args=(--clients 10000 --capacity 2000)
     holds_shows=50; holds4_shows=100; book_shows=50; mixed_shows=20
     best_bound=120; best_args=()
+    queue_joins=100000
     big_show=(--rows 500 --per-row 200)
     # Pools sized for the rate bounds below in fewer, larger shows (they are made
     # through the API, one request each).
@@ -304,6 +308,9 @@ scenario area-herd area-herd "${common[@]}" "${area_herd_args[@]}"
 # Best available until the show sells out (--duration only bounds it): requests/s,
 # p99, lock attempts per success, single seats stranded at sell-out.
 scenario best best --duration "$best_bound" --warmup 0 --concurrency "$concurrency" "${best_args[@]}"
+# The rush into a waiting room (issue 19): distinct buyers joining a queued show in the
+# minute before its sales open (100,000; 2,000 in --quick), then the shuffle at the start.
+scenario queue queue --concurrency "$concurrency" --joins "$queue_joins"
 
 # ---------------------------------------------------------------- limits per caller
 # Issue 19, point 3, on a second server over the same database with the limit per user

@@ -7,7 +7,8 @@
 #
 # Scenarios (default: all of them, in this order):
 #   kill-server  kill -9 the server 10 times during load, restarting it each time (a
-#                webhook receiver must get every event: scripts/faults/webhooks.py)
+#                webhook receiver must get every event: scripts/faults/webhooks.py; a
+#                queued show's waiting room is audited: scripts/faults/queue.py)
 #   restart-db   PostgreSQL stopped as by a crash (-m immediate) during load, then started
 #   replicas     three server processes on one database, load spread over all three
 #                (webhooks too)
@@ -236,6 +237,15 @@ scenario_kill_server() {
     wait_ready "$url"
     show=$(create_show "$url" 20 100 "" "$areas_big")
     limited=$(create_show "$url" 10 20 "$limit_per_user" "$areas_limited")
+    # A queued show (issue 19): buyers join before and after its sales open and the
+    # admitted ones hold from three threads each, through every kill; the audit checks
+    # its waiting room (nobody lost, skipped, admitted twice or over max_seats).
+    local queued queue_load
+    queued=$(python3 "$here/scripts/faults/queue.py" create --url "$url" --token "$admin_token")
+    python3 "$here/scripts/faults/queue.py" load --url "$url" --show "$queued" \
+        --log "$out/queue.log" --stop-file "$out/stop" >"$out/queue.out" 2>&1 &
+    queue_load=$!
+    pids+=("$queue_load")
     webhook_receiver "$url"
     # An event stream of the show through every kill (it resumes with Last-Event-ID);
     # the audit checks it brought each event once, in order, across the boundary.
@@ -275,9 +285,11 @@ scenario_kill_server() {
     sleep 1
     touch "$out/stop"
     wait "$load" || die "the load generator failed (see $out/load.out)"
+    wait "$queue_load" || die "the queue's load failed (see $out/queue.out)"
     audit "$db" --log "$out/load.log" --sweep-wait 15 --show "$show" --straddle "$xid_boundary" \
         --sse "$out/sse.txt" --sse "$out/sse-late.txt" --url "$url" \
-        --sse-data "$out/sse-data.txt" --sse-data "$out/sse-late-data.txt"
+        --sse-data "$out/sse-data.txt" --sse-data "$out/sse-late-data.txt" \
+        --queue-show "$queued" --queue-log "$out/queue.log"
     webhook_check "$db"
     kill "$sse" "$sse_late" 2>/dev/null || true
     local recoveries

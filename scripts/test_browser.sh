@@ -5,9 +5,11 @@
 # the page as a cart of the current hold: seats and places added, taken out and retyped
 # (browser-tests/cart.test.mjs), then a 100,000-seat show drawn on a canvas from the
 # compact map, a seat held from it and another user's hold seen live
-# (browser-tests/bigmap.test.mjs), then the page against a second server on the same
-# database in AUTH_MODE=jwt: a token pasted, a hold and a booking made with it, followed
-# live (browser-tests/jwt.test.mjs). The tests create those shows themselves with the
+# (browser-tests/bigmap.test.mjs), then a queued show: joined before the start, the
+# map opening by itself on admission, with the allowance (browser-tests/queue.test.mjs),
+# then the page against a second server on the same database in AUTH_MODE=jwt: a token
+# pasted, a hold and a booking made with it, followed live (browser-tests/jwt.test.mjs).
+# The tests create those shows themselves with the
 # admin token.
 #
 #   scripts/test_browser.sh
@@ -84,7 +86,7 @@ show=$(curl -fsS -X POST "http://127.0.0.1:$port/shows" -H "Authorization: Beare
 
 cd browser-tests
 status=0
-for test in seatmap cart bigmap; do
+for test in seatmap cart bigmap queue; do
     echo "test_browser.sh: $test.test.mjs" >&2
     BASE_URL="http://127.0.0.1:$port" SHOW_ID="$show" ADMIN_TOKEN="$token" CHROMIUM="$chromium_bin" \
         SHOT_DIR="$here/target/browser" node "$test.test.mjs" || status=1

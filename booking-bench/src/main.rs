@@ -25,7 +25,8 @@ mod stats;
 use clap::{Parser, Subcommand};
 use common::{Common, Ctx, Sampler};
 use scenarios::{
-    abuse, adds, areas, best, book, cart, expiry, fanout, growth, herd, holds, mixed, seatmap,
+    abuse, adds, areas, best, book, cart, expiry, fanout, growth, herd, holds, mixed, queue,
+    seatmap,
 };
 use stats::RunResult;
 use std::process::ExitCode;
@@ -74,6 +75,9 @@ enum Command {
     /// One user sending holds far past the limit next to a crowd of distinct users
     /// (issue 19): the crowd's hold latency, the abuser's 429s.
     Abuse(abuse::Args),
+    /// Many distinct buyers joining a queued show's waiting room before sales open
+    /// (100,000 by default): join latency, server RSS, the shuffle at the start.
+    Queue(queue::Args),
     /// Convert a pgbench run (output + per-transaction logs) into a result JSON.
     Pgbench(pgbench::PgbenchArgs),
     /// Print the HTTP results next to their pgbench twins, and the targets.
@@ -97,6 +101,7 @@ impl Command {
             Command::Fanout(a) => &a.common,
             Command::Growth(a) => &a.common,
             Command::Abuse(a) => &a.common,
+            Command::Queue(a) => &a.common,
             Command::Pgbench(_) | Command::Report(_) => return None,
         })
     }
@@ -138,6 +143,7 @@ async fn scenario(cmd: &Command, common: &Common) -> Result<RunResult, String> {
         Command::Fanout(a) => fanout::run(&ctx, a).await?,
         Command::Growth(a) => growth::run(&ctx, a).await?,
         Command::Abuse(a) => abuse::run(&ctx, a).await?,
+        Command::Queue(a) => queue::run(&ctx, a).await?,
         Command::Pgbench(_) | Command::Report(_) => unreachable!("not a scenario"),
     };
     if let Some(s) = sampler {

@@ -456,6 +456,9 @@ async fn write<C: GenericClient>(
     if let Some(limit) = house.max_seats_per_user {
         crate::holds::check_user_limit(tx, req.show, &req.user, group.len(), limit).await?;
     }
+    if let Some(max_seats) = house.queue_max_seats {
+        crate::queue::allowance::check(tx, req.show, &req.user, group.len(), max_seats).await?;
+    }
     let hold_id = HoldId::generate(req.show);
     // The types go to the group's seats in seat-map order (the group's indices are in
     // it already); every one of them is sold for these seats' categories (the filter).

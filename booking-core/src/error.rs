@@ -119,6 +119,29 @@ pub enum Error {
         /// Seats the user has in active holds and live bookings of the show now.
         current: u32,
     },
+    /// The show has no waiting room: nobody joins its queue. `409 queue_not_enabled`.
+    #[error("the show has no queue")]
+    QueueNotEnabled,
+    /// The user never joined the show's queue. `404 not_in_queue`.
+    #[error("not in the queue")]
+    NotInQueue,
+    /// The show is queued and the user is not admitted (never joined, or still
+    /// waiting); nothing was taken. `403 not_admitted`.
+    #[error("not admitted from the queue")]
+    NotAdmitted,
+    /// The user's admission from the show's queue has ended; nothing was taken.
+    /// `409 admission_expired`.
+    #[error("admission expired")]
+    AdmissionExpired,
+    /// The admitted user would pass the queue's `max_seats` with these seats; nothing
+    /// was taken. `409 queue_max_seats`, with `limit` and `current`.
+    #[error("queue allowance reached: {current} of {max_seats} seats already")]
+    QueueMaxSeats {
+        /// The queue's allowance of live seats per admitted buyer.
+        max_seats: u32,
+        /// Seats the user has in active holds and live bookings of the show now.
+        current: u32,
+    },
     /// The show is not on sale now (database clock): before its `sales_start` or at
     /// or after its `sales_end`; nothing was taken. `409 not_on_sale`, with the window.
     #[error("not on sale: the window is {sales_start:?} to {sales_end:?}")]

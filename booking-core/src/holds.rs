@@ -59,6 +59,7 @@ mod take;
 pub use cart::{add, add_pooled, remove, HoldAddition};
 pub use lifecycle::{extend, release};
 pub(crate) use limit::check as check_user_limit;
+pub(crate) use limit::live_seats;
 pub(crate) use lock::{lock_hold, lock_hold_seats};
 pub use pooled::hold_pooled;
 pub use retype::change_tickets;

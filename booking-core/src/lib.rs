@@ -69,6 +69,10 @@
 //!   pump per process and fanned out per show (`feed/follow.rs`); the process's one
 //!   LISTEN connection outside the pool ([`Listener`], `feed/listen.rs`) and its
 //!   notifier (`feed/notify.rs`) wake the pumps of the other processes.
+//! - [`queue`]: a show's waiting room: joining, where a buyer is ([`queue::status`]),
+//!   the pre-queue's shuffle and the admitting passes every process runs
+//!   (`queue/admit.rs`: [`queue::admit::admit_once`], [`queue::admit::run`]), and the
+//!   admission and allowance every taking of a queued show checks (`queue/allowance.rs`).
 //! - [`error`]: the one [`Error`] enum.
 //! - [`pages`]: pages of lists by keyset: their size ([`Limit`]), the opaque cursor
 //!   where the next one starts ([`Cursor`]), a page ([`Page`]).
@@ -143,6 +147,7 @@ pub mod holds;
 pub mod idempotency;
 pub mod pages;
 pub mod queries;
+pub mod queue;
 pub mod rank;
 pub mod reports;
 pub mod seats;
@@ -157,6 +162,7 @@ pub use best::{BestHold, BestRequest};
 pub use blocks::Block;
 pub use bookings::{Booking, CancelPart, Cancellation, Confirmation, Exchange, Exchanged};
 pub use database::{PoolOptions, Settings};
+pub use domain::QueueSettings;
 pub use domain::SalesWindow;
 pub use domain::{
     Actor, AreaCode, AreaSpec, AreaWant, BlockId, BookingId, BookingStatus, Category, Currency,

@@ -251,7 +251,8 @@ impl Statement {
         let mut st = Statement::new(&format!(
             "SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total,
                     sh.max_seats_per_user, sh.venue_id, {TYPES_OF_SHOW},
-                    sh.sales_start, sh.sales_end, sh.cancelled_at, {SHOW_STATUS}
+                    sh.sales_start, sh.sales_end, sh.cancelled_at, {SHOW_STATUS},
+                    sh.queue_admit_per_minute, sh.queue_admission_minutes, sh.queue_max_seats
                FROM shows sh WHERE true"
         ));
         if let Some(from) = q.from {
@@ -318,6 +319,8 @@ pub struct ShowListing {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// On sale, not on sale or cancelled, by the database clock of the read.
     pub status: crate::shows::ShowStatus,
+    /// Its waiting room (`null`: none), as in [`crate::Show`].
+    pub queue: Option<crate::domain::QueueSettings>,
 }
 
 /// A page of shows, soonest first (by `starts_at`, then id), from `from` (inclusive) to
@@ -344,6 +347,7 @@ pub async fn shows<C: GenericClient>(client: &C, q: &ShowQuery) -> Result<Page<S
                 sales_end: r.get("sales_end"),
                 cancelled_at: r.get("cancelled_at"),
                 status: crate::shows::ShowStatus::from_db(r.get("status"))?,
+                queue: crate::queue::settings_of(r),
             })
         })
         .collect::<Result<Vec<_>>>()?;

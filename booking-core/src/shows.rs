@@ -58,6 +58,8 @@ pub struct Show {
     pub cancelled_at: Option<DateTime<Utc>>,
     /// Whether it sells at the moment of this read (database clock).
     pub status: ShowStatus,
+    /// Its waiting room (`null`: none): see [`crate::queue`].
+    pub queue: Option<crate::domain::QueueSettings>,
 }
 
 /// Creates a show and all its seats in one transaction (on `client`, or nested inside
@@ -136,6 +138,9 @@ where
         )));
     }
     crate::areas::create(&tx, id, layout.areas()).await?;
+    if new.queue().is_some() {
+        crate::queue::set(&tx, id, new.queue()).await?;
+    }
     let blocked =
         crate::blocks::block_at_creation(&tx, ShowId::from_db(id), &seats.blocked).await?;
     tx.commit().await?;
@@ -162,6 +167,7 @@ where
         sales_end: new.sales_window().end,
         cancelled_at: None,
         status,
+        queue: new.queue(),
     })
 }
 
@@ -262,6 +268,7 @@ fn shows_with_counts() -> String {
         "SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total::bigint AS seats_total,
            sh.max_seats_per_user, sh.venue_id, {TYPES_OF_SHOW},
            sh.sales_start, sh.sales_end, sh.cancelled_at, {SHOW_STATUS},
+           sh.queue_admit_per_minute, sh.queue_admission_minutes, sh.queue_max_seats,
            (SELECT count(*) FROM seats s
              WHERE s.show_id = sh.id AND s.area IS NULL AND s.booking_id IS NOT NULL) AS booked,
            (SELECT count(*) FROM seats s
@@ -298,6 +305,7 @@ fn show_from_row(row: &Row) -> Result<Show> {
         sales_end: row.get("sales_end"),
         cancelled_at: row.get("cancelled_at"),
         status: ShowStatus::from_db(row.get("status"))?,
+        queue: crate::queue::settings_of(row),
     })
 }
 

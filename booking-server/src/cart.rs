@@ -78,6 +78,16 @@ pub async fn add(
         areas,
         ticket_types,
     };
+    // A queued show: the buyer's admission before anything else, and the
+    // single-statement path rather than the batcher (see `crate::queue`). An admin is
+    // not queued (the allowance still counts the hold's owner, in the add).
+    let queued = match &actor {
+        booking_core::Actor::User(u) => {
+            crate::queue::gate(state, id.show(), u, idem.is_keyed()).await?
+        }
+        booking_core::Actor::Admin => false,
+    };
+    let batcher = state.holds.as_ref().filter(|_| !queued);
     let (reply, event) = if idem.is_keyed() {
         let mut client = state.client().await?;
         let mut tx = match idem.begin(&mut client).await? {
@@ -95,7 +105,7 @@ pub async fn add(
         // Without a key nothing else goes in the transaction: one statement, in the
         // common case, for many callers' adds (`holds::batch`), or for this one alone
         // when batching is off (`holds::add_pooled`).
-        let outcome = match &state.holds {
+        let outcome = match batcher {
             Some(batcher) => batcher.add(actor, id, addition).await,
             None => {
                 let mut client = state.client().await?;

@@ -224,12 +224,15 @@ pub async fn create(
     // key, the refusal is stored under it first, with many others in one statement, so
     // that a retry replays it (without batches, keyed requests go to the database).
     // Not with `if_versions` (412 first).
+    // A queued show: the buyer's admission before anything is said of seats, and the
+    // single-statement path rather than the batcher (see `crate::queue`).
+    let queued = crate::queue::gate(state, show, &request.user, idem.is_keyed()).await?;
     let memory = match (idem.batch_key(), &state.holds) {
         (None, _) => Some(None),
         (Some(key), Some(batcher)) => Some(Some((key, batcher))),
         (Some(_), None) => None,
     };
-    if let (Some(keyed), true) = (memory, request.if_versions.is_empty()) {
+    if let (Some(keyed), true) = (memory, request.if_versions.is_empty() && !queued) {
         if let Some((seats, areas)) = state
             .seat_cache
             .taken(show, &request, &state.feed, &state.feed_pool, arrived)
@@ -244,7 +247,7 @@ pub async fn create(
             }
         }
     }
-    let reply = hold_in_db(state, &idem, &request).await;
+    let reply = hold_in_db(state, &idem, &request, queued).await;
     let refused = match &reply {
         Ok(r) => r.status == StatusCode::CONFLICT && r.header("idempotent-replayed").is_none(),
         Err(e) => e.status == StatusCode::CONFLICT,
@@ -274,8 +277,10 @@ async fn hold_in_db(
     state: &AppState,
     idem: &Idempotency,
     request: &HoldRequest,
+    queued: bool,
 ) -> Result<Reply, ApiError> {
-    if let (Some(key), Some(batcher)) = (idem.batch_key(), &state.holds) {
+    let batcher = state.holds.as_ref().filter(|_| !queued);
+    if let (Some(key), Some(batcher)) = (idem.batch_key(), batcher) {
         // With a key: claimed, held and stored in a batch's transaction.
         return keyed::hold(state, batcher, key, request).await;
     }
@@ -302,7 +307,7 @@ async fn hold_in_db(
     } else {
         // Without one: written with other callers' holds in one statement when nobody
         // else touches the seats (or alone, in one round trip, if batching is off).
-        let hold = match &state.holds {
+        let hold = match batcher {
             Some(batcher) => batcher.hold(request.clone()).await,
             None => {
                 let mut client = state.client().await?;
@@ -376,6 +381,7 @@ pub async fn create_best(
         reference: fields::reference(b.external_ref, b.metadata)?,
     };
 
+    crate::queue::gate(state, show, &request.user, idem.is_keyed()).await?;
     let mut client = state.client().await?;
     let mut attempts = None;
     let mut event = None;

@@ -43,6 +43,9 @@
 //! - [`queries`]: lists in pages (a show's holds and bookings, `/users/me/bookings`):
 //!   the query string (`limit`, `cursor`, filters) parsed once, the page's JSON.
 //! - [`reports`]: `GET /shows/{id}/report`, a show's counts and revenue.
+//! - [`queue`]: a show's waiting room: join, `queue/me` and its event stream, and the
+//!   gate holds, adds and best available pass on a queued show; the admitting loop
+//!   (`booking_core::queue::admit::run`) is started by [`run`].
 //! - [`webhooks`]: `/webhooks` (admin): endpoints and their deliveries; the delivery
 //!   worker (`booking_core::webhooks::worker`) is started by [`run`].
 //! - [`rate_limit`]: token buckets per user and per client address for the requests
@@ -76,6 +79,7 @@ pub mod idempotency;
 pub mod metrics;
 pub mod ops;
 pub mod queries;
+pub mod queue;
 pub mod rate_limit;
 pub mod reports;
 pub mod routes;
@@ -142,6 +146,13 @@ const TASKS_BOUND: Duration = Duration::from_secs(5);
 pub async fn run(listener: TcpListener, state: Arc<AppState>, shutdown: impl Future<Output = ()>) {
     // Not a child of `state.shutdown`: the sweeper works on while requests drain.
     let stop_sweeper = CancellationToken::new();
+    // Admits from every show's queue, with the other processes (see
+    // `booking_core::queue::admit`); stops with the sweeper.
+    state.engine.spawn(booking_core::queue::admit::run(
+        state.engine.clone(),
+        state.pool.clone(),
+        stop_sweeper.clone(),
+    ));
     let observer_state = state.clone();
     state.engine.spawn(sweeper::run(
         state.engine.clone(),

@@ -73,6 +73,12 @@ pub struct Metrics {
     /// `booking_user_limit_refusals_total`: holds, adds to holds and exchanges refused
     /// `409 user_limit_reached`.
     pub user_limit_refusals: Counter,
+    /// `booking_queue_joins_total`: first joins of a show's queue (`201`).
+    pub queue_joins: Counter,
+    /// `booking_queue_refusals_total`: holds, adds and best available of a queued show
+    /// refused before any seat was looked at (`403 not_admitted`, `409
+    /// admission_expired`).
+    pub queue_refusals: Counter,
     /// `booking_lock_timeouts_total`: row-lock waits that ran out (LOCK_TIMEOUT_MS):
     /// counted where an answer is sent, from [`crate::http::Reply::lock_timeout`].
     pub lock_timeouts: Counter,
@@ -163,6 +169,11 @@ impl Default for Metrics {
             "booking_user_limit_refusals",
             "Holds, adds and exchanges refused because the user would pass the show's max_seats_per_user",
         );
+        let queue_joins = counter("booking_queue_joins", "First joins of a show's queue");
+        let queue_refusals = counter(
+            "booking_queue_refusals",
+            "Holds, adds and best available of a queued show refused for want of an admission",
+        );
         let lock_timeouts = counter(
             "booking_lock_timeouts",
             "Row-lock waits that ran past LOCK_TIMEOUT_MS (answered 503)",
@@ -202,6 +213,8 @@ impl Default for Metrics {
             blocks,
             unblocks,
             user_limit_refusals,
+            queue_joins,
+            queue_refusals,
             lock_timeouts,
             unavailable,
             not_on_sale,

@@ -89,6 +89,12 @@ pub enum Route<'a> {
     UpdateShow(&'a str),
     /// `POST /shows/{show_id}/cancel` (admin).
     CancelShow(&'a str),
+    /// `POST /shows/{show_id}/queue`.
+    JoinQueue(&'a str),
+    /// `GET /shows/{show_id}/queue/me`.
+    QueueMe(&'a str),
+    /// `GET /shows/{show_id}/queue/me/events` (Server-Sent Events).
+    QueueEvents(&'a str),
     /// `POST /webhooks` (admin).
     CreateWebhook,
     /// `GET /webhooks/{webhook_id}` (admin).
@@ -142,6 +148,9 @@ impl Route<'_> {
             Route::OpenApi => "GET /openapi.json",
             Route::UpdateShow(_) => "PATCH /shows/{show_id}",
             Route::CancelShow(_) => "POST /shows/{show_id}/cancel",
+            Route::JoinQueue(_) => "POST /shows/{show_id}/queue",
+            Route::QueueMe(_) => "GET /shows/{show_id}/queue/me",
+            Route::QueueEvents(_) => "GET /shows/{show_id}/queue/me/events",
             Route::CreateWebhook => "POST /webhooks",
             Route::GetWebhook(_) => "GET /webhooks/{webhook_id}",
             Route::DeleteWebhook(_) => "DELETE /webhooks/{webhook_id}",
@@ -201,6 +210,12 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["shows", _] => allow("GET, PATCH"),
         ["shows", id, "cancel"] if post => Ok(Route::CancelShow(id)),
         ["shows", _, "cancel"] => allow("POST"),
+        ["shows", id, "queue"] if post => Ok(Route::JoinQueue(id)),
+        ["shows", _, "queue"] => allow("POST"),
+        ["shows", id, "queue", "me"] if get => Ok(Route::QueueMe(id)),
+        ["shows", _, "queue", "me"] => allow("GET"),
+        ["shows", id, "queue", "me", "events"] if get => Ok(Route::QueueEvents(id)),
+        ["shows", _, "queue", "me", "events"] => allow("GET"),
         ["shows", id, "seats"] if get => Ok(Route::SeatMap(id)),
         ["shows", _, "seats"] => allow("GET"),
         ["shows", id, "areas"] if get => Ok(Route::ListAreas(id)),
@@ -254,6 +269,7 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         ["cart.js"] if get => Ok(Route::Page(web::Asset::Cart)),
         ["show.js"] if get => Ok(Route::Page(web::Asset::Show)),
         ["bigmap.js"] if get => Ok(Route::Page(web::Asset::BigMap)),
+        ["queue.js"] if get => Ok(Route::Page(web::Asset::Queue)),
         ["style.css"] if get => Ok(Route::Page(web::Asset::Style)),
         ["identity.js"] if get => Ok(Route::Page(web::Asset::Identity)),
         []
@@ -262,8 +278,9 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Result<Route<'a>, ApiError
         | ["cart.js"]
         | ["show.js"]
         | ["bigmap.js"]
-        | ["style.css"]
-        | ["identity.js"] => allow("GET"),
+        | ["identity.js"]
+        | ["queue.js"]
+        | ["style.css"] => allow("GET"),
         ["healthz"] if get => Ok(Route::Healthz),
         ["readyz"] if get => Ok(Route::Readyz),
         ["metrics"] if get => Ok(Route::Metrics),
@@ -296,6 +313,7 @@ pub async fn dispatch(
     };
     let reply = match route {
         Route::Events(id) => return events::stream(state, &parts, id).await,
+        Route::QueueEvents(id) => return crate::queue::events(state, &parts, id).await,
         Route::ListShows => shows::list(state, &parts).await,
         Route::CreateShow => shows::create(state, &parts, body).await,
         Route::GetShow(id) => shows::get(state, id).await,
@@ -331,6 +349,8 @@ pub async fn dispatch(
         Route::OpenApi => Ok(ops::openapi()),
         Route::UpdateShow(id) => show_lifecycle::update(state, &parts, body, id).await,
         Route::CancelShow(id) => show_lifecycle::cancel(state, &parts, id).await,
+        Route::JoinQueue(id) => crate::queue::join(state, &parts, id).await,
+        Route::QueueMe(id) => crate::queue::me(state, &parts, id).await,
         Route::CreateWebhook => webhooks::create(state, &parts, body).await,
         Route::GetWebhook(id) => webhooks::get(state, &parts, id).await,
         Route::DeleteWebhook(id) => webhooks::delete(state, &parts, id).await,
@@ -383,6 +403,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("GET", "/cart.js"),
     ("GET", "/show.js"),
     ("GET", "/bigmap.js"),
+    ("GET", "/queue.js"),
     ("GET", "/style.css"),
     ("GET", "/identity.js"),
     ("GET", "/healthz"),
@@ -396,4 +417,7 @@ pub const DOCUMENTED: &[(&str, &str)] = &[
     ("DELETE", "/webhooks/{webhook_id}"),
     ("GET", "/webhooks/{webhook_id}/deliveries"),
     ("GET", "/auth"),
+    ("POST", "/shows/{show_id}/queue"),
+    ("GET", "/shows/{show_id}/queue/me"),
+    ("GET", "/shows/{show_id}/queue/me/events"),
 ];

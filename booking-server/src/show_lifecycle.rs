@@ -27,6 +27,8 @@ struct ShowPatch {
     sales_end: Option<Option<DateTime<Utc>>>,
     #[serde(default, deserialize_with = "fields::nullable")]
     max_seats_per_user: Option<Option<Int>>,
+    #[serde(default, deserialize_with = "fields::nullable")]
+    queue: Option<Option<crate::shows::QueueBody>>,
 }
 
 fn parse_patch(body: &[u8]) -> Result<ShowChanges, ApiError> {
@@ -51,6 +53,11 @@ fn parse_patch(body: &[u8]) -> Result<ShowChanges, ApiError> {
         sales_start: b.sales_start,
         sales_end: b.sales_end,
         max_seats_per_user,
+        queue: match &b.queue {
+            None => None,
+            Some(None) => Some(None),
+            Some(Some(q)) => Some(Some(q.parse()?)),
+        },
     })
 }
 
@@ -70,6 +77,7 @@ pub async fn update(
     // (other processes within a second, see `seat_cache`).
     state.show_list.forget();
     state.seat_cache.forget_sale(id);
+    state.queue_flags.forget(id);
     Ok(Reply::json(StatusCode::OK, &show))
 }
 

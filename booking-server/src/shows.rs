@@ -41,6 +41,28 @@ struct NewShowBody {
     sales_start: Option<DateTime<Utc>>,
     #[serde(default, deserialize_with = "fields::present")]
     sales_end: Option<DateTime<Utc>>,
+    #[serde(default)]
+    queue: Option<QueueBody>,
+}
+
+/// A show's `queue` in `POST /shows` and `PATCH /shows/{id}`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct QueueBody {
+    admit_per_minute: Int,
+    admission_minutes: Int,
+    max_seats: Int,
+}
+
+impl QueueBody {
+    /// The settings, each in its bounds (`400` naming `queue.<field>` otherwise).
+    pub(crate) fn parse(&self) -> Result<booking_core::QueueSettings, ApiError> {
+        Ok(booking_core::QueueSettings::parse(
+            self.admit_per_minute.get(),
+            self.admission_minutes.get(),
+            self.max_seats.get(),
+        )?)
+    }
 }
 
 #[derive(Deserialize)]
@@ -240,7 +262,8 @@ fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
     let window = booking_core::SalesWindow::new(b.sales_start, b.sales_end)?;
     Ok(new
         .with_max_seats_per_user(b.max_seats_per_user.map(Int::get))?
-        .with_sales_window(window))
+        .with_sales_window(window)
+        .with_queue(b.queue.as_ref().map(QueueBody::parse).transpose()?)?)
 }
 
 /// `POST /shows` (admin).

@@ -40,6 +40,8 @@ pub struct AppState {
     pub seat_cache: std::sync::Arc<crate::seat_cache::SeatCache>,
     /// `GET /shows`, answered from memory for up to a second (see `show_list`).
     pub show_list: crate::show_list::ListCache,
+    /// Which shows have a queue, as read within a second (see `queue`).
+    pub queue_flags: crate::queue::QueueFlags,
     /// Holds (keyed or not), and adds to holds without a key, written in batches (see
     /// `booking_core::holds::batch`); `None` when HOLD_BATCHES is 0.
     pub holds: Option<Batcher>,
@@ -141,6 +143,7 @@ impl AppState {
             holds,
             seat_cache: std::sync::Arc::new(crate::seat_cache::SeatCache::new(engine.clone())),
             show_list: Default::default(),
+            queue_flags: Default::default(),
             feed,
             shutdown,
             pool,

@@ -22,6 +22,9 @@ pub enum Asset {
     /// `GET /bigmap.js`: `web/bigmap.js` (the compact map read, big maps on a canvas;
     /// loaded before `app.js`).
     BigMap,
+    /// `GET /queue.js`: `web/queue.js` (the waiting room of a queued show; loaded before
+    /// `app.js`).
+    Queue,
     /// `GET /style.css`: `web/style.css`.
     Style,
     /// `GET /identity.js`: `web/identity.js` (who the page acts for: a user id, or a
@@ -55,6 +58,10 @@ impl Asset {
             Asset::BigMap => (
                 "text/javascript; charset=utf-8",
                 include_str!("../web/bigmap.js"),
+            ),
+            Asset::Queue => (
+                "text/javascript; charset=utf-8",
+                include_str!("../web/queue.js"),
             ),
             Asset::Style => ("text/css; charset=utf-8", include_str!("../web/style.css")),
             Asset::Identity => (

@@ -1,7 +1,7 @@
 // The seat-map page: plain JavaScript, no build step, talking to the JSON API. This file
 // has the page's state and helpers, the map, the panel, loading and live updates;
 // areas.js (standing areas), cart.js (the hold), show.js (ticket types and the sales
-// window) and bigmap.js (big maps) are loaded before it, and main() at its end starts
+// window), bigmap.js (big maps) and queue.js (the waiting room) are loaded before it, and main() at its end starts
 // the page once all are there.
 "use strict";
 
@@ -40,6 +40,7 @@ const state = {
   auth: "header",    // the server's AUTH_MODE (GET /auth): "header" or "jwt"
   token: "",         // jwt mode: the bearer token pasted into "You are"
   me: "",            // jwt mode: the user the token names (its sub, as the server read it)
+  queue: null,       // the show's queue settings, if it has one (queue.js)
 };
 
 function say(text, ok = false) {
@@ -83,6 +84,8 @@ async function api(method, path, body, { key } = {}) {
 // left as it was.
 function explain(e, asked = {}, nothing = "Nothing was held.") {
   const d = e.data || {};
+  const queued = queueExplain(e, nothing); // queue.js
+  if (queued) return queued;
   if (e.code === "user_limit_reached") {
     const left = Math.max(0, d.limit - d.current);
     const places = state.areas.length ? " (standing places count as seats)" : "";
@@ -459,6 +462,8 @@ async function openShow(id) {
   state.limit = show.max_seats_per_user || null;
   state.sale = show;
   renderSale(false);
+  // A queued show: the waiting room first, the map once admitted (queue.js).
+  if (!(await queueGate(show))) return;
   $("best-count").max = String(cap());
   if (Number($("best-count").value) > cap()) $("best-count").value = String(cap());
   await loadMap();
@@ -566,6 +571,7 @@ async function main() {
   else startWithUserId();
   $("show").addEventListener("change", () => openShow($("show").value).catch((e) => say(e.message)));
   $("hold").addEventListener("click", doHold);
+  $("queue-join").addEventListener("click", queueJoin);
   $("best-hold").addEventListener("click", doBest);
   $("confirm").addEventListener("click", () => inTurn(doConfirm));
   $("extend").addEventListener("click", () => inTurn(doExtend));

@@ -984,6 +984,111 @@ def check_area_api(db, urls, problems, max_shows=100):
     return {"shows": len(shows), "servers": len(urls), "reads": len(seen), "tries": tries}
 
 
+def check_queue(db, show, log_paths, problems):
+    """The queued show's waiting room against the log of `queue.py load` and against
+    its own rules, in one snapshot: every acknowledged join has its entry (nobody
+    lost); positions are exactly 1..n (nobody skipped or placed twice); the admitted
+    are exactly positions 1..admitted_through (nobody skipped), each in a slot of its
+    own at least one interval after the one before (nobody admitted twice); every hold
+    of the show was taken during its buyer's admission; no buyer ever had more live
+    seats than max_seats (at each of their holds' creation, counting their holds live
+    then), nor has now; every acknowledged hold is in the database, its buyer's."""
+    show = int(show)
+    entries, holds, over_now = db.snapshot([
+        f"""SELECT e.user_id, e.position, e.admitted_at, e.admission_expires_at,
+                   extract(epoch FROM e.admitted_at) AS at_s, q.admitted_through,
+                   sh.queue_admit_per_minute AS rate, sh.queue_max_seats AS max_seats
+              FROM queue_entries e JOIN queues q ON q.show_id = e.show_id
+              JOIN shows sh ON sh.id = e.show_id WHERE e.show_id = {show}""",
+        f"""SELECT h.show_id::text || '-' || h.id::text AS hid, h.user_id,
+                   extract(epoch FROM h.created_at) AS created_s,
+                   extract(epoch FROM coalesce(least(h.released_at, h.expires_at),
+                                               h.expires_at)) AS end_s,
+                   h.status,
+                   (SELECT count(*) FROM hold_seats hs
+                     WHERE hs.show_id = h.show_id AND hs.hold_id = h.id) AS n,
+                   (SELECT e.admitted_at <= h.created_at AND h.created_at < e.admission_expires_at
+                      FROM queue_entries e
+                     WHERE e.show_id = h.show_id AND e.user_id = h.user_id) AS admitted
+              FROM holds h WHERE h.show_id = {show}""",
+        f"""SELECT u.user_id, u.live FROM (
+                SELECT e.user_id,
+                       (SELECT count(*) FROM holds h JOIN hold_seats hs
+                           ON hs.show_id = h.show_id AND hs.hold_id = h.id
+                         WHERE h.show_id = e.show_id AND h.user_id = e.user_id
+                           AND h.status = 'active' AND h.expires_at > now())
+                     + (SELECT count(*) FROM bookings b JOIN booking_seats bs
+                           ON bs.show_id = b.show_id AND bs.booking_id = b.id AND bs.live
+                         WHERE b.show_id = e.show_id AND b.user_id = e.user_id
+                           AND b.status = 'confirmed') AS live,
+                       sh.queue_max_seats AS max_seats
+                  FROM queue_entries e JOIN shows sh ON sh.id = e.show_id
+                 WHERE e.show_id = {show}) u
+             WHERE u.live > u.max_seats"""])
+    recs = []
+    for path in log_paths:
+        with open(path) as f:
+            recs += [json.loads(line) for line in f if line.strip()]
+    by_user = {e["user_id"]: e for e in entries}
+    joined = {r["user"] for r in recs if r.get("op") == "join"}
+    lost = sorted(joined - set(by_user))
+    if lost:
+        problems.append(f"queue: {len(lost)} acknowledged joins have no entry, e.g. {lost[:3]}")
+    positions = sorted(e["position"] for e in entries if e["position"] is not None)
+    if positions != list(range(1, len(entries) + 1)):
+        problems.append(f"queue: positions are not exactly 1..{len(entries)}: "
+                        f"{len(positions)} given, first gaps "
+                        f"{[p for p in range(1, len(entries) + 1) if p not in set(positions)][:5]}")
+    through = entries[0]["admitted_through"] if entries else 0
+    admitted = sorted(e["position"] for e in entries if e["admitted_at"] is not None)
+    if admitted != list(range(1, through + 1)):
+        problems.append(f"queue: the admitted are not exactly positions 1..{through}: "
+                        f"{len(admitted)} admitted")
+    slots = sorted((e["position"], float(e["at_s"])) for e in entries if e["at_s"] is not None)
+    interval = 60.0 / entries[0]["rate"] if entries else 0
+    close = [(a[0], b[0]) for a, b in zip(slots, slots[1:]) if b[1] - a[1] < interval - 1e-6]
+    if close:
+        problems.append(f"queue: {len(close)} admissions closer than {interval} s to the one "
+                        f"before (two in one slot), e.g. {close[:3]}")
+    unadmitted = [h["hid"] for h in holds if not h["admitted"]]
+    if unadmitted:
+        problems.append(f"queue: {len(unadmitted)} holds of the queued show were taken outside "
+                        f"their buyer's admission, e.g. {unadmitted[:3]}")
+    max_seats = entries[0]["max_seats"] if entries else 0
+    over = []
+    mine = defaultdict(list)
+    for h in holds:
+        mine[h["user_id"]].append(h)
+    for user, hs in mine.items():
+        for h in hs:
+            t = float(h["created_s"])
+            live = sum(o["n"] for o in hs
+                       if float(o["created_s"]) <= t < float(o["end_s"]))
+            if live > max_seats:
+                over.append((user, h["hid"], live))
+    if over:
+        problems.append(f"queue: {len(over)} holds gave their buyer more than {max_seats} live "
+                        f"seats, e.g. {over[:3]}")
+    if over_now:
+        problems.append(f"queue: buyers over {max_seats} live seats now: {over_now[:3]}")
+    hold_ids = {h["hid"]: h for h in holds}
+    acked = [r for r in recs if r.get("op") == "hold"]
+    missing = [r["hold_id"] for r in acked
+               if r["hold_id"] not in hold_ids or hold_ids[r["hold_id"]]["user_id"] != r["user"]]
+    if missing:
+        problems.append(f"queue: {len(missing)} acknowledged holds are not in the database "
+                        f"as their buyer's, e.g. {missing[:3]}")
+    refused = Counter(r.get("status") for r in recs if r.get("op", "").endswith("_refused"))
+    if refused:
+        problems.append(f"queue: unexpected refusals of joins or holds: {dict(refused)}")
+    return {"entries": len(entries), "joins_acked": len(joined), "admitted": len(admitted),
+            "holds": len(holds), "holds_acked": len(acked), "max_seats": max_seats,
+            "most_live_seats": max([0] + [sum(o["n"] for o in hs
+                                              if float(o["created_s"]) <= float(h["created_s"])
+                                              < float(o["end_s"]))
+                                          for hs in mine.values() for h in hs])}
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--db", required=True)
@@ -998,6 +1103,9 @@ def main():
                    help="the event JSON a stream of --show received (probe.py sse --data)")
     p.add_argument("--url", action="append", default=[],
                    help="a server whose area counts are compared with the database's")
+    p.add_argument("--queue-show", help="a queued show (scripts/faults/queue.py) to check")
+    p.add_argument("--queue-log", action="append", default=[],
+                   help="the log of queue.py load for --queue-show")
     p.add_argument("--max-per-hold", type=int, default=10,
                    help="the servers' MAX_SEATS_PER_HOLD (seats and places of one hold)")
     args = p.parse_args()
@@ -1507,6 +1615,9 @@ def main():
             summary["event_stream_areas"] = sse_area_summary
     if sse_summary:
         summary["event_stream"] = sse_summary
+    if args.queue_show:
+        summary["queue"] = check_queue(db, args.queue_show, args.queue_log, problems)
+        print(f"audit: queue: {summary['queue']}")
     if args.json:
         with open(args.json, "w") as f:
             json.dump(summary, f, indent=2)

@@ -120,6 +120,11 @@ CROSS_FIELD_RULES = [
     ("POST /shows", "sales_end", "must be after sales_start"),
     ("PATCH /shows/{show_id}", "sales_end", "must be after sales_start"),
     ("PATCH /shows/{show_id}", "sales_start", "must be before sales_end"),
+    # Issue 19: QueueSettings "needs a sales_start" (of the body, or of the show as it
+    # is for a PATCH): a rule of two fields.
+    ("POST /shows", "queue", "a queue needs a sales_start"),
+    ("PATCH /shows/{show_id}", "queue", "a queue needs a sales_start"),
+    ("PATCH /shows/{show_id}", "sales_start", "a queue needs a sales_start"),
     # NewWebhook.url: its pattern says http(s), visible ASCII, no fragment and no
     # credentials; what it cannot say is that the rest parses as a URL with a host.
     ("POST /webhooks", "url", "not a URL"),

@@ -21,6 +21,7 @@ pub mod growth;
 pub mod herd;
 pub mod holds;
 pub mod mixed;
+pub mod queue;
 pub mod seatmap;
 
 use crate::client::{Conn, Target};

@@ -32,6 +32,8 @@ pub(super) struct Filter<'a> {
 pub(super) struct House {
     pub(super) currency: String,
     pub(super) max_seats_per_user: Option<u32>,
+    /// The allowance of the show's queue, if it has one (`crate::queue`).
+    pub(super) queue_max_seats: Option<u32>,
     pub(super) layout: Arc<Layout>,
     /// The places considered (the section's, or all), with who is free and eligible.
     pub(super) places: Vec<Place>,
@@ -83,7 +85,7 @@ pub(super) async fn read_house<C: GenericClient>(
     filter: &Filter<'_>,
 ) -> Result<House> {
     let sql = format!(
-        "SELECT sh.currency, sh.max_seats_per_user, {SALE_COLUMNS},
+        "SELECT sh.currency, sh.max_seats_per_user, sh.queue_max_seats, {SALE_COLUMNS},
                 array(SELECT s.id FROM seats s {JOIN_HOLD}
                        WHERE s.show_id = sh.id AND s.booking_id IS NULL AND s.block_id IS NULL
                          AND s.area IS NULL AND {HELD} IS NOT TRUE) AS free
@@ -132,6 +134,9 @@ pub(super) async fn read_house<C: GenericClient>(
         currency: row.get("currency"),
         max_seats_per_user: row
             .get::<_, Option<i32>>("max_seats_per_user")
+            .map(|m| m as u32),
+        queue_max_seats: row
+            .get::<_, Option<i32>>("queue_max_seats")
             .map(|m| m as u32),
         layout,
         places,

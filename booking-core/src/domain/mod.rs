@@ -7,6 +7,7 @@ mod layout;
 mod names;
 mod new_show;
 mod pricing;
+mod queue_settings;
 mod reference;
 mod seat_count;
 mod seat_label;
@@ -20,6 +21,7 @@ pub use layout::{Layout, RowSpec, ShowLayout};
 pub use names::{Category, Currency, Feature, TicketTypeName};
 pub use new_show::{NewShow, SalesWindow};
 pub use pricing::{Pricing, TicketType, MAX_PRICE, MAX_TICKET_TYPES};
+pub use queue_settings::QueueSettings;
 pub use reference::{ExternalRef, Metadata, Reference};
 
 /// Checks a free text of the API (a show's title, a venue's name, a block's reason): 1

@@ -18,6 +18,7 @@ pub struct NewShow {
     layout: ShowLayout,
     max_seats_per_user: Option<u32>,
     sales_window: SalesWindow,
+    queue: Option<super::QueueSettings>,
 }
 
 /// When a show sells: from `start` (included) to `end` (excluded), either end open when
@@ -82,6 +83,7 @@ impl NewShow {
             layout,
             max_seats_per_user: None,
             sales_window: SalesWindow::default(),
+            queue: None,
         })
     }
 
@@ -144,6 +146,22 @@ impl NewShow {
     /// When it sells.
     pub fn sales_window(&self) -> SalesWindow {
         self.sales_window
+    }
+
+    /// Buyers wait in a queue and are admitted as `queue` says (`crate::queue`). A
+    /// queue opens at the sales window's start: [`Error::Invalid`] (field `queue`)
+    /// when the window has none.
+    pub fn with_queue(mut self, queue: Option<super::QueueSettings>) -> Result<Self> {
+        if queue.is_some() && self.sales_window.start.is_none() {
+            return Err(Error::invalid("queue", "a queue needs a sales_start"));
+        }
+        self.queue = queue;
+        Ok(self)
+    }
+
+    /// Its queue's settings, if it has one.
+    pub fn queue(&self) -> Option<super::QueueSettings> {
+        self.queue
     }
 
     /// The show's title, as given.

@@ -77,7 +77,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                            GROUP BY hs.show_id, hs.hold_id) n
                  ON n.show_id = i.show_id AND n.hold_id = i.hold_id
          ), snap AS (
-             SELECT w.item, sh.max_seats_per_user, {ON_SALE} AS on_sale, s.id,
+             SELECT w.item, sh.max_seats_per_user, sh.queue_max_seats, {ON_SALE} AS on_sale,
+                    s.id,
                     s.xmin::text AS xmin,
                     s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL AS clean,
                     {SEAT_TICKET},
@@ -90,7 +91,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
          ), per_item AS (
              SELECT item, count(*) AS asked, coalesce(sum(price), 0)::bigint AS total,
                     bool_and(coalesce(id IS NOT NULL AND clean AND claim = 1 AND sells
-                                      AND on_sale AND max_seats_per_user IS NULL, false))
+                                      AND on_sale AND max_seats_per_user IS NULL
+                                      AND queue_max_seats IS NULL, false))
                         AS seats_ok
                FROM snap GROUP BY item
          ), go AS (

@@ -403,7 +403,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                     WITH ORDINALITY
                     AS i(show_id, hold_id, user_id, ttl, external_ref, metadata, item)
          ), snap AS (
-             SELECT w.item, sh.currency, sh.max_seats_per_user, s.id, s.label, s.row_index,
+             SELECT w.item, sh.currency, sh.max_seats_per_user, sh.queue_max_seats, s.id,
+                    s.label, s.row_index,
                     s.number,
                     s.booking_id IS NOT NULL OR s.block_id IS NOT NULL OR {HELD} IS TRUE
                         AS taken,
@@ -422,6 +423,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
          ), go AS (
              SELECT item, bool_and(coalesce(id IS NOT NULL AND clean AND claim = 1 AND sells
                                             AND show_on_sale AND max_seats_per_user IS NULL
+                                            AND queue_max_seats IS NULL
                                             AND (wanted_version IS NULL
                                                  OR wanted_version = version), false)) AS ok
                FROM snap GROUP BY item
@@ -444,7 +446,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
              SELECT snap.item, snap.id, snap.xmin, snap.ticket_type, snap.price
                FROM snap JOIN verdict v USING (item) WHERE v.ok
          ), {write}
-         SELECT snap.item, snap.currency, snap.max_seats_per_user, snap.id, snap.label,
+         SELECT snap.item, snap.currency, snap.max_seats_per_user, snap.queue_max_seats,
+                snap.id, snap.label,
                 snap.ticket_type, snap.price, snap.sells, snap.type_known, snap.row_index,
                 snap.number, snap.taken, snap.version, snap.show_cancelled_at,
                 snap.show_sales_start, snap.show_sales_end, snap.show_on_sale, v.ok,

@@ -152,7 +152,8 @@ static ADD_POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
                     AND (SELECT n FROM seen) + cardinality($4::text[]) <= $6
                     AND count(snap.id) = cardinality($4::text[])
                     AND coalesce(bool_and(snap.clean AND snap.sells AND snap.show_on_sale
-                                          AND snap.max_seats_per_user IS NULL), false) AS ok
+                                          AND snap.max_seats_per_user IS NULL
+                                          AND snap.queue_max_seats IS NULL), false) AS ok
                FROM snap
          ), locked AS (
              SELECT id, xmin::text AS x FROM seats

@@ -35,7 +35,24 @@ pub(crate) async fn check<C: GenericClient>(
         &[&show.get(), &user.as_str()],
     )
     .await?;
-    let current: i64 = tx
+    let current = live_seats(tx, show, user).await?;
+    if current as u64 + adding as u64 > u64::from(limit) {
+        return Err(Error::UserLimitReached {
+            limit,
+            current: current as u32,
+        });
+    }
+    Ok(())
+}
+
+/// The seats `user` has of `show` now: of active (unlapsed) holds and live bookings.
+/// Counted by the limit per buyer and by the queue's allowance (`queue/allowance.rs`).
+pub(crate) async fn live_seats<C: GenericClient>(
+    tx: &C,
+    show: ShowId,
+    user: &UserId,
+) -> Result<i64> {
+    Ok(tx
         .cq_one(
             &format!(
                 "SELECT (SELECT count(*) FROM holds h
@@ -49,12 +66,5 @@ pub(crate) async fn check<C: GenericClient>(
             &[&show.get(), &user.as_str()],
         )
         .await?
-        .get(0);
-    if current as u64 + adding as u64 > u64::from(limit) {
-        return Err(Error::UserLimitReached {
-            limit,
-            current: current as u32,
-        });
-    }
-    Ok(())
+        .get(0))
 }

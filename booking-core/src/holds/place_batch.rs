@@ -58,6 +58,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                JOIN items i USING (item)
          ), priced AS (
              SELECT w.item, w.area, w.ord, w.k, w.asked, w.show_id, sh.max_seats_per_user,
+                    sh.queue_max_seats,
                     s.area IS NOT NULL AS known, {SEAT_TICKET}, {ON_SALE} AS on_sale
                FROM asked w
                JOIN shows sh ON sh.id = w.show_id
@@ -102,7 +103,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
          ), per_item AS (
              SELECT item, count(*) = min(asked)
                           AND bool_and(known AND sells AND on_sale
-                                       AND max_seats_per_user IS NULL) AS sound,
+                                       AND max_seats_per_user IS NULL
+                                       AND queue_max_seats IS NULL) AS sound,
                     bool_and(id IS NOT NULL) AS placed,
                     array_agg(DISTINCT area) FILTER (WHERE id IS NULL) AS short,
                     coalesce(sum(price), 0)::bigint AS total,

@@ -19,6 +19,7 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
              SELECT count(snap.id) = cardinality($5::text[])
                     AND coalesce(bool_and(snap.clean AND snap.sells AND snap.show_on_sale
                                           AND snap.max_seats_per_user IS NULL
+                                          AND snap.queue_max_seats IS NULL
                                           AND (w.version IS NULL OR w.version = snap.version)),
                                  false) AS ok
                FROM snap LEFT JOIN unnest($5::text[], $6::text[]) AS w(label, version)
@@ -64,7 +65,8 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
 ///   it, without a lock taken, so a thousand callers on one taken seat do not queue;
 /// - anything else (a seat pointing at a lapsed hold, a row that changed between the
 ///   snapshot and the lock, a show with a limit per buyer, which needs the user's lock
-///   of `limit.rs`, a hold of standing places, claimed in `places.rs`) is decided by
+///   of `limit.rs`, a queued show, whose allowance needs the lock of the buyer's entry
+///   (`queue/allowance.rs`), a hold of standing places, claimed in `places.rs`) is decided by
 ///   [`hold`](super::hold), in a transaction of its own
 ///   with the full re-read after the locks.
 ///

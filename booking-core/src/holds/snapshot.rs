@@ -32,6 +32,8 @@ pub(super) struct Snapshot {
     pub(super) currency: String,
     /// The show's limit of seats per user, if it has one.
     pub(super) max_seats_per_user: Option<u32>,
+    /// The allowance of the show's queue, if it has one (`crate::queue`).
+    pub(super) queue_max_seats: Option<u32>,
     pub(super) by_label: HashMap<String, Candidate>,
 }
 
@@ -98,7 +100,7 @@ pub(super) async fn snapshot<C: GenericClient>(client: &C, req: &HoldRequest) ->
 /// their prices as the types asked for ([`SEAT_TICKET`]).
 pub(super) fn snapshot_sql(show: &str, labels: &str, types: &str) -> String {
     format!(
-        "SELECT sh.currency, sh.max_seats_per_user, s.id, s.label, s.row_index, s.number,
+        "SELECT sh.currency, sh.max_seats_per_user, sh.queue_max_seats, s.id, s.label, s.row_index, s.number,
                 s.booking_id IS NOT NULL OR s.block_id IS NOT NULL OR {HELD} IS TRUE AS taken,
                 s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL AS clean,
                 {VERSION} AS version, s.xmin::text AS xmin, {SEAT_TICKET},
@@ -135,6 +137,9 @@ pub(super) fn snapshot_of(req: &HoldRequest, rows: &[tokio_postgres::Row]) -> Re
     sale_refusal(first)?;
     let max_seats_per_user = first
         .get::<_, Option<i32>>("max_seats_per_user")
+        .map(|m| m as u32);
+    let queue_max_seats = first
+        .get::<_, Option<i32>>("queue_max_seats")
         .map(|m| m as u32);
     let seat_rows = || {
         rows.iter()
@@ -178,6 +183,7 @@ pub(super) fn snapshot_of(req: &HoldRequest, rows: &[tokio_postgres::Row]) -> Re
     Ok(Snapshot {
         currency,
         max_seats_per_user,
+        queue_max_seats,
         by_label,
     })
 }

@@ -215,6 +215,19 @@ pub(super) async fn take<C: GenericClient>(
         )
         .await?;
     }
+
+    // 6. A queued show: the buyer's admission and allowance, under the lock of their
+    //    queue entry (the last lock taken; see `queue/allowance.rs`).
+    if let Some(max_seats) = snap.queue_max_seats {
+        crate::queue::allowance::check(
+            tx,
+            req.show,
+            &req.user,
+            snap.by_label.len() + places.len(),
+            max_seats,
+        )
+        .await?;
+    }
     Ok(Taking {
         snap,
         ids,

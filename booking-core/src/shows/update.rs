@@ -23,6 +23,9 @@ pub struct ShowChanges {
     /// The limit of seats per user (1 to 100,000); `Some(None)`: none. A lower limit
     /// takes nothing back from anyone: it limits what each buyer takes next.
     pub max_seats_per_user: Option<Option<u32>>,
+    /// New queue settings; `Some(None)`: no queue (its entries are dropped). A queue
+    /// needs a sales_start; one kept keeps its entries and admissions.
+    pub queue: Option<Option<crate::domain::QueueSettings>>,
 }
 
 /// Changes the show `id` as `changes` says and returns it as it is then; nothing
@@ -54,7 +57,8 @@ where
     let tx = client.transaction().await?;
     let row = tx
         .cq_opt(
-            "SELECT cancelled_at IS NOT NULL AS cancelled, sales_start, sales_end
+            "SELECT cancelled_at IS NOT NULL AS cancelled, sales_start, sales_end,
+                    queue_max_seats IS NOT NULL AS queued
                FROM shows WHERE id = $1 FOR NO KEY UPDATE",
             &[&id.get()],
         )
@@ -73,6 +77,18 @@ where
             (Some(_), None) => Error::invalid("sales_start", "must be before sales_end"),
             _ => e,
         });
+    }
+    let queued = match changes.queue {
+        Some(q) => q.is_some(),
+        None => row.get("queued"),
+    };
+    if queued && start.is_none() {
+        // Name what the caller sent: the queue, unless only the start was.
+        let field = match changes.queue {
+            Some(_) => "queue",
+            None => "sales_start",
+        };
+        return Err(Error::invalid(field, "a queue needs a sales_start"));
     }
     tx.cexec(
         "UPDATE shows SET
@@ -95,6 +111,9 @@ where
         ],
     )
     .await?;
+    if let Some(q) = changes.queue {
+        crate::queue::set(&tx, id.get(), q).await?;
+    }
     let show = get_show(&tx, id).await?;
     tx.commit().await?;
     Ok(show)

@@ -25,6 +25,7 @@ mod lifecycle;
 mod lifecycle_race;
 mod parsing;
 mod queries;
+mod queue;
 mod races;
 mod references;
 mod reports;

@@ -173,6 +173,38 @@ impl From<CoreError> for ApiError {
                 }));
                 e
             }
+            CoreError::QueueNotEnabled => ApiError::new(
+                S::CONFLICT,
+                "queue_not_enabled",
+                "The show has no queue: take seats directly.",
+            ),
+            CoreError::NotInQueue => ApiError::new(
+                S::NOT_FOUND,
+                "not_in_queue",
+                "You have not joined this show's queue.",
+            ),
+            CoreError::NotAdmitted => ApiError::new(
+                S::FORBIDDEN,
+                "not_admitted",
+                "The show sells through its queue: join it and wait to be admitted. Nothing was held.",
+            ),
+            CoreError::AdmissionExpired => ApiError::new(
+                S::CONFLICT,
+                "admission_expired",
+                "Your admission from the queue has ended. Nothing was held.",
+            ),
+            CoreError::QueueMaxSeats { max_seats, current } => {
+                let mut e = ApiError::new(
+                    S::CONFLICT,
+                    "queue_max_seats",
+                    format!("An admitted buyer may have at most {max_seats} seats of this show; you have {current}. Nothing was held."),
+                );
+                e.detail = Some(Box::new(Detail {
+                    limit: Some((max_seats, current)),
+                    ..Default::default()
+                }));
+                e
+            }
             CoreError::ShowCancelled => ApiError::new(
                 S::CONFLICT,
                 "show_cancelled",

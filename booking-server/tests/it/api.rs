@@ -37,6 +37,7 @@ async fn a_user_books_seats_from_show_creation_to_cancellation() {
             "currency",
             "held",
             "id",
+            "queue",
             "sales_end",
             "sales_start",
             "seats_total",

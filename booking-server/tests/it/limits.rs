@@ -449,3 +449,44 @@ async fn concurrent_holds_of_one_user_pass_exactly_their_burst_and_others_all_pa
     assert_eq!(count("mallory").await, 10);
     assert_eq!(s.count("SELECT count(*) FROM holds").await, 60);
 }
+
+#[tokio::test]
+async fn queue_joins_past_the_user_limit_are_refused_429_before_any_database_work() {
+    let s = TestServer::start_with(|c| {
+        c.rate_holds_per_user = rate("1/h");
+        c.rate_holds_per_user_burst = Some(1);
+    })
+    .await;
+    let show = s.show(&[("A", 10)]).await;
+    // Her one token: the join is looked up and refused (the show has no queue).
+    let first = s
+        .post(&format!("/shows/{show}/queue"))
+        .user("alice")
+        .send()
+        .await;
+    assert_eq!(first.status, StatusCode::CONFLICT, "{}", first.text());
+    assert_eq!(first.error(), "queue_not_enabled");
+    // Then 429, even for a show that does not exist (nothing was looked up).
+    for path in [
+        format!("/shows/{show}/queue"),
+        "/shows/987654321/queue".to_owned(),
+    ] {
+        let r = s.post(&path).user("alice").send().await;
+        assert_eq!(
+            r.status,
+            StatusCode::TOO_MANY_REQUESTS,
+            "{path}: {}",
+            r.text()
+        );
+        assert_eq!(r.error(), "rate_limited");
+        assert!(r.header("retry-after").is_some());
+    }
+    assert_eq!(s.count("SELECT count(*) FROM queue_entries").await, 0);
+    // Another user still gets the show's own answer.
+    let bob = s
+        .post(&format!("/shows/{show}/queue"))
+        .user("bob")
+        .send()
+        .await;
+    assert_eq!(bob.error(), "queue_not_enabled");
+}

@@ -24,6 +24,7 @@ mod map_follow;
 mod pages;
 mod parsing;
 mod process;
+mod queue;
 mod references;
 mod reports;
 mod seat_cache;
