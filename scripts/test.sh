@@ -77,6 +77,9 @@ scripts/bench.sh --quick
 step "scripts/bench_growth.sh --quick: the growth run at 1, 10 and 100 shows checks its outcomes (no timing assertions)"
 scripts/bench_growth.sh --quick
 
+step "scripts/bench_auth.sh --quick: holds through header and jwt servers both run (no timing assertions)"
+scripts/bench_auth.sh --quick
+
 step "scripts/faults.sh --quick: kill-server, restart-db, replicas, authz, fuzz (each audited)"
 # Its own throwaway cluster (it crashes it on purpose), its own ports; failover,
 # overload and the long runs are run by hand and reported in RELIABILITY.md.
