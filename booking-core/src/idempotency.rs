@@ -171,23 +171,34 @@ pub async fn claim_many<C: GenericClient>(tx: &C, keys: &[&Key]) -> Result<Vec<C
         .iter()
         .zip(&unique)
         .map(|(r, k)| {
-            if !r.get::<_, bool>("got") {
-                return Claim::InUse;
-            }
-            match r.get::<_, Option<&[u8]>>("fingerprint") {
-                None => Claim::Fresh,
-                Some(f) if f != k.fingerprint.as_slice() => Claim::Mismatch,
-                Some(_) => Claim::Replay(Stored {
-                    status: r.get::<_, i16>("status") as u16,
-                    body: r.get("body"),
-                }),
-            }
+            let found = r
+                .get::<_, Option<&[u8]>>("fingerprint")
+                .map(|print| (print, r.get::<_, i16>("status"), r.get("body")));
+            claim_from(r.get("got"), found, &k.fingerprint)
         })
         .collect();
     Ok(at
         .into_iter()
         .map(|n| n.map_or(Claim::InUse, |n| claims[n].clone()))
         .collect())
+}
+
+/// A claim from what a statement found: whether it got the key's lock, and the stored
+/// answer's fingerprint, status and body if there was one (looked up only once locked).
+pub(crate) fn claim_from(
+    locked: bool,
+    found: Option<(&[u8], i16, Vec<u8>)>,
+    fingerprint: &[u8],
+) -> Claim {
+    match (locked, found) {
+        (false, _) => Claim::InUse,
+        (true, None) => Claim::Fresh,
+        (true, Some((print, _, _))) if print != fingerprint => Claim::Mismatch,
+        (true, Some((_, status, body))) => Claim::Replay(Stored {
+            status: status as u16,
+            body,
+        }),
+    }
 }
 
 /// [`record`] for many keys in one statement, then `COMMIT`, sent together (one round
