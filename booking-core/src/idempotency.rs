@@ -144,6 +144,11 @@ pub async fn claim_many<C: GenericClient>(tx: &C, keys: &[&Key]) -> Result<Vec<C
     }
     let scopes: Vec<&str> = unique.iter().map(|k| k.scope.as_str()).collect();
     let names: Vec<&str> = unique.iter().map(|k| k.key.as_str()).collect();
+    // The lookup is a lateral subquery kept apart (`OFFSET 0`), so it can only be a
+    // probe per key. As a plain join, the generic plan (`force_generic_plan`) made
+    // while the table was small is a hash join over a scan of the whole table, and it
+    // stays the plan of the pooled connection while the table grows: measured
+    // 6.4 ms per claim at 20,000 keys, most of a keyed batch's extra cost.
     let rows = tx
         .cq(
             "WITH k AS MATERIALIZED (
@@ -153,8 +158,11 @@ pub async fn claim_many<C: GenericClient>(tx: &C, keys: &[&Key]) -> Result<Vec<C
                    FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(scope, key, n)
              )
              SELECT k.got, ik.fingerprint, ik.status, ik.body
-               FROM k LEFT JOIN idempotency_keys ik
-                 ON k.got AND ik.scope = k.scope AND ik.key = k.key
+               FROM k LEFT JOIN LATERAL (
+                        SELECT fingerprint, status, body FROM idempotency_keys ik
+                         WHERE k.got AND ik.scope = k.scope AND ik.key = k.key
+                        OFFSET 0
+                    ) ik ON true
               ORDER BY k.n",
             &[&scopes, &names],
         )
@@ -163,23 +171,34 @@ pub async fn claim_many<C: GenericClient>(tx: &C, keys: &[&Key]) -> Result<Vec<C
         .iter()
         .zip(&unique)
         .map(|(r, k)| {
-            if !r.get::<_, bool>("got") {
-                return Claim::InUse;
-            }
-            match r.get::<_, Option<&[u8]>>("fingerprint") {
-                None => Claim::Fresh,
-                Some(f) if f != k.fingerprint.as_slice() => Claim::Mismatch,
-                Some(_) => Claim::Replay(Stored {
-                    status: r.get::<_, i16>("status") as u16,
-                    body: r.get("body"),
-                }),
-            }
+            let found = r
+                .get::<_, Option<&[u8]>>("fingerprint")
+                .map(|print| (print, r.get::<_, i16>("status"), r.get("body")));
+            claim_from(r.get("got"), found, &k.fingerprint)
         })
         .collect();
     Ok(at
         .into_iter()
         .map(|n| n.map_or(Claim::InUse, |n| claims[n].clone()))
         .collect())
+}
+
+/// A claim from what a statement found: whether it got the key's lock, and the stored
+/// answer's fingerprint, status and body if there was one (looked up only once locked).
+pub(crate) fn claim_from(
+    locked: bool,
+    found: Option<(&[u8], i16, Vec<u8>)>,
+    fingerprint: &[u8],
+) -> Claim {
+    match (locked, found) {
+        (false, _) => Claim::InUse,
+        (true, None) => Claim::Fresh,
+        (true, Some((print, _, _))) if print != fingerprint => Claim::Mismatch,
+        (true, Some((_, status, body))) => Claim::Replay(Stored {
+            status: status as u16,
+            body,
+        }),
+    }
 }
 
 /// [`record`] for many keys in one statement, then `COMMIT`, sent together (one round
@@ -241,6 +260,7 @@ pub async fn store_decided<C: GenericClient>(
         .iter()
         .map(|(k, _)| !seen.insert((k.scope.as_str(), k.key.as_str())))
         .collect();
+    // The lookup is a probe per key, as in `claim_many` (see there why lateral).
     let rows = client
         .cq(
             "WITH k AS MATERIALIZED (
@@ -259,8 +279,11 @@ pub async fn store_decided<C: GenericClient>(
              SELECT k.got, ins.key IS NOT NULL AS stored, ik.fingerprint, ik.status, ik.body
                FROM k
                LEFT JOIN ins ON ins.scope = k.scope AND ins.key = k.key
-               LEFT JOIN idempotency_keys ik
-                 ON k.got AND ik.scope = k.scope AND ik.key = k.key
+               LEFT JOIN LATERAL (
+                        SELECT fingerprint, status, body FROM idempotency_keys ik
+                         WHERE k.got AND ik.scope = k.scope AND ik.key = k.key
+                        OFFSET 0
+                    ) ik ON true
               ORDER BY k.n",
             &[&scopes, &names, &prints, &statuses, &bodies, &twice],
         )

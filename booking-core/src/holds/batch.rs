@@ -76,6 +76,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
+use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
 
 /// How a [`Batcher`] groups requests.
@@ -391,18 +392,31 @@ enum Outcome {
     Done(Box<Hold>),
     Refused(Error),
     Undecided,
+    /// A keyed request whose key said not to run (never [`Claim::Fresh`]): nothing was
+    /// written for it.
+    Found(Claim),
 }
 
-/// The batch statement. Items are numbered from 1 in `items`; wanted seats name their
-/// item.
-static SQL: LazyLock<String> = LazyLock::new(|| {
-    format!(
-        "WITH items AS (
-             SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[],
-                                  $9::text[], $10::text[])
+/// The requests of a batch without keys: every one may be written (`key_fresh`).
+const PLAIN_ITEMS: &str = "items AS (
+             SELECT *, NULL::bool AS key_got, NULL::bytea AS key_print,
+                    NULL::int2 AS key_status, NULL::bytea AS key_body, true AS key_fresh
+               FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[],
+                           $9::text[], $10::text[])
                     WITH ORDINALITY
                     AS i(show_id, hold_id, user_id, ttl, external_ref, metadata, item)
-         ), snap AS (
+         )";
+
+/// The batch statement, without keys and with them (whose `items` also claims them:
+/// `keyed::ITEMS`).
+static SQL: LazyLock<String> = LazyLock::new(|| statement(PLAIN_ITEMS));
+static KEYED_SQL: LazyLock<String> = LazyLock::new(|| statement(keyed::ITEMS));
+
+/// The batch statement over the requests of `items`: numbered from 1 there; wanted
+/// seats name their item. Only items whose `key_fresh` is true are written.
+fn statement(items: &str) -> String {
+    format!(
+        "WITH {items}, snap AS (
              SELECT w.item, sh.currency, sh.max_seats_per_user, sh.queue_max_seats, s.id,
                     s.label, s.row_index,
                     s.number,
@@ -412,6 +426,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                     {VERSION} AS version, s.xmin::text AS xmin, w.version AS wanted_version,
                     {SEAT_TICKET},
                     row_number() OVER (PARTITION BY s.show_id, s.id ORDER BY w.item) AS claim,
+                    i.key_fresh,
                     {SALE_COLUMNS}
                FROM unnest($5::bigint[], $6::text[], $7::text[], $8::text[])
                     AS w(item, label, version, type)
@@ -422,6 +437,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                {PRICE_JOIN}
          ), go AS (
              SELECT item, bool_and(coalesce(id IS NOT NULL AND clean AND claim = 1 AND sells
+                                            AND key_fresh
                                             AND show_on_sale AND max_seats_per_user IS NULL
                                             AND queue_max_seats IS NULL
                                             AND (wanted_version IS NULL
@@ -453,7 +469,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                 snap.show_sales_start, snap.show_sales_end, snap.show_on_sale, v.ok,
                 h.created_at, h.expires_at,
                 (SELECT count(*) FROM taken t WHERE t.item = snap.item) AS taken_count,
-                e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
+                e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats,
+                i.key_got, i.key_print, i.key_status, i.key_body
            FROM snap
            JOIN verdict v USING (item)
            JOIN items i USING (item)
@@ -467,7 +484,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
           ORDER BY snap.item",
         write = super::take::write_ctes("ok_items", "wanted"),
     )
-});
+}
 
 /// Runs the batch statement and reads each request's outcome from its rows.
 async fn write(
@@ -499,23 +516,27 @@ async fn write(
         versions.extend(wanted_versions(&job.req));
         types.extend(named_types(&job.req));
     }
-    let rows = client
-        .cq(
-            &SQL,
-            &[
-                &shows,
-                &keys,
-                &users,
-                &ttls,
-                &seat_items,
-                &labels,
-                &versions,
-                &types,
-                &refs,
-                &metas,
-            ],
-        )
-        .await?;
+    let params: [&(dyn ToSql + Sync); 10] = [
+        &shows,
+        &keys,
+        &users,
+        &ttls,
+        &seat_items,
+        &labels,
+        &versions,
+        &types,
+        &refs,
+        &metas,
+    ];
+    let rows = match batch.iter().any(|j| j.keyed().is_some()) {
+        false => client.cq(&SQL, &params).await?,
+        true => {
+            let (scopes, names, twice) = keyed::key_columns(batch);
+            let keyed: [&(dyn ToSql + Sync); 3] = [&scopes, &names, &twice];
+            let all: Vec<&(dyn ToSql + Sync)> = params.into_iter().chain(keyed).collect();
+            client.cq(&KEYED_SQL, &all).await?
+        }
+    };
 
     let mut outcomes = Vec::with_capacity(batch.len());
     let mut rest = rows.as_slice();
@@ -531,6 +552,15 @@ async fn write(
             return Err(Error::Invariant(format!(
                 "hold batch returned no rows for request {item}"
             )));
+        }
+        if let Some(k) = job.keyed() {
+            match keyed::claim_of(&mine[0], &k.key) {
+                Claim::Fresh => {}
+                found => {
+                    outcomes.push(Outcome::Found(found));
+                    continue;
+                }
+            }
         }
         let outcome = match snapshot_of(&job.req, mine) {
             Err(e) => Outcome::Refused(e),

@@ -1,7 +1,8 @@
 //! One batch statement and its answers: holds of seats (the statement of `batch.rs`) or
 //! of places only (`place_batch.rs`). With keyed requests in the batch, the statement
-//! runs in a transaction that claims their keys before it and stores their answers
-//! after it (`keyed.rs`); without, it commits on its own.
+//! runs in a transaction that claims their keys (in the statement itself for seats,
+//! `keyed::ITEMS`; before it for places) and stores their answers after it
+//! (`keyed.rs`); without, it commits on its own.
 
 use super::keyed::{self, Keyed};
 use super::{decide_alone, same_error, Counters, Job, Outcome};
@@ -10,7 +11,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::holds::pooled::hold_pooled_as;
 use crate::holds::{load, place_batch, Hold, HoldRequest};
-use crate::idempotency::{self, Key, Stored};
+use crate::idempotency::{self, Claim, Key, Stored};
 use deadpool_postgres::Pool;
 use std::sync::atomic::Ordering;
 use std::time::Instant;
@@ -29,6 +30,7 @@ enum Answer {
     Send(Box<Result<Hold>>),
     Rendered,
     Undecided,
+    Found(Claim),
 }
 
 /// Writes one batch of `kind` and answers each of its requests. The batch's `slot` is
@@ -57,7 +59,13 @@ pub(super) async fn run_statement(
         }
     };
     let began = Instant::now();
-    let in_tx = match keyed::open(&client, &mut batch).await {
+    let keyed = batch.iter().any(|j| j.keyed().is_some());
+    let opened = match (kind, keyed) {
+        // The statement claims the keys itself, sent right after `BEGIN` (below).
+        (Kind::Seats, true) => Ok(true),
+        _ => keyed::open(&client, &mut batch).await,
+    };
+    let in_tx = match opened {
         Ok(in_tx) => in_tx,
         Err(e) => {
             drop(slot);
@@ -75,6 +83,7 @@ pub(super) async fn run_statement(
         return;
     }
     let written = match kind {
+        Kind::Seats if in_tx => begin_and_write(&client, engine, &batch).await,
         Kind::Seats => super::write(&client, engine, &batch).await,
         Kind::Places => {
             let reqs: Vec<(&HoldRequest, HoldId)> =
@@ -137,6 +146,10 @@ pub(super) async fn run_statement(
                 answers.push(Answer::Undecided);
                 continue;
             }
+            Outcome::Found(claim) => {
+                answers.push(Answer::Found(claim));
+                continue;
+            }
         };
         match job.keyed() {
             None => answers.push(Answer::Send(Box::new(decided))),
@@ -187,10 +200,35 @@ pub(super) async fn run_statement(
         match answer {
             Answer::Send(a) => job.answer(*a),
             Answer::Rendered => job.send_keyed(Keyed::Rendered),
+            Answer::Found(claim) => job.send_keyed(Keyed::Found(claim)),
             Answer::Undecided => undecided.push(job),
         }
     }
     decide_alone(undecided, pool, engine, counters).await;
+}
+
+/// `BEGIN` and the keyed statement of holds of seats, sent together: one round trip.
+/// Both are on the wire before either answer comes, so a `BEGIN` that failed would
+/// leave the statement to commit on its own, its holds without their keys: never seen
+/// (a `BEGIN` fails only with its connection, and the statement then with it), and
+/// answered as a broken invariant, never retried over.
+async fn begin_and_write(
+    client: &deadpool_postgres::Client,
+    engine: &Engine,
+    batch: &[Job],
+) -> Result<Vec<Outcome>> {
+    let (begun, written) = futures_util::future::join(
+        client.batch_execute("BEGIN"),
+        super::write(client, engine, batch),
+    )
+    .await;
+    match (begun, written) {
+        (Ok(()), written) => written,
+        (Err(e), Ok(_)) => Err(Error::Invariant(format!(
+            "a keyed hold batch ran outside its transaction: {e}"
+        ))),
+        (Err(e), Err(_)) => Err(e.into()),
+    }
 }
 
 /// Each request of a failed batch alone, at once (with the database down, each waits
