@@ -74,6 +74,9 @@ pub struct Confirmation {
     /// `true` the first time; `false` when the hold was already confirmed and this is
     /// the same booking again.
     pub created: bool,
+    /// `true` when the hold had expired and this confirm took its seats and places
+    /// back (`allow_late`).
+    pub late: bool,
     /// The seat event this confirm wrote (when `created`), once committed: the
     /// caller's process may apply it to what it caches before the feed brings it.
     pub event: Option<std::sync::Arc<feed::SeatEvent>>,
@@ -234,6 +237,7 @@ where
             return Ok(Confirmation {
                 booking,
                 created: false,
+                late: false,
                 event: None,
             });
         }
@@ -297,6 +301,7 @@ where
     Ok(Confirmation {
         booking,
         created: true,
+        late: expired,
         event,
     })
 }

@@ -467,6 +467,7 @@ pub async fn confirm(
     };
     let outcome = bookings::confirm_with(&mut tx, &state.engine, &user, id, &req).await;
     let created = matches!(outcome, Ok(ref c) if c.created);
+    let late = matches!(outcome, Ok(ref c) if c.late);
     let event = outcome.as_ref().ok().and_then(|c| c.event.clone());
     let outcome = outcome
         .map(|c| {
@@ -482,6 +483,9 @@ pub async fn confirm(
     if created && reply.status == StatusCode::CREATED {
         state.seat_cache.own_write(event.as_ref());
         state.metrics.confirms.inc();
+        if late {
+            state.metrics.late_confirms.inc();
+        }
     }
     Ok(reply)
 }
@@ -544,7 +548,11 @@ pub async fn retype(
         .await
         .map(|h| Reply::json(StatusCode::OK, &h))
         .map_err(ApiError::from);
-    idem.finish(tx, outcome).await
+    let reply = idem.finish(tx, outcome).await?;
+    if reply.status == StatusCode::OK {
+        state.metrics.ticket_changes.inc();
+    }
+    Ok(reply)
 }
 
 /// `DELETE /holds/{hold_id}`: 204, also when already released or expired.

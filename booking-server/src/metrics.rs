@@ -49,6 +49,12 @@ pub struct Metrics {
     pub best_reads: Counter,
     /// `booking_confirms_total`: holds confirmed into bookings (first confirms only).
     pub confirms: Counter,
+    /// `booking_late_confirms_total`: confirms that booked an expired hold
+    /// (`allow_late`), also counted in `booking_confirms_total`.
+    pub late_confirms: Counter,
+    /// `booking_ticket_changes_total`: changes of a hold's ticket types answered `200`
+    /// (`POST /holds/{id}/tickets`; replays under an `Idempotency-Key` not).
+    pub ticket_changes: Counter,
     /// `booking_releases_total`: releases answered `204`, repeats of a release included.
     pub releases: Counter,
     /// `booking_cancels_total`: cancels of a whole booking answered `200`, repeats of a
@@ -144,6 +150,14 @@ impl Default for Metrics {
             "Reads of the whole house (one statement each) best available made for those holds",
         );
         let confirms = counter("booking_confirms", "Holds confirmed into bookings");
+        let late_confirms = counter(
+            "booking_late_confirms",
+            "Expired holds booked by a confirm with allow_late (also in booking_confirms_total)",
+        );
+        let ticket_changes = counter(
+            "booking_ticket_changes",
+            "Changes of the ticket types of live holds",
+        );
         let releases = counter("booking_releases", "Holds released by their owner");
         let cancels = counter("booking_cancels", "Bookings cancelled");
         let hold_adds = counter("booking_hold_adds", "Seats and places added to live holds");
@@ -203,6 +217,8 @@ impl Default for Metrics {
             best_lock_attempts,
             best_reads,
             confirms,
+            late_confirms,
+            ticket_changes,
             releases,
             cancels,
             hold_adds,

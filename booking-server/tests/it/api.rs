@@ -319,6 +319,8 @@ async fn operations_endpoints_answer() {
         ("booking_best_lock_attempts_total", "counter"),
         ("booking_best_reads_total", "counter"),
         ("booking_confirms_total", "counter"),
+        ("booking_late_confirms_total", "counter"),
+        ("booking_ticket_changes_total", "counter"),
         ("booking_releases_total", "counter"),
         ("booking_cancels_total", "counter"),
         ("booking_hold_adds_total", "counter"),

@@ -1,6 +1,7 @@
 //! Standing areas over HTTP: from the show to the booking and back, the feed's deltas,
 //! the refusal of a sold-out area from memory, and bad input.
 
+use crate::cart::counter;
 use crate::common::{Sse, TestServer};
 use hyper::StatusCode;
 use serde_json::{json, Value};
@@ -398,6 +399,9 @@ async fn a_late_payment_books_what_nobody_took_and_names_what_was_taken() {
     assert_eq!(late.status, StatusCode::GONE, "{}", late.text());
     assert_eq!(late.error(), "hold_expired");
     assert_eq!(late.json["seats"], json!(["A2"]));
+    // One late confirm booked; the refused one is not counted.
+    assert_eq!(counter(&s, "booking_late_confirms_total").await, 1);
+    assert_eq!(counter(&s, "booking_confirms_total").await, 1);
 }
 
 /// `POST /holds/{id}/tickets`: new types for a seat and an area's places, the new
@@ -432,6 +436,8 @@ async fn a_holds_ticket_types_change_over_http() {
         .send()
         .await;
     assert_eq!(replay.json, changed.json);
+    // The change ran once: the replay is not counted again.
+    assert_eq!(counter(&s, "booking_ticket_changes_total").await, 1);
     let missing = s
         .post(&path)
         .user("alice")
@@ -455,4 +461,5 @@ async fn a_holds_ticket_types_change_over_http() {
         .send()
         .await;
     assert_eq!(other.status, StatusCode::FORBIDDEN);
+    assert_eq!(counter(&s, "booking_ticket_changes_total").await, 1);
 }
