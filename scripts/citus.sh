@@ -150,6 +150,8 @@ cmd_start() {
 shared_preload_libraries = 'citus'
 max_prepared_transactions = 200
 max_connections = 300
+# Citus runs a maintenance worker per database: tests make one database each.
+max_worker_processes = 256
 shared_buffers = 128MB
 listen_addresses = '$host'
 port = $port

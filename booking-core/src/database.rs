@@ -31,6 +31,11 @@ pub struct Settings {
     /// a [`crate::SeatCount`] with (the operations themselves do not check it).
     /// Default: 10.
     pub max_seats_per_hold: usize,
+    /// The database is a Citus formation whose migrations distributed the schema by
+    /// show ([`is_distributed`]): the few paths that Citus cannot run as one statement
+    /// on one node take their multi-statement form. Default: `false` (plain
+    /// PostgreSQL). See DESIGN.md "Scaling past one machine".
+    pub distributed: bool,
 }
 
 impl Settings {
@@ -59,6 +64,7 @@ impl Default for Settings {
             default_ttl: crate::HoldTtl::from_secs(600).expect("600 s is a valid ttl"),
             max_hold: Duration::from_secs(3600),
             max_seats_per_hold: 10,
+            distributed: false,
         }
     }
 }
@@ -128,8 +134,12 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
     // more than running it. Measured: once `GET /shows` grew a ticket-type column, its
     // estimate passed `jit_above_cost` in a database of 70 shows, and each read spent
     // 280-850 ms compiling (auto_explain) for a query that runs in about 140 ms.
+    //
+    // On Citus, custom plans: it cannot plan an INSERT ... SELECT with parameters
+    // generically ("could not create distributed plan"), and plans every statement
+    // for the node it routes to anyway. Set once per new connection (`PLAN_CACHE_MODE`).
     let session = format!(
-        "-c lock_timeout={}ms -c plan_cache_mode=force_generic_plan -c jit=off",
+        "-c lock_timeout={}ms -c jit=off",
         options.lock_timeout.as_millis().max(1)
     );
     let options_text = match config.get_options() {
@@ -147,6 +157,14 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
         },
     );
     Pool::builder(manager)
+        .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+            Box::pin(async move {
+                client
+                    .batch_execute(PLAN_CACHE_MODE)
+                    .await
+                    .map_err(deadpool_postgres::HookError::Backend)
+            })
+        }))
         .max_size(options.max_size.max(1))
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(options.wait))
@@ -155,6 +173,12 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
         .build()
         .map_err(|e| Error::Pool(e.to_string()))
 }
+
+/// How every pooled connection plans (see [`pool`]): generic plans on plain
+/// PostgreSQL, custom ones on Citus.
+const PLAN_CACHE_MODE: &str = "SELECT set_config('plan_cache_mode',
+    CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
+         THEN 'force_custom_plan' ELSE 'force_generic_plan' END, false)";
 
 /// A connection from the pool; a pool that stays full past its wait gives [`Error::Busy`].
 pub async fn client(pool: &Pool) -> Result<deadpool_postgres::Client> {
@@ -180,6 +204,30 @@ pub async fn migrate(client: &mut tokio_postgres::Client) -> Result<()> {
         tracing::info!(version = m.version(), name = m.name(), "applied migration");
     }
     Ok(())
+}
+
+/// `true` when the database is a Citus coordinator whose `shows` are distributed (the
+/// migration V13 does that wherever the `citus` extension is installed): what
+/// [`Settings::distributed`] should say.
+pub async fn is_distributed<C: deadpool_postgres::GenericClient>(client: &C) -> Result<bool> {
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
+                    AND to_regclass('pg_dist_partition') IS NOT NULL",
+            &[],
+        )
+        .await?;
+    if !row.get::<_, bool>(0) {
+        return Ok(false);
+    }
+    let row = client
+        .query_one(
+            "SELECT EXISTS (SELECT 1 FROM pg_dist_partition
+                             WHERE logicalrelid = 'shows'::regclass)",
+            &[],
+        )
+        .await?;
+    Ok(row.get(0))
 }
 
 /// [`migrate`] on a connection taken from `pool`.

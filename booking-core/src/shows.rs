@@ -237,21 +237,22 @@ async fn insert_types<C: GenericClient>(tx: &C, show: i64, types: &[TicketType])
             prices.push(*price);
         }
     }
+    // Two statements, each selecting from the show's row: Citus then runs each whole
+    // on the show's node. (As one statement, or with `SELECT $1, ...`, Citus answers
+    // "could not create distributed plan".)
     tx.cexec(
-        "WITH tt AS (
-             INSERT INTO ticket_types (show_id, type, position)
-             SELECT $1, * FROM unnest($2::text[], $3::int[])
-         )
-         INSERT INTO ticket_prices (show_id, type, category, price)
-         SELECT $1, * FROM unnest($4::text[], $5::text[], $6::bigint[])",
-        &[
-            &show,
-            &names,
-            &positions,
-            &price_types,
-            &categories,
-            &prices,
-        ],
+        "INSERT INTO ticket_types (show_id, type, position)
+         SELECT sh.id, u.t, u.p FROM shows sh, unnest($2::text[], $3::int[]) AS u(t, p)
+          WHERE sh.id = $1",
+        &[&show, &names, &positions],
+    )
+    .await?;
+    tx.cexec(
+        "INSERT INTO ticket_prices (show_id, type, category, price)
+         SELECT sh.id, u.t, u.c, u.p
+           FROM shows sh, unnest($2::text[], $3::text[], $4::bigint[]) AS u(t, c, p)
+          WHERE sh.id = $1",
+        &[&show, &price_types, &categories, &prices],
     )
     .await?;
     Ok(())

@@ -311,6 +311,8 @@ impl Config {
                 .expect("clap checked the range"),
             max_hold: Duration::from_secs(self.max_hold_seconds),
             max_seats_per_hold: usize::from(self.max_seats_per_hold),
+            // Learned from the database once it is migrated (`AppState::new`).
+            distributed: false,
         }
     }
 

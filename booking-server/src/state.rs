@@ -94,7 +94,9 @@ impl AppState {
     pub async fn new(config: &Config, pool: Pool) -> Result<AppState, booking_core::Error> {
         let pg = database::parse_url(&config.database_url)?;
         let shutdown = CancellationToken::new();
-        let engine = Engine::new(config.settings());
+        let mut settings = config.settings();
+        settings.distributed = database::is_distributed(&database::client(&pool).await?).await?;
+        let engine = Engine::new(settings);
         let mut listen = pg;
         listen.application_name("booking-listen");
         let listener = booking_core::Listener::start(&engine, listen, shutdown.child_token());

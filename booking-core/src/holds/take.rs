@@ -26,16 +26,17 @@ use uuid::Uuid;
 
 /// SQL: the locked seat row was last written by a transaction older than ours (or
 /// frozen). A seat written by a younger transaction is refused even when free: see
-/// step 3 of [`hold`].
+/// step 3 of [`hold`]. Our transaction's id is the show's node's (`booking_xid`, see
+/// migration V13), as the row's `xmin` is.
 pub(crate) const WRITTEN_BEFORE_US: &str = "(xmin::text IN ('1', '2')
-     OR ((pg_current_xact_id()::text::bigint - xmin::text::bigint) % 4294967296
+     OR ((booking_xid(show_id)::text::bigint - xmin::text::bigint) % 4294967296
          + 4294967296) % 4294967296 < 2147483648)";
 
 /// SQL: [`WRITTEN_BEFORE_US`] of the row `s` (in statements that join other tables):
 /// the rule for claiming places, checked on the newest row version a `FOR UPDATE` lock
 /// reaches.
 pub(crate) const S_WRITTEN_BEFORE_US: &str = "(s.xmin::text IN ('1', '2')
-     OR ((pg_current_xact_id()::text::bigint - s.xmin::text::bigint) % 4294967296
+     OR ((booking_xid(s.show_id)::text::bigint - s.xmin::text::bigint) % 4294967296
          + 4294967296) % 4294967296 < 2147483648)";
 
 /// Holds all of `req.seats` for `req.ttl`, or none of them.

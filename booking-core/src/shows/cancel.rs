@@ -233,7 +233,7 @@ where
         .cq_one(
             &format!(
                 "SELECT coalesce(bool_and({WRITTEN_BEFORE_US}), true) AS fresh
-                   FROM (SELECT xmin FROM seats WHERE show_id = $1 ORDER BY id FOR UPDATE) s"
+                   FROM (SELECT xmin, show_id FROM seats WHERE show_id = $1 ORDER BY id FOR UPDATE) s"
             ),
             &[&show],
         )

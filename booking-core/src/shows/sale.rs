@@ -16,18 +16,18 @@ use crate::domain::ShowId;
 use crate::error::{Error, Result};
 use deadpool_postgres::GenericClient;
 
-/// SQL: the show `sh` sells now: not cancelled, and `now()` inside its window (the
+/// SQL: the show `sh` sells now: not cancelled, and its node's `now()` inside its window (the
 /// start included, the end not; a missing end is open).
 pub(crate) const ON_SALE: &str = "(sh.cancelled_at IS NULL
-     AND now() >= coalesce(sh.sales_start, '-infinity'::timestamptz)
-     AND now() < coalesce(sh.sales_end, 'infinity'::timestamptz))";
+     AND booking_now(sh.id) >= coalesce(sh.sales_start, '-infinity'::timestamptz)
+     AND booking_now(sh.id) < coalesce(sh.sales_end, 'infinity'::timestamptz))";
 
 /// SQL: the columns [`refusal`] reads, of the show `sh`.
 pub(crate) const SALE_COLUMNS: &str = "sh.cancelled_at AS show_cancelled_at,
      sh.sales_start AS show_sales_start, sh.sales_end AS show_sales_end,
      (sh.cancelled_at IS NULL
-      AND now() >= coalesce(sh.sales_start, '-infinity'::timestamptz)
-      AND now() < coalesce(sh.sales_end, 'infinity'::timestamptz)) AS show_on_sale";
+      AND booking_now(sh.id) >= coalesce(sh.sales_start, '-infinity'::timestamptz)
+      AND booking_now(sh.id) < coalesce(sh.sales_end, 'infinity'::timestamptz)) AS show_on_sale";
 
 /// Refuses a show that does not sell now, from a row with [`SALE_COLUMNS`]:
 /// [`Error::ShowCancelled`] first, then [`Error::NotOnSale`] with the window.
@@ -81,8 +81,8 @@ pub(crate) async fn check_live<C: GenericClient>(client: &C, show: ShowId) -> Re
 
 /// SQL: the [`ShowStatus`] of the show `sh` now, as the column `status`.
 pub(crate) const SHOW_STATUS: &str = "CASE WHEN sh.cancelled_at IS NOT NULL THEN 'cancelled'
-          WHEN now() >= coalesce(sh.sales_start, '-infinity'::timestamptz)
-               AND now() < coalesce(sh.sales_end, 'infinity'::timestamptz) THEN 'on_sale'
+          WHEN booking_now(sh.id) >= coalesce(sh.sales_start, '-infinity'::timestamptz)
+               AND booking_now(sh.id) < coalesce(sh.sales_end, 'infinity'::timestamptz) THEN 'on_sale'
           ELSE 'not_on_sale' END AS status";
 
 crate::domain::text_enum! {

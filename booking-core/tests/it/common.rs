@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct TestDb {
     pub pool: Pool,
     pub config: tokio_postgres::Config,
+    /// A Citus formation's database, distributed by the migrations.
+    pub distributed: bool,
 }
 
 fn server_url() -> String {
@@ -43,6 +45,9 @@ impl TestDb {
             .expect("create test database");
         let mut config = admin.clone();
         config.dbname(&name);
+        if crate::formation::is_coordinator(&client).await {
+            crate::formation::prepare(&admin, &client, &name).await;
+        }
         let pool = database::pool(
             config.clone(),
             &PoolOptions {
@@ -55,7 +60,28 @@ impl TestDb {
         )
         .expect("pool");
         database::migrate_pool(&pool).await.expect("migrate");
-        TestDb { pool, config }
+        let distributed = database::is_distributed(&database::client(&pool).await.unwrap())
+            .await
+            .expect("read whether distributed");
+        TestDb {
+            pool,
+            config,
+            distributed,
+        }
+    }
+
+    /// The default settings, for this database (`distributed` on a formation).
+    pub fn settings(&self) -> Settings {
+        Settings {
+            distributed: self.distributed,
+            ..Settings::default()
+        }
+    }
+
+    /// An engine with [`TestDb::settings`]: what `Engine::default()` is on plain
+    /// PostgreSQL.
+    pub fn engine(&self) -> Engine {
+        Engine::new(self.settings())
     }
 
     pub async fn client(&self) -> Client {

@@ -2,14 +2,14 @@
 
 use crate::common::{request, user, TestDb};
 use booking_core::feed::{Feed, FeedOptions};
-use booking_core::{holds, CancellationToken, Engine};
+use booking_core::{holds, CancellationToken};
 use std::time::Duration;
 
 #[tokio::test]
 async fn two_engines_in_one_process_never_see_each_others_signals() {
     let db = TestDb::new().await;
     let show = db.show(1, 10).await;
-    let (a, b) = (Engine::default(), Engine::default());
+    let (a, b) = (db.engine(), db.engine());
     let (mut seen_by_a, seen_by_b) = (a.changes(), b.changes());
 
     let hold = holds::hold(
@@ -43,7 +43,7 @@ async fn two_engines_in_one_process_never_see_each_others_signals() {
 async fn a_feed_is_woken_by_the_changes_of_its_own_engine() {
     let db = TestDb::new().await;
     let show = db.show(1, 10).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let stop = CancellationToken::new();
     // No LISTEN connection and a poll too slow to matter: only the engine's own
     // signal can make the pump read before the test gives up.
