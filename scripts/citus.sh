@@ -10,6 +10,10 @@
 #   scripts/citus.sh url      print the coordinator's DATABASE_URL
 #   scripts/citus.sh psql     psql on the coordinator (extra arguments are passed on)
 #   scripts/citus.sh destroy  stop it and delete .citus/
+#   scripts/citus.sh createdb NAME
+#                             a new database NAME on every node, with the extension and
+#                             the workers registered (what a migration then distributes);
+#                             prints its URL
 #
 # Citus: an installed one is used (`citus.so` in PostgreSQL's library directory; a user
 # installs it from Citus's own packages, see the README). Otherwise it is built from the
@@ -183,6 +187,26 @@ EOF
     url
 }
 
+cmd_createdb() {
+    local name=$1 port
+    [[ "$name" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "a database name is lower-case letters, digits and _, not '$name'"
+    cmd_status || die "the formation does not run: scripts/citus.sh start"
+    for port in "${ports[@]}"; do
+        # Citus 13 passes a CREATE DATABASE on to the workers; older ones do not.
+        if [ -z "$(sql "$port" postgres -c "SELECT 1 FROM pg_database WHERE datname = '$name'")" ]; then
+            sql "$port" postgres -c "CREATE DATABASE \"$name\""
+        fi
+        sql "$port" "$name" -c "CREATE EXTENSION IF NOT EXISTS citus"
+    done
+    sql "$port0" "$name" -c "SELECT citus_set_coordinator_host('$host', $port0)" >/dev/null
+    for port in "${ports[@]:1}"; do
+        if [ -z "$(sql "$port0" "$name" -c "SELECT 1 FROM pg_dist_node WHERE nodename = '$host' AND nodeport = $port")" ]; then
+            sql "$port0" "$name" -c "SELECT citus_add_node('$host', $port)" >/dev/null
+        fi
+    done
+    printf 'postgres://postgres@%s:%s/%s\n' "$host" "$port0" "$name"
+}
+
 cmd_stop() {
     [ -e "$root" ] || return 0
     local dir port data
@@ -215,5 +239,6 @@ case "${1:-}" in
     url) url ;;
     psql) shift; "$bin/psql" "$(url)" "$@" ;;
     destroy) cmd_destroy ;;
-    *) sed -n '2,33p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    createdb) [ $# -eq 2 ] || die "usage: scripts/citus.sh createdb NAME"; cmd_createdb "$2" ;;
+    *) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
