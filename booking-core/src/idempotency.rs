@@ -6,8 +6,14 @@
 //! [`record`] the answer and commit. Work and answer land together or not at all, so
 //! a retry after any crash either replays the answer or does the work for the first
 //! time — never twice.
+//!
+//! A key belongs to its caller (`scope`) and to the show its request names
+//! ([`Key::show`]): every statement here names the show, so that with the tables
+//! distributed by show each runs on the show's node alone. The same key sent for two
+//! shows is two keys.
 
 use crate::database::Cached;
+use crate::domain::ShowId;
 use crate::error::Result;
 use deadpool_postgres::GenericClient;
 use std::time::Duration;
@@ -36,21 +42,22 @@ pub enum Claim {
     InUse,
 }
 
-/// Claims `key` in `scope` for the current transaction (`tx` must be one).
+/// Claims `key` for the current transaction (`tx` must be one).
 ///
 /// A transaction-scoped advisory lock marks the key as in use until commit or rollback:
 /// a concurrent duplicate sees [`Claim::InUse`] at once instead of waiting, and after
 /// the first commits its answer is visible to the next statement that looks.
-pub async fn claim<C: GenericClient>(
-    tx: &C,
-    scope: &str,
-    key: &str,
-    fingerprint: &[u8],
-) -> Result<Claim> {
+///
+/// The lock is on a hash of the show, the scope and the key, the same in every
+/// statement of this crate that claims keys: `show || chr(31) || scope || chr(31) ||
+/// key` (scopes and keys are visible ASCII, so the separator cannot be part of them).
+pub async fn claim<C: GenericClient>(tx: &C, key: &Key) -> Result<Claim> {
+    let show = key.show_param();
     let locked: bool = tx
         .cq_one(
-            "SELECT pg_try_advisory_xact_lock(hashtextextended($1 || chr(31) || $2, 7))",
-            &[&scope, &key],
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(
+                        $1::bigint::text || chr(31) || $2 || chr(31) || $3, 7))",
+            &[&show, &key.scope, &key.key],
         )
         .await?
         .get(0);
@@ -59,13 +66,16 @@ pub async fn claim<C: GenericClient>(
     }
     let row = tx
         .cq_opt(
-            "SELECT fingerprint, status, body FROM idempotency_keys WHERE scope = $1 AND key = $2",
-            &[&scope, &key],
+            "SELECT fingerprint, status, body FROM idempotency_keys
+              WHERE show_id = $1 AND scope = $2 AND key = $3",
+            &[&show, &key.scope, &key.key],
         )
         .await?;
     Ok(match row {
         None => Claim::Fresh,
-        Some(r) if r.get::<_, &[u8]>("fingerprint") != fingerprint => Claim::Mismatch,
+        Some(r) if r.get::<_, &[u8]>("fingerprint") != key.fingerprint.as_slice() => {
+            Claim::Mismatch
+        }
         Some(r) => Claim::Replay(Stored {
             status: r.get::<_, i16>("status") as u16,
             body: r.get("body"),
@@ -74,20 +84,15 @@ pub async fn claim<C: GenericClient>(
 }
 
 /// Stores the answer under `key`, in the transaction that did the work.
-pub async fn record<C: GenericClient>(
-    tx: &C,
-    scope: &str,
-    key: &str,
-    fingerprint: &[u8],
-    answer: &Stored,
-) -> Result<()> {
+pub async fn record<C: GenericClient>(tx: &C, key: &Key, answer: &Stored) -> Result<()> {
     tx.cexec(
-        "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body)
-         VALUES ($1, $2, $3, $4, $5)",
+        "INSERT INTO idempotency_keys (show_id, scope, key, fingerprint, status, body)
+         VALUES ($1, $2, $3, $4, $5, $6)",
         &[
-            &scope,
-            &key,
-            &fingerprint,
+            &key.show_param(),
+            &key.scope,
+            &key.key,
+            &key.fingerprint,
             &(answer.status as i16),
             &answer.body,
         ],
@@ -96,7 +101,7 @@ pub async fn record<C: GenericClient>(
     Ok(())
 }
 
-/// Deletes keys older than `retention`; returns how many.
+/// Deletes keys older than `retention`, of every show; returns how many.
 pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<u64> {
     let secs = retention.as_secs() as i64;
     Ok(client
@@ -107,15 +112,34 @@ pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<
         .await?)
 }
 
-/// A request's key as a batch carries it: [`claim`]'s `scope`, `key` and `fingerprint`.
+/// A request's key: the show and caller it belongs to, the key itself, and the request
+/// it is bound to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Key {
+    /// The show the request names (its path's show, or the show of the hold or booking
+    /// it names); `None` for a request of no show (creating a show or a venue), stored
+    /// as show 0. Keys of different shows never meet: the same key sent for two shows
+    /// is two keys.
+    pub show: Option<ShowId>,
     /// Whose key it is (`user:alice`, `admin`).
     pub scope: String,
     /// The key the client sent.
     pub key: String,
     /// What request the key is bound to (the server's hash of method, path and body).
     pub fingerprint: Vec<u8>,
+}
+
+impl Key {
+    /// The `show_id` the key is stored under (0: no show).
+    pub(crate) fn show_param(&self) -> i64 {
+        self.show.map_or(0, ShowId::get)
+    }
+
+    /// What tells two keys apart: a key named twice in one statement is the same
+    /// (show, scope, key).
+    pub(crate) fn identity(&self) -> (i64, &str, &str) {
+        (self.show_param(), &self.scope, &self.key)
+    }
 }
 
 /// [`claim`] for many keys in one statement, in the current transaction (`tx` must be
@@ -129,11 +153,11 @@ pub struct Key {
 /// the whole transaction: nothing is done twice, and the caller retries each request
 /// through [`claim`], which sees the answer.
 pub async fn claim_many<C: GenericClient>(tx: &C, keys: &[&Key]) -> Result<Vec<Claim>> {
-    let mut first: std::collections::HashMap<(&str, &str), usize> = Default::default();
+    let mut first: std::collections::HashMap<(i64, &str, &str), usize> = Default::default();
     let mut unique: Vec<&Key> = Vec::new();
     let mut at = Vec::with_capacity(keys.len());
     for k in keys {
-        match first.entry((k.scope.as_str(), k.key.as_str())) {
+        match first.entry(k.identity()) {
             std::collections::hash_map::Entry::Occupied(_) => at.push(None),
             std::collections::hash_map::Entry::Vacant(v) => {
                 v.insert(unique.len());
@@ -142,6 +166,7 @@ pub async fn claim_many<C: GenericClient>(tx: &C, keys: &[&Key]) -> Result<Vec<C
             }
         }
     }
+    let shows: Vec<i64> = unique.iter().map(|k| k.show_param()).collect();
     let scopes: Vec<&str> = unique.iter().map(|k| k.scope.as_str()).collect();
     let names: Vec<&str> = unique.iter().map(|k| k.key.as_str()).collect();
     // The lookup is a lateral subquery kept apart (`OFFSET 0`), so it can only be a
@@ -152,19 +177,21 @@ pub async fn claim_many<C: GenericClient>(tx: &C, keys: &[&Key]) -> Result<Vec<C
     let rows = tx
         .cq(
             "WITH k AS MATERIALIZED (
-                 SELECT n, scope, key,
-                        pg_try_advisory_xact_lock(hashtextextended(scope || chr(31) || key, 7))
-                            AS got
-                   FROM unnest($1::text[], $2::text[]) WITH ORDINALITY AS k(scope, key, n)
+                 SELECT n, show_id, scope, key,
+                        pg_try_advisory_xact_lock(hashtextextended(
+                            show_id::text || chr(31) || scope || chr(31) || key, 7)) AS got
+                   FROM unnest($1::bigint[], $2::text[], $3::text[])
+                        WITH ORDINALITY AS k(show_id, scope, key, n)
              )
              SELECT k.got, ik.fingerprint, ik.status, ik.body
                FROM k LEFT JOIN LATERAL (
                         SELECT fingerprint, status, body FROM idempotency_keys ik
-                         WHERE k.got AND ik.scope = k.scope AND ik.key = k.key
+                         WHERE k.got AND ik.show_id = k.show_id AND ik.scope = k.scope
+                           AND ik.key = k.key
                         OFFSET 0
                     ) ik ON true
               ORDER BY k.n",
-            &[&scopes, &names],
+            &[&shows, &scopes, &names],
         )
         .await?;
     let claims: Vec<Claim> = rows
@@ -210,14 +237,14 @@ pub async fn record_many_and_commit(
     client: &deadpool_postgres::Client,
     answers: &[(&Key, &Stored)],
 ) -> Result<()> {
-    let (scopes, names, prints, statuses, bodies) = columns(answers);
+    let (shows, scopes, names, prints, statuses, bodies) = columns(answers);
     // Prepared first: the insert must be on the wire before the `COMMIT` (a statement
     // still being prepared would let the `COMMIT` overtake it).
     let insert = client
         .prepare_cached(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body)
-             SELECT * FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[],
-                                  $5::bytea[])",
+            "INSERT INTO idempotency_keys (show_id, scope, key, fingerprint, status, body)
+             SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[],
+                                  $5::int2[], $6::bytea[])",
         )
         .await?;
     let (stored, committed) = futures_util::future::join(
@@ -226,7 +253,10 @@ pub async fn record_many_and_commit(
                 true => Ok(0),
                 false => {
                     client
-                        .execute(&insert, &[&scopes, &names, &prints, &statuses, &bodies])
+                        .execute(
+                            &insert,
+                            &[&shows, &scopes, &names, &prints, &statuses, &bodies],
+                        )
                         .await
                 }
             }
@@ -253,39 +283,41 @@ pub async fn store_decided<C: GenericClient>(
     client: &C,
     answers: &[(&Key, &Stored)],
 ) -> Result<Vec<Option<Claim>>> {
-    let (scopes, names, prints, statuses, bodies) = columns(answers);
+    let (shows, scopes, names, prints, statuses, bodies) = columns(answers);
     // Every key once: a key twice in one INSERT would make the statement fail.
     let mut seen = std::collections::HashSet::new();
     let twice: Vec<bool> = answers
         .iter()
-        .map(|(k, _)| !seen.insert((k.scope.as_str(), k.key.as_str())))
+        .map(|(k, _)| !seen.insert(k.identity()))
         .collect();
     // The lookup is a probe per key, as in `claim_many` (see there why lateral).
     let rows = client
         .cq(
             "WITH k AS MATERIALIZED (
-                 SELECT n, scope, key, fp, status, body, twice,
-                        NOT twice AND pg_try_advisory_xact_lock(
-                            hashtextextended(scope || chr(31) || key, 7)) AS got
-                   FROM unnest($1::text[], $2::text[], $3::bytea[], $4::int2[], $5::bytea[],
-                               $6::bool[])
-                        WITH ORDINALITY AS k(scope, key, fp, status, body, twice, n)
+                 SELECT n, show_id, scope, key, fp, status, body, twice,
+                        NOT twice AND pg_try_advisory_xact_lock(hashtextextended(
+                            show_id::text || chr(31) || scope || chr(31) || key, 7)) AS got
+                   FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::int2[],
+                               $6::bytea[], $7::bool[])
+                        WITH ORDINALITY AS k(show_id, scope, key, fp, status, body, twice, n)
              ), ins AS (
-                 INSERT INTO idempotency_keys (scope, key, fingerprint, status, body)
-                 SELECT scope, key, fp, status, body FROM k WHERE got
-                 ON CONFLICT (scope, key) DO NOTHING
-                 RETURNING scope, key
+                 INSERT INTO idempotency_keys (show_id, scope, key, fingerprint, status, body)
+                 SELECT show_id, scope, key, fp, status, body FROM k WHERE got
+                 ON CONFLICT (show_id, scope, key) DO NOTHING
+                 RETURNING show_id, scope, key
              )
              SELECT k.got, ins.key IS NOT NULL AS stored, ik.fingerprint, ik.status, ik.body
                FROM k
-               LEFT JOIN ins ON ins.scope = k.scope AND ins.key = k.key
+               LEFT JOIN ins
+                      ON ins.show_id = k.show_id AND ins.scope = k.scope AND ins.key = k.key
                LEFT JOIN LATERAL (
                         SELECT fingerprint, status, body FROM idempotency_keys ik
-                         WHERE k.got AND ik.scope = k.scope AND ik.key = k.key
+                         WHERE k.got AND ik.show_id = k.show_id AND ik.scope = k.scope
+                           AND ik.key = k.key
                         OFFSET 0
                     ) ik ON true
               ORDER BY k.n",
-            &[&scopes, &names, &prints, &statuses, &bodies, &twice],
+            &[&shows, &scopes, &names, &prints, &statuses, &bodies, &twice],
         )
         .await?;
     Ok(rows
@@ -314,6 +346,7 @@ pub async fn store_decided<C: GenericClient>(
 }
 
 type Columns<'a> = (
+    Vec<i64>,
     Vec<&'a str>,
     Vec<&'a str>,
     Vec<&'a [u8]>,
@@ -323,6 +356,7 @@ type Columns<'a> = (
 
 fn columns<'a>(answers: &[(&'a Key, &'a Stored)]) -> Columns<'a> {
     (
+        answers.iter().map(|(k, _)| k.show_param()).collect(),
         answers.iter().map(|(k, _)| k.scope.as_str()).collect(),
         answers.iter().map(|(k, _)| k.key.as_str()).collect(),
         answers

@@ -63,7 +63,8 @@
 //!   (`bookings/exchange.rs`: [`bookings::exchange`]).
 //! - [`sweeper`]: expire lapsed holds (`sweep_once`) and the deadline-driven `run` loop,
 //!   which also prunes old idempotency keys and feed events.
-//! - [`idempotency`]: store a request's answer with its work; replay it to retries.
+//! - [`idempotency`]: store a request's answer with its work, under its caller and show;
+//!   replay it to retries.
 //! - [`feed`]: the change feed: what an event is (`feed/event.rs`), events written with
 //!   each change and read below a transaction watermark (`feed/sql.rs`), followed by one
 //!   pump per process and fanned out per show (`feed/follow.rs`); the process's one

@@ -1,7 +1,7 @@
 //! `/shows/{id}/blocks` (admin): take seats off sale, list the blocks, delete one.
 
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{Begun, Idempotency, Scope};
+use crate::idempotency::{Begun, RequestKey, Scope};
 use crate::shows::show_id;
 use crate::state::AppState;
 use booking_core::{blocks, BlockId, SeatSelection};
@@ -25,7 +25,7 @@ pub async fn create(
     raw_show: &str,
 ) -> Result<Reply, ApiError> {
     state.auth.require_admin(&parts.headers)?;
-    let idem = Idempotency::from_request(
+    let key = RequestKey::read(
         &parts.headers,
         Scope::Admin,
         &parts.method,
@@ -33,6 +33,7 @@ pub async fn create(
         &body,
     )?;
     let show = show_id(raw_show)?;
+    let idem = key.for_show(show);
     let b: BlockBody = http::parse_json(&body)?;
     let seats = SeatSelection::parse(&b.seats, blocks::MAX_SEATS_PER_BLOCK)?;
     blocks::check_reason(&b.reason)?;

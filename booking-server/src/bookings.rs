@@ -4,7 +4,7 @@
 use crate::fields::{self, Int};
 use crate::holds::{area_wants, count_limit_refusal, TicketTypes, TypesBody};
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{Begun, Idempotency, Scope};
+use crate::idempotency::{Begun, RequestKey, Scope};
 use crate::state::AppState;
 use booking_core::tickets::Ticket;
 use booking_core::{
@@ -75,7 +75,7 @@ pub async fn cancel(
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
     let actor = state.auth.actor(&parts.headers)?;
-    let idem = Idempotency::from_request(
+    let key = RequestKey::read(
         &parts.headers,
         Scope::of(&actor),
         &parts.method,
@@ -83,6 +83,7 @@ pub async fn cancel(
         &body,
     )?;
     let id = booking_id(raw_id)?;
+    let idem = key.for_show(id.show());
     let b: CancelBody = if body.iter().all(u8::is_ascii_whitespace) {
         CancelBody::default()
     } else {
@@ -156,7 +157,7 @@ pub async fn exchange(
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
     let actor = state.auth.actor(&parts.headers)?;
-    let idem = Idempotency::from_request(
+    let key = RequestKey::read(
         &parts.headers,
         Scope::of(&actor),
         &parts.method,
@@ -164,6 +165,7 @@ pub async fn exchange(
         &body,
     )?;
     let id = booking_id(raw_id)?;
+    let idem = key.for_show(id.show());
     let b: ExchangeBody = http::parse_json(&body)?;
     let max = state.engine.settings().max_seats_per_hold;
     let release = seats_of(&b.release, max, "release")?;

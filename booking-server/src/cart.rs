@@ -4,7 +4,7 @@
 use crate::fields::Int;
 use crate::holds::{area_wants, count_limit_refusal, hold_id, TicketTypes, TypesBody};
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{Begun, Idempotency, Scope};
+use crate::idempotency::{Begun, RequestKey, Scope};
 use crate::state::AppState;
 use booking_core::{holds, HoldAddition, SeatSelection};
 use bytes::Bytes;
@@ -61,7 +61,7 @@ pub async fn add(
     if let booking_core::Actor::User(user) = &actor {
         crate::rate_limit::admit(state, parts, user)?;
     }
-    let idem = Idempotency::from_request(
+    let key = RequestKey::read(
         &parts.headers,
         Scope::of(&actor),
         &parts.method,
@@ -69,6 +69,7 @@ pub async fn add(
         &body,
     )?;
     let id = hold_id(raw_id)?;
+    let idem = key.for_show(id.show());
     let b: AddBody = http::parse_json(&body)?;
     let seats = seats_named(state, &b.seats, &b.areas)?;
     let mut areas = area_wants(&b.areas)?;
@@ -133,7 +134,7 @@ pub async fn remove(
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
     let actor = state.auth.actor(&parts.headers)?;
-    let idem = Idempotency::from_request(
+    let key = RequestKey::read(
         &parts.headers,
         Scope::of(&actor),
         &parts.method,
@@ -141,6 +142,7 @@ pub async fn remove(
         &body,
     )?;
     let id = hold_id(raw_id)?;
+    let idem = key.for_show(id.show());
     let b: RemoveBody = http::parse_json(&body)?;
     let seats = seats_named(state, &b.seats, &b.areas)?;
     let areas = area_wants(&b.areas)?;

@@ -4,7 +4,7 @@ mod keyed;
 
 use crate::fields::{self, Int};
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{Begun, Idempotency, Scope};
+use crate::idempotency::{Begun, Idempotency, RequestKey, Scope};
 use crate::shows::show_id;
 use crate::state::AppState;
 use booking_core::{
@@ -180,7 +180,7 @@ pub async fn create(
     let arrived = std::time::Instant::now();
     let user = state.auth.user(&parts.headers)?;
     crate::rate_limit::admit(state, parts, &user)?;
-    let idem = Idempotency::from_request(
+    let key = RequestKey::read(
         &parts.headers,
         Scope::User(&user),
         &parts.method,
@@ -188,6 +188,7 @@ pub async fn create(
         &body,
     )?;
     let show = show_id(raw_show)?;
+    let idem = key.for_show(show);
     let b: HoldBody = http::parse_json(&body)?;
     let max = state.engine.settings().max_seats_per_hold;
     let seats = if b.areas.is_empty() {
@@ -333,7 +334,7 @@ pub async fn create_best(
 ) -> Result<Reply, ApiError> {
     let user = state.auth.user(&parts.headers)?;
     crate::rate_limit::admit(state, parts, &user)?;
-    let idem = Idempotency::from_request(
+    let key = RequestKey::read(
         &parts.headers,
         Scope::User(&user),
         &parts.method,
@@ -341,6 +342,7 @@ pub async fn create_best(
         &body,
     )?;
     let show = show_id(raw_show)?;
+    let idem = key.for_show(show);
     let b: BestBody = http::parse_json(&body)?;
     let ticket_types = b
         .ticket_types
@@ -443,7 +445,7 @@ pub async fn confirm(
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
     let user = state.auth.user(&parts.headers)?;
-    let idem = Idempotency::from_request(
+    let key = RequestKey::read(
         &parts.headers,
         Scope::User(&user),
         &parts.method,
@@ -451,6 +453,7 @@ pub async fn confirm(
         &body,
     )?;
     let id = hold_id(raw_id)?;
+    let idem = key.for_show(id.show());
     let b: ConfirmBody = if body.iter().all(u8::is_ascii_whitespace) {
         ConfirmBody::default()
     } else {
@@ -498,7 +501,7 @@ pub async fn extend(
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
     let user = state.auth.user(&parts.headers)?;
-    let idem = Idempotency::from_request(
+    let key = RequestKey::read(
         &parts.headers,
         Scope::User(&user),
         &parts.method,
@@ -506,6 +509,7 @@ pub async fn extend(
         &body,
     )?;
     let id = hold_id(raw_id)?;
+    let idem = key.for_show(id.show());
     let b: ExtendBody = http::parse_json(&body)?;
     let ttl = HoldTtl::from_secs(b.ttl_seconds.get())?;
     let mut client = state.client().await?;
@@ -529,7 +533,7 @@ pub async fn retype(
     raw_id: &str,
 ) -> Result<Reply, ApiError> {
     let user = state.auth.user(&parts.headers)?;
-    let idem = Idempotency::from_request(
+    let key = RequestKey::read(
         &parts.headers,
         Scope::User(&user),
         &parts.method,
@@ -537,6 +541,7 @@ pub async fn retype(
         &body,
     )?;
     let id = hold_id(raw_id)?;
+    let idem = key.for_show(id.show());
     let b: TicketsBody = http::parse_json(&body)?;
     let TicketTypes { seats, areas } = TicketTypes::parse(b.ticket_types)?;
     let mut client = state.client().await?;

@@ -1,29 +1,38 @@
 //! `Idempotency-Key` for POSTs (Stripe's semantics): the answer is stored with the work
 //! in one transaction and replayed to retries.
 //!
-//! A POST handler calls [`Idempotency::begin`], which opens a transaction and claims
-//! the key in it or answers from storage, does its work inside that transaction
-//! (library operations nest as savepoints), and ends with [`Idempotency::finish`],
-//! which stores the answer (unless it is a 5xx, which may be retried for real) and
-//! commits.
+//! A POST handler reads the key with [`RequestKey::read`] (before the path's id: the
+//! order of checks of API.md), places it in the show the request names once that id is
+//! parsed ([`RequestKey::for_show`], or [`RequestKey::without_show`] for a request of no
+//! show), then calls [`Idempotency::begin`], which opens a transaction and claims the
+//! key in it or answers from storage, does its work inside that transaction (library
+//! operations nest as savepoints), and ends with [`Idempotency::finish`], which stores
+//! the answer (unless it is a 5xx, which may be retried for real) and commits.
+//!
+//! A key belongs to its caller and to its show: every read and write of a key names
+//! the show, so that with the tables distributed by show a keyed request touches its
+//! show's node alone. The same key sent for two shows is two keys.
 
 use crate::http::{self, ApiError, Reply};
 use booking_core::deadpool_postgres::{Client, Transaction};
-use booking_core::idempotency::{self, Claim, Stored};
-use booking_core::{Actor, UserId};
+use booking_core::idempotency::{self, Claim, Key, Stored};
+use booking_core::{Actor, ShowId, UserId};
 use hyper::header::{HeaderMap, HeaderName, HeaderValue};
 use hyper::{Method, StatusCode};
 use sha2::{Digest, Sha256};
 
-/// The key of one request, if it sent one.
+/// The key of one request, if it sent one, placed in the request's show: made by
+/// [`RequestKey::for_show`] or [`RequestKey::without_show`].
 pub struct Idempotency {
-    key: Option<KeyedRequest>,
+    key: Option<Key>,
 }
 
-struct KeyedRequest {
-    scope: String,
-    key: String,
-    fingerprint: [u8; 32],
+/// The key of one request as read from its headers, scoped to its caller and bound to
+/// its fingerprint, not yet placed in a show: the path's id is parsed after the key.
+/// The only way to an [`Idempotency`], so that no handler forgets the show.
+#[must_use = "a key is used once placed in its show: `for_show` or `without_show`"]
+pub struct RequestKey {
+    key: Option<Key>,
 }
 
 /// What [`Idempotency::begin`] found.
@@ -52,18 +61,18 @@ impl<'a> Scope<'a> {
     }
 }
 
-impl Idempotency {
+impl RequestKey {
     /// The key of the request (read by [`http::idempotency_key`]), scoped to its caller
     /// and bound to a fingerprint of its method, path and body.
-    pub fn from_request(
+    pub fn read(
         headers: &HeaderMap,
         scope: Scope<'_>,
         method: &Method,
         path: &str,
         body: &[u8],
-    ) -> Result<Idempotency, ApiError> {
+    ) -> Result<RequestKey, ApiError> {
         let Some(key) = http::idempotency_key(headers)? else {
-            return Ok(Idempotency { key: None });
+            return Ok(RequestKey { key: None });
         };
         let scope = match scope {
             Scope::User(u) => format!("user:{u}"),
@@ -74,27 +83,43 @@ impl Idempotency {
             h.update((part.len() as u64).to_be_bytes());
             h.update(part);
         }
-        Ok(Idempotency {
-            key: Some(KeyedRequest {
+        Ok(RequestKey {
+            key: Some(Key {
+                show: None,
                 scope,
                 key: key.to_owned(),
-                fingerprint: h.finalize().into(),
+                fingerprint: h.finalize().to_vec(),
             }),
         })
     }
 
+    /// The key of a request on `show`: its path's show (`/shows/{id}/...`), or the
+    /// show of the hold or booking its path names (`HoldId::show`, `BookingId::show`).
+    pub fn for_show(self, show: ShowId) -> Idempotency {
+        Idempotency {
+            key: self.key.map(|k| Key {
+                show: Some(show),
+                ..k
+            }),
+        }
+    }
+
+    /// The key of a request that names no show (`POST /shows`, `POST /venues`): stored
+    /// under show 0.
+    pub fn without_show(self) -> Idempotency {
+        Idempotency { key: self.key }
+    }
+}
+
+impl Idempotency {
     /// Whether the request sent a key.
     pub fn is_keyed(&self) -> bool {
         self.key.is_some()
     }
 
     /// The request's key as the hold batcher carries it (`None` without one).
-    pub fn batch_key(&self) -> Option<idempotency::Key> {
-        self.key.as_ref().map(|k| idempotency::Key {
-            scope: k.scope.clone(),
-            key: k.key.clone(),
-            fingerprint: k.fingerprint.to_vec(),
-        })
+    pub fn batch_key(&self) -> Option<Key> {
+        self.key.clone()
     }
 
     /// Opens the request's transaction and claims its key in it. A request that must not
@@ -122,7 +147,7 @@ impl Idempotency {
     /// use by a request still running.
     async fn claim(&self, tx: &Transaction<'_>) -> Result<Option<Reply>, ApiError> {
         let Some(k) = &self.key else { return Ok(None) };
-        answer_claim(idempotency::claim(tx, &k.scope, &k.key, &k.fingerprint).await?)
+        answer_claim(idempotency::claim(tx, k).await?)
     }
 
     /// Turns the outcome of the work into the answer, stores it under the key (not a
@@ -139,7 +164,7 @@ impl Idempotency {
             return Ok(reply);
         }
         if let (Some(k), Some(stored)) = (&self.key, stored(&reply)) {
-            idempotency::record(&tx, &k.scope, &k.key, &k.fingerprint, &stored).await?;
+            idempotency::record(&tx, k, &stored).await?;
         }
         // A commit that fails after the server may have applied it leaves the outcome in
         // doubt: the client gets a 503 and retries with its key, which either replays the

@@ -3,7 +3,7 @@
 use crate::encoding::{self, Coding};
 use crate::fields::{self, Int};
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{Begun, Idempotency, Scope};
+use crate::idempotency::{Begun, RequestKey, Scope};
 use crate::seat_cache::Format;
 use crate::state::AppState;
 use booking_core::{
@@ -269,13 +269,14 @@ fn parse_new_show(body: &[u8]) -> Result<NewShow, ApiError> {
 /// `POST /shows` (admin).
 pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Reply, ApiError> {
     state.auth.require_admin(&parts.headers)?;
-    let idem = Idempotency::from_request(
+    let idem = RequestKey::read(
         &parts.headers,
         Scope::Admin,
         &parts.method,
         parts.uri.path(),
         &body,
-    )?;
+    )?
+    .without_show();
     let new = parse_new_show(&body)?;
     let mut client = state.client().await?;
     let mut tx = match idem.begin(&mut client).await? {

@@ -1,7 +1,7 @@
 //! `/venues`: saved layouts (admin to create and edit; anyone may read them).
 
 use crate::http::{self, ApiError, Reply};
-use crate::idempotency::{Begun, Idempotency, Scope};
+use crate::idempotency::{Begun, RequestKey, Scope};
 use crate::shows::{parse_layout, refuse_array_rows, AreaBody, RowBody};
 use crate::state::AppState;
 use booking_core::{venues, NewVenue, VenueId};
@@ -34,13 +34,14 @@ fn venue_id(raw: &str) -> Result<VenueId, ApiError> {
 /// `POST /venues` (admin).
 pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Reply, ApiError> {
     state.auth.require_admin(&parts.headers)?;
-    let idem = Idempotency::from_request(
+    let idem = RequestKey::read(
         &parts.headers,
         Scope::Admin,
         &parts.method,
         parts.uri.path(),
         &body,
-    )?;
+    )?
+    .without_show();
     let new = parse_venue(&body)?;
     let mut client = state.client().await?;
     let tx = match idem.begin(&mut client).await? {

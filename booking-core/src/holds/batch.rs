@@ -531,8 +531,8 @@ async fn write(
     let rows = match batch.iter().any(|j| j.keyed().is_some()) {
         false => client.cq(&SQL, &params).await?,
         true => {
-            let (scopes, names, twice) = keyed::key_columns(batch);
-            let keyed: [&(dyn ToSql + Sync); 3] = [&scopes, &names, &twice];
+            let (scopes, names, twice, key_shows) = keyed::key_columns(batch);
+            let keyed: [&(dyn ToSql + Sync); 4] = [&scopes, &names, &twice, &key_shows];
             let all: Vec<&(dyn ToSql + Sync)> = params.into_iter().chain(keyed).collect();
             client.cq(&KEYED_SQL, &all).await?
         }

@@ -346,9 +346,12 @@ async fn the_sweeper_prunes_idempotency_keys_past_their_retention() {
     let client = db.client().await;
     client
         .batch_execute(
-            "INSERT INTO idempotency_keys (scope, key, fingerprint, status, body, created_at) VALUES
-               ('user:a', 'old', '\\x00', 201, '', now() - interval '25 hours'),
-               ('user:a', 'new', '\\x00', 201, '', now() - interval '23 hours')",
+            // Across shows: the prune is by age alone (show 0: requests of no show).
+            "INSERT INTO idempotency_keys (show_id, scope, key, fingerprint, status, body,
+                                           created_at) VALUES
+               (0, 'user:a', 'old', '\\x00', 201, '', now() - interval '25 hours'),
+               (7, 'user:a', 'old', '\\x00', 201, '', now() - interval '26 hours'),
+               (7, 'user:a', 'new', '\\x00', 201, '', now() - interval '23 hours')",
         )
         .await
         .unwrap();

@@ -20,6 +20,7 @@ mod feed;
 mod feed_watermark;
 mod feed_xids;
 mod formation;
+mod idempotency;
 mod inventory;
 mod late;
 mod lifecycle;

@@ -202,11 +202,13 @@ async fn a_key_in_use_gives_409_and_a_5xx_is_not_stored() {
             .unwrap();
     tokio::spawn(conn);
 
-    // Another transaction is working under alice's key "busy": 409, nothing done.
+    // Another transaction is working under alice's key "busy" of this show: 409,
+    // nothing done (the lock is on the show, the caller and the key).
     other
-        .batch_execute(
-            "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended('user:alice' || chr(31) || 'busy', 7))",
-        )
+        .batch_execute(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock(hashtextextended(
+                 '{show}' || chr(31) || 'user:alice' || chr(31) || 'busy', 7))"
+        ))
         .await
         .unwrap();
     let r = s
@@ -268,5 +270,203 @@ async fn a_key_in_use_gives_409_and_a_5xx_is_not_stored() {
     assert_eq!(r.status, StatusCode::CREATED);
     assert_eq!(r.header("idempotent-replayed"), None);
     assert_eq!(s.count("SELECT count(*) FROM holds").await, 2);
+    s.stop().await;
+}
+
+/// The stored keys of `s`, as (key, show_id), ordered by key.
+async fn stored_shows(s: &TestServer) -> Vec<(String, i64)> {
+    let client = crate::common::audit::connect(&s.database_url).await;
+    client
+        .query(
+            "SELECT key, show_id FROM idempotency_keys ORDER BY key, show_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_stored_key_carries_the_show_its_request_names() {
+    let mut s = TestServer::start().await;
+    let new_show = json!({"title": "T", "starts_at": "2030-01-01T20:00:00Z",
+                          "prices": {"standard": 1000}, "rows": [{"row": "A", "seats": 6}]});
+    let created = s
+        .post("/shows")
+        .admin()
+        .key("1-show")
+        .json(new_show)
+        .send()
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.text());
+    let show = created.json["id"].as_str().unwrap().to_owned();
+    let hold = s
+        .post(&format!("/shows/{show}/holds"))
+        .user("alice")
+        .key("2-hold")
+        .json(json!({"seats": ["A1"]}))
+        .send()
+        .await;
+    assert_eq!(hold.status, StatusCode::CREATED, "{}", hold.text());
+    let hold = hold.json["hold_id"].as_str().unwrap().to_owned();
+    let add = s
+        .post(&format!("/holds/{hold}/add"))
+        .user("alice")
+        .key("3-add")
+        .json(json!({"seats": ["A2"]}))
+        .send()
+        .await;
+    assert_eq!(add.status, StatusCode::OK, "{}", add.text());
+    let confirm = s
+        .post(&format!("/holds/{hold}/confirm"))
+        .user("alice")
+        .key("4-confirm")
+        .send()
+        .await;
+    assert_eq!(confirm.status, StatusCode::CREATED, "{}", confirm.text());
+    let booking = confirm.json["booking_id"].as_str().unwrap();
+    let cancel = s
+        .post(&format!("/bookings/{booking}/cancel"))
+        .user("alice")
+        .key("5-cancel")
+        .send()
+        .await;
+    assert_eq!(cancel.status, StatusCode::OK, "{}", cancel.text());
+
+    let show: i64 = show.parse().unwrap();
+    assert_eq!(
+        stored_shows(&s).await,
+        [
+            ("1-show".to_owned(), 0),
+            ("2-hold".to_owned(), show),
+            ("3-add".to_owned(), show),
+            ("4-confirm".to_owned(), show),
+            ("5-cancel".to_owned(), show),
+        ]
+    );
+    s.stop().await;
+}
+
+#[tokio::test]
+async fn the_same_key_on_two_shows_is_two_requests() {
+    let mut s = TestServer::start().await;
+    let one = s.show(&[("A", 4)]).await;
+    let two = s.show(&[("A", 4)]).await;
+    let body = json!({"seats": ["A1"]});
+    let send = |show: &str, body: &serde_json::Value| {
+        s.post(&format!("/shows/{show}/holds"))
+            .user("alice")
+            .key("same")
+            .json(body.clone())
+            .send()
+    };
+
+    let first = send(&one, &body).await;
+    assert_eq!(first.status, StatusCode::CREATED, "{}", first.text());
+    // Another path under the same key: another show's request, run for real.
+    let other = send(&two, &body).await;
+    assert_eq!(other.status, StatusCode::CREATED, "{}", other.text());
+    assert_eq!(other.header("idempotent-replayed"), None);
+    assert_ne!(other.json["hold_id"], first.json["hold_id"]);
+    assert_eq!(s.count("SELECT count(*) FROM holds").await, 2);
+
+    // Each show replays its own answer, byte for byte.
+    for (show, answer) in [(&one, &first), (&two, &other)] {
+        let again = send(show, &body).await;
+        assert_eq!(again.status, StatusCode::CREATED);
+        assert_eq!(again.header("idempotent-replayed"), Some("true"));
+        assert_eq!(again.body, answer.body, "byte for byte");
+    }
+    // Within one show the key is still bound to its request.
+    let reused = send(&one, &json!({"seats": ["A2"]})).await;
+    assert_eq!(
+        (reused.status, reused.error()),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    // A refusal is stored in its show too: bob's "same" on show two, for alice's seat.
+    let refused = s
+        .post(&format!("/shows/{two}/holds"))
+        .user("bob")
+        .key("same")
+        .json(body.clone())
+        .send()
+        .await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.text());
+    assert_eq!(s.count("SELECT count(*) FROM holds").await, 2);
+    let (one, two): (i64, i64) = (one.parse().unwrap(), two.parse().unwrap());
+    let client = crate::common::audit::connect(&s.database_url).await;
+    let rows: Vec<(String, i64)> = client
+        .query(
+            "SELECT scope, show_id FROM idempotency_keys ORDER BY scope, show_id",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            ("user:alice".to_owned(), one),
+            ("user:alice".to_owned(), two),
+            ("user:bob".to_owned(), two),
+        ]
+    );
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_key_sent_for_many_shows_at_once_runs_on_every_show() {
+    let mut s = TestServer::start().await;
+    let mut shows = Vec::new();
+    for _ in 0..12 {
+        shows.push(s.show(&[("A", 2)]).await);
+    }
+    // Every show twice at once, with one key and one caller: each show's pair is one
+    // request and its retry (one does the work, the other replays it or finds the key
+    // in use), and no show's request is held up by another show's.
+    let calls = shows.iter().chain(&shows).map(|show| {
+        s.post(&format!("/shows/{show}/holds"))
+            .user("alice")
+            .key("everywhere")
+            .json(json!({"seats": ["A1"]}))
+            .send()
+    });
+    let answers = futures_util::future::join_all(calls).await;
+    for (n, show) in shows.iter().enumerate() {
+        let pair = [&answers[n], &answers[n + shows.len()]];
+        let fresh: Vec<_> = pair
+            .iter()
+            .filter(|r| {
+                r.status == StatusCode::CREATED && r.header("idempotent-replayed").is_none()
+            })
+            .collect();
+        assert_eq!(fresh.len(), 1, "show {show}: exactly one did the work");
+        for r in pair {
+            let ok = r.status == StatusCode::CREATED
+                || (r.status == StatusCode::CONFLICT && r.error() == "idempotency_key_in_use");
+            assert!(ok, "show {show}: {} {}", r.status, r.text());
+            if r.status == StatusCode::CREATED {
+                assert_eq!(r.body, fresh[0].body, "show {show}: the same answer");
+            }
+        }
+    }
+    // One hold and one stored key per show, each key under its show.
+    assert_eq!(s.count("SELECT count(*) FROM holds").await, 12);
+    assert_eq!(
+        s.count(
+            "SELECT count(*) FROM idempotency_keys k
+               JOIN holds h ON h.show_id = k.show_id
+              WHERE k.key = 'everywhere'
+                AND convert_from(k.body, 'UTF8')::jsonb->>'hold_id'
+                    = h.show_id::text || '-' || h.id::text"
+        )
+        .await,
+        12
+    );
+    crate::common::audit::audit(&s.database_url).await;
     s.stop().await;
 }

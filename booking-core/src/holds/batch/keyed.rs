@@ -61,26 +61,34 @@ pub(super) const ITEMS: &str = "items AS MATERIALIZED (
                FROM (SELECT *,
                             CASE WHEN key_scope IS NULL OR key_twice THEN false
                                  ELSE pg_try_advisory_xact_lock(hashtextextended(
-                                          key_scope || chr(31) || key_name, 7))
+                                          key_show::text || chr(31) || key_scope
+                                              || chr(31) || key_name, 7))
                             END AS key_got
                        FROM unnest($1::bigint[], $2::uuid[], $3::text[], $4::int[],
                                    $9::text[], $10::text[], $11::text[], $12::text[],
-                                   $13::bool[])
+                                   $13::bool[], $14::bigint[])
                             WITH ORDINALITY
                             AS u(show_id, hold_id, user_id, ttl, external_ref, metadata,
-                                 key_scope, key_name, key_twice, item)
+                                 key_scope, key_name, key_twice, key_show, item)
                      OFFSET 0) u
-               -- A probe per key (see `idempotency::claim_many` for why lateral).
+               -- A probe per key (see `idempotency::claim_many` for why lateral), in
+               -- the key's show (the hold's: both are the show of the request's path).
                LEFT JOIN LATERAL (
                         SELECT fingerprint, status, body FROM idempotency_keys ik
-                         WHERE u.key_got AND ik.scope = u.key_scope AND ik.key = u.key_name
+                         WHERE u.key_got AND ik.show_id = u.key_show
+                           AND ik.scope = u.key_scope AND ik.key = u.key_name
                         OFFSET 0
                     ) ik ON true
          )";
 
 /// The key columns of [`ITEMS`] for `batch` (`$11` scopes, `$12` keys, `$13` named
-/// before in the batch), `None` for requests without a key.
-pub(super) type KeyColumns<'a> = (Vec<Option<&'a str>>, Vec<Option<&'a str>>, Vec<bool>);
+/// before in the batch, `$14` the keys' shows), `None` for requests without a key.
+pub(super) type KeyColumns<'a> = (
+    Vec<Option<&'a str>>,
+    Vec<Option<&'a str>>,
+    Vec<bool>,
+    Vec<Option<i64>>,
+);
 
 pub(super) fn key_columns(batch: &[Job]) -> KeyColumns<'_> {
     let mut seen = std::collections::HashSet::new();
@@ -91,7 +99,8 @@ pub(super) fn key_columns(batch: &[Job]) -> KeyColumns<'_> {
         columns.1.push(key.map(|k| k.key.as_str()));
         columns
             .2
-            .push(key.is_some_and(|k| !seen.insert((k.scope.as_str(), k.key.as_str()))));
+            .push(key.is_some_and(|k| !seen.insert(k.identity())));
+        columns.3.push(key.map(Key::show_param));
     }
     columns
 }
@@ -183,7 +192,7 @@ async fn alone_on(
 ) -> Result<Keyed> {
     let k = &keyed.key;
     let mut tx = client.transaction().await?;
-    match idempotency::claim(&tx, &k.scope, &k.key, &k.fingerprint).await? {
+    match idempotency::claim(&tx, k).await? {
         Claim::Fresh => {}
         found => return Ok(Keyed::Found(found)),
     }
@@ -196,7 +205,7 @@ async fn alone_on(
             let _ = tx.rollback().await;
         }
         Some(stored) => {
-            idempotency::record(&tx, &k.scope, &k.key, &k.fingerprint, &stored).await?;
+            idempotency::record(&tx, k, &stored).await?;
             tx.commit().await?;
             if until.is_some() {
                 engine.committed(until);
