@@ -137,7 +137,7 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
     //
     // On Citus, custom plans: it cannot plan an INSERT ... SELECT with parameters
     // generically ("could not create distributed plan"), and plans every statement
-    // for the node it routes to anyway. Set once per new connection (`PLAN_CACHE_MODE`).
+    // for the node it routes to anyway. Set once per new connection (`SESSION_SETTINGS`).
     let session = format!(
         "-c lock_timeout={}ms -c jit=off",
         options.lock_timeout.as_millis().max(1)
@@ -160,7 +160,7 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
         .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
             Box::pin(async move {
                 client
-                    .batch_execute(PLAN_CACHE_MODE)
+                    .batch_execute(SESSION_SETTINGS)
                     .await
                     .map_err(deadpool_postgres::HookError::Backend)
             })
@@ -174,11 +174,16 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
         .map_err(|e| Error::Pool(e.to_string()))
 }
 
-/// How every pooled connection plans (see [`pool`]): generic plans on plain
-/// PostgreSQL, custom ones on Citus.
-const PLAN_CACHE_MODE: &str = "SELECT set_config('plan_cache_mode',
-    CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')
-         THEN 'force_custom_plan' ELSE 'force_generic_plan' END, false)";
+/// Set on every new pooled connection (see [`pool`]): generic plans on plain
+/// PostgreSQL, custom ones on Citus; on Citus also `citus.propagate_set_commands =
+/// 'local'`, so that the `SET LOCAL` of [`SET_LOCK_TIMEOUT`] reaches the workers.
+const SESSION_SETTINGS: &str = "WITH c AS (SELECT EXISTS (SELECT 1 FROM pg_extension
+                                                  WHERE extname = 'citus') AS citus)
+    SELECT set_config('plan_cache_mode',
+                      CASE WHEN citus THEN 'force_custom_plan' ELSE 'force_generic_plan' END,
+                      false),
+           CASE WHEN citus THEN set_config('citus.propagate_set_commands', 'local', false) END
+      FROM c";
 
 /// A connection from the pool; a pool that stays full past its wait gives [`Error::Busy`].
 pub async fn client(pool: &Pool) -> Result<deadpool_postgres::Client> {
@@ -241,7 +246,10 @@ pub async fn migrate_pool(pool: &Pool) -> Result<()> {
 ///
 /// Set per transaction rather than per connection so that it holds inside a caller's
 /// own transaction on a connection we did not configure.
-pub(crate) const SET_LOCK_TIMEOUT: &str = "SELECT set_config('lock_timeout', $1, true)";
+/// `booking_lock_timeout` (migration V15) is `set_config('lock_timeout', $1, true)` on
+/// plain PostgreSQL, and a `SET LOCAL` on Citus, which also reaches the show's worker
+/// where the waits happen.
+pub(crate) const SET_LOCK_TIMEOUT: &str = "SELECT booking_lock_timeout($1)";
 
 pub(crate) fn lock_timeout_value(settings: &Settings) -> String {
     format!("{}ms", settings.lock_timeout.as_millis().max(1))

@@ -25,6 +25,7 @@ mod inventory;
 mod late;
 mod lifecycle;
 mod lifecycle_race;
+mod lock_timeouts;
 mod node_functions;
 mod parsing;
 mod queries;
