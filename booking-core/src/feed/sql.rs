@@ -258,9 +258,9 @@ pub async fn read<C: GenericClient>(
 
 /// [`read`], for the database `settings` describe: on a Citus formation
 /// ([`crate::Settings::distributed`]) each node's events are cut at that node's own
-/// watermark, evaluated there ([`NODE_WATERMARK`]). A show's feed is then exact on the
+/// watermark, evaluated there. A show's feed is then exact on the
 /// formation; the whole feed is not yet (its pages merge different nodes' transaction
-/// ids in one order: see DESIGN.md, "The feed per node").
+/// ids in one order: see DESIGN.md, "The sweeper, the reads and the feed per node").
 pub async fn read_for<C: GenericClient>(
     client: &C,
     settings: &crate::Settings,
