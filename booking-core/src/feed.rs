@@ -67,5 +67,5 @@ pub use follow::{Feed, FeedOptions, Subscription};
 pub use listen::{Follower, Listener, Wakeup};
 pub use map_position::MapPosition;
 pub use notify::EVENTS_CHANNEL;
-pub use sql::{head, horizon, prune, read};
+pub use sql::{head, horizon, prune, read, read_for};
 pub(crate) use sql::{written_event, EventsSql, Subject, EVENT_COLUMNS};

@@ -98,12 +98,13 @@ pub fn parse_booking_status(s: &str) -> Result<BookingStatus> {
 }
 
 /// SQL: holds `h` of a status as of now (the database clock decides expiry, as
-/// everywhere). Literal SQL of a closed set, never input.
+/// everywhere: `booking_now`, the show's node's clock on Citus). Literal SQL of a closed
+/// set, never input.
 fn hold_status_sql(status: HoldStatus) -> &'static str {
     match status {
-        HoldStatus::Active => "h.status = 'active' AND h.expires_at > now()",
+        HoldStatus::Active => "h.status = 'active' AND h.expires_at > booking_now(h.show_id)",
         HoldStatus::Expired => {
-            "(h.status = 'expired' OR (h.status = 'active' AND h.expires_at <= now()))"
+            "(h.status = 'expired' OR (h.status = 'active' AND h.expires_at <= booking_now(h.show_id)))"
         }
         HoldStatus::Confirmed => "h.status = 'confirmed'",
         HoldStatus::Released => "h.status = 'released'",

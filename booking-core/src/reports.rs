@@ -167,7 +167,7 @@ fn report_sql() -> String {
               WHERE bs.show_id = $1 AND NOT bs.live
               GROUP BY bs.ended_by
          )
-         SELECT sh.currency, now() AS as_of,
+         SELECT sh.currency, booking_now(sh.id) AS as_of,
                 (SELECT {COUNTS} FROM u WHERE u.area IS NULL) AS seats,
                 (SELECT {COUNTS} FROM u WHERE u.area IS NOT NULL) AS places,
                 (SELECT coalesce(jsonb_agg(c.j ORDER BY c.category), '[]')

@@ -13,6 +13,11 @@
 //! holds with `FOR NO KEY UPDATE SKIP LOCKED`, so they never wait on each other, never
 //! process the same hold twice, and never block a confirm in flight (which holds the
 //! same lock on its hold and is skipped).
+//!
+//! On a Citus formation ([`crate::Settings::distributed`]) a locking statement must
+//! stay within one show, so the sweeper reads the due holds across shows without locks
+//! and then claims and expires them show by show, each show in a transaction of its
+//! own on that show's node (`sweeper/by_show.rs`).
 
 use crate::database::Cached;
 use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
@@ -26,6 +31,8 @@ use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
+
+mod by_show;
 
 /// The statement that claims a batch of lapsed holds and marks them expired.
 static DUE: LazyLock<String> = LazyLock::new(|| {
@@ -60,6 +67,9 @@ pub async fn sweep_once<C>(client: &mut C, engine: &Engine, batch: i64) -> Resul
 where
     C: GenericClient + Send,
 {
+    if engine.settings().distributed {
+        return by_show::sweep_once(client, engine, batch).await;
+    }
     let lock_timeout = lock_timeout_value(engine.settings());
     let tx = client.transaction().await?;
     // The one cross-show statement here: the queue of deadlines spans all shows.

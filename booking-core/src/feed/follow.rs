@@ -3,7 +3,7 @@
 
 use super::listen::{Listener, Wakeup};
 use super::notify::{notifier, EVENTS_CHANNEL};
-use super::{head, read, MapPosition, Position, SeatEvent};
+use super::{head, read_for, MapPosition, Position, SeatEvent};
 use crate::database::Cached;
 use crate::domain::ShowId;
 use crate::engine::Engine;
@@ -64,6 +64,8 @@ struct Inner {
     wake: Notify,
     buffer: usize,
     stopped: CancellationToken,
+    /// The engine's settings: which watermark the reads use ([`read_for`]).
+    settings: crate::Settings,
 }
 
 struct Hub {
@@ -103,6 +105,7 @@ impl Feed {
                 wake: Notify::new(),
                 buffer: options.subscriber_buffer.max(1),
                 stopped: cancel.clone(),
+                settings: engine.settings().clone(),
             }),
         };
         if let Some(listener) = &options.listen {
@@ -209,7 +212,15 @@ impl Feed {
                 let client = crate::database::client(&self.inner.pool).await?;
                 let mut after = since;
                 loop {
-                    let page = read(&client, Some(show), after, Some(now), 1000).await?;
+                    let page = read_for(
+                        &client,
+                        &self.inner.settings,
+                        Some(show),
+                        after,
+                        Some(now),
+                        1000,
+                    )
+                    .await?;
                     let full = page.len() == 1000;
                     if let Some(last) = page.last() {
                         after = last.position;
@@ -297,7 +308,7 @@ impl Feed {
         let client = crate::database::client(&self.inner.pool).await?;
         loop {
             let after = self.position();
-            let page = read(&client, None, after, None, 1000).await?;
+            let page = read_for(&client, &self.inner.settings, None, after, None, 1000).await?;
             let full = page.len() == 1000;
             for event in page {
                 self.dispatch(event);

@@ -38,6 +38,24 @@ pub(crate) const WATERMARK: &str =
                AND a.datid IS DISTINCT FROM
                    (SELECT d.oid FROM pg_database d WHERE d.datname = current_database())))";
 
+/// SQL: [`WATERMARK`] for a Citus formation, the same rule written with functions
+/// only, so that the router ships it with the statement and the show's node evaluates
+/// it over its own snapshot and backends. [`WATERMARK`] names `pg_stat_activity` and
+/// `pg_database`, local tables to Citus: it plans them as subplans run on the
+/// coordinator (EXPLAIN VERBOSE of a show's read: "Distributed Subplan ... Node:
+/// port=57600"), so a show's feed was cut at the coordinator's watermark, whose
+/// transaction ids are unrelated to the worker's. `pg_stat_get_activity(NULL)` is the
+/// view's source; our database is the one of our own backend. Plain PostgreSQL keeps
+/// [`WATERMARK`] and its plans.
+pub(crate) const NODE_WATERMARK: &str =
+    "(SELECT coalesce(min(x), pg_snapshot_xmax(pg_current_snapshot()))
+       FROM pg_snapshot_xip(pg_current_snapshot()) x
+      WHERE (x::text::bigint % 4294967296) NOT IN (
+            SELECT a.backend_xid::text::bigint FROM pg_stat_get_activity(NULL) a
+             WHERE a.backend_xid IS NOT NULL
+               AND a.datid IS DISTINCT FROM
+                   (SELECT o.datid FROM pg_stat_get_activity(pg_backend_pid()) o)))";
+
 /// SQL: a CTE `ev` that writes the events of a change, in the statement that makes
 /// the change: the one place that inserts into `seat_events`.
 ///
@@ -171,32 +189,37 @@ pub(crate) fn written_event(
     })))
 }
 
-/// The next page of one show's feed (see [`read`]).
-static READ_SHOW: LazyLock<String> = LazyLock::new(|| {
+/// The next page of one show's feed below `watermark` (see [`read`]).
+fn read_show_sql(watermark: &str) -> String {
     format!(
         "SELECT xid::text AS xid_text, id, show_id, cause, seats
            FROM seat_events
           WHERE show_id = $5
             AND (xid, id) > ($1::text::xid8, $2)
             AND (xid, id) <= ($3::text::xid8, $4)
-            AND xid < {WATERMARK}
+            AND xid < {watermark}
           ORDER BY xid, id
           LIMIT $6"
     )
-});
+}
 
-/// The next page of the whole feed (see [`read`]).
-static READ_ALL: LazyLock<String> = LazyLock::new(|| {
+/// The next page of the whole feed below `watermark` (see [`read`]).
+fn read_all_sql(watermark: &str) -> String {
     format!(
         "SELECT xid::text AS xid_text, id, show_id, cause, seats
            FROM seat_events
           WHERE (xid, id) > ($1::text::xid8, $2)
             AND (xid, id) <= ($3::text::xid8, $4)
-            AND xid < {WATERMARK}
+            AND xid < {watermark}
           ORDER BY xid, id
           LIMIT $5"
     )
-});
+}
+
+static READ_SHOW: LazyLock<String> = LazyLock::new(|| read_show_sql(WATERMARK));
+static READ_ALL: LazyLock<String> = LazyLock::new(|| read_all_sql(WATERMARK));
+static READ_SHOW_ON_NODE: LazyLock<String> = LazyLock::new(|| read_show_sql(NODE_WATERMARK));
+static READ_ALL_ON_NODES: LazyLock<String> = LazyLock::new(|| read_all_sql(NODE_WATERMARK));
 
 /// The newest readable event (see [`head`]).
 static HEAD: LazyLock<String> = LazyLock::new(|| {
@@ -222,6 +245,35 @@ pub async fn read<C: GenericClient>(
     until: Option<Position>,
     limit: i64,
 ) -> Result<Vec<SeatEvent>> {
+    read_for(
+        client,
+        &crate::Settings::default(),
+        show,
+        after,
+        until,
+        limit,
+    )
+    .await
+}
+
+/// [`read`], for the database `settings` describe: on a Citus formation
+/// ([`crate::Settings::distributed`]) each node's events are cut at that node's own
+/// watermark, evaluated there. A show's feed is then exact on the
+/// formation; the whole feed is not yet (its pages merge different nodes' transaction
+/// ids in one order: see DESIGN.md, "The sweeper, the reads and the feed per node").
+pub async fn read_for<C: GenericClient>(
+    client: &C,
+    settings: &crate::Settings,
+    show: Option<ShowId>,
+    after: Position,
+    until: Option<Position>,
+    limit: i64,
+) -> Result<Vec<SeatEvent>> {
+    let (read_show, read_all) = if settings.distributed {
+        (&*READ_SHOW_ON_NODE, &*READ_ALL_ON_NODES)
+    } else {
+        (&*READ_SHOW, &*READ_ALL)
+    };
     let until = until.unwrap_or(Position {
         xid: i64::MAX as u64,
         id: i64::MAX,
@@ -237,12 +289,12 @@ pub async fn read<C: GenericClient>(
                 &show.get(),
                 &limit,
             ];
-            client.cq(&READ_SHOW, &params).await?
+            client.cq(read_show, &params).await?
         }
         None => {
             let params: [&(dyn ToSql + Sync); 5] =
                 [&after_xid, &after.id, &until_xid, &until.id, &limit];
-            client.cq(&READ_ALL, &params).await?
+            client.cq(read_all, &params).await?
         }
     };
     rows.iter().map(event_from_row).collect()

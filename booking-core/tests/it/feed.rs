@@ -33,7 +33,7 @@ async fn late_commits_are_delivered_once_and_in_order() {
     let db = TestDb::with_pool(40).await;
     let show = db.show(4, 50).await;
     let stop = CancellationToken::new();
-    let engine = Engine::default();
+    let engine = db.engine();
     let feed = Feed::start(
         &engine,
         db.pool.clone(),
@@ -137,7 +137,7 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     let db = TestDb::new().await;
     let show = db.show(1, 20).await;
     let other = db.show(1, 5).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let stop = CancellationToken::new();
     let feed = Feed::start(
         &engine,
@@ -230,7 +230,7 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
 async fn changes_made_while_the_listen_connection_is_down_still_arrive() {
     let db = TestDb::new().await;
     let show = db.show(1, 20).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let stop = CancellationToken::new();
     let mut listen = db.config.clone();
     listen.application_name("feed-listener-under-test");
@@ -315,7 +315,7 @@ async fn changes_made_while_the_listen_connection_is_down_still_arrive() {
 async fn a_slow_subscriber_is_cut_off_without_slowing_the_others() {
     let db = TestDb::new().await;
     let show = db.show(1, 20).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let stop = CancellationToken::new();
     let feed = Feed::start(
         &engine,
@@ -365,7 +365,7 @@ async fn a_slow_subscriber_is_cut_off_without_slowing_the_others() {
 async fn the_sweeper_publishes_expire_events_and_old_events_are_pruned() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let stop = CancellationToken::new();
     let feed = Feed::start(
         &engine,
@@ -416,7 +416,7 @@ async fn the_sweeper_publishes_expire_events_and_old_events_are_pruned() {
 async fn resuming_from_before_the_pruned_feed_is_refused() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let stop = CancellationToken::new();
     let feed = Feed::start(
         &engine,
@@ -474,7 +474,7 @@ async fn resuming_from_before_the_pruned_feed_is_refused() {
 async fn a_hold_refuses_a_seat_written_by_a_younger_transaction_so_the_feed_keeps_commit_order() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let engine = Engine::default();
+    let engine = db.engine();
 
     // C's transaction gets its id first (it is older) ...
     let mut c_client = db.client().await;

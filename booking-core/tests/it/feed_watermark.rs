@@ -5,7 +5,7 @@
 use crate::common::{request, TestDb};
 use booking_core::feed::{self, Cause, Position};
 use booking_core::tokio_postgres::{self, NoTls};
-use booking_core::{holds, Engine, SeatEvent, Show};
+use booking_core::{holds, SeatEvent, Show};
 use std::time::Duration;
 
 /// A transaction that has taken a transaction id and stays open until dropped (or
@@ -72,7 +72,7 @@ async fn wait_for_hold(db: &TestDb, show: &Show) -> Vec<SeatEvent> {
 async fn a_long_transaction_in_another_database_does_not_hold_the_feed_back() {
     let db = TestDb::new().await;
     let show = db.show(1, 10).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     // DATABASE_URL's own database: another database of the same cluster.
     let other = LongTransaction::open(
         &booking_core::database::parse_url(&std::env::var("DATABASE_URL").unwrap()).unwrap(),
@@ -105,7 +105,7 @@ async fn a_long_transaction_in_another_database_does_not_hold_the_feed_back() {
 async fn a_long_transaction_of_the_same_database_holds_the_feed_back_until_it_ends() {
     let db = TestDb::new().await;
     let show = db.show(1, 10).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let older = LongTransaction::open(&db.config).await;
 
     holds::hold(

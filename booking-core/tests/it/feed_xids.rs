@@ -8,7 +8,6 @@
 
 use crate::common::{request, user, TestDb};
 use booking_core::feed::{self, Feed, FeedOptions, Position};
-use booking_core::Engine;
 use booking_core::{holds, CancellationToken, Listener, SeatEvent};
 use std::path::PathBuf;
 use std::process::Command;
@@ -110,7 +109,7 @@ async fn events_committed_across_a_power_of_ten_arrive_once_and_in_order() {
     );
     while next_xid(&db).await < BOUNDARY - 8 {}
 
-    let engine = Engine::default();
+    let engine = db.engine();
     let stop = CancellationToken::new();
     let feed = Feed::start(
         &engine,

@@ -16,6 +16,7 @@ mod changes;
 mod common;
 mod engine;
 mod expiry;
+mod expiry_by_show;
 mod feed;
 mod feed_watermark;
 mod feed_xids;

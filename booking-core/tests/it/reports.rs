@@ -6,7 +6,7 @@ use crate::areas::{code, create, gig, ticket, want};
 use crate::common::{user, TestDb};
 use booking_core::reports::{self, Counts, Report, Returned};
 use booking_core::{blocks, bookings, holds, shows, sweeper, Actor, AreaWant, CancelPart};
-use booking_core::{Engine, Exchange, SeatSelection};
+use booking_core::{Exchange, SeatSelection};
 
 fn seats(ls: &[&str]) -> SeatSelection {
     SeatSelection::parse(ls, 100).unwrap()
@@ -61,7 +61,7 @@ async fn every_figure_of_a_report_matches_what_was_done() {
     // Seats A1-A10, B1-B10 (standard: adult 5000); FLOOR of 20 places (standing:
     // adult 3000, child 1500).
     let show = create(&db, gig(&[("A", 10), ("B", 10)], 20, None)).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut c = db.client().await;
     let admin = Actor::Admin;
 
@@ -225,7 +225,7 @@ async fn every_figure_of_a_report_matches_what_was_done() {
 async fn a_report_adds_up_while_seats_change_beside_it() {
     let db = TestDb::new().await;
     let show = create(&db, gig(&[("A", 20), ("B", 20)], 50, None)).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let writers: Vec<_> = (0..4)
         .map(|w| {
             let (pool, engine, show) = (db.pool.clone(), engine.clone(), show.clone());
