@@ -310,15 +310,19 @@ where
 /// from the hold (or, for a late confirm, from nothing) to the booking at the row
 /// versions locked, the hold confirmed, the event. A place taken back from nothing was
 /// `available`, not `held`: the event says so.
+///
+/// The booking's insert names every column by its table: with unqualified ones, Citus
+/// 13 ships to the show's node an `INSERT ... SELECT` referring to `bookings` that the
+/// shard's statement lacks ("missing FROM-clause entry for table", tried on 13.0.3).
 static CONFIRM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH b AS (
-                 INSERT INTO bookings (show_id, id, hold_id, user_id, total, external_ref,
-                                       metadata)
-                 SELECT show_id, $3, id, user_id, total, coalesce($6::text, external_ref),
-                        coalesce($7::text::jsonb, metadata)
-                   FROM holds WHERE show_id = $1 AND id = $2
-                 RETURNING id
+                 INSERT INTO bookings AS bk (show_id, id, hold_id, user_id, total,
+                                             external_ref, metadata)
+                 SELECT h.show_id, $3, h.id, h.user_id, h.total,
+                        coalesce($6::text, h.external_ref), coalesce($7::text::jsonb, h.metadata)
+                   FROM holds h WHERE h.show_id = $1 AND h.id = $2
+                 RETURNING bk.id
              ), bs AS (
                  INSERT INTO booking_seats (show_id, booking_id, seat_id, ticket_type, price)
                  SELECT $1, $3, hs.seat_id, hs.ticket_type, hs.price
