@@ -19,6 +19,7 @@ use crate::tickets::{tickets_from_json, tickets_of_booking, Ticket, BOOKED_NOW};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -284,7 +285,8 @@ where
                 &req.reference.metadata_param(),
             ],
         )
-        .await?;
+        .await
+        .map_err(unnamed_ref_conflict)?;
     let (bookings, booked): (i64, i64) = (row.get("bookings"), row.get("booked"));
     if bookings != 1 || booked != ids.len() as i64 {
         return Err(Error::Invariant(format!(
@@ -413,6 +415,21 @@ async fn refuse_taken_ref<C: GenericClient>(
     match taken {
         Some(_) => Err(Error::ExternalRefTaken),
         None => Ok(()),
+    }
+}
+
+/// The confirm statement's unique violation without a constraint name: Citus 13 relays
+/// the worker's error without it (tried on 13.0.3), so `Error::from` cannot tell the
+/// index. The only unique index the confirm can meet with a second writer is
+/// `bookings_external_ref` (its hold is locked, its ids are fresh), as on PostgreSQL.
+fn unnamed_ref_conflict(e: tokio_postgres::Error) -> Error {
+    let unnamed = e
+        .as_db_error()
+        .is_some_and(|d| *d.code() == SqlState::UNIQUE_VIOLATION && d.constraint().is_none());
+    if unnamed {
+        Error::ExternalRefTaken
+    } else {
+        e.into()
     }
 }
 
