@@ -135,9 +135,12 @@ pub(crate) async fn create<C: GenericClient>(tx: &C, show: i64, areas: &[AreaSpe
     let positions: Vec<i32> = (0..areas.len() as i32).collect();
     let capacities: Vec<i32> = areas.iter().map(|a| a.capacity as i32).collect();
     let categories: Vec<&str> = areas.iter().map(|a| a.category.as_str()).collect();
+    // From the show row rather than `SELECT $1, ...`: so Citus routes the insert to
+    // the show's node (a parameter is no distribution column to it).
     tx.cexec(
         "INSERT INTO areas (show_id, area, position, capacity, category)
-         SELECT $1, * FROM unnest($2::text[], $3::int[], $4::int[], $5::text[])",
+         SELECT sh.id, u.* FROM shows sh, unnest($2::text[], $3::int[], $4::int[], $5::text[]) AS u
+          WHERE sh.id = $1",
         &[&show, &codes, &positions, &capacities, &categories],
     )
     .await?;

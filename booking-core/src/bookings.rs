@@ -19,6 +19,7 @@ use crate::tickets::{tickets_from_json, tickets_of_booking, Ticket, BOOKED_NOW};
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
+use tokio_postgres::error::SqlState;
 use tokio_postgres::Row;
 use uuid::Uuid;
 
@@ -284,7 +285,8 @@ where
                 &req.reference.metadata_param(),
             ],
         )
-        .await?;
+        .await
+        .map_err(unnamed_ref_conflict)?;
     let (bookings, booked): (i64, i64) = (row.get("bookings"), row.get("booked"));
     if bookings != 1 || booked != ids.len() as i64 {
         return Err(Error::Invariant(format!(
@@ -310,15 +312,19 @@ where
 /// from the hold (or, for a late confirm, from nothing) to the booking at the row
 /// versions locked, the hold confirmed, the event. A place taken back from nothing was
 /// `available`, not `held`: the event says so.
+///
+/// The booking's insert names every column by its table: with unqualified ones, Citus
+/// 13 ships to the show's node an `INSERT ... SELECT` referring to `bookings` that the
+/// shard's statement lacks ("missing FROM-clause entry for table", tried on 13.0.3).
 static CONFIRM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH b AS (
-                 INSERT INTO bookings (show_id, id, hold_id, user_id, total, external_ref,
-                                       metadata)
-                 SELECT show_id, $3, id, user_id, total, coalesce($6::text, external_ref),
-                        coalesce($7::text::jsonb, metadata)
-                   FROM holds WHERE show_id = $1 AND id = $2
-                 RETURNING id
+                 INSERT INTO bookings AS bk (show_id, id, hold_id, user_id, total,
+                                             external_ref, metadata)
+                 SELECT h.show_id, $3, h.id, h.user_id, h.total,
+                        coalesce($6::text, h.external_ref), coalesce($7::text::jsonb, h.metadata)
+                   FROM holds h WHERE h.show_id = $1 AND h.id = $2
+                 RETURNING bk.id
              ), bs AS (
                  INSERT INTO booking_seats (show_id, booking_id, seat_id, ticket_type, price)
                  SELECT $1, $3, hs.seat_id, hs.ticket_type, hs.price
@@ -409,6 +415,21 @@ async fn refuse_taken_ref<C: GenericClient>(
     match taken {
         Some(_) => Err(Error::ExternalRefTaken),
         None => Ok(()),
+    }
+}
+
+/// The confirm statement's unique violation without a constraint name: Citus 13 relays
+/// the worker's error without it (tried on 13.0.3), so `Error::from` cannot tell the
+/// index. The only unique index the confirm can meet with a second writer is
+/// `bookings_external_ref` (its hold is locked, its ids are fresh), as on PostgreSQL.
+fn unnamed_ref_conflict(e: tokio_postgres::Error) -> Error {
+    let unnamed = e
+        .as_db_error()
+        .is_some_and(|d| *d.code() == SqlState::UNIQUE_VIOLATION && d.constraint().is_none());
+    if unnamed {
+        Error::ExternalRefTaken
+    } else {
+        e.into()
     }
 }
 

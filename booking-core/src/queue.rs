@@ -84,11 +84,11 @@ pub struct Joined {
 /// SQL: a buyer's entry with what its status needs, `$1` show, `$2` user.
 const STATUS_SQL: &str = "SELECT sh.id, sh.cancelled_at, sh.sales_start, sh.sales_end,
         sh.queue_admit_per_minute, sh.queue_admission_minutes, sh.queue_max_seats,
-        now() AS now, now() >= coalesce(sh.sales_end, 'infinity') AS closed,
+        booking_now(sh.id) AS now, booking_now(sh.id) >= coalesce(sh.sales_end, 'infinity') AS closed,
         q.shuffled_at, q.admitted_through, q.last_admitted_at,
         e.user_id IS NOT NULL AS joined, e.position, e.admitted_at, e.admission_expires_at,
         CASE WHEN e.admitted_at IS NULL THEN 'waiting'
-             WHEN now() < e.admission_expires_at THEN 'admitted'
+             WHEN booking_now(sh.id) < e.admission_expires_at THEN 'admitted'
              ELSE 'expired' END AS state
    FROM shows sh
    LEFT JOIN queues q ON q.show_id = sh.id
@@ -184,7 +184,7 @@ pub async fn status<C: GenericClient>(
 /// finds it shuffled and inserts nothing: it goes to the back as a late joiner.
 const JOIN_EARLY: &str = "WITH q AS (
          SELECT q.show_id FROM queues q JOIN shows sh ON sh.id = q.show_id
-          WHERE q.show_id = $1 AND q.shuffled_at IS NULL AND now() < sh.sales_start
+          WHERE q.show_id = $1 AND q.shuffled_at IS NULL AND booking_now(sh.id) < sh.sales_start
             FOR SHARE OF q
      )
      INSERT INTO queue_entries (show_id, user_id, early)
@@ -256,7 +256,7 @@ where
     let q = tx
         .cq_opt(
             "SELECT q.shuffled_at IS NOT NULL AS shuffled,
-                    now() >= sh.sales_start AS started
+                    booking_now(sh.id) >= sh.sales_start AS started
                FROM queues q JOIN shows sh ON sh.id = q.show_id
               WHERE q.show_id = $1 FOR UPDATE OF q",
             &[&show.get()],

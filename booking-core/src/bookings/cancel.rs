@@ -187,13 +187,13 @@ async fn free<C: GenericClient>(
                   WHERE show_id = $1 AND booking_id = $2 AND id = ANY($3)
                  RETURNING id, label, xmin, area
              ), gone AS (
-                 UPDATE booking_seats SET live = false, ended_at = now(), ended_by = 'cancel'
+                 UPDATE booking_seats SET live = false, ended_at = booking_now(show_id), ended_by = 'cancel'
                   WHERE show_id = $1 AND booking_id = $2 AND seat_id = ANY($3) AND live
                  RETURNING seat_id, price
              ), b AS (
                  UPDATE bookings
                     SET status = CASE WHEN $4 THEN 'cancelled' ELSE status END,
-                        cancelled_at = CASE WHEN $4 THEN now() END,
+                        cancelled_at = CASE WHEN $4 THEN booking_now(show_id) END,
                         total = CASE WHEN $4 THEN total
                                      ELSE total - (SELECT coalesce(sum(price), 0) FROM gone) END
                   WHERE show_id = $1 AND id = $2

@@ -355,7 +355,7 @@ async fn write_exchange<C: GenericClient>(
     let prices: Vec<Option<i64>> = take.iter().map(|t| t.1.price).collect();
     let sql = format!(
         "WITH gone AS (
-                 UPDATE booking_seats SET live = false, ended_at = now(), ended_by = 'exchange'
+                 UPDATE booking_seats SET live = false, ended_at = booking_now(show_id), ended_by = 'exchange'
                   WHERE show_id = $1 AND booking_id = $2 AND seat_id = ANY($3) AND live
                  RETURNING seat_id, price
              ), freed AS (

@@ -62,7 +62,7 @@ pub(crate) async fn shuffle<C: GenericClient>(tx: &C, show: ShowId) -> Result<i6
         )
         .await? as i64;
     tx.cexec(
-        "UPDATE queues SET shuffled_at = now(), next_position = $2::bigint + 1 WHERE show_id = $1",
+        "UPDATE queues SET shuffled_at = booking_now(show_id), next_position = $2::bigint + 1 WHERE show_id = $1",
         &[&show.get(), &n],
     )
     .await?;
@@ -81,8 +81,8 @@ where
     let shows = client
         .cq(
             "SELECT q.show_id FROM queues q JOIN shows sh ON sh.id = q.show_id
-              WHERE sh.cancelled_at IS NULL AND sh.sales_start <= now()
-                AND now() < coalesce(sh.sales_end, 'infinity')
+              WHERE sh.cancelled_at IS NULL AND sh.sales_start <= booking_now(sh.id)
+                AND booking_now(sh.id) < coalesce(sh.sales_end, 'infinity')
                 AND (q.shuffled_at IS NULL
                      OR EXISTS (SELECT 1 FROM queue_entries e
                                  WHERE e.show_id = q.show_id
@@ -128,9 +128,9 @@ where
         .cq_opt(
             "SELECT q.shuffled_at IS NOT NULL AS shuffled, q.admitted_through,
                     q.last_admitted_at, sh.sales_start, sh.queue_admit_per_minute,
-                    sh.queue_admission_minutes, sh.queue_max_seats, now() AS now
+                    sh.queue_admission_minutes, sh.queue_max_seats, booking_now(sh.id) AS now
                FROM queues q JOIN shows sh ON sh.id = q.show_id
-              WHERE q.show_id = $1 AND sh.sales_start <= now()
+              WHERE q.show_id = $1 AND sh.sales_start <= booking_now(sh.id)
                 FOR UPDATE OF q",
             &[&show.get()],
         )
@@ -201,20 +201,18 @@ where
         last = Some(at);
     }
     if !positions.is_empty() {
+        // Every admission runs from now (each `at` is not after `now`, the node's
+        // `now()` of this transaction), so the expiry is computed here: Citus refuses a
+        // clock in an UPDATE's arithmetic on columns ("STABLE functions used in UPDATE
+        // queries cannot be called with column references").
+        let expires = now + Delta::minutes(i64::from(settings.admission_minutes()));
         let n = tx
             .cexec(
                 "UPDATE queue_entries e
-                    SET admitted_at = x.at,
-                        admission_expires_at = greatest(x.at, now())
-                                               + make_interval(mins => $4)
+                    SET admitted_at = x.at, admission_expires_at = $4
                    FROM unnest($2::bigint[], $3::timestamptz[]) AS x(position, at)
                   WHERE e.show_id = $1 AND e.position = x.position AND e.admitted_at IS NULL",
-                &[
-                    &show.get(),
-                    &positions,
-                    &times,
-                    &(settings.admission_minutes() as i32),
-                ],
+                &[&show.get(), &positions, &times, &expires],
             )
             .await?;
         if n != positions.len() as u64 {

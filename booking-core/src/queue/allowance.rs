@@ -43,7 +43,7 @@ pub(crate) async fn check<C: GenericClient>(
 /// [`Error::NotAdmitted`], [`Error::AdmissionExpired`]. The entry stays locked to the
 /// end of the transaction.
 async fn admitted<C: GenericClient>(tx: &C, show: ShowId, user: &UserId) -> Result<()> {
-    let sql = "SELECT admitted_at IS NOT NULL AS admitted, now() < admission_expires_at AS live
+    let sql = "SELECT admitted_at IS NOT NULL AS admitted, booking_now(show_id) < admission_expires_at AS live
                  FROM queue_entries WHERE show_id = $1 AND user_id = $2 FOR NO KEY UPDATE";
     let row = tx
         .cq_opt(sql, &[&show.get(), &user.as_str()])
@@ -67,7 +67,7 @@ pub async fn gate<C: GenericClient>(client: &C, show: ShowId, user: &UserId) -> 
         .cq_opt(
             "SELECT sh.queue_max_seats IS NOT NULL AS queued,
                     coalesce(e.admitted_at IS NOT NULL, false) AS admitted,
-                    now() < e.admission_expires_at AS live
+                    booking_now(sh.id) < e.admission_expires_at AS live
                FROM shows sh
                LEFT JOIN queue_entries e ON e.show_id = sh.id AND e.user_id = $2
               WHERE sh.id = $1",

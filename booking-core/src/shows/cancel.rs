@@ -161,7 +161,7 @@ where
     }
     let at: DateTime<Utc> = tx
         .cq_one(
-            "UPDATE shows SET cancelled_at = now() WHERE id = $1 RETURNING cancelled_at",
+            "UPDATE shows SET cancelled_at = booking_now(id) WHERE id = $1 RETURNING cancelled_at",
             &[&show],
         )
         .await?
