@@ -1,7 +1,6 @@
 //! Lapsed holds block nobody, and sweepers expire each hold exactly once.
 
-use crate::common::{patient, request, user, TestDb};
-use booking_core::Engine;
+use crate::common::{patient_on, request, user, TestDb};
 use booking_core::{bookings, database, holds, sweeper, Error, HoldStatus, SeatState};
 use booking_core::{seats, CancellationToken, HoldId};
 use rand::Rng;
@@ -12,7 +11,7 @@ use std::time::Duration;
 async fn a_lapsed_hold_blocks_nobody_before_any_sweep() {
     let db = TestDb::new().await;
     let show = db.show(1, 6).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut client = db.client().await;
 
     let first = holds::hold(
@@ -73,7 +72,7 @@ async fn a_lapsed_hold_blocks_nobody_before_any_sweep() {
 async fn lapsing_changes_the_seat_version() {
     let db = TestDb::new().await;
     let show = db.show(1, 2).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut client = db.client().await;
     let h = holds::hold(&mut client, &engine, &request(&show, "alice", &["A1"]))
         .await
@@ -89,7 +88,7 @@ async fn lapsing_changes_the_seat_version() {
 async fn confirms_racing_sweepers_at_the_deadline_end_one_way_or_the_other() {
     let db = TestDb::with_pool(24).await;
     let show = db.show(4, 25).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let mut client = db.client().await;
 
     // 100 one-seat holds whose deadlines fall within the next 300 ms.
@@ -211,7 +210,7 @@ async fn confirms_racing_sweepers_at_the_deadline_end_one_way_or_the_other() {
 async fn two_sweepers_expire_two_thousand_holds_exactly_once() {
     let db = TestDb::with_pool(16).await;
     let show = db.show(20, 100).await;
-    let engine = Engine::default();
+    let engine = db.engine();
 
     // 2,000 one-seat holds, made through the library, 8 at a time.
     let mut makers = Vec::new();
@@ -292,7 +291,7 @@ async fn two_sweepers_expire_two_thousand_holds_exactly_once() {
 async fn the_run_loop_expires_a_hold_soon_after_its_deadline_and_stops_on_cancel() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let stop = CancellationToken::new();
     let options = sweeper::SweeperOptions {
         batch: 100,
@@ -354,7 +353,7 @@ async fn the_sweeper_prunes_idempotency_keys_past_their_retention() {
         .unwrap();
     let stop = CancellationToken::new();
     let runner = tokio::spawn(sweeper::run(
-        Engine::default(),
+        db.engine(),
         db.pool.clone(),
         sweeper::SweeperOptions::default(),
         stop.clone(),
