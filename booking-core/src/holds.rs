@@ -214,7 +214,7 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Opt
     let row = client
         .cq_opt(
             &format!(
-                "SELECT h.user_id, h.status, h.expires_at <= now() AS lapsed, h.created_at,
+                "SELECT h.user_id, h.status, h.expires_at <= booking_now(h.show_id) AS lapsed, h.created_at,
                     h.expires_at, h.total, sh.currency, b.id AS booking_key, {tickets},
                     h.external_ref, h.metadata::text AS metadata,
                     array(SELECT s.label

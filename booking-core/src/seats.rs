@@ -14,11 +14,11 @@ use deadpool_postgres::GenericClient;
 use serde::Serialize;
 
 /// SQL: the hold `h` holds its seats right now (a seat row `s` joined to it is held).
-pub(crate) const HELD: &str = "(h.status = 'active' AND h.expires_at > now())";
+pub(crate) const HELD: &str = "(h.status = 'active' AND h.expires_at > booking_now(h.show_id))";
 
 macro_rules! lapsed_sql {
     () => {
-        "(h.status = 'active' AND h.expires_at <= now())"
+        "(h.status = 'active' AND h.expires_at <= booking_now(h.show_id))"
     };
 }
 

@@ -40,6 +40,15 @@ pub(crate) const SEAT_TICKET: &str = "coalesce(w.type, sh.default_ticket_type) A
                     WHERE tt.show_id = sh.id
                       AND tt.type = coalesce(w.type, sh.default_ticket_type))) AS type_known";
 
+/// SQL: [`SEAT_TICKET`] with the ticket types looked up in the show `show` (a
+/// parameter such as `$1`, or a column): Citus routes a statement to the show's node
+/// only when every distributed table in it is pinned to the show, and a lookup in a
+/// subquery correlated with `sh.id` is not, whereas one with `tt.show_id = $1` is.
+/// On plain PostgreSQL the plan is the same (an index lookup when the price is absent).
+pub(crate) fn seat_ticket(show: &str) -> String {
+    SEAT_TICKET.replace("tt.show_id = sh.id", &format!("tt.show_id = {show}"))
+}
+
 /// SQL: the price `tp` of each wanted seat `s` as the type asked for it (the one rule
 /// of what a type costs: a type is sold for the categories it lists).
 pub(crate) const PRICE_JOIN: &str = "LEFT JOIN ticket_prices tp

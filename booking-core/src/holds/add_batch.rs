@@ -61,7 +61,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                     WITH ORDINALITY AS i(show_id, hold_id, owner, item)
          ), hl AS MATERIALIZED (
              SELECT h.show_id, h.id, h.user_id, h.xmin::text AS x,
-                    h.status = 'active' AND h.expires_at > now() AS live
+                    h.status = 'active' AND h.expires_at > booking_now(h.show_id) AS live
                FROM holds h
               WHERE (h.show_id, h.id) IN (SELECT show_id, hold_id FROM items)
                 FOR NO KEY UPDATE SKIP LOCKED

@@ -329,6 +329,22 @@ async fn run(
     // The slot goes with the holds' statements when there are any (the adds' statement
     // then runs on top, as the places' one does next to the seats'), else with the
     // adds'.
+    if engine.settings().distributed {
+        // On Citus a statement runs on one node only when every table in it is pinned
+        // to one show, and the batch statements (like `POOLED_SQL`) are planned apart
+        // there even for one show (`invalid input syntax for type bigint: "PGCOPY"`,
+        // `could not find attribute -2 in subquery targetlist` on Citus 13.0.3): each
+        // request is decided alone, by the two-step transaction whose statements are
+        // each one show's. The slot stays taken until they are, bounding the
+        // connections a batch takes. Plain PostgreSQL keeps one statement a batch.
+        let _slot = slot;
+        futures_util::future::join(
+            decide_alone(batch, pool, engine, counters),
+            adds::decide_alone(adds, pool, engine, counters),
+        )
+        .await;
+        return;
+    }
     let (slot, add_slot) = match batch.is_empty() {
         true => (None, slot),
         false => (slot, None),

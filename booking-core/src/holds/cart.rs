@@ -137,7 +137,7 @@ pub(super) fn check_types(addition: &HoldAddition) -> Result<()> {
 static ADD_POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH hl AS (
-             SELECT user_id, status = 'active' AND expires_at > now() AS live,
+             SELECT user_id, status = 'active' AND expires_at > booking_now(show_id) AS live,
                     xmin::text AS x
                FROM holds WHERE show_id = $1 AND id = $2 FOR NO KEY UPDATE
          ), seen AS (
@@ -216,7 +216,9 @@ pub async fn add_pooled(
     id: HoldId,
     addition: &HoldAddition,
 ) -> Result<Hold> {
-    if !addition.areas.is_empty() || addition.seats.is_empty() {
+    // On Citus this statement's CTEs are planned apart, as `POOLED_SQL`'s are
+    // (`pooled.rs`): there the add in a transaction, statement by statement.
+    if !addition.areas.is_empty() || addition.seats.is_empty() || engine.settings().distributed {
         return add(client, engine, actor, id, addition).await;
     }
     check_types(addition)?;

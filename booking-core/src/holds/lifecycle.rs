@@ -137,7 +137,7 @@ where
         return Err(Error::HoldExpired);
     }
     tx.cexec(
-        "UPDATE holds SET expires_at = now() + $3::int * interval '1 second'
+        "UPDATE holds SET expires_at = booking_now(show_id) + $3::int * interval '1 second'
           WHERE show_id = $1 AND id = $2",
         &[&id.show().get(), &id.key(), &(ttl.secs() as i32)],
     )

@@ -57,8 +57,8 @@ pub(crate) async fn lock_hold<C: GenericClient>(
     let (_, row) = futures_util::future::try_join(
         tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
         tx.cq_opt(
-            "SELECT user_id, status, expires_at <= now() AS lapsed,
-                    now() + $3::int * interval '1 second'
+            "SELECT user_id, status, expires_at <= booking_now(show_id) AS lapsed,
+                    booking_now(show_id) + $3::int * interval '1 second'
                         > created_at + $4::bigint * interval '1 second' AS over_limit
                FROM holds WHERE show_id = $1 AND id = $2
                 FOR NO KEY UPDATE",

@@ -74,7 +74,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
              -- Shows of the batch with a lapsed hold of some places: few, found through
              -- the sweeper's index of deadlines, not by reading every held place.
              SELECT DISTINCT h.show_id FROM holds h
-              WHERE h.status = 'active' AND h.expires_at <= now()
+              WHERE h.status = 'active' AND h.expires_at <= booking_now(h.show_id)
                 AND h.show_id IN (SELECT show_id FROM need)
                 AND EXISTS (SELECT 1 FROM seats s
                              WHERE s.show_id = h.show_id AND s.hold_id = h.id

@@ -19,7 +19,7 @@ use crate::database::Cached;
 use crate::domain::{AreaCode, SeatLabel, TicketTypeName};
 use crate::error::{Error, Result};
 use crate::seats::{JOIN_HOLD, LAPSED};
-use crate::tickets::{Ticket, PRICE_JOIN, SEAT_TICKET};
+use crate::tickets::{seat_ticket, Ticket, PRICE_JOIN};
 use deadpool_postgres::GenericClient;
 use std::collections::HashMap;
 use uuid::Uuid;
@@ -70,12 +70,13 @@ pub(super) async fn tickets<C: GenericClient>(
     let rows = client
         .cq(
             &format!(
-                "SELECT w.area, s.area IS NOT NULL AS known, {SEAT_TICKET}
+                "SELECT w.area, s.area IS NOT NULL AS known, {ticket}
                    FROM unnest($2::text[], $3::text[]) WITH ORDINALITY AS w(area, type, ord)
                    JOIN shows sh ON sh.id = $1
                    LEFT JOIN areas s ON s.show_id = sh.id AND s.area = w.area
                    {PRICE_JOIN}
-                  ORDER BY w.ord"
+                  ORDER BY w.ord",
+                ticket = seat_ticket("$1")
             ),
             &[&req.show.get(), &areas, &types],
         )

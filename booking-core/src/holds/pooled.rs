@@ -104,6 +104,13 @@ pub(crate) async fn hold_pooled_as(
         // transaction.
         return hold_as(client, engine, req, hold_id).await;
     }
+    if engine.settings().distributed {
+        // Citus plans this statement's CTEs apart and ships their results between
+        // them (`invalid input syntax for type bigint: "PGCOPY"` on Citus 13.0.3, and
+        // without `FOR UPDATE` no longer one snapshot): there the two-step hold, whose
+        // every statement the router runs whole on the show's node.
+        return hold_as(client, engine, req, hold_id).await;
+    }
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();
     let wanted: Vec<Option<&str>> = wanted_versions(req).collect();
     let types: Vec<Option<&str>> = named_types(req).collect();

@@ -11,7 +11,7 @@ use crate::domain::{HoldId, HoldStatus, SeatLabel, TicketTypeName};
 use crate::error::{Error, Result};
 use crate::seats::{HELD, JOIN_HOLD, VERSION};
 use crate::shows::{sale_refusal, SALE_COLUMNS};
-use crate::tickets::{Ticket, PRICE_JOIN, SEAT_TICKET};
+use crate::tickets::{seat_ticket, Ticket, PRICE_JOIN};
 use deadpool_postgres::GenericClient;
 use std::collections::HashMap;
 
@@ -97,13 +97,14 @@ pub(super) async fn snapshot<C: GenericClient>(client: &C, req: &HoldRequest) ->
 /// and the ticket type named for each (`types`, text arrays of one length; `NULL`: the
 /// default type): the show (for its currency and limit, and to tell "no such show"
 /// from "no such seats") joined to the wanted seats, the holds they point at, and
-/// their prices as the types asked for ([`SEAT_TICKET`]).
+/// their prices as the types asked for ([`seat_ticket`]).
 pub(super) fn snapshot_sql(show: &str, labels: &str, types: &str) -> String {
+    let seat_ticket = seat_ticket(show);
     format!(
         "SELECT sh.currency, sh.max_seats_per_user, sh.queue_max_seats, s.id, s.label, s.row_index, s.number,
                 s.booking_id IS NOT NULL OR s.block_id IS NOT NULL OR {HELD} IS TRUE AS taken,
                 s.hold_id IS NULL AND s.booking_id IS NULL AND s.block_id IS NULL AS clean,
-                {VERSION} AS version, s.xmin::text AS xmin, {SEAT_TICKET},
+                {VERSION} AS version, s.xmin::text AS xmin, {seat_ticket},
                 {SALE_COLUMNS}
            FROM shows sh
            LEFT JOIN (unnest({labels}, {types}) AS w(label, type)

@@ -377,7 +377,7 @@ pub(super) fn write_ctes(items: &str, wanted: &str) -> String {
     format!(
         "h AS (
              INSERT INTO holds (show_id, id, user_id, expires_at, total, external_ref, metadata)
-             SELECT show_id, hold_id, user_id, now() + ttl * interval '1 second', total,
+             SELECT show_id, hold_id, user_id, booking_now(show_id) + ttl * interval '1 second', total,
                     external_ref, metadata::jsonb
                FROM {items}
              RETURNING show_id AS hold_show, id AS hold_key, created_at, expires_at

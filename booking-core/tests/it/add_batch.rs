@@ -3,7 +3,7 @@
 //! racing holds and other adds of the same seats; each test ends with the audit.
 
 use crate::areas::{code, create, gig, ticket, want};
-use crate::common::{patient, user, TestDb};
+use crate::common::{patient_on, user, TestDb};
 use booking_core::feed::Cause;
 use booking_core::holds::batch::{self, BatchOptions, Batcher};
 use booking_core::{database, holds, Actor, AreaWant, CancellationToken, Engine, Error};
@@ -165,12 +165,12 @@ async fn state(db: &TestDb) -> Vec<String> {
 
 #[tokio::test]
 async fn each_add_of_a_batch_is_answered_as_an_add_alone() {
-    let engine = Engine::new(Settings {
-        max_seats_per_hold: 4,
-        ..Settings::default()
-    });
     // Two databases alike: one batch on one, each add alone, in order, on the other.
     let (batched, alone) = (TestDb::new().await, TestDb::new().await);
+    let engine = Engine::new(Settings {
+        max_seats_per_hold: 4,
+        ..batched.settings()
+    });
     let (show_b, ids_b) = carts(&batched, &engine).await;
     let (show_a, ids_a) = carts(&alone, &engine).await;
 
@@ -236,7 +236,7 @@ async fn each_add_of_a_batch_is_answered_as_an_add_alone() {
 #[tokio::test]
 async fn adds_on_a_show_with_a_limit_per_buyer_keep_the_limit() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 6)], 2, Some(3))).await;
     let mut client = db.client().await;
     let mut ids = Vec::new();
@@ -270,7 +270,7 @@ async fn adds_on_a_show_with_a_limit_per_buyer_keep_the_limit() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_locked_elsewhere_does_not_stall_the_rest_of_its_batch() {
     let db = TestDb::with_pool(16).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let show = create(&db, gig(&[("A", 20), ("B", 20)], 2, None)).await;
     let mut client = db.client().await;
     let mut carts = Vec::new();
@@ -331,7 +331,7 @@ async fn a_hold_locked_elsewhere_does_not_stall_the_rest_of_its_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn adds_queued_together_are_written_by_one_statement() {
     let db = TestDb::with_pool(16).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let show = create(&db, gig(&[("A", 50), ("B", 50), ("C", 50)], 2, None)).await;
     let mut client = db.client().await;
     let mut carts = Vec::new();
@@ -395,7 +395,7 @@ async fn adds_queued_together_are_written_by_one_statement() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn batched_adds_racing_holds_and_adds_of_the_same_seats_give_each_seat_once() {
     let db = TestDb::with_pool(32).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let show = create(&db, gig(&[("A", 100), ("B", 60)], 2, None)).await;
     let mut client = db.client().await;
     let mut carts = Vec::new();
@@ -538,7 +538,7 @@ async fn batched_adds_racing_holds_and_adds_of_the_same_seats_give_each_seat_onc
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn adds_to_one_hold_at_once_are_each_answered_a_state_it_had() {
     let db = TestDb::with_pool(32).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let batcher = Batcher::start(
         engine.clone(),
         db.pool.clone(),

@@ -3,7 +3,7 @@
 //! as one by one, never over the capacity.
 
 use crate::areas::{code, counts, create, gig, refused_areas, ticket, want};
-use crate::common::{patient, TestDb};
+use crate::common::{patient_on, TestDb};
 use booking_core::holds::batch::{self, BatchOptions, Batcher};
 use booking_core::{AreaWant, CancellationToken, Error};
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 #[tokio::test]
 async fn a_batch_of_place_holds_deals_the_places_out_and_answers_each_alone() {
     let db = TestDb::new().await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let show = create(&db, gig(&[("A", 4)], 10, None)).await;
     let limited = create(&db, gig(&[("A", 4)], 10, Some(2))).await;
     let mut typed = want(&show, "t", &[], 2);
@@ -99,7 +99,7 @@ async fn a_batch_of_place_holds_deals_the_places_out_and_answers_each_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_herd_through_the_batcher_gets_exactly_the_capacity() {
     let db = TestDb::with_pool(24).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let show = create(&db, gig(&[("A", 4)], 100, None)).await;
     let cancel = CancellationToken::new();
     let batcher = Batcher::start(

@@ -3,10 +3,10 @@
 //! exactly by release, expiry and cancel; taken over from lapsed holds; counted once
 //! by the feed's deltas; and counted by the limit per buyer.
 
-use crate::common::{patient, user, TestDb};
+use crate::common::{patient_on, user, TestDb};
 use booking_core::{
     areas, bookings, feed, holds, seats, shows, sweeper, venues, Actor, Area, AreaCode, AreaSpec,
-    AreaWant, Category, Currency, Engine, Error, HoldRequest, Layout, NewShow, NewVenue, Position,
+    AreaWant, Category, Currency, Error, HoldRequest, Layout, NewShow, NewVenue, Position,
     RowLabel, RowSpec, SeatSelection, Show, ShowLayout, TicketTypeName,
 };
 use rand::Rng;
@@ -109,7 +109,7 @@ pub(crate) fn refused_areas<T: std::fmt::Debug>(r: booking_core::Result<T>) -> V
 #[tokio::test]
 async fn places_are_held_with_seats_confirmed_released_and_cancelled_exactly() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 4)], 10, None)).await;
     let mut client = db.client().await;
 
@@ -192,7 +192,7 @@ async fn places_are_held_with_seats_confirmed_released_and_cancelled_exactly() {
 #[tokio::test]
 async fn what_a_hold_of_places_may_not_ask_for_is_refused_before_anything_is_held() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 4)], 10, None)).await;
     let mut client = db.client().await;
 
@@ -260,7 +260,7 @@ async fn what_a_hold_of_places_may_not_ask_for_is_refused_before_anything_is_hel
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_place_holds_never_pass_the_capacity_and_come_back_exactly() {
     let db = TestDb::with_pool(40).await;
-    let engines = [patient(), patient()];
+    let engines = [patient_on(&db), patient_on(&db)];
     let show = create(&db, gig(&[("A", 4)], 100, None)).await;
 
     let mut tasks = Vec::new();
@@ -359,7 +359,7 @@ async fn concurrent_place_holds_never_pass_the_capacity_and_come_back_exactly() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn mixed_holds_race_seat_only_and_place_only_holds_all_or_none() {
     let db = TestDb::with_pool(40).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let show = create(&db, gig(&[("A", 6)], 8, None)).await;
     let seat = |i: usize| format!("A{}", i % 6 + 1);
 
@@ -444,7 +444,7 @@ async fn mixed_holds_race_seat_only_and_place_only_holds_all_or_none() {
 #[tokio::test]
 async fn lapsed_places_are_taken_over_and_the_feed_counts_each_place_once() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 2)], 3, None)).await;
     let mut client = db.client().await;
     let before = seats::seat_map(&client, show.id).await.unwrap();
@@ -504,7 +504,7 @@ async fn lapsed_places_are_taken_over_and_the_feed_counts_each_place_once() {
 #[tokio::test]
 async fn the_limit_per_buyer_counts_places() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 4)], 10, Some(4))).await;
     let mut client = db.client().await;
     holds::hold(&mut client, &engine, &want(&show, "alice", &["A1"], 2))
@@ -569,7 +569,7 @@ async fn a_venue_keeps_its_areas_and_shows_copy_them() {
 #[tokio::test]
 async fn refusals_of_seats_and_places_come_together_and_in_order() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let standing = Category::parse("standing").unwrap();
     let rows = vec![RowSpec::new(RowLabel::parse("A").unwrap(), 4, &[], None).unwrap()];
     let new = NewShow::with_layout(

@@ -3,7 +3,7 @@
 //! (the rest of the batched adds: `add_batch.rs`); then an audit of the tables and the
 //! feed.
 
-use crate::common::{patient, request, TestDb};
+use crate::common::{patient_on, request, TestDb};
 use booking_core::holds::batch::{self, BatchOptions, Batcher};
 use booking_core::{database, holds, Actor, CancellationToken, Error, HoldAddition, HoldRequest};
 use booking_core::{SeatLabel, SeatSelection};
@@ -42,7 +42,7 @@ async fn hold_events(db: &TestDb) -> (i64, i64) {
 async fn batched_and_single_holds_on_overlapping_seats_are_all_or_none() {
     let db = TestDb::with_pool(32).await;
     let show = db.show(2, 12).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let batcher = Batcher::start(
         engine.clone(),
         db.pool.clone(),
@@ -125,7 +125,7 @@ async fn batches_do_write_many_holds_in_one_transaction() {
     let db = TestDb::with_pool(16).await;
     let show = db.show(4, 50).await;
     let batcher = Batcher::start(
-        patient(),
+        patient_on(&db),
         db.pool.clone(),
         one_slot(),
         CancellationToken::new(),
@@ -164,7 +164,7 @@ async fn a_seat_wanted_twice_in_a_batch_has_one_winner_and_losers_hold_nothing()
     let requests = (1..=60)
         .map(|n| request(&show, &format!("user-{n}"), &["A1", &format!("B{n}")]))
         .collect();
-    let answers = batch::hold_all(&db.pool, &patient(), requests).await;
+    let answers = batch::hold_all(&db.pool, &patient_on(&db), requests).await;
     let mut won = 0;
     for answer in answers {
         match answer {
@@ -193,7 +193,7 @@ async fn a_seat_locked_elsewhere_does_not_stall_the_rest_of_its_batch() {
     let db = TestDb::with_pool(16).await;
     let show = db.show(1, 20).await;
     let batcher = Batcher::start(
-        patient(),
+        patient_on(&db),
         db.pool.clone(),
         one_slot(),
         CancellationToken::new(),
@@ -259,7 +259,7 @@ async fn a_failing_batch_is_retried_request_by_request() {
         .await
         .unwrap();
     let batcher = Batcher::start(
-        patient(),
+        patient_on(&db),
         db.pool.clone(),
         one_slot(),
         CancellationToken::new(),
@@ -311,7 +311,7 @@ async fn a_failing_add_batch_is_retried_add_by_add() {
         )
         .await
         .unwrap();
-    let engine = patient();
+    let engine = patient_on(&db);
     let mut client = db.client().await;
     let mut carts = Vec::new();
     for n in 1..=30 {
@@ -365,7 +365,7 @@ async fn a_request_queued_past_its_wait_is_busy_and_holds_nothing() {
     let db = TestDb::new().await;
     let show = db.show(1, 5).await;
     let batcher = Batcher::start(
-        patient(),
+        patient_on(&db),
         db.pool.clone(),
         BatchOptions {
             max_wait: Duration::ZERO,
@@ -386,7 +386,7 @@ async fn a_request_whose_caller_left_before_its_batch_holds_nothing() {
     let db = TestDb::with_pool(2).await;
     let show = db.show(1, 5).await;
     let batcher = Batcher::start(
-        patient(),
+        patient_on(&db),
         db.pool.clone(),
         one_slot(),
         CancellationToken::new(),

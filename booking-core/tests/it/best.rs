@@ -1,7 +1,7 @@
 //! Best available against a real PostgreSQL: what it picks, and many concurrent
 //! callers (with ordinary holds and confirms in the mix) followed by an audit.
 
-use crate::common::{patient, request, row_label, user, TestDb};
+use crate::common::{patient_on, request, row_label, user, TestDb};
 use booking_core::best;
 use booking_core::Engine;
 use booking_core::{
@@ -119,7 +119,7 @@ async fn a_lone_caller_gets_the_centre_of_the_row_two_thirds_back() {
     let mut client = db.client().await;
     let got = best::hold_best(
         &mut client,
-        &patient(),
+        &patient_on(&db),
         &best_request(&show, "u1", 4, None, true),
     )
     .await
@@ -132,7 +132,7 @@ async fn a_lone_caller_gets_the_centre_of_the_row_two_thirds_back() {
     // so C it is, nearest the centre (C2+C3 and C8+C9 are as central: the left one).
     let got = best::hold_best(
         &mut client,
-        &patient(),
+        &patient_on(&db),
         &best_request(&show, "u2", 2, None, true),
     )
     .await
@@ -142,7 +142,7 @@ async fn a_lone_caller_gets_the_centre_of_the_row_two_thirds_back() {
     // back; its centre block D4..D7 fits exactly.
     let got = best::hold_best(
         &mut client,
-        &patient(),
+        &patient_on(&db),
         &best_request(&show, "u3", 4, None, true),
     )
     .await
@@ -156,7 +156,7 @@ async fn categories_unknown_shows_and_full_houses_answer_clearly() {
     let db = TestDb::new().await;
     let show = house(&db, 3, 6, &[], &[0]).await;
     let mut client = db.client().await;
-    let s = patient();
+    let s = patient_on(&db);
     // Premium is row A only.
     let got = best::hold_best(
         &mut client,
@@ -202,7 +202,7 @@ async fn a_lapsed_hold_blocks_nobody() {
     let db = TestDb::new().await;
     let show = db.show(1, 2).await;
     let mut client = db.client().await;
-    let s = patient();
+    let s = patient_on(&db);
     let first = best::hold_best(&mut client, &s, &best_request(&show, "u1", 2, None, true))
         .await
         .unwrap();
@@ -226,7 +226,7 @@ async fn best_available_works_inside_the_callers_transaction() {
     let mut tx = client.transaction().await.unwrap();
     let got = best::hold_best(
         &mut tx,
-        &patient(),
+        &patient_on(&db),
         &best_request(&show, "u1", 2, None, true),
     )
     .await
@@ -255,7 +255,7 @@ async fn a_group_locked_by_another_transaction_is_skipped_not_waited_for() {
         .unwrap();
     let engine = Engine::new(booking_core::Settings {
         lock_timeout: std::time::Duration::from_millis(300),
-        ..booking_core::Settings::default()
+        ..db.settings()
     });
     let mut client = db.client().await;
     // The call returns while the locks are still held, so it cannot have waited on them.
@@ -296,7 +296,7 @@ async fn three_hundred_concurrent_requests_on_two_hundred_seats() {
     let db = TestDb::with_pool(32).await;
     // 10 rows of 20, aisles after 5 and 15: 200 seats.
     let show = house(&db, 10, 20, &[5, 15], &[]).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let mut tasks = Vec::new();
     for i in 0..300 {
         let count = rand::thread_rng().gen_range(2..=4);
@@ -383,7 +383,7 @@ async fn three_hundred_concurrent_requests_on_two_hundred_seats() {
 async fn best_available_races_ordinary_holds_and_confirms() {
     let db = TestDb::with_pool(32).await;
     let show = house(&db, 8, 16, &[4, 12], &[6, 7]).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let all: Vec<String> = map(&db, &show).await.into_iter().map(|s| s.label).collect();
     let mut tasks = Vec::new();
     for i in 0..300 {

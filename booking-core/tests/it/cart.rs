@@ -3,7 +3,7 @@
 //! same seats give each seat to one hold at most.
 
 use crate::areas::{code, create, gig, ticket, want};
-use crate::common::{patient, user, TestDb};
+use crate::common::{patient_on, user, TestDb};
 use booking_core::feed::Cause;
 use booking_core::{bookings, holds, Actor, AreaWant, Engine, Error, HoldAddition, HoldStatus};
 use booking_core::{SeatLabel, SeatSelection};
@@ -35,7 +35,7 @@ fn alice() -> Actor {
 #[tokio::test]
 async fn seats_and_places_come_and_go_with_the_same_id_and_deadline() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 6)], 10, None)).await;
     let mut client = db.client().await;
     let first = holds::hold(
@@ -144,7 +144,7 @@ async fn seats_and_places_come_and_go_with_the_same_id_and_deadline() {
 #[tokio::test]
 async fn an_add_is_all_or_none_and_keeps_every_limit() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 6)], 2, Some(4))).await;
     let mut client = db.client().await;
     let mine = holds::hold(&mut client, &engine, &want(&show, "alice", &["A1"], 0))
@@ -337,7 +337,7 @@ async fn an_add_stays_within_the_seats_of_one_hold() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn adds_racing_holds_of_the_same_seats_give_each_seat_once() {
     let db = TestDb::with_pool(24).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let show = create(&db, gig(&[("A", 12), ("B", 16)], 20, None)).await;
     let mut client = db.client().await;
     let mut carts = Vec::new();
@@ -445,7 +445,7 @@ async fn adds_racing_holds_of_the_same_seats_give_each_seat_once() {
 #[tokio::test]
 async fn an_add_inside_the_callers_transaction_rolls_back_with_it() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 4)], 2, None)).await;
     let mut client = db.client().await;
     let mine = holds::hold(&mut client, &engine, &want(&show, "alice", &["A1"], 0))
@@ -480,7 +480,7 @@ async fn an_add_inside_the_callers_transaction_rolls_back_with_it() {
 #[tokio::test]
 async fn the_one_statement_add_decides_as_the_transaction() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 8)], 2, None)).await;
     let mut client = db.pool.get().await.unwrap();
     let mine = holds::hold(&mut client, &engine, &want(&show, "alice", &["A1"], 0))
@@ -615,7 +615,7 @@ async fn feed_counts_stay_whole(db: &TestDb, show: &booking_core::Show, capacity
 #[tokio::test]
 async fn an_add_never_takes_a_place_freed_by_a_younger_transaction() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 4)], 1, None)).await;
     let mut client = db.client().await;
     let bobs = holds::hold(&mut client, &engine, &want(&show, "bob", &[], 1))

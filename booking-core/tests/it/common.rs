@@ -440,3 +440,12 @@ pub fn patient() -> Engine {
         ..Settings::default()
     })
 }
+
+/// [`patient`] for the database `db`: with `distributed` set on a Citus formation, as
+/// [`TestDb::engine`].
+pub fn patient_on(db: &TestDb) -> Engine {
+    Engine::new(Settings {
+        lock_timeout: Duration::from_secs(30),
+        ..db.settings()
+    })
+}

@@ -1,6 +1,6 @@
 //! Lapsed holds block nobody, and sweepers expire each hold exactly once.
 
-use crate::common::{patient, request, user, TestDb};
+use crate::common::{patient_on, request, user, TestDb};
 use booking_core::{bookings, database, holds, sweeper, Error, HoldStatus, SeatState};
 use booking_core::{seats, CancellationToken, HoldId};
 use rand::Rng;
@@ -88,7 +88,7 @@ async fn lapsing_changes_the_seat_version() {
 async fn confirms_racing_sweepers_at_the_deadline_end_one_way_or_the_other() {
     let db = TestDb::with_pool(24).await;
     let show = db.show(4, 25).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let mut client = db.client().await;
 
     // 100 one-seat holds whose deadlines fall within the next 300 ms.

@@ -1,6 +1,6 @@
 //! Many real concurrent transactions on the same seats, then an audit of the tables.
 
-use crate::common::{patient, request, TestDb};
+use crate::common::{patient_on, request, TestDb};
 use booking_core::{database, holds, Error, SeatLabel};
 use rand::seq::SliceRandom;
 
@@ -8,7 +8,7 @@ use rand::seq::SliceRandom;
 async fn five_hundred_tasks_on_one_seat_give_exactly_one_hold() {
     let db = TestDb::with_pool(32).await;
     let show = db.show(1, 12).await;
-    let engine = patient();
+    let engine = patient_on(&db);
 
     let mut tasks = Vec::new();
     for i in 0..500 {
@@ -63,7 +63,7 @@ async fn five_hundred_tasks_on_one_seat_give_exactly_one_hold() {
 async fn overlapping_four_seat_holds_are_all_or_none_without_deadlock() {
     let db = TestDb::with_pool(32).await;
     let show = db.show(1, 12).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let all: Vec<String> = (1..=12).map(|n| format!("A{n}")).collect();
 
     let mut tasks = Vec::new();

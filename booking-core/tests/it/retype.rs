@@ -3,12 +3,12 @@
 
 use crate::areas::{code, create, gig, ticket, want};
 use crate::common::{user, TestDb};
-use booking_core::{bookings, feed, holds, Engine, Error, Position, SeatLabel};
+use booking_core::{bookings, feed, holds, Error, Position, SeatLabel};
 
 #[tokio::test]
 async fn a_holds_tickets_change_type_and_price_and_nothing_else() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 4)], 6, None)).await;
     let mut client = db.client().await;
     let hold = holds::hold(&mut client, &engine, &want(&show, "alice", &["A1"], 2))

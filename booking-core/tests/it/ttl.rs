@@ -6,11 +6,11 @@ use booking_core::{best, holds, BestRequest, CancellationToken, Engine, Error, H
 use booking_core::{HoldTtl, SeatCount, Settings};
 use std::time::Duration;
 
-fn short_lived() -> Engine {
+fn short_lived(db: &TestDb) -> Engine {
     Engine::new(Settings {
         max_hold: Duration::from_secs(60),
         default_ttl: HoldTtl::from_secs(30).unwrap(),
-        ..Settings::default()
+        ..db.settings()
     })
 }
 
@@ -32,7 +32,7 @@ fn refused_on_ttl<T: std::fmt::Debug>(what: &str, r: booking_core::Result<T>) {
 async fn a_new_hold_may_not_ask_to_live_longer_than_max_hold() {
     let db = TestDb::new().await;
     let show = db.show(1, 10).await;
-    let engine = short_lived();
+    let engine = short_lived(&db);
     let too_long = |seat: &str| asking(request(&show, "alice", &[seat]), 61);
 
     refused_on_ttl(

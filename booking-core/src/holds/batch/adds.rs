@@ -180,7 +180,12 @@ async fn run_statement(
 /// Each add alone, by [`add`] in a transaction of its own: adds to different holds at
 /// once (one waiting on a lock must not hold up the others), adds to one hold in the
 /// order they came (they would take turns on its row lock anyway, in no set order).
-async fn decide_alone(jobs: Vec<AddJob>, pool: &Pool, engine: &Engine, counters: &Counters) {
+pub(super) async fn decide_alone(
+    jobs: Vec<AddJob>,
+    pool: &Pool,
+    engine: &Engine,
+    counters: &Counters,
+) {
     counters
         .decided_alone
         .fetch_add(jobs.len() as u64, Ordering::Relaxed);
