@@ -153,7 +153,7 @@ cmd_start() {
 # --- throwaway Citus node (scripts/citus.sh) ---
 shared_preload_libraries = 'citus'
 max_prepared_transactions = 200
-max_connections = 300
+max_connections = 1000
 # Citus runs a maintenance worker per database: tests make one database each.
 max_worker_processes = 256
 shared_buffers = 128MB

@@ -55,12 +55,34 @@ step "booking-core's tests on a Citus formation (a coordinator and two workers)"
 # every test makes a database on each of its nodes. scripts/citus.sh builds Citus from
 # ../shared/vendor when it is not installed. The tests listed are those that hold on
 # Citus today (DESIGN.md "Scaling past one machine" says what is left).
-citus_tests=(node_functions)
+citus_tests=(races:: ttl:: cart:: retype:: bookings:: changes:: late:: references::
+    node_functions lock_timeouts idempotency:: feed_xids:: expiry_by_show::lapsed
+    expiry::the_sweeper_prunes queries::shows_page_by_start engine:: feed::
+    lifecycle::a_cancellation_interrupted lifecycle::a_live_hold_may_be_paid
+    lifecycle::a_show_is_created_with lifecycle::a_show_nobody_held
+    queue::a_pre_queue_of_1000 queue::joiners_after_the_start inventory::a_show_from_a_venue
+    inventory::best_available_ranks inventory::best_available_never_breaks
+    inventory::sections_label)
+# Of those, what does not hold on Citus yet (each named in DESIGN.md's list): the
+# feed of all shows per node, the places' claim, the late confirm's and extend's
+# statements, a batch path, and two idempotency tests not yet looked at.
+citus_skip=(bookings::extending_moves_the_deadline_up_to_the_limit
+    cart::an_add_never_takes_a_place_freed_by_a_younger_transaction
+    feed::a_hold_refuses_a_seat_written_by_a_younger_transaction
+    feed::a_slow_subscriber_is_cut_off feed::late_commits_are_delivered_once
+    feed::changes_made_while_the_listen_connection_is_down feed::resuming_from_before_the_pruned
+    feed::the_sweeper_publishes_expire_events feed::a_subscriber_resuming_from_its_last_position
+    idempotency::a_key_in_use_on_one_show_is_free_on_another
+    idempotency::a_key_is_stored_under_its_show_and_found_only_there
+    late::a_late_payment_books_an_expired_hold late::a_late_payment_racing_a_new_hold
+    references::every_hold_path_keeps_the_reference)
+skips=(); for t in "${citus_skip[@]}"; do skips+=(--skip "$t"); done
 export CITUS_PORT="${CITUS_TEST_PORT:-57350}" CITUS_DIR="$here/.citus-test"
 scripts/citus.sh destroy
 citus_url=$(scripts/citus.sh start)
 citus_status=0
-DATABASE_URL="$citus_url" cargo test -p booking-core --test it -- "${citus_tests[@]}" || citus_status=$?
+DATABASE_URL="$citus_url" cargo test -p booking-core --test it -- --test-threads 4 \
+    "${citus_tests[@]}" "${skips[@]}" || citus_status=$?
 scripts/citus.sh destroy
 unset CITUS_PORT CITUS_DIR
 [ "$citus_status" = 0 ] || { echo "test.sh: the Citus tests failed"; exit 1; }
