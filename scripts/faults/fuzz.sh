@@ -36,24 +36,40 @@ dropped="$out/schemathesis-dropped.tsv"
 set +e
 # From the output directory: schemathesis keeps a cache (.schemathesis/) where it runs.
 cd "$out"
-SCHEMATHESIS_HOOKS="$here/scripts/faults/schemathesis_hooks.py" \
-SCHEMATHESIS_DROPPED_LOG="$dropped" \
-"$venv/bin/schemathesis" --config-file "$here/scripts/faults/schemathesis.toml" run "$url/openapi.json" \
-    --checks all \
-    --phases examples,coverage,fuzzing,stateful \
-    --max-examples "$examples" \
-    --max-time "$seconds" \
-    --header "X-User-Id: fuzz-user" \
-    --header "Authorization: Bearer $token" \
-    --workers 2 \
-    --request-timeout 20 \
-    --generation-database none \
-    --suppress-health-check all \
-    --exclude-path /shows/{show_id}/events \
-    --exclude-path /shows/{show_id}/queue/me/events \
-    --report ndjson --report-dir "$out/schemathesis" \
-    --no-color >"$out/schemathesis.txt" 2>&1
+run_schemathesis() {
+    SCHEMATHESIS_HOOKS="$here/scripts/faults/schemathesis_hooks.py" \
+    SCHEMATHESIS_DROPPED_LOG="$dropped" \
+    "$venv/bin/schemathesis" --config-file "$here/scripts/faults/schemathesis.toml" run "$url/openapi.json" \
+        --checks all \
+        --phases examples,coverage,fuzzing,stateful \
+        --max-examples "$examples" \
+        --max-time "$seconds" \
+        --header "X-User-Id: fuzz-user" \
+        --header "Authorization: Bearer $token" \
+        --workers 2 \
+        --request-timeout 20 \
+        --generation-database none \
+        --suppress-health-check all \
+        --exclude-path /shows/{show_id}/events \
+        --exclude-path /shows/{show_id}/queue/me/events \
+        --report ndjson --report-dir "$out/schemathesis" \
+        --no-color >"$out/schemathesis.txt" 2>&1
+}
+run_schemathesis
 rc=$?
+# A crash of schemathesis itself, with no check failed, is run once more: seen once in
+# CI (2026-12-02), "SystemError: AST constructor recursion depth mismatch" inside its
+# coverage phase's schema walk, with all 3,328 cases passed; the rerun passed. Any
+# failed check still fails the scenario.
+if [ "$rc" != 0 ] && grep -q "Runtime Error" "$out/schemathesis.txt" \
+        && ! grep -q "= FAILURES =" "$out/schemathesis.txt"; then
+    echo "fuzz: schemathesis crashed with no check failed; running it once more" >&2
+    cp "$out/schemathesis.txt" "$out/schemathesis-crashed.txt"
+    : >"$dropped"
+    rm -rf "$out/schemathesis"
+    run_schemathesis
+    rc=$?
+fi
 set -e
 tail -n 40 "$out/schemathesis.txt"
 requests=$(python3 - "$out/schemathesis" <<'PY'
