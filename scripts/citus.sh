@@ -168,18 +168,7 @@ EOF
                 || { tail -n 20 "$dir/n$port.log" >&2; die "node on port $port did not start (log: $dir/n$port.log)"; }
         fi
     done
-    for port in "${ports[@]}"; do
-        if [ -z "$(sql "$port" postgres -c "SELECT 1 FROM pg_database WHERE datname = '$db'")" ]; then
-            sql "$port" postgres -c "CREATE DATABASE \"$db\""
-        fi
-        sql "$port" "$db" -c "CREATE EXTENSION IF NOT EXISTS citus"
-    done
-    sql "$port0" "$db" -c "SELECT citus_set_coordinator_host('$host', $port0)" >/dev/null
-    for port in "${ports[@]:1}"; do
-        if [ -z "$(sql "$port0" "$db" -c "SELECT 1 FROM pg_dist_node WHERE nodename = '$host' AND nodeport = $port")" ]; then
-            sql "$port0" "$db" -c "SELECT citus_add_node('$host', $port)" >/dev/null
-        fi
-    done
+    prepare_db "$db"
     local active
     active=$(sql "$port0" "$db" -c "SELECT count(*) FROM citus_get_active_worker_nodes()")
     [ "$active" -eq "$workers" ] || die "expected $workers active workers, found $active"
@@ -187,10 +176,10 @@ EOF
     url
 }
 
-cmd_createdb() {
+# prepare_db NAME: database NAME on every node, with the extension, and the workers
+# registered on the coordinator's.
+prepare_db() {
     local name=$1 port
-    [[ "$name" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "a database name is lower-case letters, digits and _, not '$name'"
-    cmd_status || die "the formation does not run: scripts/citus.sh start"
     for port in "${ports[@]}"; do
         # Citus 13 passes a CREATE DATABASE on to the workers; older ones do not.
         if [ -z "$(sql "$port" postgres -c "SELECT 1 FROM pg_database WHERE datname = '$name'")" ]; then
@@ -204,6 +193,13 @@ cmd_createdb() {
             sql "$port0" "$name" -c "SELECT citus_add_node('$host', $port)" >/dev/null
         fi
     done
+}
+
+cmd_createdb() {
+    local name=$1
+    [[ "$name" =~ ^[a-z_][a-z0-9_]{0,62}$ ]] || die "a database name is lower-case letters, digits and _, not '$name'"
+    cmd_status || die "the formation does not run: scripts/citus.sh start"
+    prepare_db "$name"
     printf 'postgres://postgres@%s:%s/%s\n' "$host" "$port0" "$name"
 }
 

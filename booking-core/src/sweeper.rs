@@ -57,6 +57,24 @@ pub struct SweepOutcome {
     pub seats_freed: u64,
 }
 
+/// SQL: the `ev` CTE of an expiry, one `expire` event per (show, hold) of the seats in
+/// `freed` (`show_id`, `hold_id`, and the seat columns): for both forms of the sweep.
+fn expire_events() -> String {
+    crate::feed::EventsSql {
+        show: "show_id",
+        cause: crate::feed::Cause::Expire,
+        state: crate::domain::SeatState::Available,
+        until: None,
+        was: None,
+        from: "freed",
+        per: Some("show_id, hold_id"),
+    }
+    .cte_of(&crate::feed::Subject {
+        hold: Some("hold_id"),
+        ..Default::default()
+    })
+}
+
 /// Expires up to `batch` lapsed holds in one transaction and frees their seats.
 ///
 /// Holds locked by someone else (a confirm or release in flight, another sweeper) are
@@ -104,19 +122,7 @@ where
              RETURNING s.show_id, x.hold_id, s.id, s.label, s.xmin, s.area
          ), {events}
          SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM ev)",
-        events = crate::feed::EventsSql {
-            show: "show_id",
-            cause: crate::feed::Cause::Expire,
-            state: crate::domain::SeatState::Available,
-            until: None,
-            was: None,
-            from: "freed",
-            per: Some("show_id, hold_id"),
-        }
-        .cte_of(&crate::feed::Subject {
-            hold: Some("hold_id"),
-            ..Default::default()
-        }),
+        events = expire_events(),
     );
     let row = tx.cq_one(&sql, &[&shows, &keys]).await?;
     let freed = row.get::<_, i64>(0) as u64;

@@ -57,19 +57,7 @@ static FREE: LazyLock<String> = LazyLock::new(|| {
              RETURNING s.show_id, x.hold_id, s.id, s.label, s.xmin, s.area
          ), {events}
          SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM ev)",
-        events = crate::feed::EventsSql {
-            show: "show_id",
-            cause: crate::feed::Cause::Expire,
-            state: crate::domain::SeatState::Available,
-            until: None,
-            was: None,
-            from: "freed",
-            per: Some("show_id, hold_id"),
-        }
-        .cte_of(&crate::feed::Subject {
-            hold: Some("hold_id"),
-            ..Default::default()
-        }),
+        events = super::expire_events(),
     )
 });
 
