@@ -64,14 +64,11 @@ citus_tests=(races:: ttl:: cart:: retype:: bookings:: changes:: late:: reference
     inventory::best_available_ranks inventory::best_available_never_breaks
     inventory::sections_label)
 # Of those, what does not hold on Citus yet (each named in DESIGN.md's list): the
-# feed of all shows per node, the places' claim, the late confirm's and extend's
+# younger-transaction refusal of a hold, the places' claim, the late confirm's and extend's
 # statements, a batch path, and two idempotency tests not yet looked at.
 citus_skip=(bookings::extending_moves_the_deadline_up_to_the_limit
     cart::an_add_never_takes_a_place_freed_by_a_younger_transaction
     feed::a_hold_refuses_a_seat_written_by_a_younger_transaction
-    feed::a_slow_subscriber_is_cut_off feed::late_commits_are_delivered_once
-    feed::changes_made_while_the_listen_connection_is_down feed::resuming_from_before_the_pruned
-    feed::the_sweeper_publishes_expire_events feed::a_subscriber_resuming_from_its_last_position
     idempotency::a_key_in_use_on_one_show_is_free_on_another
     idempotency::a_key_is_stored_under_its_show_and_found_only_there
     late::a_late_payment_books_an_expired_hold late::a_late_payment_racing_a_new_hold

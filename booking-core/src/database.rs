@@ -182,7 +182,8 @@ const SESSION_SETTINGS: &str = "WITH c AS (SELECT EXISTS (SELECT 1 FROM pg_exten
     SELECT set_config('plan_cache_mode',
                       CASE WHEN citus THEN 'force_custom_plan' ELSE 'force_generic_plan' END,
                       false),
-           CASE WHEN citus THEN set_config('citus.propagate_set_commands', 'local', false) END
+           CASE WHEN citus THEN set_config('citus.propagate_set_commands', 'local', false) END,
+           CASE WHEN citus THEN set_config('citus.all_modifications_commutative', 'on', false) END
       FROM c";
 
 /// A connection from the pool; a pool that stays full past its wait gives [`Error::Busy`].

@@ -47,6 +47,7 @@
 //!   [`Position`], [`TxSnapshot`]) and how it is read from its row.
 //! - `sql.rs`: writing events (`EventsSql`, the one insert into `seat_events`) and the
 //!   queries that read them ([`read`], [`head`], [`prune`]).
+//! - `cursor.rs`: where a reader of the whole feed stands, per node ([`Cursor`]).
 //! - `map_position.rs`: where a seat map stands in the feed ([`MapPosition`]), so that
 //!   a client reading the map follows on from exactly there.
 //! - `follow.rs`: the per-process pump and its subscribers ([`Feed`], [`FeedOptions`],
@@ -55,6 +56,7 @@
 //!   `listen.rs`: the LISTEN connection that hears the other processes' ([`Listener`],
 //!   [`Follower`], [`Wakeup`]).
 
+mod cursor;
 mod event;
 mod follow;
 mod listen;
@@ -62,10 +64,11 @@ mod map_position;
 mod notify;
 mod sql;
 
+pub use cursor::Cursor;
 pub use event::{AreaChange, Cause, Position, SeatChange, SeatEvent, TxSnapshot};
 pub use follow::{Feed, FeedOptions, Subscription};
 pub use listen::{Follower, Listener, Wakeup};
 pub use map_position::MapPosition;
 pub use notify::EVENTS_CHANNEL;
-pub use sql::{head, horizon, prune, read, read_for};
+pub use sql::{head, horizon, prune, read, read_after, read_for};
 pub(crate) use sql::{written_event, EventsSql, Subject, EVENT_COLUMNS};

@@ -131,15 +131,40 @@ pub struct SeatMap {
 /// The seat map of `show`, its seats read in one statement (one snapshot), or
 /// [`Error::ShowNotFound`](crate::Error::ShowNotFound).
 pub async fn seat_map<C: GenericClient>(client: &C, show: ShowId) -> Result<SeatMap> {
-    read_map(client, show, false).await
+    read_map(client, &crate::Settings::default(), show, false).await
 }
 
 /// [`seat_map`] with each blocked seat's `block_reason`: the map an admin sees.
 pub async fn seat_map_with_reasons<C: GenericClient>(client: &C, show: ShowId) -> Result<SeatMap> {
-    read_map(client, show, true).await
+    read_map(client, &crate::Settings::default(), show, true).await
 }
 
-async fn read_map<C: GenericClient>(client: &C, show: ShowId, reasons: bool) -> Result<SeatMap> {
+/// [`seat_map`] (with the reasons when `reasons`) for the database `settings`
+/// describe: on a Citus formation the map's position also says which node read it, in
+/// which of the show's stays there ([`crate::feed::TxSnapshot`]).
+pub async fn seat_map_for<C: GenericClient>(
+    client: &C,
+    settings: &crate::Settings,
+    show: ShowId,
+    reasons: bool,
+) -> Result<SeatMap> {
+    read_map(client, settings, show, reasons).await
+}
+
+async fn read_map<C: GenericClient>(
+    client: &C,
+    settings: &crate::Settings,
+    show: ShowId,
+    reasons: bool,
+) -> Result<SeatMap> {
+    // Where the snapshot was taken, in the same statement (so in the same snapshot):
+    // the show's node and its stay there. On one PostgreSQL always 0.
+    let placement = if settings.distributed {
+        "(SELECT booking_node(sh.id) FROM shows sh WHERE sh.id = $1) AS node,
+         (SELECT booking_epoch(sh.id) FROM shows sh WHERE sh.id = $1) AS epoch"
+    } else {
+        "0 AS node, 0 AS epoch"
+    };
     let reason = if reasons {
         "(SELECT b.reason FROM blocks b WHERE b.show_id = s.show_id AND b.id = s.block_id)"
     } else {
@@ -148,14 +173,14 @@ async fn read_map<C: GenericClient>(client: &C, show: ShowId, reasons: bool) -> 
     // One statement, one snapshot: a first row with the snapshot and the areas' counts,
     // then the seats (a show of standing areas only has no seat row).
     let sql = format!(
-        "SELECT 0 AS part, pg_current_snapshot()::text AS snapshot, {areas},
+        "SELECT 0 AS part, pg_current_snapshot()::text AS snapshot, {placement}, {areas},
                 NULL::text AS label, NULL::text AS section, NULL::text AS row_label,
                 NULL::int AS number, NULL::text AS category, NULL::bool AS aisle_after,
                 NULL::text[] AS features, NULL::bigint AS block_id, NULL::text AS block_reason,
                 NULL::bool AS booked, NULL::bool AS held, NULL::text AS version,
                 NULL::timestamptz AS held_until, NULL::int AS row_index
          UNION ALL
-         SELECT 1, NULL, NULL, s.label, s.section, s.row_label, s.number, s.category,
+         SELECT 1, NULL, NULL, NULL, NULL, s.label, s.section, s.row_label, s.number, s.category,
                 s.aisle_after, s.features, s.block_id, {reason},
                 s.booking_id IS NOT NULL, {HELD} IS TRUE, {VERSION},
                 CASE WHEN {HELD} THEN h.expires_at END, s.row_index
@@ -208,7 +233,11 @@ async fn read_map<C: GenericClient>(client: &C, show: ShowId, reasons: bool) -> 
             }
         })
         .collect();
-    let snapshot = crate::feed::TxSnapshot::parse(head.get("snapshot"))?;
+    let snapshot = crate::feed::TxSnapshot::parse_on(
+        head.get("node"),
+        head.get("epoch"),
+        head.get("snapshot"),
+    )?;
     Ok(SeatMap {
         show_id: show,
         ticket_types,

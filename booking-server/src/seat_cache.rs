@@ -213,7 +213,7 @@ impl SeatCache {
             let began = std::time::Instant::now();
             let sale = sale::read_sale_on(&client, show).await?;
             self.sales.read(show, sale, began);
-            booking_core::seats::seat_map(&client, show).await
+            booking_core::seats::seat_map_for(&client, self.engine.settings(), show, false).await
         }
         .await;
         let kept = {
@@ -325,7 +325,8 @@ impl SeatCache {
         pool: &booking_core::deadpool_postgres::Pool,
     ) -> Result<Entry, crate::http::ApiError> {
         let client = booking_core::database::client(pool).await?;
-        let map = booking_core::seats::seat_map(&client, show).await?;
+        let map =
+            booking_core::seats::seat_map_for(&client, self.engine.settings(), show, false).await?;
         Ok(uncached_entry(&map, format))
     }
 

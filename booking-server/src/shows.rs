@@ -367,7 +367,7 @@ pub async fn seat_map(state: &AppState, parts: &Parts, raw_id: &str) -> Result<R
     if admin {
         // Read for this request alone: no tag, no `304` (as before compression).
         let client = state.client().await?;
-        let map = seats::seat_map_with_reasons(&client, id).await?;
+        let map = seats::seat_map_for(&client, state.engine.settings(), id, true).await?;
         let entry = crate::seat_cache::uncached_entry(&map, format);
         return encoded(parts, entry, false).await;
     }

@@ -6,20 +6,42 @@ use crate::error::{Error, Result};
 use serde::Serialize;
 use std::fmt;
 
-/// A place in the feed: `{xid}.{id}`. Positions are totally ordered; the feed only
-/// ever moves forward.
+/// A place in the feed: `{xid}.{id}` on one PostgreSQL, `{node}.{epoch}.{xid}.{id}` on a
+/// Citus formation. One show's positions are totally ordered, by `(epoch, xid, id)`,
+/// and its feed only ever moves forward. Across shows, positions of one node compare
+/// by `(xid, id)` ([`Position::node_order`]); those of different nodes do not compare
+/// at all (their transaction ids are each node's own): the whole feed keeps a cursor
+/// per node ([`super::Cursor`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Position {
+    // Field order is the derived order: a show's.
+    pub(super) epoch: i32,
     pub(super) xid: u64,
     pub(super) id: i64,
+    pub(super) node: i32,
 }
 
 impl Position {
-    /// Before every event.
-    pub const START: Position = Position { xid: 0, id: 0 };
+    /// Before every event (of one PostgreSQL; of a formation's node 0, which holds no
+    /// show).
+    pub const START: Position = Position {
+        epoch: 0,
+        xid: 0,
+        id: 0,
+        node: 0,
+    };
+
+    /// Before every event of `node`'s transactions, in the show's stay `epoch`.
+    pub(super) fn start_of(node: i32, epoch: i32) -> Position {
+        Position {
+            epoch,
+            node,
+            ..Position::START
+        }
+    }
 
     /// The id of the transaction that wrote the event (a full `xid8`, as in
-    /// `pg_current_snapshot()`).
+    /// `pg_current_snapshot()`), on its node.
     pub fn xid(&self) -> u64 {
         self.xid
     }
@@ -29,24 +51,53 @@ impl Position {
         self.id
     }
 
-    /// Parses the `{xid}.{id}` form (as sent in `Last-Event-ID`).
+    /// The node whose transaction wrote the event (the Citus group id; 0 on one
+    /// PostgreSQL).
+    pub fn node(&self) -> i32 {
+        self.node
+    }
+
+    /// The show's stay on a node the event belongs to: 0 until its shard group first
+    /// moved (always 0 on one PostgreSQL).
+    pub fn epoch(&self) -> i32 {
+        self.epoch
+    }
+
+    /// The order of events of one node's transactions, whatever their show.
+    pub(super) fn node_order(&self) -> (u64, i64) {
+        (self.xid, self.id)
+    }
+
+    /// Parses the text form (as sent in `Last-Event-ID`): `{xid}.{id}`, or
+    /// `{node}.{epoch}.{xid}.{id}`.
     pub fn parse(s: &str) -> Result<Position> {
         let bad = || Error::invalid("since", "not an event id (as sent in the `id:` field)");
-        let (xid, id) = s.split_once('.').ok_or_else(bad)?;
         let digits =
             |t: &str| !t.is_empty() && t.len() <= 19 && t.bytes().all(|b| b.is_ascii_digit());
-        if !digits(xid) || !digits(id) {
+        let parts: Vec<&str> = s.splitn(5, '.').collect();
+        if !parts.iter().all(|t| digits(t)) {
             return Err(bad());
         }
+        let small = |t: &str| -> Result<i32> { t.parse().map_err(|_| bad()) };
+        let (node, epoch, xid, id) = match parts[..] {
+            [xid, id] => (0, 0, xid, id),
+            [node, epoch, xid, id] => (small(node)?, small(epoch)?, xid, id),
+            _ => return Err(bad()),
+        };
         Ok(Position {
+            epoch,
             xid: xid.parse().map_err(|_| bad())?,
             id: id.parse().map_err(|_| bad())?,
+            node,
         })
     }
 }
 
 impl fmt::Display for Position {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.node != 0 || self.epoch != 0 {
+            write!(f, "{}.{}.", self.node, self.epoch)?;
+        }
         write!(f, "{}.{}", self.xid, self.id)
     }
 }
@@ -59,8 +110,13 @@ impl serde::Serialize for Position {
 
 /// A transaction snapshot (`pg_current_snapshot()`): which transactions' changes a
 /// read saw. A transaction is seen when it committed before the snapshot was taken.
+/// On a formation, a snapshot of the node a show's read ran on, in the show's stay
+/// `epoch` there: it saw every event of the show's earlier stays (they committed before
+/// the move that ended them) and none of a later one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxSnapshot {
+    node: i32,
+    epoch: i32,
     xmin: u64,
     xmax: u64,
     /// Transactions in progress when the snapshot was taken (between `xmin` and `xmax`).
@@ -68,8 +124,13 @@ pub struct TxSnapshot {
 }
 
 impl TxSnapshot {
-    /// Parses the text form `xmin:xmax:xip,xip,...`.
+    /// Parses the text form `xmin:xmax:xip,xip,...`, of a read on one PostgreSQL.
     pub fn parse(s: &str) -> Result<TxSnapshot> {
+        TxSnapshot::parse_on(0, 0, s)
+    }
+
+    /// [`TxSnapshot::parse`], of a read of a show on `node` in its stay `epoch`.
+    pub fn parse_on(node: i32, epoch: i32, s: &str) -> Result<TxSnapshot> {
         let bad = || Error::Invariant(format!("snapshot {s:?}"));
         let mut parts = s.split(':');
         let mut next = || parts.next().ok_or_else(bad);
@@ -80,21 +141,36 @@ impl TxSnapshot {
             .filter(|x| !x.is_empty())
             .map(|x| x.parse().map_err(|_| bad()))
             .collect::<Result<Vec<u64>>>()?;
-        Ok(TxSnapshot {
-            xmin,
-            xmax,
-            running,
-        })
+        Ok(TxSnapshot::new(node, epoch, xmin, xmax, running))
     }
 
-    /// Whether the changes of transaction `xid` (one that wrote an event, so one that
-    /// committed) are visible in this snapshot: `pg_visible_in_snapshot`.
+    /// Whether the changes of transaction `xid` of the snapshot's node (one that wrote
+    /// an event, so one that committed) are visible in it: `pg_visible_in_snapshot`.
     pub fn sees(&self, xid: u64) -> bool {
         xid < self.xmin || (xid < self.xmax && !self.running.contains(&xid))
     }
 
-    pub(super) fn new(xmin: u64, xmax: u64, running: Vec<u64>) -> TxSnapshot {
+    /// Whether the read saw the event at `event`, of the show it read: every event of
+    /// an earlier stay of the show, none of a later one, and in its own those of the
+    /// transactions it [`sees`](TxSnapshot::sees).
+    pub fn reflects(&self, event: Position) -> bool {
+        match event.epoch.cmp(&self.epoch) {
+            std::cmp::Ordering::Less => true,
+            std::cmp::Ordering::Greater => false,
+            std::cmp::Ordering::Equal => self.sees(event.xid),
+        }
+    }
+
+    pub(super) fn new(
+        node: i32,
+        epoch: i32,
+        xmin: u64,
+        xmax: u64,
+        running: Vec<u64>,
+    ) -> TxSnapshot {
         TxSnapshot {
+            node,
+            epoch,
             xmin,
             xmax,
             running,
@@ -111,11 +187,20 @@ impl TxSnapshot {
     pub fn xmax(&self) -> u64 {
         self.xmax
     }
+
+    /// The node the read ran on and the show's stay there.
+    pub(super) fn placement(&self) -> (i32, i32) {
+        (self.node, self.epoch)
+    }
 }
 
-/// The text form `xmin:xmax:xip,xip,...`, as PostgreSQL writes it.
+/// The text form `xmin:xmax:xip,xip,...`, as PostgreSQL writes it; on a formation
+/// prefixed by `{node}.{epoch}:`.
 impl fmt::Display for TxSnapshot {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.node != 0 || self.epoch != 0 {
+            write!(f, "{}.{}:", self.node, self.epoch)?;
+        }
         write!(f, "{}:{}:", self.xmin, self.xmax)?;
         for (i, x) in self.running.iter().enumerate() {
             if i > 0 {
@@ -283,8 +368,10 @@ pub(super) fn parse_xid(text: &str) -> Result<u64> {
 
 pub(super) fn event_from_row(r: &tokio_postgres::Row) -> Result<SeatEvent> {
     let position = Position {
+        epoch: r.get("epoch"),
         xid: parse_xid(r.get("xid_text"))?,
         id: r.get("id"),
+        node: r.get("node"),
     };
     let cause = Cause::from_db(r.get("cause"))?;
     let (seats, areas) = changes_from_json(r.get("seats"), cause)?;

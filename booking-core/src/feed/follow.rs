@@ -3,7 +3,8 @@
 
 use super::listen::{Listener, Wakeup};
 use super::notify::{notifier, EVENTS_CHANNEL};
-use super::{head, read_for, MapPosition, Position, SeatEvent};
+use super::sql::{head_nodes, pending_on_nodes, read_nodes, read_show_until, show_placement};
+use super::{head, read_for, Cursor, MapPosition, Position, SeatEvent};
 use crate::database::Cached;
 use crate::domain::ShowId;
 use crate::engine::Engine;
@@ -69,8 +70,9 @@ struct Inner {
 }
 
 struct Hub {
-    /// Every event up to here has been handed to the subscribers of its show.
-    position: Position,
+    /// Every event up to here (on each node) has been handed to the subscribers of its
+    /// show.
+    position: Cursor,
     subscribers: HashMap<ShowId, Vec<mpsc::Sender<Arc<SeatEvent>>>>,
     /// The last event handed to each show's subscribers (shows with subscribers only).
     last: HashMap<ShowId, Position>,
@@ -91,7 +93,11 @@ impl Feed {
     ) -> Result<Feed> {
         let position = {
             let client = crate::database::client(&pool).await?;
-            head(&client).await?
+            if engine.settings().distributed {
+                head_nodes(&client).await?
+            } else {
+                Cursor::at(head(&client).await?)
+            }
         };
         let feed = Feed {
             inner: Arc::new(Inner {
@@ -137,9 +143,9 @@ impl Feed {
         Ok(feed)
     }
 
-    /// The position up to which events have been handed out.
-    pub fn position(&self) -> Position {
-        self.inner.hub.lock().position
+    /// Where the events handed out so far end, on each node.
+    pub fn position(&self) -> Cursor {
+        self.inner.hub.lock().position.clone()
     }
 
     /// The last event of `show` handed to its subscribers, if it has any.
@@ -204,23 +210,17 @@ impl Feed {
         let now = {
             let mut hub = self.inner.hub.lock();
             hub.subscribers.entry(show).or_default().push(tx);
-            hub.position
+            hub.position.clone()
         };
+        let settings = &self.inner.settings;
         let mut backlog = VecDeque::new();
         if let Some(since) = since {
-            if since < now {
+            // On a formation `now` is a position per node, not one to compare with.
+            if settings.distributed || since < now.of(0) {
                 let client = crate::database::client(&self.inner.pool).await?;
                 let mut after = since;
                 loop {
-                    let page = read_for(
-                        &client,
-                        &self.inner.settings,
-                        Some(show),
-                        after,
-                        Some(now),
-                        1000,
-                    )
-                    .await?;
+                    let page = read_show_until(&client, settings, show, after, &now, 1000).await?;
                     let full = page.len() == 1000;
                     if let Some(last) = page.last() {
                         after = last.position;
@@ -232,15 +232,28 @@ impl Feed {
                 }
                 // After the backlog's read: a prune that deleted some of it committed
                 // before, and shows here.
-                if since < super::horizon(&client).await? {
+                if super::horizon(&client).await?.expired(since) {
                     return Err(crate::Error::PositionExpired);
                 }
             }
         }
+        let after = match since {
+            Some(since) => since,
+            // Where the show stands in `now`: every event of it handed out so far is at
+            // or before it, every later one after it.
+            None => {
+                let client = crate::database::client(&self.inner.pool).await?;
+                let (node, epoch) = show_placement(&client, settings, show).await?;
+                Position {
+                    epoch,
+                    ..now.of(node)
+                }
+            }
+        };
         Ok(Subscription {
             backlog,
             live: rx,
-            after: since.unwrap_or(now).max(Position::START),
+            after: after.max(Position::START),
             stopped: self.inner.stopped.clone(),
             reflected: None,
         })
@@ -306,15 +319,18 @@ impl Feed {
     /// committed events remain that the watermark still holds back.
     async fn drain(&self) -> Result<bool> {
         let client = crate::database::client(&self.inner.pool).await?;
+        if self.inner.settings.distributed {
+            return self.drain_nodes(&client).await;
+        }
         loop {
-            let after = self.position();
+            let after = self.position().of(0);
             let page = read_for(&client, &self.inner.settings, None, after, None, 1000).await?;
             let full = page.len() == 1000;
             for event in page {
                 self.dispatch(event);
             }
             if !full {
-                let after = self.position();
+                let after = self.position().of(0);
                 // Every event committed before this statement's snapshot is either
                 // read already or counted here.
                 let asked = std::time::Instant::now();
@@ -338,6 +354,26 @@ impl Feed {
         }
     }
 
+    /// [`Feed::drain`] on a formation: every node's events after our position on that
+    /// node, below that node's watermark.
+    async fn drain_nodes(&self, client: &deadpool_postgres::Client) -> Result<bool> {
+        loop {
+            let page = read_nodes(client, &self.position(), 1000).await?;
+            let full = page.events.len() == 1000;
+            for event in page.events {
+                self.dispatch(event);
+            }
+            if !full {
+                let asked = std::time::Instant::now();
+                let pending = pending_on_nodes(client, &self.position(), &page.nodes).await?;
+                if !pending {
+                    self.inner.caught_up.send_replace(Some(asked));
+                }
+                return Ok(pending);
+            }
+        }
+    }
+
     fn dispatch(&self, event: SeatEvent) {
         let mut hub = self.inner.hub.lock();
         let position = event.position;
@@ -353,7 +389,7 @@ impl Feed {
                 hub.last.insert(show, position);
             }
         }
-        hub.position = position;
+        hub.position.advance(position);
     }
 }
 

@@ -40,7 +40,10 @@ impl MapPosition {
     /// snapshot is dropped when it adds nothing (every transaction it sees is older
     /// than `after`'s).
     pub fn with_snapshot(after: Position, seen: TxSnapshot) -> MapPosition {
-        if after.xid >= seen.xmax() {
+        // The snapshot's stay of the show was over at `after` already, or every
+        // transaction it sees is older than `after`'s.
+        let (_, epoch) = seen.placement();
+        if after.epoch > epoch || (after.epoch == epoch && after.xid >= seen.xmax()) {
             return MapPosition::at(after);
         }
         MapPosition {
@@ -52,9 +55,10 @@ impl MapPosition {
     /// What a read in snapshot `seen` reflects, with no position known: every event of
     /// a transaction older than all those running then, and those of the others it saw.
     pub fn of_snapshot(seen: TxSnapshot) -> MapPosition {
+        let (node, epoch) = seen.placement();
         let after = Position {
             xid: seen.xmin(),
-            id: 0,
+            ..Position::start_of(node, epoch)
         };
         MapPosition::with_snapshot(after, seen)
     }
@@ -66,7 +70,7 @@ impl MapPosition {
 
     /// Whether the map reflects the event at `event` already.
     pub fn includes(&self, event: Position) -> bool {
-        event <= self.after || self.seen.as_ref().is_some_and(|s| s.sees(event.xid))
+        event <= self.after || self.seen.as_ref().is_some_and(|s| s.reflects(event))
     }
 
     /// Parses the text form (an event id is one too); [`Error::Invalid`] naming
@@ -92,11 +96,25 @@ impl MapPosition {
             }
             t.parse().map_err(|_| bad())
         };
-        let mut parts = snapshot.split(':');
-        let (Some(xmin), Some(xmax), Some(xip), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
-        else {
-            return Err(bad());
+        // `xmin:xmax:xip`, on a formation after `{node}.{epoch}:`.
+        let parts: Vec<&str> = snapshot.splitn(5, ':').collect();
+        let (placement, xmin, xmax, xip) = match parts[..] {
+            [xmin, xmax, xip] => (None, xmin, xmax, xip),
+            [placement, xmin, xmax, xip] => (Some(placement), xmin, xmax, xip),
+            _ => return Err(bad()),
+        };
+        let (node, epoch) = match placement.map(|p| p.split_once('.')) {
+            None => (0, 0),
+            Some(Some((n, e))) => {
+                let small = |t: &str| -> Result<i32> {
+                    if t.is_empty() || t.len() > 9 || !t.bytes().all(|b| b.is_ascii_digit()) {
+                        return Err(bad());
+                    }
+                    t.parse().map_err(|_| bad())
+                };
+                (small(n)?, small(e)?)
+            }
+            Some(None) => return Err(bad()),
         };
         let (xmin, xmax) = (number(xmin)?, number(xmax)?);
         let running = if xip.is_empty() {
@@ -112,7 +130,7 @@ impl MapPosition {
         }
         Ok(MapPosition::with_snapshot(
             after,
-            TxSnapshot::new(xmin, xmax, running),
+            TxSnapshot::new(node, epoch, xmin, xmax, running),
         ))
     }
 }

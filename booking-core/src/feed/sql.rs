@@ -1,7 +1,7 @@
 //! The feed's SQL: events written with each change, and read below the watermark.
 
 use super::event::{changes_from_json, event_from_row, parse_xid};
-use super::{Cause, Position, SeatEvent};
+use super::{Cause, Cursor, Position, SeatEvent};
 use crate::database::Cached;
 use crate::domain::{SeatState, ShowId};
 use crate::error::Result;
@@ -151,7 +151,7 @@ impl EventsSql<'_> {
                                      ORDER BY id), '[]'),
                            {hold}, {booking}, {ended}
                       FROM {from} {grouping}
-                    RETURNING show_id, xid::text AS xid_text, id, seats)",
+                    RETURNING show_id, xid::text AS xid_text, id, seats, node, epoch)",
             show = self.show,
             cause = self.cause.as_str(),
             from = self.from,
@@ -162,7 +162,8 @@ impl EventsSql<'_> {
 /// SQL: the columns a statement with an `ev` CTE adds to its result, read back by
 /// [`written_event`].
 pub(crate) const EVENT_COLUMNS: &str =
-    "(SELECT xid_text FROM ev) AS ev_xid, (SELECT id FROM ev) AS ev_id, (SELECT seats FROM ev) AS ev_seats";
+    "(SELECT xid_text FROM ev) AS ev_xid, (SELECT id FROM ev) AS ev_id, (SELECT seats FROM ev) AS ev_seats,
+     (SELECT node FROM ev) AS ev_node, (SELECT epoch FROM ev) AS ev_epoch";
 
 /// The event a statement with [`EVENT_COLUMNS`] wrote, if it wrote one: what the
 /// caller's own process may apply to its caches before the feed brings it.
@@ -175,8 +176,10 @@ pub(crate) fn written_event(
         return Ok(None);
     };
     let position = Position {
+        epoch: row.get("ev_epoch"),
         xid: parse_xid(xid)?,
         id: row.get("ev_id"),
+        node: row.get("ev_node"),
     };
     let (seats, areas) = changes_from_json(row.get("ev_seats"), cause)?;
     Ok(Some(Arc::new(SeatEvent {
@@ -192,7 +195,7 @@ pub(crate) fn written_event(
 /// The next page of one show's feed below `watermark` (see [`read`]).
 fn read_show_sql(watermark: &str) -> String {
     format!(
-        "SELECT xid::text AS xid_text, id, show_id, cause, seats
+        "SELECT xid::text AS xid_text, id, show_id, cause, seats, node, epoch
            FROM seat_events
           WHERE show_id = $5
             AND (xid, id) > ($1::text::xid8, $2)
@@ -206,7 +209,7 @@ fn read_show_sql(watermark: &str) -> String {
 /// The next page of the whole feed below `watermark` (see [`read`]).
 fn read_all_sql(watermark: &str) -> String {
     format!(
-        "SELECT xid::text AS xid_text, id, show_id, cause, seats
+        "SELECT xid::text AS xid_text, id, show_id, cause, seats, node, epoch
            FROM seat_events
           WHERE (xid, id) > ($1::text::xid8, $2)
             AND (xid, id) <= ($3::text::xid8, $4)
@@ -218,8 +221,6 @@ fn read_all_sql(watermark: &str) -> String {
 
 static READ_SHOW: LazyLock<String> = LazyLock::new(|| read_show_sql(WATERMARK));
 static READ_ALL: LazyLock<String> = LazyLock::new(|| read_all_sql(WATERMARK));
-static READ_SHOW_ON_NODE: LazyLock<String> = LazyLock::new(|| read_show_sql(NODE_WATERMARK));
-static READ_ALL_ON_NODES: LazyLock<String> = LazyLock::new(|| read_all_sql(NODE_WATERMARK));
 
 /// The newest readable event (see [`head`]).
 static HEAD: LazyLock<String> = LazyLock::new(|| {
@@ -256,11 +257,11 @@ pub async fn read<C: GenericClient>(
     .await
 }
 
-/// [`read`], for the database `settings` describe: on a Citus formation
-/// ([`crate::Settings::distributed`]) each node's events are cut at that node's own
-/// watermark, evaluated there. A show's feed is then exact on the
-/// formation; the whole feed is not yet (its pages merge different nodes' transaction
-/// ids in one order: see DESIGN.md, "The sweeper, the reads and the feed per node").
+/// [`read`], for the database `settings` describe. On a Citus formation
+/// ([`crate::Settings::distributed`]) a show's page is in the show's order
+/// (`(epoch, xid, id)`) and `until` bounds the events of `until`'s node only; a page of
+/// all shows is of the node of `after` only (the whole feed is one order per node:
+/// [`Cursor`]).
 pub async fn read_for<C: GenericClient>(
     client: &C,
     settings: &crate::Settings,
@@ -269,14 +270,26 @@ pub async fn read_for<C: GenericClient>(
     until: Option<Position>,
     limit: i64,
 ) -> Result<Vec<SeatEvent>> {
-    let (read_show, read_all) = if settings.distributed {
-        (&*READ_SHOW_ON_NODE, &*READ_ALL_ON_NODES)
-    } else {
-        (&*READ_SHOW, &*READ_ALL)
-    };
+    if settings.distributed {
+        return match show {
+            Some(show) => {
+                let until = until.map(Cursor::at);
+                read_show_on_nodes(client, show, after, until.as_ref(), limit).await
+            }
+            None => {
+                let nodes = read_nodes(client, &Cursor::at(after), limit).await?;
+                Ok(nodes
+                    .events
+                    .into_iter()
+                    .filter(|e| e.position.node == after.node)
+                    .collect())
+            }
+        };
+    }
     let until = until.unwrap_or(Position {
         xid: i64::MAX as u64,
         id: i64::MAX,
+        ..Position::START
     });
     let (after_xid, until_xid) = (after.xid.to_string(), until.xid.to_string());
     let rows = match show {
@@ -289,15 +302,242 @@ pub async fn read_for<C: GenericClient>(
                 &show.get(),
                 &limit,
             ];
-            client.cq(read_show, &params).await?
+            client.cq(&READ_SHOW, &params).await?
         }
         None => {
             let params: [&(dyn ToSql + Sync); 5] =
                 [&after_xid, &after.id, &until_xid, &until.id, &limit];
-            client.cq(read_all, &params).await?
+            client.cq(&READ_ALL, &params).await?
         }
     };
     rows.iter().map(event_from_row).collect()
+}
+
+/// The next page of the whole feed after `cursor`, on one PostgreSQL or a formation
+/// alike: what a library user pages through, moving the cursor past each event
+/// ([`Cursor::advance`]). On a formation each node's events come in that node's
+/// order, and a node that cannot be reached is left out until it can.
+pub async fn read_after<C: GenericClient>(
+    client: &C,
+    settings: &crate::Settings,
+    cursor: &Cursor,
+    limit: i64,
+) -> Result<Vec<SeatEvent>> {
+    if settings.distributed {
+        Ok(read_nodes(client, cursor, limit).await?.events)
+    } else {
+        read_for(client, settings, None, cursor.of(0), None, limit).await
+    }
+}
+
+/// SQL: each node's watermark ([`WATERMARK`], run on the node itself over its own
+/// snapshot and backends, by Citus's `run_command_on_all_nodes`), as `node` (its group
+/// id) and `wm` (the `xid8` as text). A node that cannot be reached is left out: its
+/// events wait, every other node's are read.
+static NODE_WATERMARKS: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT split_part(result, ' ', 1)::int AS node, split_part(result, ' ', 2) AS wm
+           FROM run_command_on_all_nodes(
+                $c$SELECT groupid || ' ' || {WATERMARK} FROM pg_dist_local_group$c$)
+          WHERE success"
+    )
+});
+
+/// SQL: the next page of the whole feed on a formation: after each node's position
+/// (`$1`..`$3`: node, xid, id), below that node's watermark (`$4`). Ordered by
+/// `(xid, id)` across nodes, which means nothing between two nodes but keeps each
+/// node's events in its own order: a page cut by `LIMIT` is a prefix of every node's.
+/// `node` is the node that wrote the event, wherever a shard move has taken it since:
+/// its `xid` is that node's, and so is the watermark it waits for.
+const READ_NODES: &str =
+    "SELECT e.xid::text AS xid_text, e.id, e.show_id, e.cause, e.seats, e.node, e.epoch
+       FROM seat_events e
+       JOIN unnest($1::int[], $2::text[], $3::bigint[], $4::text[]) AS c(node, xid, id, wm)
+         ON c.node = e.node
+      WHERE (e.xid, e.id) > (c.xid::xid8, c.id)
+        AND e.xid < c.wm::xid8
+      ORDER BY e.xid, e.id
+      LIMIT $5";
+
+/// A page of the whole feed on a formation, and the nodes it read.
+pub(super) struct NodesPage {
+    pub events: Vec<SeatEvent>,
+    /// Every node whose watermark was read (a node down is not among them).
+    pub nodes: Vec<i32>,
+}
+
+/// The next page of the whole feed on a formation, after `cursor` ([`READ_NODES`]).
+pub(super) async fn read_nodes<C: GenericClient>(
+    client: &C,
+    cursor: &Cursor,
+    limit: i64,
+) -> Result<NodesPage> {
+    let marks = client.cq(&NODE_WATERMARKS, &[]).await?;
+    let nodes: Vec<i32> = marks.iter().map(|r| r.get("node")).collect();
+    let wms: Vec<String> = marks.iter().map(|r| r.get("wm")).collect();
+    let events = read_nodes_below(client, cursor, &nodes, &wms, limit).await?;
+    Ok(NodesPage { events, nodes })
+}
+
+async fn read_nodes_below<C: GenericClient>(
+    client: &C,
+    cursor: &Cursor,
+    nodes: &[i32],
+    wms: &[String],
+    limit: i64,
+) -> Result<Vec<SeatEvent>> {
+    let at: Vec<Position> = nodes.iter().map(|n| cursor.of(*n)).collect();
+    let xids: Vec<String> = at.iter().map(|p| p.xid.to_string()).collect();
+    let ids: Vec<i64> = at.iter().map(|p| p.id).collect();
+    let rows = client
+        .cq(READ_NODES, &[&nodes, &xids, &ids, &wms, &limit])
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// Whether any event of `nodes` is after `cursor`, committed or not: events the
+/// watermark still holds back.
+pub(super) async fn pending_on_nodes<C: GenericClient>(
+    client: &C,
+    cursor: &Cursor,
+    nodes: &[i32],
+) -> Result<bool> {
+    let beyond = vec![u64::MAX.to_string(); nodes.len()];
+    Ok(!read_nodes_below(client, cursor, nodes, &beyond, 1)
+        .await?
+        .is_empty())
+}
+
+/// Where the whole feed stands now on a formation: each node's newest event below
+/// its watermark.
+pub(super) async fn head_nodes<C: GenericClient>(client: &C) -> Result<Cursor> {
+    let mut cursor = Cursor::start();
+    for mark in client.cq(&NODE_WATERMARKS, &[]).await? {
+        let (node, wm): (i32, String) = (mark.get("node"), mark.get("wm"));
+        let row = client
+            .cq_opt(
+                "SELECT xid::text AS xid_text, id FROM seat_events
+                  WHERE node = $1 AND xid < $2::text::xid8
+                  ORDER BY xid DESC, id DESC LIMIT 1",
+                &[&node, &wm],
+            )
+            .await?;
+        if let Some(r) = row {
+            cursor.advance(Position {
+                xid: parse_xid(r.get("xid_text"))?,
+                id: r.get("id"),
+                ..Position::start_of(node, 0)
+            });
+        }
+    }
+    Ok(cursor)
+}
+
+/// SQL: the next page of one show's feed on a formation, in the show's order
+/// (`$1` show; `$2`..`$4` after: epoch, xid, id), at most `$8`. Events the show's node
+/// wrote are cut at its own watermark ([`NODE_WATERMARK`]); those another node wrote
+/// came with a shard move, which waited for them to commit. With `$5`..`$7` (node,
+/// xid, id per node: where the process's pump stands), only the events up to there.
+static READ_SHOW_ON_NODES: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT e.xid::text AS xid_text, e.id, e.show_id, e.cause, e.seats, e.node, e.epoch
+           FROM seat_events e
+          WHERE e.show_id = $1
+            AND (e.epoch, e.xid, e.id) > ($2::int, $3::text::xid8, $4)
+            AND (e.node <> booking_node(e.show_id) OR e.xid < {NODE_WATERMARK})
+            AND ($5::int[] IS NULL
+                 OR EXISTS (SELECT 1 FROM unnest($5::int[], $6::text[], $7::bigint[]) AS u(node, xid, id)
+                             WHERE u.node = e.node AND (e.xid, e.id) <= (u.xid::xid8, u.id)))
+          ORDER BY e.epoch, e.xid, e.id
+          LIMIT $8"
+    )
+});
+
+async fn read_show_on_nodes<C: GenericClient>(
+    client: &C,
+    show: ShowId,
+    after: Position,
+    until: Option<&Cursor>,
+    limit: i64,
+) -> Result<Vec<SeatEvent>> {
+    let after_xid = after.xid.to_string();
+    let (nodes, xids, ids) = match until {
+        None => (None, None, None),
+        Some(c) => {
+            let at: Vec<Position> = c.nodes().collect();
+            (
+                Some(at.iter().map(|p| p.node).collect::<Vec<i32>>()),
+                Some(
+                    at.iter()
+                        .map(|p| p.xid.to_string())
+                        .collect::<Vec<String>>(),
+                ),
+                Some(at.iter().map(|p| p.id).collect::<Vec<i64>>()),
+            )
+        }
+    };
+    let rows = client
+        .cq(
+            &READ_SHOW_ON_NODES,
+            &[
+                &show.get(),
+                &after.epoch,
+                &after_xid,
+                &after.id,
+                &nodes,
+                &xids,
+                &ids,
+                &limit,
+            ],
+        )
+        .await?;
+    rows.iter().map(event_from_row).collect()
+}
+
+/// [`read`] for a follower of one show that stands at `until` in the whole feed (its
+/// process's pump): the show's events after `after`, up to there.
+pub(super) async fn read_show_until<C: GenericClient>(
+    client: &C,
+    settings: &crate::Settings,
+    show: ShowId,
+    after: Position,
+    until: &Cursor,
+    limit: i64,
+) -> Result<Vec<SeatEvent>> {
+    if settings.distributed {
+        read_show_on_nodes(client, show, after, Some(until), limit).await
+    } else {
+        read_for(
+            client,
+            settings,
+            Some(show),
+            after,
+            Some(until.of(0)),
+            limit,
+        )
+        .await
+    }
+}
+
+/// SQL: where `$1` is now: its node and its stay there (the epoch its next event
+/// gets), evaluated on the show's node. No row when the show does not exist.
+const SHOW_PLACEMENT: &str =
+    "SELECT booking_node(sh.id) AS node, booking_epoch(sh.id) AS epoch FROM shows sh WHERE sh.id = $1";
+
+/// The node `show` is on and its stay there ([`SHOW_PLACEMENT`]); `(0, 0)` on one
+/// PostgreSQL, and for a show that does not exist.
+pub(super) async fn show_placement<C: GenericClient>(
+    client: &C,
+    settings: &crate::Settings,
+    show: ShowId,
+) -> Result<(i32, i32)> {
+    if !settings.distributed {
+        return Ok((0, 0));
+    }
+    Ok(match client.cq_opt(SHOW_PLACEMENT, &[&show.get()]).await? {
+        Some(r) => (r.get("node"), r.get("epoch")),
+        None => (0, 0),
+    })
 }
 
 /// The position of the newest event that can be read now ([`Position::START`] when
@@ -309,6 +549,7 @@ pub async fn head<C: GenericClient>(client: &C) -> Result<Position> {
         Some(r) => Position {
             xid: parse_xid(r.get("xid_text"))?,
             id: r.get("id"),
+            ..Position::START
         },
     })
 }
@@ -322,12 +563,13 @@ pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<
             "WITH gone AS (
                  DELETE FROM seat_events
                   WHERE created_at < now() - $1::bigint * interval '1 second'
-                 RETURNING xid, id
+                 RETURNING node, xid, id
              ), newest AS (
-                 SELECT xid, id FROM gone ORDER BY xid DESC, id DESC LIMIT 1
+                 SELECT DISTINCT ON (node) node, xid, id FROM gone
+                  ORDER BY node, xid DESC, id DESC
              ), moved AS (
-                 INSERT INTO feed_horizon (xid, id) SELECT xid, id FROM newest
-                 ON CONFLICT (one) DO UPDATE SET xid = excluded.xid, id = excluded.id
+                 INSERT INTO feed_horizon (node, xid, id) SELECT node, xid, id FROM newest
+                 ON CONFLICT (node) DO UPDATE SET xid = excluded.xid, id = excluded.id
                   WHERE (feed_horizon.xid, feed_horizon.id) < (excluded.xid, excluded.id)
              )
              SELECT count(*) FROM gone",
@@ -337,18 +579,25 @@ pub async fn prune<C: GenericClient>(client: &C, retention: Duration) -> Result<
     Ok(row.get::<_, i64>(0) as u64)
 }
 
-/// The feed's retention horizon: the newest position pruned so far
-/// ([`Position::START`] while nothing was). Events after it are all kept; a follower
+/// The feed's retention horizon: per node, the newest position of its events pruned so
+/// far (at the start where nothing was). Events after it are all kept; a follower
 /// resuming from before it may have missed some ([`crate::Error::PositionExpired`]).
-pub async fn horizon<C: GenericClient>(client: &C) -> Result<Position> {
-    let row = client
-        .cq_opt("SELECT xid::text AS xid_text, id FROM feed_horizon", &[])
-        .await?;
-    Ok(match row {
-        None => Position::START,
-        Some(r) => Position {
+/// One show's events are pruned oldest first on every node alike (by age), so a
+/// position is checked against the horizon of its own node.
+pub async fn horizon<C: GenericClient>(client: &C) -> Result<Cursor> {
+    let mut cursor = Cursor::start();
+    for r in client
+        .cq(
+            "SELECT node, xid::text AS xid_text, id FROM feed_horizon",
+            &[],
+        )
+        .await?
+    {
+        cursor.advance(Position {
             xid: parse_xid(r.get("xid_text"))?,
             id: r.get("id"),
-        },
-    })
+            ..Position::start_of(r.get("node"), 0)
+        });
+    }
+    Ok(cursor)
 }

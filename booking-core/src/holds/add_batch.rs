@@ -164,7 +164,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                 h.external_ref, h.metadata, h.total, sh.currency, t.labels, t.areas, t.types, t.prices,
                 coalesce(c.taken_count, 0) AS taken_count, (SELECT count(*) FROM wanted w
                                                              WHERE w.item = i.item) AS asked,
-                e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
+                e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats, e.node AS ev_node, e.epoch AS ev_epoch
            FROM items i
            LEFT JOIN ok_items o USING (item)
            LEFT JOIN h ON h.hold_item = i.item

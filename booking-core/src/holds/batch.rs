@@ -485,7 +485,7 @@ fn statement(items: &str) -> String {
                 snap.show_sales_start, snap.show_sales_end, snap.show_on_sale, v.ok,
                 h.created_at, h.expires_at,
                 (SELECT count(*) FROM taken t WHERE t.item = snap.item) AS taken_count,
-                e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats,
+                e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats, e.node AS ev_node, e.epoch AS ev_epoch,
                 i.key_got, i.key_print, i.key_status, i.key_body
            FROM snap
            JOIN verdict v USING (item)

@@ -149,7 +149,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
          SELECT v.item, v.sound AND v.placed AS ok, v.sound, v.short,
                 l.item IS NOT NULL AS lapsed, h.created_at, h.expires_at,
                 coalesce(c.taken_count, 0) AS taken_count, sh.currency, v.tickets,
-                e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats
+                e.xid_text AS ev_xid, e.id AS ev_id, e.seats AS ev_seats, e.node AS ev_node, e.epoch AS ev_epoch
            FROM verdict v
            JOIN items i USING (item)
            LEFT JOIN shows sh ON sh.id = i.show_id

@@ -301,7 +301,7 @@ impl ShowState {
         let before = self.own.len();
         self.own.retain(|o| o.position > event.position);
         if let Some(map) = &mut self.map {
-            if !map.snapshot.sees(event.position.xid()) {
+            if !map.snapshot.reflects(event.position) {
                 map.apply(event, generations);
             } else if self.own.len() != before {
                 map.generation = generations.next();
@@ -318,7 +318,7 @@ impl ShowState {
             return; // The follower has applied it already.
         }
         if let Some(map) = &mut self.map {
-            if map.snapshot.sees(event.position.xid()) {
+            if map.snapshot.reflects(event.position) {
                 return; // The map was read after it.
             }
             map.generation = generations.next();
@@ -384,13 +384,13 @@ impl ShowState {
     ) {
         let mut map = Map::from_db(map, snapshot, generations);
         for e in self.building.take().unwrap_or_default() {
-            if !map.snapshot.sees(e.position.xid()) {
+            if !map.snapshot.reflects(e.position) {
                 map.apply(&e, generations);
             }
         }
         let seen = self.seen;
         self.own
-            .retain(|o| o.position > seen && !map.snapshot.sees(o.position.xid()));
+            .retain(|o| o.position > seen && !map.snapshot.reflects(o.position));
         self.map = Some(map);
     }
 }
