@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
-"""The report of scripts/bench_citus.sh: citus_report.py RUN_DIR > report.md
+"""The report of scripts/bench_citus.sh: citus_report.py RUN_DIR [RUN_DIR ...] > report.md
 
 Reads RUN_DIR/<target>/r<N>/<name>.json (booking-bench results, pgbench ones as
-pgbench-<name>.json) and cpu/<name>.json (bench/cpu_sampler.py). Every figure is the
+pgbench-<name>.json) and cpu/<name>.json (bench/cpu_sampler.py); the rounds of several
+runs (say one repeated with --only) are taken together. Every figure is the
 median over the rounds with the range [min-max] beside it; a ratio is citus / pg of the
 medians (throughput: above 1 is faster on Citus; latency: above 1 is slower).
 """
@@ -12,11 +13,12 @@ import os
 import statistics
 import sys
 
-run = sys.argv[1]
+runs = sys.argv[1:]
+run = ", ".join(runs)
 
 
 def rounds(target):
-    return sorted(glob.glob(f"{run}/{target}/r*"))
+    return [d for r in runs for d in sorted(glob.glob(f"{r}/{target}/r*"))]
 
 
 def load(path):
@@ -64,6 +66,17 @@ def ratio(a, b):
     return f"{statistics.median(a) / statistics.median(b):.2f}x"
 
 
+def paired(target_a, target_b, name, pick):
+    """citus / pg round by round (the two ran one after the other in each round, so
+    they met about the same load from the machine's other work)."""
+    out = []
+    for da, db in zip(rounds(target_a), rounds(target_b)):
+        a, b = load(f"{da}/{name}.json"), load(f"{db}/{name}.json")
+        if a is not None and b is not None and pick(b):
+            out.append(pick(a) / pick(b))
+    return ", ".join(f"{x:.2f}" for x in out) or "-"
+
+
 def rps(r):
     return primary(r)["throughput_rps"]
 
@@ -88,33 +101,42 @@ MEASURES = [
 
 n_pg, n_citus = len(rounds("pg")), len(rounds("citus"))
 print(f"# Citus formation next to plain PostgreSQL ({run})\n")
-print(f"Rounds: pg {n_pg}, citus {n_citus}. Each cell: median [min-max] over the rounds. "
+print(f"Rounds: pg {n_pg}, citus {n_citus} (a figure may have fewer: a run that failed to "
+      "start has none). Each cell: median [min-max] over the rounds. "
       "Ratio: citus / pg of the medians.\n")
-machine = f"{run}/machine.txt"
-if os.path.exists(machine):
-    print("Machine: " + open(machine).read().replace("\n", "; ") + "\n")
-print("| measure | pg req/s | citus req/s | ratio | pg p50 ms | citus p50 ms | pg p99 ms | citus p99 ms | p99 ratio |")
-print("|---|---|---|---|---|---|---|---|---|")
+for r in runs:
+    machine = f"{r}/machine.txt"
+    if os.path.exists(machine):
+        print(f"Machine ({os.path.basename(r)}): " + open(machine).read().strip().replace("\n", "; ") + "\n")
+print("| measure | pg req/s | citus req/s | ratio | ratio by round | pg p50 ms | citus p50 ms | pg p99 ms | citus p99 ms | p99 ratio |")
+print("|---|---|---|---|---|---|---|---|---|---|")
 for label, name in MEASURES:
     a, b = figures("citus", name, rps), figures("pg", name, rps)
     p50a, p50b = figures("citus", name, lat("p50_ms")), figures("pg", name, lat("p50_ms"))
     p99a, p99b = figures("citus", name, lat("p99_ms")), figures("pg", name, lat("p99_ms"))
-    print(f"| {label} | {cell(b)} | {cell(a)} | {ratio(a, b)} | {cell(p50b)} | {cell(p50a)} "
+    print(f"| {label} | {cell(b)} | {cell(a)} | {ratio(a, b)} | {paired('citus', 'pg', name, rps)} "
+          f"| {cell(p50b)} | {cell(p50a)} "
           f"| {cell(p99b)} | {cell(p99a)} | {ratio(p99a, p99b)} |")
 
 print("\n## Where a routed statement's time goes (Citus only)\n")
 print("The same pgbench script against the coordinator, against the worker that holds "
       "the show (Citus plans there and executes locally), and on that worker's shard "
       "tables (plain PostgreSQL underneath); plain PostgreSQL beside them.\n")
-print("| script | pg | coordinator | worker | shard tables | coordinator / shard |")
-print("|---|---|---|---|---|---|")
+print("| script | pg | coordinator | worker | shard tables | coordinator / shard | coordinator / shard by round |")
+print("|---|---|---|---|---|---|---|")
 for script in ("hold1-c1", "hold1-c32", "seatmap-c1", "seatmap-c32"):
     for what, pick in (("tps", rps), ("p50 ms", lat("p50_ms"))):
         pg = figures("pg", f"pgbench-{script}", pick)
         co = figures("citus", f"pgbench-{script}", pick)
         wk = figures("citus", f"pgbench-worker-{script}", pick)
         sh = figures("citus", f"pgbench-shard-{script}", pick)
-        print(f"| {script} {what} | {cell(pg)} | {cell(co)} | {cell(wk)} | {cell(sh)} | {ratio(co, sh)} |")
+        byr = []
+        for d in rounds("citus"):
+            c, h = load(f"{d}/pgbench-{script}.json"), load(f"{d}/pgbench-shard-{script}.json")
+            if c is not None and h is not None and pick(h):
+                byr.append(f"{pick(c) / pick(h):.2f}")
+        print(f"| {script} {what} | {cell(pg)} | {cell(co)} | {cell(wk)} | {cell(sh)} | {ratio(co, sh)} "
+              f"| {', '.join(byr) or '-'} |")
 
 print("\n## CPU per transaction (pgbench runs; ms of CPU per transaction, by process group)\n")
 print("| run | target | postgres / coordinator | worker1 | worker2 | pgbench | other (not ours) | machine cores busy |")
