@@ -82,26 +82,26 @@ ANALYZE holds;
 ANALYZE hold_seats;
 
 -- Every show's seat ids must be contiguous (the scripts address seats as first + offset),
--- and so must a pool's: its shows' ids consecutive, its seat ids one run.
+-- and so must a pool's: its shows' ids consecutive, its seat ids one run. Asked pool by
+-- pool, each a statement of its own (Citus, scripts/bench_citus.sh, refuses the
+-- aggregate over a LATERAL join to the temporary table, and a subquery correlated
+-- with it), and the variables kept in bench_vars.
+CREATE TEMP TABLE bench_vars (name text, value bigint);
 DO $$
-DECLARE bad text;
+DECLARE b record; x record; first bigint;
 BEGIN
-    SELECT string_agg(DISTINCT b.name, ', ') INTO bad
-      FROM (SELECT name, min(show_id) AS lo, max(show_id) AS hi, count(*) AS n, sum(seats) AS seats
-              FROM bench_shows GROUP BY name) b
-      JOIN LATERAL (SELECT min(id) AS lo, max(id) AS hi, count(*) AS n FROM seats
-                     WHERE show_id BETWEEN b.lo AND b.hi) x ON true
-     WHERE b.hi - b.lo + 1 <> b.n OR x.hi - x.lo + 1 <> x.n OR x.n <> b.seats;
-    IF bad IS NOT NULL THEN
-        RAISE EXCEPTION 'seat ids not contiguous for %', bad;
-    END IF;
+    FOR b IN SELECT name, min(show_id) AS lo, max(show_id) AS hi, count(*) AS n,
+                    sum(seats) AS seats
+               FROM bench_shows GROUP BY name LOOP
+        SELECT min(id) AS lo, max(id) AS hi, count(*) AS n INTO x
+          FROM seats WHERE show_id BETWEEN b.lo AND b.hi;
+        IF b.hi - b.lo + 1 <> b.n OR x.hi - x.lo + 1 <> x.n OR x.n <> b.seats THEN
+            RAISE EXCEPTION 'seat ids not contiguous for %', b.name;
+        END IF;
+        SELECT min(id) INTO first FROM seats WHERE show_id = b.lo;
+        INSERT INTO bench_vars VALUES (b.name || '_show', b.lo), (b.name || '_first', first),
+                                      (b.name || '_seats', b.seats), (b.name || '_shows', b.n);
+    END LOOP;
 END $$;
 
-SELECT b.name || '_show=' || min(b.show_id) FROM bench_shows b GROUP BY b.name
-UNION ALL
-SELECT b.name || '_first=' || (SELECT min(id) FROM seats WHERE show_id = min(b.show_id))
-  FROM bench_shows b GROUP BY b.name
-UNION ALL
-SELECT b.name || '_seats=' || sum(b.seats) FROM bench_shows b GROUP BY b.name
-UNION ALL
-SELECT b.name || '_shows=' || count(*) FROM bench_shows b GROUP BY b.name;
+SELECT name || '=' || value FROM bench_vars;

@@ -3,6 +3,10 @@
 #
 #   scripts/bench.sh [--quick] [--duration SECS] [--concurrency N] [--out DIR]
 #                    [--profile | --no-profile]
+#   scripts/bench.sh --citus [--quick] [--duration SECS] [--rounds N] [--out DIR]
+#
+# --citus runs scripts/bench_citus.sh instead (issue 20): holds, herd and seat map on
+# a Citus formation next to plain PostgreSQL, the same work the same way; see there.
 #
 # In one run, against one PostgreSQL (DATABASE_URL's server when set, else the
 # throwaway cluster of scripts/pg.sh, started and stopped again if it was not running):
@@ -54,6 +58,8 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
 
+if [ "${1:-}" = --citus ]; then shift; exec scripts/bench_citus.sh "$@"; fi
+
 quick=""
 profile_run=""
 duration=10
@@ -70,7 +76,7 @@ while [ $# -gt 0 ]; do
         --out=*) out="${1#*=}"; shift ;;
         --profile) profile_run=yes; shift ;;
         --no-profile) profile_run=no; shift ;;
-        -h|--help) sed -n '2,48p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,55p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
