@@ -78,7 +78,6 @@ citus_skip=(feed::a_hold_refuses_a_seat_written_by_a_younger_transaction
     batch::a_failing_add_batch batch::a_failing_batch batch::a_seat_locked_elsewhere
     batch::batched_and_single_holds batch::batches_do_write_many
     area_batch::a_batch_of_place_holds_deals)
-citus_tests+=(lifecycle::a_cancel_releases)
 skips=(); for t in "${citus_skip[@]}"; do skips+=(--skip "$t"); done
 export CITUS_PORT="${CITUS_TEST_PORT:-57350}" CITUS_DIR="$here/.citus-test"
 scripts/citus.sh destroy

@@ -56,7 +56,7 @@ async fn every_path(
     hold: &booking_core::Hold,
     booking: &booking_core::Booking,
 ) -> Vec<(&'static str, Result<(), Error>)> {
-    let engine = patient();
+    let engine = patient_on(db);
     let mut c = db.client().await;
     let mut out: Vec<(&'static str, Result<(), Error>)> = Vec::new();
     let ok = |r: Result<booking_core::Hold, Error>| r.map(|_| ());
