@@ -7,6 +7,7 @@ use crate::domain::{HoldId, HoldStatus, HoldTtl, SeatState, UserId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause, SeatEvent};
+use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use std::sync::Arc;
 
@@ -136,12 +137,33 @@ where
     if !all_ours {
         return Err(Error::HoldExpired);
     }
-    tx.cexec(
-        "UPDATE holds SET expires_at = booking_now(show_id) + $3::int * interval '1 second'
-          WHERE show_id = $1 AND id = $2",
-        &[&id.show().get(), &id.key(), &(ttl.secs() as i32)],
-    )
-    .await?;
+    let (show, secs) = (id.show().get(), ttl.secs() as i32);
+    if settings.distributed {
+        // Citus refuses a STABLE function of a column in an UPDATE's SET ("STABLE
+        // functions used in UPDATE queries cannot be called with column references"),
+        // and `timestamptz + interval` is one: the deadline is read first, on the
+        // show's node. Its `now()` is the transaction's start, as the UPDATE's would be.
+        let until: DateTime<Utc> = tx
+            .cq_one(
+                "SELECT booking_now(show_id) + $3::int * interval '1 second' AS until
+                   FROM holds WHERE show_id = $1 AND id = $2",
+                &[&show, &id.key(), &secs],
+            )
+            .await?
+            .get("until");
+        tx.cexec(
+            "UPDATE holds SET expires_at = $3 WHERE show_id = $1 AND id = $2",
+            &[&show, &id.key(), &until],
+        )
+        .await?;
+    } else {
+        tx.cexec(
+            "UPDATE holds SET expires_at = booking_now(show_id) + $3::int * interval '1 second'
+              WHERE show_id = $1 AND id = $2",
+            &[&show, &id.key(), &secs],
+        )
+        .await?;
+    }
     let hold = load(&tx, id).await?.ok_or(Error::HoldNotFound)?;
     tx.commit().await?;
     Ok(hold)

@@ -145,22 +145,74 @@ fn claim_sql(join: &str, filter: &str) -> String {
     )
 }
 
+/// SQL: [`claim_sql`] for one area (`$2`, `$3` places), for Citus: it refuses a
+/// `FOR UPDATE` inside a `LATERAL` subquery ("could not run distributed query with
+/// FOR UPDATE/SHARE commands") but routes this whole to the show's node, every table
+/// in it pinned to `$1`.
+fn claim_one_sql(join: &str, filter: &str) -> String {
+    format!(
+        "SELECT s.area, s.id, s.label, s.xmin::text AS xmin, s.hold_id FROM seats s {join}
+          WHERE s.show_id = $1 AND s.area = $2 AND {filter}
+            AND NOT (s.id = ANY($4::bigint[])) AND {S_WRITTEN_BEFORE_US}
+          ORDER BY s.id LIMIT $3::int
+            FOR UPDATE OF s SKIP LOCKED"
+    )
+}
+
+/// Runs a claim of `counts[i]` places of each area `areas[i]` of `show`, not of
+/// `taken`: one statement for them all, or on Citus (`distributed`) one per area,
+/// pipelined in the same transaction (the same locks, taken in the order asked).
+#[allow(clippy::too_many_arguments)]
+async fn run_claim<C: GenericClient>(
+    tx: &C,
+    distributed: bool,
+    join: &str,
+    filter: &str,
+    show: i64,
+    areas: &[&str],
+    counts: &[i32],
+    taken: &[i64],
+) -> Result<Vec<tokio_postgres::Row>> {
+    if !distributed {
+        return Ok(tx
+            .cq(&claim_sql(join, filter), &[&show, &areas, &counts, &taken])
+            .await?);
+    }
+    let sql = claim_one_sql(join, filter);
+    type Params<'a> = [&'a (dyn tokio_postgres::types::ToSql + Sync); 4];
+    let params: Vec<Params> = areas
+        .iter()
+        .zip(counts)
+        .map(|(area, n)| -> Params { [&show, area, n, &taken] })
+        .collect();
+    let each = params.iter().map(|p| tx.cq(&sql, p));
+    Ok(futures_util::future::try_join_all(each)
+        .await?
+        .into_iter()
+        .flatten()
+        .collect())
+}
+
 /// A place row claimed: (area, id, label, xmin).
 pub(crate) type Row = (String, i64, String, String);
 
 /// Claims the places `req` asks for: every one, or [`Error::SeatsUnavailable`] naming
 /// the areas that are short (the caller's transaction is then rolled back, releasing
-/// whatever was claimed). Never waits for a row lock.
-pub(super) async fn claim<C: GenericClient>(tx: &C, req: &HoldRequest) -> Result<Vec<Row>> {
+/// whatever was claimed). Never waits for a row lock. `distributed`: the database is a
+/// Citus formation ([`crate::Settings::distributed`]).
+pub(super) async fn claim<C: GenericClient>(
+    tx: &C,
+    req: &HoldRequest,
+    distributed: bool,
+) -> Result<Vec<Row>> {
     if req.areas.is_empty() {
         return Ok(Vec::new());
     }
     let (areas, counts) = wants(req);
     let show = req.show.get();
     let none: Vec<i64> = Vec::new();
-    let free = claim_sql("", "s.hold_id IS NULL AND s.booking_id IS NULL");
-    let mut got: Vec<Row> = tx
-        .cq(&free, &[&show, &areas, &counts, &none])
+    let free = "s.hold_id IS NULL AND s.booking_id IS NULL";
+    let mut got: Vec<Row> = run_claim(tx, distributed, "", free, show, &areas, &counts, &none)
         .await?
         .iter()
         .map(|r| (r.get("area"), r.get("id"), r.get("label"), r.get("xmin")))
@@ -174,11 +226,8 @@ pub(super) async fn claim<C: GenericClient>(tx: &C, req: &HoldRequest) -> Result
     let (areas, counts): (Vec<&str>, Vec<i32>) =
         missing.iter().map(|(a, n)| (a.as_str(), *n)).unzip();
     let taken: Vec<i64> = got.iter().map(|g| g.1).collect();
-    let lapsed = claim_sql(
-        "JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id",
-        LAPSED,
-    );
-    let rows = tx.cq(&lapsed, &[&show, &areas, &counts, &taken]).await?;
+    let join = "JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id";
+    let rows = run_claim(tx, distributed, join, LAPSED, show, &areas, &counts, &taken).await?;
     let holds: Vec<Uuid> = rows.iter().map(|r| r.get("hold_id")).collect();
     let still: HashMap<Uuid, bool> = if holds.is_empty() {
         HashMap::new()

@@ -164,7 +164,9 @@ pub(super) async fn take<C: GenericClient>(
         places::tickets(tx, req),
         async {
             match places_only {
-                true => places::claim(tx, req).await.map(Some),
+                true => places::claim(tx, req, engine.settings().distributed)
+                    .await
+                    .map(Some),
                 false => Ok(None),
             }
         },
@@ -195,7 +197,7 @@ pub(super) async fn take<C: GenericClient>(
     // 4. The places, after the seats (a claim skips locked places: it never waits).
     let claimed = match early? {
         Some(rows) => rows,
-        None => places::claim(tx, req).await?,
+        None => places::claim(tx, req, engine.settings().distributed).await?,
     };
     let places = places::assign(req, claimed, &place_tickets)?;
 

@@ -45,6 +45,7 @@ use deadpool_postgres::GenericClient;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::error::SqlState;
+use uuid::Uuid;
 
 /// How often a cancellation starts over when a hold made while it waited is locked by
 /// someone else (step 4 of the module docs), before it answers [`Error::Busy`].
@@ -254,7 +255,25 @@ where
             Err(e) => return Err(e.into()),
         }
     }
-    let row = tx.cq_one(&CANCEL_SQL, &[&show, &at]).await?;
+    let row = if engine.settings().distributed {
+        // Citus runs `o` of CANCEL_SQL apart, after `every` freed the rows (it then
+        // read every place as available): the old states are read first, by a
+        // statement of their own. Every row is locked already, so they are final.
+        let old = tx
+            .cq(
+                "SELECT id, hold_id, booking_id FROM seats
+                  WHERE show_id = $1 AND (hold_id IS NOT NULL OR booking_id IS NOT NULL)",
+                &[&show],
+            )
+            .await?;
+        let ids: Vec<i64> = old.iter().map(|r| r.get("id")).collect();
+        let holds: Vec<Option<Uuid>> = old.iter().map(|r| r.get("hold_id")).collect();
+        let bookings: Vec<Option<Uuid>> = old.iter().map(|r| r.get("booking_id")).collect();
+        tx.cq_one(&CANCEL_SQL_GIVEN, &[&show, &at, &ids, &holds, &bookings])
+            .await?
+    } else {
+        tx.cq_one(&CANCEL_SQL, &[&show, &at]).await?
+    };
     let event = feed::written_event(&row, id, Cause::ShowCancel)?;
     let swept = Swept {
         holds: row.get::<_, i64>("holds") as u64,
@@ -270,11 +289,24 @@ where
 /// and place row is rewritten, and the event lists every one with its new state and
 /// version, each place with what it was.
 static CANCEL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    cancel_sql(
+        "SELECT id, hold_id, booking_id FROM seats
+          WHERE show_id = $1 AND (hold_id IS NOT NULL OR booking_id IS NOT NULL)",
+    )
+});
+
+/// [`CANCEL_SQL`] with the seats' old states given (`$3` ids, `$4` their holds, `$5`
+/// their bookings), as the sweep reads them first on Citus.
+static CANCEL_SQL_GIVEN: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    cancel_sql(
+        "SELECT * FROM unnest($3::bigint[], $4::uuid[], $5::uuid[]) AS g(id, hold_id, booking_id)",
+    )
+});
+
+/// The sweep's statement, `old` the query of the seats' states before it (`o`).
+fn cancel_sql(old: &str) -> String {
     format!(
-        "WITH o AS (
-             SELECT id, hold_id, booking_id FROM seats
-              WHERE show_id = $1 AND (hold_id IS NOT NULL OR booking_id IS NOT NULL)
-         ), hr AS (
+        "WITH o AS ({old}), hr AS (
              UPDATE holds SET status = 'released', released_at = $2
               WHERE show_id = $1 AND status = 'active'
              RETURNING id
@@ -322,4 +354,4 @@ static CANCEL_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
         .cte_stated_of(&feed::Subject::default()),
         columns = feed::EVENT_COLUMNS,
     )
-});
+}

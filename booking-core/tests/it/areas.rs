@@ -471,9 +471,16 @@ async fn lapsed_places_are_taken_over_and_the_feed_counts_each_place_once() {
     // The feed gives an event once no older transaction runs (other tests' may): wait.
     let mut events = Vec::new();
     for _ in 0..600 {
-        events = feed::read(&client, Some(show.id), Position::START, None, 100)
-            .await
-            .unwrap();
+        events = feed::read_for(
+            &client,
+            engine.settings(),
+            Some(show.id),
+            Position::START,
+            None,
+            100,
+        )
+        .await
+        .unwrap();
         if events.len() >= 3 {
             break;
         }

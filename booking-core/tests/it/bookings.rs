@@ -14,7 +14,7 @@ fn labels(ls: &[&str]) -> Vec<SeatLabel> {
 async fn confirming_twice_gives_the_same_booking() {
     let db = TestDb::new().await;
     let show = db.show(2, 6).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut client = db.client().await;
     let hold = holds::hold(
         &mut client,
@@ -68,7 +68,7 @@ async fn confirming_twice_gives_the_same_booking() {
 async fn released_holds_cannot_be_confirmed_and_release_is_idempotent() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut client = db.client().await;
     let hold = holds::hold(
         &mut client,
@@ -109,7 +109,7 @@ async fn released_holds_cannot_be_confirmed_and_release_is_idempotent() {
 async fn another_users_hold_is_forbidden_and_unchanged() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut client = db.client().await;
     let hold = holds::hold(&mut client, &engine, &request(&show, "alice", &["A1"]))
         .await
@@ -165,7 +165,7 @@ async fn another_users_hold_is_forbidden_and_unchanged() {
 async fn unknown_shows_seats_and_holds_are_named() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut client = db.client().await;
 
     let err = holds::hold(
@@ -223,7 +223,7 @@ async fn unknown_shows_seats_and_holds_are_named() {
 async fn a_confirm_rolled_back_with_the_callers_transaction_leaves_the_hold_active() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut client = db.client().await;
     client
         .batch_execute("CREATE TABLE payments (hold text PRIMARY KEY)")
@@ -294,7 +294,7 @@ async fn a_confirm_rolled_back_with_the_callers_transaction_leaves_the_hold_acti
 async fn a_stale_version_fails_naming_the_moved_seats_and_changes_nothing() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut client = db.client().await;
     let before = seats::seat_map(&client, show.id).await.unwrap();
     let version = |l: &str| {
@@ -351,7 +351,7 @@ async fn a_stale_version_fails_naming_the_moved_seats_and_changes_nothing() {
 async fn cancelling_frees_the_seats_and_repeats_the_same_answer() {
     let db = TestDb::new().await;
     let show = db.show(1, 4).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut client = db.client().await;
     let hold = holds::hold(
         &mut client,
@@ -407,7 +407,7 @@ async fn extending_moves_the_deadline_up_to_the_limit() {
     let show = db.show(1, 4).await;
     let engine = Engine::new(Settings {
         max_hold: Duration::from_secs(900),
-        ..Settings::default()
+        ..db.settings()
     });
     let mut client = db.client().await;
     let mut req = request(&show, "alice", &["A1"]);
@@ -471,7 +471,7 @@ async fn shows_list_with_their_counts() {
     let db = TestDb::new().await;
     let a = db.show(2, 5).await;
     let b = db.show(1, 3).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut client = db.client().await;
     holds::hold(&mut client, &engine, &request(&b, "alice", &["A1", "A2"]))
         .await

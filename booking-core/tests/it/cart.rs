@@ -299,7 +299,7 @@ async fn an_add_stays_within_the_seats_of_one_hold() {
     let db = TestDb::new().await;
     let engine = Engine::new(booking_core::Settings {
         max_seats_per_hold: 3,
-        ..Default::default()
+        ..db.settings()
     });
     let show = create(&db, gig(&[("A", 6)], 5, None)).await;
     let mut client = db.client().await;
@@ -630,10 +630,15 @@ async fn an_add_never_takes_a_place_freed_by_a_younger_transaction() {
 
     let mut first = db.client().await;
     let mut tx = first.transaction().await.unwrap();
-    // Our transaction id comes before the cancel's.
-    tx.query_one("SELECT pg_current_xact_id()::text", &[])
-        .await
-        .unwrap();
+    // Our transaction id comes before the cancel's: on the show's node, where the
+    // add compares it (on a Citus formation `pg_current_xact_id()` here would be the
+    // coordinator's, unrelated to the worker's ids; `booking_xid` is the show node's).
+    tx.query_one(
+        "SELECT booking_xid(id)::text FROM shows WHERE id = $1",
+        &[&show.id.get()],
+    )
+    .await
+    .unwrap();
     bookings::cancel(
         &mut client,
         &engine,

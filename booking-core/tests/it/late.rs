@@ -4,7 +4,7 @@
 
 use crate::areas::{counts, create, gig, want};
 use crate::common::{user, TestDb};
-use booking_core::{bookings, holds, seats, sweeper, Engine, Error, SeatLabel, SeatState};
+use booking_core::{bookings, holds, seats, sweeper, Error, SeatLabel, SeatState};
 
 fn label(s: &str) -> SeatLabel {
     SeatLabel::parse(s).unwrap()
@@ -13,7 +13,7 @@ fn label(s: &str) -> SeatLabel {
 #[tokio::test]
 async fn a_late_payment_books_an_expired_hold_whose_seats_nobody_took() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 4)], 5, None)).await;
     let mut client = db.client().await;
 
@@ -92,7 +92,7 @@ async fn a_late_payment_books_an_expired_hold_whose_seats_nobody_took() {
 #[tokio::test]
 async fn a_late_payment_is_refused_naming_what_someone_else_took() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 4)], 2, Some(4))).await;
     let mut client = db.client().await;
     let first = holds::hold(
@@ -153,7 +153,7 @@ async fn a_late_payment_is_refused_naming_what_someone_else_took() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_late_payment_racing_a_new_hold_of_its_seat_has_one_winner() {
     let db = TestDb::new().await;
-    let engine = crate::common::patient();
+    let engine = crate::common::patient_on(&db);
     let show = create(&db, gig(&[("A", 4)], 40, None)).await;
     for round in 0..20 {
         let seat = format!("A{}", round % 4 + 1);

@@ -4,7 +4,7 @@
 //! racing it.
 
 use crate::areas::{code, create, gig, want};
-use crate::common::{patient, user, TestDb};
+use crate::common::{patient, patient_on, user, TestDb};
 use booking_core::holds::batch;
 use booking_core::{
     best, bookings, holds, shows, Actor, AreaWant, BestRequest, Error, Exchange, HoldAddition,
@@ -56,7 +56,7 @@ async fn every_path(
     hold: &booking_core::Hold,
     booking: &booking_core::Booking,
 ) -> Vec<(&'static str, Result<(), Error>)> {
-    let engine = patient();
+    let engine = patient_on(db);
     let mut c = db.client().await;
     let mut out: Vec<(&'static str, Result<(), Error>)> = Vec::new();
     let ok = |r: Result<booking_core::Hold, Error>| r.map(|_| ());
@@ -362,7 +362,7 @@ async fn a_show_is_created_with_a_window_and_changes_are_checked() {
 #[tokio::test]
 async fn a_cancel_releases_and_cancels_everything_in_one_event() {
     let db = TestDb::new().await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let (show, hold, booking) = sold_gig(&db).await;
     let mut c = db.client().await;
     // A lapsed hold of a place, and a block, too.

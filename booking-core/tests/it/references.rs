@@ -3,10 +3,10 @@
 //! booking of a show for ever, however many confirms race for it.
 
 use crate::areas::{create, gig, want};
-use crate::common::{patient, user, TestDb};
+use crate::common::{patient_on, user, TestDb};
 use booking_core::bookings::ConfirmRequest;
 use booking_core::holds::batch::{BatchOptions, Batcher};
-use booking_core::{best, bookings, holds, Actor, BestRequest, CancellationToken, Engine, Error};
+use booking_core::{best, bookings, holds, Actor, BestRequest, CancellationToken, Error};
 use booking_core::{ExternalRef, Metadata, Reference, SeatCount};
 use serde_json::json;
 
@@ -27,7 +27,7 @@ fn confirming(r: Reference) -> ConfirmRequest {
 #[tokio::test]
 async fn a_booking_takes_its_holds_reference_or_the_confirms_own() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 6)], 4, None)).await;
     let mut client = db.client().await;
     let on_hold = reference(Some("cart-7"), Some(json!({"channel": "web", "n": [1, 2]})));
@@ -109,7 +109,7 @@ async fn a_booking_takes_its_holds_reference_or_the_confirms_own() {
 #[tokio::test]
 async fn every_hold_path_keeps_the_reference() {
     let db = TestDb::with_pool(4).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let show = create(&db, gig(&[("A", 6), ("B", 6)], 4, None)).await;
     let mut client = db.client().await;
     let r = reference(Some("r-1"), Some(json!({"k": "v"})));
@@ -171,7 +171,7 @@ async fn every_hold_path_keeps_the_reference() {
 #[tokio::test]
 async fn a_reference_names_one_booking_of_a_show_for_ever() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let show = create(&db, gig(&[("A", 6)], 4, None)).await;
     let other = create(&db, gig(&[("A", 6)], 4, None)).await;
     let mut client = db.client().await;
@@ -261,7 +261,7 @@ async fn a_reference_names_one_booking_of_a_show_for_ever() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn confirms_racing_for_one_reference_give_one_booking() {
     let db = TestDb::with_pool(24).await;
-    let engine = patient();
+    let engine = patient_on(&db);
     let show = create(&db, gig(&[("A", 20)], 20, None)).await;
     let mut client = db.client().await;
     let mut held = Vec::new();

@@ -94,6 +94,12 @@ pub(super) async fn run_adds(
     slot: Option<OwnedSemaphorePermit>,
     counters: &Counters,
 ) {
+    if engine.settings().distributed {
+        // Citus does not run the add statement whole (see `run` in `batch.rs`): each
+        // add alone, by the two-step transaction, as a batch's `run` does there.
+        let _slot = slot;
+        return decide_alone(batch, pool, engine, counters).await;
+    }
     let (batch, places): (Vec<AddJob>, Vec<AddJob>) = batch
         .into_iter()
         .partition(|j| add_batch::batchable(&j.addition));
