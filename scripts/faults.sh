@@ -564,6 +564,7 @@ scenario_citus() {
     kill -0 "$srv" 2>/dev/null || { echo "citus: PROBLEM: the server exited"; ok=false; }
     figures down_s="$(elapsed "$t_down" "$t_up")" stop_s="$(elapsed "$t_down" "$t_stopped")" \
         node_start_s="$(elapsed "$t_up" "$t_ready")" recovery_s="$took" move_s="$move_s" \
+        down_at="$t_down" up_at="$t_up" move_started_at="$t0" move_ended_at="$t1" \
         moved_show="$moved" moved_shard="$shard" \
         down_shows="[$down_csv]" up_shows="[$up_csv]" \
         outage="$(cat "$out/outage.json" 2>/dev/null || echo null)"
