@@ -6,6 +6,14 @@
 #                             under .citus/ (first time), start it, print the
 #                             coordinator's DATABASE_URL
 #   scripts/citus.sh stop     stop every node (the data stays for next time)
+#   scripts/citus.sh crash PORT
+#                             stop the node on PORT the way a crash would (`-m immediate`:
+#                             backends killed, recovery from WAL when `start` starts it
+#                             again); the fault suite's `citus` scenario does it to a worker
+#   scripts/citus.sh start-node PORT
+#                             start that one node again, as `start` would, without the
+#                             rest of `start` (which also prepares the database on every
+#                             node, and waits on the coordinator's metadata locks)
 #   scripts/citus.sh status   exit 0 when every node runs
 #   scripts/citus.sh url      print the coordinator's DATABASE_URL
 #   scripts/citus.sh psql     psql on the coordinator (extra arguments are passed on)
@@ -216,6 +224,28 @@ cmd_stop() {
     done
 }
 
+cmd_crash() {
+    local port=$1 dir
+    [[ " ${ports[*]} " == *" $port "* ]] || die "no node of the formation on port '$port' (ports ${ports[*]})"
+    [ -e "$root" ] || die "no formation under $root"
+    dir=$(readlink -f "$root")
+    if node_running "$dir/n$port"; then
+        run_pg "$bin/pg_ctl" -D "$dir/n$port" -m immediate -w -t 60 stop >/dev/null
+        log "stopped the node on port $port as if it had crashed"
+    fi
+}
+
+cmd_start_node() {
+    local port=$1 dir
+    [[ " ${ports[*]} " == *" $port "* ]] || die "no node of the formation on port '$port' (ports ${ports[*]})"
+    [ -e "$root" ] || die "no formation under $root"
+    dir=$(readlink -f "$root")
+    if ! node_running "$dir/n$port"; then
+        run_pg "$bin/pg_ctl" -D "$dir/n$port" -l "$dir/n$port.log" -w -t 60 start >/dev/null \
+            || { tail -n 20 "$dir/n$port.log" >&2; die "node on port $port did not start (log: $dir/n$port.log)"; }
+    fi
+}
+
 cmd_status() {
     [ -e "$root" ] || return 1
     local dir port
@@ -235,6 +265,8 @@ case "${1:-}" in
     url) url ;;
     psql) shift; "$bin/psql" "$(url)" "$@" ;;
     destroy) cmd_destroy ;;
+    crash) [ $# -eq 2 ] || die "usage: scripts/citus.sh crash PORT"; cmd_crash "$2" ;;
+    start-node) [ $# -eq 2 ] || die "usage: scripts/citus.sh start-node PORT"; cmd_start_node "$2" ;;
     createdb) [ $# -eq 2 ] || die "usage: scripts/citus.sh createdb NAME"; cmd_createdb "$2" ;;
-    *) sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -16,6 +16,9 @@
 #   fuzz         schemathesis against /openapi.json (from PyPI, into target/faults/venv)
 #   overload     thousands of connections, far more than the pool, and slow-header clients
 #   failover     a pg_auto_failover formation; the primary is hard-killed during load
+#   citus        a Citus formation (scripts/citus.sh, ports $FAULTS_CITUS_PORT, default
+#                57500, and the next two): a worker stopped as by a crash during load
+#                (its shows 503, the other worker's sell on), then a shard moved
 #
 # --quick shortens every run (scripts/test.sh uses it for kill-server, restart-db,
 # replicas, authz and fuzz). Everything runs on loopback, against a cluster of its own
@@ -34,12 +37,12 @@ scenarios=()
 for a in "$@"; do
     case "$a" in
         --quick) quick=true ;;
-        -h|--help) sed -n '2,25p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        kill-server|restart-db|replicas|authz|fuzz|overload|failover) scenarios+=("$a") ;;
+        -h|--help) sed -n '2,28p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        kill-server|restart-db|replicas|authz|fuzz|overload|failover|citus) scenarios+=("$a") ;;
         *) echo "faults.sh: unknown scenario or flag: $a" >&2; exit 2 ;;
     esac
 done
-[ ${#scenarios[@]} -gt 0 ] || scenarios=(kill-server restart-db replicas authz fuzz overload failover)
+[ ${#scenarios[@]} -gt 0 ] || scenarios=(kill-server restart-db replicas authz fuzz overload failover citus)
 
 log() { printf '\n==> faults: %s\n' "$*" >&2; }
 die() { printf 'faults: %s\n' "$*" >&2; exit 1; }
@@ -63,6 +66,10 @@ cleanup() {
         [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true
     done
     "$here/scripts/faults/failover.sh" down >/dev/null 2>&1 || true
+    if [ -e "$here/.citus-faults" ]; then
+        CITUS_PORT="${FAULTS_CITUS_PORT:-57500}" CITUS_DIR="$here/.citus-faults" \
+            "$here/scripts/citus.sh" destroy >/dev/null 2>&1 || true
+    fi
     "$here/scripts/pg.sh" stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -454,13 +461,124 @@ scenario_failover() {
     "$here/scripts/faults/failover.sh" run "$out" "$server_bin" "$seconds"
 }
 
+# ------------------------------------------------------------------ citus
+# A Citus formation of its own (scripts/citus.sh: a coordinator and two workers, ports
+# $FAULTS_CITUS_PORT and the next two, under .citus-faults), destroyed however the
+# scenario ends; the server on the coordinator's URL, with shows on both workers.
+citus_url=""
+citus_sql() { "$(psql_bin)" "$citus_url" -X -q -At -v ON_ERROR_STOP=1 -c "$1"; }
+citus_node_of() { # citus_node_of SHOW: the port of the worker holding the show's shard group
+    citus_sql "SELECT nodeport FROM citus_shards WHERE table_name = 'shows'::regclass
+                  AND shardid = get_shard_id_for_distribution_column('shows', $1)"
+}
+
+scenario_citus() {
+    local port url down_s=5 timeout_ms=3000 seconds_after=8
+    $quick && seconds_after=4
+    export CITUS_PORT="${FAULTS_CITUS_PORT:-57500}" CITUS_DIR="$here/.citus-faults"
+    local victim=$((CITUS_PORT + 1)) other=$((CITUS_PORT + 2))
+    # The nodes' logs are kept with the scenario's (the formation is destroyed).
+    trap 'for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done
+          cp "$CITUS_DIR"/n*.log "$out/" 2>/dev/null || true
+          "$here/scripts/citus.sh" destroy >/dev/null 2>&1 || true' EXIT
+    "$here/scripts/citus.sh" destroy >/dev/null 2>&1 || true
+    citus_url=$("$here/scripts/citus.sh" start)
+    port=$(free_port)
+    url="http://127.0.0.1:$port"
+    # The server migrates the new database, which distributes it (V13): that may take
+    # longer than wait_ready's 15 s here, so it is waited for first.
+    start_server server "$port" "$citus_url" REQUEST_TIMEOUT_MS=$timeout_ms POOL_WAIT_MS=1000
+    local srv=$server_pid i
+    for i in $(seq 1 600); do
+        curl -fsS -o /dev/null "$url/readyz" 2>/dev/null && break
+        kill -0 "$srv" 2>/dev/null || die "the server exited at start-up (see $out/server.log)"
+        sleep 0.1
+    done
+    wait_ready "$url"
+    # Shows until each worker holds at least two (a show's shard is its id's hash's).
+    local show node down_shows=() up_shows=()
+    for i in $(seq 1 12); do
+        if [ $((i % 2)) = 1 ]; then show=$(create_show "$url" 10 20 "" "$areas_big")
+        else show=$(create_show "$url" 10 20 "$limit_per_user" "$areas_limited"); fi
+        node=$(citus_node_of "$show")
+        if [ "$node" = "$victim" ]; then down_shows+=("$show"); else up_shows+=("$show"); fi
+        [ ${#down_shows[@]} -ge 2 ] && [ ${#up_shows[@]} -ge 2 ] && break
+    done
+    [ ${#down_shows[@]} -ge 2 ] && [ ${#up_shows[@]} -ge 2 ] \
+        || die "not two shows on each worker after 12 (on $victim: ${down_shows[*]:-}; on $other: ${up_shows[*]:-})"
+    echo "citus: shows on the worker $victim: ${down_shows[*]}; on $other: ${up_shows[*]}"
+    local show_args=() s
+    for s in "${down_shows[@]}" "${up_shows[@]}"; do show_args+=(--show "$s"); done
+    python3 "$here/scripts/faults/load.py" --url "$url" "${show_args[@]}" --workers 16 \
+        --log "$out/load.log" --stop-file "$out/stop" >"$out/load.out" 2>&1 &
+    local load=$!
+    pids+=("$load")
+    sleep 4
+
+    log "citus: stopping the worker on $victim as a crash would"
+    local t_down t_stopped t_up t_ready t_back ok=true took
+    t_down=$(now)
+    "$here/scripts/citus.sh" crash "$victim"
+    t_stopped=$(now)
+    echo "citus: the worker was stopped in $(elapsed "$t_down" "$t_stopped") s"
+    python3 "$here/scripts/faults/probe.py" down --node-down --url "$url" --show "${down_shows[0]}" \
+        --seconds "$down_s" --timeout-ms "$timeout_ms" --json "$out/down.json" || ok=false
+    log "citus: starting the worker on $victim again"
+    t_up=$(now)
+    "$here/scripts/citus.sh" start-node "$victim"
+    t_ready=$(now)
+    echo "citus: the worker accepted connections again $(elapsed "$t_up" "$t_ready") s after its start (recovery from WAL)"
+    python3 "$here/scripts/faults/probe.py" up --url "$url" --show "${down_shows[0]}" --limit 15 \
+        --since "$t_ready" --json "$out/up.json" || ok=false
+    t_back=$(now)
+    took=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["recovery_s"])' "$out/up.json")
+    echo "citus: the worker's shows served again $took s after it accepted connections"
+
+    # A shard move under load: the shard group of a show being sold (with whatever
+    # other shows hash to it) to the other worker. block_writes: the nodes run with
+    # wal_level = replica, and a logical move would need logical.
+    local moved=${down_shows[0]} shard t0 t1 move_s after_node
+    shard=$(citus_sql "SELECT get_shard_id_for_distribution_column('shows', $moved)")
+    sleep 2
+    log "citus: moving shard $shard (show $moved) from $victim to $other"
+    t0=$(now)
+    citus_sql "SELECT citus_move_shard_placement($shard, '127.0.0.1', $victim, '127.0.0.1', $other,
+                   shard_transfer_mode := 'block_writes')" >/dev/null
+    t1=$(now)
+    move_s=$(elapsed "$t0" "$t1")
+    after_node=$(citus_node_of "$moved")
+    echo "citus: moved in $move_s s; show $moved is now on $after_node"
+    [ "$after_node" = "$other" ] || { echo "citus: PROBLEM: show $moved is on $after_node after the move"; ok=false; }
+    sleep "$seconds_after"
+    touch "$out/stop"
+    wait "$load" || { echo "citus: the load generator failed (see $out/load.out)"; ok=false; }
+
+    local down_csv up_csv sold_after_move
+    down_csv=$(IFS=,; echo "${down_shows[*]}")
+    up_csv=$(IFS=,; echo "${up_shows[*]}")
+    python3 "$here/scripts/faults/outage.py" --log "$out/load.log" --down-shows "$down_csv" \
+        --up-shows "$up_csv" --down-at "$t_down" --up-at "$t_up" --back-at "$t_back" \
+        --moved-show "$moved" --moved-at "$t1" --timeout-ms "$timeout_ms" \
+        --json "$out/outage.json" || ok=false
+    audit "$citus_url" --log "$out/load.log" --sweep-wait 20 --url "$url" --moved-show "$moved" || ok=false
+    kill -0 "$srv" 2>/dev/null || { echo "citus: PROBLEM: the server exited"; ok=false; }
+    figures down_s="$(elapsed "$t_down" "$t_up")" stop_s="$(elapsed "$t_down" "$t_stopped")" \
+        node_start_s="$(elapsed "$t_up" "$t_ready")" recovery_s="$took" move_s="$move_s" \
+        down_at="$t_down" up_at="$t_up" move_started_at="$t0" move_ended_at="$t1" \
+        moved_show="$moved" moved_shard="$shard" \
+        down_shows="[$down_csv]" up_shows="[$up_csv]" \
+        outage="$(cat "$out/outage.json" 2>/dev/null || echo null)"
+    stop_server "$srv"
+    $ok || die "citus failed"
+}
+
 failed=()
 for s in "${scenarios[@]}"; do
     out="$out_root/$s"
     rm -rf "$out"
     mkdir -p "$out"
     log "$s"
-    if [ "$s" != failover ]; then ensure_cluster; fi
+    case "$s" in failover|citus) ;; *) ensure_cluster ;; esac
     started=$(now)
     # A subshell per scenario, with errexit on (an `if ( ... )` would turn it off) and
     # a trap that kills whatever the scenario started, however it ends.

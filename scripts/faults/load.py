@@ -949,13 +949,15 @@ class Worker(Crashing):
                 self.change_booking(show)
             r = self.rng.random()
             if r < 0.2:
-                status, doc, _ = self.call("seats", "GET", f"/shows/{show.id}/seats", key=False)
+                status, doc, _ = self.call("seats", "GET", f"/shows/{show.id}/seats", key=False,
+                                           extra={"show": show.id})
                 if status == 200 and show.areas:
                     wrong = show.check_counts(doc.get("areas") or [])
                     if wrong:
                         self.unexpected("seats", status, doc.get("areas"), wrong)
             elif r < 0.3 and show.areas:
-                status, doc, _ = self.call("areas", "GET", f"/shows/{show.id}/areas", key=False)
+                status, doc, _ = self.call("areas", "GET", f"/shows/{show.id}/areas", key=False,
+                                           extra={"show": show.id})
                 if status == 200:
                     wrong = show.check_counts(doc.get("areas") or [])
                     if wrong:
@@ -989,7 +991,8 @@ class BoxOffice(Crashing):
             # Seats free a moment ago (the admin seat map, read from the database every
             # tenth time); taken by now, some of them.
             if self.reads[show.id] % 10 == 0 or len(self.free.get(show.id, ())) < n:
-                status, doc, _ = self.call("seats", "GET", f"/shows/{show.id}/seats", key=False)
+                status, doc, _ = self.call("seats", "GET", f"/shows/{show.id}/seats", key=False,
+                                           extra={"show": show.id})
                 if status == 200:
                     self.free[show.id] = [s["label"] for s in doc["seats"]
                                           if s["state"] == "available"]

@@ -326,4 +326,30 @@ fn is_transient(e: &booking_core::tokio_postgres::Error) -> bool {
         || c == "40001" // serialization failure
         || c == "40P01" // deadlock detected (should never happen: ids are locked in order)
         || c == "25006" // read-only transaction: a standby took our connection during failover
+        || citus_lost_a_node(e)
+}
+
+/// Citus (a coordinator relaying to its workers) reports a worker it cannot reach
+/// mostly as `08006`, which the prefix above covers; but when a connection to a
+/// worker that the transaction already used breaks (the worker crashed, restarted or
+/// is starting up), it raises `XX000` ("failure on connection marked as essential",
+/// or the client library's own message, such as an SSL EOF, when the worker's answer
+/// never came), with no SQLSTATE of the cause. Those are told apart by where they
+/// were raised (the report's source file, sent with every error): Citus's connection
+/// and remote-transaction code, which raises nothing but connection trouble as
+/// `XX000`. The statement did not finish on the worker (a COMMIT may be in doubt, as
+/// with any lost connection): worth a retry, `503`. Tried on `scripts/citus.sh`'s
+/// formation (Citus 13.0.3) with a worker stopped `-m immediate` under load: without
+/// this, those answered `500`.
+fn citus_lost_a_node(e: &booking_core::tokio_postgres::Error) -> bool {
+    const CITUS_CONNECTION_SOURCES: [&str; 3] = [
+        "remote_transaction.c",
+        "remote_commands.c",
+        "connection_management.c",
+    ];
+    e.as_db_error().is_some_and(|d| {
+        *d.code() == booking_core::tokio_postgres::error::SqlState::INTERNAL_ERROR
+            && d.file()
+                .is_some_and(|f| CITUS_CONNECTION_SOURCES.contains(&f))
+    })
 }
