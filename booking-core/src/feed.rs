@@ -47,6 +47,7 @@
 //!   [`Position`], [`TxSnapshot`]) and how it is read from its row.
 //! - `sql.rs`: writing events (`EventsSql`, the one insert into `seat_events`) and the
 //!   queries that read them ([`read`], [`head`], [`prune`]).
+//! - `nodes.rs`: the reads on a Citus formation, per node ([`read_after`]).
 //! - `cursor.rs`: where a reader of the whole feed stands, per node ([`Cursor`]).
 //! - `map_position.rs`: where a seat map stands in the feed ([`MapPosition`]), so that
 //!   a client reading the map follows on from exactly there.
@@ -61,6 +62,7 @@ mod event;
 mod follow;
 mod listen;
 mod map_position;
+mod nodes;
 mod notify;
 mod sql;
 
@@ -69,6 +71,7 @@ pub use event::{AreaChange, Cause, Position, SeatChange, SeatEvent, TxSnapshot};
 pub use follow::{Feed, FeedOptions, Subscription};
 pub use listen::{Follower, Listener, Wakeup};
 pub use map_position::MapPosition;
+pub use nodes::read_after;
 pub use notify::EVENTS_CHANNEL;
-pub use sql::{head, horizon, prune, read, read_after, read_for};
+pub use sql::{head, horizon, prune, read, read_for};
 pub(crate) use sql::{written_event, EventsSql, Subject, EVENT_COLUMNS};

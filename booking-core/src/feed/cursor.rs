@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 /// The last event handed out of each node's transactions. On one PostgreSQL it has
 /// the one node 0 and is a single position; on a Citus formation each node's events
 /// are one `(xid, id)` order of their own, cut at that node's watermark, so a reader
-/// moves through each separately ([`Position::node_order`]).
+/// moves through each separately, by `(xid, id)`.
 ///
 /// A node is the node whose transaction wrote the event, not the one that holds it
 /// now: a shard move takes a show's events to another node with their `xid`s, and

@@ -9,7 +9,7 @@ use std::fmt;
 /// A place in the feed: `{xid}.{id}` on one PostgreSQL, `{node}.{epoch}.{xid}.{id}` on a
 /// Citus formation. One show's positions are totally ordered, by `(epoch, xid, id)`,
 /// and its feed only ever moves forward. Across shows, positions of one node compare
-/// by `(xid, id)` ([`Position::node_order`]); those of different nodes do not compare
+/// by `(xid, id)`; those of different nodes do not compare
 /// at all (their transaction ids are each node's own): the whole feed keeps a cursor
 /// per node ([`super::Cursor`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]

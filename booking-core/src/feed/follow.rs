@@ -2,8 +2,8 @@
 //! per-show subscribers.
 
 use super::listen::{Listener, Wakeup};
+use super::nodes::{head_nodes, pending_on_nodes, read_nodes, read_show_until, show_placement};
 use super::notify::{notifier, EVENTS_CHANNEL};
-use super::sql::{head_nodes, pending_on_nodes, read_nodes, read_show_until, show_placement};
 use super::{head, read_for, Cursor, MapPosition, Position, SeatEvent};
 use crate::database::Cached;
 use crate::domain::ShowId;
