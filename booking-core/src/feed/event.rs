@@ -78,7 +78,13 @@ impl Position {
         if !parts.iter().all(|t| digits(t)) {
             return Err(bad());
         }
-        let small = |t: &str| -> Result<i32> { t.parse().map_err(|_| bad()) };
+        // A node and an epoch: at most 9 digits, as openapi.json says.
+        let small = |t: &str| -> Result<i32> {
+            if t.len() > 9 {
+                return Err(bad());
+            }
+            t.parse().map_err(|_| bad())
+        };
         let (node, epoch, xid, id) = match parts[..] {
             [xid, id] => (0, 0, xid, id),
             [node, epoch, xid, id] => (small(node)?, small(epoch)?, xid, id),

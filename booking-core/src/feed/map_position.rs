@@ -184,6 +184,29 @@ mod tests {
     }
 
     #[test]
+    fn formation_positions_name_their_node_and_epoch() {
+        let p = pos("2.1.500.7");
+        assert_eq!((p.node(), p.epoch(), p.xid(), p.id()), (2, 1, 500, 7));
+        assert_eq!(p.to_string(), "2.1.500.7");
+        // In one show's order a later stay comes after, whatever its xids.
+        assert!(pos("2.0.900.1") < pos("1.1.5.1"));
+        let map = MapPosition::parse("1.1.100.7~1.1:98:110:101", "since").unwrap();
+        assert_eq!(map.to_string(), "1.1.100.7~1.1:98:110:101");
+        assert!(map.includes(pos("2.0.999.9")), "an earlier stay: seen");
+        assert!(map.includes(pos("1.1.104.3")) && !map.includes(pos("1.1.101.9")));
+        assert!(!map.includes(pos("2.2.50.1")), "a later stay: not seen");
+        for bad in [
+            "1.2.3",
+            "1.2.3.4.5",
+            "1234567890.0.1.1",
+            "1.1.2~1:3:4:",
+            "1.1.2~x.1:3:4:",
+        ] {
+            assert!(MapPosition::parse(bad, "since").is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
     fn malformed_positions_are_refused() {
         let many = format!("1.2~3:9:{}", vec!["4"; MAX_RUNNING + 1].join(","));
         assert!(MapPosition::parse(&many, "since").is_err());
