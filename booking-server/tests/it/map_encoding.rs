@@ -21,6 +21,11 @@ async fn busy_show(s: &TestServer) -> String {
                 {"row": "A", "seats": 20, "aisles_after": [5, 15], "section": "L",
                  "features": {"wheelchair": [1, 2]}},
                 {"row": "B", "seats": 20, "section": "L", "blocked": [7]},
+                // Enough seats that even the compact map stays above encoding::MIN_SIZE
+                // (1,400 bytes) with short versions: with 60 seats and five-digit xids
+                // it was 1,377 bytes, sent uncompressed, and the test failed on a
+                // young cluster.
+                {"row": "C", "seats": 40, "section": "L"},
                 {"row": "A", "seats": 20, "section": "R", "category": "premium",
                  "features": {"restricted_view": [20]}}
             ],
