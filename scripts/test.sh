@@ -76,7 +76,9 @@ citus_skip=(feed::a_hold_refuses_a_seat_written_by_a_younger_transaction
     batch::batched_and_single_holds batch::batches_do_write_many
     area_batch::a_batch_of_place_holds_deals)
 skips=(); for t in "${citus_skip[@]}"; do skips+=(--skip "$t"); done
-export CITUS_PORT="${CITUS_TEST_PORT:-57350}" CITUS_DIR="$here/.citus-test"
+# Below the kernel's ephemeral range (32768-60999): a port in it can be taken for a
+# moment by any outgoing connection (57350 was, once: "Address already in use").
+export CITUS_PORT="${CITUS_TEST_PORT:-27350}" CITUS_DIR="$here/.citus-test"
 scripts/citus.sh destroy
 citus_url=$(scripts/citus.sh start)
 citus_status=0
