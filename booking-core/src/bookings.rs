@@ -83,21 +83,31 @@ pub struct Confirmation {
     pub event: Option<std::sync::Arc<feed::SeatEvent>>,
 }
 
-pub(crate) static SELECT_BOOKING: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+pub(crate) static SELECT_BOOKING: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| select_booking("b.show_id"));
+
+/// [`SELECT_BOOKING`] for statements whose first parameter (`$1`) is the show, which
+/// the subqueries then name: Citus routes a statement to the show's node only when
+/// every table in it, subqueries included, is pinned to the show by a value (with
+/// `b.show_id` there, a booking's read went to every shard of every worker).
+pub(crate) static SELECT_BOOKING_OF_SHOW: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| select_booking("$1"));
+
+fn select_booking(show: &str) -> String {
     format!(
         "SELECT b.show_id, b.id, b.hold_id, b.user_id, b.status, b.confirmed_at, b.cancelled_at,
            b.total, sh.currency, b.external_ref, b.metadata::text AS metadata, {tickets},
            array(SELECT s.label
                    FROM booking_seats bs
                    JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
-                  WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND s.area IS NULL
+                  WHERE bs.show_id = {show} AND bs.booking_id = b.id AND s.area IS NULL
                     AND {BOOKED_NOW}
                   ORDER BY s.row_index, s.number) AS seats
       FROM bookings b
       JOIN shows sh ON sh.id = b.show_id",
-        tickets = tickets_of_booking()
+        tickets = tickets_of_booking(show)
     )
-});
+}
 
 pub(crate) fn booking_from_row(r: &Row) -> Result<Booking> {
     let show = ShowId::from_db(r.get("show_id"));
@@ -124,7 +134,10 @@ pub(crate) fn booking_from_row(r: &Row) -> Result<Booking> {
 }
 
 pub(crate) async fn load<C: GenericClient>(client: &C, id: BookingId) -> Result<Option<Booking>> {
-    let sql = format!("{} WHERE b.show_id = $1 AND b.id = $2", *SELECT_BOOKING);
+    let sql = format!(
+        "{} WHERE b.show_id = $1 AND b.id = $2",
+        *SELECT_BOOKING_OF_SHOW
+    );
     match client.cq_opt(&sql, &[&id.show().get(), &id.key()]).await? {
         Some(r) => Ok(Some(booking_from_row(&r)?)),
         None => Ok(None),
@@ -134,7 +147,7 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: BookingId) -> Result<
 async fn load_by_hold<C: GenericClient>(client: &C, hold: HoldId) -> Result<Booking> {
     let sql = format!(
         "{} WHERE b.show_id = $1 AND b.hold_id = $2",
-        *SELECT_BOOKING
+        *SELECT_BOOKING_OF_SHOW
     );
     let r = client
         .cq_opt(&sql, &[&hold.show().get(), &hold.key()])
@@ -327,7 +340,7 @@ static CONFIRM_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
                  RETURNING bk.id
              ), bs AS (
                  INSERT INTO booking_seats (show_id, booking_id, seat_id, ticket_type, price)
-                 SELECT $1, $3, hs.seat_id, hs.ticket_type, hs.price
+                 SELECT hs.show_id, $3, hs.seat_id, hs.ticket_type, hs.price
                    FROM hold_seats hs
                   WHERE hs.show_id = $1 AND hs.hold_id = $2 AND hs.seat_id = ANY($4::bigint[])
              ), booked AS (

@@ -220,14 +220,17 @@ pub(crate) async fn load<C: GenericClient>(client: &C, id: HoldId) -> Result<Opt
                     array(SELECT s.label
                             FROM hold_seats hs
                             JOIN seats s ON s.show_id = hs.show_id AND s.id = hs.seat_id
-                           WHERE hs.show_id = h.show_id AND hs.hold_id = h.id
+                           WHERE hs.show_id = $1 AND hs.hold_id = h.id
                              AND s.area IS NULL
                            ORDER BY s.row_index, s.number) AS seats
                FROM holds h
                JOIN shows sh ON sh.id = h.show_id
                LEFT JOIN bookings b ON b.show_id = h.show_id AND b.hold_id = h.id
               WHERE h.show_id = $1 AND h.id = $2",
-                tickets = tickets_of_hold("h.show_id", "h.id")
+                // The subqueries name the show by the parameter, not `h.show_id`:
+                // Citus routes a statement to the show's node only when every table
+                // in it, subqueries included, is pinned to the show.
+                tickets = tickets_of_hold("$1", "h.id")
             ),
             &[&id.show().get(), &id.key()],
         )

@@ -11,7 +11,7 @@
 //! applied in the database; a status filter walks the index past the rows it skips, so
 //! a page of a rare status may read more rows than it returns.
 
-use crate::bookings::{booking_from_row, SELECT_BOOKING};
+use crate::bookings::{booking_from_row, SELECT_BOOKING, SELECT_BOOKING_OF_SHOW};
 use crate::database::Cached;
 use crate::domain::{BookingStatus, HoldId, HoldStatus, ShowId, TicketType, UserId, VenueId};
 use crate::error::{Error, Result};
@@ -196,7 +196,8 @@ impl Statement {
             .cursor
             .map(|c| c.of(List::ShowBookings, Some(show.get())))
             .transpose()?;
-        let mut st = Statement::new(&SELECT_BOOKING);
+        // The show is bound first: it is the `$1` the subqueries name.
+        let mut st = Statement::new(&SELECT_BOOKING_OF_SHOW);
         let p = st.bind(show.get());
         st.push(&format!(" WHERE b.show_id = {p}"));
         if let Some(u) = &q.user {

@@ -21,6 +21,20 @@ pub(crate) use sale::{check as check_on_sale, refusal as sale_refusal, ON_SALE, 
 pub(crate) use sale::{check_live, SHOW_STATUS};
 pub use update::{update, ShowChanges};
 
+/// SQL: the show's row as a derived table with one column, `pin` (its id), that every
+/// `INSERT ... SELECT` of a show's statement joins on the show it writes
+/// (`JOIN {PIN} p ON p.pin = $1`) and takes its `show_id` from. On plain PostgreSQL it
+/// is one primary-key lookup. On Citus it is what keeps the whole statement on the
+/// show's node: an `INSERT ... SELECT` whose rows come only from parameters or from the
+/// statement's other CTEs is run "via the coordinator", and Citus then copies every CTE
+/// result it reads to every worker (`intermediate_result_pruning.c`,
+/// `SUBPLAN_ACCESS_ANYWHERE`), so a one-seat hold wrote to both workers in a two-phase
+/// commit and stopped while any worker was down. Selecting from the show's distributed
+/// row instead lets Citus push the insert down to the show's shard, and the CTE results
+/// go to that node only. The column is renamed so that it can join any `FROM` without
+/// making its unqualified `id` or `xmin` ambiguous.
+pub(crate) const PIN: &str = "(SELECT id AS pin FROM shows)";
+
 /// A show with how many of its seats are in each state right now.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Show {

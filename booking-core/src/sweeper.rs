@@ -59,9 +59,11 @@ pub struct SweepOutcome {
 
 /// SQL: the `ev` CTE of an expiry, one `expire` event per (show, hold) of the seats in
 /// `freed` (`show_id`, `hold_id`, and the seat columns): for both forms of the sweep.
-fn expire_events() -> String {
+/// `show` is `freed`'s column `show_id` across shows, or the parameter of the one show
+/// (which Citus needs to write the events on that show's node alone).
+fn expire_events(show: &str) -> String {
     crate::feed::EventsSql {
-        show: "show_id",
+        show,
         cause: crate::feed::Cause::Expire,
         state: crate::domain::SeatState::Available,
         until: None,
@@ -122,7 +124,7 @@ where
              RETURNING s.show_id, x.hold_id, s.id, s.label, s.xmin, s.area
          ), {events}
          SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM ev)",
-        events = expire_events(),
+        events = expire_events("show_id"),
     );
     let row = tx.cq_one(&sql, &[&shows, &keys]).await?;
     let freed = row.get::<_, i64>(0) as u64;

@@ -75,13 +75,13 @@ pub(crate) const BOOKED_NOW: &str =
 
 /// SQL: the column `tickets` of the booking `b` (as [`tickets_of_hold`]): each seat it
 /// has now ([`BOOKED_NOW`]) as it was sold to it.
-pub(crate) fn tickets_of_booking() -> String {
+pub(crate) fn tickets_of_booking(show: &str) -> String {
     format!(
         "(SELECT coalesce(jsonb_agg(jsonb_build_object(
                  'seat', s.label, 'area', s.area, 'type', bs.ticket_type, 'price', bs.price)
                  ORDER BY s.row_index, s.number), '[]')
             FROM booking_seats bs JOIN seats s ON s.show_id = bs.show_id AND s.id = bs.seat_id
-           WHERE bs.show_id = b.show_id AND bs.booking_id = b.id AND {BOOKED_NOW}) AS tickets"
+           WHERE bs.show_id = {show} AND bs.booking_id = b.id AND {BOOKED_NOW}) AS tickets"
     )
 }
 

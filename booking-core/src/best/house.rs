@@ -78,6 +78,8 @@ impl House {
 /// The statement returns one row: the show, and the ids of its free seats as an
 /// array (a seat is free when it has no booking, no block and no hold that is active
 /// and before its `expires_at`). It scans the show's seats once and sorts nothing.
+/// The subquery names the show by the parameter: correlated on `sh.id`, Citus read
+/// every shard of every worker.
 pub(super) async fn read_house<C: GenericClient>(
     tx: &C,
     memory: &Memory,
@@ -87,7 +89,7 @@ pub(super) async fn read_house<C: GenericClient>(
     let sql = format!(
         "SELECT sh.currency, sh.max_seats_per_user, sh.queue_max_seats, {SALE_COLUMNS},
                 array(SELECT s.id FROM seats s {JOIN_HOLD}
-                       WHERE s.show_id = sh.id AND s.booking_id IS NULL AND s.block_id IS NULL
+                       WHERE s.show_id = $1 AND s.booking_id IS NULL AND s.block_id IS NULL
                          AND s.area IS NULL AND {HELD} IS NOT TRUE) AS free
            FROM shows sh
           WHERE sh.id = $1"

@@ -14,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::feed::{self, Cause, SeatEvent};
 use crate::holds::{check_user_limit, WRITTEN_BEFORE_US};
 use crate::seats::{HELD, JOIN_HOLD};
+use crate::shows::PIN;
 use crate::tickets::{PRICE_JOIN, SEAT_TICKET};
 use deadpool_postgres::GenericClient;
 use std::collections::HashMap;
@@ -369,8 +370,9 @@ async fn write_exchange<C: GenericClient>(
                  RETURNING s.id, s.label, s.xmin, s.area, 'booked'::text AS state
              ), bs AS (
                  INSERT INTO booking_seats (show_id, booking_id, seat_id, ticket_type, price)
-                 SELECT $1, $2, w.id, w.type, w.price
+                 SELECT p.pin, $2, w.id, w.type, w.price
                    FROM unnest($4::bigint[], $6::text[], $7::bigint[]) AS w(id, type, price)
+                   JOIN {PIN} p ON p.pin = $1
                  ON CONFLICT (show_id, booking_id, seat_id) DO UPDATE
                     SET live = true, ended_at = NULL, ended_by = NULL,
                         ticket_type = EXCLUDED.ticket_type, price = EXCLUDED.price

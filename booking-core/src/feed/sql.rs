@@ -6,6 +6,7 @@ use super::{Cause, Cursor, Position, SeatEvent};
 use crate::database::Cached;
 use crate::domain::{SeatState, ShowId};
 use crate::error::Result;
+use crate::shows::PIN;
 use deadpool_postgres::GenericClient;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
@@ -69,7 +70,7 @@ pub(crate) const NODE_WATERMARK: &str =
 /// none when no row was written. `ev` returns `show_id`, `xid_text`, `id` and `seats`
 /// of each event (see [`EVENT_COLUMNS`] and [`written_event`]). `per: Some("()")`
 /// writes exactly one event, with `[]` as its seats when no row was written (a show's
-/// cancellation, the one cause allowed no seats).
+/// cancellation, the one cause allowed no seats); `from` is then one relation.
 pub(crate) struct EventsSql<'a> {
     /// The show of the events: a parameter (`$1`) or a column of `from`.
     pub show: &'a str,
@@ -139,23 +140,49 @@ impl EventsSql<'_> {
             .was
             .map(|w| format!(", 'was', {w}"))
             .unwrap_or_default();
-        let grouping = match self.per {
-            Some(columns) => format!("GROUP BY {columns}"),
-            None => "HAVING count(*) > 0".to_owned(),
+        // Joined to the show's row (`PIN`), so that on Citus the insert is pushed
+        // down whole to the show's node: see `crate::shows::PIN`.
+        let (from, grouping) = match self.per {
+            // Exactly one event, with or without rows (`from` is one relation here).
+            Some("()") => (
+                format!(
+                    "{PIN} p LEFT JOIN {from} ON true WHERE p.pin = {show}",
+                    from = self.from,
+                    show = self.show
+                ),
+                "GROUP BY p.pin".to_owned(),
+            ),
+            Some(columns) => (
+                format!(
+                    "{from} JOIN {PIN} p ON p.pin = {show}",
+                    from = self.from,
+                    show = self.show
+                ),
+                format!("GROUP BY {columns}, p.pin"),
+            ),
+            None => (
+                format!(
+                    "{from} JOIN {PIN} p ON p.pin = {show}",
+                    from = self.from,
+                    show = self.show
+                ),
+                "GROUP BY p.pin".to_owned(),
+            ),
         };
         format!(
-            "ev AS (INSERT INTO seat_events (show_id, cause, seats, hold_id, booking_id, ended)
-                    SELECT {show}, '{cause}',
+            "ev AS (INSERT INTO seat_events AS e (show_id, id, xid, created_at, cause, seats,
+                                                  hold_id, booking_id, ended)
+                    OVERRIDING SYSTEM VALUE
+                    SELECT p.pin, booking_event_id(p.pin), booking_xid(p.pin), booking_now(p.pin),
+                           '{cause}',
                            coalesce(jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
                                          'label', label, 'state', {state},
                                          'version', xmin::text{until}, 'area', area{was}))
-                                     ORDER BY id), '[]'),
+                                     ORDER BY id) FILTER (WHERE label IS NOT NULL), '[]'),
                            {hold}, {booking}, {ended}
                       FROM {from} {grouping}
-                    RETURNING show_id, xid::text AS xid_text, id, seats, node, epoch)",
-            show = self.show,
+                    RETURNING e.show_id, e.xid::text AS xid_text, e.id, e.seats, e.node, e.epoch)",
             cause = self.cause.as_str(),
-            from = self.from,
         )
     }
 }

@@ -34,7 +34,7 @@ use crate::domain::{
 };
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause};
-use crate::shows::ON_SALE;
+use crate::shows::{ON_SALE, PIN};
 use crate::tickets::{Ticket, PRICE_JOIN, SEAT_TICKET};
 use std::sync::LazyLock;
 
@@ -121,8 +121,8 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
                FROM snap JOIN ok_items USING (item)
          ), hs AS (
              INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
-             SELECT i.show_id, i.hold_id, w.id, w.ticket_type, w.price
-               FROM wanted w JOIN ok_items i USING (item)
+             SELECT p.pin, i.hold_id, w.id, w.ticket_type, w.price
+               FROM wanted w JOIN ok_items i USING (item) JOIN {PIN} p ON p.pin = i.show_id
          ), h AS (
              -- Named apart from the seats' columns: the event joins the two.
              UPDATE holds x SET total = x.total + i.total

@@ -498,7 +498,7 @@ fn statement(items: &str) -> String {
                                                           WHERE t.item = snap.item
                                                           ORDER BY t.id LIMIT 1)
           ORDER BY snap.item",
-        write = super::take::write_ctes("ok_items", "wanted"),
+        write = super::take::write_ctes("ok_items", "wanted", None),
     )
 }
 

@@ -16,6 +16,7 @@ use crate::domain::{Reference, SeatState, TicketTypeName, UserId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause, SeatEvent};
+use crate::shows::PIN;
 use deadpool_postgres::GenericClient;
 use std::sync::{Arc, LazyLock};
 
@@ -167,7 +168,7 @@ static ADD_POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
              SELECT id, xmin, ticket_type, price FROM snap WHERE (SELECT ok FROM verdict)
          ), hs AS (
              INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
-             SELECT $1, $2, id, ticket_type, price FROM wanted
+             SELECT p.pin, $2, id, ticket_type, price FROM wanted JOIN {PIN} p ON p.pin = $1
          ), h AS (
              UPDATE holds SET total = total + (SELECT coalesce(sum(price), 0) FROM wanted)
               WHERE show_id = $1 AND id = $2 AND (SELECT ok FROM verdict)
@@ -300,7 +301,7 @@ async fn write_add<C: GenericClient>(
                     AS w(id, xmin, ticket_type, price)
          ), hs AS (
              INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
-             SELECT $1, $2, id, ticket_type, price FROM wanted
+             SELECT p.pin, $2, id, ticket_type, price FROM wanted JOIN {PIN} p ON p.pin = $1
          ), h AS (
              UPDATE holds SET total = total + (SELECT coalesce(sum(price), 0) FROM wanted)
               WHERE show_id = $1 AND id = $2

@@ -160,7 +160,7 @@ static SQL: LazyLock<String> = LazyLock::new(|| {
            -- for two items).
            LEFT JOIN ev e ON e.show_id = i.show_id AND e.seats -> 0 ->> 'label' = c.first
           ORDER BY v.item",
-        write = super::take::write_ctes("ok_items", "wanted"),
+        write = super::take::write_ctes("ok_items", "wanted", None),
     )
 });
 

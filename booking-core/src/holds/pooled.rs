@@ -48,7 +48,7 @@ static POOLED_SQL: LazyLock<String> = LazyLock::new(|| {
                         (SELECT count(*) FROM taken) AS taken_count, {columns}
                    FROM (SELECT 1) AS one LEFT JOIN h ON true) AS w",
         snapshot = snapshot_sql("$1", "$5::text[]", "$7::text[]"),
-        write = write_ctes("items", "wanted"),
+        write = write_ctes("items", "wanted", Some("$1::bigint")),
         columns = feed::EVENT_COLUMNS,
     )
 });

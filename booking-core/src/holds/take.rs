@@ -17,6 +17,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::feed::{self, Cause, SeatEvent};
 use crate::seats::{lapsed_version, HELD, LAPSED};
+use crate::shows::PIN;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
 use futures_util::TryFutureExt;
@@ -374,29 +375,41 @@ async fn lock_and_check<C: GenericClient>(
 /// - `ev` writes one `hold` event per hold (see [`feed::EventsSql`]).
 ///
 /// Callers lock the wanted seats in id order before this runs, and name in `items`
-/// only the holds they decided to write.
-pub(super) fn write_ctes(items: &str, wanted: &str) -> String {
+/// only the holds they decided to write. `show` is the show of the seats written: a
+/// parameter (`Some("$1::bigint")`) when the statement is of one show, which Citus
+/// needs to route each write to that show's shard alone (joined on `i.show_id` the
+/// update and the event went to every shard, in a two-phase commit across every
+/// worker), or `None` for a batch of several shows (plain PostgreSQL only), each row
+/// then written with its item's show. The inserts take the show from its row
+/// ([`PIN`]) for the same reason.
+pub(super) fn write_ctes(items: &str, wanted: &str, show: Option<&str>) -> String {
+    let (show, event_show) = match show {
+        Some(one) => (one, one),
+        None => ("i.show_id", "t.show_id"),
+    };
     format!(
         "h AS (
-             INSERT INTO holds (show_id, id, user_id, expires_at, total, external_ref, metadata)
-             SELECT show_id, hold_id, user_id, booking_now(show_id) + ttl * interval '1 second', total,
-                    external_ref, metadata::jsonb
-               FROM {items}
-             RETURNING show_id AS hold_show, id AS hold_key, created_at, expires_at
+             INSERT INTO holds AS hh (show_id, id, user_id, created_at, expires_at, total,
+                                      external_ref, metadata)
+             SELECT p.pin, i.hold_id, i.user_id, booking_now(p.pin),
+                    booking_now(p.pin) + i.ttl * interval '1 second',
+                    i.total, i.external_ref, i.metadata::jsonb
+               FROM {items} i JOIN {PIN} p ON p.pin = {show}
+             RETURNING hh.show_id AS hold_show, hh.id AS hold_key, hh.created_at, hh.expires_at
          ), hs AS (
              INSERT INTO hold_seats (show_id, hold_id, seat_id, ticket_type, price)
-             SELECT i.show_id, i.hold_id, w.id, w.ticket_type, w.price
-               FROM {wanted} w JOIN {items} i USING (item)
+             SELECT p.pin, i.hold_id, w.id, w.ticket_type, w.price
+               FROM {wanted} w JOIN {items} i USING (item) JOIN {PIN} p ON p.pin = {show}
          ), taken AS (
              UPDATE seats s SET hold_id = i.hold_id
                FROM {wanted} w JOIN {items} i USING (item)
-                    JOIN seats o ON o.show_id = i.show_id AND o.id = w.id
-              WHERE s.show_id = i.show_id AND s.id = w.id AND s.xmin::text = w.xmin
+                    JOIN seats o ON o.show_id = {show} AND o.id = w.id
+              WHERE s.show_id = {show} AND s.id = w.id AND s.xmin::text = w.xmin
              RETURNING w.item, s.show_id, s.hold_id, s.id, s.label, s.xmin, s.area,
                        o.hold_id IS NOT NULL AS was_held
          ), {events}",
         events = feed::EventsSql {
-            show: "t.show_id",
+            show: event_show,
             cause: Cause::Hold,
             state: SeatState::Held,
             until: Some("h.expires_at"),
@@ -453,7 +466,7 @@ pub(crate) async fn write_hold<C: GenericClient>(
          ), {write}
          SELECT h.created_at, h.expires_at, (SELECT count(*) FROM taken) AS taken, {columns}
            FROM h",
-        write = write_ctes("items", "wanted"),
+        write = write_ctes("items", "wanted", Some("$1::bigint")),
         columns = feed::EVENT_COLUMNS,
     );
     let types: Vec<&str> = tickets.iter().map(|(t, _)| *t).collect();

@@ -57,7 +57,7 @@ static FREE: LazyLock<String> = LazyLock::new(|| {
              RETURNING s.show_id, x.hold_id, s.id, s.label, s.xmin, s.area
          ), {events}
          SELECT (SELECT count(*) FROM freed), (SELECT count(*) FROM ev)",
-        events = super::expire_events(),
+        events = super::expire_events("$1"),
     )
 });
 
