@@ -62,7 +62,7 @@ citus_tests=(races:: ttl:: cart:: retype:: bookings:: changes:: late:: reference
     lifecycle::a_show_is_created_with lifecycle::a_show_nobody_held
     queue::a_pre_queue_of_1000 queue::joiners_after_the_start inventory::a_show_from_a_venue
     inventory::best_available_ranks inventory::best_available_never_breaks
-    inventory::sections_label areas:: area_batch:: add_batch:: batch::)
+    inventory::sections_label areas:: area_batch:: add_batch:: batch:: shard_move::)
 # Of those, what does not hold on Citus yet (each named in DESIGN.md's list): the
 # younger-transaction refusal of a hold; and batch tests that prove the batch statement
 # itself, which Citus does not run (each request is decided alone there, concurrently:

@@ -63,16 +63,16 @@ pub(crate) fn areas_column(show: &str) -> String {
                      'held', coalesce(c.held, 0), 'booked', coalesce(c.booked, 0),
                      'held_until', c.held_until, 'price', tp.price) ORDER BY a.position), '[]')
             FROM areas a
-            JOIN shows ash ON ash.id = a.show_id
+            JOIN shows ash ON ash.id = {show}
             LEFT JOIN ticket_prices tp
-              ON tp.show_id = a.show_id AND tp.type = ash.default_ticket_type
+              ON tp.show_id = {show} AND tp.type = ash.default_ticket_type
              AND tp.category = a.category
             LEFT JOIN (
                  SELECT s.area, count(*) FILTER (WHERE s.hold_id IS NOT NULL) AS held,
                         count(*) FILTER (WHERE s.booking_id IS NOT NULL) AS booked,
                         min(h.expires_at) AS held_until
                    FROM seats s
-                   LEFT JOIN holds h ON h.show_id = s.show_id AND h.id = s.hold_id
+                   LEFT JOIN holds h ON h.show_id = {show} AND h.id = s.hold_id
                   WHERE s.show_id = {show} AND s.area IS NOT NULL
                     AND (s.hold_id IS NOT NULL OR s.booking_id IS NOT NULL)
                   GROUP BY s.area) c ON c.area = a.area
@@ -117,7 +117,7 @@ pub async fn list_areas<C: GenericClient>(client: &C, show: ShowId) -> Result<Ve
         .cq_opt(
             &format!(
                 "SELECT {} FROM shows sh WHERE sh.id = $1",
-                areas_column("sh.id")
+                areas_column("$1")
             ),
             &[&show.get()],
         )

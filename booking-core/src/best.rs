@@ -74,7 +74,7 @@ pub use crate::rank;
 
 use crate::engine::best_memory::Memory;
 
-use crate::database::{lock_timeout_value, Cached, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, Cached, SET_SHOW_LOCK_TIMEOUT};
 use crate::domain::{
     Category, Feature, HoldId, HoldStatus, HoldTtl, Reference, SeatCount, SeatLabel, Section,
     ShowId, TicketTypeName, UserId,
@@ -231,9 +231,10 @@ where
     };
     // The lock bound and the savepoint go out with the first read (pipelined: one
     // round trip for the three).
-    let bound: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&lock_timeout];
+    let show = req.show.get();
+    let bound: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&lock_timeout, &show];
     let setup = futures_util::future::try_join(
-        tx.cexec(SET_LOCK_TIMEOUT, &bound),
+        tx.cexec(SET_SHOW_LOCK_TIMEOUT, &bound),
         tx.batch_execute(SAVEPOINT),
     );
     let (_, first) = futures_util::future::try_join(

@@ -10,7 +10,7 @@
 //! change-feed event in one statement. A seat that is held (unexpired), booked or
 //! blocked is refused with [`Error::SeatsUnavailable`] and nothing is blocked.
 
-use crate::database::{lock_timeout_value, Cached, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, Cached, SET_SHOW_LOCK_TIMEOUT};
 use crate::domain::{BlockId, SeatLabel, SeatSelection, SeatState, ShowId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -96,8 +96,11 @@ async fn block_in<C: GenericClient>(
     reason: &str,
 ) -> Result<Option<Block>> {
     let labels: Vec<&str> = seats.labels().iter().map(SeatLabel::as_str).collect();
-    tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout_value(engine.settings())])
-        .await?;
+    tx.cexec(
+        SET_SHOW_LOCK_TIMEOUT,
+        &[&lock_timeout_value(engine.settings()), &show.get()],
+    )
+    .await?;
     // 1. The snapshot: unknown seats and taken ones are refused before any lock.
     let rows = tx
         .cq(
@@ -157,7 +160,7 @@ async fn block_in<C: GenericClient>(
                 "SELECT s.id, s.xmin::text AS xmin, {WRITTEN_BEFORE_US} AS written_before_us,
                         s.booking_id IS NOT NULL OR s.block_id IS NOT NULL
                         OR EXISTS (SELECT 1 FROM holds h
-                                    WHERE h.show_id = s.show_id AND h.id = s.hold_id
+                                    WHERE h.show_id = $1 AND h.id = s.hold_id
                                       AND {HELD}) AS taken
                    FROM seats s
                   WHERE s.show_id = $1 AND s.id = ANY($2)"
@@ -312,8 +315,11 @@ where
     C: GenericClient + Send,
 {
     let tx = client.transaction().await?;
-    tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout_value(engine.settings())])
-        .await?;
+    tx.cexec(
+        SET_SHOW_LOCK_TIMEOUT,
+        &[&lock_timeout_value(engine.settings()), &show.get()],
+    )
+    .await?;
     // The block row first: two deletes of one block queue here, and the second finds
     // it gone.
     let found = tx

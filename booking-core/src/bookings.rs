@@ -6,7 +6,7 @@
 //! before it locks seats, so no two transactions can wait on each other in a cycle.
 
 use crate::database::Cached;
-use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, SET_SHOW_LOCK_TIMEOUT};
 use crate::domain::{
     Actor, BookingId, BookingStatus, HoldId, HoldStatus, Reference, SeatLabel, SeatState, ShowId,
     UserId,
@@ -474,7 +474,7 @@ pub(super) async fn lock_booking<C: GenericClient>(
 ) -> Result<LockedBooking> {
     let lock_timeout = lock_timeout_value(engine.settings());
     let (_, row) = futures_util::future::try_join(
-        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.cexec(SET_SHOW_LOCK_TIMEOUT, &[&lock_timeout, &id.show().get()]),
         tx.cq_opt(
             "SELECT user_id, status, total FROM bookings
               WHERE show_id = $1 AND id = $2 FOR NO KEY UPDATE",

@@ -252,6 +252,17 @@ pub async fn migrate_pool(pool: &Pool) -> Result<()> {
 /// where the waits happen.
 pub(crate) const SET_LOCK_TIMEOUT: &str = "SELECT booking_lock_timeout($1)";
 
+/// [`SET_LOCK_TIMEOUT`] at the start of a transaction of the show `$2`. On Citus it also
+/// takes the show's shard group's metadata lock in share mode (`booking_lock_timeout`
+/// of V18), which a shard move (`block_writes`) needs exclusively: a move then waits
+/// for the transactions already running on the show, and they never see their rows
+/// change node between two statements (tried: a hold that locked its seat before a
+/// move and wrote it after found the row at another version on the new node, and
+/// failed). Citus takes that lock only for writing statements, not for `SELECT ... FOR
+/// UPDATE`, so a transaction that locks before it writes must ask for it. On plain
+/// PostgreSQL the same as [`SET_LOCK_TIMEOUT`].
+pub(crate) const SET_SHOW_LOCK_TIMEOUT: &str = "SELECT booking_lock_timeout($1, $2::bigint)";
+
 pub(crate) fn lock_timeout_value(settings: &Settings) -> String {
     format!("{}ms", settings.lock_timeout.as_millis().max(1))
 }

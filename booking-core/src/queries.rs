@@ -18,7 +18,7 @@ use crate::error::{Error, Result};
 use crate::holds::Hold;
 use crate::pages::{Cursor, Limit, List, Page};
 use crate::shows::SHOW_STATUS;
-use crate::tickets::{types_from_json, TYPES_OF_SHOW};
+use crate::tickets::{types_from_json, types_of_show};
 use crate::Booking;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -252,10 +252,11 @@ impl Statement {
         let cursor = q.cursor.map(|c| c.of(List::Shows, None)).transpose()?;
         let mut st = Statement::new(&format!(
             "SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total,
-                    sh.max_seats_per_user, sh.venue_id, {TYPES_OF_SHOW},
+                    sh.max_seats_per_user, sh.venue_id, {types},
                     sh.sales_start, sh.sales_end, sh.cancelled_at, {SHOW_STATUS},
                     sh.queue_admit_per_minute, sh.queue_admission_minutes, sh.queue_max_seats
-               FROM shows sh WHERE true"
+               FROM shows sh WHERE true",
+            types = types_of_show("sh.id"),
         ));
         if let Some(from) = q.from {
             let p = st.bind(from);

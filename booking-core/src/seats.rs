@@ -9,7 +9,7 @@
 use crate::database::Cached;
 use crate::domain::{BlockId, SeatLabel, SeatState, ShowId, TicketType, Version};
 use crate::error::Result;
-use crate::tickets::{types_from_json, TYPES_OF_SHOW};
+use crate::tickets::{types_from_json, types_of_show};
 use deadpool_postgres::GenericClient;
 use serde::Serialize;
 
@@ -166,7 +166,7 @@ async fn read_map<C: GenericClient>(
         "0 AS node, 0 AS epoch"
     };
     let reason = if reasons {
-        "(SELECT b.reason FROM blocks b WHERE b.show_id = s.show_id AND b.id = s.block_id)"
+        "(SELECT b.reason FROM blocks b WHERE b.show_id = $1 AND b.id = s.block_id)"
     } else {
         "NULL::text"
     };
@@ -191,7 +191,10 @@ async fn read_map<C: GenericClient>(
     );
     // The types never change after the show's creation: a statement of their own,
     // pipelined with the seats.
-    let types_sql = format!("SELECT {TYPES_OF_SHOW} FROM shows sh WHERE sh.id = $1");
+    let types_sql = format!(
+        "SELECT {} FROM shows sh WHERE sh.id = $1",
+        types_of_show("$1")
+    );
     let (rows, types) = futures_util::future::try_join(
         client.cq(&sql, &[&show.get()]),
         client.cq_opt(&types_sql, &[&show.get()]),

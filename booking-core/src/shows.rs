@@ -5,7 +5,7 @@ use crate::domain::{Layout, NewShow, ShowId, ShowLayout, TicketType, VenueId};
 use crate::error::{Error, Result};
 pub use crate::seats::ensure_exists;
 use crate::seats::HELD;
-use crate::tickets::{types_from_json, TYPES_OF_SHOW};
+use crate::tickets::{types_from_json, types_of_show};
 use crate::venues;
 use chrono::{DateTime, Utc};
 use deadpool_postgres::GenericClient;
@@ -281,7 +281,7 @@ async fn insert_types<C: GenericClient>(tx: &C, show: i64, types: &[TicketType])
 fn shows_with_counts() -> String {
     format!(
         "SELECT sh.id, sh.title, sh.starts_at, sh.currency, sh.seats_total::bigint AS seats_total,
-           sh.max_seats_per_user, sh.venue_id, {TYPES_OF_SHOW},
+           sh.max_seats_per_user, sh.venue_id, {types},
            sh.sales_start, sh.sales_end, sh.cancelled_at, {SHOW_STATUS},
            sh.queue_admit_per_minute, sh.queue_admission_minutes, sh.queue_max_seats,
            (SELECT count(*) FROM seats s
@@ -292,7 +292,8 @@ fn shows_with_counts() -> String {
              WHERE s.show_id = sh.id AND s.area IS NULL AND s.hold_id IS NOT NULL
                AND (SELECT {HELD} FROM holds h
                      WHERE h.show_id = s.show_id AND h.id = s.hold_id)) AS held
-      FROM shows sh"
+      FROM shows sh",
+        types = types_of_show("sh.id"),
     )
 }
 

@@ -104,16 +104,24 @@ pub(crate) fn tickets_from_json(value: serde_json::Value) -> Result<Vec<Ticket>>
 }
 
 /// SQL: the column `ticket_types` of show `sh`: its types, default first, each with
-/// its prices per category, as JSON.
-pub(crate) const TYPES_OF_SHOW: &str = "(SELECT coalesce(jsonb_agg(jsonb_build_object(
+/// its prices per category, as JSON. `show` names the show in the subqueries: `sh.id`
+/// in a statement of many shows, or the parameter (`$1`) in one of a show alone, which
+/// Citus then routes to the show's node (correlated on `sh.id`, it read the ticket
+/// types of every shard of every worker for one seat map, and failed while any worker
+/// was down).
+pub(crate) fn types_of_show(show: &str) -> String {
+    format!(
+        "(SELECT coalesce(jsonb_agg(jsonb_build_object(
              'type', tt.type,
-             'prices', (SELECT coalesce(jsonb_object_agg(tp.category, tp.price), '{}')
+             'prices', (SELECT coalesce(jsonb_object_agg(tp.category, tp.price), '{{}}')
                           FROM ticket_prices tp
-                         WHERE tp.show_id = tt.show_id AND tp.type = tt.type))
+                         WHERE tp.show_id = {show} AND tp.type = tt.type))
              ORDER BY tt.position), '[]')
-        FROM ticket_types tt WHERE tt.show_id = sh.id) AS ticket_types";
+        FROM ticket_types tt WHERE tt.show_id = {show}) AS ticket_types"
+    )
+}
 
-/// Reads the JSON of [`TYPES_OF_SHOW`].
+/// Reads the JSON of [`types_of_show`].
 pub(crate) fn types_from_json(value: serde_json::Value) -> Result<Vec<TicketType>> {
     let bad = || Error::Invariant("ticket types of a show".into());
     let list = value.as_array().ok_or_else(bad)?;

@@ -9,7 +9,7 @@ use crate::error::{Error, Result};
 use crate::rank::Place;
 use crate::seats::{HELD, JOIN_HOLD};
 use crate::shows::SALE_COLUMNS;
-use crate::tickets::{types_from_json, TYPES_OF_SHOW};
+use crate::tickets::{types_from_json, types_of_show};
 use deadpool_postgres::GenericClient;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -184,7 +184,10 @@ async fn layout<C: GenericClient>(tx: &C, memory: &Memory, show: i64) -> Result<
             &[&show],
         ),
         tx.cq_one(
-            &format!("SELECT {TYPES_OF_SHOW} FROM shows sh WHERE sh.id = $1"),
+            &format!(
+                "SELECT {} FROM shows sh WHERE sh.id = $1",
+                types_of_show("$1")
+            ),
             &[&show],
         ),
     )

@@ -15,7 +15,7 @@ use crate::feed::{self, Cause, SeatEvent};
 use crate::holds::{check_user_limit, WRITTEN_BEFORE_US};
 use crate::seats::{HELD, JOIN_HOLD};
 use crate::shows::PIN;
-use crate::tickets::{PRICE_JOIN, SEAT_TICKET};
+use crate::tickets::{seat_ticket, PRICE_JOIN};
 use deadpool_postgres::GenericClient;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -242,13 +242,14 @@ impl Wanted {
                     "SELECT sh.max_seats_per_user, s.id, s.label,
                             s.booking_id IS NOT NULL OR s.block_id IS NOT NULL
                                 OR {HELD} IS TRUE AS taken,
-                            {SEAT_TICKET}
+                            {ticket}
                        FROM shows sh
                        JOIN unnest($2::text[], $3::text[]) AS w(label, type) ON true
-                       JOIN seats s ON s.show_id = sh.id AND s.label = w.label AND s.area IS NULL
+                       JOIN seats s ON s.show_id = $1 AND s.label = w.label AND s.area IS NULL
                        {JOIN_HOLD}
                        {PRICE_JOIN}
-                      WHERE sh.id = $1"
+                      WHERE sh.id = $1",
+                    ticket = seat_ticket("$1"),
                 ),
                 &[&show, &take, &types],
             ),

@@ -3,7 +3,7 @@
 //! before any seat, and seats in id order: the one global lock order.
 
 use crate::database::Cached;
-use crate::database::{lock_timeout_value, Settings, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, Settings, SET_SHOW_LOCK_TIMEOUT};
 use crate::domain::{HoldId, HoldStatus, HoldTtl};
 use crate::error::{Error, Result};
 use deadpool_postgres::GenericClient;
@@ -55,7 +55,7 @@ pub(crate) async fn lock_hold<C: GenericClient>(
     // FOR NO KEY UPDATE: we change the status or deadline, never the key, so foreign
     // key checks of other transactions (KEY SHARE) are not blocked by it.
     let (_, row) = futures_util::future::try_join(
-        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.cexec(SET_SHOW_LOCK_TIMEOUT, &[&lock_timeout, &id.show().get()]),
         tx.cq_opt(
             "SELECT user_id, status, expires_at <= booking_now(show_id) AS lapsed,
                     booking_now(show_id) + $3::int * interval '1 second'

@@ -11,7 +11,7 @@ pub(super) use super::snapshot::{named_types, snapshot_of, snapshot_sql, wanted_
 use super::snapshot::{snapshot, Candidate, Snapshot};
 use super::{places, Hold, HoldRequest};
 use crate::database::Cached;
-use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, SET_SHOW_LOCK_TIMEOUT};
 use crate::domain::{HoldId, HoldTtl, Reference, SeatState, UserId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -153,14 +153,15 @@ pub(super) async fn take<C: GenericClient>(
     req: &HoldRequest,
 ) -> Result<Taking> {
     let lock_timeout = lock_timeout_value(engine.settings());
-    let bound: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&lock_timeout];
+    let show = req.show.get();
+    let bound: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&lock_timeout, &show];
 
     // 1. The snapshot read, pipelined with the lock bound and what the wanted places
     //    are sold as. A hold of places only claims them in the same round trip: it has
     //    no seat to lock first, and a claim never waits.
     let places_only = req.seats.is_empty();
     let (set, snap, place_tickets, early) = futures_util::join!(
-        tx.cexec(SET_LOCK_TIMEOUT, &bound).map_err(Error::from),
+        tx.cexec(SET_SHOW_LOCK_TIMEOUT, &bound).map_err(Error::from),
         snapshot(tx, req),
         places::tickets(tx, req),
         async {

@@ -18,7 +18,7 @@
 //! always at least `interval` apart. The admission lasts `admission_minutes` from
 //! `a(p)` or from the pass, whichever is later, so a late pass never shortens it.
 
-use crate::database::{lock_timeout_value, Cached, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, Cached, SET_SHOW_LOCK_TIMEOUT};
 use crate::domain::ShowId;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -122,8 +122,11 @@ where
     C: GenericClient + Send,
 {
     let tx = client.transaction().await?;
-    tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout_value(engine.settings())])
-        .await?;
+    tx.cexec(
+        SET_SHOW_LOCK_TIMEOUT,
+        &[&lock_timeout_value(engine.settings()), &show.get()],
+    )
+    .await?;
     let Some(q) = tx
         .cq_opt(
             "SELECT q.shuffled_at IS NOT NULL AS shuffled, q.admitted_through,

@@ -34,7 +34,7 @@
 //! the sweeper runs about once a minute.
 
 use super::{get_show, Show};
-use crate::database::{lock_timeout_value, Cached, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, Cached, SET_SHOW_LOCK_TIMEOUT};
 use crate::domain::{SeatState, ShowId};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
@@ -148,7 +148,7 @@ where
     let tx = client.transaction().await?;
     let lock_timeout = lock_timeout_value(engine.settings());
     let (_, row) = futures_util::future::try_join(
-        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.cexec(SET_SHOW_LOCK_TIMEOUT, &[&lock_timeout, &show]),
         tx.cq_opt(
             "SELECT cancelled_at FROM shows WHERE id = $1 FOR NO KEY UPDATE",
             &[&show],
@@ -206,7 +206,7 @@ where
     let tx = client.transaction().await?;
     let lock_timeout = lock_timeout_value(engine.settings());
     let (_, holds) = futures_util::future::try_join(
-        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.cexec(SET_SHOW_LOCK_TIMEOUT, &[&lock_timeout, &show]),
         tx.cq(
             "SELECT id FROM holds WHERE show_id = $1 AND status = 'active'
               ORDER BY id FOR NO KEY UPDATE",

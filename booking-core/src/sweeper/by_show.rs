@@ -17,7 +17,7 @@
 
 use super::SweepOutcome;
 use crate::database::Cached;
-use crate::database::{lock_timeout_value, SET_LOCK_TIMEOUT};
+use crate::database::{lock_timeout_value, SET_SHOW_LOCK_TIMEOUT};
 use crate::domain::{HoldId, ShowId};
 use crate::engine::Engine;
 use crate::error::Result;
@@ -119,7 +119,7 @@ where
     let lock_timeout = lock_timeout_value(engine.settings());
     let tx = client.transaction().await?;
     let (_, claimed) = futures_util::future::try_join(
-        tx.cexec(SET_LOCK_TIMEOUT, &[&lock_timeout]),
+        tx.cexec(SET_SHOW_LOCK_TIMEOUT, &[&lock_timeout, &show]),
         tx.cq(CLAIM, &[&show, &keys]),
     )
     .await?;

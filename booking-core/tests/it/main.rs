@@ -35,4 +35,5 @@ mod races;
 mod references;
 mod reports;
 mod retype;
+mod shard_move;
 mod ttl;

@@ -326,6 +326,10 @@ fn is_transient(e: &booking_core::tokio_postgres::Error) -> bool {
         || c == "40001" // serialization failure
         || c == "40P01" // deadlock detected (should never happen: ids are locked in order)
         || c == "25006" // read-only transaction: a standby took our connection during failover
+        // Citus: an intermediate result deleted by a failure in another part of the
+        // same distributed transaction (seen once, right after a shard move, by a
+        // statement planned for the old placement): the transaction rolled back.
+        || c == "CIINF"
         || citus_lost_a_node(e)
 }
 
