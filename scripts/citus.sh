@@ -230,7 +230,10 @@ cmd_crash() {
     [ -e "$root" ] || die "no formation under $root"
     dir=$(readlink -f "$root")
     if node_running "$dir/n$port"; then
-        run_pg "$bin/pg_ctl" -D "$dir/n$port" -m immediate -w -t 60 stop >/dev/null
+        # Up to 3 minutes: under load the postmaster's SIGKILLed children took 55-60 s
+        # to be gone (twice in scripts/faults.sh citus), which pg_ctl's 60 s did not
+        # always cover; the node cannot start again before they are.
+        run_pg "$bin/pg_ctl" -D "$dir/n$port" -m immediate -w -t 180 stop >/dev/null
         log "stopped the node on port $port as if it had crashed"
     fi
 }

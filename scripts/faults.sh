@@ -17,7 +17,7 @@
 #   overload     thousands of connections, far more than the pool, and slow-header clients
 #   failover     a pg_auto_failover formation; the primary is hard-killed during load
 #   citus        a Citus formation (scripts/citus.sh, ports $FAULTS_CITUS_PORT, default
-#                57500, and the next two): a worker stopped as by a crash during load
+#                27500, and the next two: below the ephemeral range): a worker stopped as by a crash during load
 #                (its shows 503, the other worker's sell on), then a shard moved
 #
 # --quick shortens every run (scripts/test.sh uses it for kill-server, restart-db,
@@ -67,7 +67,7 @@ cleanup() {
     done
     "$here/scripts/faults/failover.sh" down >/dev/null 2>&1 || true
     if [ -e "$here/.citus-faults" ]; then
-        CITUS_PORT="${FAULTS_CITUS_PORT:-57500}" CITUS_DIR="$here/.citus-faults" \
+        CITUS_PORT="${FAULTS_CITUS_PORT:-27500}" CITUS_DIR="$here/.citus-faults" \
             "$here/scripts/citus.sh" destroy >/dev/null 2>&1 || true
     fi
     "$here/scripts/pg.sh" stop >/dev/null 2>&1 || true
@@ -475,7 +475,7 @@ citus_node_of() { # citus_node_of SHOW: the port of the worker holding the show'
 scenario_citus() {
     local port url down_s=5 timeout_ms=3000 seconds_after=8
     $quick && seconds_after=4
-    export CITUS_PORT="${FAULTS_CITUS_PORT:-57500}" CITUS_DIR="$here/.citus-faults"
+    export CITUS_PORT="${FAULTS_CITUS_PORT:-27500}" CITUS_DIR="$here/.citus-faults"
     local victim=$((CITUS_PORT + 1)) other=$((CITUS_PORT + 2))
     # The nodes' logs are kept with the scenario's (the formation is destroyed).
     trap 'for p in "${pids[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done

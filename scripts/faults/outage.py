@@ -13,7 +13,8 @@ again at --up-at; --back-at is when the server served one of its shows again. Fa
   still has in memory (`200`), or `409 idempotency_key_in_use` (a retry while the first
   attempt of its key still runs). Never a `500`, never no answer;
 - the --up-shows (the other worker's) kept selling: some holds or confirms of theirs
-  sent during the outage were acknowledged;
+  sent during the outage were acknowledged, and none of their requests was answered
+  `503`;
 - after --back-at, holds of the --down-shows are acknowledged again;
 - with --moved-show (a show whose shard group was moved, the move done at --moved-at):
   holds or confirms of it sent after the move were acknowledged.
@@ -107,6 +108,12 @@ def main():
                         "the outage (did the load reach them?)")
     if sum(up_sold.values()) == 0:
         problems.append("the other worker's shows sold nothing during the outage")
+    # The other worker's shows are not touched by the outage: none of their requests may
+    # be refused as unavailable (each statement of a show runs on its own node only).
+    up_503 = sum(n for k, n in up_answers.items() if k.endswith(" 503"))
+    if up_503:
+        problems.append(f"{up_503} requests on the other worker's shows were answered 503 "
+                        "during the outage")
     if down_sold_after["hold"] == 0:
         problems.append("the stopped worker's shows sold no hold after it came back")
     if args.moved_show and sum(moved_sold_after.values()) == 0:
