@@ -60,6 +60,7 @@
 mod cursor;
 mod event;
 mod follow;
+mod links;
 mod listen;
 mod map_position;
 mod nodes;

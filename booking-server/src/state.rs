@@ -97,7 +97,7 @@ impl AppState {
         let mut settings = config.settings();
         settings.distributed = database::is_distributed(&database::client(&pool).await?).await?;
         let engine = Engine::new(settings);
-        let mut listen = pg;
+        let mut listen = pg.clone();
         listen.application_name("booking-listen");
         let listener = booking_core::Listener::start(&engine, listen, shutdown.child_token());
         let feed_pool = Self::pool_of(config, FEED_POOL_SIZE)?;
@@ -106,6 +106,9 @@ impl AppState {
             feed_pool.clone(),
             FeedOptions {
                 listen: Some(listener),
+                // On Citus the pump reads each node's watermark over a connection of
+                // its own to that node.
+                nodes: engine.settings().distributed.then(|| pg.clone()),
                 ..FeedOptions::default()
             },
             shutdown.child_token(),

@@ -3,6 +3,7 @@
 //! (DESIGN.md, "The sweeper, the reads and the feed per node").
 
 use super::event::{event_from_row, parse_xid};
+use super::links::NodeLinks;
 use super::sql::{read_for, NODE_WATERMARK, WATERMARK};
 use super::{Cursor, Position, SeatEvent};
 use crate::database::Cached;
@@ -22,7 +23,7 @@ pub async fn read_after<C: GenericClient>(
     limit: i64,
 ) -> Result<Vec<SeatEvent>> {
     if settings.distributed {
-        Ok(read_nodes(client, cursor, limit).await?.events)
+        Ok(read_nodes(client, cursor, limit, None).await?.events)
     } else {
         read_for(client, settings, None, cursor.of(0), None, limit).await
     }
@@ -65,14 +66,24 @@ pub(super) struct NodesPage {
 }
 
 /// The next page of the whole feed on a formation, after `cursor` ([`READ_NODES`]).
+/// The watermarks are read over `links` (the pump's connections to each node) when
+/// given, else with [`NODE_WATERMARKS`].
 pub(super) async fn read_nodes<C: GenericClient>(
     client: &C,
     cursor: &Cursor,
     limit: i64,
+    links: Option<&mut NodeLinks>,
 ) -> Result<NodesPage> {
-    let marks = client.cq(&NODE_WATERMARKS, &[]).await?;
-    let nodes: Vec<i32> = marks.iter().map(|r| r.get("node")).collect();
-    let wms: Vec<String> = marks.iter().map(|r| r.get("wm")).collect();
+    let (nodes, wms) = match links {
+        Some(links) => links.watermarks(client).await?,
+        None => {
+            let marks = client.cq(&NODE_WATERMARKS, &[]).await?;
+            (
+                marks.iter().map(|r| r.get("node")).collect(),
+                marks.iter().map(|r| r.get("wm")).collect(),
+            )
+        }
+    };
     let events = read_nodes_below(client, cursor, &nodes, &wms, limit).await?;
     Ok(NodesPage { events, nodes })
 }

@@ -305,7 +305,7 @@ pub async fn read_for<C: GenericClient>(
                 read_show_on_nodes(client, show, after, until.as_ref(), limit).await
             }
             None => {
-                let nodes = read_nodes(client, &Cursor::at(after), limit).await?;
+                let nodes = read_nodes(client, &Cursor::at(after), limit, None).await?;
                 Ok(nodes
                     .events
                     .into_iter()

@@ -24,6 +24,8 @@ async fn take(sub: &mut booking_core::Subscription, n: usize) -> Vec<booking_cor
 fn options(engine: &Engine, db: &TestDb, stop: &CancellationToken) -> FeedOptions {
     FeedOptions {
         listen: Some(Listener::start(engine, db.config.clone(), stop.clone())),
+        // On Citus the pump's own connections to each node, as the server's.
+        nodes: Some(db.config.clone()),
         ..FeedOptions::default()
     }
 }

@@ -41,6 +41,7 @@ async fn a_shows_feed_stays_exact_across_a_shard_move_under_load() {
         db.pool.clone(),
         FeedOptions {
             listen: Some(Listener::start(&engine, db.config.clone(), stop.clone())),
+            nodes: Some(db.config.clone()),
             ..FeedOptions::default()
         },
         stop.clone(),
