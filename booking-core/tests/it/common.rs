@@ -212,6 +212,24 @@ impl TestDb {
         assert_eq!(n, 1);
     }
 
+    /// The feed's options the server uses: woken by a LISTEN of its own, and on Citus
+    /// the pump's own connection to each node.
+    pub fn feed_options(
+        &self,
+        engine: &Engine,
+        stop: &booking_core::CancellationToken,
+    ) -> booking_core::feed::FeedOptions {
+        booking_core::feed::FeedOptions {
+            listen: Some(booking_core::Listener::start(
+                engine,
+                self.config.clone(),
+                stop.clone(),
+            )),
+            nodes: Some(self.config.clone()),
+            ..booking_core::feed::FeedOptions::default()
+        }
+    }
+
     /// Checks every invariant of DESIGN.md that the tables can show; panics listing
     /// what is wrong.
     pub async fn audit(&self) {

@@ -2,9 +2,7 @@
 
 use crate::common::{request, user, TestDb};
 use booking_core::feed::{self, Cause, Cursor, Feed, FeedOptions, Position};
-use booking_core::{
-    bookings, database, holds, sweeper, CancellationToken, Engine, Listener, SeatState,
-};
+use booking_core::{bookings, database, holds, sweeper, CancellationToken, Listener, SeatState};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -21,15 +19,6 @@ async fn take(sub: &mut booking_core::Subscription, n: usize) -> Vec<booking_cor
     out
 }
 
-fn options(engine: &Engine, db: &TestDb, stop: &CancellationToken) -> FeedOptions {
-    FeedOptions {
-        listen: Some(Listener::start(engine, db.config.clone(), stop.clone())),
-        // On Citus the pump's own connections to each node, as the server's.
-        nodes: Some(db.config.clone()),
-        ..FeedOptions::default()
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn late_commits_are_delivered_once_and_in_order() {
     let db = TestDb::with_pool(40).await;
@@ -39,7 +28,7 @@ async fn late_commits_are_delivered_once_and_in_order() {
     let feed = Feed::start(
         &engine,
         db.pool.clone(),
-        options(&engine, &db, &stop),
+        db.feed_options(&engine, &stop),
         stop.clone(),
     )
     .await
@@ -149,7 +138,7 @@ async fn a_subscriber_resuming_from_its_last_position_gets_exactly_what_it_misse
     let feed = Feed::start(
         &engine,
         db.pool.clone(),
-        options(&engine, &db, &stop),
+        db.feed_options(&engine, &stop),
         stop.clone(),
     )
     .await
@@ -378,7 +367,7 @@ async fn the_sweeper_publishes_expire_events_and_old_events_are_pruned() {
     let feed = Feed::start(
         &engine,
         db.pool.clone(),
-        options(&engine, &db, &stop),
+        db.feed_options(&engine, &stop),
         stop.clone(),
     )
     .await
@@ -429,7 +418,7 @@ async fn resuming_from_before_the_pruned_feed_is_refused() {
     let feed = Feed::start(
         &engine,
         db.pool.clone(),
-        options(&engine, &db, &stop),
+        db.feed_options(&engine, &stop),
         stop.clone(),
     )
     .await

@@ -7,8 +7,8 @@
 //! checks nothing there (it runs in `scripts/test.sh`'s Citus lane).
 
 use crate::common::{request, TestDb};
-use booking_core::feed::{self, Cursor, Feed, FeedOptions};
-use booking_core::{holds, CancellationToken, Error, Listener};
+use booking_core::feed::{self, Cursor, Feed};
+use booking_core::{holds, CancellationToken, Error};
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -39,11 +39,7 @@ async fn a_shows_feed_stays_exact_across_a_shard_move_under_load() {
     let feed = Feed::start(
         &engine,
         db.pool.clone(),
-        FeedOptions {
-            listen: Some(Listener::start(&engine, db.config.clone(), stop.clone())),
-            nodes: Some(db.config.clone()),
-            ..FeedOptions::default()
-        },
+        db.feed_options(&engine, &stop),
         stop.clone(),
     )
     .await
