@@ -557,7 +557,7 @@ scenario_citus() {
     down_csv=$(IFS=,; echo "${down_shows[*]}")
     up_csv=$(IFS=,; echo "${up_shows[*]}")
     python3 "$here/scripts/faults/outage.py" --log "$out/load.log" --down-shows "$down_csv" \
-        --up-shows "$up_csv" --down-at "$t_down" --up-at "$t_up" --back-at "$t_back" \
+        --up-shows "$up_csv" --down-at "$t_down" --stopped-at "$t_stopped" --up-at "$t_up" --back-at "$t_back" \
         --moved-show "$moved" --moved-at "$t1" --timeout-ms "$timeout_ms" \
         --json "$out/outage.json" || ok=false
     audit "$citus_url" --log "$out/load.log" --sweep-wait 20 --url "$url" --moved-show "$moved" || ok=false
@@ -596,6 +596,12 @@ for s in "${scenarios[@]}"; do
     else
         figures passed=false
         log "$s: FAILED ($out)"
+        # CI keeps only what is printed: the server's errors say why a 500 came.
+        for f in "$out"/server*.log; do
+            [ -f "$f" ] || continue
+            echo "faults: errors in $(basename "$f") (first 20):" >&2
+            grep '"level":"ERROR"' "$f" | head -20 | cut -c1-1000 >&2 || true
+        done
         failed+=("$s")
     fi
 done

@@ -137,7 +137,7 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
     //
     // On Citus, custom plans: it cannot plan an INSERT ... SELECT with parameters
     // generically ("could not create distributed plan"), and plans every statement
-    // for the node it routes to anyway. Set once per new connection (`SESSION_SETTINGS`).
+    // for the node it routes to anyway. Set once per new connection (`session_settings`).
     let session = format!(
         "-c lock_timeout={}ms -c jit=off",
         options.lock_timeout.as_millis().max(1)
@@ -156,11 +156,13 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
             recycling_method: RecyclingMethod::Fast,
         },
     );
+    let settings: std::sync::Arc<str> = session_settings(options.connect).into();
     Pool::builder(manager)
-        .post_create(deadpool_postgres::Hook::async_fn(|client, _| {
+        .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
+            let settings = settings.clone();
             Box::pin(async move {
                 client
-                    .batch_execute(SESSION_SETTINGS)
+                    .batch_execute(&settings)
                     .await
                     .map_err(deadpool_postgres::HookError::Backend)
             })
@@ -177,14 +179,26 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
 /// Set on every new pooled connection (see [`pool`]): generic plans on plain
 /// PostgreSQL, custom ones on Citus; on Citus also `citus.propagate_set_commands =
 /// 'local'`, so that the `SET LOCAL` of [`SET_LOCK_TIMEOUT`] reaches the workers.
-const SESSION_SETTINGS: &str = "WITH c AS (SELECT EXISTS (SELECT 1 FROM pg_extension
-                                                  WHERE extname = 'citus') AS citus)
+///
+/// And on Citus, `citus.node_connection_timeout` = `connect`: the bound this pool puts
+/// on opening a connection also bounds the coordinator opening one to a worker. Left
+/// at Citus's 30 s, a worker that stopped accepting without refusing (its postmaster
+/// lingering in an immediate shutdown: 60 s, twice in `scripts/faults.sh citus`) held
+/// each statement for its show 30 s after the request had been answered `503`; the
+/// pool filled with those, and the other worker's shows answered `503` too.
+fn session_settings(connect: Duration) -> String {
+    format!(
+        "WITH c AS (SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus)
     SELECT set_config('plan_cache_mode',
                       CASE WHEN citus THEN 'force_custom_plan' ELSE 'force_generic_plan' END,
                       false),
            CASE WHEN citus THEN set_config('citus.propagate_set_commands', 'local', false) END,
-           CASE WHEN citus THEN set_config('citus.all_modifications_commutative', 'on', false) END
-      FROM c";
+           CASE WHEN citus THEN set_config('citus.all_modifications_commutative', 'on', false) END,
+           CASE WHEN citus THEN set_config('citus.node_connection_timeout', '{}ms', false) END
+      FROM c",
+        connect.as_millis().clamp(10, 3_600_000)
+    )
+}
 
 /// A connection from the pool; a pool that stays full past its wait gives [`Error::Busy`].
 pub async fn client(pool: &Pool) -> Result<deadpool_postgres::Client> {

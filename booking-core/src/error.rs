@@ -205,7 +205,7 @@ pub enum Error {
     /// Any other database failure (connection lost, server shut down, a constraint
     /// violated, ...). `503 unavailable` when the server counts it transient
     /// (connection trouble, shutdown, failover, resource limits), else `500 internal`.
-    #[error("database: {0}")]
+    #[error("database: {}", describe(.0))]
     Database(tokio_postgres::Error),
     /// Applying the embedded migrations failed ([`crate::database::migrate`]), at
     /// start-up; no request answers it (it would be a `500 internal`).
@@ -232,6 +232,27 @@ fn codes(areas: &[AreaCode]) -> String {
     areas.iter().map(|a| format!(" area {a}")).collect()
 }
 
+/// A database error as the logs need it: tokio-postgres's own `Display` says only
+/// "db error", so the server's report of a `500` named nothing. This gives the
+/// SQLSTATE, the message and where the server raised it (Citus's errors are told
+/// apart by their source file), or the cause of a lost connection.
+pub fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(d) => format!(
+            "{} {}: {} ({}:{})",
+            d.severity(),
+            d.code().code(),
+            d.message(),
+            d.file().unwrap_or("?"),
+            d.line().unwrap_or(0)
+        ),
+        None => match std::error::Error::source(e) {
+            Some(cause) => format!("{e}: {cause}"),
+            None => e.to_string(),
+        },
+    }
+}
+
 impl Error {
     pub(crate) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> Self {
         Error::Invalid {
@@ -248,6 +269,14 @@ impl Error {
     /// say); look at its SQLSTATE to tell them apart, as the server does.
     pub fn is_transient(&self) -> bool {
         matches!(self, Error::Busy(_) | Error::Pool(_) | Error::Database(_))
+    }
+
+    /// True for SQLSTATE `25P02` (`in_failed_sql_transaction`): the statement never
+    /// ran, because one before it in the same transaction had failed. Where statements
+    /// are pipelined, that earlier failure is the one to report.
+    pub(crate) fn follows_a_failure(&self) -> bool {
+        matches!(self, Error::Database(e)
+            if e.code() == Some(&SqlState::IN_FAILED_SQL_TRANSACTION))
     }
 }
 

@@ -1,19 +1,20 @@
 #!/usr/bin/env python3
 """The load's answers around one Citus worker's outage, from load.py's log.
 
-    outage.py --log FILE --down-shows ID,... --up-shows ID,... --down-at T --up-at T
-              --back-at T [--moved-show ID --moved-at T] [--timeout-ms MS] [--json OUT]
+    outage.py --log FILE --down-shows ID,... --up-shows ID,... --down-at T --stopped-at T
+              --up-at T --back-at T [--moved-show ID --moved-at T] [--timeout-ms MS] [--json OUT]
 
-The worker holding --down-shows was stopped at --down-at (epoch seconds) and started
-again at --up-at; --back-at is when the server served one of its shows again. Fails
+The worker holding --down-shows was told to stop at --down-at (epoch seconds), was
+stopped at --stopped-at (its stop returned: a request sent in between may still have
+been served) and started again at --up-at; --back-at is when the server served one of its shows again. Fails
 (exit 1, each problem printed) unless:
-- every request on a --down-shows show sent during the outage (and answered before
-  --up-at) was answered, within the request timeout plus a margin, with `503` and a
+- every request on a --down-shows show sent while the worker was stopped (after
+  --stopped-at, answered before --up-at) was answered, within the request timeout plus a margin, with `503` and a
   `Retry-After` header; or is one the outage does not reach: a seat map the process
   still has in memory (`200`), or `409 idempotency_key_in_use` (a retry while the first
   attempt of its key still runs). Never a `500`, never no answer;
 - the --up-shows (the other worker's) kept selling: some holds or confirms of theirs
-  sent during the outage were acknowledged, and none of their requests was answered
+  sent from --down-at to --up-at were acknowledged, and none of their requests was answered
   `503`;
 - after --back-at, holds of the --down-shows are acknowledged again;
 - with --moved-show (a show whose shard group was moved, the move done at --moved-at):
@@ -45,6 +46,7 @@ def main():
     p.add_argument("--down-shows", required=True)
     p.add_argument("--up-shows", required=True)
     p.add_argument("--down-at", type=float, required=True)
+    p.add_argument("--stopped-at", type=float, required=True)
     p.add_argument("--up-at", type=float, required=True)
     p.add_argument("--back-at", type=float, required=True)
     p.add_argument("--moved-show")
@@ -83,7 +85,7 @@ def main():
         if show in up:
             up_answers[f"{what} {status}"] += 1
             continue
-        if show not in down:
+        if show not in down or sent < args.stopped_at:
             continue
         down_answers[f"{what} {status}"] += 1
         slowest_ms = max(slowest_ms, r["ms"])
@@ -120,6 +122,7 @@ def main():
         problems.append(f"the moved show {args.moved_show} sold nothing after the move")
     figures = {
         "outage_s": round(args.up_at - args.down_at, 2),
+        "stopping_s": round(args.stopped_at - args.down_at, 2),
         "down_shows_503": n503,
         "down_shows_answers": dict(sorted(down_answers.items())),
         "down_shows_slowest_ms": slowest_ms,

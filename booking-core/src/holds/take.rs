@@ -173,6 +173,28 @@ pub(super) async fn take<C: GenericClient>(
             }
         },
     );
+    // A failed statement aborts the transaction, and each one pipelined after it then
+    // fails with 25P02 ("current transaction is aborted"): the cause is the first
+    // failure in the order sent (a worker lost on Citus, say), which is reported.
+    let errs = [
+        set.as_ref().err(),
+        snap.as_ref().err(),
+        place_tickets.as_ref().err(),
+    ];
+    if errs
+        .into_iter()
+        .chain([early.as_ref().err()])
+        .flatten()
+        .any(Error::follows_a_failure)
+    {
+        set?;
+        snap?;
+        place_tickets?;
+        early?;
+        return Err(Error::Invariant(
+            "a statement failed as after a failure, yet none before it did".into(),
+        ));
+    }
     set?;
     // A show that does not sell now, before anything is said of its seats.
     let snap = match snap {

@@ -300,7 +300,7 @@ impl From<CoreError> for ApiError {
                 e
             }
             CoreError::Database(e) if is_transient(&e) => {
-                tracing::warn!(error = %e, "database unavailable");
+                tracing::warn!(error = %booking_core::error::describe(&e), "database unavailable");
                 ApiError::unavailable("The database cannot be reached right now; retry shortly.")
             }
             CoreError::Pool(e) => {
@@ -341,19 +341,25 @@ fn is_transient(e: &booking_core::tokio_postgres::Error) -> bool {
 /// never came), with no SQLSTATE of the cause. Those are told apart by where they
 /// were raised (the report's source file, sent with every error): Citus's connection
 /// and remote-transaction code, which raises nothing but connection trouble as
-/// `XX000`. The statement did not finish on the worker (a COMMIT may be in doubt, as
+/// `XX000`; its placement code, whose one `XX000` is "could not commit transaction
+/// for shard N on at least one active node" (the worker's COMMIT got no answer); and
+/// its COPY code, which says "failed to COPY to shard" with `58030` (`io_error`)
+/// when the connection that carries a statement's intermediate result to the worker
+/// breaks. The statement did not finish on the worker (a COMMIT may be in doubt, as
 /// with any lost connection): worth a retry, `503`. Tried on `scripts/citus.sh`'s
-/// formation (Citus 13.0.3) with a worker stopped `-m immediate` under load: without
-/// this, those answered `500`.
+/// formation (Citus 13.0.3) with a worker stopped `-m immediate` under load
+/// (`scripts/faults.sh citus`): without this, those answered `500`.
 fn citus_lost_a_node(e: &booking_core::tokio_postgres::Error) -> bool {
-    const CITUS_CONNECTION_SOURCES: [&str; 3] = [
+    use booking_core::tokio_postgres::error::SqlState;
+    const CONNECTION_SOURCES: [&str; 4] = [
         "remote_transaction.c",
         "remote_commands.c",
         "connection_management.c",
+        "placement_connection.c",
     ];
-    e.as_db_error().is_some_and(|d| {
-        *d.code() == booking_core::tokio_postgres::error::SqlState::INTERNAL_ERROR
-            && d.file()
-                .is_some_and(|f| CITUS_CONNECTION_SOURCES.contains(&f))
+    e.as_db_error().is_some_and(|d| match d.file() {
+        Some(f) if *d.code() == SqlState::INTERNAL_ERROR => CONNECTION_SOURCES.contains(&f),
+        Some("multi_copy.c") => *d.code() == SqlState::IO_ERROR,
+        _ => false,
     })
 }
