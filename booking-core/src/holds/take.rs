@@ -180,19 +180,15 @@ pub(super) async fn take<C: GenericClient>(
         set.as_ref().err(),
         snap.as_ref().err(),
         place_tickets.as_ref().err(),
+        early.as_ref().err(),
     ];
-    if errs
-        .into_iter()
-        .chain([early.as_ref().err()])
-        .flatten()
-        .any(Error::follows_a_failure)
-    {
+    if errs.into_iter().flatten().any(Error::follows_a_failure) {
         set?;
         snap?;
         place_tickets?;
         early?;
         return Err(Error::Invariant(
-            "a statement failed as after a failure, yet none before it did".into(),
+            "a statement failed with 25P02, yet none sent before it failed".into(),
         ));
     }
     set?;
