@@ -7,10 +7,11 @@
 //! formation, 72-300 ms a call against 0.7 ms for a routed read, and on a loaded
 //! machine about 80 ms of CPU of the three nodes per hold at one hold at a time
 //! (BENCHMARKS.md, "Citus formation"). A connection per node kept by the pump reads the
-//! same rule ([`WATERMARK`], the plain one: on the node itself every table is local) in
+//! same rule ([`NODE_WATERMARK`], the formation's: it also leaves out other databases'
+//! prepared transactions) in
 //! one round trip.
 
-use super::sql::WATERMARK;
+use super::sql::NODE_WATERMARK;
 use crate::database::Cached;
 use crate::error::Result;
 use deadpool_postgres::GenericClient;
@@ -24,7 +25,8 @@ const NODES: &str = "SELECT groupid, nodename::text, nodeport FROM pg_dist_node
                       WHERE isactive AND noderole = 'primary' ORDER BY groupid";
 
 /// SQL: this node's watermark, as text.
-static WATERMARK_HERE: LazyLock<String> = LazyLock::new(|| format!("SELECT ({WATERMARK})::text"));
+static WATERMARK_HERE: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT ({NODE_WATERMARK})::text"));
 
 /// How long connecting to a node may take before it counts as down for this round.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);

@@ -4,7 +4,7 @@
 
 use super::event::{event_from_row, parse_xid};
 use super::links::NodeLinks;
-use super::sql::{read_for, NODE_WATERMARK, WATERMARK};
+use super::sql::{read_for, NODE_WATERMARK};
 use super::{Cursor, Position, SeatEvent};
 use crate::database::Cached;
 use crate::domain::ShowId;
@@ -29,7 +29,7 @@ pub async fn read_after<C: GenericClient>(
     }
 }
 
-/// SQL: each node's watermark ([`WATERMARK`], run on the node itself over its own
+/// SQL: each node's watermark ([`NODE_WATERMARK`], run on the node itself over its own
 /// snapshot and backends, by Citus's `run_command_on_all_nodes`), as `node` (its group
 /// id) and `wm` (the `xid8` as text). A node that cannot be reached is left out: its
 /// events wait, every other node's are read.
@@ -37,7 +37,7 @@ static NODE_WATERMARKS: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT split_part(result, ' ', 1)::int AS node, split_part(result, ' ', 2) AS wm
            FROM run_command_on_all_nodes(
-                $c$SELECT groupid || ' ' || {WATERMARK} FROM pg_dist_local_group$c$)
+                $c$SELECT groupid || ' ' || {NODE_WATERMARK} FROM pg_dist_local_group$c$)
           WHERE success"
     )
 });
@@ -74,7 +74,19 @@ pub(super) async fn read_nodes<C: GenericClient>(
     limit: i64,
     links: Option<&mut NodeLinks>,
 ) -> Result<NodesPage> {
-    let (nodes, wms) = match links {
+    let (nodes, wms) = watermarks(client, links).await?;
+    let events = read_nodes_below(client, cursor, &nodes, &wms, limit).await?;
+    Ok(NodesPage { events, nodes })
+}
+
+/// Each reachable node's group id and watermark (an `xid8` as text), in node order:
+/// over `links` when given, else with [`NODE_WATERMARKS`]. The pump's and the webhook
+/// router's one source of the watermarks on a formation.
+pub(crate) async fn watermarks<C: GenericClient>(
+    client: &C,
+    links: Option<&mut NodeLinks>,
+) -> Result<(Vec<i32>, Vec<String>)> {
+    Ok(match links {
         Some(links) => links.watermarks(client).await?,
         None => {
             let marks = client.cq(&NODE_WATERMARKS, &[]).await?;
@@ -83,9 +95,7 @@ pub(super) async fn read_nodes<C: GenericClient>(
                 marks.iter().map(|r| r.get("wm")).collect(),
             )
         }
-    };
-    let events = read_nodes_below(client, cursor, &nodes, &wms, limit).await?;
-    Ok(NodesPage { events, nodes })
+    })
 }
 
 async fn read_nodes_below<C: GenericClient>(
@@ -119,7 +129,7 @@ pub(super) async fn pending_on_nodes<C: GenericClient>(
 
 /// Where the whole feed stands now on a formation: each node's newest event below
 /// its watermark.
-pub(super) async fn head_nodes<C: GenericClient>(client: &C) -> Result<Cursor> {
+pub(crate) async fn head_nodes<C: GenericClient>(client: &C) -> Result<Cursor> {
     let mut cursor = Cursor::start();
     for mark in client.cq(&NODE_WATERMARKS, &[]).await? {
         let (node, wm): (i32, String) = (mark.get("node"), mark.get("wm"));
@@ -146,14 +156,17 @@ pub(super) async fn head_nodes<C: GenericClient>(client: &C) -> Result<Cursor> {
 /// (`$1` show; `$2`..`$4` after: epoch, xid, id), at most `$8`. Events the show's node
 /// wrote are cut at its own watermark ([`NODE_WATERMARK`]); those another node wrote
 /// came with a shard move, which waited for them to commit. With `$5`..`$7` (node,
-/// xid, id per node: where the process's pump stands), only the events up to there.
+/// xid, id per node), only the events up to there. With `$9` (`$5`..`$7` is where
+/// the process's pump stands), no cut: the pump handed each of them out below its
+/// node's watermark, so its transaction had ended (`sql::read_handed_out` says why a
+/// second cut could lose some).
 static READ_SHOW_ON_NODES: LazyLock<String> = LazyLock::new(|| {
     format!(
         "SELECT e.xid::text AS xid_text, e.id, e.show_id, e.cause, e.seats, e.node, e.epoch
            FROM seat_events e
           WHERE e.show_id = $1
             AND (e.epoch, e.xid, e.id) > ($2::int, $3::text::xid8, $4)
-            AND (e.node <> booking_node(e.show_id) OR e.xid < {NODE_WATERMARK})
+            AND ($9::bool OR e.node <> booking_node(e.show_id) OR e.xid < {NODE_WATERMARK})
             AND ($5::int[] IS NULL
                  OR EXISTS (SELECT 1 FROM unnest($5::int[], $6::text[], $7::bigint[]) AS u(node, xid, id)
                              WHERE u.node = e.node AND (e.xid, e.id) <= (u.xid::xid8, u.id)))
@@ -167,6 +180,7 @@ pub(super) async fn read_show_on_nodes<C: GenericClient>(
     show: ShowId,
     after: Position,
     until: Option<&Cursor>,
+    handed_out: bool,
     limit: i64,
 ) -> Result<Vec<SeatEvent>> {
     let after_xid = after.xid.to_string();
@@ -197,6 +211,7 @@ pub(super) async fn read_show_on_nodes<C: GenericClient>(
                 &xids,
                 &ids,
                 &limit,
+                &handed_out,
             ],
         )
         .await?;
@@ -204,7 +219,8 @@ pub(super) async fn read_show_on_nodes<C: GenericClient>(
 }
 
 /// [`read`] for a follower of one show that stands at `until` in the whole feed (its
-/// process's pump): the show's events after `after`, up to there.
+/// process's pump): the show's events after `after`, up to there, every one of them
+/// handed out by the pump already (so not cut at the watermark again).
 pub(super) async fn read_show_until<C: GenericClient>(
     client: &C,
     settings: &crate::Settings,
@@ -214,17 +230,9 @@ pub(super) async fn read_show_until<C: GenericClient>(
     limit: i64,
 ) -> Result<Vec<SeatEvent>> {
     if settings.distributed {
-        read_show_on_nodes(client, show, after, Some(until), limit).await
+        read_show_on_nodes(client, show, after, Some(until), true, limit).await
     } else {
-        read_for(
-            client,
-            settings,
-            Some(show),
-            after,
-            Some(until.of(0)),
-            limit,
-        )
-        .await
+        super::sql::read_handed_out(client, show, after, until.of(0), limit).await
     }
 }
 

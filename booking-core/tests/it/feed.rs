@@ -473,20 +473,18 @@ async fn a_hold_refuses_a_seat_written_by_a_younger_transaction_so_the_feed_keep
     let show = db.show(1, 4).await;
     let engine = db.engine();
 
-    // C's transaction gets its id first (it is older) ...
+    // C's transaction gets its id first (it is older) ... on the show's node: on a
+    // formation the coordinator's own id would say nothing of the order there.
+    let node_xid = "SELECT booking_xid(sh.id) FROM shows sh WHERE sh.id = $1";
     let mut c_client = db.client().await;
     let mut c = c_client.transaction().await.unwrap();
-    c.query_one("SELECT pg_current_xact_id()", &[])
-        .await
-        .unwrap();
+    c.query_one(node_xid, &[&show.id.get()]).await.unwrap();
 
     // ... then a younger transaction holds A2 and releases it again, and commits: A2 is
     // free, last written by a transaction younger than C.
     let mut t_client = db.client().await;
     let mut t = t_client.transaction().await.unwrap();
-    t.query_one("SELECT pg_current_xact_id()", &[])
-        .await
-        .unwrap();
+    t.query_one(node_xid, &[&show.id.get()]).await.unwrap();
     let h = holds::hold(&mut t, &engine, &request(&show, "bob", &["A2"]))
         .await
         .unwrap();

@@ -18,6 +18,7 @@ mod engine;
 mod expiry;
 mod expiry_by_show;
 mod feed;
+mod feed_prepared;
 mod feed_watermark;
 mod feed_xids;
 mod formation;
