@@ -7,7 +7,8 @@
 //! the shows. Its events reach it in two steps, both on PostgreSQL only:
 //!
 //! 1. **Routing** (`webhooks/route.rs`): each endpoint has a cursor in the feed
-//!    (`webhooks.routed_*`). A worker locks the endpoint's row (`FOR UPDATE SKIP
+//!    (`webhooks.routed_*`; on a Citus formation one per node, `webhook_cursors`,
+//!    each read on below its node's own watermark). A worker locks the endpoint's row (`FOR UPDATE SKIP
 //!    LOCKED`: one router per endpoint at a time, across processes), reads the feed on
 //!    from the cursor below the watermark (`xid < pg_snapshot_xmin(...)`, see
 //!    [`crate::feed`]), inserts one delivery per wanted event with its body, and moves
@@ -246,9 +247,13 @@ fn webhook_from_row(r: &tokio_postgres::Row) -> Result<Webhook> {
 }
 
 /// Creates an endpoint with a new secret (returned in [`Webhook::secret`]). It gets
-/// the events that come after the feed's head now. [`Error::ShowNotFound`] when a
-/// named show does not exist.
-pub async fn create<C: GenericClient>(client: &C, new: &NewWebhook) -> Result<Webhook> {
+/// the events that come after the feed's head now (on a formation, each node's head:
+/// `webhook_cursors`). [`Error::ShowNotFound`] when a named show does not exist.
+pub async fn create<C: GenericClient>(
+    client: &C,
+    settings: &crate::Settings,
+    new: &NewWebhook,
+) -> Result<Webhook> {
     let shows: Option<Vec<i64>> = new
         .shows
         .as_ref()
@@ -264,23 +269,61 @@ pub async fn create<C: GenericClient>(client: &C, new: &NewWebhook) -> Result<We
     }
     let events: Vec<&str> = new.events.iter().map(|e| e.as_str()).collect();
     let secret = sign::new_secret();
-    // The cursor starts at the newest event that can be read now: an endpoint gets
-    // what happens after it was made, not the feed's history.
-    let row = client
-        .cq_one(
-            &format!(
-                "INSERT INTO webhooks (id, url, events, shows, secret, routed_xid, routed_id)
-                 SELECT $1, $2, $3, $4, $5, coalesce(h.xid, '0'::xid8), coalesce(h.id, 0)
-                   FROM (SELECT NULL) one
-                   LEFT JOIN LATERAL (
-                        SELECT xid, id FROM seat_events
-                         WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
-                         ORDER BY xid DESC, id DESC LIMIT 1) h ON true
-                 RETURNING {WEBHOOK_COLUMNS}"
-            ),
-            &[&Uuid::new_v4(), &new.url.as_str(), &events, &shows, &secret],
-        )
-        .await?;
+    let id = Uuid::new_v4();
+    let row = if settings.distributed {
+        // Each node's newest event below its own watermark; the endpoint and its
+        // cursors in one statement. `routed_*` is not used on a formation. A node that
+        // cannot be reached now has no cursor: its events before now are routed too
+        // (more than asked for, never less).
+        let head = crate::feed::head_nodes(client).await?;
+        let nodes: Vec<i32> = head.nodes().map(|p| p.node()).collect();
+        let xids: Vec<String> = head.nodes().map(|p| p.xid().to_string()).collect();
+        let ids: Vec<i64> = head.nodes().map(|p| p.id()).collect();
+        client
+            .cq_one(
+                &format!(
+                    "WITH w AS (
+                         INSERT INTO webhooks (id, url, events, shows, secret, routed_xid, routed_id)
+                         VALUES ($1, $2, $3, $4, $5, '0', 0)
+                         RETURNING {WEBHOOK_COLUMNS}
+                     ), c AS (
+                         INSERT INTO webhook_cursors (webhook_id, node, xid, id)
+                         SELECT $1, u.node, u.xid::xid8, u.id
+                           FROM unnest($6::int[], $7::text[], $8::bigint[]) AS u(node, xid, id)
+                     )
+                     SELECT * FROM w"
+                ),
+                &[
+                    &id,
+                    &new.url.as_str(),
+                    &events,
+                    &shows,
+                    &secret,
+                    &nodes,
+                    &xids,
+                    &ids,
+                ],
+            )
+            .await?
+    } else {
+        // The cursor starts at the newest event that can be read now: an endpoint gets
+        // what happens after it was made, not the feed's history.
+        client
+            .cq_one(
+                &format!(
+                    "INSERT INTO webhooks (id, url, events, shows, secret, routed_xid, routed_id)
+                     SELECT $1, $2, $3, $4, $5, coalesce(h.xid, '0'::xid8), coalesce(h.id, 0)
+                       FROM (SELECT NULL) one
+                       LEFT JOIN LATERAL (
+                            SELECT xid, id FROM seat_events
+                             WHERE xid < pg_snapshot_xmin(pg_current_snapshot())
+                             ORDER BY xid DESC, id DESC LIMIT 1) h ON true
+                     RETURNING {WEBHOOK_COLUMNS}"
+                ),
+                &[&id, &new.url.as_str(), &events, &shows, &secret],
+            )
+            .await?
+    };
     let mut hook = webhook_from_row(&row)?;
     hook.secret = Some(secret);
     Ok(hook)
@@ -406,7 +449,8 @@ pub async fn deliveries<C: GenericClient>(
     get(client, id).await?;
     let rows = client
         .cq(
-            "SELECT seq, xid::text AS xid_text, event_id, type, show_id, attempts, created_at,
+            "SELECT seq, node, epoch, xid::text AS xid_text, event_id, type, show_id, attempts,
+                    created_at,
                     last_attempt_at, last_status, last_error, next_attempt_at, delivered_at,
                     failed_at
                FROM webhook_deliveries
@@ -426,7 +470,7 @@ pub async fn deliveries<C: GenericClient>(
             (None, None) => DeliveryStatus::Pending,
         };
         out.push(Delivery {
-            id: deliver::message_id(r.get("xid_text"), r.get("event_id")),
+            id: deliver::message_id(r),
             r#type: EventType::from_db(r.get("type"))?,
             show_id: ShowId::from_db(r.get("show_id")),
             status,

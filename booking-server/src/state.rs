@@ -132,12 +132,17 @@ impl AppState {
         let webhook_pool = Self::pool_on(config, webhook_pg, WEBHOOK_POOL_SIZE)?;
         Ok(AppState {
             webhook_pool,
-            webhook_options: config.webhook_options().map_err(|reason| {
-                booking_core::Error::Invalid {
-                    field: "WEBHOOK_CA_FILE".into(),
-                    reason,
-                }
-            })?,
+            webhook_options: booking_core::webhooks::worker::WorkerOptions {
+                // On Citus the router, as the pump, reads each node's watermark over a
+                // connection of its own to that node.
+                nodes: engine.settings().distributed.then(|| pg.clone()),
+                ..config
+                    .webhook_options()
+                    .map_err(|reason| booking_core::Error::Invalid {
+                        field: "WEBHOOK_CA_FILE".into(),
+                        reason,
+                    })?
+            },
             rate_limits: config.rate_limits(crate::rate_limit::Clock::system()),
             cors: config
                 .cors()

@@ -26,7 +26,7 @@ pub async fn create(state: &AppState, parts: &Parts, body: Bytes) -> Result<Repl
     let b: NewWebhookBody = http::parse_json(&body)?;
     let new = NewWebhook::parse(&b.url, &b.events, b.shows.as_deref())?;
     let client = state.client().await?;
-    let hook = webhooks::create(&client, &new).await?;
+    let hook = webhooks::create(&client, state.engine.settings(), &new).await?;
     Ok(Reply::json(StatusCode::CREATED, &hook))
 }
 

@@ -53,10 +53,18 @@ pub(super) fn http_client(
         .build(https))
 }
 
-/// The `webhook-id` of a delivery: its event's feed position, the same at every
-/// attempt and for every endpoint (receivers deduplicate by it).
-pub(super) fn message_id(xid: &str, event_id: i64) -> String {
-    format!("evt_{xid}_{event_id}")
+/// The `webhook-id` of a delivery: its event's feed position with `_` for `.`
+/// (`evt_{xid}_{id}`; on a formation `evt_{node}_{epoch}_{xid}_{id}`), the same at
+/// every attempt and for every endpoint (receivers deduplicate by it). Read from row
+/// `r` of `webhook_deliveries` (`node`, `epoch`, `xid_text`, `event_id`).
+pub(super) fn message_id(r: &tokio_postgres::Row) -> String {
+    let (node, epoch): (i32, i32) = (r.get("node"), r.get("epoch"));
+    let (xid, event_id): (&str, i64) = (r.get("xid_text"), r.get("event_id"));
+    if node != 0 || epoch != 0 {
+        format!("evt_{node}_{epoch}_{xid}_{event_id}")
+    } else {
+        format!("evt_{xid}_{event_id}")
+    }
 }
 
 /// A delivery this process holds the lease of.
@@ -91,7 +99,7 @@ pub(super) async fn claim<C: GenericClient>(
                         lease_until
                    FROM webhook_deliveries
                   WHERE delivered_at IS NULL AND failed_at IS NULL
-                  ORDER BY webhook_id, show_id, xid, event_id
+                  ORDER BY webhook_id, show_id, epoch, xid, event_id
              ), due AS (
                  SELECT webhook_id, seq FROM heads
                   WHERE next_attempt_at <= now() AND (lease_until IS NULL OR lease_until < now())
@@ -106,7 +114,8 @@ pub(super) async fn claim<C: GenericClient>(
               WHERE d.webhook_id = due.webhook_id AND d.seq = due.seq AND w.id = d.webhook_id
                 AND d.delivered_at IS NULL AND d.failed_at IS NULL
                 AND (d.lease_until IS NULL OR d.lease_until < now())
-             RETURNING d.webhook_id, d.seq, d.xid::text AS xid_text, d.event_id, d.body, w.url,
+             RETURNING d.webhook_id, d.seq, d.node, d.epoch, d.xid::text AS xid_text, d.event_id,
+                       d.body, w.url,
                        w.secret, w.failing_since IS NOT NULL AS failing",
             &[&n, &(lease.as_millis() as f64), &token],
         )
@@ -116,7 +125,7 @@ pub(super) async fn claim<C: GenericClient>(
         .map(|r| Claimed {
             webhook: r.get("webhook_id"),
             seq: r.get("seq"),
-            message_id: message_id(r.get("xid_text"), r.get("event_id")),
+            message_id: message_id(r),
             body: r.get("body"),
             url: r.get("url"),
             secret: r.get("secret"),

@@ -6,6 +6,7 @@ use super::deliver::{self, HttpClient, Retry};
 use super::route;
 use crate::database::Cached;
 use crate::engine::Engine;
+use crate::feed::NodeLinks;
 use deadpool_postgres::Pool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -47,6 +48,12 @@ pub struct WorkerOptions {
     pub extra_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
     /// Called with each attempt's outcome and the count of failing endpoints.
     pub observer: Option<Arc<dyn Fn(Observed) + Send + Sync>>,
+    /// On a Citus formation: the coordinator's connection settings, with which the
+    /// router keeps a connection of its own to each node to read that node's watermark
+    /// (as [`crate::feed::FeedOptions::nodes`]). `None`: Citus's
+    /// `run_command_on_all_nodes`, which connects to every node anew each round.
+    /// Unused on plain PostgreSQL. Default: `None`.
+    pub nodes: Option<tokio_postgres::Config>,
 }
 
 impl Default for WorkerOptions {
@@ -61,6 +68,7 @@ impl Default for WorkerOptions {
             retention: Duration::from_secs(7 * 24 * 3600),
             extra_roots: Vec::new(),
             observer: None,
+            nodes: None,
         }
     }
 }
@@ -115,9 +123,17 @@ pub async fn run(engine: Engine, pool: Pool, options: WorkerOptions, stop: Cance
     let mut running: JoinSet<()> = JoinSet::new();
     let mut last_failing = Instant::now() - FAILING_EVERY;
     let mut last_prune = Instant::now();
+    let distributed = engine.settings().distributed;
+    let mut router = Router {
+        pool: &pool,
+        distributed,
+        links: distributed
+            .then(|| options.nodes.clone().map(NodeLinks::new))
+            .flatten(),
+    };
     loop {
         let started = Instant::now();
-        let found = round(&pool, &http, &retry, lease, &options, &mut running).await;
+        let found = round(&mut router, &http, &retry, lease, &options, &mut running).await;
         if started.duration_since(last_failing) >= FAILING_EVERY {
             last_failing = started;
             report_failing(&pool, &options).await;
@@ -160,9 +176,17 @@ enum Found {
     Nothing,
 }
 
+/// What routing needs: the pool, whether it is a formation, and on one the
+/// connections to each node.
+struct Router<'a> {
+    pool: &'a Pool,
+    distributed: bool,
+    links: Option<NodeLinks>,
+}
+
 /// One round: route, then fill the free slots with due deliveries.
 async fn round(
-    pool: &Pool,
+    router: &mut Router<'_>,
     http: &HttpClient,
     retry: &Retry,
     lease: Duration,
@@ -170,7 +194,8 @@ async fn round(
     running: &mut JoinSet<()>,
 ) -> Found {
     while running.try_join_next().is_some() {}
-    let routed = match route::route_all(pool).await {
+    let pool = router.pool;
+    let routed = match route::route_all(pool, router.distributed, router.links.as_mut()).await {
         Ok(r) => r,
         Err(e) => {
             tracing::warn!(error = %e, "webhooks: routing failed; retrying");

@@ -14,6 +14,9 @@ mod bad_input;
 mod cart;
 mod common;
 mod events;
+// The core's test databases on a Citus formation, one source for both crates' tests.
+#[path = "../../../booking-core/tests/it/formation.rs"]
+mod formation;
 mod idempotency;
 mod inventory;
 mod keyed_batches;

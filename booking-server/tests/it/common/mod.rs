@@ -58,6 +58,9 @@ pub async fn fresh_database() -> String {
         .batch_execute(&format!("CREATE DATABASE {name}"))
         .await
         .expect("create test database");
+    if crate::formation::is_coordinator(&client).await {
+        crate::formation::prepare(&admin, &client, &name).await;
+    }
     with_database(&url, &name)
 }
 
