@@ -90,6 +90,15 @@ pub(crate) async fn hold_pooled_as(
     hold_id: HoldId,
 ) -> Result<Hold> {
     let ttl = check(req, engine.settings())?;
+    if engine.settings().distributed {
+        // Citus plans this statement's CTEs apart and ships their results between
+        // them (`invalid input syntax for type bigint: "PGCOPY"` on Citus 13.0.3, and
+        // without `FOR UPDATE` no longer one snapshot), and refuses the places'
+        // statement (`LIMIT` in a lateral subquery, "cannot push down this
+        // subquery"): there the two-step hold, whose every statement the router runs
+        // whole on the show's node.
+        return hold_as(client, engine, req, hold_id).await;
+    }
     if place_batch::batchable(req) {
         // Places only: the statement of a batch of places, for one.
         let outcome = place_batch::write(client, engine, &[(req, hold_id)]).await?;
@@ -102,13 +111,6 @@ pub(crate) async fn hold_pooled_as(
     if !req.areas.is_empty() {
         // Seats and places: the places are claimed after the seats' locks, in a
         // transaction.
-        return hold_as(client, engine, req, hold_id).await;
-    }
-    if engine.settings().distributed {
-        // Citus plans this statement's CTEs apart and ships their results between
-        // them (`invalid input syntax for type bigint: "PGCOPY"` on Citus 13.0.3, and
-        // without `FOR UPDATE` no longer one snapshot): there the two-step hold, whose
-        // every statement the router runs whole on the show's node.
         return hold_as(client, engine, req, hold_id).await;
     }
     let labels: Vec<&str> = req.seats.labels().iter().map(SeatLabel::as_str).collect();

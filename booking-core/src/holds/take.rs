@@ -174,8 +174,11 @@ pub(super) async fn take<C: GenericClient>(
         },
     );
     // A failed statement aborts the transaction, and each one pipelined after it then
-    // fails with 25P02 ("current transaction is aborted"): the cause is the first
-    // failure in the order sent (a worker lost on Citus, say), which is reported.
+    // fails with 25P02 ("current transaction is aborted"): the cause is the one failure
+    // that is not 25P02 (a lock wait timed out, a worker lost on Citus), which is
+    // reported. Not the first in the order written here: a statement not prepared yet
+    // on this connection is prepared first, a round trip, and then sent after the
+    // others (seen on Citus: the lock bound's 25P02 behind the snapshot's lock timeout).
     let errs = [
         set.as_ref().err(),
         snap.as_ref().err(),
@@ -183,12 +186,19 @@ pub(super) async fn take<C: GenericClient>(
         early.as_ref().err(),
     ];
     if errs.into_iter().flatten().any(Error::follows_a_failure) {
-        set?;
-        snap?;
-        place_tickets?;
-        early?;
+        // Each arm's result is an error: `?` returns it.
+        match errs
+            .iter()
+            .position(|e| e.is_some_and(|e| !e.follows_a_failure()))
+        {
+            Some(0) => set.map(drop)?,
+            Some(1) => snap.map(drop)?,
+            Some(2) => place_tickets.map(drop)?,
+            Some(3) => early.map(drop)?,
+            _ => {}
+        }
         return Err(Error::Invariant(
-            "a statement failed with 25P02, yet none sent before it failed".into(),
+            "every failed statement failed with 25P02: none was the cause".into(),
         ));
     }
     set?;

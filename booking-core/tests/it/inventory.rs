@@ -6,8 +6,8 @@ use crate::common::{patient, request, user, TestDb};
 use booking_core::holds::batch;
 use booking_core::{
     best, blocks, bookings, database, feed, holds, seats, shows, venues, BestRequest, Category,
-    Currency, Engine, Error, Feature, Layout, NewShow, NewVenue, RowLabel, RowSpec, SeatCount,
-    SeatLabel, SeatSelection, SeatState, Section, Show, ShowLayout, TicketTypeName,
+    Currency, Error, Feature, Layout, NewShow, NewVenue, RowLabel, RowSpec, SeatCount, SeatLabel,
+    SeatSelection, SeatState, Section, Show, ShowLayout, TicketTypeName,
 };
 use rand::seq::SliceRandom;
 use rand::Rng;
@@ -95,7 +95,7 @@ async fn a_show_from_a_venue_keeps_its_seats_when_the_venue_changes() {
     assert_eq!(before.seats[6].features, vec!["wheelchair".to_owned()]);
 
     // Sell a seat of the first show, then rebuild the venue completely.
-    let engine = Engine::default();
+    let engine = db.engine();
     let hold = holds::hold(
         &mut db.client().await,
         &engine,
@@ -184,7 +184,7 @@ async fn sections_label_their_seats_and_keep_row_labels_apart() {
     assert_eq!(got[0], ("101-A1", Some("101")));
     assert_eq!(got[4], ("102-A1", Some("102")));
     assert_eq!(got[8], ("A1", None));
-    let engine = Engine::default();
+    let engine = db.engine();
     let hold = holds::hold(
         &mut db.client().await,
         &engine,
@@ -206,7 +206,7 @@ async fn sections_label_their_seats_and_keep_row_labels_apart() {
 async fn a_block_takes_free_seats_only_and_is_in_the_feed() {
     let db = TestDb::new().await;
     let show = db.show(2, 10).await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let held = holds::hold(
         &mut db.client().await,
         &engine,
@@ -397,7 +397,7 @@ async fn ticket_types_price_each_seat_and_refuse_what_they_do_not_sell() {
     .await;
     let names: Vec<&str> = show.ticket_types.iter().map(|t| t.name.as_str()).collect();
     assert_eq!(names, ["adult", "child"]);
-    let engine = Engine::default();
+    let engine = db.engine();
     let child = TicketTypeName::parse("child").unwrap();
     let with_types = |seats: &[&str], types: &[(&str, &str)]| {
         let mut req = request(&show, "alice", seats);
@@ -658,7 +658,7 @@ async fn fifty_concurrent_holds_of_one_user_stop_at_the_limit() {
 #[tokio::test]
 async fn best_available_never_breaks_its_filters() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let mut rng = rand::thread_rng();
     for round in 0..6 {
         let mut rows = Vec::new();
@@ -758,7 +758,7 @@ async fn best_available_never_breaks_its_filters() {
 #[tokio::test]
 async fn best_available_ranks_a_section_as_a_house() {
     let db = TestDb::new().await;
-    let engine = Engine::default();
+    let engine = db.engine();
     let rows: Vec<RowSpec> = ["A", "B", "C", "D", "E", "F"]
         .iter()
         .enumerate()
