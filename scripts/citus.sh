@@ -6,6 +6,10 @@
 #                             under .citus/ (first time), start it, print the
 #                             coordinator's DATABASE_URL
 #   scripts/citus.sh stop     stop every node (the data stays for next time)
+#   scripts/citus.sh install  only build and install Citus if it is not installed (its
+#                             build packages may upgrade PostgreSQL's own in place, and
+#                             a server already running would then fail to load
+#                             plpgsql: scripts/test.sh installs first, then starts)
 #   scripts/citus.sh crash PORT
 #                             stop the node on PORT the way a crash would (`-m immediate`:
 #                             backends killed, recovery from WAL when `start` starts it
@@ -263,6 +267,7 @@ cmd_destroy() {
 
 case "${1:-}" in
     start) cmd_start ;;
+    install) citus_installed || build_citus ;;
     stop) cmd_stop ;;
     status) cmd_status ;;
     url) url ;;
@@ -271,5 +276,5 @@ case "${1:-}" in
     crash) [ $# -eq 2 ] || die "usage: scripts/citus.sh crash PORT"; cmd_crash "$2" ;;
     start-node) [ $# -eq 2 ] || die "usage: scripts/citus.sh start-node PORT"; cmd_start_node "$2" ;;
     createdb) [ $# -eq 2 ] || die "usage: scripts/citus.sh createdb NAME"; cmd_createdb "$2" ;;
-    *) sed -n '2,43p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+    *) sed -n '2,47p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -18,7 +18,8 @@
 #   failover     a pg_auto_failover formation; the primary is hard-killed during load
 #   citus        a Citus formation (scripts/citus.sh, ports $FAULTS_CITUS_PORT, default
 #                27500, and the next two: below the ephemeral range): a worker stopped as by a crash during load
-#                (its shows 503, the other worker's sell on), then a shard moved
+#                (its shows 503, the other worker's sell on), then a shard moved; every
+#                event reaches a webhook receiver, each show's in order
 #
 # --quick shortens every run (scripts/test.sh uses it for kill-server, restart-db,
 # replicas, authz and fuzz). Everything runs on loopback, against a cluster of its own
@@ -507,6 +508,9 @@ scenario_citus() {
     [ ${#down_shows[@]} -ge 2 ] && [ ${#up_shows[@]} -ge 2 ] \
         || die "not two shows on each worker after 12 (on $victim: ${down_shows[*]:-}; on $other: ${up_shows[*]:-})"
     echo "citus: shows on the worker $victim: ${down_shows[*]}; on $other: ${up_shows[*]}"
+    # Webhooks routed per node: every event of both workers' shows, through the
+    # outage and the move, each show's in its order.
+    webhook_receiver "$url"
     local show_args=() s
     for s in "${down_shows[@]}" "${up_shows[@]}"; do show_args+=(--show "$s"); done
     python3 "$here/scripts/faults/load.py" --url "$url" "${show_args[@]}" --workers 16 \
@@ -561,6 +565,7 @@ scenario_citus() {
         --moved-show "$moved" --moved-at "$t1" --timeout-ms "$timeout_ms" \
         --json "$out/outage.json" || ok=false
     audit "$citus_url" --log "$out/load.log" --sweep-wait 20 --url "$url" --moved-show "$moved" || ok=false
+    webhook_check "$citus_url"
     kill -0 "$srv" 2>/dev/null || { echo "citus: PROBLEM: the server exited"; ok=false; }
     figures down_s="$(elapsed "$t_down" "$t_up")" stop_s="$(elapsed "$t_down" "$t_stopped")" \
         node_start_s="$(elapsed "$t_up" "$t_ready")" recovery_s="$took" move_s="$move_s" \

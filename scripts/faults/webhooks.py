@@ -79,17 +79,24 @@ def psql(db, sql):
     return [line.split("\t") for line in out.splitlines() if line]
 
 
+# SQL: an event's webhook-id, its position with `_` for `.` (`evt_{xid}_{id}`; on a
+# Citus formation `evt_{node}_{epoch}_{xid}_{id}`).
+WEBHOOK_ID = ("'evt_' || CASE WHEN e.node <> 0 OR e.epoch <> 0"
+              " THEN e.node || '_' || e.epoch || '_' ELSE '' END || e.xid::text || '_' || e.id")
+
+
 def check(args):
     hook = json.load(open(args.hook_file))
-    # The feed's events that webhooks send, in feed order, and whether each was routed
-    # to the endpoint (made before the load: every one must be).
+    # The feed's events that webhooks send, each show's in its order (on a formation
+    # shows on two nodes have none between them), and whether each was routed to the
+    # endpoint (made before the load: every one must be).
     want = psql(args.db, f"""
-        SELECT e.show_id, 'evt_' || e.xid::text || '_' || e.id, d.seq IS NOT NULL
+        SELECT e.show_id, {WEBHOOK_ID}, d.seq IS NOT NULL
           FROM seat_events e
           LEFT JOIN webhook_deliveries d
                  ON d.webhook_id = '{hook["id"]}' AND d.xid = e.xid AND d.event_id = e.id
          WHERE e.cause NOT IN ('block', 'unblock')
-         ORDER BY e.xid, e.id""")
+         ORDER BY e.epoch, e.xid, e.id""")
     problems = []
     deadline = time.monotonic() + args.wait
     while True:
@@ -100,12 +107,12 @@ def check(args):
             break
         time.sleep(0.5)
         want = psql(args.db, f"""
-            SELECT e.show_id, 'evt_' || e.xid::text || '_' || e.id, d.seq IS NOT NULL
+            SELECT e.show_id, {WEBHOOK_ID}, d.seq IS NOT NULL
               FROM seat_events e
               LEFT JOIN webhook_deliveries d
                      ON d.webhook_id = '{hook["id"]}' AND d.xid = e.xid AND d.event_id = e.id
              WHERE e.cause NOT IN ('block', 'unblock')
-                 ORDER BY e.xid, e.id""")
+                 ORDER BY e.epoch, e.xid, e.id""")
     unrouted = [w[1] for w in want if w[2] != "t"]
     if unrouted:
         problems.append(f"{len(unrouted)} events never routed, first {unrouted[:3]}")
