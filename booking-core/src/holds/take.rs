@@ -221,7 +221,19 @@ pub(super) async fn take<C: GenericClient>(
     ids.sort_unstable();
     let mut xmins: HashMap<i64, String> = HashMap::new();
     if !ids.is_empty() {
-        lock_and_check(tx, req, &ids, &mut snap.by_label, &mut xmins).await?;
+        if let Err(e) = lock_and_check(tx, req, &ids, &mut snap.by_label, &mut xmins).await {
+            // A show cancelled while we waited for a lock is said before its seats, as
+            // in the snapshot: the cancellation's sweep, a younger transaction, may
+            // rewrite a seat before our waiting lock gets it, and that seat is then
+            // refused as written after us (seen once in CI in `lifecycle_race.rs`).
+            if matches!(
+                e,
+                Error::SeatsUnavailable { .. } | Error::StaleVersion { .. }
+            ) {
+                crate::shows::check_on_sale(tx, req.show).await?;
+            }
+            return Err(e);
+        }
     }
 
     // 4. The places, after the seats (a claim skips locked places: it never waits).
