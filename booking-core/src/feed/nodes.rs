@@ -23,7 +23,7 @@ pub async fn read_after<C: GenericClient>(
     limit: i64,
 ) -> Result<Vec<SeatEvent>> {
     if settings.distributed {
-        Ok(read_nodes(client, cursor, limit, None).await?.events)
+        read_nodes(client, cursor, limit).await
     } else {
         read_for(client, settings, None, cursor.of(0), None, limit).await
     }
@@ -58,25 +58,16 @@ const READ_NODES: &str =
       ORDER BY e.xid, e.id
       LIMIT $5";
 
-/// A page of the whole feed on a formation, and the nodes it read.
-pub(super) struct NodesPage {
-    pub events: Vec<SeatEvent>,
-    /// Every node whose watermark was read (a node down is not among them).
-    pub nodes: Vec<i32>,
-}
-
-/// The next page of the whole feed on a formation, after `cursor` ([`READ_NODES`]).
-/// The watermarks are read over `links` (the pump's connections to each node) when
-/// given, else with [`NODE_WATERMARKS`].
+/// The next page of the whole feed on a formation, after `cursor` ([`READ_NODES`]),
+/// with the watermarks of [`NODE_WATERMARKS`]. (The pump reads them over its own
+/// connections, [`watermarks`], then [`read_nodes_below`].)
 pub(super) async fn read_nodes<C: GenericClient>(
     client: &C,
     cursor: &Cursor,
     limit: i64,
-    links: Option<&mut NodeLinks>,
-) -> Result<NodesPage> {
-    let (nodes, wms) = watermarks(client, links).await?;
-    let events = read_nodes_below(client, cursor, &nodes, &wms, limit).await?;
-    Ok(NodesPage { events, nodes })
+) -> Result<Vec<SeatEvent>> {
+    let (nodes, wms) = watermarks(client, None).await?;
+    read_nodes_below(client, cursor, &nodes, &wms, limit).await
 }
 
 /// Each reachable node's group id and watermark (an `xid8` as text), in node order:
@@ -98,6 +89,8 @@ pub(crate) async fn watermarks<C: GenericClient>(
     })
 }
 
+/// The next page of the whole feed on a formation after `cursor`, each node of
+/// `nodes` below its watermark in `wms` ([`READ_NODES`]).
 async fn read_nodes_below<C: GenericClient>(
     client: &C,
     cursor: &Cursor,
@@ -114,17 +107,57 @@ async fn read_nodes_below<C: GenericClient>(
     rows.iter().map(event_from_row).collect()
 }
 
-/// Whether any event of `nodes` is after `cursor`, committed or not: events the
-/// watermark still holds back.
-pub(super) async fn pending_on_nodes<C: GenericClient>(
+/// SQL: [`READ_NODES`] with what it leaves out counted in: every event after each
+/// node's position, those below the node's watermark first (in `(xid, id)` order),
+/// then those it still holds back (`held`). The pump's one read a round: one statement
+/// on every shard where a read and then a look for held-back events were two.
+const READ_NODES_AHEAD: &str =
+    "SELECT e.xid::text AS xid_text, e.id, e.show_id, e.cause, e.seats, e.node, e.epoch,
+            e.xid >= c.wm::xid8 AS held
+       FROM seat_events e
+       JOIN unnest($1::int[], $2::text[], $3::bigint[], $4::text[]) AS c(node, xid, id, wm)
+         ON c.node = e.node
+      WHERE (e.xid, e.id) > (c.xid::xid8, c.id)
+      ORDER BY e.xid >= c.wm::xid8, e.xid, e.id
+      LIMIT $5";
+
+/// What the pump's read of a round found ([`read_nodes_ahead`]).
+pub(super) struct Ahead {
+    /// The events below their nodes' watermarks, at most the limit.
+    pub events: Vec<SeatEvent>,
+    /// Committed events after `cursor` that a watermark still holds back.
+    pub held: bool,
+}
+
+/// The next page of the whole feed on a formation after `cursor`, each node of
+/// `nodes` below its watermark in `wms`, and whether committed events beyond them
+/// wait ([`READ_NODES_AHEAD`]). `events` has `limit` events only when there may be
+/// more below the watermarks: a page with a held-back event has all of those.
+pub(super) async fn read_nodes_ahead<C: GenericClient>(
     client: &C,
     cursor: &Cursor,
     nodes: &[i32],
-) -> Result<bool> {
-    let beyond = vec![u64::MAX.to_string(); nodes.len()];
-    Ok(!read_nodes_below(client, cursor, nodes, &beyond, 1)
-        .await?
-        .is_empty())
+    wms: &[String],
+    limit: i64,
+) -> Result<Ahead> {
+    let at: Vec<Position> = nodes.iter().map(|n| cursor.of(*n)).collect();
+    let xids: Vec<String> = at.iter().map(|p| p.xid.to_string()).collect();
+    let ids: Vec<i64> = at.iter().map(|p| p.id).collect();
+    let rows = client
+        .cq(READ_NODES_AHEAD, &[&nodes, &xids, &ids, &wms, &limit])
+        .await?;
+    let mut ahead = Ahead {
+        events: Vec::with_capacity(rows.len()),
+        held: false,
+    };
+    for row in &rows {
+        if row.get::<_, bool>("held") {
+            ahead.held = true;
+            break;
+        }
+        ahead.events.push(event_from_row(row)?);
+    }
+    Ok(ahead)
 }
 
 /// Where the whole feed stands now on a formation: each node's newest event below

@@ -322,9 +322,8 @@ pub async fn read_for<C: GenericClient>(
                 read_show_on_nodes(client, show, after, until.as_ref(), false, limit).await
             }
             None => {
-                let nodes = read_nodes(client, &Cursor::at(after), limit, None).await?;
-                Ok(nodes
-                    .events
+                let events = read_nodes(client, &Cursor::at(after), limit).await?;
+                Ok(events
                     .into_iter()
                     .filter(|e| e.position.node == after.node)
                     .collect())
