@@ -34,6 +34,8 @@
 # --quick: 2 s runs, herd 500, 1 round: checks that every run works, not figures.
 # --only: just the runs named (holds-c1, holds-c8, holds-c32, holds-one-c32, herd,
 # seatmap, pgbench: all the SQL runs), e.g. to repeat one.
+# BENCH_SERVER_BIN runs another build of booking-server (an A/B of two commits: build
+# the other one in a worktree of its own, with a target directory of its own).
 # The servers run with REQUEST_TIMEOUT_MS=60000 (default 10,000): on the formation,
 # POST /shows of the 100,000-seat show took longer than 10 s and was answered 503.
 set -euo pipefail
@@ -49,7 +51,7 @@ while [ $# -gt 0 ]; do
         --rounds) rounds="$2"; shift 2 ;;
         --out) out="$2"; shift 2 ;;
         --only) only=",$2,"; shift 2 ;;
-        -h|--help) sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,40p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "bench_citus.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -88,7 +90,8 @@ log "building booking-server and booking-bench (release), under $lock"
 flock 9
 nice -n 10 cargo build --quiet --release -p booking-bench -p booking-server
 flock -u 9
-bench_bin=target/release/booking-bench; server_bin=target/release/booking-server
+bench_bin=target/release/booking-bench; server_bin=${BENCH_SERVER_BIN:-target/release/booking-server}
+[ -x "$server_bin" ] || die "no server binary at $server_bin"
 
 env -u DATABASE_URL scripts/pg.sh status || { env -u DATABASE_URL scripts/pg.sh start >/dev/null; started_pg=yes; }
 scripts/citus.sh status || { scripts/citus.sh start >/dev/null; started_citus=yes; }
