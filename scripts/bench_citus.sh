@@ -93,6 +93,11 @@ flock -u 9
 bench_bin=target/release/booking-bench; server_bin=${BENCH_SERVER_BIN:-target/release/booking-server}
 [ -x "$server_bin" ] || die "no server binary at $server_bin"
 
+# Citus first: building it installs PostgreSQL's server-dev package, which may upgrade
+# the server's own package underneath a cluster already running (seen on a fresh
+# machine: 15.18 running, 15.20 installed, "could not load library plpgsql.so:
+# undefined symbol" at the plain cluster's first migration).
+scripts/citus.sh install
 env -u DATABASE_URL scripts/pg.sh status || { env -u DATABASE_URL scripts/pg.sh start >/dev/null; started_pg=yes; }
 scripts/citus.sh status || { scripts/citus.sh start >/dev/null; started_citus=yes; }
 citus_port=${CITUS_PORT:-57300}

@@ -76,6 +76,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+# Citus before any cluster starts: building it installs PostgreSQL's server-dev
+# package, which may upgrade the server's package under a running cluster (see
+# scripts/bench_citus.sh).
+case " ${scenarios[*]} " in *" citus "*) "$here/scripts/citus.sh" install ;; esac
+
 log "building the release server"
 cargo build --release -q -p booking-server --bin booking-server
 server_bin="$here/target/release/booking-server"
