@@ -68,7 +68,7 @@ citus_tests=(races:: ttl:: cart:: retype:: bookings:: changes:: late:: reference
     queue::a_pre_queue_of_1000 queue::joiners_after_the_start inventory::a_show_from_a_venue
     inventory::best_available_ranks inventory::best_available_never_breaks
     inventory::sections_label inventory::a_block_takes_free_seats lifecycle::a_cancel_releases
-    areas:: area_batch:: add_batch:: batch:: shard_move::)
+    areas:: area_batch:: add_batch:: batch:: shard_move:: worker_connections::)
 # Of those, what does not hold on Citus (DESIGN.md's list): batch tests that prove the
 # batch statement itself, which Citus does not run (each request is decided alone there, concurrently:
 # no one statement, no SKIP LOCKED past a locked row, no dealing in queue order), or

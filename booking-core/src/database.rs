@@ -186,6 +186,16 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
 /// lingering in an immediate shutdown: 60 s, twice in `scripts/faults.sh citus`) held
 /// each statement for its show 30 s after the request had been answered `503`; the
 /// pool filled with those, and the other worker's shows answered `503` too.
+///
+/// And on Citus, `citus.max_adaptive_executor_pool_size` = 1: a statement across shows
+/// (the feed pump's read of every shard, `GET /shows`, the sweeper's due holds) runs
+/// its shards' tasks over the one connection per worker this session keeps, not over
+/// more opened for it. At Citus's 16, each such statement opened new connections to
+/// the workers and closed them after its transaction (one is kept per worker,
+/// `citus.max_cached_conns_per_worker`): measured on the dev formation, 10 s of HTTP
+/// holds at c=32 on 16 shows made some 780 new sessions on each worker
+/// (`pg_stat_database.sessions`), about one a hold, each a fork and Citus's start-up;
+/// with 1, 10 a worker, and 135 holds a second instead of 85.
 fn session_settings(connect: Duration) -> String {
     format!(
         "WITH c AS (SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus)
@@ -194,7 +204,8 @@ fn session_settings(connect: Duration) -> String {
                       false),
            CASE WHEN citus THEN set_config('citus.propagate_set_commands', 'local', false) END,
            CASE WHEN citus THEN set_config('citus.all_modifications_commutative', 'on', false) END,
-           CASE WHEN citus THEN set_config('citus.node_connection_timeout', '{}ms', false) END
+           CASE WHEN citus THEN set_config('citus.node_connection_timeout', '{}ms', false) END,
+           CASE WHEN citus THEN set_config('citus.max_adaptive_executor_pool_size', '1', false) END
       FROM c",
         connect.as_millis().clamp(10, 3_600_000)
     )

@@ -38,3 +38,4 @@ mod reports;
 mod retype;
 mod shard_move;
 mod ttl;
+mod worker_connections;
