@@ -188,14 +188,16 @@ pub fn pool(config: tokio_postgres::Config, options: &PoolOptions) -> Result<Poo
 /// pool filled with those, and the other worker's shows answered `503` too.
 ///
 /// And on Citus, `citus.max_adaptive_executor_pool_size` = 1: a statement across shows
-/// (the feed pump's read of every shard, `GET /shows`, the sweeper's due holds) runs
-/// its shards' tasks over the one connection per worker this session keeps, not over
-/// more opened for it. At Citus's 16, each such statement opened new connections to
-/// the workers and closed them after its transaction (one is kept per worker,
-/// `citus.max_cached_conns_per_worker`): measured on the dev formation, 10 s of HTTP
-/// holds at c=32 on 16 shows made some 780 new sessions on each worker
-/// (`pg_stat_database.sessions`), about one a hold, each a fork and Citus's start-up;
-/// with 1, 10 a worker, and 135 holds a second instead of 85.
+/// (the queue admitter's pass, the feed pump's read of every shard, `GET /shows`, the
+/// sweeper's due holds) runs its shards' tasks over the one connection per worker this
+/// session keeps. At Citus's 16 the executor opens more whenever tasks are still queued
+/// after its 10 ms slow start (under load), and closes them after the transaction (one
+/// is kept per worker, `citus.max_cached_conns_per_worker`), each a fork, a TLS
+/// handshake and Citus's start-up on the worker. Measured on the dev formation: 10 s of
+/// HTTP holds at c=32 on 16 shows made some 780 new sessions on each worker
+/// (`pg_stat_database.sessions`); the `gpid` of those connections (`log_connections`)
+/// named the backends running the admitter's pass. With 1: 10 a worker, and 135 holds
+/// a second instead of 85 (`tests/it/worker_connections.rs`).
 fn session_settings(connect: Duration) -> String {
     format!(
         "WITH c AS (SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus') AS citus)
