@@ -50,7 +50,9 @@
 //!   holds of places only by a statement of their own (`holds/place_batch.rs`, run by
 //!   `holds/batch/places.rs`), adds of seats to live holds by another
 //!   (`holds/add_batch.rs`, run by `holds/batch/adds.rs`: `Batcher::add`, `add_all`),
-//!   all from one queue (`holds/batch/queue.rs`). What a request must say of itself:
+//!   all from one queue (`holds/batch/queue.rs`), which refuses from memory a herd on
+//!   seats a snapshot showed taken while it waited (`holds/batch/taken.rs`). What a
+//!   request must say of itself:
 //!   `holds/checks.rs`.
 //! - [`best`]: best available: rank the free groups of `count` seats (`best/rank.rs`,
 //!   [`best::rank`], pure: rows from two thirds back, centre of the row, aisles, no

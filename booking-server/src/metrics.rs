@@ -275,6 +275,11 @@ impl Metrics {
                 "Hold batches that failed; their requests were retried one by one",
                 b.failed,
             ),
+            (
+                "booking_hold_batch_refused_from_memory",
+                "Batched holds refused without the database: seats or areas a snapshot read while they waited showed taken",
+                b.refused_from_memory,
+            ),
         ] {
             sampled.register(name, help, ConstCounter::new(value));
         }

@@ -51,8 +51,9 @@ mod places;
 mod queue;
 mod refusals;
 mod statement;
+mod taken;
 
-use super::take::{hold_as, named_types, snapshot_of, wanted_versions, written_by};
+use super::take::{hold_seen, named_types, snapshot_of, wanted_versions, written_by};
 use super::{place_batch, Hold, HoldRequest};
 use crate::database::Cached;
 use crate::domain::{AreaCode, HoldId, ShowId};
@@ -75,6 +76,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
+use taken::Taken;
 use tokio::sync::{mpsc, oneshot, OwnedSemaphorePermit};
 use tokio_postgres::types::ToSql;
 use tokio_util::sync::CancellationToken;
@@ -136,6 +138,10 @@ pub struct BatchCounts {
     /// Batch statements that failed; their requests were retried one by one (unless
     /// the failure was a broken invariant: then each was answered [`Error::Invariant`]).
     pub failed: u64,
+    /// Holds refused from the batcher's memory, without the database: of seats an
+    /// earlier request's snapshot showed taken, or of areas a statement found sold
+    /// out, in either case read while the refused request was queued.
+    pub refused_from_memory: u64,
 }
 
 #[derive(Default)]
@@ -144,10 +150,13 @@ struct Counters {
     requests: AtomicU64,
     decided_alone: AtomicU64,
     failed: AtomicU64,
+    refused_from_memory: AtomicU64,
     /// Standing areas a place statement found with no place left to take (every row
     /// claimed went to a written hold, and no lapsed hold of the show had places), and
     /// when that statement began: see [`refuse_sold_out`].
     sold_out: parking_lot::Mutex<HashMap<(ShowId, AreaCode), Instant>>,
+    /// Sets of seats a snapshot showed taken, and when its read began: see `taken.rs`.
+    taken: parking_lot::Mutex<Taken>,
 }
 
 struct Job {
@@ -200,6 +209,7 @@ impl Batcher {
             requests: c.requests.load(Ordering::Relaxed),
             decided_alone: c.decided_alone.load(Ordering::Relaxed),
             failed: c.failed.load(Ordering::Relaxed),
+            refused_from_memory: c.refused_from_memory.load(Ordering::Relaxed),
         }
     }
 
@@ -385,7 +395,15 @@ async fn decide_alone(jobs: Vec<Job>, pool: &Pool, engine: &Engine, counters: &C
         }
         let answer = async {
             let mut client = pool.get().await?;
-            hold_as(&mut client, engine, &job.req, job.hold_id).await
+            // Before the transaction's snapshot; a connection may take a while to come.
+            let began = Instant::now();
+            let mut by_snapshot = false;
+            let answer =
+                hold_seen(&mut client, engine, &job.req, job.hold_id, &mut by_snapshot).await;
+            if let (Err(e), true) = (&answer, by_snapshot) {
+                counters.taken.lock().note(&job.req, e, began);
+            }
+            answer
         }
         .await;
         job.answer(answer);

@@ -71,9 +71,25 @@ pub(crate) async fn hold_as<C>(
 where
     C: GenericClient + Send,
 {
+    hold_seen(client, engine, req, hold_id, &mut false).await
+}
+
+/// [`hold_as`], setting `by_snapshot` when its refusal came from the snapshot read of
+/// step 1 (what that snapshot showed, not what a lock found): the batcher remembers
+/// those (`batch/taken.rs`).
+pub(crate) async fn hold_seen<C>(
+    client: &mut C,
+    engine: &Engine,
+    req: &HoldRequest,
+    hold_id: HoldId,
+    by_snapshot: &mut bool,
+) -> Result<Hold>
+where
+    C: GenericClient + Send,
+{
     let ttl = check(req, engine.settings())?;
     let tx = client.transaction().await?;
-    let taking = take(&tx, engine, req).await?;
+    let taking = take_seen(&tx, engine, req, by_snapshot).await?;
     // 6. Write: insert the hold, point the seats and places at it, wake the sweeper
     //    if needed.
     let (ids, seen, tickets) = taking.columns();
@@ -152,6 +168,16 @@ pub(super) async fn take<C: GenericClient>(
     engine: &Engine,
     req: &HoldRequest,
 ) -> Result<Taking> {
+    take_seen(tx, engine, req, &mut false).await
+}
+
+/// [`take`], setting `by_snapshot` when its refusal came from the snapshot read.
+async fn take_seen<C: GenericClient>(
+    tx: &C,
+    engine: &Engine,
+    req: &HoldRequest,
+    by_snapshot: &mut bool,
+) -> Result<Taking> {
     let lock_timeout = lock_timeout_value(engine.settings());
     let show = req.show.get();
     let bound: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&lock_timeout, &show];
@@ -214,7 +240,14 @@ pub(super) async fn take<C: GenericClient>(
         }
         both => both,
     };
-    let (mut snap, place_tickets) = refusals_in_order(tx, req, snap, place_tickets, &early).await?;
+    let (mut snap, place_tickets) =
+        match refusals_in_order(tx, req, snap, place_tickets, &early).await {
+            Ok(both) => both,
+            Err(e) => {
+                *by_snapshot = true;
+                return Err(e);
+            }
+        };
 
     // 2. Lock the candidates in the global seat order.
     let mut ids: Vec<i64> = snap.by_label.values().map(|c| c.id).collect();

@@ -4,6 +4,7 @@
 //! feed.
 
 use crate::common::{patient_on, request, TestDb};
+use booking_core::deadpool_postgres::Client;
 use booking_core::holds::batch::{self, BatchOptions, Batcher};
 use booking_core::{database, holds, Actor, CancellationToken, Error, HoldAddition, HoldRequest};
 use booking_core::{SeatLabel, SeatSelection};
@@ -381,6 +382,28 @@ async fn a_request_queued_past_its_wait_is_busy_and_holds_nothing() {
     db.audit().await;
 }
 
+/// Takes every connection of `db`'s pool (of two), then sends `req` to `batcher` (of
+/// one slot): its batch waits for a connection, holding the only slot, until the
+/// connections returned are dropped, and requests sent meanwhile queue behind it.
+async fn first_waiting(
+    db: &TestDb,
+    batcher: &Batcher,
+    req: HoldRequest,
+) -> (
+    (Client, Client),
+    tokio::task::JoinHandle<Result<holds::Hold, Error>>,
+) {
+    let taken = (db.client().await, db.client().await);
+    let first = {
+        let b = batcher.clone();
+        tokio::spawn(async move { b.hold(req).await })
+    };
+    while db.pool.status().waiting == 0 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    (taken, first)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_request_whose_caller_left_before_its_batch_holds_nothing() {
     let db = TestDb::with_pool(2).await;
@@ -391,15 +414,7 @@ async fn a_request_whose_caller_left_before_its_batch_holds_nothing() {
         one_slot(),
         CancellationToken::new(),
     );
-    // Every connection taken: the first batch waits for one, holding the only slot.
-    let taken = (db.client().await, db.client().await);
-    let first = {
-        let (b, req) = (batcher.clone(), request(&show, "first", &["A1"]));
-        tokio::spawn(async move { b.hold(req).await })
-    };
-    while db.pool.status().waiting == 0 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    let (taken, first) = first_waiting(&db, &batcher, request(&show, "first", &["A1"])).await;
     // A second caller gives up while queued behind it (its request timed out, say).
     let gone = tokio::time::timeout(
         Duration::from_millis(50),
@@ -422,6 +437,85 @@ async fn a_request_whose_caller_left_before_its_batch_holds_nothing() {
             .await,
         0,
         "a hold for a caller who had left"
+    );
+    db.audit().await;
+}
+
+/// Polls `fut` once: a batched hold's first poll queues its request.
+async fn queue_now<F: std::future::Future + Unpin>(fut: &mut F) {
+    assert!(
+        futures_util::poll!(fut).is_pending(),
+        "answered while every connection is taken"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_herd_queued_before_a_snapshot_refusal_is_refused_from_memory() {
+    let db = TestDb::with_pool(2).await;
+    let show = db.show(1, 5).await;
+    let engine = patient_on(&db);
+    let mut client = db.client().await;
+    let owner = holds::hold(&mut client, &engine, &request(&show, "owner", &["A1"]))
+        .await
+        .expect("A1 is free");
+    drop(client);
+    let batcher = Batcher::start(
+        engine.clone(),
+        db.pool.clone(),
+        one_slot(),
+        CancellationToken::new(),
+    );
+    // The first request's batch waits for a connection, and the herd queues behind it.
+    let (taken, first) = first_waiting(&db, &batcher, request(&show, "first", &["A1"])).await;
+    let mut herd: Vec<_> = (0..20)
+        .map(|i| Box::pin(batcher.hold(request(&show, &format!("herd-{i}"), &["A1"]))))
+        .collect();
+    // Not the refused set: a pair with A1 goes to the database.
+    let mut pair = Box::pin(batcher.hold(request(&show, "pair", &["A2", "A1"])));
+    for fut in herd.iter_mut() {
+        queue_now(fut).await;
+    }
+    queue_now(&mut pair).await;
+    drop(taken);
+
+    let unavailable = |what: &str, out: Result<holds::Hold, Error>, seats: &[&str]| match out {
+        Err(Error::SeatsUnavailable { seats: s, areas }) => {
+            let want: Vec<SeatLabel> = seats.iter().map(|l| label(l)).collect();
+            assert_eq!((s, areas), (want, vec![]), "{what}");
+        }
+        other => panic!("{what}: expected seats_unavailable, got {other:?}"),
+    };
+    unavailable("first", first.await.unwrap(), &["A1"]);
+    for (i, out) in futures_util::future::join_all(herd)
+        .await
+        .into_iter()
+        .enumerate()
+    {
+        unavailable(&format!("herd-{i}"), out, &["A1"]);
+    }
+    unavailable("pair", pair.await, &["A1"]);
+    let counts = batcher.counts();
+    assert_eq!(counts.refused_from_memory, 20, "{counts:?}");
+    // Only the first request and the pair reached the database (in a batch statement
+    // each on PostgreSQL, alone on Citus).
+    assert_eq!(counts.requests + counts.decided_alone, 2, "{counts:?}");
+
+    // A request queued after the refusal goes to the database: A1, released, is had.
+    let mut client = db.client().await;
+    holds::release(&mut client, &engine, &owner.user_id, owner.hold_id)
+        .await
+        .expect("the owner releases A1");
+    drop(client);
+    let late = batcher
+        .hold(request(&show, "late", &["A1"]))
+        .await
+        .expect("A1 was released before this request was queued");
+    assert_eq!(late.seats, vec![label("A1")]);
+    assert_eq!(batcher.counts().refused_from_memory, 20);
+    assert_eq!(
+        db.count("SELECT count(*) FROM holds WHERE user_id LIKE 'herd-%'")
+            .await,
+        0
     );
     db.audit().await;
 }

@@ -5,6 +5,7 @@ use super::{Counters, Job, Outcome};
 use crate::domain::AreaCode;
 use crate::error::Error;
 use crate::holds::place_batch;
+use std::sync::atomic::Ordering;
 
 /// Refuses, without the database, the holds of places queued before a statement found
 /// one of their areas sold out: that statement's snapshot, taken between the request's
@@ -38,6 +39,7 @@ pub(super) fn refuse_sold_out(batch: Vec<Job>, counters: &Counters) -> Vec<Job> 
         if short.is_empty() {
             rest.push(job);
         } else {
+            counters.refused_from_memory.fetch_add(1, Ordering::Relaxed);
             job.answer(Err(Error::SeatsUnavailable {
                 seats: Vec::new(),
                 areas: short,

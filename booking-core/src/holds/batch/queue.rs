@@ -8,6 +8,7 @@ use crate::engine::Engine;
 use crate::error::Error;
 use crate::holds::place_batch;
 use deadpool_postgres::Pool;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, Semaphore};
@@ -86,6 +87,15 @@ pub(super) async fn dispatch(
             } else {
                 match queued {
                     Queued::Hold(job) => {
+                        // Seats an earlier snapshot showed taken while this waited:
+                        // refused now, taking no room in the batch (`taken.rs`).
+                        let known = counters.taken.lock().refusal(&job);
+                        if let Some(refusal) = known {
+                            counters.refused_from_memory.fetch_add(1, Ordering::Relaxed);
+                            job.answer(Err(refusal));
+                            next = jobs.try_recv().ok();
+                            continue;
+                        }
                         match place_batch::batchable(&job.req) {
                             true => places += 1,
                             false => others += 1,

@@ -182,6 +182,17 @@ pub(super) async fn run_statement(
         }
     }
     drop(client);
+    if kind == Kind::Seats {
+        // The statement's refusals came from its snapshot, read after `began`.
+        let mut taken = counters.taken.lock();
+        for (job, answer) in batch.iter().zip(&answers) {
+            if let Answer::Send(sent) = answer {
+                if let Err(e) = sent.as_ref() {
+                    taken.note(&job.req, e, began);
+                }
+            }
+        }
+    }
     if !sold_out.is_empty() {
         let mut memory = counters.sold_out.lock();
         for key in sold_out {
